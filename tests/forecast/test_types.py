@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from runcast.errors import InvalidInputError
+from runcast.forecast import Distribution, Forecast
+
+
+def _normal_forecast(n: int = 4000) -> Forecast:
+    rng = np.random.default_rng(1)
+    steps = np.array([10, 20, 30])
+    means = np.array([3.0, 2.5, 2.0])
+    return Forecast(steps, means + 0.1 * rng.standard_normal((n, 3)), method="test")
+
+
+def test_quantiles_and_intervals_match_the_samples() -> None:
+    f = _normal_forecast()
+    np.testing.assert_allclose(f.median, [3.0, 2.5, 2.0], atol=0.01)
+    lo, hi = f.interval(0.8)
+    # a normal's 80% interval is mean ± 1.2816 sd
+    np.testing.assert_allclose(hi - lo, 2 * 1.2816 * 0.1, rtol=0.05)
+    assert f.final.median == pytest.approx(2.0, abs=0.01)
+    assert f.prob_below(2.0) == pytest.approx(0.5, abs=0.03)
+    assert f.prob_below(2.0, at=10) == pytest.approx(0.0)
+
+
+def test_steps_to_counts_never_as_inf() -> None:
+    f = Forecast([1, 2, 3], [[3.0, 2.0, 1.0], [3.0, 2.5, 2.2], [3.0, 3.0, 3.0], [0.5, 0.4, 0.3]])
+    d = f.steps_to(2.0)
+    assert sorted(d.samples.tolist()) == [1.0, 2.0, np.inf, np.inf]
+    up = Forecast([1, 2], [[0.1, 0.9]], direction="up")
+    assert up.steps_to(0.5).median == 2.0
+    assert up.prob_beats(0.5) == 1.0
+
+
+def test_from_quantiles_keeps_marginals() -> None:
+    levels = np.linspace(0.01, 0.99, 99)
+    from scipy.stats import norm
+
+    vals = np.stack([norm.ppf(levels, loc=m, scale=0.2) for m in (1.0, 0.5)], axis=1)
+    f = Forecast.from_quantiles([5, 6], levels, vals, n_paths=2000)
+    np.testing.assert_allclose(f.median, [1.0, 0.5], atol=0.01)
+    np.testing.assert_allclose(f.interval(0.8)[1] - f.median, 1.2816 * 0.2, rtol=0.03)
+
+
+def test_bad_forecast_input() -> None:
+    with pytest.raises(InvalidInputError, match="shape"):
+        Forecast([1, 2], np.zeros((3, 3)))
+    with pytest.raises(InvalidInputError, match="level"):
+        _normal_forecast().interval(1.5)
+    with pytest.raises(InvalidInputError, match="not a forecast step"):
+        _normal_forecast().at(15)
+    assert Distribution([1, 2, 3]).to_dict()["median"] == 2.0
+    assert _normal_forecast().to_dict()["method"] == "test"
