@@ -1,0 +1,39 @@
+"""Steer runs: stop what stopped learning, prune what will not win, guard against blow-ups.
+
+Every rule returns a :class:`Decision` that records what to do and why, with the numbers.
+
+- :class:`StopRule` / :func:`should_stop`: the forecast says the remaining budget will improve
+  the metric by less than a tolerance (with a stated confidence).
+- :class:`PlateauDetector`: no new best evaluation for ``patience`` evaluations.
+- :func:`prune_decision` / :class:`PruneRule`: the sweep pruning rule shared by the Optuna and
+  Ray Tune integrations: ``P(final beats best completed) < threshold``.
+- :class:`InstabilityGuard`: loss and grad-norm spikes (robust z), NaN/inf, forecast divergence;
+  warn, skip, lower the LR, or roll back.
+- :class:`TransformerMonitor` and :func:`z_loss`: attention-logit growth and output log Z.
+
+Example:
+    >>> from runcast.steer import PlateauDetector
+    >>> PlateauDetector(patience=1).update(0, 1.0).action
+    'continue'
+"""
+
+from runcast.steer._decision import Decision
+from runcast.steer._guard import InstabilityGuard, robust_z
+from runcast.steer._plateau import PlateauDetector
+from runcast.steer._prune import PruneRule, default_forecaster, prune_decision
+from runcast.steer._stop import StopRule, should_stop
+from runcast.steer._transformer import TransformerMonitor, z_loss
+
+__all__ = [
+    "Decision",
+    "InstabilityGuard",
+    "PlateauDetector",
+    "PruneRule",
+    "StopRule",
+    "TransformerMonitor",
+    "default_forecaster",
+    "prune_decision",
+    "robust_z",
+    "should_stop",
+    "z_loss",
+]

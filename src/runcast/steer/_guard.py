@@ -1,0 +1,356 @@
+"""InstabilityGuard: catch loss and gradient-norm spikes, NaN/inf and forecast divergence.
+
+Detection is a robust z-score over a sliding window of recent *good* steps: ``z = (x - median)
+/ (1.4826 * MAD)``. Median and MAD ignore the spikes they are meant to catch (a mean and standard
+deviation would be dragged up by the first spike and then miss the next). Gradient norms are
+scored on a log scale, since they move by factors, not by amounts. Only upward moves count.
+
+What to do is the user's choice (``action``):
+
+- ``"warn"``: emit a :class:`~runcast.RuncastWarning` and go on;
+- ``"skip"``: tell the loop to skip this optimizer step (``decision.action == "skip"``);
+- ``"lower_lr"``: multiply every param group's LR (and a scheduler's ``base_lrs``) by
+  ``lr_factor``, and skip this step;
+- ``"rollback"``: restore the model and optimizer state of the last good checkpoint, taken every
+  ``checkpoint_every`` good steps (in memory, or on disk under ``checkpoint_dir``).
+
+Example:
+    >>> g = InstabilityGuard("skip", min_history=5)
+    >>> for step in range(20):
+    ...     _ = g.check(step, loss=2.0 + 0.01 * (step % 3))
+    >>> d = g.check(20, loss=9.0)
+    >>> d.action, d.numbers["loss_z"] > 100
+    ('skip', True)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from runcast.errors import InvalidInputError, RuncastWarning
+from runcast.steer._decision import Decision
+
+if TYPE_CHECKING:
+    from runcast.forecast import Forecast
+
+GuardAction = Literal["warn", "skip", "lower_lr", "rollback"]
+_ACTIONS = ("warn", "skip", "lower_lr", "rollback")
+
+
+def robust_z(x: float, history: np.ndarray) -> float:
+    """The robust z-score of ``x`` against ``history``: ``(x - median) / (1.4826 * MAD)``.
+
+    The scale has a floor (1e-6 of the median's size) so a perfectly flat history does not
+    turn the tiniest wiggle into an infinite z.
+
+    Example:
+        >>> round(robust_z(5.0, np.array([1.0, 2.0, 3.0])), 2)
+        2.02
+    """
+    med = float(np.median(history))
+    mad = float(np.median(np.abs(history - med)))
+    scale = max(1.4826 * mad, 1e-6 * max(abs(med), 1e-12))
+    return (x - med) / scale
+
+
+def _to_float(x: Any) -> float:
+    # note: for a torch tensor this is a device sync; the guard has to read the value to decide
+    # before the optimizer step, so it is the price of deciding in time.
+    return float(x)
+
+
+class InstabilityGuard:
+    """Watch every step for instabilities and act on them.
+
+    Args:
+        action: ``"warn"``, ``"skip"``, ``"lower_lr"`` or ``"rollback"`` (see the module doc).
+        window: how many recent good steps the median/MAD are taken over.
+        z_threshold: a robust z above this is a spike.
+        min_history: no spike is called before this many good steps (NaN/inf always is).
+        model, optimizer: needed for ``"rollback"`` (and ``optimizer`` for ``"lower_lr"``).
+        scheduler: a torch LR scheduler whose ``base_lrs`` ``"lower_lr"`` scales as well
+            (else the scheduler would restore the old LR at its next step).
+        lr_factor: the LR multiplier of ``"lower_lr"``.
+        checkpoint_every: good steps between checkpoints for ``"rollback"``.
+        checkpoint_dir: keep the checkpoint on disk here instead of in memory.
+        max_rollbacks: after this many rollbacks the guard asks to stop the run.
+        divergence_level: with a forecast, the central interval the loss must stay under.
+        divergence_patience: checks in a row above that interval that count as divergence.
+
+    Example:
+        >>> g = InstabilityGuard(action="skip")
+        >>> g.check(0, loss=float("nan")).action
+        'skip'
+    """
+
+    def __init__(
+        self,
+        action: GuardAction = "warn",
+        *,
+        window: int = 100,
+        z_threshold: float = 6.0,
+        min_history: int = 20,
+        model: Any = None,
+        optimizer: Any = None,
+        scheduler: Any = None,
+        lr_factor: float = 0.5,
+        checkpoint_every: int = 100,
+        checkpoint_dir: str | Path | None = None,
+        max_rollbacks: int = 3,
+        divergence_level: float = 0.98,
+        divergence_patience: int = 5,
+    ) -> None:
+        if action not in _ACTIONS:
+            raise InvalidInputError(
+                f"action must be one of {', '.join(_ACTIONS)}, but got {action!r}."
+            )
+        if window < 3 or min_history < 3 or min_history > window:
+            raise InvalidInputError(
+                f"Need 3 <= min_history <= window, but got {min_history=}, {window=}."
+            )
+        if not z_threshold > 0:
+            raise InvalidInputError(f"z_threshold must be > 0, but got {z_threshold=}.")
+        if not 0 < lr_factor < 1:
+            raise InvalidInputError(f"lr_factor must be in (0, 1), but got {lr_factor=}.")
+        if checkpoint_every < 1 or max_rollbacks < 0 or divergence_patience < 1:
+            raise InvalidInputError(
+                f"checkpoint_every and divergence_patience must be >= 1 and max_rollbacks >= 0, "
+                f"but got {checkpoint_every=}, {divergence_patience=}, {max_rollbacks=}."
+            )
+        if action == "rollback" and (model is None or optimizer is None):
+            raise InvalidInputError(
+                "action='rollback' needs the model and the optimizer to checkpoint: "
+                "InstabilityGuard('rollback', model=model, optimizer=optimizer)."
+            )
+        if action == "lower_lr" and optimizer is None:
+            raise InvalidInputError(
+                "action='lower_lr' needs the optimizer: InstabilityGuard('lower_lr', "
+                "optimizer=optimizer)."
+            )
+        self.action: GuardAction = action
+        self.window = window
+        self.z_threshold = z_threshold
+        self.min_history = min_history
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.lr_factor = lr_factor
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.max_rollbacks = max_rollbacks
+        self.divergence_level = divergence_level
+        self.divergence_patience = divergence_patience
+        self._loss: deque[float] = deque(maxlen=window)
+        self._log_grad: deque[float] = deque(maxlen=window)
+        self._good_steps = 0
+        self._above_forecast = 0
+        self._checkpoint: dict[str, Any] | None = None
+        self.checkpoint_step: int | None = None
+        self.rollbacks = 0
+        self.events: list[Decision] = []
+
+    # --- detection ----------------------------------------------------------------------------
+    def _spike(self, x: float, hist: deque[float]) -> float | None:
+        if len(hist) < self.min_history:
+            return None
+        return robust_z(x, np.fromiter(hist, dtype=np.float64))
+
+    def _diverging(self, step: int, loss: float, forecast: Forecast) -> tuple[bool, float]:
+        steps = forecast.steps
+        if step < steps[0] or step > steps[-1]:
+            return False, math.nan
+        _, hi = forecast.interval(self.divergence_level)
+        upper = float(np.interp(step, steps, hi))
+        self._above_forecast = self._above_forecast + 1 if loss > upper else 0
+        return self._above_forecast >= self.divergence_patience, upper
+
+    def check(
+        self,
+        step: int,
+        *,
+        loss: Any = None,
+        grad_norm: Any = None,
+        forecast: Forecast | None = None,
+    ) -> Decision:
+        """Check one step's loss and gradient norm (floats or 0-d tensors); act if unstable.
+
+        Call it after ``backward()`` and before ``optimizer.step()``; when the decision's action
+        is ``"skip"``, ``"lower_lr"`` or ``"rollback"``, skip this step's ``optimizer.step()``.
+
+        Args:
+            step: the training step.
+            loss: this step's training loss.
+            grad_norm: this step's gradient norm (before clipping).
+            forecast: the loss forecast made earlier; the loss staying above its
+                ``divergence_level`` interval for ``divergence_patience`` checks is divergence.
+        """
+        lv = _to_float(loss) if loss is not None else None
+        gv = _to_float(grad_norm) if grad_norm is not None else None
+        numbers: dict[str, float] = {}
+        problems: list[str] = []
+        for name, v in (("loss", lv), ("grad_norm", gv)):
+            if v is not None and not math.isfinite(v):
+                problems.append(f"{name} is {v}")
+                numbers[name] = v
+        if not problems:
+            if lv is not None:
+                z = self._spike(lv, self._loss)
+                numbers["loss"] = lv
+                if z is not None:
+                    numbers["loss_z"] = z
+                    if z > self.z_threshold:
+                        problems.append(f"loss spike {lv:.6g} (robust z {z:.1f})")
+            if gv is not None:
+                lg = math.log(max(gv, 1e-30))
+                z = self._spike(lg, self._log_grad)
+                numbers["grad_norm"] = gv
+                if z is not None:
+                    numbers["grad_norm_z"] = z
+                    if z > self.z_threshold:
+                        problems.append(f"grad-norm spike {gv:.6g} (robust z of log {z:.1f})")
+            if lv is not None and forecast is not None:
+                diverging, upper = self._diverging(step, lv, forecast)
+                if math.isfinite(upper):
+                    numbers["forecast_upper"] = upper
+                if diverging:
+                    problems.append(
+                        f"diverging: loss above the forecast's {self.divergence_level:.0%} "
+                        f"interval ({upper:.6g}) for {self._above_forecast} checks"
+                    )
+        if problems:
+            numbers["z_threshold"] = self.z_threshold
+            return self._act(step, "; ".join(problems), numbers)
+        if lv is not None:
+            self._loss.append(lv)
+        if gv is not None:
+            self._log_grad.append(math.log(max(gv, 1e-30)))
+        self._good_steps += 1
+        if self.model is not None and self._good_steps % self.checkpoint_every == 0:
+            self.save_checkpoint(step)
+        return Decision("continue", "stable", step=step, numbers=numbers)
+
+    # --- actions ------------------------------------------------------------------------------
+    def _act(self, step: int, what: str, numbers: dict[str, float]) -> Decision:
+        if self.action == "warn":
+            d = Decision("warn", what, step=step, numbers=numbers)
+            warnings.warn(f"runcast InstabilityGuard at step {step}: {what}", RuncastWarning, 2)
+        elif self.action == "skip":
+            d = Decision("skip", f"{what}; skip this step", step=step, numbers=numbers)
+        elif self.action == "lower_lr":
+            lrs = self.lower_lr()
+            numbers["lr_factor"] = self.lr_factor
+            numbers["new_lr"] = lrs[0] if lrs else math.nan
+            d = Decision(
+                "lower_lr",
+                f"{what}; LR x{self.lr_factor:g} (now {numbers['new_lr']:.3g}); skip this step",
+                step=step,
+                numbers=numbers,
+            )
+        elif self._checkpoint is None and self.checkpoint_step is None:
+            d = Decision(
+                "skip",
+                f"{what}; no good checkpoint yet to roll back to, skip this step",
+                step=step,
+                numbers=numbers,
+            )
+        elif self.rollbacks >= self.max_rollbacks:
+            d = Decision(
+                "stop",
+                f"{what}; already rolled back {self.rollbacks} time(s) (max_rollbacks="
+                f"{self.max_rollbacks}): stop the run and look at it",
+                step=step,
+                numbers=numbers,
+            )
+        else:
+            to = self.restore_checkpoint()
+            numbers["rollback_to_step"] = float(to)
+            d = Decision(
+                "rollback",
+                f"{what}; rolled back to the checkpoint of step {to}",
+                step=step,
+                numbers=numbers,
+            )
+        self.events.append(d)
+        return d
+
+    def lower_lr(self) -> list[float]:
+        """Multiply every param group's LR (and the scheduler's base LRs) by ``lr_factor``."""
+        out: list[float] = []
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["lr"] * self.lr_factor
+            if "initial_lr" in group:
+                group["initial_lr"] = group["initial_lr"] * self.lr_factor
+            out.append(float(group["lr"]))
+        if self.scheduler is not None and hasattr(self.scheduler, "base_lrs"):
+            self.scheduler.base_lrs = [lr * self.lr_factor for lr in self.scheduler.base_lrs]
+        return out
+
+    def save_checkpoint(self, step: int) -> None:
+        """Keep the model and optimizer state of this (good) step to roll back to.
+
+        The model state is cloned on its device (no host copy, no sync); the optimizer state is
+        deep-copied. Schedule-free optimizers need nothing special: their train/eval flag lives
+        in the param groups, so it is saved and restored with the weights it belongs to.
+        """
+        import torch
+
+        state = {
+            "step": step,
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+        }
+        if self.checkpoint_dir is not None:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            # write then rename: a crash mid-write never leaves a torn "last good" checkpoint
+            tmp = self.checkpoint_dir / "runcast_guard_last_good.pt.tmp"
+            torch.save(state, tmp)
+            tmp.replace(self.checkpoint_dir / "runcast_guard_last_good.pt")
+            self._checkpoint = None
+        else:
+            self._checkpoint = state
+        self.checkpoint_step = step
+
+    def restore_checkpoint(self) -> int:
+        """Load the last good checkpoint into the model and optimizer; return its step."""
+        import torch
+
+        if self._checkpoint is not None:
+            state = self._checkpoint
+        elif self.checkpoint_dir is not None and self.checkpoint_step is not None:
+            state = torch.load(
+                self.checkpoint_dir / "runcast_guard_last_good.pt", weights_only=False
+            )
+        else:
+            raise InvalidInputError("No checkpoint to restore: none was saved yet.")
+        self.model.load_state_dict(state["model"])
+        # load a copy: the kept checkpoint must survive the training steps that follow
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self.rollbacks += 1
+        self._above_forecast = 0
+        return int(state["step"])
+
+    # --- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The detector's windows and counters (not the checkpoint), for exact resume."""
+        return {
+            "loss": list(self._loss),
+            "log_grad": list(self._log_grad),
+            "good_steps": self._good_steps,
+            "rollbacks": self.rollbacks,
+            "above_forecast": self._above_forecast,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self._loss = deque(state["loss"], maxlen=self.window)
+        self._log_grad = deque(state["log_grad"], maxlen=self.window)
+        self._good_steps = int(state["good_steps"])
+        self.rollbacks = int(state["rollbacks"])
+        self._above_forecast = int(state["above_forecast"])
