@@ -1,0 +1,237 @@
+"""Build a report's data from runs in a store: one panel per run, and their comparison.
+
+A run's schedule comes from its config (``config["schedule"]``: a spec dict or string, what
+``runcast demo`` records) or else from a logged ``lr`` metric. Its planned length comes from the
+schedule or from ``config["steps"]`` / ``"total_steps"`` / ``"max_steps"``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from runcast.curve import Curve
+from runcast.errors import InvalidInputError, MetricNotFoundError, RuncastError
+from runcast.report._data import (
+    BandData,
+    CurveData,
+    LRData,
+    band_data,
+    curve_data,
+    lr_data,
+    smoothed_final,
+)
+from runcast.report._whatif import WhatIfData, whatif_data
+from runcast.schedules import Schedule
+
+_TOTAL_KEYS = ("steps", "total_steps", "max_steps", "num_steps", "total")
+
+
+class _RunInfo(Protocol):
+    id: str
+    name: str
+    status: str
+    config: Mapping[str, Any]
+
+
+class RunPanel(NamedTuple):
+    """Everything the report shows about one run (None where it could not be computed)."""
+
+    run_id: str
+    name: str
+    status: str
+    key: str
+    curve: CurveData
+    others: tuple[CurveData, ...]
+    lr: LRData | None
+    band: BandData | None
+    whatif: WhatIfData | None
+    final_value: float
+    notes: tuple[str, ...]
+
+
+class Report(NamedTuple):
+    """A report: its panels in the order asked for."""
+
+    title: str
+    key: str
+    runs: tuple[RunPanel, ...]
+    created: str
+
+
+def run_schedule(config: Mapping[str, Any], lr: Curve | None = None) -> Schedule | None:
+    """The run's LR schedule: ``config["schedule"]`` if set, else the logged ``lr`` metric.
+
+    A logged LR is interpolated to every step from 0 to its last step.
+
+    Example:
+        >>> run_schedule({"schedule": "wsd:peak=1e-3,total=100,decay_start=80"}).total
+        100
+        >>> run_schedule({}, Curve([0, 2], [1.0, 3.0])).array().tolist()
+        [1.0, 2.0, 3.0]
+    """
+    spec = config.get("schedule")
+    if isinstance(spec, str):
+        return Schedule.from_string(spec)
+    if isinstance(spec, Mapping):
+        return Schedule.from_spec(spec)
+    if lr is not None:
+        ok = lr.finite()
+        if len(ok) >= 2:
+            every = np.arange(ok.last_step + 1)
+            return Schedule.from_array(np.interp(every, ok.step, ok.value))
+    return None
+
+
+def planned_total(config: Mapping[str, Any], schedule: Schedule | None) -> int | None:
+    """The planned number of steps: the schedule's ``total``, else a ``steps``-like config key.
+
+    Example:
+        >>> planned_total({"max_steps": 500}, None)
+        500
+    """
+    if schedule is not None and schedule.total:
+        return int(schedule.total)
+    for k in _TOTAL_KEYS:
+        v = config.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 1:
+            return int(v)
+    return None
+
+
+def forecast_band(
+    curve: Curve,
+    schedule: Schedule | None,
+    total: int | None,
+    finished: bool,
+    cutoff: float = 0.2,
+) -> BandData:
+    """The forecast band of a run.
+
+    A run still training is forecast from its last step to its planned end. A finished run is
+    forecast from ``cutoff`` of its length, so the picture shows the forecast against what
+    happened next (``actual_final``).
+
+    Example:
+        >>> c = Curve(np.arange(100), 2.0 + 3.0 / np.sqrt(np.arange(100) + 1.0), name="loss")
+        >>> b = forecast_band(c.until(49), None, total=100, finished=False)  # doctest: +SKIP
+        >>> b.cutoff_step, b.final.step  # doctest: +SKIP
+        (49, 99)
+    """
+    import runcast
+
+    data = curve.finite()
+    if len(data) == 0:
+        raise InvalidInputError(f"The curve {curve.name!r} has no finite points to forecast from.")
+    last = data.last_step if total is None or finished else total - 1
+    if finished:
+        cut = int(cutoff * last)
+        start = data.until(cut)
+        actual: float | None = smoothed_final(data)
+    else:
+        cut, start, actual = data.last_step, data, None
+    if last <= cut:
+        raise InvalidInputError(
+            f"Nothing to forecast: the run is at step {cut} and its planned end is step {last}."
+        )
+    fc = runcast.forecast(start, until=last, schedule=schedule)
+    return band_data(fc, cut, actual)
+
+
+def build_panel(
+    store: Any, run_id: str, key: str = "loss", cutoff: float = 0.2, whatif: bool = True
+) -> RunPanel:
+    """Compute one run's panel; parts that cannot be computed are None with a note why."""
+    info: _RunInfo = store.run(run_id)
+    keys = list(store.keys(info.id))
+    if key not in keys:
+        raise MetricNotFoundError(
+            f"Run {info.id} ({info.name}) has no metric {key!r}; it has: "
+            f"{', '.join(keys) or 'none'}. Pick one with --key."
+        )
+    curve = store.curve(info.id, key)
+    config = dict(info.config or {})
+    notes: list[str] = []
+    schedule = run_schedule(config, store.curve(info.id, "lr") if "lr" in keys else None)
+    total = planned_total(config, schedule)
+    finished = info.status != "running"
+    lr = None
+    if schedule is not None:
+        lr_total = total or int(curve.last_step) + 1
+        lr = lr_data(schedule, lr_total if schedule.kind != "recorded" else schedule.total or 1)
+    band = None
+    try:
+        band = forecast_band(curve, schedule, total, finished, cutoff)
+    except RuncastError as err:
+        notes.append(f"No forecast: {err}")
+    what = None
+    if whatif and schedule is not None and total is not None:
+        try:
+            what = whatif_data(curve, schedule, total)
+        except RuncastError as err:
+            notes.append(f"No schedule what-if: {err}")
+    elif whatif:
+        notes.append(
+            "No schedule what-if: the run has no schedule (log 'lr' or put the schedule spec "
+            "in config['schedule'])."
+        )
+    others = tuple(
+        curve_data(store.curve(info.id, k), label=k) for k in keys if k not in (key, "lr")
+    )[:4]
+    return RunPanel(
+        info.id,
+        str(info.name),
+        str(info.status),
+        key,
+        curve_data(curve, label=key),
+        others,
+        lr,
+        band,
+        what,
+        smoothed_final(curve) if len(curve.finite()) else float("nan"),
+        tuple(notes),
+    )
+
+
+def build_report(
+    store: Any,
+    run_ids: Sequence[str],
+    key: str = "loss",
+    cutoff: float = 0.2,
+    whatif: bool = True,
+    title: str | None = None,
+) -> Report:
+    """The data of a report over ``run_ids`` (ids or names) in ``store``.
+
+    Args:
+        store: an open store (``runcast.open_store(db)``).
+        run_ids: the runs to show, in order; the comparison overlays them.
+        key: the metric to forecast and compare (default ``"loss"``).
+        cutoff: for finished runs, the fraction of the run the shown forecast starts from.
+        whatif: fit a law and add schedule what-ifs (a second or so per run).
+
+    Example:
+        >>> import runcast, tempfile, os
+        >>> db = os.path.join(tempfile.mkdtemp(), "r.db")
+        >>> with runcast.init(project="p", name="a", db=db) as run:
+        ...     for s in range(50):
+        ...         run.log({"loss": 3.0 / (1 + s) ** 0.3}, step=s)
+        >>> rep = build_report(runcast.open_store(db), [run.id], whatif=False)
+        >>> rep.runs[0].name, round(rep.runs[0].curve.raw[-1], 3)
+        ('a', 0.93)
+    """
+    if not run_ids:
+        raise InvalidInputError("A report needs at least one run id; list them: runcast runs list.")
+    if not 0.0 < cutoff < 1.0:
+        raise InvalidInputError(f"cutoff must be in (0, 1), but got {cutoff=}.")
+    panels = tuple(build_panel(store, r, key, cutoff, whatif) for r in run_ids)
+    names = ", ".join(p.name for p in panels)
+    return Report(
+        title or f"runcast report: {names}",
+        key,
+        panels,
+        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    )

@@ -1,0 +1,178 @@
+"""Plot data: every picture in a report is computed here into a small named tuple.
+
+Renderers (plotly HTML, matplotlib PNG, the dashboard's JSON) only draw these tuples, so tests
+check numbers, not pixels.
+
+Example:
+    >>> import numpy as np
+    >>> from runcast import Curve
+    >>> d = curve_data(Curve([0, 1, 2, 3], [4.0, 2.0, 3.0, 1.0]), beta=0.5)
+    >>> d.smooth.round(3).tolist()
+    [4.0, 2.667, 2.857, 1.8]
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from runcast.curve import Curve
+from runcast.errors import InvalidInputError
+from runcast.forecast import Forecast
+from runcast.schedules import Schedule
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def auto_beta(n: int) -> float:
+    """An EMA factor that averages about ``n / 40`` points (2.5% of the curve), in [0, 0.99].
+
+    Example:
+        >>> auto_beta(4000), auto_beta(20)
+        (0.99, 0.0)
+    """
+    return float(np.clip(1.0 - 40.0 / max(n, 1), 0.0, 0.99))
+
+
+def ema(values: npt.ArrayLike, beta: float) -> FloatArray:
+    """Exponential moving average, bias-corrected like Adam: ``m_n / (1 - beta^n)``.
+
+    Without the correction the average starts at 0 and creeps up; dividing by ``1 - beta^n``
+    (``n`` = points seen so far) makes it an exact weighted mean from the first point on.
+    NaN (missing) points are skipped: they neither move the average nor count in ``n``, and
+    their output is NaN.
+
+    Example:
+        >>> ema([2.0, float("nan"), 4.0], beta=0.5).tolist()
+        [2.0, nan, 3.3333333333333335]
+    """
+    if not 0.0 <= beta < 1.0:
+        raise InvalidInputError(f"The EMA factor beta must be in [0, 1), but got {beta=}.")
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full(x.shape, np.nan)
+    ok = np.isfinite(x)
+    xs = x[ok]
+    if xs.size == 0:
+        return out
+    from scipy.signal import lfilter
+
+    n = np.arange(1, xs.size + 1, dtype=np.float64)
+    # m_n = beta * m_(n-1) + (1 - beta) * x_n with m_0 = 0, as one linear filter pass (C loop)
+    m = lfilter([1.0 - beta], [1.0, -beta], xs)
+    out[ok] = m / (1.0 - beta**n)
+    return out
+
+
+class CurveData(NamedTuple):
+    """One metric of one run: raw points and their bias-corrected EMA."""
+
+    label: str
+    step: IntArray
+    raw: FloatArray
+    smooth: FloatArray
+    beta: float
+
+
+def curve_data(curve: Curve, beta: float | None = None, label: str | None = None) -> CurveData:
+    """Raw and smoothed values of ``curve`` (``beta`` None: :func:`auto_beta` of its length).
+
+    Example:
+        >>> d = curve_data(Curve([0, 10], [3.0, 1.0], name="loss"))
+        >>> d.label, d.beta, d.smooth.tolist()
+        ('loss', 0.0, [3.0, 1.0])
+    """
+    b = auto_beta(len(curve)) if beta is None else beta
+    return CurveData(
+        label or curve.name or "value", curve.step, curve.value, ema(curve.value, b), b
+    )
+
+
+class LRData(NamedTuple):
+    """A learning-rate schedule over ``0 … total-1``, thinned to at most ~2000 points."""
+
+    step: IntArray
+    lr: FloatArray
+    kind: str
+
+
+def lr_data(schedule: Schedule, total: int, max_points: int = 2000) -> LRData:
+    """The schedule's LR at evenly spread steps (always including the first and last).
+
+    Example:
+        >>> s = Schedule.from_spec({"kind": "wsd", "peak": 1.0, "total": 10, "decay_start": 8})
+        >>> d = lr_data(s, 10)
+        >>> d.step.tolist()[-3:], d.lr.tolist()[-3:]
+        ([7, 8, 9], [1.0, 1.0, 0.5])
+    """
+    if total < 1:
+        raise InvalidInputError(f"total must be at least 1, but got {total=}.")
+    lrs = schedule.array(total)
+    idx = np.unique(np.linspace(0, total - 1, min(total, max_points)).round().astype(np.int64))
+    return LRData(idx, np.asarray(lrs[idx], dtype=np.float64), schedule.kind)
+
+
+class FinalData(NamedTuple):
+    """The forecast distribution of the value at the last step."""
+
+    step: int
+    median: float
+    lo80: float
+    hi80: float
+    lo95: float
+    hi95: float
+
+
+class BandData(NamedTuple):
+    """A forecast band from ``cutoff_step`` on: median, 80% and 95% intervals per step.
+
+    ``actual_final`` is the smoothed value the run really reached at ``final.step`` when the
+    run got there (a forecast made from its beginning, judged by its end), else None.
+    """
+
+    cutoff_step: int
+    step: IntArray
+    median: FloatArray
+    lo80: FloatArray
+    hi80: FloatArray
+    lo95: FloatArray
+    hi95: FloatArray
+    final: FinalData
+    method: str
+    actual_final: float | None
+
+
+def band_data(fc: Forecast, cutoff_step: int, actual_final: float | None = None) -> BandData:
+    """The band and final interval of a forecast made at ``cutoff_step``.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> fc = Forecast([10, 20], 2.0 + 0.1 * rng.standard_normal((400, 2)))
+        >>> b = band_data(fc, cutoff_step=9)
+        >>> bool(b.lo95[1] < b.lo80[1] < b.median[1] < b.hi80[1] < b.hi95[1]), b.final.step
+        (True, 20)
+    """
+    lo80, hi80 = fc.interval(0.8)
+    lo95, hi95 = fc.interval(0.95)
+    f80 = fc.final.interval(0.8)
+    f95 = fc.final.interval(0.95)
+    final = FinalData(int(fc.steps[-1]), fc.final.median, f80[0], f80[1], f95[0], f95[1])
+    return BandData(
+        cutoff_step, fc.steps, fc.median, lo80, hi80, lo95, hi95, final, fc.method, actual_final
+    )
+
+
+def smoothed_final(curve: Curve) -> float:
+    """The level a noisy curve ended at: the mean of its last 2% of points (at least 5).
+
+    Example:
+        >>> smoothed_final(Curve(list(range(10)), [9.0] * 5 + [1.0, 3.0, 1.0, 3.0, 2.0]))
+        2.0
+    """
+    v = curve.finite().value
+    if v.size == 0:
+        raise InvalidInputError(f"The curve {curve.name!r} has no finite values.")
+    k = max(5, int(np.ceil(0.02 * v.size)))
+    return float(np.mean(v[-k:]))

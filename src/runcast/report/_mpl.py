@@ -1,0 +1,134 @@
+"""Render a :class:`Report` as static PNG figures with matplotlib (for papers and slides).
+
+Draws from the same plot data as the HTML report; uses the non-interactive Agg backend so it
+works on machines without a display.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from runcast._optional import require
+from runcast.report._build import Report, RunPanel
+from runcast.report._plotly import PALETTE
+
+
+def _safe(name: str) -> str:
+    """A file-name-safe version of a run name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "run"
+
+
+def _pyplot() -> Any:
+    mpl = require("matplotlib", extra="png", purpose="to write PNG figures (--png)")
+    mpl.use("Agg")  # no display needed; must happen before pyplot is imported
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _run_png(panel: RunPanel, colour: str, path: Path, plt: Any) -> None:
+    fig, (ax, ax_lr) = plt.subplots(
+        2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    c = panel.curve
+    ax.plot(c.step, c.raw, color=colour, alpha=0.25, lw=0.8, label=f"{c.label} (raw)")
+    ax.plot(c.step, c.smooth, color=colour, lw=1.8, label=f"{c.label} (EMA β={c.beta:.3g})")
+    b = panel.band
+    if b is not None:
+        ax.fill_between(b.step, b.lo95, b.hi95, color=colour, alpha=0.12, lw=0, label="95%")
+        ax.fill_between(b.step, b.lo80, b.hi80, color=colour, alpha=0.25, lw=0, label="80%")
+        ax.plot(b.step, b.median, color=colour, ls="--", lw=1.2, label="forecast median")
+        ax.axvline(b.cutoff_step, color="grey", ls=":", lw=1)
+        f = b.final
+        ax.errorbar(
+            [f.step],
+            [f.median],
+            yerr=[[f.median - f.lo80], [f.hi80 - f.median]],
+            fmt="D",
+            color=colour,
+            capsize=4,
+            label=f"final {f.median:.4g} [{f.lo80:.4g}, {f.hi80:.4g}]",
+        )
+        if b.actual_final is not None:
+            ax.plot([f.step], [b.actual_final], "kx", ms=8, label=f"reached {b.actual_final:.4g}")
+        # the early steps dwarf the interesting part; show from the cutoff's level upward a bit
+        lo = min(float(b.lo95.min()), float(c.smooth[c.step >= b.cutoff_step].min(initial=1e300)))
+        hi = float(c.smooth[c.step >= min(b.cutoff_step // 2, b.cutoff_step)].max(initial=lo))
+        if hi > lo:
+            ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.3 * (hi - lo))
+    ax.set_ylabel(panel.key)
+    ax.set_title(f"{panel.name} ({panel.run_id})")
+    ax.legend(fontsize=7, loc="upper right")
+    if panel.lr is not None:
+        ax_lr.plot(panel.lr.step, panel.lr.lr, color="#444", lw=1.2)
+    ax_lr.set_ylabel("LR")
+    ax_lr.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def _whatif_png(panel: RunPanel, path: Path, plt: Any) -> None:
+    assert panel.whatif is not None
+    fig, (ax, ax_lr) = plt.subplots(
+        2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [2.5, 1]}
+    )
+    for i, s in enumerate(panel.whatif.scenarios):
+        colour = "black" if s.is_actual else PALETTE[(i + 1) % len(PALETTE)]
+        lw = 2.2 if s.is_actual else 1.3
+        ax.plot(s.step, s.loss, color=colour, lw=lw, label=f"{s.name}: {s.final:.4g}")
+        ax_lr.plot(s.step, s.lr, color=colour, lw=lw)
+    tail = [s.loss[len(s.loss) // 4 :] for s in panel.whatif.scenarios]
+    lo, hi = min(float(t.min()) for t in tail), max(float(t.max()) for t in tail)
+    if hi > lo:
+        ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
+    ax.set_ylabel(f"predicted {panel.key}")
+    ax.set_title(f"{panel.name}: schedule what-ifs (law {panel.whatif.law})")
+    ax.legend(fontsize=7)
+    ax_lr.set_ylabel("LR")
+    ax_lr.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def _comparison_png(report: Report, path: Path, plt: Any) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, p in enumerate(report.runs):
+        colour = PALETTE[i % len(PALETTE)]
+        ax.plot(p.curve.step, p.curve.smooth, color=colour, lw=1.6, label=p.name)
+        if p.band is not None:
+            ax.plot(p.band.step, p.band.median, color=colour, ls="--", lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel(report.key)
+    ax.set_title(f"Comparison: {report.key}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def write_pngs(report: Report, out_dir: str | Path) -> list[Path]:
+    """Write one PNG per run (metric + forecast + LR), per what-if, and a comparison.
+
+    Returns the written paths, in order.
+    """
+    plt = _pyplot()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if len(report.runs) > 1:
+        path = out / "comparison.png"
+        _comparison_png(report, path, plt)
+        written.append(path)
+    for i, p in enumerate(report.runs):
+        path = out / f"{_safe(p.name)}-{p.run_id}.png"
+        _run_png(p, PALETTE[i % len(PALETTE)], path, plt)
+        written.append(path)
+        if p.whatif is not None:
+            path = out / f"{_safe(p.name)}-{p.run_id}-whatif.png"
+            _whatif_png(p, path, plt)
+            written.append(path)
+    return written

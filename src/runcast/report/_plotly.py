@@ -1,0 +1,288 @@
+"""Render a :class:`Report` as one self-contained HTML file (plotly, its JavaScript inline).
+
+The file works offline: plotly.js is embedded once (``include_plotlyjs=True`` on the first
+figure), every later figure reuses it.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+
+from runcast.report._build import Report, RunPanel
+from runcast.report._data import BandData, CurveData
+
+# one colour per run (plotly's default qualitative palette), bands drawn in the run's colour
+PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None or not np.isfinite(x) else f"{x:.4g}"
+
+
+def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
+    """Plotly traces of a forecast band: 95% and 80% fills, the median, the final interval."""
+    x = band.step.tolist()
+    out = []
+    for lo, hi, alpha, lvl in ((band.lo95, band.hi95, 0.12, 95), (band.lo80, band.hi80, 0.25, 80)):
+        out.append(
+            go.Scatter(
+                x=x + x[::-1],
+                y=hi.tolist() + lo[::-1].tolist(),
+                fill="toself",
+                fillcolor=_rgba(colour, alpha),
+                line={"width": 0},
+                hoverinfo="skip",
+                name=f"{name}: forecast {lvl}%",
+                legendgroup=f"{name}-fc",
+            )
+        )
+    out.append(
+        go.Scatter(
+            x=x,
+            y=band.median.tolist(),
+            mode="lines",
+            line={"color": colour, "dash": "dash"},
+            name=f"{name}: forecast median (from step {band.cutoff_step})",
+            legendgroup=f"{name}-fc",
+        )
+    )
+    f = band.final
+    out.append(
+        go.Scatter(
+            x=[f.step],
+            y=[f.median],
+            mode="markers",
+            marker={"color": colour, "symbol": "diamond", "size": 9},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [f.hi80 - f.median],
+                "arrayminus": [f.median - f.lo80],
+            },
+            name=f"{name}: final {_fmt(f.median)} [80% {_fmt(f.lo80)}–{_fmt(f.hi80)}]",
+            legendgroup=f"{name}-fc",
+        )
+    )
+    if band.actual_final is not None:
+        out.append(
+            go.Scatter(
+                x=[f.step],
+                y=[band.actual_final],
+                mode="markers",
+                marker={"color": "black", "symbol": "x", "size": 9},
+                name=f"{name}: reached {_fmt(band.actual_final)}",
+            )
+        )
+    return out
+
+
+def curve_traces(c: CurveData, colour: str, name: str, go: Any, raw: bool = True) -> list[Any]:
+    """Raw points (faint) and the bias-corrected EMA (solid) of one metric."""
+    out = []
+    if raw:
+        out.append(
+            go.Scatter(
+                x=c.step.tolist(),
+                y=c.raw.tolist(),
+                mode="lines",
+                line={"color": _rgba(colour, 0.3), "width": 1},
+                name=f"{name}: {c.label} (raw)",
+            )
+        )
+    out.append(
+        go.Scatter(
+            x=c.step.tolist(),
+            y=c.smooth.tolist(),
+            mode="lines",
+            line={"color": colour, "width": 2},
+            name=f"{name}: {c.label} (EMA β={c.beta:.3g})",
+        )
+    )
+    return out
+
+
+def run_figure(panel: RunPanel, colour: str = PALETTE[0]) -> Any:
+    """The run's metric with its forecast band (top) and its LR schedule (bottom)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25])
+    for t in curve_traces(panel.curve, colour, panel.name, go):
+        fig.add_trace(t, row=1, col=1)
+    for i, other in enumerate(panel.others):
+        alt = PALETTE[(PALETTE.index(colour) + i + 1) % len(PALETTE)]
+        for t in curve_traces(other, alt, panel.name, go, raw=False):
+            t.visible = True if "loss" in other.label else "legendonly"
+            fig.add_trace(t, row=1, col=1)
+    if panel.band is not None:
+        for t in band_traces(panel.band, colour, panel.name, go):
+            fig.add_trace(t, row=1, col=1)
+        fig.add_vline(x=panel.band.cutoff_step, line={"dash": "dot", "color": "grey"})
+    if panel.lr is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=panel.lr.step.tolist(),
+                y=panel.lr.lr.tolist(),
+                mode="lines",
+                line={"color": "#444"},
+                name=f"LR ({panel.lr.kind})",
+            ),
+            row=2,
+            col=1,
+        )
+    fig.update_yaxes(title_text=panel.key, row=1, col=1)
+    fig.update_yaxes(title_text="learning rate", row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(title=f"{panel.name} ({panel.run_id}): {panel.key}", height=560)
+    return fig
+
+
+def whatif_figure(panel: RunPanel) -> Any:
+    """Predicted curves under alternative schedules (top) and those schedules (bottom)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    assert panel.whatif is not None
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3])
+    for i, s in enumerate(panel.whatif.scenarios):
+        colour = "black" if s.is_actual else PALETTE[(i + 1) % len(PALETTE)]
+        width = 3 if s.is_actual else 1.5
+        label = f"{s.name}: final {_fmt(s.final)} [80% {_fmt(s.lo80)}–{_fmt(s.hi80)}]"
+        fig.add_trace(
+            go.Scatter(
+                x=s.step.tolist(),
+                y=s.loss.tolist(),
+                mode="lines",
+                line={"color": colour, "width": width},
+                name=label,
+                legendgroup=s.name,
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=s.step.tolist(),
+                y=s.lr.tolist(),
+                mode="lines",
+                line={"color": colour, "width": width},
+                showlegend=False,
+                legendgroup=s.name,
+            ),
+            row=2,
+            col=1,
+        )
+    lo = min(float(np.min(s.loss[len(s.loss) // 4 :])) for s in panel.whatif.scenarios)
+    hi = max(float(np.max(s.loss[len(s.loss) // 4 :])) for s in panel.whatif.scenarios)
+    pad = 0.1 * (hi - lo) or 0.1
+    fig.update_yaxes(title_text=f"predicted {panel.key}", range=[lo - pad, hi + pad], row=1)
+    fig.update_yaxes(title_text="learning rate", row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(
+        title=f"{panel.name}: what other schedules would give (law: {panel.whatif.law})",
+        height=520,
+    )
+    return fig
+
+
+def comparison_figure(report: Report) -> Any:
+    """Every run's smoothed metric, with each running run's forecast median."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for i, p in enumerate(report.runs):
+        colour = PALETTE[i % len(PALETTE)]
+        fig.add_traces(curve_traces(p.curve, colour, p.name, go, raw=False))
+        if p.band is not None:
+            fig.add_traces(band_traces(p.band, colour, p.name, go)[1:3])
+    fig.update_layout(
+        title=f"Comparison of {len(report.runs)} runs: {report.key}",
+        xaxis_title="step",
+        yaxis_title=report.key,
+        height=500,
+    )
+    return fig
+
+
+def figures(report: Report) -> list[tuple[str, Any]]:
+    """(section title, figure) pairs in the order the report shows them."""
+    out: list[tuple[str, Any]] = []
+    if len(report.runs) > 1:
+        out.append(("Comparison", comparison_figure(report)))
+    for i, p in enumerate(report.runs):
+        out.append((f"{p.name}", run_figure(p, PALETTE[i % len(PALETTE)])))
+        if p.whatif is not None:
+            out.append((f"{p.name}: schedule what-ifs", whatif_figure(p)))
+    return out
+
+
+def _summary_table(report: Report) -> str:
+    rows = []
+    for p in report.runs:
+        b = p.band
+        fc = "—"
+        if b is not None:
+            f = b.final
+            fc = (
+                f"{_fmt(f.median)} [80% {_fmt(f.lo80)}–{_fmt(f.hi80)}] "
+                f"<small>at step {f.step}, made at step {b.cutoff_step} ({html.escape(b.method)})"
+                "</small>"
+            )
+        best = "—"
+        if p.whatif is not None:
+            w = p.whatif.best()
+            best = f"{html.escape(w.name)} ({_fmt(w.final)})"
+        last = int(p.curve.step[-1]) if len(p.curve.step) else 0
+        rows.append(
+            f"<tr><td>{html.escape(p.name)}</td><td><code>{html.escape(p.run_id)}</code></td>"
+            f"<td>{html.escape(p.status)}</td><td>{last}"
+            f"</td><td>{_fmt(p.final_value)}</td><td>{fc}</td><td>{best}</td></tr>"
+        )
+    head = (
+        "<tr><th>run</th><th>id</th><th>status</th><th>last step</th>"
+        f"<th>{html.escape(report.key)} reached</th><th>forecast final value</th>"
+        "<th>best schedule (predicted)</th></tr>"
+    )
+    return f"<table class='summary'>{head}{''.join(rows)}</table>"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
+max-width:1150px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em}
+table.summary{border-collapse:collapse;width:100%;font-size:.9em}
+table.summary td,table.summary th{border-bottom:1px solid #ddd;padding:6px 8px;text-align:left}
+.note{color:#a55;font-size:.9em}footer{color:#888;font-size:.8em;margin-top:3em}
+"""
+
+
+def to_html(report: Report) -> str:
+    """The whole report as one HTML document with plotly.js embedded (works offline)."""
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(report.title)}</h1>",
+        _summary_table(report),
+    ]
+    for p in report.runs:
+        for note in p.notes:
+            parts.append(f"<p class='note'>{html.escape(p.name)}: {html.escape(note)}</p>")
+    for i, (title, fig) in enumerate(figures(report)):
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+        parts.append(
+            fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"responsive": True})
+        )
+    parts.append(
+        f"<footer>Made by runcast on {html.escape(report.created)}. Faint lines: raw points; "
+        "solid: bias-corrected EMA; shaded: the forecast's 80% and 95% intervals.</footer>"
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,127 @@
+"""Schedule what-ifs: what a run would have reached under other LR schedules of the same length.
+
+A loss law (``runcast.fit_law``) is fitted to the run's curve under its own schedule, then asked
+to predict the curve under alternatives: cosine, constant, and WSD with short and long cooldowns.
+
+Example:
+    >>> s = Schedule.from_spec({"kind": "cosine", "peak": 1e-3, "end": 1e-5, "total": 100})
+    >>> sorted(alternative_schedules(s, 100))[:3]
+    ['constant', 'wsd 10% decay', 'wsd 20% decay']
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from runcast.curve import Curve
+from runcast.errors import InvalidInputError
+from runcast.schedules import Schedule
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class Scenario(NamedTuple):
+    """One schedule and the loss curve the fitted law predicts under it."""
+
+    name: str
+    step: IntArray
+    lr: FloatArray
+    loss: FloatArray
+    final: float
+    lo80: float
+    hi80: float
+    is_actual: bool
+
+
+class WhatIfData(NamedTuple):
+    """The run's own schedule and its alternatives, each with a predicted curve."""
+
+    law: str
+    total: int
+    scenarios: tuple[Scenario, ...]
+
+    def best(self) -> Scenario:
+        """The scenario with the lowest predicted final loss."""
+        return min(self.scenarios, key=lambda s: s.final)
+
+
+def _warmup_of(lrs: FloatArray) -> int:
+    """Steps before the LR first reaches 99.9% of its peak (0 when it starts there)."""
+    return int(np.argmax(lrs >= 0.999 * lrs.max()))
+
+
+def alternative_schedules(schedule: Schedule, total: int) -> dict[str, Schedule]:
+    """Schedules of the same length, peak, warmup and final LR as ``schedule``, other shapes.
+
+    Example:
+        >>> s = Schedule.from_spec({"kind": "constant", "peak": 1e-3, "total": 50})
+        >>> alt = alternative_schedules(s, 50)
+        >>> round(alt["cosine"](49), 8), alt["wsd 20% decay"](39)
+        (0.0, 0.001)
+    """
+    if total < 10:
+        raise InvalidInputError(f"What-if schedules need at least 10 steps, but got {total=}.")
+    lrs = np.asarray(schedule.array(total), dtype=np.float64)
+    peak = float(lrs.max())
+    if peak <= 0:
+        raise InvalidInputError("The run's schedule is zero everywhere; nothing to compare.")
+    warmup = min(_warmup_of(lrs), total // 4)
+    # a schedule that ends at its peak (constant) gets alternatives that anneal to 1% of it
+    end = float(lrs[-1]) if lrs[-1] < 0.5 * peak else 0.01 * peak
+    base = {"peak": peak, "warmup": warmup, "total": total}
+    specs: dict[str, dict[str, object]] = {
+        "cosine": {"kind": "cosine", "end": end},
+        "constant": {"kind": "constant"},
+    }
+    for frac in (0.1, 0.2, 0.4):
+        specs[f"wsd {round(frac * 100)}% decay"] = {
+            "kind": "wsd",
+            "end": end,
+            "decay_start": max(warmup, round(total * (1.0 - frac))),
+        }
+    return {name: Schedule.from_spec({**spec, **base}) for name, spec in specs.items()}
+
+
+def whatif_data(
+    curve: Curve,
+    schedule: Schedule,
+    total: int,
+    n_points: int = 200,
+    alternatives: dict[str, Schedule] | None = None,
+) -> WhatIfData:
+    """Fit a law to ``curve`` under ``schedule``; predict it under each alternative to ``total``.
+
+    Alternatives whose LR equals the run's own schedule at every step are dropped (they would
+    repeat the run's own line).
+
+    Example (needs a law fit, so it is not run as a doctest):
+        >>> w = whatif_data(curve, schedule, total=1500)  # doctest: +SKIP
+        >>> w.best().name  # doctest: +SKIP
+        'wsd 40% decay'
+    """
+    import runcast
+
+    observed = curve.finite().with_schedule(schedule)
+    if len(observed) < 10:
+        raise InvalidInputError(
+            f"A what-if needs at least 10 observed points to fit a law, but {curve.name!r} has "
+            f"{len(observed)}."
+        )
+    law = runcast.fit_law([observed])
+    step = np.unique(np.linspace(1, total - 1, min(n_points, total - 1)).round().astype(np.int64))
+    own = np.asarray(schedule.array(total), dtype=np.float64)
+    alts = alternative_schedules(schedule, total) if alternatives is None else alternatives
+    named = [("this run", schedule, True)]
+    named += [(n, s, False) for n, s in alts.items() if not np.allclose(s.array(total), own)]
+    scenarios = []
+    for name, sched, is_actual in named:
+        fc = law.forecast(sched, step)
+        lo, hi = fc.final.interval(0.8)
+        lr = np.asarray(sched.array(total)[step], dtype=np.float64)
+        median = np.asarray(fc.median, dtype=np.float64)
+        scenarios.append(Scenario(name, step, lr, median, fc.final.median, lo, hi, is_actual))
+    return WhatIfData(str(law.name), total, tuple(scenarios))
