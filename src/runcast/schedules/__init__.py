@@ -1,4 +1,9 @@
-"""Learning-rate schedules: specs to per-step arrays.
+"""Learning-rate schedules: specs to per-step arrays, the torch adapter, refinement, the planner.
+
+Kinds: ``constant``, ``linear``, ``cosine``, ``wsd`` (cooldown shapes linear, cosine, 1-sqrt,
+square, exponential), ``multistep`` (e.g. 8-1-1), ``two_stage``, ``cyclic``, ``sequence``
+(continual pre-training with re-warmup), ``inverse_sqrt`` and ``power`` (Shen et al. 2024); each
+with a linear, cosine or exponential warmup.
 
 Example:
     >>> from runcast.schedules import Schedule
@@ -7,7 +12,9 @@ Example:
     [1.0, 1.0, 0.5]
 """
 
+# the kind modules register themselves in _kinds.KINDS when imported
+from runcast.schedules import _phases, _power  # noqa: F401
 from runcast.schedules._base import Schedule
-from runcast.schedules._kinds import DECAY_SHAPES, KINDS
+from runcast.schedules._kinds import DECAY_SHAPES, KINDS, WARMUP_SHAPES
 
-__all__ = ["DECAY_SHAPES", "KINDS", "Schedule"]
+__all__ = ["DECAY_SHAPES", "KINDS", "WARMUP_SHAPES", "Schedule"]

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from runcast.errors import ScheduleError
 from runcast.schedules import _kinds
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+
+    from runcast.schedules._torch import ScheduleLR
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -19,8 +24,11 @@ class Schedule:
     """The learning rate of every step ``t = 0 … total-1``, planned future steps included.
 
     Build one with :meth:`from_spec` (the spec language of the README: ``constant``, ``cosine``,
-    ``wsd``, ``two_stage``, …) or :meth:`from_array` (a recorded LR per step). ``array(total)``
-    gives the per-step LRs as a numpy array, computed vectorised.
+    ``wsd``, ``two_stage``, …; ``runcast.schedules.KINDS`` lists them all), :meth:`from_array`
+    (a recorded LR per step) or :meth:`from_torch` (any torch LR scheduler, sampled).
+    ``array(total)`` gives the per-step LRs as a numpy array, computed vectorised;
+    :meth:`to_torch` drives a torch optimizer with it; :meth:`refine` adapts it to the gradient
+    norms of a finished run.
 
     Example:
         >>> s = Schedule.from_spec({"kind": "cosine", "peak": 1e-3, "end": 1e-4,
@@ -133,10 +141,106 @@ class Schedule:
 
     @property
     def peak(self) -> float:
-        """The largest LR of the schedule."""
+        """The spec's ``peak`` (for a recorded schedule: its largest LR)."""
         if self._lrs is not None:
             return float(self._lrs.max())
         return float(self._spec["peak"]) if self._spec else 0.0
+
+    def check_covers(self, steps: int, what: str = "the curve") -> None:
+        """Raise :class:`ScheduleError` unless the schedule plans at least ``steps`` steps.
+
+        A spec holds its last LR past its ``total``; that is rarely what a run did, so code that
+        pairs a schedule with observed steps checks the lengths first.
+
+        Example:
+            >>> s = Schedule.from_spec({"kind": "cosine", "peak": 1.0, "total": 100})
+            >>> s.check_covers(100)
+            >>> try:
+            ...     s.check_covers(500, "the loss curve")
+            ... except ScheduleError as err:
+            ...     print(str(err)[:64])
+            The schedule plans 100 steps but the loss curve runs to step 499
+        """
+        total = self.total
+        if total is not None and total < steps:
+            raise ScheduleError(
+                f"The schedule plans {total} steps but {what} runs to step {steps - 1} "
+                f"({steps} steps); give the schedule's real 'total' or record the LR of every "
+                "step."
+            )
+
+    # --- torch and refinement (torch imported only here) ---------------------------------------
+    @classmethod
+    def from_torch(
+        cls, scheduler_or_factory: Any, total: int, *, lr: float = 1.0, group: int = 0
+    ) -> Schedule:
+        """Sample any torch LR scheduler into a recorded schedule of ``total`` steps.
+
+        Pass a fresh scheduler (it is copied with stand-in parameters; yours is never stepped)
+        or a factory ``optimizer -> scheduler``, which gets a throwaway optimizer with ``lr``.
+
+        Example:
+            >>> from torch.optim.lr_scheduler import StepLR
+            >>> s = Schedule.from_torch(lambda opt: StepLR(opt, step_size=2, gamma=0.5), total=5)
+            >>> s.array().tolist()
+            [1.0, 1.0, 0.5, 0.5, 0.25]
+        """
+        from runcast.schedules._torch import sample_torch
+
+        return cls.from_array(sample_torch(scheduler_or_factory, total, lr=lr, group=group))
+
+    def to_torch(self, optimizer: Optimizer, *, relative: bool = True) -> ScheduleLR:
+        """A torch LR scheduler whose LR at step ``t`` is exactly ``self.array()[t]``.
+
+        ``relative=True`` keeps the param groups' LR ratios (group 0 follows the schedule);
+        ``relative=False`` gives every group the schedule's LR. See
+        :class:`runcast.schedules._torch.ScheduleLR`.
+
+        Example:
+            >>> import torch
+            >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+            >>> sched = Schedule.from_array([3e-4, 2e-4]).to_torch(opt)
+            >>> opt.param_groups[0]["lr"]
+            0.0003
+        """
+        from runcast.schedules._torch import ScheduleLR
+
+        return ScheduleLR(optimizer, self, relative=relative)
+
+    def refine(
+        self,
+        grad_norms: Any,
+        *,
+        window: float = 0.1,
+        power: float = 2.0,
+        peak: float | None = None,
+        warmup: int = 0,
+    ) -> Schedule:
+        """The schedule refined to a run's gradient norms (Defazio et al. 2023).
+
+        ``eta_t ∝ w_t * sum_{k>t} w_k`` with ``w_t = g_t ** -power`` of the median-filtered
+        norms ``g`` (``power=2``: SGD with l2 norms; ``power=1``: Adam with l1 norms of the
+        update), scaled so its largest LR is ``peak`` (default: this schedule's peak).
+
+        Args:
+            grad_norms: one norm per step of this schedule, or a ``Curve`` of (step, norm)
+                logged every few steps (interpolated to every step).
+            window: the median filter's width: steps (int) or a share of the run (float < 1).
+            power: the exponent of the weights (see above).
+            peak: the refined schedule's largest LR.
+            warmup: prepend a linear warmup of this many steps.
+
+        Example:
+            >>> import numpy as np
+            >>> s = Schedule.from_spec({"kind": "linear", "peak": 1e-3, "total": 1000})
+            >>> norms = np.linspace(1.0, 2.0, 1000)  # norms that grow as training goes on
+            >>> r = s.refine(norms, window=50)
+            >>> round(r.peak, 6), float(r.array()[-1]), bool(r.array()[500] < 5e-4)
+            (0.001, 0.0, True)
+        """
+        from runcast.schedules._refine import refine
+
+        return refine(self, grad_norms, window=window, power=power, peak=peak, warmup=warmup)
 
     def array(self, total: int | None = None) -> FloatArray:
         """The LR of steps ``0 … total-1`` as a read-only float64 array.
