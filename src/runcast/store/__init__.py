@@ -1,0 +1,77 @@
+"""The run store: runs, their config and status, and their metrics' points.
+
+SQLite in WAL mode is the embedded default (``./runcast.db``, or ``$RUNCAST_DB``, or ``db=``).
+Many processes may write to one store at once (sweep trials, DDP ranks); a process killed at any
+moment leaves a store that opens, with every point up to its last flush.
+
+Example:
+    >>> import tempfile, pathlib, runcast
+    >>> db = pathlib.Path(tempfile.mkdtemp()) / "runcast.db"
+    >>> with runcast.init(project="demo", name="tiny", db=db) as run:
+    ...     for step in range(3):
+    ...         run.log({"loss": 3.0 - step})
+    >>> with runcast.open_store(db) as store:
+    ...     info = store.runs("demo")[0]
+    ...     info.name, info.status, store.curve(info.id, "loss").value.tolist()
+    ('tiny', 'finished', [3.0, 2.0, 1.0])
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from runcast.store._base import Points, PointSink, Store
+from runcast.store._sqlite import SQLiteStore
+from runcast.store._types import STATUSES, MetricSummary, RunInfo, Status
+from runcast.store._writer import Series
+
+#: Where the store is when no path is given: $RUNCAST_DB, else ./runcast.db.
+DEFAULT_DB = "runcast.db"
+
+
+def default_path(db: str | os.PathLike[str] | None = None) -> Path:
+    """The store path runcast uses: ``db`` if given, else ``$RUNCAST_DB``, else ./runcast.db.
+
+    Example:
+        >>> default_path("/tmp/x.db").name
+        'x.db'
+    """
+    if db is not None:
+        return Path(db)
+    return Path(os.environ.get("RUNCAST_DB") or DEFAULT_DB)
+
+
+def open_store(db: str | os.PathLike[str] | None = None, create: bool = True) -> Store:
+    """Open the run store at ``db`` (default ``$RUNCAST_DB`` or ./runcast.db).
+
+    Args:
+        db: the store file. A missing file is created, unless ``create=False``.
+        create: with False, a missing store raises :class:`runcast.errors.StoreError`.
+
+    Raises:
+        NotAStoreError: the file is not a runcast store (another SQLite database, or not SQLite).
+        SchemaVersionError: the store was written by a newer runcast.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> with open_store(pathlib.Path(tempfile.mkdtemp()) / "new.db") as store:
+        ...     store.runs()
+        []
+    """
+    return SQLiteStore(default_path(db), create=create)
+
+
+__all__ = [
+    "STATUSES",
+    "MetricSummary",
+    "PointSink",
+    "Points",
+    "RunInfo",
+    "SQLiteStore",
+    "Series",
+    "Status",
+    "Store",
+    "default_path",
+    "open_store",
+]

@@ -1,0 +1,111 @@
+"""Checking what ``run.log`` gets, cheaply, and turning buffered values into float arrays.
+
+``run.log`` runs on the training thread every step, so it only *checks* values: Python numbers
+pass at once, numpy scalars and 0-d torch tensors are kept as they are. Torch tensors become
+floats later, in the writer thread, all of a batch in one copy per device: calling ``.item()``
+per value would be a CPU-GPU sync point on every step.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from runcast.errors import InvalidInputError
+
+
+def is_tensor(value: object) -> bool:
+    """True for a torch tensor, without importing torch (which may not be installed)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "numel")
+
+
+def check_step(step: object) -> int:
+    """``step`` as a non-negative int, or a clear error naming it.
+
+    Example:
+        >>> check_step(3)
+        3
+    """
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise InvalidInputError(
+            f"run.log got step={step!r} ({type(step).__name__}); the step must be a "
+            "non-negative integer (the optimizer update count). Pass step=int(...)."
+        )
+    out = int(step)
+    if out < 0:
+        raise InvalidInputError(f"run.log got step={out}; steps cannot be negative.")
+    return out
+
+
+def check_value(key: object, value: Any, step: int) -> tuple[Any, bool]:
+    """A loggable form of ``value`` and whether it is a torch tensor (the slow path of log).
+
+    Example:
+        >>> import numpy as np
+        >>> check_value("loss", np.float32(0.5), 3)
+        (np.float32(0.5), False)
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidInputError(
+            f"run.log got the key {key!r} at step {step}; metric keys must be non-empty strings."
+        )
+    if isinstance(value, numbers.Real):  # bool, numpy scalars, Fraction
+        if isinstance(value, complex | np.complexfloating):
+            raise _not_a_number(key, value, step, "a complex number")
+        return value, False
+    if is_tensor(value):
+        # numel and is_complex read metadata only: no device sync here
+        if value.numel() != 1:
+            raise _not_a_number(key, value, step, f"a tensor of shape {tuple(value.shape)}")
+        if value.is_complex():
+            raise _not_a_number(key, value, step, "a complex tensor")
+        return value, True
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "biuf":
+        return float(value.reshape(())), False
+    raise _not_a_number(key, value, step, f"a {type(value).__name__}")
+
+
+def _not_a_number(key: str, value: object, step: int, what: str) -> InvalidInputError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return InvalidInputError(
+        f"run.log got {key}={shown} at step {step}, which is {what}, not a number. Log Python "
+        "numbers, numpy scalars or 0-d tensors; log float('nan') to mark a missing point. "
+        "Nothing of this call was recorded; earlier points are safe."
+    )
+
+
+def tensors_to_floats(values: Sequence[Any]) -> list[float]:
+    """Scalar tensors to floats with one device-to-host copy per (device, dtype) group.
+
+    Example:
+        >>> import torch
+        >>> tensors_to_floats([torch.tensor(1.5), torch.tensor(2, dtype=torch.int64)])
+        [1.5, 2.0]
+    """
+    import torch
+
+    out: list[float] = [0.0] * len(values)
+    groups: dict[tuple[Any, Any], list[int]] = {}
+    for i, t in enumerate(values):
+        groups.setdefault((t.device, t.dtype), []).append(i)
+    for idx in groups.values():
+        stacked = torch.stack([values[i].detach().reshape(()) for i in idx])
+        host = stacked.to("cpu").double().numpy()  # the one sync of this group
+        for i, v in zip(idx, host.tolist(), strict=True):
+            out[i] = v
+    return out
+
+
+def rows_to_array(rows: Sequence[Sequence[Any]]) -> npt.NDArray[np.float64]:
+    """A (n_rows, n_keys) float64 array of numbers (inf stays inf; the store makes it NaN).
+
+    Example:
+        >>> rows_to_array([(1, 2.5), (3, float("nan"))]).shape
+        (2, 2)
+    """
+    return np.array(rows, dtype=np.float64).reshape(len(rows), -1)
