@@ -1,0 +1,122 @@
+"""Schedule transfer: fit loss laws on some LR schedules, predict the loss under others.
+
+Question: how well does each law predict a run's whole loss curve under a schedule it was not
+fitted on, how fast is the fit, and do its 80% bands hold the truth 80% of the time?
+
+1. The multi-power law paper's benchmark (shared/data/curves/mpl, sizes 25M/100M/400M): fit on
+   cosine_24000, constant_24000, wsdcon_9 (24000-step files cut to steps < 24000), predict the six
+   other files. PredE = mean over a file's points of |loss - pred| / loss, averaged over the six;
+   WorstE = the largest such per-point ratio. Anchors in the same run: the multi-power law with
+   the paper's published parameters, the momentum law and the multi-power law fitted by runcast.
+2. Per-step noisy curves (shared/data/curves/tdlt): fit on cosine, predict WSD and 8-1-1 step;
+   PredE over the last 20% of each run, against 100-step means of the per-step training loss.
+
+Run:  .venv/bin/python bench/schedule_transfer.py
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runcast import Curve, Schedule
+from runcast.forecast.laws import Law, MultiPowerLaw, fit_law
+
+DATA = Path(
+    os.environ.get(
+        "RUNCAST_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    )
+).resolve()
+FIT = ("cosine_24000", "constant_24000", "wsdcon_9")
+PREDICT = (
+    "constant_72000",
+    "cosine_72000",
+    "wsd_20000_24000",
+    "wsdld_20000_24000",
+    "wsdcon_3",
+    "wsdcon_18",
+)
+LAW_ROWS = (("momentum law (runcast fit)", "momentum"), ("MPL (runcast fit)", "mpl"))
+
+
+def read_csv(path: Path) -> dict[str, np.ndarray]:
+    """Columns of a (possibly gzipped) CSV as float arrays."""
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as fh:
+        rows = list(csv.reader(fh))
+    head, body = rows[0], np.array(rows[1:], dtype=np.float64)
+    return {name: body[:, i] for i, name in enumerate(head)}
+
+
+def mpl_curves(size: str) -> dict[str, Curve]:
+    """The nine curves of one model size, with their schedules from the catalog."""
+    catalog = json.loads((DATA / "catalog.json").read_text())["curves"]
+    out = {}
+    for entry in catalog:
+        if not entry["file"].startswith(f"curves/mpl/{size}/"):
+            continue
+        stem = Path(entry["file"]).stem
+        cols = read_csv(DATA / entry["file"])
+        steps, loss = cols["step"].astype(np.int64), cols["loss"]
+        keep = steps < 24000 if steps.max() == 24000 else np.ones(steps.size, bool)
+        sched = Schedule.from_spec(entry["schedule"])
+        out[stem] = Curve(steps[keep], loss[keep], schedule=sched, name=stem)
+    return out
+
+
+def rel_errors(law: Law, curve: Curve) -> np.ndarray:
+    """|loss - prediction| / loss at every point of ``curve``."""
+    assert curve.schedule is not None
+    pred = law.predict(curve.schedule, curve.step)
+    return np.asarray(np.abs(curve.value - pred) / curve.value)
+
+
+def coverage(law: Law, curve: Curve, level: float = 0.8) -> float:
+    """Fraction of the curve's points inside the law's central ``level`` band."""
+    assert curve.schedule is not None
+    fc = law.forecast(curve.schedule, curve.step, n_paths=400)
+    lo, hi = fc.interval(level)
+    return float(np.mean((curve.value >= lo) & (curve.value <= hi)))
+
+
+def mpl_benchmark(laws: list[tuple[str, str]]) -> None:
+    """Table 1: PredE / WorstE per size and law, fit times, band coverage."""
+    print("## MPL paper benchmark (fit: cosine_24000, constant_24000, wsdcon_9; predict 6)\n")
+    print("| size | law | PredE | WorstE | fit time (s) | 80% band coverage |")
+    print("|---|---|---|---|---|---|")
+    for size in ("25M", "100M", "400M"):
+        curves = mpl_curves(size)
+        rows: list[tuple[str, Law, float]] = [
+            ("MPL (published params)", MultiPowerLaw.published(size), 0.0)
+        ]
+        for label, name in laws:
+            t0 = time.perf_counter()
+            law = fit_law([curves[f] for f in FIT], name)
+            rows.append((label, law, time.perf_counter() - t0))
+        for label, law, secs in rows:
+            errs = [rel_errors(law, curves[f]) for f in PREDICT]
+            pred_e = float(np.mean([e.mean() for e in errs]))
+            worst = float(max(e.max() for e in errs))
+            cov = np.mean([coverage(law, curves[f]) for f in PREDICT]) if secs else float("nan")
+            fit_t = f"{secs:.2f}" if secs else "-"
+            cov_s = f"{cov:.2f}" if secs else "-"
+            print(f"| {size} | {label} | {pred_e:.5f} | {worst:.5f} | {fit_t} | {cov_s} |")
+        sys.stdout.flush()
+
+
+def main() -> None:
+    if not (DATA / "catalog.json").exists():
+        sys.exit(f"shared data not found at {DATA}; set RUNCAST_SHARED_DATA")
+    mpl_benchmark(list(LAW_ROWS))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Loss laws over LR schedules: fit one or a few runs, predict the loss of any schedule.
+
+* :class:`MomentumLaw`: the scaling law with LR annealing (Tissue et al. 2024);
+* :class:`MultiPowerLaw`: the multi-power law (Luo et al. 2025);
+* :class:`RuncastLaw`: runcast's own law, the default of ``fit_law(..., law="auto")``.
+
+Example:
+    >>> from runcast.forecast.laws import MultiPowerLaw
+    >>> law = MultiPowerLaw.published("25M")
+    >>> sorted(law.params)[:3]
+    ['A', 'B', 'C']
+"""
+
+from runcast.forecast.laws._base import LAWS, Law, Param
+from runcast.forecast.laws._fit import fit_law
+from runcast.forecast.laws._momentum import MomentumLaw
+from runcast.forecast.laws._mpl import MultiPowerLaw
+
+__all__ = ["LAWS", "Law", "MomentumLaw", "MultiPowerLaw", "Param", "fit_law"]

@@ -1,0 +1,369 @@
+"""The Law base class: a loss law over an LR schedule, its parameters and their uncertainty.
+
+A law maps a schedule to a loss curve, ``L(t) = f(eta_0..eta_t; theta)``. Subclasses declare
+their parameters (:class:`Param`: bounds, fitting transform, weak prior) and two functions:
+``_prepare`` (everything that depends on the schedule and the steps only, computed once) and
+``_evaluate`` (the prediction and its Jacobian by the parameters, for one prepared curve).
+Fitting, prediction, forecasting and (de)serialisation live here, shared by all laws.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from runcast.errors import FitError, InvalidInputError, ScheduleError
+from runcast.forecast._types import Forecast
+from runcast.schedules import Schedule
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+# Relative (log-space) sd of a law's error on a schedule it was not fitted on, used when the fit
+# had a single curve so no held-out curve could calibrate it. Measured by bench/schedule_transfer
+# (leave-one-curve-out on the MPL fit curves: 0.1-0.3%); taken at the top of that range.
+DEFAULT_MODEL_ERROR = 3e-3
+LAWS: dict[str, type[Law]] = {}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One law parameter: start value, bounds, fitting transform and an optional weak prior.
+
+    ``transform`` is ``"log"`` (positive, fitted as its log), ``"lin"`` or ``"log1m"`` (in
+    (0, 1), fitted as ``log(1 - x)``: for decay factors close to 1). ``prior`` is ``(mean, sd)``
+    in the fitting space; it regularises fits of short, partial curves toward typical values.
+    """
+
+    name: str
+    lower: float
+    upper: float
+    transform: str = "log"
+    prior: tuple[float, float] | None = None
+
+    def to_z(self, x: float) -> float:
+        """Natural value to fitting space."""
+        if self.transform == "log":
+            return float(np.log(x))
+        if self.transform == "log1m":
+            return float(np.log1p(-x))
+        return float(x)
+
+    def from_z(self, z: float) -> float:
+        """Fitting space to natural value."""
+        if self.transform == "log":
+            return float(np.exp(z))
+        if self.transform == "log1m":
+            return float(-np.expm1(z))
+        return float(z)
+
+    def dx_dz(self, x: float) -> float:
+        """Derivative of the natural value by its fitting-space value (chain rule)."""
+        if self.transform == "log":
+            return x
+        if self.transform == "log1m":
+            return x - 1.0
+        return 1.0
+
+    def z_bounds(self) -> tuple[float, float]:
+        """The bounds in fitting space (ordered)."""
+        a, b = self.to_z(self.lower), self.to_z(self.upper)
+        return (min(a, b), max(a, b))
+
+
+def as_schedule(schedule: Schedule | Mapping[str, Any]) -> Schedule:
+    """A Schedule from a Schedule or a spec dict; anything else is a ScheduleError."""
+    if isinstance(schedule, Schedule):
+        return schedule
+    if isinstance(schedule, Mapping):
+        return Schedule.from_spec(schedule)
+    raise ScheduleError(
+        f"schedule must be a runcast.Schedule or a spec dict, but got {type(schedule).__name__}."
+    )
+
+
+def schedule_lrs(schedule: Schedule, last_step: int) -> FloatArray:
+    """The LRs of steps ``0..last_step``; a schedule too short or with bad LRs is an error."""
+    total = schedule.total
+    if schedule.kind == "recorded" and total is not None and last_step >= total:
+        raise ScheduleError(
+            f"The recorded schedule has {total} steps but step {last_step} was asked for. "
+            "Record the LR up to the last step, or give the planned schedule as a spec."
+        )
+    lrs = np.asarray(schedule.array(last_step + 1), dtype=np.float64)
+    bad = ~np.isfinite(lrs) | (lrs < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ScheduleError(f"Learning rates must be finite and >= 0, but lr[{i}] = {lrs[i]!r}.")
+    if not (lrs > 0).any():
+        raise ScheduleError("The schedule's LR is zero at every step: no law can use it.")
+    return lrs
+
+
+def as_steps(steps: npt.ArrayLike) -> IntArray:
+    """Validated non-negative integer steps (any order, repeats allowed)."""
+    arr = np.atleast_1d(np.asarray(steps))
+    if arr.size == 0:
+        raise InvalidInputError("steps is empty; pass the steps to predict, e.g. range(0, T, 100).")
+    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(arr == np.round(arr))):
+        raise InvalidInputError(f"steps must be integers, but got {arr[:5]!r}.")
+    out = arr.astype(np.int64).ravel()
+    if out.min() < 0:
+        raise InvalidInputError(f"steps cannot be negative, but got {int(out.min())}.")
+    return out
+
+
+class Law:
+    """A fitted loss law over LR schedules: predict, forecast with bands, save and load.
+
+    Build one with :func:`runcast.fit_law`, :meth:`load`, or from known parameters.
+
+    Example:
+        >>> from runcast.forecast.laws import MultiPowerLaw
+        >>> law = MultiPowerLaw.published("25M")
+        >>> spec = {"kind": "cosine", "peak": 3e-4, "end": 3e-5, "warmup": 2160, "total": 24000}
+        >>> round(float(law.predict(spec, [23999])[0]), 3)
+        3.315
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    PARAMS: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(
+        self,
+        params: Mapping[str, float],
+        *,
+        cov: npt.ArrayLike | None = None,
+        noise: float = 0.0,
+        model_error: float = DEFAULT_MODEL_ERROR,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        names = [p.name for p in self.PARAMS]
+        missing = [n for n in names if n not in params]
+        extra = [n for n in params if n not in names]
+        if missing or extra:
+            raise InvalidInputError(
+                f"{type(self).__name__} takes parameters {names}; "
+                f"missing {missing}, unknown {extra}."
+            )
+        self.params: dict[str, float] = {n: float(params[n]) for n in names}
+        for n, v in self.params.items():
+            if not np.isfinite(v):
+                raise InvalidInputError(f"Parameter {n} must be finite, but got {v!r}.")
+        k = len(names)
+        self.cov = np.zeros((k, k)) if cov is None else np.asarray(cov, dtype=np.float64)
+        if self.cov.shape != (k, k):
+            raise InvalidInputError(f"cov must be {k}x{k}, but got shape {self.cov.shape}.")
+        self.noise = float(noise)
+        self.model_error = float(model_error)
+        self.info: dict[str, Any] = dict(info or {})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            LAWS[cls.name] = cls
+
+    # --- what each law defines -----------------------------------------------------------------
+    @classmethod
+    def _prepare(cls, lrs: FloatArray, steps: IntArray) -> Any:
+        """Schedule-only precomputation for ``steps`` (sorted, unique)."""
+        raise NotImplementedError
+
+    @classmethod
+    def _evaluate(
+        cls, theta: FloatArray, prep: Any, grad: bool
+    ) -> tuple[FloatArray, FloatArray | None]:
+        """Prediction at the prepared steps and, if ``grad``, its (n, k) Jacobian by theta."""
+        raise NotImplementedError
+
+    @classmethod
+    def _starts(cls, losses: FloatArray, s1: FloatArray, peak: float) -> list[dict[str, float]]:
+        """Initial parameter guesses for a multi-start fit, best first."""
+        raise NotImplementedError
+
+    # --- prediction ------------------------------------------------------------------------------
+    @property
+    def theta(self) -> FloatArray:
+        """The parameters as an array, in ``PARAMS`` order."""
+        return np.array([self.params[p.name] for p in self.PARAMS])
+
+    def _predict_theta(self, schedule: Schedule, steps: IntArray, thetas: FloatArray) -> FloatArray:
+        uniq, inverse = np.unique(steps, return_inverse=True)
+        lrs = schedule_lrs(schedule, int(uniq[-1]))
+        prep = self._prepare(lrs, uniq)
+        out = np.stack([self._evaluate(th, prep, False)[0] for th in np.atleast_2d(thetas)])
+        return np.asarray(out[:, inverse], dtype=np.float64)
+
+    def predict(self, schedule: Schedule | Mapping[str, Any], steps: npt.ArrayLike) -> FloatArray:
+        """The predicted loss at ``steps`` under ``schedule`` (a Schedule or a spec dict).
+
+        Example:
+            >>> from runcast.forecast.laws import MultiPowerLaw
+            >>> law = MultiPowerLaw.published("100M")
+            >>> spec = {"kind": "constant", "peak": 3e-4, "warmup": 2160, "total": 24000}
+            >>> [round(float(v), 3) for v in law.predict(spec, [4000, 23999])]
+            [3.418, 3.033]
+        """
+        st = as_steps(steps)
+        out = self._predict_theta(as_schedule(schedule), st, self.theta)
+        return np.asarray(out[0], dtype=np.float64)
+
+    def _sample_thetas(self, n: int, rng: np.random.Generator) -> FloatArray:
+        z0 = np.array([p.to_z(self.params[p.name]) for p in self.PARAMS])
+        if not np.any(self.cov):
+            return np.asarray(np.tile(self.theta, (n, 1)), dtype=np.float64)
+        zs = rng.multivariate_normal(z0, self.cov, size=n, method="eigh")
+        lo, hi = np.array([p.z_bounds() for p in self.PARAMS]).T
+        zs = np.clip(zs, lo, hi)
+        out = [[p.from_z(z) for p, z in zip(self.PARAMS, row, strict=True)] for row in zs]
+        return np.array(out, dtype=np.float64)
+
+    def forecast(
+        self,
+        schedule: Schedule | Mapping[str, Any],
+        steps: npt.ArrayLike,
+        *,
+        n_paths: int = 256,
+        seed: int = 0,
+    ) -> Forecast:
+        """The loss at ``steps`` as a :class:`~runcast.forecast.Forecast` with calibrated bands.
+
+        Paths combine three errors, all relative (log space): the fit's parameter uncertainty
+        (Laplace approximation, sampled), the law's error on a schedule it was not fitted on
+        (``model_error``, calibrated on held-out curves, growing with the log of how far the
+        forward area reaches past the fitted data), and observation noise (the fit's residuals).
+
+        Example:
+            >>> from runcast.forecast.laws import MultiPowerLaw
+            >>> law = MultiPowerLaw.published("25M")
+            >>> spec = {"kind": "wsd", "peak": 3e-4, "end": 3e-5, "warmup": 2160,
+            ...         "total": 24000, "decay_start": 20000}
+            >>> f = law.forecast(spec, [12000, 23999])
+            >>> lo, hi = f.final.interval(0.8)
+            >>> bool(lo < f.final.median < hi), f.method
+            (True, 'law:mpl')
+        """
+        if n_paths < 2:
+            raise InvalidInputError(f"n_paths must be at least 2, but got {n_paths=}.")
+        sched = as_schedule(schedule)
+        st = as_steps(steps)
+        order = np.argsort(st, kind="stable")
+        st_sorted = st[order]
+        if np.any(np.diff(st_sorted) == 0):
+            raise InvalidInputError("Forecast steps must not repeat; pass unique steps.")
+        rng = np.random.default_rng(seed)
+        thetas = self._sample_thetas(n_paths, rng)
+        paths = self._predict_theta(sched, st_sorted, thetas)
+        if not np.all(np.isfinite(paths)) or np.any(paths <= 0):
+            # a sampled parameter vector off the law's valid region: fall back to the point fit
+            bad = ~np.all(np.isfinite(paths) & (paths > 0), axis=1)
+            paths[bad] = self._predict_theta(sched, st_sorted, self.theta)[0]
+        lrs = schedule_lrs(sched, int(st_sorted[-1]))
+        s1 = np.cumsum(lrs)[st_sorted]
+        s1_fit = float(self.info.get("s1_max", s1[-1]))
+        reach = np.maximum(np.log(np.maximum(s1, 1e-300) / max(s1_fit, 1e-300)), 0.0)
+        sigma_model = self.model_error * (1.0 + reach)
+        eps_model = rng.standard_normal((n_paths, 1))
+        eps_noise = rng.standard_normal((n_paths, st_sorted.size))
+        samples = paths * np.exp(sigma_model[None, :] * eps_model + self.noise * eps_noise)
+        info = {
+            "law": self.name,
+            "params": dict(self.params),
+            "model_error": self.model_error,
+            "noise": self.noise,
+        }
+        return Forecast(st_sorted, samples, direction="down", method=f"law:{self.name}", info=info)
+
+    # --- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` restores an identical law."""
+        return {
+            "format": "runcast.law",
+            "version": 1,
+            "law": self.name,
+            "params": dict(self.params),
+            "cov": self.cov.tolist(),
+            "noise": self.noise,
+            "model_error": self.model_error,
+            "info": self.info,
+        }
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> Law:
+        """The law a :meth:`to_dict` dict describes (any law kind).
+
+        Example:
+            >>> from runcast.forecast.laws import Law, MultiPowerLaw
+            >>> law = MultiPowerLaw.published("25M")
+            >>> Law.from_dict(law.to_dict()).params == law.params
+            True
+        """
+        if not isinstance(data, Mapping) or data.get("format") != "runcast.law":
+            raise InvalidInputError(
+                "Not a saved runcast law: expected a dict with format 'runcast.law' "
+                "(written by Law.save / Law.to_dict)."
+            )
+        name = data.get("law")
+        if name not in LAWS:
+            raise InvalidInputError(f"Unknown law {name!r}; known laws: {', '.join(sorted(LAWS))}.")
+        return LAWS[name](
+            data["params"],
+            cov=data.get("cov"),
+            noise=float(data.get("noise", 0.0)),
+            model_error=float(data.get("model_error", DEFAULT_MODEL_ERROR)),
+            info=data.get("info"),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the law as JSON to ``path``; returns the path."""
+        p = Path(path)
+        p.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return p
+
+    @staticmethod
+    def load(path: str | Path) -> Law:
+        """Read a law written by :meth:`save`."""
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise InvalidInputError(f"No law file at {str(p)!r}.") from None
+        except json.JSONDecodeError as err:
+            raise InvalidInputError(f"{str(p)!r} is not a JSON law file: {err}.") from err
+        return Law.from_dict(data)
+
+    def __repr__(self) -> str:
+        ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
+        return f"{type(self).__name__}({ps})"
+
+
+def stack_eval(
+    law: type[Law], theta: FloatArray, preps: Sequence[Any], grad: bool
+) -> tuple[FloatArray, FloatArray | None]:
+    """Evaluate ``law`` on several prepared curves, concatenated."""
+    preds, jacs = [], []
+    for prep in preps:
+        p, j = law._evaluate(theta, prep, grad)
+        preds.append(p)
+        if j is not None:
+            jacs.append(j)
+    pred = np.concatenate(preds)
+    if not grad:
+        return pred, None
+    return pred, np.concatenate(jacs, axis=0)
+
+
+def check_fit(cost: float, n: int) -> None:
+    """Raise a FitError for a non-finite fit, naming the remedy."""
+    if not np.isfinite(cost):
+        raise FitError(
+            f"The law fit diverged (non-finite cost over {n} points). Check the curve for "
+            "spikes, or try another law= or more restarts=."
+        )

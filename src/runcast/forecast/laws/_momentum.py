@@ -1,0 +1,79 @@
+"""The scaling law with LR annealing (Tissue et al. 2024), "the momentum law".
+
+``L(s) = L0 + A * S1^-alpha - C * S2``: the forward area ``S1`` (sum of LRs, warmup included)
+drives the power-law descent; the annealing area ``S2 = sum_i m_i``, with the momentum
+``m_i = lam * m_{i-1} + (eta_{i-1} - eta_i)``, credits each LR drop gradually (decay ``lam``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from runcast.forecast.laws._areas import (
+    FloatArray,
+    IntArray,
+    momentum_area,
+    momentum_area_grad,
+)
+from runcast.forecast.laws._base import Law, Param
+
+
+class MomentumLaw(Law):
+    """Tissue et al.'s law; parameters L0, A, alpha, C and the momentum decay lam.
+
+    Example:
+        >>> law = MomentumLaw({"L0": 3.0, "A": 0.5, "alpha": 0.5, "C": 0.3, "lam": 0.999})
+        >>> spec = {"kind": "cosine", "peak": 3e-4, "end": 3e-5, "warmup": 100, "total": 5000}
+        >>> a, b = law.predict(spec, [2500, 4999])
+        >>> bool(b < a)
+        True
+    """
+
+    name: ClassVar[str] = "momentum"
+    summary: ClassVar[str] = "scaling law with LR annealing (Tissue et al. 2024)"
+    PARAMS: ClassVar[tuple[Param, ...]] = (
+        Param("L0", 1e-6, 1e3),
+        Param("A", 1e-6, 1e4),
+        Param("alpha", 0.02, 3.0, prior=(float(np.log(0.5)), 0.5)),
+        Param("C", 1e-9, 1e7),
+        Param("lam", 0.5, 1.0 - 1e-6, "log1m", prior=(float(np.log(1e-3)), 1.5)),
+    )
+
+    @classmethod
+    def _prepare(cls, lrs: FloatArray, steps: IntArray) -> Any:
+        s1 = np.maximum(np.cumsum(lrs)[steps], 1e-300)
+        return np.log(s1), lrs, steps
+
+    @classmethod
+    def _evaluate(
+        cls, theta: FloatArray, prep: Any, grad: bool
+    ) -> tuple[FloatArray, FloatArray | None]:
+        l0, a, alpha, c, lam = (float(v) for v in theta)
+        log_s1, lrs, steps = prep
+        power = np.exp(-alpha * log_s1)
+        s2 = momentum_area(lrs, steps, lam)
+        pred = l0 + a * power - c * s2
+        if not grad:
+            return pred, None
+        jac = np.empty((pred.size, 5))
+        jac[:, 0] = 1.0
+        jac[:, 1] = power
+        jac[:, 2] = -a * power * log_s1
+        jac[:, 3] = -s2
+        jac[:, 4] = -c * momentum_area_grad(lrs, steps, lam)
+        return pred, jac
+
+    @classmethod
+    def _starts(cls, losses: FloatArray, s1: FloatArray, peak: float) -> list[dict[str, float]]:
+        lo, hi = float(losses.min()), float(losses.max())
+        spread = max(hi - lo, 1e-3 * hi)
+        first = float(losses[np.argmin(s1)])
+        starts = []
+        for l0_frac, alpha, lam in ((0.4, 0.5, 0.999), (0.15, 0.35, 0.99), (0.9, 0.7, 0.9995)):
+            l0 = max(lo - l0_frac * spread, 1e-3)
+            a = max(first - l0, 1e-3) * float(s1.min()) ** alpha
+            c = 0.15 * spread / peak * (1.0 - lam)
+            starts.append({"L0": l0, "A": a, "alpha": alpha, "C": c, "lam": lam})
+        return starts

@@ -1,0 +1,103 @@
+"""The multi-power law (Luo et al., ICLR 2025): a loss curve from any LR schedule.
+
+``L(t) = L0 + A * S1(t)^-alpha - B * LD(t)`` with the forward area ``S1`` (warmup included,
+which is the paper's ``S1 + S_W``) and the loss drop
+``LD(t) = sum_{k<=t} (eta_{k-1} - eta_k) * G(eta_k^-gamma * S_k(t))``,
+``G(x) = 1 - (C x + 1)^-beta``, ``S_k(t) = sum_{tau=k}^{t} eta_tau``. A drop of the LR lowers the
+loss gradually, saturating as more area is travelled at the lower LR.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from runcast.errors import InvalidInputError
+from runcast.forecast.laws._areas import DropTerms, FloatArray, IntArray
+from runcast.forecast.laws._base import Law, Param
+
+# The parameters published with the paper's repository (thu-yao-01-luo/MultiPowerLaw,
+# README "Best Parameters"), for LLaMA-style models trained with peak LR 3e-4, warmup 2160.
+PUBLISHED: dict[str, dict[str, float]] = {
+    "25M": {"L0": 3.04045406, "A": 0.52468604, "alpha": 0.50786857, "B": 363.78751622,
+            "C": 2.06560812, "beta": 0.58279013, "gamma": 0.64142257},
+    "100M": {"L0": 2.6514477, "A": 0.60115152, "alpha": 0.45295811, "B": 437.9464276,
+             "C": 2.13245612, "beta": 0.59785199, "gamma": 0.65523644},
+    "400M": {"L0": 2.37474466, "A": 0.65421216, "alpha": 0.42878731, "B": 523.42464371,
+             "C": 2.02462735, "beta": 0.59350493, "gamma": 0.63472457},
+}  # fmt: skip
+
+
+class MultiPowerLaw(Law):
+    """The multi-power law of Luo et al. (2025); parameters L0, A, alpha, B, C, beta, gamma.
+
+    Example:
+        >>> law = MultiPowerLaw.published("400M")
+        >>> spec = {"kind": "two_stage", "peak": 3e-4, "second": 3e-5, "switch": 8000,
+        ...         "warmup": 2160, "total": 16000}
+        >>> before, after = law.predict(spec, [7999, 15999])
+        >>> bool(after < before - 0.15)  # the LR drop at 8000 lowers the loss
+        True
+    """
+
+    name: ClassVar[str] = "mpl"
+    summary: ClassVar[str] = "multi-power law (Luo et al. 2025)"
+    PARAMS: ClassVar[tuple[Param, ...]] = (
+        Param("L0", 1e-6, 1e3),
+        Param("A", 1e-6, 1e4),
+        Param("alpha", 0.02, 3.0, prior=(float(np.log(0.5)), 0.5)),
+        Param("B", 1e-6, 1e7),
+        Param("C", 1e-4, 1e4),
+        Param("beta", 0.02, 5.0, prior=(float(np.log(0.6)), 0.5)),
+        Param("gamma", 0.0, 1.5, "lin", prior=(0.6, 0.3)),
+    )
+
+    @classmethod
+    def published(cls, size: str) -> MultiPowerLaw:
+        """The law with the paper's published parameters for ``size`` in 25M, 100M, 400M."""
+        if size not in PUBLISHED:
+            raise InvalidInputError(
+                f"No published multi-power law parameters for {size!r}; "
+                f"use one of {', '.join(PUBLISHED)}."
+            )
+        return cls(PUBLISHED[size], info={"source": "Luo et al. 2025, published", "size": size})
+
+    @classmethod
+    def _prepare(cls, lrs: FloatArray, steps: IntArray) -> Any:
+        s1 = np.maximum(np.cumsum(lrs)[steps], 1e-300)
+        return s1, np.log(s1), DropTerms.build(lrs, steps)
+
+    @classmethod
+    def _evaluate(
+        cls, theta: FloatArray, prep: Any, grad: bool
+    ) -> tuple[FloatArray, FloatArray | None]:
+        l0, a, alpha, b, c, beta, gamma = (float(v) for v in theta)
+        _, log_s1, drops = prep
+        power = np.exp(-alpha * log_s1)
+        ld, ld_jac = drops.value_and_grad(c, beta, gamma, grad)
+        pred = l0 + a * power - b * ld
+        if not grad:
+            return pred, None
+        assert ld_jac is not None
+        jac = np.empty((pred.size, 7))
+        jac[:, 0] = 1.0
+        jac[:, 1] = power
+        jac[:, 2] = -a * power * log_s1
+        jac[:, 3] = -ld
+        jac[:, 4:] = -b * ld_jac
+        return pred, jac
+
+    @classmethod
+    def _starts(cls, losses: FloatArray, s1: FloatArray, peak: float) -> list[dict[str, float]]:
+        lo, hi = float(losses.min()), float(losses.max())
+        spread = max(hi - lo, 1e-3 * hi)
+        first = float(losses[np.argmin(s1)])
+        starts = []
+        for l0_frac, alpha in ((0.4, 0.5), (0.15, 0.35), (0.9, 0.7), (0.25, 0.5)):
+            l0 = max(lo - l0_frac * spread, 1e-3)
+            a = max(first - l0, 1e-3) * float(s1.min()) ** alpha
+            b = 0.15 * spread / peak
+            starts.append({"L0": l0, "A": a, "alpha": alpha, "B": b, "C": 2.0, "beta": 0.6,
+                           "gamma": 0.6})  # fmt: skip
+        return starts
