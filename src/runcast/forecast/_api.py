@@ -1,0 +1,238 @@
+"""``runcast.forecast``: the rest of a run from its beginning, with calibrated uncertainty.
+
+Methods (``method=``):
+
+- ``"auto"`` (default): ``"law"`` when a schedule is known (argument, or ``curve.schedule``),
+  else ``"ensemble"``.
+- ``"law"``: the schedule-aware path (:mod:`runcast.forecast._known`): a loss law over the LR
+  schedule fitted to the observed part, so a cosine's decay or a WSD cooldown that has not
+  started yet is forecast. Needs the schedule up to ``until``.
+- ``"ensemble"``: the schedule-agnostic Bayesian ensemble of Domhan et al.'s parametric families
+  with an exact grid posterior (:mod:`runcast.forecast._ensemble`).
+- ``"pfn"``: the learned LC-PFN-style forecaster, when installed (:mod:`runcast.forecast.pfn`).
+- baselines: ``"last"`` (last smoothed value), ``"powerlaw"`` (least-squares power law),
+  ``"mcmc"`` (emcee over the parametric ensemble; slow, needs ``emcee``).
+
+All but ``pfn`` share one calibration (:mod:`runcast.forecast._calibrate`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from runcast.curve import Curve
+from runcast.errors import InvalidInputError, RuncastWarning, ScheduleError
+from runcast.forecast._calibrate import RawForecast, default_calibration
+from runcast.forecast._prep import Prepared, prepare
+from runcast.forecast._registry import METHODS, get_method, register_method
+from runcast.forecast._types import Direction, Forecast
+from runcast.schedules import Schedule
+
+RawFn = Callable[..., RawForecast]
+#: runcast's own calibrated methods: fn(prepared, schedule, n_paths=, seed=, **opts) -> RawForecast
+RAW_METHODS: dict[str, RawFn] = {}
+_SUMMARIES = {
+    "ensemble": "Bayesian ensemble of Domhan et al.'s parametric families (no schedule needed)",
+    "law": "a loss law over the known LR schedule, fitted to the observed part",
+    "last": "baseline: the last smoothed value, flat",
+    "powerlaw": "baseline: least-squares power law c + a t^-alpha",
+    "mcmc": "baseline: emcee MCMC over the parametric ensemble (slow; needs emcee)",
+}
+_NEEDS_SCHEDULE = {"law"}
+_MODULES = ("_ensemble", "_baselines")
+
+
+def _load_methods() -> None:
+    """Import the method modules once; registering is a side effect of importing them."""
+    if RAW_METHODS:
+        return
+    for mod in _MODULES:
+        m = importlib.import_module(f"runcast.forecast.{mod}")
+        RAW_METHODS.update(getattr(m, "RAW", {}))
+    for name in RAW_METHODS:
+        register_method(name, needs_schedule=name in _NEEDS_SCHEDULE, summary=_SUMMARIES[name])(
+            _wrap(name)
+        )
+    try:  # H7's learned forecaster registers "pfn" on import, when it is present
+        importlib.import_module("runcast.forecast.pfn")
+    except ImportError as err:
+        if err.name not in ("runcast.forecast.pfn", "torch"):
+            raise
+
+
+def _wrap(name: str) -> Callable[..., Forecast]:
+    def fn(curve: Curve, until: int, schedule: Schedule | None, **opts: Any) -> Forecast:
+        return _run_raw(name, curve, until, schedule, **opts)
+
+    fn.__name__ = f"forecast_{name}"
+    return fn
+
+
+def _schedule_of(curve: Curve, schedule: Schedule | dict[str, Any] | str | None) -> Schedule | None:
+    if schedule is None:
+        return curve.schedule
+    if isinstance(schedule, Schedule):
+        return schedule
+    if isinstance(schedule, dict):
+        return Schedule.from_spec(schedule)
+    if isinstance(schedule, str):
+        return Schedule.from_string(schedule)
+    raise InvalidInputError(
+        f"schedule must be a runcast.Schedule, a spec dict or a spec string, but got "
+        f"{type(schedule).__name__}."
+    )
+
+
+def _check_schedule(schedule: Schedule, until: int) -> None:
+    total = schedule.total
+    if total is not None and total < until + 1:
+        raise ScheduleError(
+            f"The schedule covers {total} steps (0..{total - 1}) but the forecast runs until "
+            f"step {until}; pass the full planned schedule, or forecast until <= {total - 1}."
+        )
+
+
+def raw_forecast(
+    method: str,
+    curve: Curve,
+    until: int,
+    schedule: Schedule | None = None,
+    *,
+    steps: npt.ArrayLike | None = None,
+    direction: Direction | None = None,
+    n_paths: int = 400,
+    seed: int = 0,
+    **opts: Any,
+) -> RawForecast:
+    """The uncalibrated paths of one of runcast's own methods (the evaluation harness uses it)."""
+    _load_methods()
+    if method not in RAW_METHODS:
+        raise InvalidInputError(
+            f"{method!r} is not one of runcast's calibrated methods: {sorted(RAW_METHODS)}."
+        )
+    prep: Prepared = prepare(curve, until, steps=steps, direction=direction)
+    if prep.constant:
+        warnings.warn(
+            f"The curve is constant ({prep.center:.6g} at all {prep.n_points} points); "
+            "the forecast is flat at that value, with no spread.",
+            RuncastWarning,
+            stacklevel=3,
+        )
+        paths = np.zeros((n_paths, prep.out_steps.size))
+        return RawForecast(prep, paths, anchor=0.0, info={"constant": True})
+    return RAW_METHODS[method](prep, schedule, n_paths=n_paths, seed=seed, **opts)
+
+
+def _run_raw(
+    name: str,
+    curve: Curve,
+    until: int,
+    schedule: Schedule | None,
+    *,
+    noise: bool = True,
+    seed: int = 0,
+    **opts: Any,
+) -> Forecast:
+    t0 = time.perf_counter()
+    raw = raw_forecast(name, curve, until, schedule, seed=seed, **opts)
+    tau = default_calibration().tau(name, raw.prep.last_step / raw.prep.until)
+    out = raw.finish(name, tau, noise=noise, seed=seed)
+    out.info["seconds"] = round(time.perf_counter() - t0, 5)
+    return out
+
+
+def resolve_method(method: str, schedule: Schedule | None) -> str:
+    """The method ``"auto"`` stands for, given whether a schedule is known."""
+    if method != "auto":
+        return method
+    return "law" if schedule is not None else "ensemble"
+
+
+def forecast(
+    curve: Curve,
+    until: int,
+    schedule: Schedule | dict[str, Any] | str | None = None,
+    method: str = "auto",
+    *,
+    steps: npt.ArrayLike | None = None,
+    direction: Direction | None = None,
+    noise: bool = True,
+    n_paths: int = 400,
+    seed: int = 0,
+    **opts: Any,
+) -> Forecast:
+    """Forecast the rest of a run from its beginning, as a calibrated predictive distribution.
+
+    Args:
+        curve: the observed part of the run (a loss that falls or an accuracy that rises; dense
+            per-step or sparse eval points; NaNs are dropped with a warning).
+        until: the last step to forecast (usually the run's planned total steps - 1).
+        schedule: the run's LR schedule, future steps included (a ``Schedule``, a spec dict or a
+            spec string); default ``curve.schedule``. With one, ``"auto"`` uses the
+            schedule-aware law.
+        method: ``"auto"``, ``"law"``, ``"ensemble"``, ``"pfn"``, ``"last"``, ``"powerlaw"`` or
+            ``"mcmc"`` (see the module docs for what each does).
+        steps: forecast these steps instead of the default grid (up to 200 steps after the last
+            observed one, ending exactly at ``until``).
+        direction: ``"down"`` (loss) or ``"up"`` (accuracy); detected when None.
+        noise: forecast observed values (trend plus per-step noise, the default) or, with
+            False, the noise-free trend (e.g. the smoothed final loss).
+        n_paths: sample paths in the forecast.
+        seed: seeds the posterior sampling; the same inputs and seed give the same forecast.
+
+    A constant curve gets a flat forecast and a :class:`~runcast.RuncastWarning`.
+
+    Example:
+        >>> import numpy as np, runcast
+        >>> s = np.arange(0, 3001, 25)
+        >>> c = runcast.Curve(s, 2.0 + 5.0 * ((s + 100) / 100.0) ** -0.6)
+        >>> f = runcast.forecast(c, until=10_000)
+        >>> f.method, int(f.steps[-1]), abs(f.final.median - 2.31) < 0.1
+        ('ensemble', 10000, True)
+        >>> lo, hi = f.final.interval(0.8)
+        >>> bool(lo < 2.0 + 5.0 * 101 ** -0.6 < hi)
+        True
+    """
+    sched = _schedule_of(curve, schedule)
+    name = resolve_method(method, sched)
+    _load_methods()
+    m = get_method(name)
+    if m.needs_schedule:
+        if sched is None:
+            raise InvalidInputError(
+                f"Method {name!r} needs the run's LR schedule: pass schedule=... (a Schedule, a "
+                "spec dict or a spec string), or use method='ensemble'."
+            )
+        _check_schedule(sched, int(until))
+    if name in RAW_METHODS:
+        return _run_raw(
+            name,
+            curve,
+            until,
+            sched,
+            steps=steps,
+            direction=direction,
+            noise=noise,
+            n_paths=n_paths,
+            seed=seed,
+            **opts,
+        )
+    return m.fn(curve, until, sched, steps=steps, seed=seed, **opts)  # type: ignore[no-any-return]
+
+
+def available_methods() -> dict[str, str]:
+    """Every registered method name with its one-line summary.
+
+    Example:
+        >>> "ensemble" in available_methods()
+        True
+    """
+    _load_methods()
+    return {k: v.summary for k, v in sorted(METHODS.items())}

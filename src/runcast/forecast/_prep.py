@@ -1,0 +1,268 @@
+"""Input checks and preparation shared by every forecaster.
+
+One place turns a user's curve into what the fitters want: NaNs dropped (with a warning),
+the direction found (a loss falls, an accuracy rises), values flipped and rescaled so that every
+fitter sees a falling curve of order one, spikes replaced by a running median, dense per-step
+curves binned to at most ``max_bins`` medians (so a 140k-step curve fits as fast as a 100-point
+one), and the per-step observation noise measured (a forecast of per-step values must include it).
+
+Example:
+    >>> import numpy as np, runcast
+    >>> steps = np.arange(1, 5001)
+    >>> c = runcast.Curve(steps, 2.0 + 3.0 * (steps / 100.0) ** -0.5)
+    >>> p = prepare(c, until=10_000)
+    >>> p.direction, len(p.x) <= 200, int(p.out_steps[-1])
+    ('down', True, 10000)
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from runcast.curve import Curve
+from runcast.errors import InvalidInputError, NotEnoughDataError, RuncastWarning
+from runcast.forecast._types import Direction
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: the fewest finite points any forecaster accepts (4 parameters need more than 4 points)
+MIN_POINTS = 6
+#: default number of forecast steps between the last observed step and ``until``
+N_OUT_STEPS = 200
+_MAD = 1.4826  # MAD -> standard deviation for a normal
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A curve ready for fitting, in the falling orientation and a normalised scale.
+
+    ``y = sign * (value - center) / scale`` where ``sign`` is +1 for a loss, -1 for an
+    accuracy; ``to_values`` undoes it. ``x`` are the (binned) steps of the fitted points.
+    """
+
+    x: FloatArray
+    y: FloatArray
+    weight: FloatArray  # points per bin (1 for unbinned curves)
+    direction: Direction
+    sign: float
+    center: float
+    scale: float
+    first_step: int
+    last_step: int
+    until: int
+    out_steps: IntArray
+    noise_sd: float  # per-step observation noise, in the curve's own units
+    n_points: int  # finite points in the observed curve
+    constant: bool
+
+    def to_values(self, y: FloatArray) -> FloatArray:
+        """Map normalised falling-orientation values back to the curve's own units."""
+        return self.center + self.sign * self.scale * y
+
+    @property
+    def noise_y(self) -> float:
+        """The per-step observation noise in normalised units."""
+        return self.noise_sd / self.scale
+
+
+def drop_nan(curve: Curve) -> Curve:
+    """The curve without NaN points, warning with how many were dropped."""
+    n = curve.n_missing
+    if n:
+        warnings.warn(
+            f"Dropped {n} missing (NaN) value{'s' if n > 1 else ''} of {len(curve)} before "
+            "forecasting.",
+            RuncastWarning,
+            stacklevel=3,
+        )
+        return curve.finite()
+    return curve
+
+
+def detect_direction(value: FloatArray, name: str | None = None) -> Direction:
+    """``"up"`` if the curve rises overall (an accuracy), else ``"down"`` (a loss).
+
+    Compares the medians of the first and last tenth of the points; when they are equal within
+    the noise, a name containing ``acc`` breaks the tie.
+
+    Example:
+        >>> detect_direction(np.array([0.1, 0.3, 0.5, 0.6, 0.65, 0.7]))
+        'up'
+    """
+    k = max(1, value.size // 10)
+    head, tail = float(np.median(value[:k])), float(np.median(value[-k:]))
+    if tail > head:
+        return "up"
+    if tail < head:
+        return "down"
+    lowered = (name or "").lower()
+    return "up" if any(s in lowered for s in ("acc", "auc", "f1", "score")) else "down"
+
+
+def despike(y: FloatArray, window: int = 5, k: float = 6.0) -> FloatArray:
+    """Replace points more than ``k`` robust SDs from their running median by that median.
+
+    A Hampel filter: a single diverging batch or a NaN-adjacent glitch must not bend the fit.
+
+    Example:
+        >>> despike(np.array([5.0, 4.0, 3.0, 50.0, 2.0, 1.5, 1.2])).tolist()
+        [5.0, 4.0, 3.0, 3.0, 2.0, 1.5, 1.2]
+    """
+    n = y.size
+    if n < window:
+        return y
+    h = window // 2
+    padded = np.pad(y, h, mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(padded, window)
+    med = np.median(win, axis=1)
+    resid = np.abs(y - med)
+    mad = _MAD * float(np.median(resid))
+    if mad == 0.0:
+        mad = _MAD * float(np.median(np.abs(np.diff(y)))) or 1e-12
+    out = np.where(resid > k * mad, med, y)
+    return np.asarray(out, dtype=np.float64)
+
+
+def noise_sd(value: FloatArray) -> float:
+    """The per-point noise SD, from second differences (blind to a locally linear trend).
+
+    Measured on the last 30% of points, where the curve is flattest.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> round(noise_sd(np.linspace(3, 2, 5000) + 0.1 * rng.standard_normal(5000)), 2)
+        0.1
+    """
+    tail = value[int(value.size * 0.7) :]
+    if tail.size < 5:
+        tail = value
+    if tail.size < 3:
+        return 0.0
+    d2 = tail[2:] - 2.0 * tail[1:-1] + tail[:-2]
+    # var(second difference) = 6 var(noise) for white noise
+    return float(_MAD * np.median(np.abs(d2 - np.median(d2))) / np.sqrt(6.0))
+
+
+def bin_curve(
+    step: FloatArray, value: FloatArray, max_bins: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Medians of ``value`` in ``max_bins`` bins of equally many points: (x, y, count).
+
+    Dense curves are logged at (nearly) even steps, so equal-count bins are equal-width bins,
+    which keep most of the weight on the late part of the run that governs the extrapolation;
+    and a reshape makes the medians one vectorised call (a 140k-point curve bins in ~2 ms).
+    The few oldest points that do not fill a bin are dropped.
+
+    Example:
+        >>> x, y, n = bin_curve(np.arange(10.0), np.arange(10.0), 3)
+        >>> x.tolist(), n.tolist()
+        ([2.0, 5.0, 8.0], [3.0, 3.0, 3.0])
+    """
+    if step.size <= max_bins:
+        return step, value, np.ones_like(value)
+    k = step.size // max_bins
+    drop = step.size - k * max_bins
+    xs = step[drop:].reshape(max_bins, k).mean(axis=1)
+    ys = np.median(value[drop:].reshape(max_bins, k), axis=1)
+    return xs, ys, np.full(max_bins, float(k))
+
+
+def out_grid(last_step: int, until: int, steps: npt.ArrayLike | None, n: int) -> IntArray:
+    """The forecast steps: ``steps`` if given (checked), else up to ``n`` steps ending at until."""
+    if steps is not None:
+        st = np.unique(np.asarray(steps, dtype=np.int64))
+        if st.size == 0:
+            raise InvalidInputError("steps= is empty; pass at least one step to forecast.")
+        if st[0] <= last_step or st[-1] > until:
+            raise InvalidInputError(
+                f"steps= must lie after the last observed step {last_step} and at most "
+                f"until={until}, but got {int(st[0])}..{int(st[-1])}."
+            )
+        return st
+    grid = np.unique(np.round(np.linspace(last_step, until, n + 1)[1:]).astype(np.int64))
+    return grid[grid > last_step]
+
+
+def prepare(
+    curve: Curve,
+    until: int,
+    *,
+    steps: npt.ArrayLike | None = None,
+    direction: Direction | None = None,
+    max_bins: int = 200,
+    skip: float = 0.1,
+    n_out: int = N_OUT_STEPS,
+) -> Prepared:
+    """Check and prepare ``curve`` for forecasting it up to step ``until``.
+
+    Args:
+        curve: the observed beginning of the run.
+        until: the last step to forecast (must be after the curve's last step).
+        steps: specific steps to forecast instead of the default grid.
+        direction: ``"down"`` (loss) or ``"up"`` (accuracy); None detects it.
+        max_bins: dense curves are reduced to this many bin medians.
+        skip: the first ``skip`` fraction of the observed steps is left out of the fit (the
+            warm-up and the first rapid drop follow no extrapolation family).
+        n_out: the number of default forecast steps.
+    """
+    if not isinstance(curve, Curve):
+        raise InvalidInputError(
+            f"forecast needs a runcast.Curve, but got {type(curve).__name__}; "
+            "build one with runcast.Curve(steps, values)."
+        )
+    curve = drop_nan(curve)
+    n = len(curve)
+    if n < MIN_POINTS:
+        raise NotEnoughDataError(
+            f"Forecasting needs at least {MIN_POINTS} finite points, but the curve has {n}. "
+            "Log the metric more often, or wait for more steps."
+        )
+    last = curve.last_step
+    until = int(until)
+    if until <= last:
+        raise InvalidInputError(
+            f"until={until} must be after the curve's last observed step {last}; "
+            "there is nothing left to forecast."
+        )
+    if direction is not None and direction not in ("down", "up"):
+        raise InvalidInputError(f"direction must be 'down', 'up' or None, but got {direction!r}.")
+    step = curve.step.astype(np.float64)
+    value = np.asarray(curve.value, dtype=np.float64)
+    dirn: Direction = direction or detect_direction(value, curve.name)
+    sign = 1.0 if dirn == "down" else -1.0
+    sd = noise_sd(value)
+    start = int(np.searchsorted(step, step[0] + skip * (step[-1] - step[0])))
+    if n - start < MIN_POINTS:
+        start = max(0, n - MIN_POINTS)
+    fs, fv = step[start:], value[start:]
+    x, yv, w = bin_curve(fs, fv, max_bins)
+    if w.max() == 1.0:
+        yv = despike(yv)
+    down = sign * yv
+    k = max(1, down.size // 20)
+    center_down = float(np.median(down[-k:]))
+    spread = float(np.quantile(down, 0.95) - center_down)
+    constant = bool(np.ptp(value) == 0.0)
+    scale = spread if spread > 0 else max(float(np.ptp(down)), abs(center_down) * 1e-3, 1e-12)
+    y = (down - center_down) / scale
+    return Prepared(
+        x=x,
+        y=y,
+        weight=w,
+        direction=dirn,
+        sign=sign,
+        center=sign * center_down,
+        scale=scale,
+        first_step=int(curve.step[0]),
+        last_step=last,
+        until=until,
+        out_steps=out_grid(last, until, steps, n_out),
+        noise_sd=sd,
+        n_points=n,
+        constant=constant,
+    )
