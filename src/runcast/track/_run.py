@@ -33,6 +33,8 @@ from runcast.store._sqlite import SQLiteStore
 from runcast.track._values import check_step, check_value
 from runcast.track._writer import BackgroundWriter
 
+#: values log() accepts without a closer look (a set lookup is the cheapest type test)
+_PLAIN = frozenset((float, int))
 _LIVE: weakref.WeakSet[Run] = weakref.WeakSet()
 _UNCAUGHT = False
 
@@ -124,12 +126,11 @@ class Run:
         row = dict(data)  # our own copy: the caller may reuse and mutate its dict
         has_tensor = False
         for key, value in row.items():
-            kind = type(value)
-            if (kind is float or kind is int) and type(key) is str:
-                continue  # the fast path: plain Python numbers
-            checked, tensor = check_value(key, value, step)
-            row[key] = checked
-            has_tensor = has_tensor or tensor
+            if type(value) not in _PLAIN or type(key) is not str:
+                # the slow path, for anything but a plain Python number under a str key
+                checked, tensor = check_value(key, value, step)
+                row[key] = checked
+                has_tensor = has_tensor or tensor
         if self._resume_last is not None and step <= self._resume_last:
             self._fork(step)
         elif step < self._max_step and not self._warned_backwards:

@@ -1,0 +1,249 @@
+"""Reading metrics from CSV, JSONL and W&B history exports, with column mapping."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from runcast.curve import Curve
+from runcast.errors import ImportFormatError
+from runcast.io._table import Columns, TableBuilder, choose_step, column_map, to_curves, where
+from runcast.store import Points
+
+PathLike = str | os.PathLike[str]
+
+
+def _open(path: Path) -> TextIO:
+    if not path.is_file():
+        raise ImportFormatError(f"{path}: no such file.")
+    # utf-8-sig drops the byte-order mark spreadsheet programs put first
+    return path.open("r", encoding="utf-8-sig", newline="")
+
+
+def _checked_columns(columns: Columns, header: list[str], path: Path) -> None:
+    if columns is None:
+        return
+    wanted = list(columns.keys()) if isinstance(columns, Mapping) else list(columns)
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise ImportFormatError(
+            f"{path}: columns {missing} are not in the file; its columns are "
+            f"{', '.join(map(repr, header[:20]))}."
+        )
+
+
+def csv_points(
+    path: PathLike,
+    step: str | None = None,
+    columns: Columns = None,
+    wall: str | None = None,
+    delimiter: str | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> dict[str, Points]:
+    """The points of every metric column of a CSV file (see :func:`read_csv`)."""
+    p = Path(path)
+    sep = delimiter or ("\t" if p.suffix.lower() in (".tsv", ".tab") else ",")
+    with _open(p) as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        try:
+            header = next(reader, None)
+            if not header or not any(h.strip() for h in header):
+                raise ImportFormatError(f"{where(p, 1)}: the file is empty or has no header row.")
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            if dupes:
+                raise ImportFormatError(
+                    f"{where(p, 1)}: the header repeats the column(s) {dupes}; name each "
+                    "column once."
+                )
+            step_col = choose_step(header, step, p)
+            _checked_columns(columns, header, p)
+            builder = TableBuilder(p, step_col, wall, requested=columns is not None)
+            skip = {step_col, *exclude} | ({wall} if wall else set())
+            for column, key in column_map(columns, header, skip).items():
+                builder.add_column(column, key)
+            for row in reader:
+                line = reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # a blank line
+                if len(row) > len(header):
+                    raise ImportFormatError(
+                        f"{where(p, line)}: the row has {len(row)} fields but the header has "
+                        f"{len(header)}. Is a value missing its quotes, or the delimiter wrong "
+                        f"(pass delimiter=)?"
+                    )
+                builder.add_row(line, dict(zip(header, row, strict=False)))
+        except csv.Error as err:
+            raise ImportFormatError(f"{where(p, reader.line_num)}: not valid CSV ({err}).") from err
+        except UnicodeDecodeError as err:
+            raise ImportFormatError(
+                f"{where(p, reader.line_num + 1)}: not UTF-8 text ({err.reason}); save the file "
+                "as UTF-8."
+            ) from err
+    return builder.points()
+
+
+def read_csv(
+    path: PathLike,
+    step: str | None = None,
+    columns: Columns = None,
+    wall: str | None = None,
+    delimiter: str | None = None,
+) -> dict[str, Curve]:
+    """Read the metrics of a CSV (or TSV) log: one ``step`` column, one column per metric.
+
+    Args:
+        path: the file. ``.tsv``/``.tab`` files are read tab-separated.
+        step: the step column; default the first of step, _step, global_step, Step, iteration.
+        columns: the metric columns to read: a list, or a dict ``{column: metric key}`` to
+            rename them. Default: every column with numbers in it (text columns are skipped).
+        wall: an optional column of Unix wall times (kept when imported into a store).
+        delimiter: the field separator (default "," or tab for .tsv).
+
+    An empty cell means the metric was not logged at that step; "nan" or "inf" is a logged
+    but missing value (NaN). If a step appears twice, the last row wins (with a warning).
+
+    Raises:
+        ImportFormatError: the file is malformed; the message names the file and line.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+        >>> _ = f.write_text("step,loss,acc\\n0,2.5,\\n10,2.0,0.4\\n")
+        >>> curves = read_csv(f, columns={"loss": "train/loss", "acc": "acc"})
+        >>> curves["train/loss"].value.tolist(), curves["acc"].step.tolist()
+        ([2.5, 2.0], [10])
+    """
+    return to_curves(csv_points(path, step, columns, wall, delimiter))
+
+
+def _flatten(record: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _flatten(value, prefix=f"{name}/")
+        else:
+            yield name, value
+
+
+def jsonl_points(
+    path: PathLike,
+    step: str | None = None,
+    columns: Columns = None,
+    wall: str | None = None,
+) -> dict[str, Points]:
+    """The points of every metric of a JSONL file (see :func:`read_jsonl`)."""
+    p = Path(path)
+    builder: TableBuilder | None = None
+    requested = columns is not None
+    line = 0
+    with _open(p) as fh:
+        try:
+            for line, text in enumerate(fh, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    record = json.loads(text)
+                except (json.JSONDecodeError, RecursionError) as err:
+                    raise ImportFormatError(f"{where(p, line)}: not valid JSON ({err}).") from err
+                if not isinstance(record, dict):
+                    raise ImportFormatError(
+                        f"{where(p, line)}: expected one JSON object per line, like "
+                        f'{{"step": 1, "loss": 2.3}}, but got {type(record).__name__}.'
+                    )
+                row = dict(_flatten(record))
+                if builder is None:
+                    builder = TableBuilder(p, choose_step(row, step, p), wall, requested)
+                    if requested:
+                        for column, key in column_map(columns, (), set()).items():
+                            builder.add_column(column, key)
+                if not requested:
+                    skip = {builder.step, wall}
+                    for column in row:
+                        if column not in skip and column not in builder.columns:
+                            builder.add_column(column, column)
+                builder.add_row(line, row)
+        except UnicodeDecodeError as err:
+            raise ImportFormatError(
+                f"{where(p, line + 1)}: not UTF-8 text ({err.reason}); save the file as UTF-8."
+            ) from err
+    if builder is None:
+        raise ImportFormatError(f"{where(p, 1)}: the file has no records.")
+    return builder.points()
+
+
+def read_jsonl(
+    path: PathLike,
+    step: str | None = None,
+    columns: Columns = None,
+    wall: str | None = None,
+) -> dict[str, Curve]:
+    """Read the metrics of a JSON-lines log: one object per line, e.g. ``{"step": 3, "loss": 2}``.
+
+    Nested objects are flattened with "/" (``{"train": {"loss": 1}}`` -> ``train/loss``).
+    Arguments and missing values are as in :func:`read_csv`; a key absent from a line, or
+    null, means not logged at that step.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "log.jsonl"
+        >>> rows = ['{"step": 0, "train": {"loss": 3.0}}', '{"step": 5, "train": {"loss": 2.0}}']
+        >>> _ = f.write_text("\\n".join(rows))
+        >>> read_jsonl(f)["train/loss"].step.tolist()
+        [0, 5]
+    """
+    return to_curves(jsonl_points(path, step, columns, wall))
+
+
+def _wandb_columns(header: list[str]) -> dict[str, str]:
+    metrics = [
+        h
+        for h in header
+        if not h.startswith("_") and h != "Step" and not h.endswith(("__MIN", "__MAX"))
+    ]
+    # a chart export names columns "<run name> - <metric>"; keep the metric part when the
+    # file holds one run (every column has the same prefix)
+    prefixes = {h.split(" - ", 1)[0] for h in metrics if " - " in h}
+    if len(prefixes) == 1 and all(" - " in h for h in metrics):
+        return {h: h.split(" - ", 1)[1] for h in metrics}
+    return {h: h for h in metrics}
+
+
+def wandb_points(path: PathLike) -> dict[str, Points]:
+    """The points of a W&B history export (see :func:`read_wandb_csv`)."""
+    p = Path(path)
+    with _open(p) as fh:
+        try:
+            header = next(csv.reader(fh), None)
+        except (csv.Error, UnicodeDecodeError) as err:
+            raise ImportFormatError(f"{where(p, 1)}: not a readable CSV header ({err}).") from err
+    if not header:
+        raise ImportFormatError(f"{where(p, 1)}: the file is empty or has no header row.")
+    step = "_step" if "_step" in header else ("Step" if "Step" in header else None)
+    if step is None:
+        raise ImportFormatError(
+            f"{p}: not a W&B history export (no _step or Step column); read it with read_csv "
+            "and step='<column>' instead."
+        )
+    wall = "_timestamp" if "_timestamp" in header else None
+    return csv_points(p, step=step, columns=_wandb_columns(header), wall=wall)
+
+
+def read_wandb_csv(path: PathLike) -> dict[str, Curve]:
+    """Read a W&B history export (``run.history().to_csv()``, or a chart's "Export CSV").
+
+    The step is the ``_step`` (or ``Step``) column; W&B's own columns (``_runtime``,
+    ``_timestamp``, ...) and a chart's ``__MIN``/``__MAX`` columns are skipped, and the
+    ``"<run> - "`` prefix of a single-run chart export is dropped.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "history.csv"
+        >>> _ = f.write_text("_step,_runtime,_timestamp,loss\\n0,1,1.7e9,2.0\\n1,2,1.7e9,1.8\\n")
+        >>> sorted(read_wandb_csv(f))
+        ['loss']
+    """
+    return to_curves(wandb_points(path))
