@@ -110,8 +110,11 @@ def prune_decision(
     return Decision("continue", f"{what} >= threshold {threshold:g}", step=step, numbers=numbers)
 
 
-def default_forecaster(schedule: Schedule | None = None) -> Forecaster:
+def default_forecaster(schedule: Schedule | None = None, mode: Mode | None = None) -> Forecaster:
     """``runcast.forecast(curve, until=until, schedule=schedule)`` as a two-argument callable.
+
+    ``mode`` fixes the forecast's direction (``"min"``: a loss, ``"max"``: an accuracy) instead
+    of letting the forecaster guess it from a short, noisy start.
 
     Example:
         >>> callable(default_forecaster())
@@ -121,7 +124,8 @@ def default_forecaster(schedule: Schedule | None = None) -> Forecaster:
     def fn(curve: Curve, until: int) -> Forecast:
         # looked up at call time: the forecasting module is heavy and imported only when needed
         forecast = importlib.import_module("runcast.forecast").forecast
-        result: Forecast = forecast(curve, until=until, schedule=schedule)
+        direction = None if mode is None else ("down" if mode == "min" else "up")
+        result: Forecast = forecast(curve, until=until, schedule=schedule, direction=direction)
         return result
 
     return fn
@@ -211,7 +215,7 @@ class PruneRule:
                 f"{int(ok.sum())} finite point(s) so far; min_points={self.min_points}",
                 step=step,
             )
-        fn = self.forecaster or default_forecaster(schedule)
+        fn = self.forecaster or default_forecaster(schedule, self.mode)
         try:
             fc = fn(Curve(st[ok], va[ok]), total_steps)
         except RuncastError as err:  # no forecast, no evidence: never prune on a failed fit

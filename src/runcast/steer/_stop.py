@@ -116,7 +116,7 @@ class StopRule:
         if step >= until:
             return Decision("continue", f"the run reached the end of its budget {until}", step=step)
         if forecast is None:
-            fn = self.forecaster or default_forecaster(schedule)
+            fn = self.forecaster or default_forecaster(schedule, self.mode)
             try:
                 forecast = fn(finite, until)
             except RuncastError as err:  # no forecast, no evidence: keep training

@@ -1,0 +1,143 @@
+"""Optuna: prune a trial when its forecast says it will not beat the best completed trial.
+
+:class:`ForecastPruner` applies :class:`runcast.steer.PruneRule` to a trial's intermediate
+values: after ``n_warmup_steps`` and once ``n_min_trials`` trials have completed, the trial is
+pruned when ``P(its final value beats the best completed value) < threshold``. Every decision is
+kept, with its reason and numbers, in ``pruner.decisions[trial.number]``.
+
+Tell the pruner where a trial ends (``total_steps``, or the trial's user attribute
+``"runcast_total_steps"``), and optionally its LR schedule as a spec dict in the user attribute
+``"runcast_schedule"`` (the forecast then sees a coming cooldown). Report the same metric the
+objective returns.
+
+Example:
+    >>> import optuna
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> pruner = ForecastPruner(total_steps=50, n_warmup_steps=10)
+    >>> study = optuna.create_study(pruner=pruner)
+    >>> def objective(trial):
+    ...     rate = trial.suggest_float("rate", 0.01, 0.2)
+    ...     for step in range(1, 51):
+    ...         loss = 1.0 / (1.0 + rate * step)
+    ...         trial.report(loss, step)
+    ...         if trial.should_prune():
+    ...             raise optuna.TrialPruned()
+    ...     return loss
+    >>> study.optimize(objective, n_trials=3)
+    >>> len(study.trials)
+    3
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from runcast._optional import require
+from runcast.errors import InvalidInputError
+from runcast.steer._decision import Decision
+from runcast.steer._prune import Forecaster, PruneRule
+
+require("optuna", extra="optuna", purpose="for runcast.integrations.optuna")
+import optuna  # noqa: E402  (after require: a missing optuna names the extra to install)
+
+_log = logging.getLogger("runcast.integrations.optuna")
+TOTAL_ATTR = "runcast_total_steps"
+SCHEDULE_ATTR = "runcast_schedule"
+
+
+class ForecastPruner(optuna.pruners.BasePruner):
+    """Prune trials whose forecast gives them too small a chance of beating the best.
+
+    Args:
+        total_steps: the step at which every trial ends (or per trial, the user attribute
+            ``"runcast_total_steps"``).
+        threshold: prune when ``P(final beats best completed) < threshold``.
+        n_warmup_steps: never prune before this step.
+        n_min_trials: never prune before this many trials have completed.
+        interval_steps: decide at most once per this many steps (a forecast costs milliseconds).
+        min_points: never prune a trial with fewer reported values.
+        forecaster: ``fn(curve, until) -> Forecast``; default :func:`runcast.forecast`, given
+            the trial's ``"runcast_schedule"`` spec when it has one.
+
+    Example:
+        >>> ForecastPruner(total_steps=100, threshold=0.02).threshold
+        0.02
+    """
+
+    def __init__(
+        self,
+        total_steps: int | None = None,
+        *,
+        threshold: float = 0.05,
+        n_warmup_steps: int = 0,
+        n_min_trials: int = 1,
+        interval_steps: int = 1,
+        min_points: int = 5,
+        forecaster: Forecaster | None = None,
+    ) -> None:
+        if total_steps is not None and total_steps < 1:
+            raise InvalidInputError(f"total_steps must be >= 1, but got {total_steps=}.")
+        if interval_steps < 1:
+            raise InvalidInputError(f"interval_steps must be >= 1, but got {interval_steps=}.")
+        self.total_steps = total_steps
+        self.interval_steps = interval_steps
+        self._rule = PruneRule(
+            threshold=threshold,
+            warmup_steps=n_warmup_steps,
+            n_min_trials=n_min_trials,
+            min_points=min_points,
+            forecaster=forecaster,
+        )
+        self._last_checked: dict[int, int] = {}
+        self.decisions: dict[int, Decision] = {}
+
+    @property
+    def threshold(self) -> float:
+        """The probability below which a trial is pruned."""
+        return self._rule.threshold
+
+    def prune(self, study: Any, trial: Any) -> bool:
+        """Optuna calls this from ``trial.should_prune()``."""
+        if len(study.directions) > 1:
+            raise InvalidInputError(
+                "ForecastPruner needs a single-objective study, but this one has "
+                f"{len(study.directions)} objectives."
+            )
+        step = trial.last_step
+        if step is None:
+            return False
+        last = self._last_checked.get(trial.number)
+        if last is not None and step < last + self.interval_steps:
+            return False
+        self._last_checked[trial.number] = step
+        total = trial.user_attrs.get(TOTAL_ATTR, self.total_steps)
+        if total is None:
+            raise InvalidInputError(
+                "ForecastPruner needs to know where a trial ends: pass "
+                "ForecastPruner(total_steps=N) or trial.set_user_attr('runcast_total_steps', N)."
+            )
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        values = [t.value for t in complete if t.value is not None]
+        best = (max(values) if maximize else min(values)) if values else None
+        self._rule.mode = "max" if maximize else "min"
+        schedule = None
+        spec = trial.user_attrs.get(SCHEDULE_ATTR)
+        if spec is not None and self._rule.forecaster is None:
+            from runcast.schedules import Schedule
+
+            schedule = Schedule.from_spec(spec)
+        items = sorted(trial.intermediate_values.items())
+        decision = self._rule.decide(
+            [s for s, _ in items],
+            [v for _, v in items],
+            total_steps=int(total),
+            best=best,
+            n_completed=len(values),
+            schedule=schedule,
+        )
+        self.decisions[trial.number] = decision
+        if decision.action == "prune":
+            _log.info("runcast pruned trial %d: %s", trial.number, decision)
+        return decision.action == "prune"

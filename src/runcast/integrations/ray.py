@@ -1,0 +1,151 @@
+"""Ray Tune: stop a trial when its forecast says it will not beat the best completed trial.
+
+:class:`ForecastScheduler` is a FIFO scheduler that applies :class:`runcast.steer.PruneRule`
+(the same rule as the Optuna pruner) on every result: after ``grace_period`` and once
+``n_min_trials`` trials have completed, a trial is stopped when ``P(its final value beats the
+best completed value) < threshold``. Decisions are kept in ``scheduler.decisions[trial_id]``.
+
+Example:
+    >>> sched = ForecastScheduler(metric="loss", mode="min", total_steps=20, grace_period=5)
+    >>> sched.threshold
+    0.05
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from runcast._optional import require
+from runcast.errors import InvalidInputError
+from runcast.steer._decision import Decision
+from runcast.steer._prune import Forecaster, PruneRule
+
+require("ray.tune", extra="ray", purpose="for runcast.integrations.ray")
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler  # noqa: E402  (after require)
+
+_log = logging.getLogger("runcast.integrations.ray")
+
+
+class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
+    """Stop Ray Tune trials whose forecast gives them too small a chance of beating the best.
+
+    Args:
+        metric: the reported metric to forecast (or set through ``TuneConfig(metric=...)``).
+        mode: ``"min"`` or ``"max"`` (or through ``TuneConfig(mode=...)``).
+        total_steps: the value of ``time_attr`` at which every trial ends.
+        time_attr: the result field that counts steps (default ``training_iteration``).
+        threshold: stop when ``P(final beats best completed) < threshold``.
+        grace_period: never stop a trial before this many steps (the warm-up).
+        n_min_trials: never stop before this many trials have completed.
+        min_points: never stop a trial with fewer results.
+        forecaster: ``fn(curve, until) -> Forecast``; default :func:`runcast.forecast`.
+
+    Example:
+        >>> ForecastScheduler(total_steps=10, threshold=0.1).threshold
+        0.1
+    """
+
+    def __init__(
+        self,
+        *,
+        metric: str | None = None,
+        mode: str | None = None,
+        total_steps: int,
+        time_attr: str = "training_iteration",
+        threshold: float = 0.05,
+        grace_period: int = 0,
+        n_min_trials: int = 1,
+        min_points: int = 5,
+        forecaster: Forecaster | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        if mode not in (None, "min", "max"):
+            raise InvalidInputError(f"mode must be 'min' or 'max', but got {mode!r}.")
+        if total_steps < 1:
+            raise InvalidInputError(f"total_steps must be >= 1, but got {total_steps=}.")
+        self._metric = metric
+        self._mode = mode
+        self.total_steps = total_steps
+        self.time_attr = time_attr
+        self._rule = PruneRule(
+            threshold=threshold,
+            warmup_steps=grace_period,
+            n_min_trials=n_min_trials,
+            min_points=min_points,
+            mode="max" if mode == "max" else "min",
+            forecaster=forecaster,
+        )
+        self._history: dict[str, tuple[list[int], list[float]]] = {}
+        self._stopped: set[str] = set()
+        self._finals: dict[str, float] = {}
+        self.decisions: dict[str, Decision] = {}
+
+    @property
+    def threshold(self) -> float:
+        """The probability below which a trial is stopped."""
+        return self._rule.threshold
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        """Take ``metric``/``mode`` from ``TuneConfig`` when not given to the constructor."""
+        if (self._metric and metric) or (self._mode and mode):
+            return False
+        if metric:
+            self._metric = metric
+        if mode:
+            self._mode = mode
+            self._rule.mode = "max" if mode == "max" else "min"
+        return True
+
+    def _best(self) -> float | None:
+        if not self._finals:
+            return None
+        vals = self._finals.values()
+        return max(vals) if self._mode == "max" else min(vals)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        """Record the result and decide: ``TrialScheduler.STOP`` or ``CONTINUE``."""
+        if self._metric is None or self._mode is None:
+            raise InvalidInputError(
+                "ForecastScheduler needs metric and mode: pass them to ForecastScheduler(...) "
+                "or to tune.TuneConfig(metric=..., mode=...)."
+            )
+        if self._metric not in result or self.time_attr not in result:
+            return str(TrialScheduler.CONTINUE)
+        steps, values = self._history.setdefault(trial.trial_id, ([], []))
+        steps.append(int(result[self.time_attr]))
+        values.append(float(result[self._metric]))
+        decision = self._rule.decide(
+            steps,
+            values,
+            total_steps=self.total_steps,
+            best=self._best(),
+            n_completed=len(self._finals),
+        )
+        self.decisions[trial.trial_id] = decision
+        if decision.action == "prune":
+            self._stopped.add(trial.trial_id)
+            _log.info("runcast stopped trial %s: %s", trial.trial_id, decision)
+            return str(TrialScheduler.STOP)
+        return str(TrialScheduler.CONTINUE)
+
+    def on_trial_complete(
+        self, tune_controller: Any, trial: Any, result: dict[str, Any] | None
+    ) -> None:
+        """A trial that ran to its end sets a final value to beat (stopped ones do not)."""
+        if trial.trial_id in self._stopped:
+            return
+        final = None
+        if result and self._metric in result:
+            final = float(result[self._metric])
+        elif self._history.get(trial.trial_id):
+            final = self._history[trial.trial_id][1][-1]
+        if final is not None:
+            self._finals[trial.trial_id] = final
+
+    def debug_string(self) -> str:
+        """One line for Ray's status table."""
+        return (
+            f"ForecastScheduler: {len(self._stopped)} stopped, {len(self._finals)} completed, "
+            f"best {self._best()}"
+        )

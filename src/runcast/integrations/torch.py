@@ -1,0 +1,179 @@
+"""Plain PyTorch: record loss, LR, gradient norm, parameter norm and effective LR every step.
+
+:class:`TrainingMonitor` is cheap enough to call every step: norms are computed on the device
+with ``torch._foreach_norm`` (one kernel per dtype/device group, not one per tensor), results stay
+0-d tensors, and nothing calls ``.item()``. The tracker (``runcast.init``) keeps tensors as they
+are and converts them to floats in its background writer at flush time, so the training thread
+never waits for the device.
+
+The effective LR. A weight matrix whose output goes straight into a normalisation layer
+(LayerNorm, RMSNorm, BatchNorm, GroupNorm, InstanceNorm) is scale-invariant: scaling it does not
+change the loss, so its gradient shrinks as ``1/||W||`` and an update of size ``lr`` moves its
+direction by about ``lr / ||W||²`` (van Laarhoven 2017; Wan et al. 2021). That is its effective
+LR, and with weight decay it settles to an equilibrium that a raw LR plot does not show. Which
+weights count is decided from the first forward pass, not from names or registration order: a
+``Linear``/``Conv`` layer counts when its output tensor is *the very tensor* a normalisation layer
+receives as input. ``eff_lr`` is the mean of ``lr / ||W||²`` over those weights (absent when
+there are none); pass ``scale_invariant=[...]`` to choose the weights yourself.
+
+Example:
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8),
+    ...                             torch.nn.Linear(8, 1))
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> mon = TrainingMonitor(model, opt)
+    >>> loss = model(torch.randn(16, 4)).pow(2).mean()
+    >>> loss.backward()
+    >>> m = mon.record(0, loss)
+    >>> sorted(m), mon.scale_invariant_names
+    (['eff_lr', 'grad_norm', 'loss', 'lr', 'param_norm'], ['0.weight'])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runcast._optional import require
+from runcast.errors import InvalidInputError
+
+_NORMS = (
+    "LayerNorm",
+    "RMSNorm",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "SyncBatchNorm",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+    "LlamaRMSNorm",
+)
+_WEIGHTED = ("Linear", "Conv1d", "Conv2d", "Conv3d", "Conv1D")
+
+
+def _is_norm(mod: Any) -> bool:
+    return type(mod).__name__ in _NORMS or type(mod).__name__.endswith("RMSNorm")
+
+
+class TrainingMonitor:
+    """Per-step training signals for a plain PyTorch loop, as 0-d tensors.
+
+    Args:
+        model: the ``torch.nn.Module`` being trained.
+        optimizer: its optimizer (the LR of its first param group is recorded as ``lr``).
+        run: a :class:`runcast.Run`; when given, :meth:`record` also logs to it.
+        every: record on every ``every``-th call only (returns ``{}`` otherwise).
+        scale_invariant: the parameters whose effective LR to track; default: found from the
+            first forward pass (see the module doc).
+
+    Call :meth:`record` after ``loss.backward()`` and before ``optimizer.zero_grad()``.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        optimizer: Any,
+        run: Any = None,
+        *,
+        every: int = 1,
+        scale_invariant: list[Any] | None = None,
+    ) -> None:
+        self._torch = require("torch", extra="torch", purpose="for TrainingMonitor")
+        if every < 1:
+            raise InvalidInputError(f"every must be >= 1, but got {every=}.")
+        self.model = model
+        self.optimizer = optimizer
+        self.run = run
+        self.every = every
+        self._calls = 0
+        self._params = [p for p in model.parameters() if p.requires_grad]
+        names = {id(p): n for n, p in model.named_parameters()}
+        self._names = names
+        self._handles: list[Any] = []
+        self._outputs: dict[int, Any] = {}
+        self._found: list[Any] = []
+        self._traced = scale_invariant is not None
+        self._scale_invariant: list[Any] = list(scale_invariant or [])
+        # the LR of each scale-invariant weight: which param group holds it
+        self._group_of: dict[int, int] = {}
+        for gi, group in enumerate(optimizer.param_groups):
+            for p in group["params"]:
+                self._group_of[id(p)] = gi
+        if not self._traced:
+            self._install_trace()
+
+    # --- finding scale-invariant weights on the first forward ---------------------------------
+    def _install_trace(self) -> None:
+        for mod in self.model.modules():
+            kind = type(mod).__name__
+            if kind in _WEIGHTED and getattr(mod, "weight", None) is not None:
+                self._handles.append(mod.register_forward_hook(self._remember_output))
+            elif _is_norm(mod):
+                self._handles.append(mod.register_forward_pre_hook(self._check_input))
+
+    def _remember_output(self, mod: Any, args: Any, out: Any) -> None:
+        # keep the tensor object itself: identity is only meaningful while it is alive
+        self._outputs[id(out)] = (out, mod.weight)
+
+    def _check_input(self, mod: Any, args: tuple[Any, ...]) -> None:
+        if args and id(args[0]) in self._outputs:
+            out, weight = self._outputs[id(args[0])]
+            if out is args[0] and all(weight is not w for w in self._found):
+                self._found.append(weight)
+
+    def _finish_trace(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self._outputs.clear()
+        self._scale_invariant = self._found
+        self._traced = True
+
+    @property
+    def scale_invariant_names(self) -> list[str]:
+        """Names of the weights whose effective LR is tracked."""
+        if not self._traced:
+            self._finish_trace()
+        return [self._names.get(id(p), "?") for p in self._scale_invariant]
+
+    # --- per step ------------------------------------------------------------------------------
+    def record(self, step: int, loss: Any = None) -> dict[str, Any]:
+        """The step's signals as 0-d tensors (and logged to ``run`` if one was given).
+
+        Keys: ``loss`` (if given), ``lr``, ``grad_norm`` (the global L2 norm of all gradients),
+        ``param_norm`` (of all trainable parameters), ``eff_lr`` (see the module doc).
+        """
+        if not self._traced:
+            self._finish_trace()
+        self._calls += 1
+        if (self._calls - 1) % self.every:
+            return {}
+        torch = self._torch
+        out: dict[str, Any] = {}
+        with torch.no_grad():
+            if loss is not None:
+                out["loss"] = loss.detach() if hasattr(loss, "detach") else float(loss)
+            groups = self.optimizer.param_groups
+            out["lr"] = float(groups[0]["lr"])
+            grads = [p.grad for p in self._params if p.grad is not None]
+            if grads:
+                out["grad_norm"] = _global_norm(torch, grads)
+            out["param_norm"] = _global_norm(torch, self._params)
+            if self._scale_invariant:
+                norms = torch._foreach_norm([p.detach() for p in self._scale_invariant])
+                lrs = [
+                    float(groups[self._group_of.get(id(p), 0)]["lr"]) for p in self._scale_invariant
+                ]
+                eff = [lr / n.float().square() for lr, n in zip(lrs, norms, strict=True)]
+                out["eff_lr"] = torch.stack([e.to(eff[0].device) for e in eff]).mean()
+        if self.run is not None:
+            self.run.log(out, step=step)
+        return out
+
+
+def _global_norm(torch: Any, tensors: list[Any]) -> Any:
+    """The L2 norm of all ``tensors`` together, on the device (no sync)."""
+    norms = torch._foreach_norm([t.detach() for t in tensors])
+    device = norms[0].device
+    return torch.linalg.vector_norm(torch.stack([n.float().to(device) for n in norms]))
