@@ -1,0 +1,196 @@
+"""``runcast runs list|show|rm|export``: look at and manage the runs in a store."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from runcast.cli._common import console, db_path, friendly_errors
+
+if TYPE_CHECKING:
+    from runcast.store import RunInfo, Store
+
+runs_app = typer.Typer(
+    help="List, show, delete and export the runs in the store.", no_args_is_help=True
+)
+
+_DB = typer.Option(None, "--db", help="The run store (default: $RUNCAST_DB or ./runcast.db).")
+_STATUS_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow"}
+
+
+def _open(db: str | None) -> Store:
+    from runcast.store import open_store
+
+    return open_store(db_path(db), create=False)
+
+
+def _when(t: float | None) -> str:
+    return "" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def _duration(info: RunInfo) -> str:
+    seconds = (info.end_time or time.time()) - info.start_time
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _as_dict(info: RunInfo) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(info)
+
+
+@runs_app.command("list")
+def list_runs(
+    project: str | None = typer.Option(None, "--project", "-p", help="Only this project."),
+    status: str | None = typer.Option(
+        None, "--status", "-s", help="Only runs with this status (running, finished, ...)."
+    ),
+    limit: int = typer.Option(50, "--limit", "-n", help="Show at most this many (newest)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    db: str | None = _DB,
+) -> None:
+    """List the runs, newest first."""
+    from rich.table import Table
+
+    with friendly_errors(), _open(db) as store:
+        infos = [r for r in store.runs(project) if status is None or r.status == status]
+        shown = infos[: max(limit, 0)]
+        if as_json:
+            console.print_json(json.dumps([_as_dict(r) for r in shown], default=str))
+            return
+        if not infos:
+            console.print(
+                f"No runs in {db_path(db)}" + (f" for project {project!r}." if project else ".")
+            )
+            return
+        table = Table(title=f"{len(infos)} run(s) in {db_path(db)}", title_justify="left")
+        for col, justify in (
+            ("id", "left"),
+            ("name", "left"),
+            ("project", "left"),
+            ("status", "left"),
+            ("last step", "right"),
+            ("points", "right"),
+            ("started", "left"),
+            ("took", "right"),
+        ):
+            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        for r in shown:
+            style = _STATUS_STYLE.get(r.status, "")
+            name = r.name + (
+                f" [dim](fork of {r.parent_id} @ {r.fork_step})[/]" if r.is_fork else ""
+            )
+            table.add_row(
+                r.id,
+                name,
+                r.project,
+                f"[{style}]{r.status}[/]",
+                "" if r.last_step is None else f"{r.last_step:,}",
+                f"{r.n_points:,}",
+                _when(r.start_time),
+                _duration(r),
+            )
+        console.print(table)
+        if len(infos) > len(shown):
+            console.print(f"[dim]... {len(infos) - len(shown)} older run(s); use --limit.[/]")
+
+
+@runs_app.command("show")
+def show(
+    run: str = typer.Argument(..., help="Run id, id prefix or name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    db: str | None = _DB,
+) -> None:
+    """Show one run: its status, config and metrics."""
+    from rich.table import Table
+
+    with friendly_errors(), _open(db) as store:
+        info = store.run(run)
+        summary = store.summary(info.id)
+        if as_json:
+            out = _as_dict(info) | {"metrics": {k: vars(m) for k, m in summary.items()}}
+            console.print_json(json.dumps(out, default=str))
+            return
+        style = _STATUS_STYLE.get(info.status, "")
+        console.print(f"[bold]{info.name}[/]  id {info.id}  project {info.project}")
+        console.print(
+            f"status [{style}]{info.status}[/], started {_when(info.start_time)}, "
+            f"took {_duration(info)}"
+        )
+        if info.is_fork:
+            console.print(f"forked from run {info.parent_id} at step {info.fork_step}")
+        if info.config:
+            cfg = Table(title="config", title_justify="left")
+            cfg.add_column("key")
+            cfg.add_column("value")
+            for key, value in sorted(info.config.items()):
+                cfg.add_row(str(key), json.dumps(value, default=str))
+            console.print(cfg)
+        metrics = Table(title="metrics", title_justify="left")
+        for col in ("key", "points", "first step", "last step", "last value", "missing"):
+            metrics.add_column(col, justify="left" if col == "key" else "right")
+        for m in summary.values():
+            metrics.add_row(
+                m.key,
+                f"{m.n_points:,}",
+                f"{m.first_step:,}",
+                f"{m.last_step:,}",
+                f"{m.last_value:.6g}",
+                f"{m.n_missing:,}" if m.n_missing else "",
+            )
+        console.print(metrics if summary else "[dim]no metrics recorded yet[/]")
+
+
+@runs_app.command("rm")
+def rm(
+    run: Annotated[list[str], typer.Argument(help="Run id(s), id prefix(es) or name(s).")],
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    db: str | None = _DB,
+) -> None:
+    """Delete runs and all their points."""
+    with friendly_errors(), _open(db) as store:
+        infos = [store.run(r) for r in run]  # resolve all first: a typo deletes nothing
+        listed = ", ".join(f"{i.id} ({i.name}, {i.n_points:,} points)" for i in infos)
+        if not yes and not typer.confirm(f"Delete {listed}?"):
+            raise typer.Abort()
+        for info in infos:
+            store.delete(info.id)
+        console.print(f"Deleted {listed}.")
+
+
+@runs_app.command("export")
+def export(
+    run: Annotated[str, typer.Argument(help="Run id, id prefix or name.")],
+    out: Annotated[Path, typer.Argument(help="The file to write (.csv or .parquet).")],
+    fmt: str | None = typer.Option(
+        None, "--format", "-f", help="csv or parquet (default: from the file name)."
+    ),
+    layout: str = typer.Option(
+        "wide", "--layout", help="wide (step + one column per metric) or long (key,step,value)."
+    ),
+    key: Annotated[
+        list[str] | None, typer.Option("--key", "-k", help="Only these metrics.")
+    ] = None,
+    db: str | None = _DB,
+) -> None:
+    """Write a run's metrics to a CSV or Parquet file."""
+    from runcast.io import export_run
+
+    with friendly_errors(), _open(db) as store:
+        info = store.run(run)
+        with console.status(f"Writing {info.n_points:,} points to {out} ..."):
+            path = export_run(store, info.id, out, format=fmt, layout=layout, keys=key)  # type: ignore[arg-type]
+        console.print(f"Wrote run {info.id} ({info.name}) to {path}.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``runcast runs ...`` to the app."""
+    app.add_typer(runs_app, name="runs")
