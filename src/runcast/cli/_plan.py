@@ -1,0 +1,238 @@
+"""``runcast plan``: fit a loss law to finished runs and plan the best LR schedule for a budget.
+
+Heavy imports (scipy, the laws) happen inside the command so ``runcast --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from runcast.cli._common import console, friendly_errors
+
+if TYPE_CHECKING:
+    from runcast.curve import Curve
+    from runcast.schedules import Plan, Schedule
+
+LAW_NAMES = ("auto", "runcast", "mpl", "momentum")
+
+
+def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
+    """A curve from a CSV (or .csv.gz) file with a ``step`` column and the ``metric`` column.
+
+    Without ``schedule`` the file's ``lr`` column must hold the LR of every step from 0.
+    """
+    import numpy as np
+
+    from runcast.curve import Curve
+    from runcast.errors import ImportFormatError, ScheduleError
+    from runcast.schedules import Schedule
+
+    if not path.exists():
+        raise ImportFormatError(f"{path}: no such file.")
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ImportFormatError(f"{path}: the file has no data rows.")
+    for col in ("step", metric):
+        if col not in rows[0]:
+            raise ImportFormatError(
+                f"{path}: no {col!r} column (columns: {', '.join(rows[0])}); "
+                + ("pass --metric NAME." if col == metric else "name the step column 'step'.")
+            )
+
+    def num(row: dict[str, str], col: str, line: int) -> float:
+        cell = (row.get(col) or "").strip()
+        try:
+            return float(cell) if cell else float("nan")
+        except ValueError as err:
+            raise ImportFormatError(f"{path}:{line}: {col}={cell!r} is not a number.") from err
+
+    steps = np.array([num(r, "step", i + 2) for i, r in enumerate(rows)])
+    values = np.array([num(r, metric, i + 2) for i, r in enumerate(rows)])
+    if schedule is None:
+        lrs = (
+            np.array([num(r, "lr", i + 2) for i, r in enumerate(rows)]) if "lr" in rows[0] else None
+        )
+        if lrs is None or steps[0] != 0 or not np.array_equal(steps, np.arange(steps.size)):
+            raise ScheduleError(
+                f"{path}: give its schedule with --schedule (e.g. 'cosine:peak=3e-4,"
+                "total=24000,warmup=2160'); an 'lr' column is used only when it covers every "
+                "step from 0."
+            )
+        schedule = Schedule.from_array(lrs)
+    curve = Curve(steps.astype(np.int64), values, schedule=schedule, name=metric)
+    schedule.check_covers(curve.last_step + 1, f"{path.name}")
+    return curve
+
+
+def _load_law(law: str, files: list[Path], specs: list[str], metric: str) -> Any:
+    from runcast.errors import InvalidInputError
+    from runcast.forecast.laws import Law, fit_law
+    from runcast.schedules import Schedule
+
+    if law not in LAW_NAMES:
+        if files:
+            raise InvalidInputError(
+                "Give either a saved law (--law FILE.json) or curves to fit (FILE...), not both."
+            )
+        return Law.load(law)
+    if not files:
+        raise InvalidInputError(
+            "Give the curves to fit (FILE... with --schedule for each), or a saved law with "
+            "--law FILE.json."
+        )
+    if specs and len(specs) not in (1, len(files)):
+        raise InvalidInputError(
+            f"Got {len(specs)} --schedule for {len(files)} files; give one per file, in order "
+            "(or one for all)."
+        )
+    scheds: list[Schedule | None] = [Schedule.from_string(s) for s in specs] or [None]
+    if len(scheds) == 1:
+        scheds = scheds * len(files)
+    curves = [read_curve(p, metric, s) for p, s in zip(files, scheds, strict=True)]
+    return fit_law(curves, law)
+
+
+def describe(s: Schedule) -> str:
+    """A one-line description of a planned schedule."""
+    if s.kind == "recorded":
+        lrs = s.array()
+        return f"free-form, down to {lrs[-1]:.3g} at step {lrs.size - 1}"
+    spec = s.to_spec()
+    if s.kind == "wsd":
+        return (
+            f"wsd {spec['decay_shape']}: decay from step {spec['decay_start']} to {spec['end']:.3g}"
+        )
+    if s.kind == "cosine":
+        return f"cosine to {spec['end']:.3g}"
+    return json.dumps(spec)
+
+
+def _table(plan: Plan, level: float) -> Any:
+    from rich.table import Table
+
+    def band(dist: Any) -> str:
+        if dist is None:
+            return ""
+        lo, hi = dist.interval(level)
+        return f"{lo:.4f} … {hi:.4f}"
+
+    t = Table(title=f"Planned schedule for {plan.schedule.total} steps")
+    t.add_column("schedule")
+    t.add_column("final loss", justify="right")
+    t.add_column(f"{round(level * 100)}% interval", justify="right")
+    t.add_column("gain", justify="right")
+    t.add_row(
+        f"[bold]{describe(plan.schedule)}[/]",
+        f"{plan.loss:.4f}",
+        band(plan.final),
+        f"[bold]{plan.gain:+.4f}[/]",
+    )
+    for sched, loss in plan.candidates.values():
+        if sched is not plan.schedule:
+            t.add_row(describe(sched), f"{loss:.4f}", "", f"{plan.baseline_loss - loss:+.4f}")
+    t.add_row(
+        f"baseline: {describe(plan.baseline)}",
+        f"{plan.baseline_loss:.4f}",
+        band(plan.baseline_final),
+        "0",
+    )
+    return t
+
+
+Files = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Finished runs to fit: CSV (or .csv.gz) with step, loss[, lr]."),
+]
+Specs = Annotated[
+    list[str],
+    typer.Option("--schedule", "-s", help="Each file's schedule: JSON or 'kind:key=value,...'."),
+]
+
+
+def plan_command(
+    files: Files = None,
+    schedule: Specs = [],  # noqa: B006  typer copies list defaults
+    budget: Annotated[int, typer.Option("--budget", "-b", help="Steps of the run to plan.")] = 0,
+    peak: Annotated[
+        float | None,
+        typer.Option(help="Peak LR (default: the largest peak of the given schedules)."),
+    ] = None,
+    warmup: Annotated[
+        int | None,
+        typer.Option(help="Warmup steps (default: the given schedules' longest)."),
+    ] = None,
+    law: Annotated[
+        str, typer.Option(help="Law to fit: auto, runcast, mpl, momentum; or a saved law JSON.")
+    ] = "auto",
+    metric: Annotated[str, typer.Option(help="The loss column of the files.")] = "loss",
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Baseline schedule spec (default: cosine to peak/10)."),
+    ] = None,
+    free_form: Annotated[
+        bool, typer.Option("--free-form/--no-free-form", help="Also plan a free-form schedule.")
+    ] = True,
+    level: Annotated[float, typer.Option(help="Interval level.")] = 0.8,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the plan, with the full schedule, as JSON."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Plan the LR schedule with the lowest predicted final loss, and its gain over cosine."""
+    with friendly_errors():
+        from runcast.errors import InvalidInputError
+        from runcast.schedules import Schedule, plan_schedule
+
+        if budget < 2:
+            raise InvalidInputError("Give the run's length in steps with --budget N (N >= 2).")
+        fitted = _load_law(law, list(files or []), schedule, metric)
+        given = [Schedule.from_string(s) for s in schedule]
+        if peak is None:
+            peak = max((s.peak for s in given), default=None)
+        if peak is None:
+            raise InvalidInputError("Give the peak LR with --peak.")
+        if warmup is None:
+            warm = [int(s.to_spec().get("warmup", 0)) for s in given if s.kind != "recorded"]
+            warmup = max(warm, default=0)
+        base = None if baseline is None else Schedule.from_string(baseline)
+        plan = plan_schedule(
+            fitted, budget, float(peak), warmup=warmup, free_form=free_form, baseline=base
+        )
+        data = plan.to_dict()
+        if out is not None:
+            full = dict(data, schedule=plan.schedule.to_spec(), baseline=plan.baseline.to_spec())
+            out.write_text(json.dumps(full, indent=1))
+        if as_json:
+            console.print_json(json.dumps(data))
+            return
+        console.print(_table(plan, level))
+        gi = plan.gain_interval(level)
+        unc = (
+            ""
+            if gi is None
+            else f" ({round(level * 100)}%: {gi[0]:+.4f} … {gi[1]:+.4f}; "
+            f"P(gain > 0) = {plan.prob_gain:.2f})"
+        )
+        console.print(f"Predicted gain over the baseline: [bold]{plan.gain:+.4f}[/]{unc}")
+        if plan.schedule.kind == "recorded":
+            hint = f"written to {out}" if out else "write its every-step LRs with --out FILE"
+            console.print(f"The planned schedule is free-form: {hint}.", highlight=False)
+        else:
+            console.print(f"Schedule: {json.dumps(plan.schedule.to_spec())}", highlight=False)
+        console.print(
+            f"[dim]{plan.evaluations} law evaluations in {plan.seconds:.1f} s[/]", highlight=False
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``runcast plan`` to the command line."""
+    app.command("plan")(plan_command)
