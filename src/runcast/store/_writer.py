@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from runcast.errors import InvalidInputError
 from runcast.store._schema import retry_busy
 
 #: Points per chunk row. 8192 points = 192 KiB of blobs: large enough that a 1M-point metric is
@@ -42,6 +43,13 @@ class Series:
     step: IntArray
     value: FloatArray
     wall: FloatArray
+
+    def __post_init__(self) -> None:
+        shapes = (self.step.shape, self.value.shape, self.wall.shape)
+        if len(set(shapes)) != 1 or self.step.ndim != 1:
+            raise InvalidInputError(
+                f"A Series needs three 1-d arrays of one length, but got shapes {shapes}."
+            )
 
     @classmethod
     def of(

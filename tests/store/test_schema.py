@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from runcast.errors import NotAStoreError, SchemaVersionError, StoreError
+from runcast.store import open_store
+from runcast.store._schema import APPLICATION_ID, SCHEMA_VERSION, connect, retry_busy
+
+
+def test_a_new_store_is_stamped_and_in_wal_mode(db_path: Path) -> None:
+    open_store(db_path).close()
+    conn = sqlite3.connect(db_path)
+    # the stamp is how a later open tells our files from other SQLite databases
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    # WAL lets readers (dashboard, CLI) read while a run writes
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_an_empty_file_becomes_a_store(db_path: Path) -> None:
+    db_path.touch()
+    with open_store(db_path) as store:
+        assert store.runs() == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hello, not a database\n", b"\x00" * 4096, b"SQLite format 2\x00" + b"x" * 200],
+    ids=["text", "zeros", "near-miss-header"],
+)
+def test_a_file_that_is_not_sqlite_is_refused(db_path: Path, content: bytes) -> None:
+    db_path.write_bytes(content)
+    with pytest.raises(NotAStoreError, match="not a runcast store"):
+        open_store(db_path)
+    # refusing must not have modified the user's file
+    assert db_path.read_bytes() == content
+
+
+def test_another_programs_sqlite_database_is_refused_and_left_alone(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE invoices(id INTEGER, total REAL)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(NotAStoreError, match="invoices"):
+        open_store(db_path)
+    conn = sqlite3.connect(db_path)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    conn.close()
+    assert tables == ["invoices"]  # nothing of ours was created in it
+
+
+def test_a_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(NotAStoreError, match="folder"):
+        open_store(tmp_path)
+
+
+def test_a_newer_schema_is_refused_with_the_versions(db_path: Path) -> None:
+    open_store(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaVersionError, match=rf"schema {SCHEMA_VERSION + 1}.*Upgrade"):
+        open_store(db_path)
+
+
+def test_create_false_on_a_missing_store_says_how_to_make_one(db_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"runcast\.init"):
+        open_store(db_path, create=False)
+    assert not db_path.exists()
+
+
+def test_concurrent_creation_makes_one_schema(db_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            connect(db_path).close()
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []  # no "table already exists" or "locked" from the race
+    with open_store(db_path) as store:
+        assert store.runs() == []
+
+
+def test_retry_busy_retries_a_locked_database_then_succeeds() -> None:
+    calls = {"n": 0}
+
+    def flaky() -> str:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return "ok"
+
+    assert retry_busy(flaky, "test") == "ok"
+    assert calls["n"] == 3  # two busy answers were absorbed
+
+
+def test_retry_busy_gives_a_store_error_after_its_patience() -> None:
+    def always_locked() -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    start = time.monotonic()
+    with pytest.raises(StoreError, match="stayed locked"):
+        retry_busy(always_locked, "write", patience=0.05)
+    assert time.monotonic() - start < 2.0
+
+
+def test_retry_busy_does_not_retry_other_errors() -> None:
+    with pytest.raises(StoreError, match="no such table"):
+        retry_busy(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("no such table")), "x")

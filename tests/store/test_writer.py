@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runcast.errors import InvalidInputError, StoreError
+from runcast.store import Series, SQLiteStore, open_store
+from runcast.store._writer import CHUNK_POINTS, RunWriter
+
+
+@pytest.fixture
+def store(db_path: Path) -> SQLiteStore:
+    s = open_store(db_path)
+    assert isinstance(s, SQLiteStore)
+    return s
+
+
+def _n_chunks(store: SQLiteStore) -> int:
+    return int(store.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+
+def test_series_of_stores_inf_as_missing_and_broadcasts_wall() -> None:
+    s = Series.of([1, 2, 3], [1.0, float("inf"), -float("inf")], wall=5.0)
+    assert np.isnan(s.value[1:]).all()
+    assert s.n_missing == 2
+    assert s.wall.tolist() == [5.0, 5.0, 5.0]
+
+
+def test_small_flushes_grow_one_chunk_instead_of_many(store: SQLiteStore) -> None:
+    info = store.create_run()
+    with store.writer(info.id) as w:
+        for i in range(300):  # a slow run: one point per flush
+            w.write({"loss": Series.of([i], [1.0 / (i + 1)])})
+    assert _n_chunks(store) == 1  # reads of slow runs stay one row per 8192 points
+    assert store.curve(info.id, "loss").step.tolist() == list(range(300))
+
+
+def test_big_batches_are_split_into_full_chunks(store: SQLiteStore) -> None:
+    info = store.create_run()
+    n = CHUNK_POINTS * 2 + 10
+    with store.writer(info.id) as w:
+        w.write({"x": Series.of(np.arange(n), np.arange(n, dtype=float))})
+        w.write({"x": Series.of([n], [float(n)])})  # lands in the partly filled last chunk
+    assert _n_chunks(store) == 3
+    c = store.curve(info.id, "x")
+    assert len(c) == n + 1 and (c.value == c.step).all()
+
+
+def test_a_step_written_twice_reads_as_the_later_value(store: SQLiteStore) -> None:
+    info = store.create_run()
+    with store.writer(info.id) as w:
+        w.write({"loss": Series.of([0, 1, 2], [3.0, 2.0, 1.0])})
+        w.write({"loss": Series.of([1], [9.0])})
+    assert store.curve(info.id, "loss").value.tolist() == [3.0, 9.0, 1.0]
+    # the raw points keep both writes: nothing is destroyed
+    assert store.points(info.id, "loss").value.tolist() == [3.0, 2.0, 1.0, 9.0]
+    assert store.summary(info.id)["loss"].last_value == 1.0  # step 2 is still the latest
+
+
+def test_a_ragged_series_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match=r"shapes \(\(2,\), \(1,\), \(2,\)\)"):
+        Series(np.array([0, 1]), np.array([1.0]), np.array([0.0, 0.0]))
+
+
+def test_a_failed_write_leaves_nothing_half_written(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = store.create_run()
+    real = RunWriter._append
+
+    def fail_on_second(self: RunWriter, metric_id: int, series: Series) -> object:
+        if metric_id > 1:  # the second metric of the batch: simulate a disk error mid-way
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, metric_id, series)
+
+    monkeypatch.setattr(RunWriter, "_append", fail_on_second)
+    with store.writer(info.id) as w, pytest.raises(StoreError, match="disk is full"):
+        w.write({"good": Series.of([0], [1.0]), "bad": Series.of([0], [2.0])})
+    assert store.keys(info.id) == []  # the first series of the same batch was rolled back
+    assert _n_chunks(store) == 0
