@@ -46,7 +46,7 @@ _SUMMARIES = {
     "mcmc": "baseline: emcee MCMC over the parametric ensemble (slow; needs emcee)",
 }
 _NEEDS_SCHEDULE = {"law"}
-_MODULES = ("_ensemble", "_baselines")
+_MODULES = ("_ensemble", "_baselines", "_known")
 
 
 def _load_methods() -> None:

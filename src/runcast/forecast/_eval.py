@@ -1,0 +1,290 @@
+"""The evaluation harness: cut real runs at 10-70% and score each method's forecast of the rest.
+
+For every case (a full curve), cut-off fraction and method, the harness forecasts from the first
+``fraction`` of the run's steps up to its last step and measures:
+
+- ``err``: absolute relative error of the final value's median. The truth is the *smoothed*
+  final value, the mean over the last 1% of the run's steps (at least one point), so that per-step
+  noise does not count as forecast error; the forecast used is the noise-free trend
+  (``noise=False``).
+- ``crps``: the CRPS of that same final-value distribution (relative to the truth's value, so
+  curves of different scales average sensibly): lower is better, and it rewards sharp *and*
+  calibrated distributions.
+- ``cov80`` / ``cov95``: the share of the remaining *observed* values (up to 100 of them, evenly
+  spread) inside the 80% / 95% bands of the forecast with observation noise (``noise=True``).
+- ``seconds``: wall time of the forecast (preparation, fit, sampling, calibration).
+
+runcast's own methods give their uncalibrated paths once; the metrics are then computed for
+every discrepancy scale ``tau`` of a grid, so a calibration can be fitted on some cases and
+applied to others without refitting (how ``bench/forecast_cutoff.py`` does leave-one-family-out).
+
+Example:
+    >>> import numpy as np, runcast
+    >>> s = np.arange(0, 5001, 25)
+    >>> case = Case("toy", "synthetic", runcast.Curve(s, 2.0 + 5.0 * ((s + 100) / 100) ** -0.5))
+    >>> rec = evaluate_case(case, 0.3, "ensemble")
+    >>> rec.err(1.0) < 0.02, 0.0 <= rec.cov80(1.0) <= 1.0
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from runcast.curve import Curve
+from runcast.errors import RuncastError
+from runcast.forecast._calibrate import Calibration, coverage
+from runcast.forecast._types import Forecast
+from runcast.schedules import Schedule
+
+FloatArray = npt.NDArray[np.float64]
+CUTOFFS = (0.1, 0.2, 0.3, 0.5, 0.7)
+#: the discrepancy scales every record is scored at
+TAU_GRID: FloatArray = np.round(np.concatenate([[0.0], np.geomspace(0.02, 20.0, 40)]), 4)
+N_EVAL_STEPS = 100
+
+
+@dataclass(frozen=True)
+class Case:
+    """One full run to cut and forecast; ``schedule`` enables the schedule-aware methods."""
+
+    name: str
+    family: str
+    curve: Curve
+    schedule: Schedule | None = None
+
+
+def crps_samples(samples: FloatArray, truth: float) -> float:
+    """CRPS of an empirical distribution: ``E|X - y| - E|X - X'| / 2`` (sorted-sample form).
+
+    Example:
+        >>> round(crps_samples(np.array([0.0, 1.0]), 0.0), 3)
+        0.25
+    """
+    x = np.sort(np.asarray(samples, dtype=np.float64))
+    n = x.size
+    term1 = float(np.mean(np.abs(x - truth)))
+    # E|X - X'| over all ordered pairs = 2 / n^2 * sum_i (2i - n - 1) x_(i)
+    term2 = float(2.0 * np.sum((2.0 * np.arange(1, n + 1) - n - 1) * x) / n**2)
+    return term1 - 0.5 * term2
+
+
+def smoothed_final(curve: Curve) -> float:
+    """The mean of the values over the last 1% of the run's steps (at least the last point).
+
+    Example:
+        >>> smoothed_final(Curve(list(range(200)), [1.0] * 198 + [2.0, 4.0]))
+        3.0
+    """
+    c = curve.finite()
+    lo = c.last_step - 0.01 * (c.last_step - int(c.step[0]))
+    tail = c.value[c.step >= lo]
+    return float(np.mean(tail)) if tail.size else float(c.value[-1])
+
+
+@dataclass
+class Record:
+    """The scores of one (case, cut-off, method), at every ``tau`` of :data:`TAU_GRID`."""
+
+    case: str
+    family: str
+    fraction: float
+    method: str
+    truth: float
+    seconds: float
+    errs: FloatArray = field(repr=False)
+    crpss: FloatArray = field(repr=False)
+    cov80s: FloatArray = field(repr=False)
+    cov95s: FloatArray = field(repr=False)
+    failed: str = ""
+
+    def _at(self, arr: FloatArray, tau: float) -> float:
+        return float(np.interp(tau, TAU_GRID, arr)) if arr.size > 1 else float(arr[0])
+
+    def err(self, tau: float) -> float:
+        """Absolute relative error of the final median at ``tau``."""
+        return self._at(self.errs, tau)
+
+    def crps(self, tau: float) -> float:
+        """Relative CRPS of the final value at ``tau``."""
+        return self._at(self.crpss, tau)
+
+    def cov80(self, tau: float) -> float:
+        """80% band coverage of the remaining observed values at ``tau``."""
+        return self._at(self.cov80s, tau)
+
+    def cov95(self, tau: float) -> float:
+        """95% band coverage of the remaining observed values at ``tau``."""
+        return self._at(self.cov95s, tau)
+
+
+def _eval_steps(curve: Curve, cut: int) -> tuple[FloatArray, FloatArray]:
+    rest = curve.finite()
+    keep = rest.step > cut
+    st, vals = rest.step[keep], rest.value[keep]
+    if st.size > N_EVAL_STEPS:
+        idx = np.unique(np.linspace(0, st.size - 1, N_EVAL_STEPS).round().astype(int))
+        st, vals = st[idx], vals[idx]
+    return st.astype(np.float64), vals
+
+
+def _score(
+    trend: Forecast, noisy: Forecast, truth: float, st: FloatArray, vals: FloatArray
+) -> tuple[float, float, float, float]:
+    final = trend.samples[:, -1]
+    err = abs(float(np.median(final)) - truth) / abs(truth)
+    crps = crps_samples(final, truth) / abs(truth)
+    return err, crps, coverage(noisy, st, vals, 0.8), coverage(noisy, st, vals, 0.95)
+
+
+def evaluate_case(
+    case: Case,
+    fraction: float,
+    method: str,
+    *,
+    n_paths: int = 200,
+    seed: int = 0,
+    taus: FloatArray = TAU_GRID,
+) -> Record:
+    """Score ``method`` forecasting ``case`` from the first ``fraction`` of its steps."""
+    from runcast.forecast._api import RAW_METHODS, _load_methods, forecast, raw_forecast
+
+    _load_methods()
+    full = case.curve
+    until = full.last_step
+    first = int(full.step[0])
+    cut = int(first + fraction * (until - first))
+    observed = full.until(cut)
+    st, vals = _eval_steps(full, cut)
+    steps = np.unique(np.concatenate([st, [until]])).astype(np.int64)
+    truth = smoothed_final(full)
+    sched = case.schedule
+    nan = np.array([np.nan])
+    try:
+        if method in RAW_METHODS:
+            t0 = time.perf_counter()
+            raw = raw_forecast(
+                method, observed, until, sched, steps=steps, n_paths=n_paths, seed=seed
+            )
+            raw.finish(method, 1.0, noise=True, seed=seed)
+            seconds = time.perf_counter() - t0
+            scores = np.array(
+                [
+                    _score(
+                        raw.finish(method, float(t), noise=False, seed=seed),
+                        raw.finish(method, float(t), noise=True, seed=seed),
+                        truth,
+                        st,
+                        vals,
+                    )
+                    for t in taus
+                ]
+            )
+        else:
+            t0 = time.perf_counter()
+            f = forecast(observed, until, sched, method=method, steps=steps, seed=seed)
+            seconds = time.perf_counter() - t0
+            scores = np.array([_score(f, f, truth, st, vals)])
+    except RuncastError as err:
+        return Record(case.name, case.family, fraction, method, truth, np.nan, nan, nan, nan, nan,
+                      failed=f"{type(err).__name__}: {err}")  # fmt: skip
+    return Record(
+        case.name,
+        case.family,
+        fraction,
+        method,
+        truth,
+        seconds,
+        scores[:, 0],
+        scores[:, 1],
+        scores[:, 2],
+        scores[:, 3],
+    )
+
+
+def evaluate(
+    cases: Sequence[Case],
+    methods: Sequence[str],
+    cutoffs: Sequence[float] = CUTOFFS,
+    *,
+    n_paths: int = 200,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> list[Record]:
+    """Score every method on every case at every cut-off."""
+    out = []
+    for case in cases:
+        for frac in cutoffs:
+            for m in methods:
+                if progress is not None:
+                    progress(f"{case.name} @ {frac:.0%} · {m}")
+                out.append(evaluate_case(case, frac, m, n_paths=n_paths, seed=seed))
+    return out
+
+
+def fit_calibration(records: Sequence[Record], cutoffs: Sequence[float] = CUTOFFS) -> Calibration:
+    """The ``tau`` per method and cut-off whose mean coverage over ``records`` is on target.
+
+    Mean 80% and 95% coverage are matched to 0.80 and 0.95 (squared miss of both).
+    """
+    table: dict[str, list[tuple[float, float]]] = {}
+    for m in sorted({r.method for r in records}):
+        for frac in cutoffs:
+            rs = [r for r in records if r.method == m and r.fraction == frac and not r.failed]
+            if not rs or rs[0].cov80s.size == 1:
+                continue
+            c80 = np.mean([r.cov80s for r in rs], axis=0)
+            c95 = np.mean([r.cov95s for r in rs], axis=0)
+            loss = (c80 - 0.8) ** 2 + (c95 - 0.95) ** 2
+            table.setdefault(m, []).append((float(frac), float(TAU_GRID[int(np.argmin(loss))])))
+    return Calibration({k: tuple(v) for k, v in table.items()})
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Aggregated scores of one method (and cut-off) over records, at calibrated taus."""
+
+    method: str
+    fraction: float | None
+    n: int
+    err: float  # median over cases
+    crps: float  # mean over cases
+    cov80: float
+    cov95: float
+    ms: float  # median milliseconds per forecast
+
+
+def summarize(
+    records: Sequence[Record],
+    tau_of: Callable[[Record], float],
+    *,
+    by_fraction: bool = True,
+) -> list[Summary]:
+    """Median error, mean CRPS and coverage per method (and cut-off), at ``tau_of(record)``."""
+    keys = sorted({(r.method, r.fraction if by_fraction else None) for r in records},
+                  key=lambda k: (k[0], k[1] or 0.0))  # fmt: skip
+    out = []
+    for m, frac in keys:
+        rs = [r for r in records if r.method == m and (frac is None or r.fraction == frac)]
+        rs = [r for r in rs if not r.failed]
+        if not rs:
+            continue
+        taus = [tau_of(r) for r in rs]
+        out.append(
+            Summary(
+                m,
+                frac,
+                len(rs),
+                float(np.median([r.err(t) for r, t in zip(rs, taus, strict=True)])),
+                float(np.mean([r.crps(t) for r, t in zip(rs, taus, strict=True)])),
+                float(np.mean([r.cov80(t) for r, t in zip(rs, taus, strict=True)])),
+                float(np.mean([r.cov95(t) for r, t in zip(rs, taus, strict=True)])),
+                1000.0 * float(np.median([r.seconds for r in rs])),
+            )
+        )
+    return out
