@@ -117,7 +117,7 @@ class Schedule:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ScheduleError(
-                f"Learning rates must be finite and non-negative, but lrs[{i}] = {arr[i]!r}. "
+                f"Learning rates must be finite and non-negative, but lrs[{i}] = {float(arr[i])!r}. "
                 "Fill gaps in a recorded LR column (e.g. by interpolation) before building "
                 "the schedule."
             )

@@ -52,7 +52,8 @@ def refined_lrs(norms: npt.ArrayLike, window: int, power: float = 2.0) -> FloatA
     """The refined schedule for per-step gradient ``norms``, scaled so its largest LR is 1.
 
     ``eta_t = w_t * sum_{k>t} w_k`` with ``w_t = median_filter(norms)_t ** -power``; computed in
-    O(T log window) with a reverse cumulative sum.
+    O(T log window) with a reverse cumulative sum. An even ``window`` is widened by one step so
+    the filter stays centred.
 
     Example:
         >>> refined_lrs([1.0, 1.0, 2.0, 2.0], window=1).round(3).tolist()
@@ -67,12 +68,14 @@ def refined_lrs(norms: npt.ArrayLike, window: int, power: float = 2.0) -> FloatA
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ScheduleError(
-            f"Gradient norms must be finite and positive, but norms[{i}] = {g[i]!r}. Drop "
+            f"Gradient norms must be finite and positive, but norms[{i}] = {float(g[i])!r}. Drop "
             "skipped steps (pass a Curve of (step, norm) and runcast interpolates the gaps)."
         )
     if not np.isfinite(power) or power <= 0:
         raise ScheduleError(f"power must be positive (2 for SGD, 1 for Adam), but got {power!r}.")
-    smooth = median_filter(g, size=int(window), mode="nearest") if window > 1 else g
+    # an odd width centres the window on each step (scipy takes the upper median of even ones)
+    size = int(window) | 1
+    smooth = median_filter(g, size=size, mode="nearest") if size > 1 else g
     # work with weights relative to their largest so 1/g^2 cannot overflow for tiny norms
     w = (smooth.min() / smooth) ** power
     after = np.concatenate([np.cumsum(w[::-1])[::-1][1:], [0.0]])  # sum_{k>t} w_k
@@ -116,12 +119,12 @@ def refine(
     from runcast.schedules._base import Schedule
 
     g = _per_step_norms(grad_norms, schedule.total)
-    lrs = refined_lrs(g, window_steps(window, g.size), power) * (
-        schedule.peak if peak is None else float(peak)
-    )
+    lrs = refined_lrs(g, window_steps(window, g.size), power)
     if not 0 <= warmup < lrs.size:
         raise ScheduleError(f"warmup must be in [0, {lrs.size}), but got {warmup=}.")
     if warmup > 0:
         # same semantics as spec warmups: linspace(0, lr at the end of warmup, warmup)
         lrs[:warmup] = np.linspace(0.0, lrs[warmup], warmup)
-    return Schedule.from_array(lrs)
+    # scale last, so the largest LR after the warmup is exactly the peak
+    top = schedule.peak if peak is None else float(peak)
+    return Schedule.from_array(lrs * (top / lrs.max()))
