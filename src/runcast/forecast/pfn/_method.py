@@ -1,0 +1,189 @@
+"""Forecasting method ``"pfn"``: the learned amortised forecaster, conditioned on the LR schedule.
+
+One forward pass of a small transformer trained on synthetic curves (see ``_prior.py``) turns the
+observed part of a curve, and the run's LR schedule when known, into the predictive distribution
+of every future value. No fitting, so it takes a few milliseconds whatever the curve.
+
+Steps: flip accuracies so the curve falls; bin dense curves to at most 100 points (medians, which
+also removes spikes); map time to ``step / until`` and values to the affine-free squashed space
+of ``_features.py``; run the network; read quantiles off its bar distributions; map them back;
+for binned per-step curves widen by the per-step noise the bins averaged away.
+
+Example:
+    >>> import numpy as np, runcast
+    >>> from runcast.forecast.pfn import pfn_forecast
+    >>> s = np.arange(100, 2001, 100)
+    >>> f = pfn_forecast(runcast.Curve(s, 2.0 + 3.0 * (s / 100.0) ** -0.5), until=8000)
+    >>> 2.0 < f.final.median < 2.5, f.method
+    (True, 'pfn')
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import ndtri
+
+from runcast.curve import Curve
+from runcast.errors import InvalidInputError, NotEnoughDataError
+from runcast.forecast._registry import register_method
+from runcast.forecast._types import Direction, Forecast
+from runcast.forecast.pfn._features import (
+    FloatArray,
+    lr_blocks_from_array,
+    neutral_grid,
+    normalise,
+    schedule_grid,
+    squash,
+    token_features,
+    unsquash,
+)
+from runcast.forecast.pfn._infer import bar_quantiles, load_weights, logits
+from runcast.schedules import Schedule
+
+#: the most observed tokens the network was trained with; denser curves are binned to this
+MAX_CONTEXT = 100
+#: fewest points the network was trained with
+MIN_POINTS = 4
+MAX_QUERIES = 256
+LEVELS = np.concatenate([[0.002, 0.01], np.linspace(0.025, 0.975, 39), [0.99, 0.998]])
+
+
+def _direction(v: FloatArray) -> Direction:
+    """``"up"`` when the curve's last tenth sits above its first tenth (an accuracy)."""
+    k = max(1, v.size // 10)
+    return "up" if np.median(v[-k:]) > np.median(v[:k]) else "down"
+
+
+def _bin(step: FloatArray, value: FloatArray) -> tuple[FloatArray, FloatArray, float]:
+    """Equal-count bins of a dense curve: mean step, median value, and the per-point noise sd.
+
+    The median makes a bin immune to a few spikes; the noise (robust MAD of the residuals from
+    the bin medians) lets the forecast put back the scatter of single per-step values.
+    """
+    groups = np.array_split(np.arange(step.size), MAX_CONTEXT)
+    bs = np.array([step[g].mean() for g in groups])
+    bv = np.array([np.median(value[g]) for g in groups])
+    resid = np.concatenate([value[g] - m for g, m in zip(groups, bv, strict=True)])
+    noise = 1.4826 * float(np.median(np.abs(resid)))
+    return bs, bv, noise
+
+
+def _default_steps(last: int, until: int) -> npt.NDArray[np.int64]:
+    n = min(200, until - last)
+    return np.unique(np.round(np.linspace(last + 1, until, n)).astype(np.int64))
+
+
+def _schedule_grid(schedule: Schedule | None, until: int) -> FloatArray:
+    if schedule is None:
+        return neutral_grid(1)
+    return schedule_grid(lr_blocks_from_array(schedule.array(until + 1), until)[None, :])
+
+
+def pfn_forecast(
+    curve: Curve,
+    until: int,
+    schedule: Schedule | None = None,
+    *,
+    steps: npt.ArrayLike | None = None,
+    direction: Direction | None = None,
+    observation_noise: bool = True,
+    n_paths: int = 512,
+    weights: str | Path | None = None,
+    **_: Any,
+) -> Forecast:
+    """Forecast ``curve`` up to step ``until`` with the PFN (registered as method ``"pfn"``).
+
+    Args:
+        curve: the observed points (NaNs are dropped); its schedule is used if ``schedule`` is None.
+        until: the last step to forecast; must be after the last observed step.
+        schedule: the run's LR schedule, covering ``until``; None forecasts without one.
+        steps: the steps to forecast (default: up to 200 from the next step to ``until``).
+        direction: ``"down"`` (a loss) or ``"up"`` (an accuracy); inferred when None.
+        observation_noise: for dense curves, include the per-point scatter in the intervals (the
+            truth is then a single logged value); False forecasts the smoothed curve.
+        n_paths: sample paths in the returned (quantile-coupled) forecast.
+        weights: a weights file from ``python -m runcast.forecast.pfn.train`` (default: shipped).
+
+    Example:
+        >>> import numpy as np, runcast
+        >>> s = np.arange(0, 3001, 50)
+        >>> sch = runcast.Schedule.from_spec({"kind": "cosine", "peak": 1e-3, "total": 10000})
+        >>> c = runcast.Curve(s, 3.0 + 2.0 * (1 + s / 50.0) ** -0.4)
+        >>> f = pfn_forecast(c, 10000, sch)
+        >>> bool(f.final.median < c.value[-1]), f.info["schedule"]
+        (True, True)
+    """
+    t0 = time.perf_counter()
+    c = curve.finite()
+    schedule = schedule if schedule is not None else curve.schedule
+    if len(c) < MIN_POINTS:
+        raise NotEnoughDataError(
+            f"The pfn forecaster needs at least {MIN_POINTS} finite points, but the curve has "
+            f"{len(c)}. Log more points (or forecast later in the run)."
+        )
+    until = int(until)
+    if until <= c.last_step:
+        raise InvalidInputError(
+            f"until={until} must be after the last observed step {c.last_step}; "
+            "pass the step the run will end at."
+        )
+    want = _default_steps(c.last_step, until) if steps is None else np.asarray(steps, np.int64)
+    step = c.step.astype(np.float64)
+    value = c.value.astype(np.float64)
+    dirn: Direction = direction or _direction(value)
+    sign = -1.0 if dirn == "up" else 1.0
+    noise = 0.0
+    binned = step.size > MAX_CONTEXT
+    if binned:
+        step, value, noise = _bin(step, sign * value)
+    else:
+        value = sign * value
+    mask = np.ones((1, step.size), dtype=bool)
+    ref, scale = normalise(value[None, :], mask)
+    obs_z = np.clip(squash((value[None, :] - ref[:, None]) / scale[:, None]), -10.0, 10.0)
+    grid = _schedule_grid(schedule, until)
+    qsteps = want if want.size <= MAX_QUERIES else np.linspace(want[0], want[-1], MAX_QUERIES)
+    w = load_weights(weights)
+    lg = logits(
+        w,
+        token_features(grid, step[None, :] / until),
+        obs_z,
+        mask,
+        token_features(grid, np.asarray(qsteps, np.float64)[None, :] / until),
+    )
+    zq = bar_quantiles(lg[0], w.borders, LEVELS)  # (n_query, n_levels)
+    yq = ref[0] + scale[0] * unsquash(zq)
+    if qsteps is not want:
+        yq = np.stack([np.interp(want, qsteps, yq[:, k]) for k in range(LEVELS.size)], axis=1)
+    if binned and observation_noise:
+        # widen in quadrature by the per-point scatter the bin medians removed (exact when the
+        # forecast is gaussian; keeps each step's median and the quantile coupling)
+        med = np.array([np.interp(0.5, LEVELS, row) for row in yq])[:, None]
+        extra = noise * ndtri(LEVELS)[None, :]
+        yq = med + np.sign(yq - med + extra * 1e-12) * np.sqrt((yq - med) ** 2 + extra**2)
+    yq = sign * yq
+    info = {
+        "context_points": int(step.size),
+        "binned": bool(binned),
+        "schedule": schedule is not None,
+        "point_noise": float(noise),
+        "seconds": time.perf_counter() - t0,
+    }
+    return Forecast.from_quantiles(
+        want, LEVELS, yq.T, n_paths=n_paths, direction=dirn, method="pfn", info=info
+    )
+
+
+register_method(
+    "pfn",
+    needs_schedule=False,
+    summary=(
+        "learned amortised forecaster (LC-PFN style transformer trained on a synthetic prior "
+        "that includes LR-schedule effects); uses the schedule when given; a few ms per forecast"
+    ),
+)(pfn_forecast)
