@@ -15,5 +15,6 @@ from runcast.forecast.laws._base import LAWS, Law, Param
 from runcast.forecast.laws._fit import fit_law
 from runcast.forecast.laws._momentum import MomentumLaw
 from runcast.forecast.laws._mpl import MultiPowerLaw
+from runcast.forecast.laws._runcast import RuncastLaw
 
-__all__ = ["LAWS", "Law", "MomentumLaw", "MultiPowerLaw", "Param", "fit_law"]
+__all__ = ["LAWS", "Law", "MomentumLaw", "MultiPowerLaw", "Param", "RuncastLaw", "fit_law"]

@@ -49,26 +49,33 @@ def _problem(
     params = law.PARAMS
     pri = [(i, p.prior) for i, p in enumerate(params) if p.prior is not None]
     pri_w = prior_strength * delta
+    jp = np.zeros((len(pri), len(params)))
+    for row, (i, (_, sd)) in enumerate(pri):  # type: ignore[misc]
+        jp[row, i] = pri_w / sd
 
     def theta_of(z: FloatArray) -> FloatArray:
         return np.array([p.from_z(float(v)) for p, v in zip(params, z, strict=True)])
 
+    # least_squares asks for the Jacobian at the point it has just evaluated: compute both in
+    # one pass (the costly powers are shared) and hand the Jacobian over from the cache.
+    cache: dict[str, FloatArray] = {}
+
     def fun(z: FloatArray) -> FloatArray:
-        pred, _ = stack_eval(law, theta_of(z), preps, False)
-        r = log_y - np.log(np.maximum(pred, 1e-12))
+        theta = theta_of(z)
+        pred, j = stack_eval(law, theta, preps, True)
+        assert j is not None
+        safe = np.maximum(pred, 1e-12)
+        dxdz = np.array([p.dx_dz(float(x)) for p, x in zip(params, theta, strict=True)])
+        jr = -(j * dxdz[None, :]) / safe[:, None]
+        cache["z"], cache["jac"] = z.copy(), np.vstack([jr, jp])
+        r = log_y - np.log(safe)
         prior = [pri_w * (z[i] - mu) / sd for i, (mu, sd) in pri]  # type: ignore[misc]
         return np.concatenate([r, prior])
 
     def jac(z: FloatArray) -> FloatArray:
-        theta = theta_of(z)
-        pred, j = stack_eval(law, theta, preps, True)
-        assert j is not None
-        dxdz = np.array([p.dx_dz(float(x)) for p, x in zip(params, theta, strict=True)])
-        jr = -(j * dxdz[None, :]) / np.maximum(pred, 1e-12)[:, None]
-        jp = np.zeros((len(pri), len(params)))
-        for row, (i, (_, sd)) in enumerate(pri):  # type: ignore[misc]
-            jp[row, i] = pri_w / sd
-        return np.vstack([jr, jp])
+        if "z" not in cache or not np.array_equal(cache["z"], z):
+            fun(z)
+        return cache["jac"]
 
     return fun, jac, log_y
 
@@ -123,18 +130,59 @@ def _laplace_cov(res: FitResult, n_data: int) -> tuple[FloatArray, float]:
 
 
 def _held_out_error(
-    law: type[Law], data: Sequence[FitCurve], best: FitResult, delta: float, prior: float
+    law: type[Law], data: Sequence[FitCurve], theta: FloatArray, delta: float, prior: float
 ) -> tuple[float, list[float]]:
     """Leave-one-curve-out RMS log error: the law's error on a schedule it has not seen."""
     per_curve = []
-    start = [dict(zip([p.name for p in law.PARAMS], best.theta, strict=True))]
     for i, held in enumerate(data):
         rest = [c for j, c in enumerate(data) if j != i]
-        res = _fit_once(law, rest, start, delta=delta, prior_strength=prior, max_nfev=60)
-        pred = stack_eval(law, res.theta, [law._prepare(held.lrs, held.steps)], False)[0]
+        th, _, _, _ = _fit_parts(law, rest, 1, 0, delta, prior, 30, start=theta)
+        pred = stack_eval(law, th, [law._prepare(held.lrs, held.steps)], False)[0]
         err = np.log(held.losses) - np.log(np.maximum(pred, 1e-12))
         per_curve.append(float(np.sqrt(np.mean(err**2))))
     return float(np.sqrt(np.mean(np.square(per_curve)))), per_curve
+
+
+def _fit_parts(
+    law: type[Law],
+    data: Sequence[FitCurve],
+    n_starts: int,
+    seed: int,
+    delta: float,
+    prior: float,
+    max_nfev: int,
+    start: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray, int]:
+    """Fit ``law`` (each member apart, for an ensemble law); theta, cov, log residuals, nfev."""
+    members = getattr(law, "MEMBERS", None)
+    parts: list[type[Law]] = [m for _, m in members] if members else [law]
+    n = sum(c.steps.size for c in data)
+    losses = np.concatenate([c.losses for c in data])
+    s1 = np.concatenate([c.s1 for c in data])
+    peak = max(float(c.lrs.max()) for c in data)
+    thetas, covs, nfev, i = [], [], 0, 0
+    for part in parts:
+        k = len(part.PARAMS)
+        if start is not None:
+            starts = [dict(zip([p.name for p in part.PARAMS], start[i : i + k], strict=True))]
+        else:
+            starts = _starts_for(part, losses, s1, peak, n_starts, seed)
+        best = _fit_once(part, data, starts, delta=delta, prior_strength=prior, max_nfev=max_nfev)
+        cov, _ = _laplace_cov(best, n)
+        thetas.append(best.theta)
+        covs.append(cov)
+        nfev += best.nfev
+        i += k
+    theta = np.concatenate(thetas)
+    cov = np.zeros((theta.size, theta.size))
+    j = 0
+    for c in covs:
+        cov[j : j + c.shape[0], j : j + c.shape[0]] = c
+        j += c.shape[0]
+    preps = [law._prepare(c.lrs, c.steps) for c in data]
+    pred = stack_eval(law, theta, preps, False)[0]
+    residuals = np.log(losses) - np.log(np.maximum(pred, 1e-12))
+    return theta, cov, residuals, nfev
 
 
 def fit_law(
@@ -158,7 +206,7 @@ def fit_law(
             the first 1% of steps) are skipped unless ``min_step`` is given.
         law: ``"auto"`` (runcast's best law), ``"runcast"``, ``"mpl"`` or ``"momentum"``.
         seed: seeds the few random restarts beyond the law's deterministic starts.
-        restarts: how many starts to try (default 4; 1 with ``fast=True``).
+        restarts: how many starts to try (default 2; 1 with ``fast=True``).
         fast: a single start and a capped solver budget, for forecasting inside a training
             loop (about 10-50 ms for 500 points); no leave-one-out calibration.
         huber_delta: the Huber loss's scale on log-loss residuals (relative error).
@@ -180,7 +228,7 @@ def fit_law(
         >>> bool(err < 1e-3)
         True
     """
-    name = ("runcast" if "runcast" in LAWS else "mpl") if law == "auto" else law
+    name = "runcast" if law == "auto" else law
     if name not in LAWS:
         raise InvalidInputError(
             f"Unknown law {law!r}; use 'auto' or one of: {', '.join(sorted(LAWS))}."
@@ -199,28 +247,24 @@ def fit_law(
             f"The {name} law has {k} parameters and needs at least {k + 3} points after "
             f"warmup to fit; got {n}. Log the loss more often or fit later in the run."
         )
-    n_starts = restarts if restarts is not None else (1 if fast else 4)
-    losses = np.concatenate([c.losses for c in data])
+    n_starts = restarts if restarts is not None else (1 if fast else 2)
+    budget = 40 if fast else 300
+    theta, cov, residuals, nfev = _fit_parts(
+        cls, data, n_starts, seed, huber_delta, prior_strength, budget
+    )
+    noise = float(1.4826 * np.median(np.abs(residuals - np.median(residuals))))
     s1 = np.concatenate([c.s1 for c in data])
-    peak = max(float(c.lrs.max()) for c in data)
-    starts = _starts_for(cls, losses, s1, peak, n_starts, seed)
-    best = _fit_once(
-        cls, data, starts, delta=huber_delta, prior_strength=prior_strength,
-        max_nfev=60 if fast else 400,
-    )  # fmt: skip
-    cov, noise = _laplace_cov(best, n)
     info: dict[str, Any] = {
         "n_points": n,
         "curves": [c.name for c in data],
         "s1_max": float(s1.max()),
         "last_step": int(max(c.steps[-1] for c in data)),
-        "cost": best.cost,
-        "nfev": best.nfev,
-        "rms_rel_error": float(np.sqrt(np.mean(best.residuals**2))),
+        "nfev": nfev,
+        "rms_rel_error": float(np.sqrt(np.mean(residuals**2))),
     }
     model_error = DEFAULT_MODEL_ERROR
     if calibrate and not fast and len(data) >= 2:
-        model_error, per_curve = _held_out_error(cls, data, best, huber_delta, prior_strength)
+        model_error, per_curve = _held_out_error(cls, data, theta, huber_delta, prior_strength)
         info["held_out_rms"] = per_curve
     info["fit_seconds"] = time.perf_counter() - t0
     if noise > POOR_FIT_RESIDUAL:
@@ -232,7 +276,7 @@ def fit_law(
             stacklevel=2,
         )
     return cls(
-        dict(zip([p.name for p in cls.PARAMS], best.theta, strict=True)),
+        dict(zip([p.name for p in cls.PARAMS], theta, strict=True)),
         cov=cov,
         noise=noise,
         model_error=max(model_error, noise),

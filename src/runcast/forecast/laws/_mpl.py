@@ -75,7 +75,7 @@ class MultiPowerLaw(Law):
         l0, a, alpha, b, c, beta, gamma = (float(v) for v in theta)
         _, log_s1, drops = prep
         power = np.exp(-alpha * log_s1)
-        ld, ld_jac = drops.value_and_grad(c, beta, gamma, grad)
+        ld, ld_jac = drops.value_and_grad(c, beta, gamma, 0.0, grad)
         pred = l0 + a * power - b * ld
         if not grad:
             return pred, None
@@ -85,7 +85,7 @@ class MultiPowerLaw(Law):
         jac[:, 1] = power
         jac[:, 2] = -a * power * log_s1
         jac[:, 3] = -ld
-        jac[:, 4:] = -b * ld_jac
+        jac[:, 4:] = -b * ld_jac[:, :3]
         return pred, jac
 
     @classmethod
