@@ -230,7 +230,8 @@ def evaluate(
 def fit_calibration(records: Sequence[Record], cutoffs: Sequence[float] = CUTOFFS) -> Calibration:
     """The ``tau`` per method and cut-off whose mean coverage over ``records`` is on target.
 
-    Mean 80% and 95% coverage are matched to 0.80 and 0.95 (squared miss of both).
+    Mean 80% and 95% coverage are matched to 0.80 and 0.95 (squared miss of both); each
+    family of curves weighs alike, however many curves it has.
     """
     table: dict[str, list[tuple[float, float]]] = {}
     for m in sorted({r.method for r in records}):
@@ -238,8 +239,13 @@ def fit_calibration(records: Sequence[Record], cutoffs: Sequence[float] = CUTOFF
             rs = [r for r in records if r.method == m and r.fraction == frac and not r.failed]
             if not rs or rs[0].cov80s.size == 1:
                 continue
-            c80 = np.mean([r.cov80s for r in rs], axis=0)
-            c95 = np.mean([r.cov95s for r in rs], axis=0)
+            fams = sorted({r.family for r in rs})
+            c80 = np.mean(
+                [np.mean([r.cov80s for r in rs if r.family == f], axis=0) for f in fams], axis=0
+            )
+            c95 = np.mean(
+                [np.mean([r.cov95s for r in rs if r.family == f], axis=0) for f in fams], axis=0
+            )
             loss = (c80 - 0.8) ** 2 + (c95 - 0.95) ** 2
             table.setdefault(m, []).append((float(frac), float(TAU_GRID[int(np.argmin(loss))])))
     return Calibration({k: tuple(v) for k, v in table.items()})

@@ -1,0 +1,249 @@
+"""``runcast forecast`` and ``runcast eval forecast``: where a run will end, and how well we know.
+
+Heavy imports (numpy, scipy, the forecasters) happen inside the commands so ``runcast --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from runcast.cli._common import console, db_path, err_console, friendly_errors
+
+if TYPE_CHECKING:
+    from runcast.curve import Curve
+    from runcast.forecast._eval import Case
+    from runcast.schedules import Schedule
+
+eval_app = typer.Typer(help="Evaluate runcast on your own runs.", no_args_is_help=True)
+
+
+def _read_gz(path: Path, key: str) -> dict[str, Any]:
+    """A gzipped CSV or JSONL log: its step, ``key`` and (if present) lr columns."""
+    import csv
+
+    import numpy as np
+
+    from runcast.errors import ImportFormatError
+
+    rows: list[dict[str, Any]] = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        if ".jsonl" in path.name or ".ndjson" in path.name:
+            rows = [json.loads(line) for line in f if line.strip()]
+        else:
+            rows = list(csv.DictReader(f))
+    if not rows or "step" not in rows[0] or key not in rows[0]:
+        have = ", ".join(rows[0]) if rows else "nothing"
+        raise ImportFormatError(f"{path}: needs 'step' and {key!r} columns, but has {have}.")
+
+    def col(name: str) -> Any:
+        return np.array([float(r[name]) if r.get(name) not in ("", None) else np.nan for r in rows])
+
+    out = {"step": col("step"), key: col(key)}
+    if "lr" in rows[0]:
+        out["lr"] = col("lr")
+    return out
+
+
+def load_curve(source: str, key: str = "loss", db: str | None = None) -> Curve:
+    """A curve from a CSV/JSONL file (``.gz`` too; an ``lr`` column becomes its schedule) or
+    from a run in the store (id, name or id prefix; its ``lr`` metric becomes its schedule)."""
+    import numpy as np
+
+    from runcast.curve import Curve
+    from runcast.errors import ImportFormatError, MetricNotFoundError
+    from runcast.schedules import Schedule
+
+    path = Path(source)
+    if path.is_file():
+        if path.suffix == ".gz":
+            cols = _read_gz(path, key)
+            ok = np.isfinite(cols["step"])
+            curve = Curve.from_unsorted(cols["step"][ok].astype(np.int64), cols[key][ok], name=key)
+            lr = cols.get("lr")
+        else:
+            from runcast import io
+
+            reader = io.read_jsonl if path.suffix in (".jsonl", ".ndjson") else io.read_csv
+            curves = reader(path)
+            if key not in curves:
+                raise ImportFormatError(
+                    f"{path}: has no {key!r} column; it has {', '.join(sorted(curves))}. "
+                    "Pick one with --key."
+                )
+            curve = curves[key]
+            lr_curve = curves.get("lr")
+            lr = None
+            if lr_curve is not None and len(lr_curve) == curve.last_step + 1:
+                lr = lr_curve.value
+        if lr is not None and np.isfinite(lr).all() and len(lr) == curve.last_step + 1:
+            curve = curve.with_schedule(Schedule.from_array(lr))
+        return curve
+    from runcast.store import open_store
+
+    with open_store(db_path(db), create=False) as store:
+        info = store.run(source)
+        curve = store.curve(info.id, key)
+        try:
+            lrs = store.curve(info.id, "lr")
+        except MetricNotFoundError:
+            lrs = None
+        spec = (info.config or {}).get("schedule")
+    if isinstance(spec, dict):
+        return curve.with_schedule(Schedule.from_spec(spec))
+    if lrs is not None and len(lrs) == lrs.last_step + 1:
+        return curve.with_schedule(Schedule.from_array(lrs.value))
+    return curve
+
+
+def _schedule(spec: str | None) -> Schedule | None:
+    if spec is None:
+        return None
+    from runcast.schedules import Schedule
+
+    text = spec.strip()
+    if text.startswith("{"):
+        return Schedule.from_spec(json.loads(text))
+    if Path(text).is_file():
+        return Schedule.from_spec(json.loads(Path(text).read_text()))
+    return Schedule.from_string(text)
+
+
+def _fmt(v: float) -> str:
+    return "never" if v == float("inf") else f"{v:.6g}"
+
+
+def _reach(samples: Any) -> tuple[float, float, float]:
+    """Median and 80% interval of steps-to-target samples, where ``inf`` means never."""
+    import numpy as np
+
+    q = np.quantile(samples, [0.1, 0.5, 0.9], method="inverted_cdf")  # real samples, inf kept
+    return float(q[1]), float(q[0]), float(q[2])
+
+
+def forecast_cmd(
+    source: str = typer.Argument(..., help="A CSV/JSONL log (.gz too) or a run id/name."),
+    until: int = typer.Option(..., "--until", "-u", help="The last step to forecast."),
+    key: str = typer.Option("loss", "--key", "-k", help="The metric to forecast."),
+    schedule: str | None = typer.Option(
+        None, "--schedule", "-s", help="The LR schedule: JSON, a spec string or a JSON file."
+    ),
+    target: float | None = typer.Option(None, "--target", "-t", help="A value to beat."),
+    method: str = typer.Option("auto", "--method", "-m", help="auto, law, ensemble, pfn, ..."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    db: str | None = typer.Option(None, "--db", help="The run store (for a run id)."),
+) -> None:
+    """Forecast where a run will end: the final value with its 80%/95% intervals."""
+    with friendly_errors():
+        from runcast.forecast import forecast
+
+        curve = load_curve(source, key, db)
+        f = forecast(curve, until, _schedule(schedule), method=method, noise=False)
+        out: dict[str, Any] = {
+            "source": source,
+            "key": key,
+            "method": f.method,
+            "last_observed_step": curve.last_step,
+            "until": until,
+            "final": f.final.to_dict(),
+        }
+        if target is not None:
+            out["target"] = target
+            out["prob_beats_target"] = f.prob_beats(target)
+            med, lo, hi = _reach(f.steps_to(target).samples)
+            out["steps_to_target"] = {
+                "median": None if med == float("inf") else med,
+                "interval_80": [None if v == float("inf") else v for v in (lo, hi)],
+            }
+        if as_json:
+            console.print_json(json.dumps(out))
+            return
+        fin = f.final
+        lo80, hi80 = fin.interval(0.8)
+        lo95, hi95 = fin.interval(0.95)
+        console.print(
+            f"[bold]{key}[/] at step {until} ({f.method}, from {len(curve)} points to step "
+            f"{curve.last_step}):"
+        )
+        console.print(f"  median [bold]{fin.median:.6g}[/]")
+        console.print(f"  80% interval [{lo80:.6g}, {hi80:.6g}]")
+        console.print(f"  95% interval [{lo95:.6g}, {hi95:.6g}]")
+        if target is not None:
+            med, a, b = _reach(f.steps_to(target).samples)
+            console.print(f"  P(beats {target:g}) = [bold]{f.prob_beats(target):.0%}[/]")
+            console.print(f"  steps to {target:g}: median {_fmt(med)} (80%: {_fmt(a)}..{_fmt(b)})")
+
+
+def _case(source: str, key: str, db: str | None) -> Case:
+    from runcast.forecast._eval import Case
+
+    curve = load_curve(source, key, db)
+    return Case(source, Path(source).parent.name or "runs", curve.with_schedule(None),
+                curve.schedule)  # fmt: skip
+
+
+@eval_app.command("forecast")
+def eval_forecast_cmd(
+    sources: list[str] = typer.Argument(..., help="CSV/JSONL logs (.gz too) or run ids."),
+    cutoffs: str = typer.Option("0.1,0.2,0.3,0.5,0.7", "--cutoffs", help="Fractions to cut at."),
+    methods: str = typer.Option("auto,ensemble,last", "--method", "-m", help="Comma-separated."),
+    key: str = typer.Option("loss", "--key", "-k", help="The metric to forecast."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON rows."),
+    db: str | None = typer.Option(None, "--db", help="The run store (for run ids)."),
+) -> None:
+    """Cut each run at the fractions, forecast the rest, and score the forecasts."""
+    with friendly_errors():
+        from rich.progress import Progress
+        from rich.table import Table
+
+        from runcast.errors import InvalidInputError
+        from runcast.forecast._api import resolve_method
+        from runcast.forecast._calibrate import default_calibration
+        from runcast.forecast._eval import evaluate_case, summarize
+
+        try:
+            fracs = [float(v) for v in cutoffs.split(",") if v.strip()]
+        except ValueError as err:
+            raise InvalidInputError(f"--cutoffs must be numbers like 0.2,0.5: {err}") from err
+        if not fracs or not all(0.0 < v < 1.0 for v in fracs):
+            raise InvalidInputError(f"--cutoffs must be fractions in (0, 1), but got {cutoffs!r}.")
+        cases = [_case(s, key, db) for s in sources]
+        names = [m.strip() for m in methods.split(",") if m.strip()]
+        recs = []
+        with Progress(console=err_console, transient=True) as bar:
+            task = bar.add_task("forecasting", total=len(cases) * len(fracs) * len(names))
+            for case in cases:
+                for frac in fracs:
+                    for m in names:
+                        real = resolve_method(m, case.schedule)
+                        bar.update(task, description=f"{Path(case.name).name} {frac:.0%} {real}")
+                        recs.append(evaluate_case(case, frac, real))
+                        bar.advance(task)
+        cal = default_calibration()
+        rows = summarize(recs, lambda r: cal.tau(r.method, r.fraction))
+        failed = [r for r in recs if r.failed]
+        if as_json:
+            console.print_json(json.dumps([r.__dict__ for r in rows]))
+            return
+        table = Table(title=f"forecast from the first part of {len(cases)} run(s)")
+        for col in ("method", "cut-off", "n", "median |err|", "CRPS", "80% cov", "95% cov", "ms"):
+            table.add_column(col, justify="left" if col == "method" else "right")
+        for s in rows:
+            table.add_row(s.method, f"{s.fraction:.0%}", str(s.n), f"{s.err:.2%}",
+                          f"{s.crps:.4f}", f"{s.cov80:.0%}", f"{s.cov95:.0%}", f"{s.ms:.1f}")  # fmt: skip
+        console.print(table)
+        for r in failed[:5]:
+            err_console.print(
+                f"[yellow]skipped[/] {r.case} @ {r.fraction:.0%} {r.method}: {r.failed}"
+            )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``runcast forecast`` and ``runcast eval forecast`` to the app."""
+    app.command("forecast")(forecast_cmd)
+    app.add_typer(eval_app, name="eval")

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import runcast
+from runcast import Curve, Schedule
+from runcast.errors import InvalidInputError, RuncastWarning, ScheduleError
+from runcast.forecast import available_methods, forecast
+
+
+def _loss(s: np.ndarray) -> np.ndarray:
+    return 2.0 + 5.0 * ((s + 100) / 100.0) ** -0.6
+
+
+S = np.arange(0, 3001, 25)
+
+
+@pytest.mark.parametrize("method", ["ensemble", "last", "powerlaw"])
+def test_methods_return_a_forecast_to_until(method: str) -> None:
+    f = forecast(Curve(S, _loss(S)), until=10_000, method=method)
+    assert f.method == method and int(f.steps[-1]) == 10_000 and f.steps[0] > 3000
+    lo, hi = f.final.interval(0.8)
+    assert lo <= f.final.median <= hi
+
+
+def test_runcast_forecast_is_callable_after_importing_the_subpackage() -> None:
+    # importing runcast.forecast binds the module on runcast; it must still be callable
+    f = runcast.forecast(Curve(S, _loss(S)), until=5000)
+    assert f.method == "ensemble"
+
+
+def test_accuracy_rises() -> None:
+    acc = 0.9 - 0.5 * ((S + 100) / 100.0) ** -0.5
+    f = forecast(Curve(S, acc, name="acc"), until=10_000)
+    # an accuracy keeps rising and P(beat) means above
+    assert f.direction == "up" and f.final.median > acc[-1]
+    assert f.prob_beats(acc[-1]) > 0.5
+
+
+def test_any_scale() -> None:
+    a = forecast(Curve(S, _loss(S)), until=10_000, noise=False)
+    b = forecast(Curve(S, 1e-6 * _loss(S)), until=10_000, noise=False)
+    # scaling the curve scales the forecast: the fit works in a normalised scale
+    assert b.final.median == pytest.approx(1e-6 * a.final.median, rel=1e-6)
+
+
+def test_specific_steps() -> None:
+    f = forecast(Curve(S, _loss(S)), until=10_000, steps=[4000, 10_000])
+    assert f.steps.tolist() == [4000, 10_000]
+
+
+def test_constant_curve_gives_a_flat_forecast_and_a_warning() -> None:
+    with pytest.warns(RuncastWarning, match="constant"):
+        f = forecast(Curve(S, np.full(S.size, 1.0)), until=5000)
+    assert f.final.interval(0.95) == (1.0, 1.0)
+
+
+def test_law_needs_a_schedule() -> None:
+    with pytest.raises(InvalidInputError, match="needs the run's LR schedule"):
+        forecast(Curve(S, _loss(S)), until=5000, method="law")
+
+
+def test_schedule_shorter_than_until() -> None:
+    sched = Schedule.from_spec({"kind": "cosine", "peak": 1e-3, "total": 4000})
+    with pytest.raises(ScheduleError, match="covers 4000 steps"):
+        forecast(Curve(S, _loss(S)), until=5000, schedule=sched)
+
+
+def test_auto_uses_the_law_with_a_schedule() -> None:
+    spec = {"kind": "cosine", "peak": 1e-3, "end": 1e-4, "warmup": 100, "total": 10_001}
+    f = forecast(Curve(S, _loss(S)), until=10_000, schedule=spec)
+    assert f.method == "law"
+
+
+def test_unknown_method_lists_the_known_ones() -> None:
+    with pytest.raises(InvalidInputError, match="ensemble"):
+        forecast(Curve(S, _loss(S)), until=5000, method="nope")
+    assert {"ensemble", "law", "last", "powerlaw", "mcmc"} <= set(available_methods())
+
+
+def test_noisy_dense_curve_is_fast_and_robust_to_spikes() -> None:
+    rng = np.random.default_rng(0)
+    s = np.arange(1, 60_001)
+    v = _loss(s) + 0.05 * rng.standard_normal(s.size)
+    v[rng.choice(s.size, 50, replace=False)] += 20.0  # 50 loss spikes
+    f = forecast(Curve(s, v), until=120_000, noise=False)
+    # spikes do not drag the forecast up: within 2% of the truth
+    assert f.final.median == pytest.approx(_loss(np.array([120_000]))[0], rel=0.02)
+    assert f.info["seconds"] < 0.5

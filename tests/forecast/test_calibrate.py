@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from runcast import Curve
+from runcast.forecast._calibrate import (
+    Calibration,
+    RawForecast,
+    coverage,
+    default_calibration,
+    fit_tau,
+)
+from runcast.forecast._prep import prepare
+
+
+def _raw(noise: float = 0.0) -> RawForecast:
+    s = np.arange(0, 1000, 10)
+    v = 2.0 + (s + 10) ** -0.3 + noise * np.random.default_rng(0).standard_normal(s.size)
+    p = prepare(Curve(s, v), 5000)
+    paths = np.tile(np.linspace(0.0, -0.5, p.out_steps.size), (500, 1))
+    return RawForecast(p, paths, anchor=0.0)
+
+
+def test_tau_zero_and_no_noise_reproduces_the_paths() -> None:
+    raw = _raw()
+    f = raw.finish("x", 0.0, noise=False)
+    np.testing.assert_allclose(f.samples, raw.prep.to_values(raw.paths))
+
+
+def test_bands_widen_with_tau_and_the_horizon() -> None:
+    raw = _raw()
+    w1 = np.subtract(*raw.finish("x", 1.0, noise=False).interval(0.8)[::-1])
+    w2 = np.subtract(*raw.finish("x", 2.0, noise=False).interval(0.8)[::-1])
+    # twice the discrepancy scale, about twice the width; wider further out
+    assert w2[-1] == pytest.approx(2 * w1[-1], rel=0.05)
+    assert w1[-1] > w1[0]
+
+
+def test_observation_noise_is_added() -> None:
+    raw = _raw(noise=0.05)
+    f = raw.finish("x", 0.0, noise=True)
+    # per-step noise SD measured on the curve ends up in the forecast's spread
+    assert f.samples[:, 0].std() == pytest.approx(raw.prep.noise_sd, rel=0.15)
+
+
+def test_calibration_interpolates_in_log_fraction() -> None:
+    cal = Calibration({"m": ((0.1, 2.0), (0.4, 1.0))})
+    assert cal.tau("m", 0.2) == pytest.approx(1.5)
+    assert cal.tau("m", 0.05) == 2.0 and cal.tau("unknown", 0.3) == 1.0
+
+
+def test_shipped_table_loads() -> None:
+    cal = default_calibration()
+    assert all(t >= 0 for pts in cal.table.values() for _, t in pts)
+
+
+def test_coverage_counts_inside() -> None:
+    raw = _raw()
+    f = raw.finish("x", 0.0, noise=False)
+    st = f.steps[:4].astype(float)
+    truth = f.median[:4] + np.array([0.0, 0.0, 10.0, -10.0])
+    assert coverage(f, st, truth, 0.8) == 0.5
+
+
+def test_fit_tau_hits_the_targets() -> None:
+    # coverage of a normal band of half-width 1.2816*tau around 0 for N(0,1) truths
+    from scipy.stats import norm
+
+    def cover(case: int, tau: float) -> tuple[float, float]:
+        return (2 * norm.cdf(1.2816 * tau) - 1, 2 * norm.cdf(1.96 * tau) - 1)
+
+    assert fit_tau([0], cover) == pytest.approx(1.0, abs=0.1)

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from runcast.cli import app
+
+runner = CliRunner()
+
+
+def _log(tmp_path: Path) -> Path:
+    s = np.arange(0, 3001, 25)
+    v = 2.0 + 5.0 * ((s + 100) / 100.0) ** -0.6
+    path = tmp_path / "log.csv"
+    path.write_text("step,loss\n" + "".join(f"{a},{b}\n" for a, b in zip(s, v, strict=True)))
+    return path
+
+
+def test_forecast_json(tmp_path: Path) -> None:
+    res = runner.invoke(
+        app, ["forecast", str(_log(tmp_path)), "--until", "10000", "--target", "2.4", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["method"] == "ensemble" and out["until"] == 10000
+    lo, hi = out["final"]["interval_80"]
+    # the true final value 2.314 is inside the 80% interval
+    assert lo < 2.3136 < hi
+    assert 0.0 <= out["prob_beats_target"] <= 1.0
+
+
+def test_forecast_with_schedule_prints_intervals(tmp_path: Path) -> None:
+    spec = '{"kind": "cosine", "peak": 0.001, "end": 0.0001, "warmup": 100, "total": 10001}'
+    res = runner.invoke(app, ["forecast", str(_log(tmp_path)), "-u", "10000", "--schedule", spec])
+    assert res.exit_code == 0, res.output
+    assert "(law," in res.output and "80% interval" in res.output
+
+
+def test_forecast_bad_until_is_one_red_line(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["forecast", str(_log(tmp_path)), "--until", "10"])
+    assert res.exit_code == 1
+    assert "must be after" in res.output
+
+
+def test_eval_forecast_table(tmp_path: Path) -> None:
+    res = runner.invoke(
+        app, ["eval", "forecast", str(_log(tmp_path)), "--cutoffs", "0.5", "-m", "ensemble,last"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "ensemble" in res.output and "median |err|" in res.output

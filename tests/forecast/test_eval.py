@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runcast import Curve, Schedule
+from runcast.forecast._eval import (
+    Case,
+    crps_samples,
+    evaluate,
+    fit_calibration,
+    smoothed_final,
+    summarize,
+)
+
+
+def test_crps_matches_the_integral_definition() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(300)
+    y = 0.3
+    grid = np.linspace(-6, 6, 20001)
+    cdf = np.searchsorted(np.sort(x), grid, side="right") / x.size
+    ref = np.trapezoid((cdf - (grid >= y)) ** 2, grid)
+    assert crps_samples(x, y) == pytest.approx(ref, rel=1e-3)
+
+
+def test_smoothed_final_averages_the_last_percent() -> None:
+    assert smoothed_final(Curve(list(range(1000)), [1.0] * 990 + [2.0] * 10)) == pytest.approx(2.0)
+
+
+def _cases() -> list[Case]:
+    s = np.arange(0, 5001, 25)
+    out = []
+    for i, alpha in enumerate((0.4, 0.6)):
+        out.append(Case(f"c{i}", f"fam{i}", Curve(s, 2.0 + 5.0 * ((s + 100) / 100.0) ** -alpha)))
+    return out
+
+
+def test_evaluate_and_calibrate_round_trip() -> None:
+    recs = evaluate(_cases(), ["ensemble", "last"], cutoffs=(0.3,))
+    assert len(recs) == 4 and not any(r.failed for r in recs)
+    cal = fit_calibration(recs, cutoffs=(0.3,))
+    rows = summarize(recs, lambda r: cal.tau(r.method, r.fraction))
+    by = {s.method: s for s in rows}
+    # the ensemble extrapolates a power law far better than a flat line
+    assert by["ensemble"].err < 0.02 < by["last"].err
+
+
+@pytest.mark.slow
+def test_real_mpl_curve_with_schedule(shared_data: Path, catalog: dict[str, Any]) -> None:
+    e = next(c for c in catalog["curves"] if c["file"] == "curves/mpl/100M/cosine_24000.csv")
+    arr = np.loadtxt(shared_data / e["file"], delimiter=",", skiprows=1)
+    case = Case(
+        "cos", "mpl", Curve(arr[:, 0].astype(int), arr[:, 2]), Schedule.from_spec(e["schedule"])
+    )
+    recs = evaluate([case], ["law", "ensemble"], cutoffs=(0.5,))
+    law = next(r for r in recs if r.method == "law")
+    # with the known cosine, from half the run the final loss is within 1%
+    assert law.err(1.0) < 0.01
+    assert json.dumps(e["schedule"])  # the catalog entry carries its spec

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from runcast import Curve
+from runcast.errors import InvalidInputError, NotEnoughDataError, RuncastWarning
+from runcast.forecast._prep import (
+    MIN_POINTS,
+    bin_curve,
+    despike,
+    detect_direction,
+    noise_sd,
+    prepare,
+)
+
+
+def test_dense_curve_is_binned_and_normalised() -> None:
+    s = np.arange(1, 140_001)
+    c = Curve(
+        s, 2.0 + 3.0 * (s / 100.0) ** -0.5 + 0.05 * np.random.default_rng(0).standard_normal(s.size)
+    )
+    p = prepare(c, until=200_000)
+    # 140k points reduce to 200 bin medians; the default grid ends exactly at until
+    assert p.x.size == 200 and int(p.out_steps[-1]) == 200_000 and p.out_steps.size <= 200
+    # the per-step noise SD is measured, not the trend
+    assert p.noise_sd == pytest.approx(0.05, rel=0.1)
+    # the normalisation round-trips
+    np.testing.assert_allclose(p.to_values(p.y)[-1], np.median(c.value[-700:]), atol=0.02)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([5, 4, 3, 2, 1.5, 1.4, 1.3], "down"), ([0.1, 0.3, 0.5, 0.6, 0.7, 0.72], "up")],
+)
+def test_direction(values: list[float], expected: str) -> None:
+    assert detect_direction(np.array(values, dtype=float)) == expected
+
+
+def test_accuracy_is_flipped_to_falling() -> None:
+    s = np.arange(10, 1000, 10)
+    p = prepare(Curve(s, 0.9 - 0.5 * (s / 10.0) ** -0.5), until=2000)
+    # an accuracy is fitted as a falling curve: normalised y decreases
+    assert p.direction == "up" and p.y[0] > p.y[-1]
+
+
+def test_despike_removes_a_single_spike() -> None:
+    y = np.linspace(3.0, 2.0, 50)
+    y[20] = 30.0
+    out = despike(y)
+    # the spike is replaced by its neighbours' median, other points untouched
+    assert out[20] == pytest.approx(y[19] if y[19] < y[21] else y[21], abs=0.05)
+    np.testing.assert_array_equal(np.delete(out, 20), np.delete(y, 20))
+
+
+def test_noise_sd_ignores_a_linear_trend() -> None:
+    assert noise_sd(np.linspace(5.0, 1.0, 1000)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bin_curve_keeps_short_curves() -> None:
+    x, y, n = bin_curve(np.arange(5.0), np.arange(5.0), 10)
+    assert x.size == 5 and n.tolist() == [1.0] * 5
+
+
+def test_too_few_points_says_how_many() -> None:
+    with pytest.raises(NotEnoughDataError, match=f"at least {MIN_POINTS}"):
+        prepare(Curve([1, 2, 3], [3.0, 2.0, 1.0]), until=10)
+
+
+def test_until_before_last_step() -> None:
+    with pytest.raises(InvalidInputError, match="until=5 must be after"):
+        prepare(Curve(list(range(10)), np.linspace(3, 1, 10)), until=5)
+
+
+def test_nans_are_dropped_with_a_warning() -> None:
+    v = np.linspace(3, 1, 20)
+    v[[3, 7]] = np.nan
+    with pytest.warns(RuncastWarning, match="Dropped 2 missing"):
+        p = prepare(Curve(list(range(20)), v), until=40)
+    assert p.n_points == 18
+
+
+def test_steps_outside_the_horizon_are_rejected() -> None:
+    with pytest.raises(InvalidInputError, match="steps= must lie after"):
+        prepare(Curve(list(range(10)), np.linspace(3, 1, 10)), until=20, steps=[5, 15])
