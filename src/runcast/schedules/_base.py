@@ -117,9 +117,9 @@ class Schedule:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ScheduleError(
-                f"Learning rates must be finite and non-negative, but lrs[{i}] = {float(arr[i])!r}. "
-                "Fill gaps in a recorded LR column (e.g. by interpolation) before building "
-                "the schedule."
+                f"Learning rates must be finite and non-negative, but lrs[{i}] = "
+                f"{float(arr[i])!r}. Fill gaps in a recorded LR column (e.g. by interpolation) "
+                "before building the schedule."
             )
         arr = arr.copy()
         arr.setflags(write=False)

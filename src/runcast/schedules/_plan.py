@@ -39,6 +39,7 @@ import numpy as np
 from runcast.errors import InvalidInputError, ScheduleError
 from runcast.forecast._types import Distribution
 from runcast.schedules._base import Schedule
+from runcast.schedules._kinds import DECAY_SHAPES
 from runcast.schedules._search import (
     LossLaw,
     Objective,
@@ -153,6 +154,7 @@ def plan_schedule(
     *,
     warmup: int = 0,
     families: Sequence[str] = FAMILIES,
+    decay_shapes: Sequence[str] = DECAY_SHAPES,
     free_form: bool = True,
     baseline: Schedule | Mapping[str, Any] | None = None,
     knots: int = 16,
@@ -169,6 +171,7 @@ def plan_schedule(
         peak: the peak LR (kept fixed: the planner shapes the schedule, not its scale).
         warmup: linear warmup steps, shared by every schedule (and the baseline).
         families: the families to search, from ``("wsd", "cosine")``.
+        decay_shapes: the WSD cooldown shapes to consider (default: all of ``DECAY_SHAPES``).
         free_form: also optimise a free-form non-increasing schedule, started from the best
             family schedule (the slowest part: about ``max_evals`` law evaluations).
         baseline: the schedule to compare with; default cosine from ``peak`` to ``peak / 10``.
@@ -191,6 +194,11 @@ def plan_schedule(
             f"families must be drawn from {FAMILIES} (or empty with free_form=True), "
             f"but got {list(families)!r}."
         )
+    bad_shapes = [s for s in decay_shapes if s not in DECAY_SHAPES]
+    if bad_shapes or not decay_shapes:
+        raise InvalidInputError(
+            f"decay_shapes must be drawn from {DECAY_SHAPES}, but got {list(decay_shapes)!r}."
+        )
     f = Objective(law, st)
     if baseline is None:
         base = Schedule.from_spec(st.spec("cosine", end=0.1 * st.peak))
@@ -204,7 +212,7 @@ def plan_schedule(
         )
     found: dict[str, tuple[Schedule, float]] = {}
     if "wsd" in families:
-        val, sched = search_wsd(f)
+        val, sched = search_wsd(f, decay_shapes)
         found["wsd"] = (sched, val)
     if "cosine" in families:
         val, sched = search_cosine(f)

@@ -7,7 +7,7 @@ finite counts as infinitely bad, so a law that breaks on an extreme schedule can
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -84,13 +84,21 @@ def _best(scored: list[tuple[float, Schedule]]) -> tuple[float, Schedule]:
     return min(scored, key=lambda p: p[0])
 
 
-def _scalar(fn: Callable[[float], float], lo: float, hi: float, tol: float) -> tuple[float, float]:
-    """Bounded 1-D minimisation; returns (argmin, min)."""
+def _scalar(
+    fn: Callable[[float], float], lo: float, hi: float, tol: float, now: float
+) -> tuple[float, float]:
+    """Bounded 1-D minimisation from the current value ``now``; returns (argmin, min).
+
+    Brent's method never lands exactly on a bound, and optima often sit there (an end LR of
+    0): the bounds and the current value are candidates too, so a refine never makes it worse.
+    """
     res = minimize_scalar(fn, bounds=(lo, hi), method="bounded", options={"xatol": tol})
-    return float(res.x), float(res.fun)
+    return min(
+        ((float(res.x), float(res.fun)), *((x, fn(x)) for x in (lo, hi, now))), key=lambda p: p[1]
+    )
 
 
-def search_wsd(f: Objective) -> tuple[float, Schedule]:
+def search_wsd(f: Objective, shapes: Sequence[str] = DECAY_SHAPES) -> tuple[float, Schedule]:
     """The best WSD schedule: grid over decay share x shape x end LR, then refine the best."""
     st = f.setting
     max_frac = 1.0 - st.warmup / st.budget
@@ -101,7 +109,7 @@ def search_wsd(f: Objective) -> tuple[float, Schedule]:
         return Schedule.from_spec(spec)
 
     grid: list[tuple[float, tuple[float, str, float]]] = []
-    for shape in DECAY_SHAPES:
+    for shape in shapes:
         for end in WSD_ENDS:
             if shape == "exponential" and end == 0.0:
                 continue  # a geometric path cannot reach zero
@@ -112,10 +120,10 @@ def search_wsd(f: Objective) -> tuple[float, Schedule]:
     # refine the three best (shape, end) cells: decay share, then end LR, then share again
     refined: list[tuple[float, Schedule]] = [(grid[0][0], make(*grid[0][1]))]
     seen: list[tuple[str, float]] = []
-    for _, (_frac, shape, end) in grid:
+    for _, (frac, shape, end) in grid:
         if (shape, end) not in seen and len(seen) < 3:
             seen.append((shape, end))
-            refined.append(_refine_cell(f, make, max_frac, shape, end))
+            refined.append(_refine_cell(f, make, max_frac, frac, shape, end))
     return _best(refined)
 
 
@@ -123,13 +131,14 @@ def _refine_cell(
     f: Objective,
     make: Callable[[float, str, float], Schedule],
     max_frac: float,
+    frac: float,
     shape: str,
     end: float,
 ) -> tuple[float, Schedule]:
     lo_end = 1e-3 if shape == "exponential" else 0.0
-    frac, _ = _scalar(lambda x: f(make(x, shape, end)), 0.01, max_frac, 0.002)
-    end, _ = _scalar(lambda e: f(make(frac, shape, e)), lo_end, 0.5, 0.002)
-    frac, val = _scalar(lambda x: f(make(x, shape, end)), 0.01, max_frac, 0.001)
+    frac, _ = _scalar(lambda x: f(make(x, shape, end)), 0.01, max_frac, 0.002, frac)
+    end, _ = _scalar(lambda e: f(make(frac, shape, e)), lo_end, 0.5, 0.002, end)
+    frac, val = _scalar(lambda x: f(make(x, shape, end)), 0.01, max_frac, 0.001, frac)
     return val, make(frac, shape, end)
 
 
@@ -142,7 +151,7 @@ def search_cosine(f: Objective) -> tuple[float, Schedule]:
 
     val, end = min((f(make(e)), e) for e in COSINE_ENDS)
     lo, hi = max(end - 0.1, 0.0), min(end + 0.1, 1.0)
-    end2, val2 = _scalar(lambda e: f(make(e)), lo, hi, 0.002)
+    end2, val2 = _scalar(lambda e: f(make(e)), lo, hi, 0.002, end)
     return (val2, make(end2)) if val2 < val else (val, make(end))
 
 
@@ -179,7 +188,7 @@ class FreeForm:
         lrs = schedule.array(self.setting.budget)
         at = np.interp(self.pos, np.arange(lrs.size, dtype=np.float64), lrs)
         at = np.minimum.accumulate(np.clip(at / self.setting.peak, 1e-4, 1.0))
-        d = np.maximum(np.diff(-np.log(at)), 1e-4)
+        d = np.maximum(np.diff(-np.log(at)), 1e-6)
         return np.asarray(np.log(np.expm1(d)), dtype=np.float64)  # softplus inverse
 
 
