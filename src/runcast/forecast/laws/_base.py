@@ -197,6 +197,12 @@ class Law:
     def _predict_theta(self, schedule: Schedule, steps: IntArray, thetas: FloatArray) -> FloatArray:
         uniq, inverse = np.unique(steps, return_inverse=True)
         lrs = schedule_lrs(schedule, int(uniq[-1]))
+        if lrs[: int(uniq[0]) + 1].sum() <= 0:
+            first = int(np.argmax(lrs > 0))
+            raise InvalidInputError(
+                f"Step {int(uniq[0])} comes before any LR was applied (the schedule's LR is 0 "
+                f"until step {first}); a loss law starts at step {first}. Ask for later steps."
+            )
         prep = self._prepare(lrs, uniq)
         out = np.stack([self._evaluate(th, prep, False)[0] for th in np.atleast_2d(thetas)])
         return np.asarray(out[:, inverse], dtype=np.float64)

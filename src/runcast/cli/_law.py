@@ -1,0 +1,242 @@
+"""``runcast law fit`` and ``runcast law predict``: fit a loss law to runs, predict any schedule.
+
+Heavy imports (numpy, scipy, the laws) happen inside the commands so ``runcast --help`` stays
+fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from runcast.cli._common import console, friendly_errors
+
+if TYPE_CHECKING:
+    from runcast.curve import Curve
+    from runcast.schedules import Schedule
+
+law_app = typer.Typer(
+    help="Loss laws over LR schedules: fit runs, predict the loss of any schedule.",
+    no_args_is_help=True,
+)
+LAW_NAMES = ("auto", "runcast", "mpl", "momentum")
+
+
+def parse_schedule(text: str) -> Schedule:
+    """A schedule from JSON, a ``kind:key=val,...`` string, or a JSON file holding either a
+    spec or a catalog-style entry ``{"schedule": {...}}``."""
+    from runcast.schedules import Schedule
+
+    path = Path(text)
+    if not text.strip().startswith("{") and path.suffix == ".json" and path.is_file():
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and isinstance(data.get("schedule"), dict):
+            data = data["schedule"]
+        return Schedule.from_spec(data)
+    return Schedule.from_string(text)
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    from runcast.errors import ImportFormatError
+
+    if not path.is_file():
+        raise ImportFormatError(f"{path}: no such file.")
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8") as fh:
+        if ".jsonl" in path.suffixes or ".ndjson" in path.suffixes:
+            return [json.loads(line) for line in fh if line.strip()]
+        return list(csv.DictReader(fh))
+
+
+def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
+    """A curve from a CSV/JSONL log (``.gz`` too) with ``step`` and ``metric`` columns.
+
+    Without ``schedule``, the file's ``lr`` column must give the LR of every step from 0.
+    """
+    import numpy as np
+
+    from runcast.curve import Curve
+    from runcast.errors import ImportFormatError, ScheduleError
+    from runcast.schedules import Schedule
+
+    rows = _rows(path)
+    if not rows:
+        raise ImportFormatError(f"{path}: the file has no data rows.")
+    for need in ("step", metric):
+        if need not in rows[0]:
+            raise ImportFormatError(
+                f"{path}: no {need!r} column (columns: {', '.join(rows[0])}); "
+                + ("pass --metric NAME." if need == metric else "name the step column 'step'.")
+            )
+
+    def col(name: str) -> Any:
+        vals = [r.get(name) for r in rows]
+        return np.array([np.nan if v in ("", None) else float(v) for v in vals])
+
+    steps, values = col("step"), col(metric)
+    ok = np.isfinite(steps)
+    curve = Curve.from_unsorted(steps[ok].astype(np.int64), values[ok], name=path.name)
+    if schedule is not None:
+        return curve.with_schedule(schedule)
+    if "lr" not in rows[0]:
+        raise ScheduleError(
+            f"{path}: no schedule given and no 'lr' column. Pass --schedule "
+            "(e.g. 'cosine:peak=3e-4,end=3e-5,warmup=2000,total=24000')."
+        )
+    lr = col("lr")[ok]
+    lr_steps = steps[ok].astype(np.int64)
+    order = np.argsort(lr_steps)
+    if lr_steps.size != curve.last_step + 1 or not np.isfinite(lr).all():
+        raise ScheduleError(
+            f"{path}: the 'lr' column must give the LR of every step 0..{curve.last_step} to be "
+            f"used as the schedule, but it has {int(np.isfinite(lr).sum())} values. "
+            "Pass the schedule with --schedule instead."
+        )
+    return curve.with_schedule(Schedule.from_array(lr[order]))
+
+
+def fit_cmd(
+    files: Annotated[list[Path], typer.Argument(help="CSV/JSONL logs with step and loss.")],
+    schedule: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--schedule",
+            "-s",
+            help="The LR schedule: JSON, 'kind:key=val,...' or a JSON file; once for all "
+            "files or once per file. Default: each file's per-step 'lr' column.",
+        ),
+    ] = None,
+    law: Annotated[str, typer.Option("--law", "-l", help=f"One of {', '.join(LAW_NAMES)}.")] = (
+        "auto"
+    ),
+    metric: Annotated[str, typer.Option("--metric", "-m", help="The loss column.")] = "loss",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Save the law (JSON).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Fit a loss law to one or more runs (jointly) and print its parameters and fit quality."""
+    with friendly_errors():
+        from runcast.errors import InvalidInputError
+        from runcast.forecast.laws import fit_law
+
+        specs = schedule or []
+        if len(specs) not in (0, 1, len(files)):
+            raise InvalidInputError(
+                f"Give --schedule once (for all files) or once per file ({len(files)}), "
+                f"not {len(specs)} times."
+            )
+        scheds = [parse_schedule(s) for s in specs]
+        curves = []
+        for i, path in enumerate(files):
+            sched = scheds[i if len(scheds) > 1 else 0] if scheds else None
+            curves.append(read_curve(path, metric, sched))
+        fitted = fit_law(curves, law)
+        if out is not None:
+            fitted.save(out)
+        if as_json:
+            console.print_json(json.dumps(fitted.to_dict()))
+            return
+        _print_fit(fitted, out)
+
+
+def _print_fit(fitted: Any, out: Path | None) -> None:
+    from rich.table import Table
+
+    info = fitted.info
+    table = Table(title=f"{fitted.name} law: {type(fitted).summary}", title_justify="left")
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    table.add_column("± (1 sd, relative)", justify="right")
+    for i, (name, value) in enumerate(fitted.params.items()):
+        p = type(fitted).PARAMS[i]
+        sd = float(fitted.cov[i, i]) ** 0.5
+        rel = f"{sd:.2g}" if p.transform == "log" else f"{sd:.2g} (abs)"
+        table.add_row(name, f"{value:.6g}", rel)
+    console.print(table)
+    console.print(
+        f"fit on {info.get('n_points')} points of {len(info.get('curves', []))} curve(s) in "
+        f"{info.get('fit_seconds', 0.0):.2f} s; typical relative residual "
+        f"{info.get('rms_rel_error', float('nan')):.2e}"
+    )
+    held = info.get("held_out_rms")
+    if held:
+        shown = ", ".join(f"{v:.2e}" for v in held)
+        console.print(f"held-out relative error (leave one curve out): {shown}")
+    if out is not None:
+        console.print(f"saved to {out}")
+
+
+def _parse_steps(text: str | None, total: int, start: int) -> list[int]:
+    from runcast.errors import InvalidInputError
+
+    if not text:
+        # 11 steps from the end of warmup (where laws apply) to the last step
+        n = min(total - start, 11)
+        span = total - 1 - start
+        return sorted({start + round(i * span / max(n - 1, 1)) for i in range(n)})
+    try:
+        return sorted({int(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        raise InvalidInputError(
+            f"--steps must be integers separated by commas, e.g. '1000,5000,9999'; got {text!r}."
+        ) from None
+
+
+def predict_cmd(
+    law_file: Annotated[Path, typer.Argument(help="A law saved by 'runcast law fit -o'.")],
+    schedule: Annotated[str, typer.Option("--schedule", "-s", help="The LR schedule to predict.")],
+    steps: Annotated[
+        str | None,
+        typer.Option("--steps", help="Comma-separated steps (default: 11 across the schedule)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Predict the loss curve of a schedule with a fitted law, with 80% intervals."""
+    with friendly_errors():
+        from rich.table import Table
+
+        from runcast.errors import ScheduleError
+        from runcast.forecast.laws import Law
+
+        fitted = Law.load(law_file)
+        sched = parse_schedule(schedule)
+        total = sched.total
+        if total is None and not steps:
+            raise ScheduleError(
+                "This schedule has no 'total': give it one, or pass --steps to predict."
+            )
+        from runcast.forecast.laws._data import warmup_end
+
+        start = warmup_end(sched.array(total)) if total else 0
+        st = _parse_steps(steps, total or 0, start)
+        fc = fitted.forecast(sched, st)
+        lo, hi = fc.interval(0.8)
+        med = fc.median
+        if as_json:
+            console.print_json(json.dumps(fc.to_dict()))
+            return
+        table = Table(title=f"{fitted.name} law on {sched.kind}", title_justify="left")
+        for name in ("step", "lr", "predicted loss", "80% interval"):
+            table.add_column(name, justify="right")
+        lrs = sched.array(int(fc.steps[-1]) + 1)
+        for j, s in enumerate(fc.steps):
+            table.add_row(
+                str(int(s)), f"{lrs[s]:.3g}", f"{med[j]:.4f}", f"[{lo[j]:.4f}, {hi[j]:.4f}]"
+            )
+        console.print(table)
+        f_lo, f_hi = fc.final.interval(0.8)
+        console.print(
+            f"final loss at step {int(fc.steps[-1])}: {fc.final.median:.4f} "
+            f"(80% interval [{f_lo:.4f}, {f_hi:.4f}])"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``runcast law fit`` and ``runcast law predict``."""
+    law_app.command("fit")(fit_cmd)
+    law_app.command("predict")(predict_cmd)
+    app.add_typer(law_app, name="law")
