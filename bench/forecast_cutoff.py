@@ -106,7 +106,7 @@ def own_runs() -> list[Case]:
                 opt.step()
                 run.log({"loss": loss.item()}, step=step)  # note: .item() syncs; fine on CPU
         store = runcast.open_store(db)
-        rid = [r for r in store.runs() if r.name == f"mlp-{kind}"][0].id
+        rid = next(r for r in store.runs() if r.name == f"mlp-{kind}").id
         cases.append(Case(f"runcast/mlp-{kind}", "runcast", store.curve(rid, "loss"), sched))
     return cases
 

@@ -58,7 +58,7 @@ def test_noise_sd_ignores_a_linear_trend() -> None:
 
 
 def test_bin_curve_keeps_short_curves() -> None:
-    x, y, n = bin_curve(np.arange(5.0), np.arange(5.0), 10)
+    x, _, n = bin_curve(np.arange(5.0), np.arange(5.0), 10)
     assert x.size == 5 and n.tolist() == [1.0] * 5
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from runcast.schedules import Schedule
 
 eval_app = typer.Typer(help="Evaluate runcast on your own runs.", no_args_is_help=True)
+_SOURCES = typer.Argument(..., help="CSV/JSONL logs (.gz too) or run ids.")
 
 
 def _read_gz(path: Path, key: str) -> dict[str, Any]:
@@ -189,7 +190,7 @@ def _case(source: str, key: str, db: str | None) -> Case:
 
 @eval_app.command("forecast")
 def eval_forecast_cmd(
-    sources: list[str] = typer.Argument(..., help="CSV/JSONL logs (.gz too) or run ids."),
+    sources: list[str] = _SOURCES,
     cutoffs: str = typer.Option("0.1,0.2,0.3,0.5,0.7", "--cutoffs", help="Fractions to cut at."),
     methods: str = typer.Option("auto,ensemble,last", "--method", "-m", help="Comma-separated."),
     key: str = typer.Option("loss", "--key", "-k", help="The metric to forecast."),
@@ -234,8 +235,8 @@ def eval_forecast_cmd(
         for col in ("method", "cut-off", "n", "median |err|", "CRPS", "80% cov", "95% cov", "ms"):
             table.add_column(col, justify="left" if col == "method" else "right")
         for s in rows:
-            table.add_row(s.method, f"{s.fraction:.0%}", str(s.n), f"{s.err:.2%}",
-                          f"{s.crps:.4f}", f"{s.cov80:.0%}", f"{s.cov95:.0%}", f"{s.ms:.1f}")  # fmt: skip
+            cells = (f"{s.fraction:.0%}", str(s.n), f"{s.err:.2%}", f"{s.crps:.4f}")
+            table.add_row(s.method, *cells, f"{s.cov80:.0%}", f"{s.cov95:.0%}", f"{s.ms:.1f}")
         console.print(table)
         for r in failed[:5]:
             err_console.print(
