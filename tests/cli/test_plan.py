@@ -1,0 +1,129 @@
+"""``runcast plan``: from curve files or a saved law to a planned schedule, and its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from runcast.cli import _plan
+
+COSINE = "cosine:peak=3e-4,end=3e-5,warmup=2160,total=24000"
+CONSTANT = "constant:peak=3e-4,warmup=2160,total=24000"
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    _plan.register(app)
+
+    @app.callback()
+    def _root() -> None:  # a group, so the command is invoked as `plan`
+        pass
+
+    return app
+
+
+@pytest.fixture
+def law_file(tmp_path: Path) -> Path:
+    from runcast.forecast.laws import MultiPowerLaw
+
+    return MultiPowerLaw.published("25M").save(tmp_path / "law.json")
+
+
+def write_curve(path: Path, spec: str) -> Path:
+    from runcast import Schedule
+    from runcast.forecast.laws import MultiPowerLaw
+
+    steps = np.arange(2200, 24000, 250)
+    loss = MultiPowerLaw.published("25M").predict(Schedule.from_string(spec), steps)
+    rows = "\n".join(f"{s},{v:.6f}" for s, v in zip(steps, loss, strict=True))
+    path.write_text("step,loss\n" + rows + "\n")
+    return path
+
+
+def test_plan_from_saved_law(app: typer.Typer, law_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    args = [
+        "plan",
+        "--law",
+        str(law_file),
+        "--budget",
+        "24000",
+        "--peak",
+        "3e-4",
+        "--warmup",
+        "2160",
+        "--no-free-form",
+        "--out",
+        str(out),
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())  # rich wraps lines to the terminal's width
+    assert "Predicted gain over the baseline: +0.05" in text  # MPL 25M: WSD beats cosine
+    assert "P(gain > 0) = 1.00" in text and "wsd" in text
+    saved = json.loads(out.read_text())
+    assert saved["schedule"]["kind"] == "wsd" and saved["schedule"]["total"] == 24000
+
+
+def test_plan_fits_files_and_prints_json(app: typer.Typer, tmp_path: Path) -> None:
+    a = write_curve(tmp_path / "cos.csv", COSINE)
+    b = write_curve(tmp_path / "const.csv", CONSTANT)
+    args = [
+        "plan",
+        str(a),
+        str(b),
+        "-s",
+        COSINE,
+        "-s",
+        CONSTANT,
+        "--budget",
+        "24000",
+        "--law",
+        "mpl",
+        "--no-free-form",
+        "--json",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    # peak and warmup default to the given schedules'; the fit recovers the law's answer
+    assert data["schedule"]["peak"] == 3e-4 and data["schedule"]["warmup"] == 2160
+    assert 0.03 < data["gain"] < 0.08 and data["prob_gain"] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--budget", "24000"], "give its schedule with --schedule"),
+        (["--budget", "24000", "-s", COSINE, "-s", COSINE, "-s", COSINE], "3 --schedule for 1"),
+        (["-s", COSINE], "--budget N"),
+        (["--budget", "24000", "-s", "cosine:peak=3e-4,total=100"], "plans 100 steps"),
+    ],
+)
+def test_plan_errors(app: typer.Typer, tmp_path: Path, extra: list[str], match: str) -> None:
+    f = write_curve(tmp_path / "cos.csv", COSINE)
+    res = CliRunner().invoke(app, ["plan", str(f), *extra])
+    assert res.exit_code == 1  # a clear one-line error, not a traceback
+    assert match in " ".join(res.output.split())
+
+
+def test_plan_needs_curves_or_law(app: typer.Typer) -> None:
+    res = CliRunner().invoke(app, ["plan", "--budget", "100", "--peak", "1e-3"])
+    assert res.exit_code == 1 and "--law FILE.json" in res.output
+
+
+def test_read_curve_errors(tmp_path: Path) -> None:
+    from runcast.errors import ImportFormatError
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("step,acc\n1,0.5\n")
+    with pytest.raises(ImportFormatError, match="no 'loss' column"):
+        _plan.read_curve(bad, "loss", None)
+    with pytest.raises(ImportFormatError, match="no such file"):
+        _plan.read_curve(tmp_path / "missing.csv", "loss", None)
