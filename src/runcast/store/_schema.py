@@ -24,8 +24,6 @@ SCHEMA_VERSION = 1
 #: How long a write keeps retrying while other processes hold the lock, in seconds.
 LOCK_PATIENCE_S = 120.0
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
 _DDL = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE runs(
@@ -104,19 +102,15 @@ def retry_busy(fn: Callable[[], T], what: str, patience: float = LOCK_PATIENCE_S
 
 
 def _check_file(path: Path) -> None:
+    # Never open() the file from Python here: closing any descriptor of a file drops every
+    # POSIX lock this process holds on it, including those of SQLite connections already open
+    # (the writer thread's, the tracker's); another process could then delete the live WAL.
+    # SQLite itself refuses a file that is not a database ("file is not a database").
     if path.is_dir():
         raise NotAStoreError(
             f"{str(path)!r} is a folder, not a runcast store. Pass the path of a store file "
             "(e.g. runcast.db) with db= or --db."
         )
-    if path.exists() and path.stat().st_size > 0:
-        with path.open("rb") as fh:
-            head = fh.read(len(_SQLITE_MAGIC))
-        if head != _SQLITE_MAGIC:
-            raise NotAStoreError(
-                f"{str(path)!r} is not a runcast store (it is not an SQLite database). "
-                "Pass the path of a store file with db= or --db, or a new path to create one."
-            )
 
 
 def _create(conn: sqlite3.Connection) -> None:
@@ -172,7 +166,9 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
                 "with db= or --db."
             ) from err
         if app_id == 0 and not tables:
-            retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), "switch to WAL mode")
+            # create the schema in rollback-journal mode, *then* switch to WAL: a new database
+            # in WAL mode keeps its first pages only in the -wal file, and SQLite deletes the
+            # WAL of a zero-length database file when another process opens it, losing them
             retry_busy(lambda: _create(conn), f"create a store at {str(path)!r}")
         elif app_id != APPLICATION_ID:
             shown = ", ".join(sorted(tables)[:5])
@@ -188,6 +184,9 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
                 f"{__version__} reads up to {SCHEMA_VERSION}). Upgrade runcast: "
                 "pip install -U runcast."
             )
+        mode = retry_busy(lambda: conn.execute("PRAGMA journal_mode").fetchone()[0], "read")
+        if mode != "wal":
+            retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), "switch to WAL mode")
         # synchronous=NORMAL in WAL mode survives a killed process (only power loss can drop
         # the last transactions) and makes each batch commit far cheaper than FULL.
         conn.execute("PRAGMA synchronous = NORMAL")

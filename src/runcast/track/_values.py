@@ -54,9 +54,9 @@ def check_value(key: object, value: Any, step: int) -> tuple[Any, bool]:
             f"run.log got the key {key!r} at step {step}; metric keys must be non-empty strings."
         )
     if isinstance(value, numbers.Real):  # bool, numpy scalars, Fraction
-        if isinstance(value, complex | np.complexfloating):
-            raise _not_a_number(key, value, step, "a complex number")
         return value, False
+    if isinstance(value, numbers.Complex):
+        raise _not_a_number(key, value, step, "a complex number")
     if is_tensor(value):
         # numel and is_complex read metadata only: no device sync here
         if value.numel() != 1:

@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import runcast
+from runcast.errors import InvalidInputError, RuncastWarning, StoreError
+from runcast.store import open_store
+
+
+def _curve(db: Path, run_id: str, key: str) -> tuple[list[int], list[float]]:
+    with open_store(db) as store:
+        c = store.curve(run_id, key)
+        return c.step.tolist(), c.value.tolist()
+
+
+def test_log_auto_steps_like_wandb_and_finish_marks_finished(db_path: Path) -> None:
+    run = runcast.init(project="p", name="n", config={"lr": 0.1}, db=db_path)
+    run.log({"loss": 3.0})
+    run.log({"loss": 2.0})
+    run.log({"loss": 1.5}, step=10)
+    run.log({"loss": 1.0})  # auto step continues after the largest step logged
+    run.finish()
+    assert _curve(db_path, run.id, "loss") == ([0, 1, 10, 11], [3.0, 2.0, 1.5, 1.0])
+    with open_store(db_path) as store:
+        info = store.run(run.id)
+    assert (info.name, info.project, info.status, info.config) == (
+        "n",
+        "p",
+        "finished",
+        {"lr": 0.1},
+    )
+    assert info.end_time is not None and info.end_time >= info.start_time
+    assert run.db == db_path
+
+
+def test_numpy_scalars_and_scalar_tensors_are_recorded_exactly(db_path: Path) -> None:
+    with runcast.init(db=db_path) as run:
+        run.log({"np32": np.float32(0.5), "np64": np.int64(7), "t": torch.tensor(0.25)}, step=0)
+        loss = torch.tensor(2.0, requires_grad=True) * 1.5  # a live graph node
+        run.log({"np32": np.float32(1.5), "np64": np.int64(8), "t": loss}, step=1)
+    assert _curve(db_path, run.id, "np32") == ([0, 1], [0.5, 1.5])
+    assert _curve(db_path, run.id, "np64") == ([0, 1], [7.0, 8.0])
+    assert _curve(db_path, run.id, "t") == ([0, 1], [0.25, 3.0])
+
+
+def test_nan_and_inf_are_missing_and_counted_in_one_warning(db_path: Path) -> None:
+    run = runcast.init(db=db_path)
+    for step, v in enumerate([1.0, float("nan"), float("inf"), 0.5, -float("inf")]):
+        run.log({"loss": v, "ok": 1.0}, step=step)
+    with pytest.warns(RuncastWarning, match=r"3 value\(s\) were NaN or inf.*loss \(3\)") as rec:
+        run.finish()
+    assert len([w for w in rec if issubclass(w.category, RuncastWarning)]) == 1
+    steps, values = _curve(db_path, run.id, "loss")
+    assert steps == [0, 1, 2, 3, 4]  # missing points keep their step
+    assert np.isnan(values).tolist() == [False, True, True, False, True]
+
+
+@pytest.mark.parametrize(
+    ("data", "step", "match"),
+    [
+        ({"loss": "high"}, None, r"loss='high' at step 2"),
+        ({"loss": 1.0}, -3, "cannot be negative"),
+        ({"loss": 1.0}, 2.5, r"step=2\.5"),
+        ({"loss": 1.0, "bad": torch.ones(3)}, None, r"bad=.*shape \(3,\)"),
+    ],
+)
+def test_bad_input_raises_and_loses_nothing(
+    db_path: Path, data: dict[str, object], step: object, match: str
+) -> None:
+    run = runcast.init(db=db_path)
+    run.log({"loss": 3.0})
+    run.log({"loss": 2.0})
+    with pytest.raises(InvalidInputError, match=match):
+        run.log(data, step=step)  # type: ignore[arg-type]
+    run.log({"loss": 1.0})
+    run.finish()
+    # the points before and after are there; nothing of the bad call was recorded
+    assert _curve(db_path, run.id, "loss") == ([0, 1, 2], [3.0, 2.0, 1.0])
+    with open_store(db_path) as store:
+        assert store.keys(run.id) == ["loss"]
+
+
+def test_the_callers_dict_can_be_reused(db_path: Path) -> None:
+    metrics = {"loss": 1.0}
+    with runcast.init(db=db_path) as run:
+        run.log(metrics)
+        metrics["loss"] = 99.0  # mutated after logging, before the writer flushed
+        run.log({"loss": 0.5})
+    assert _curve(db_path, run.id, "loss")[1] == [1.0, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"), [(None, "finished"), (ValueError, "failed"), (KeyboardInterrupt, "killed")]
+)
+def test_context_manager_status(
+    db_path: Path, exc: type[BaseException] | None, status: str
+) -> None:
+    try:
+        with runcast.init(db=db_path) as run:
+            run.log({"loss": 1.0})
+            if exc is not None:
+                raise exc()
+    except (ValueError, KeyboardInterrupt):
+        pass
+    with open_store(db_path) as store:
+        assert store.run(run.id).status == status
+        assert store.summary(run.id)["loss"].n_points == 1  # flushed even on failure
+
+
+def test_logging_after_finish_is_an_error_and_finish_is_idempotent(db_path: Path) -> None:
+    run = runcast.init(db=db_path)
+    run.finish()
+    run.finish()
+    with pytest.raises(StoreError, match="is finished"):
+        run.log({"loss": 1.0})
+
+
+def test_resume_continues_after_the_last_step(db_path: Path) -> None:
+    with runcast.init(db=db_path, name="long") as run:
+        for _ in range(5):
+            run.log({"loss": 1.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # continuing must not fork nor warn
+        with runcast.init(db=db_path, resume=run.id, config={"phase": 2}) as again:
+            assert again.id == run.id and again.step == 5
+            again.log({"loss": 0.5})
+    assert _curve(db_path, run.id, "loss")[0] == [0, 1, 2, 3, 4, 5]
+    with open_store(db_path) as store:
+        assert store.run(run.id).config == {"phase": 2}
+        assert store.run(run.id).status == "finished"
+
+
+def test_resume_that_logs_an_existing_step_forks(db_path: Path) -> None:
+    with runcast.init(db=db_path, name="base") as run:
+        for step in range(10):
+            run.log({"loss": float(step)}, step=step)
+    parent = run.id
+    resumed = runcast.init(db=db_path, resume=parent)
+    with pytest.warns(RuncastWarning, match=rf"Run {parent} already has step 6.*forked"):
+        resumed.log({"loss": 60.0}, step=6)
+    resumed.log({"loss": 70.0})
+    resumed.finish()
+    assert resumed.id != parent
+    assert (resumed.parent_id, resumed.fork_step) == (parent, 6)
+    # the fork holds the parent's points before step 6, then the new ones
+    assert _curve(db_path, resumed.id, "loss") == (
+        [0, 1, 2, 3, 4, 5, 6, 7],
+        [0, 1, 2, 3, 4, 5, 60, 70],
+    )
+    # the parent is untouched: same points, same status as before the resume
+    assert _curve(db_path, parent, "loss")[1] == [float(s) for s in range(10)]
+    with open_store(db_path) as store:
+        assert store.run(parent).status == "finished"
+        child = store.run(resumed.id)
+        assert (child.parent_id, child.fork_step, child.status) == (parent, 6, "finished")
+
+
+def test_resume_of_a_run_still_running_is_refused(db_path: Path) -> None:
+    run = runcast.init(db=db_path)
+    with pytest.raises(StoreError, match="still running"):
+        runcast.init(db=db_path, resume=run.id)
+    run.finish()
+
+
+def test_a_step_going_backwards_warns_once_and_keeps_both(db_path: Path) -> None:
+    run = runcast.init(db=db_path)
+    run.log({"loss": 1.0}, step=10)
+    with pytest.warns(RuncastWarning, match="step 5 was logged after step 10"):
+        run.log({"loss": 2.0}, step=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run.log({"loss": 3.0}, step=4)  # warned once per run only
+    run.finish()
+    assert _curve(db_path, run.id, "loss") == ([4, 5, 10], [3.0, 2.0, 1.0])
+
+
+def test_non_zero_rank_records_nothing_by_default(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    run = runcast.init(db=db_path)
+    assert not run.enabled
+    run.log({"loss": 1.0})
+    run.finish()
+    assert not db_path.exists()  # not even a store file
+
+
+def test_every_rank_records_its_own_run_when_asked(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with runcast.init(db=db_path, name="ddp", rank_zero_only=False, config={"lr": 1}) as run:
+        run.log({"loss": 1.0})
+    with open_store(db_path) as store:
+        info = store.run(run.id)
+    assert info.name == "ddp/rank3"
+    assert info.config == {"lr": 1, "rank": 3, "world_size": 4}
+
+
+def test_flush_every_must_be_positive(db_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="flush_every=0"):
+        runcast.init(db=db_path, flush_every=0)
+
+
+def _run_script(db: Path, body: str) -> subprocess.CompletedProcess[str]:
+    code = f"import runcast\nrun = runcast.init(db={str(db)!r}, name='child')\n" + textwrap.dedent(
+        body
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("tail", "status", "rc"),
+    [("pass", "finished", 0), ("raise RuntimeError('boom')", "failed", 1)],
+)
+def test_interpreter_exit_flushes_and_sets_the_status(
+    db_path: Path, tail: str, status: str, rc: int
+) -> None:
+    proc = _run_script(db_path, f"for s in range(500):\n    run.log({{'loss': s}})\n{tail}\n")
+    assert proc.returncode == rc, proc.stderr
+    with open_store(db_path) as store:
+        info = store.runs()[0]
+        assert info.status == status
+        assert store.curve(info.id, "loss").step.tolist() == list(range(500))
