@@ -126,6 +126,11 @@ def forecast_band(
     data = curve.finite()
     if len(data) == 0:
         raise InvalidInputError(f"The curve {curve.name!r} has no finite points to forecast from.")
+    if total is None and not finished:
+        raise InvalidInputError(
+            "The run's planned length is unknown, so there is no end to forecast: put 'steps' "
+            "(or a schedule spec under 'schedule') in its config."
+        )
     last = data.last_step if total is None or finished else total - 1
     if finished:
         cut = int(cutoff * last)

@@ -27,9 +27,14 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.4g}"
 
 
+def _prefix(name: str) -> str:
+    return f"{name}: " if name else ""
+
+
 def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
     """Plotly traces of a forecast band: 95% and 80% fills, the median, the final interval."""
     x = band.step.tolist()
+    pre = _prefix(name)
     out = []
     for lo, hi, alpha, lvl in ((band.lo95, band.hi95, 0.12, 95), (band.lo80, band.hi80, 0.25, 80)):
         out.append(
@@ -40,7 +45,7 @@ def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
                 fillcolor=_rgba(colour, alpha),
                 line={"width": 0},
                 hoverinfo="skip",
-                name=f"{name}: forecast {lvl}%",
+                name=f"{pre}forecast {lvl}%",
                 legendgroup=f"{name}-fc",
             )
         )
@@ -50,7 +55,7 @@ def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
             y=band.median.tolist(),
             mode="lines",
             line={"color": colour, "dash": "dash"},
-            name=f"{name}: forecast median (from step {band.cutoff_step})",
+            name=f"{pre}forecast median (made at step {band.cutoff_step})",
             legendgroup=f"{name}-fc",
         )
     )
@@ -67,7 +72,7 @@ def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
                 "array": [f.hi80 - f.median],
                 "arrayminus": [f.median - f.lo80],
             },
-            name=f"{name}: final {_fmt(f.median)} [80% {_fmt(f.lo80)}–{_fmt(f.hi80)}]",
+            name=f"{pre}final {_fmt(f.median)} [80% {_fmt(f.lo80)}–{_fmt(f.hi80)}]",
             legendgroup=f"{name}-fc",
         )
     )
@@ -78,7 +83,7 @@ def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
                 y=[band.actual_final],
                 mode="markers",
                 marker={"color": "black", "symbol": "x", "size": 9},
-                name=f"{name}: reached {_fmt(band.actual_final)}",
+                name=f"{pre}reached {_fmt(band.actual_final)}",
             )
         )
     return out
@@ -87,6 +92,7 @@ def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
 def curve_traces(c: CurveData, colour: str, name: str, go: Any, raw: bool = True) -> list[Any]:
     """Raw points (faint) and the bias-corrected EMA (solid) of one metric."""
     out = []
+    pre = _prefix(name)
     if raw:
         out.append(
             go.Scatter(
@@ -94,7 +100,7 @@ def curve_traces(c: CurveData, colour: str, name: str, go: Any, raw: bool = True
                 y=c.raw.tolist(),
                 mode="lines",
                 line={"color": _rgba(colour, 0.3), "width": 1},
-                name=f"{name}: {c.label} (raw)",
+                name=f"{pre}{c.label} (raw)",
             )
         )
     out.append(
@@ -103,10 +109,30 @@ def curve_traces(c: CurveData, colour: str, name: str, go: Any, raw: bool = True
             y=c.smooth.tolist(),
             mode="lines",
             line={"color": colour, "width": 2},
-            name=f"{name}: {c.label} (EMA β={c.beta:.3g})",
+            name=f"{pre}{c.label} (EMA β={c.beta:.3g})" if c.beta > 0 else f"{pre}{c.label}",
         )
     )
     return out
+
+
+def y_range(panel: RunPanel) -> list[float]:
+    """A y-range that shows the part of the run a forecast is about, not the first steps.
+
+    It spans the smoothed curve from half the forecast's cutoff on, the forecast median and
+    the final 80% interval, padded by 10%; the first steps of a loss are often 3x higher and
+    would flatten everything else.
+    """
+    c, b = panel.curve, panel.band
+    start = 0 if b is None else b.cutoff_step // 2
+    vals = [c.smooth[(c.step >= start) & np.isfinite(c.smooth)]]
+    if b is not None:
+        vals += [b.median, np.array([b.final.lo80, b.final.hi80])]
+        if b.actual_final is not None:
+            vals.append(np.array([b.actual_final]))
+    allv = np.concatenate(vals)
+    lo, hi = float(allv.min()), float(allv.max())
+    pad = 0.1 * (hi - lo) or 0.1 * abs(hi) or 0.1
+    return [lo - pad, hi + pad]
 
 
 def run_figure(panel: RunPanel, colour: str = PALETTE[0]) -> Any:
@@ -115,17 +141,18 @@ def run_figure(panel: RunPanel, colour: str = PALETTE[0]) -> Any:
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25])
-    for t in curve_traces(panel.curve, colour, panel.name, go):
+    for t in curve_traces(panel.curve, colour, "", go):
         fig.add_trace(t, row=1, col=1)
     for i, other in enumerate(panel.others):
         alt = PALETTE[(PALETTE.index(colour) + i + 1) % len(PALETTE)]
-        for t in curve_traces(other, alt, panel.name, go, raw=False):
+        for t in curve_traces(other, alt, "", go, raw=False):
             t.visible = True if "loss" in other.label else "legendonly"
             fig.add_trace(t, row=1, col=1)
     if panel.band is not None:
-        for t in band_traces(panel.band, colour, panel.name, go):
+        for t in band_traces(panel.band, colour, "", go):
             fig.add_trace(t, row=1, col=1)
         fig.add_vline(x=panel.band.cutoff_step, line={"dash": "dot", "color": "grey"})
+        fig.update_yaxes(range=y_range(panel), row=1, col=1)
     if panel.lr is not None:
         fig.add_trace(
             go.Scatter(
@@ -155,7 +182,9 @@ def whatif_figure(panel: RunPanel) -> Any:
     for i, s in enumerate(panel.whatif.scenarios):
         colour = "black" if s.is_actual else PALETTE[(i + 1) % len(PALETTE)]
         width = 3 if s.is_actual else 1.5
-        label = f"{s.name}: final {_fmt(s.final)} [80% {_fmt(s.lo80)}–{_fmt(s.hi80)}]"
+        label = f"{s.name}: final {_fmt(s.final)}"
+        if np.isfinite(s.lo80):
+            label += f" [80% {_fmt(s.lo80)}–{_fmt(s.hi80)}]"
         fig.add_trace(
             go.Scatter(
                 x=s.step.tolist(),

@@ -119,9 +119,14 @@ def whatif_data(
     named += [(n, s, False) for n, s in alts.items() if not np.allclose(s.array(total), own)]
     scenarios = []
     for name, sched, is_actual in named:
-        fc = law.forecast(sched, step)
-        lo, hi = fc.final.interval(0.8)
+        # the line is the law's own prediction (smooth); the interval comes from its forecast,
+        # whose paths carry parameter, model and observation noise
+        loss = np.asarray(law.predict(sched, step), dtype=np.float64)
+        lo, hi = law.forecast(sched, step).final.interval(0.8)
+        if not lo <= loss[-1] <= hi:
+            # an interval that misses the law's own prediction is broken, not uncertain:
+            # show none rather than a wrong one
+            lo = hi = float("nan")
         lr = np.asarray(sched.array(total)[step], dtype=np.float64)
-        median = np.asarray(fc.median, dtype=np.float64)
-        scenarios.append(Scenario(name, step, lr, median, fc.final.median, lo, hi, is_actual))
+        scenarios.append(Scenario(name, step, lr, loss, float(loss[-1]), lo, hi, is_actual))
     return WhatIfData(str(law.name), total, tuple(scenarios))

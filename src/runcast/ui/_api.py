@@ -1,0 +1,160 @@
+"""The dashboard's JSON: runs with their forecast final value, new points since a step, bands.
+
+Reads go through one shared store whose connection is serialised by the store's own lock; each
+read is one short query, so the writers (the training processes) are never held up: in WAL mode
+a reader does not block a writer, and a short read transaction lets checkpoints proceed.
+
+Forecasts are cached per (run, metric, last step seen), so polling every second costs one small
+query per run, and a forecast is only recomputed when the run has moved on by about 1% of its
+planned length (or finished).
+
+Example:
+    >>> import os, tempfile, runcast
+    >>> db = os.path.join(tempfile.mkdtemp(), "d.db")
+    >>> with runcast.init(project="p", name="a", db=db) as run:
+    ...     run.log({"loss": 2.0}, step=0)
+    ...     run.log({"loss": 1.5}, step=1)
+    >>> api = DashboardData(db)
+    >>> api.curve(run.id, "loss", since_step=0)["step"]
+    [1]
+    >>> api.close()
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runcast.errors import MetricNotFoundError, RuncastError
+
+_CACHE_MAX = 256
+
+
+def _num(x: float | None) -> float | None:
+    """A JSON-safe float (NaN and inf become None)."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _nums(a: Any) -> list[float | None]:
+    arr = np.asarray(a, dtype=np.float64)
+    return [None if not math.isfinite(v) else v for v in arr.tolist()]
+
+
+class DashboardData:
+    """What the dashboard's endpoints return, read from the store at ``db``.
+
+    Args:
+        db: the store file (it must exist: the dashboard never creates one).
+        key: the default metric (``"loss"``).
+        cutoff: for a finished run, the fraction of it the shown forecast starts from.
+    """
+
+    def __init__(self, db: str | Path, key: str = "loss", cutoff: float = 0.2) -> None:
+        import runcast
+
+        self.db = Path(db)
+        self.key = key
+        self.cutoff = cutoff
+        self._store = runcast.open_store(self.db, create=False)
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], tuple[int, str, dict[str, Any]]] = {}
+
+    def close(self) -> None:
+        """Close the store."""
+        self._store.close()
+
+    # -- endpoints ----------------------------------------------------------------------------
+    def runs(self) -> dict[str, Any]:
+        """All runs, newest first, each with its last value and forecast final value."""
+        out = []
+        for info in self._store.runs():
+            summ = self._store.summary(info.id)
+            key = self.key if self.key in summ else (sorted(summ)[0] if summ else None)
+            row: dict[str, Any] = {
+                "id": info.id,
+                "name": info.name,
+                "project": info.project,
+                "status": info.status,
+                "last_step": info.last_step,
+                "n_points": info.n_points,
+                "keys": sorted(summ),
+                "key": key,
+                "value": _num(summ[key].last_value) if key else None,
+                "forecast": None,
+            }
+            if key is not None:
+                fc = self.forecast(info.id, key)
+                if "final" in fc:
+                    row["forecast"] = fc["final"]
+                else:
+                    row["forecast_note"] = fc.get("note")
+            out.append(row)
+        return {"runs": out, "key": self.key}
+
+    def curve(self, run_id: str, key: str, since_step: int | None = None) -> dict[str, Any]:
+        """Points of ``key`` with step > ``since_step`` (all when None), and the run's status."""
+        info = self._store.run(run_id)
+        c = self._store.curve(info.id, key, since_step=since_step)
+        return {
+            "run": info.id,
+            "key": key,
+            "status": info.status,
+            "step": c.step.tolist(),
+            "value": _nums(c.value),
+        }
+
+    def forecast(self, run_id: str, key: str) -> dict[str, Any]:
+        """The forecast band of ``key`` (cached until the run moves on), or a note why none."""
+        from runcast.report import forecast_band, planned_total, run_schedule
+
+        info = self._store.run(run_id)
+        summ = self._store.summary(info.id)
+        if key not in summ:
+            raise MetricNotFoundError(
+                f"Run {info.id} has no metric {key!r}; it has: {', '.join(sorted(summ))}."
+            )
+        last = summ[key].last_step
+        lr = self._store.curve(info.id, "lr") if "lr" in summ else None
+        schedule = run_schedule(info.config or {}, lr)
+        total = planned_total(info.config or {}, schedule)
+        # recompute when the run has moved on by ~1% of its length, or its status changed
+        grain = max((total or last + 1) // 100, 1)
+        with self._lock:
+            hit = self._cache.get((info.id, key))
+            if hit is not None and hit[1] == info.status and last - hit[0] < grain:
+                return hit[2]
+        try:
+            curve = self._store.curve(info.id, key)
+            band = forecast_band(
+                curve, schedule, total, finished=info.status != "running", cutoff=self.cutoff
+            )
+            payload: dict[str, Any] = {
+                "run": info.id,
+                "key": key,
+                "cutoff_step": band.cutoff_step,
+                "method": band.method,
+                "step": band.step.tolist(),
+                "median": _nums(band.median),
+                "lo80": _nums(band.lo80),
+                "hi80": _nums(band.hi80),
+                "lo95": _nums(band.lo95),
+                "hi95": _nums(band.hi95),
+                "final": {
+                    "step": band.final.step,
+                    "median": _num(band.final.median),
+                    "lo80": _num(band.final.lo80),
+                    "hi80": _num(band.final.hi80),
+                },
+                "actual_final": _num(band.actual_final),
+            }
+        except RuncastError as err:
+            payload = {"run": info.id, "key": key, "note": str(err)}
+        with self._lock:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[(info.id, key)] = (last, info.status, payload)
+        return payload

@@ -1,0 +1,236 @@
+// runcast dashboard: polls the local server's JSON and draws with the bundled plotly.js.
+// Points are appended with Plotly.extendTraces (no redraw of what is already there); forecast
+// bands are replaced when the server has a newer forecast.
+"use strict";
+
+const PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692"];
+const POLL_MS = 1000;        // new points
+const RUNS_MS = 2000;        // run list
+const BAND_MS = 3000;        // forecast bands
+
+const state = {
+  key: null,
+  runs: [],                  // last /api/runs reply
+  selected: [],              // run ids, in the order they were picked
+  series: {},                // run id -> {since, m, n, beta, idx: {raw, ema, lo95, lo80, med}}
+  plotted: false,
+};
+
+function fmt(x) {
+  if (x === null || x === undefined) return "—";
+  return Number(x).toPrecision(4);
+}
+
+function colour(id) {
+  return PALETTE[state.selected.indexOf(id) % PALETTE.length];
+}
+
+function rgba(hex, a) {
+  const r = parseInt(hex.slice(1, 3), 16), g = parseInt(hex.slice(3, 5), 16),
+    b = parseInt(hex.slice(5, 7), 16);
+  return `rgba(${r},${g},${b},${a})`;
+}
+
+async function getJSON(url) {
+  const res = await fetch(url, { cache: "no-store" });
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.error || res.statusText);
+  return body;
+}
+
+// ---- run list -----------------------------------------------------------------------------
+function renderRuns() {
+  const tbody = document.querySelector("#runs tbody");
+  tbody.innerHTML = "";
+  for (const r of state.runs) {
+    const tr = document.createElement("tr");
+    tr.dataset.run = r.id;
+    const sel = state.selected.includes(r.id);
+    if (sel) tr.classList.add("selected");
+    const fc = r.forecast
+      ? `${fmt(r.forecast.median)} <span class="muted">[${fmt(r.forecast.lo80)}, ${fmt(r.forecast.hi80)}] at step ${r.forecast.step}</span>`
+      : `<span class="muted">${r.forecast_note ? "—" : "…"}</span>`;
+    const sw = sel ? `<span class="swatch" style="background:${colour(r.id)}"></span>` : "";
+    tr.innerHTML = `<td><input type="checkbox" ${sel ? "checked" : ""}></td>` +
+      `<td>${sw}${escapeHTML(r.name)}</td><td><code>${r.id}</code></td>` +
+      `<td class="status-${r.status}">${r.status}</td><td>${r.last_step ?? "—"}</td>` +
+      `<td>${fmt(r.value)}</td><td class="forecast">${fc}</td>`;
+    if (r.forecast_note) tr.querySelector(".forecast").title = r.forecast_note;
+    tr.querySelector("input").addEventListener("change", (e) => toggle(r.id, e.target.checked));
+    tbody.appendChild(tr);
+  }
+}
+
+function escapeHTML(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+function renderKeys() {
+  const keys = new Set();
+  for (const r of state.runs) for (const k of r.keys) if (k !== "lr") keys.add(k);
+  const select = document.getElementById("key");
+  const wanted = [...keys].sort();
+  if (select.options.length === wanted.length &&
+      [...select.options].every((o, i) => o.value === wanted[i])) return;
+  select.innerHTML = wanted.map((k) => `<option value="${escapeHTML(k)}">${escapeHTML(k)}</option>`).join("");
+  select.value = state.key;
+}
+
+async function refreshRuns() {
+  const body = await getJSON("/api/runs");
+  state.runs = body.runs;
+  if (state.key === null) state.key = body.key;
+  if (state.selected.length === 0 && state.runs.length > 0) {
+    // start with the newest running run (or the newest run): what a user opens the page for
+    const first = state.runs.find((r) => r.status === "running") || state.runs[0];
+    await toggle(first.id, true);
+  }
+  renderKeys();
+  renderRuns();
+  document.getElementById("status").textContent =
+    `${state.runs.length} run(s) · updated ${new Date().toLocaleTimeString()}`;
+}
+
+// ---- plot ---------------------------------------------------------------------------------
+function layout() {
+  return {
+    margin: { t: 30, r: 20, b: 45, l: 60 },
+    xaxis: { title: { text: "step" } },
+    yaxis: { title: { text: state.key } },
+    legend: { orientation: "h", y: -0.2 },
+    uirevision: "keep",      // keep the user's zoom across updates
+  };
+}
+
+function ensurePlot() {
+  if (!state.plotted) {
+    Plotly.newPlot("curves", [], layout(), { responsive: true, displaylogo: false });
+    state.plotted = true;
+  }
+}
+
+function addRunTraces(id, name) {
+  ensurePlot();
+  const div = document.getElementById("curves");
+  const c = colour(id);
+  const base = div.data.length;
+  const traces = [
+    { x: [], y: [], mode: "lines", line: { color: rgba(c, 0.3), width: 1 }, name: `${name} (raw)` },
+    { x: [], y: [], mode: "lines", line: { color: c, width: 2 }, name: `${name} (EMA)` },
+    { x: [], y: [], fill: "toself", fillcolor: rgba(c, 0.12), line: { width: 0 }, hoverinfo: "skip", name: `${name} forecast 95%` },
+    { x: [], y: [], fill: "toself", fillcolor: rgba(c, 0.25), line: { width: 0 }, hoverinfo: "skip", name: `${name} forecast 80%` },
+    { x: [], y: [], mode: "lines", line: { color: c, dash: "dash" }, name: `${name} forecast median` },
+  ];
+  for (const t of traces) t.meta = id;
+  Plotly.addTraces(div, traces);
+  state.series[id] = { since: null, m: 0, n: 0, beta: 0.95, band: null,
+    idx: { raw: base, ema: base + 1, b95: base + 2, b80: base + 3, med: base + 4 } };
+}
+
+function rebuildPlot() {
+  // a run was removed or the metric changed: start over with the selected runs
+  Plotly.purge("curves");
+  state.plotted = false;
+  state.series = {};
+  ensurePlot();
+  for (const id of state.selected) {
+    const r = state.runs.find((x) => x.id === id);
+    addRunTraces(id, r ? r.name : id);
+  }
+}
+
+async function toggle(id, on) {
+  if (on && !state.selected.includes(id)) {
+    state.selected.push(id);
+    const r = state.runs.find((x) => x.id === id);
+    addRunTraces(id, r ? r.name : id);
+    await pollCurves();
+    await refreshBands();
+  } else if (!on) {
+    state.selected = state.selected.filter((x) => x !== id);
+    rebuildPlot();
+    await pollCurves();
+    await refreshBands();
+  }
+  renderRuns();
+}
+
+// bias-corrected EMA, updated point by point (same definition as the report's)
+function emaPush(s, v) {
+  s.n += 1;
+  s.m = s.beta * s.m + (1 - s.beta) * v;
+  return s.m / (1 - Math.pow(s.beta, s.n));
+}
+
+async function pollCurves() {
+  const div = document.getElementById("curves");
+  for (const id of [...state.selected]) {
+    const s = state.series[id];
+    if (!s) continue;
+    const q = new URLSearchParams({ key: state.key });
+    if (s.since !== null) q.set("since_step", s.since);
+    let body;
+    try {
+      body = await getJSON(`/api/runs/${encodeURIComponent(id)}/curve?${q}`);
+    } catch (err) {
+      continue;  // e.g. the run has no such metric; its row still shows
+    }
+    if (body.step.length === 0) continue;
+    if (s.since === null) s.beta = Math.min(0.99, Math.max(0, 1 - 40 / body.step.length));
+    const xs = [], ys = [], es = [];
+    body.step.forEach((x, i) => {
+      const v = body.value[i];
+      if (v === null) return;
+      xs.push(x); ys.push(v); es.push(emaPush(s, v));
+    });
+    s.since = body.step[body.step.length - 1];
+    if (xs.length && state.series[id] === s) {
+      Plotly.extendTraces(div, { x: [xs, xs], y: [ys, es] }, [s.idx.raw, s.idx.ema]);
+    }
+  }
+}
+
+async function refreshBands() {
+  const div = document.getElementById("curves");
+  for (const id of [...state.selected]) {
+    const s = state.series[id];
+    if (!s) continue;
+    let b;
+    try {
+      b = await getJSON(`/api/runs/${encodeURIComponent(id)}/forecast?key=${encodeURIComponent(state.key)}`);
+    } catch (err) {
+      continue;
+    }
+    if (!b.step || state.series[id] !== s) continue;
+    const stamp = `${b.cutoff_step}:${b.step.length}:${b.final.median}`;
+    if (s.band === stamp) continue;
+    s.band = stamp;
+    const back = [...b.step].reverse();
+    Plotly.restyle(div, {
+      x: [b.step.concat(back), b.step.concat(back), b.step],
+      y: [b.hi95.concat([...b.lo95].reverse()), b.hi80.concat([...b.lo80].reverse()), b.median],
+    }, [s.idx.b95, s.idx.b80, s.idx.med]);
+  }
+}
+
+function loop(fn, ms) {
+  const tick = async () => {
+    try { await fn(); } catch (err) {
+      document.getElementById("status").textContent = `error: ${err.message}`;
+    }
+    setTimeout(tick, ms);
+  };
+  tick();
+}
+
+document.getElementById("key").addEventListener("change", async (e) => {
+  state.key = e.target.value;
+  rebuildPlot();
+  Plotly.relayout("curves", { "yaxis.title.text": state.key });
+  await pollCurves();
+  await refreshBands();
+});
+
+loop(refreshRuns, RUNS_MS);
+loop(pollCurves, POLL_MS);
+loop(refreshBands, BAND_MS);
