@@ -147,6 +147,44 @@ def _forecast_final(law: Any, schedule: Schedule, step: int, n_paths: int, seed:
     return np.asarray(fc.samples, dtype=np.float64)[:, -1]
 
 
+def paired_gain(
+    law: Any,
+    schedule: Schedule,
+    baseline: Schedule,
+    step: int,
+    *,
+    n_paths: int = 512,
+    seed: int = 0,
+) -> tuple[Distribution, Distribution, Distribution | None]:
+    """Final-loss distributions of two schedules at ``step`` and of ``baseline - schedule``.
+
+    The gain pairs the two forecasts path by path (same seed: the same parameter draws), then
+    adds the law's ``model_error`` (a relative sd) back as independent between the schedules;
+    None when the forecasts' paths cannot be paired.
+
+    Example:
+        >>> from runcast.forecast.laws import MultiPowerLaw
+        >>> law = MultiPowerLaw.published("25M")
+        >>> cos = Schedule.from_spec({"kind": "cosine", "peak": 3e-4, "end": 3e-5,
+        ...                           "warmup": 2160, "total": 24000})
+        >>> wsd = Schedule.from_spec({"kind": "wsd", "peak": 3e-4, "end": 3e-5,
+        ...                           "warmup": 2160, "total": 24000, "decay_start": 20000})
+        >>> _, _, gain = paired_gain(law, wsd, cos, 23999)
+        >>> round(gain.median, 2), gain.prob_above(0.0) > 0.9
+        (0.05, True)
+    """
+    a = _forecast_final(law, schedule, step, n_paths, seed)
+    b = _forecast_final(law, baseline, step, n_paths, seed)
+    gain = None
+    if a.shape == b.shape:
+        # the shared part of the model error cancels in b - a; add it back as independent
+        sd = float(getattr(law, "model_error", 0.0) or 0.0)
+        rng = np.random.default_rng(seed + 1)
+        extra = rng.standard_normal(a.size) * sd * np.sqrt(2.0) * float(np.median(b))
+        gain = Distribution(b - a + extra)
+    return Distribution(a), Distribution(b), gain
+
+
 def plan_schedule(
     law: LossLaw,
     budget: int,
@@ -224,15 +262,7 @@ def plan_schedule(
     family, (best, loss) = min(found.items(), key=lambda kv: kv[1][1])
     final = base_final = gain = None
     if callable(getattr(law, "forecast", None)):
-        a = _forecast_final(law, best, st.last, n_paths, seed)
-        b = _forecast_final(law, base, st.last, n_paths, seed)
-        final, base_final = Distribution(a), Distribution(b)
-        if a.shape == b.shape:
-            # the shared part of the model error cancels in b - a; add it back as independent
-            sd = float(getattr(law, "model_error", 0.0) or 0.0)
-            rng = np.random.default_rng(seed + 1)
-            extra = rng.standard_normal(a.size) * sd * np.sqrt(2.0) * float(np.median(b))
-            gain = Distribution(b - a + extra)
+        final, base_final, gain = paired_gain(law, best, base, st.last, n_paths=n_paths, seed=seed)
     return Plan(
         schedule=best,
         family=family,
