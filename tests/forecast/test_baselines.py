@@ -29,10 +29,6 @@ def test_powerlaw_recovers_an_exact_power_law() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="150-step chains started from a mixed start do not converge on a noise-free curve",
-    strict=False,
-)
 def test_mcmc_lands_near_the_truth() -> None:
     pytest.importorskip("emcee")
     raw = fit_mcmc(prepare(Curve(S, TRUTH), 10_000), n_paths=100, n_steps=150)

@@ -36,11 +36,11 @@ def _layout() -> list[tuple[str, int]]:
 
 def _bounds() -> tuple[FloatArray, FloatArray]:
     """Box prior: c, log sigma, then per family log a, its shape parameters, a weight logit."""
-    lo, hi = [-5.0, -14.0], [2.0, 1.0]
+    lo, hi = [-100.0, -14.0], [5.0, 1.0]
     for name, _ in _layout():
         g = FAMILIES[name].grid
-        lo += [-6.0, *g.min(axis=0).tolist(), -6.0]
-        hi += [4.0, *g.max(axis=0).tolist(), 6.0]
+        lo += [-8.0, *g.min(axis=0).tolist(), -6.0]
+        hi += [12.0, *g.max(axis=0).tolist(), 6.0]
     return np.array(lo), np.array(hi)
 
 
@@ -69,19 +69,25 @@ def _curves(theta: FloatArray, x: FloatArray, x0: float) -> FloatArray:
 def _start(p: Prepared, rng: np.random.Generator, n_walkers: int) -> FloatArray:
     """Walkers around each family's best grid cell (so short chains start near the mode)."""
     post = posterior(p)
-    best = int(np.argmax(post.prob))
-    x0 = float(p.x[0] / p.last_step)
-    row: list[float] = [float(post.c[best]), 0.5 * float(np.log(post.sigma2))]
+    fam_w = np.bincount(post.family, weights=post.prob, minlength=len(FAMILIES))
+    logits = np.clip(np.log(np.maximum(fam_w, 1e-6)), -5.0, 5.0)
+    mix = np.exp(logits) / np.exp(logits).sum()
+    body: list[float] = []
+    offset = 0.0
     for fi, (name, _) in enumerate(_layout()):
         in_fam = np.flatnonzero(post.family == fi)
         k = in_fam[int(np.argmax(post.prob[in_fam]))]
         theta = FAMILIES[name].grid[post.cell[k]]
-        g0 = float(FAMILIES[name].basis(np.array([x0]), theta[None, :])[0, 0])
-        amp = max(float(post.a[k]), 1e-3) * g0 / max(float(post.norm[k]), 1e-300)
-        row += [float(np.log(max(amp, 1e-3))), *theta.tolist(), 0.0]
+        amp = max(float(post.a[k]), 1e-3)  # the grid's basis is already 1 at the first point
+        body += [float(np.log(amp)), *theta.tolist(), float(logits[fi])]
+        offset += float(mix[fi] * post.c[k])
+    # weights as the grid posterior's family masses, offset their mix: the chain starts at the
+    # posterior mixture of the families' best fits
+    row = [offset, 0.5 * float(np.log(post.sigma2)), *body]
     lo, hi = _bounds()
     start = np.clip(np.array(row), lo + 1e-6, hi - 1e-6)
-    jitter = 1e-3 * (hi - lo) * rng.standard_normal((n_walkers, start.size))
+    # a small relative jitter: the box widths (up to 1e4 for some shapes) are far too coarse
+    jitter = 1e-3 * np.maximum(np.abs(start), 1e-2) * rng.standard_normal((n_walkers, start.size))
     return np.asarray(np.clip(start + jitter, lo + 1e-9, hi - 1e-9), dtype=np.float64)
 
 
@@ -102,16 +108,22 @@ def fit_mcmc(
     w = p.weight / p.weight.mean()
     lo, hi = _bounds()
 
+    # Domhan et al.'s constraint, for a loss: the extrapolation may not fall below zero
+    x_all = np.concatenate([x, [p.until / p.last_step]])
+    y_floor = -p.center / p.scale if p.direction == "down" and p.center > 0 else -np.inf
+
     def log_prob(theta: FloatArray) -> FloatArray:
         inside = np.all((theta > lo) & (theta < hi), axis=1)
         out = np.full(theta.shape[0], -np.inf)
         if inside.any():
             th = theta[inside]
             with np.errstate(over="ignore", invalid="ignore"):
-                r = _curves(th, x, x0) - p.y[None, :]
+                curves = _curves(th, x_all, x0)
+                r = curves[:, :-1] - p.y[None, :]
                 sig2 = np.exp(2.0 * th[:, 1])
                 ll = -0.5 * (w[None, :] * r * r).sum(axis=1) / sig2 - 0.5 * w.sum() * np.log(sig2)
-            out[inside] = np.where(np.isfinite(ll), ll, -np.inf)
+            ok = np.isfinite(ll) & (curves[:, -1] >= y_floor)
+            out[inside] = np.where(ok, ll, -np.inf)
         return out
 
     start = _start(p, rng, n_walkers)
