@@ -107,8 +107,9 @@ class TransformerMonitor:
         if output_layer is not None:
             self._handles.append(output_layer.register_forward_hook(self._logits_hook))
         self._has_output = output_layer is not None
-        # the model's forward drives the every-N counter (one tick per forward pass)
-        self._handles.append(model.register_forward_pre_hook(self._tick))
+        # the model's forward drives the every-N counter (one tick per forward pass); prepended
+        # so it runs before any hook on the same module
+        self._handles.append(model.register_forward_pre_hook(self._tick, prepend=True))
 
     # --- hooks ---------------------------------------------------------------------------------
     def _active(self) -> bool:

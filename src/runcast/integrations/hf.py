@@ -1,0 +1,168 @@
+"""Hugging Face ``transformers``: record a Trainer run and stop it when runcast says so.
+
+:class:`RuncastCallback` records everything the Trainer logs (``loss``, ``learning_rate`` as
+``lr``, ``grad_norm``, ``eval_*``) into a runcast store at the Trainer's global step, and can
+stop training through ``control.should_training_stop``:
+
+- ``stop_rule``: a :class:`runcast.steer.StopRule` on ``stop_metric`` (default the training
+  ``loss``), checked every ``check_every`` logs against the budget ``state.max_steps``;
+- ``plateau``: a :class:`runcast.steer.PlateauDetector` on ``plateau_metric`` at each evaluation.
+
+Multi-GPU: the Trainer gathers losses and metrics across processes before it logs them, so every
+process sees the same numbers and reaches the same decision (no rank runs on alone); only the
+main process writes to the store.
+
+Schedule-free optimizers: the Trainer already switches them to eval mode to evaluate and back to
+train mode to step, but it saves checkpoints in whatever mode it is in. The callback switches to
+eval mode before a checkpoint is written and at the end of training, so saved and final weights
+are the evaluation weights ``x``, not the gradient point ``y``.
+
+Example:
+    >>> cb = RuncastCallback(project="demo", db=":memory:")
+    >>> cb.stop_metric, cb.plateau_metric
+    ('loss', 'eval_loss')
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from runcast._optional import require
+from runcast.steer._decision import Decision
+from runcast.steer._plateau import PlateauDetector
+from runcast.steer._stop import StopRule
+
+require("transformers", extra="hf", purpose="for runcast.integrations.hf")
+from transformers import TrainerCallback  # noqa: E402  (after require: names the extra)
+
+from runcast.integrations._schedulefree import in_train_mode, set_mode  # noqa: E402
+
+_log = logging.getLogger("runcast.integrations.hf")
+_RENAME = {"learning_rate": "lr"}
+
+
+class RuncastCallback(TrainerCallback):  # type: ignore[misc]
+    """Record a ``transformers.Trainer`` run to runcast, and stop it on runcast's decisions.
+
+    Args:
+        project, name, db, config: passed to :func:`runcast.init` (name defaults to
+            ``args.run_name``; config is merged with the TrainingArguments).
+        run: an already started :class:`runcast.Run` to log to instead.
+        stop_rule: stop when it decides the run stopped learning (see module doc).
+        stop_metric: the logged metric the stop rule forecasts.
+        check_every: logs between stop-rule checks (a forecast costs milliseconds).
+        plateau: stop when the evaluation metric plateaus.
+        plateau_metric: the evaluation metric the plateau detector watches.
+
+    ``decisions`` lists every decision that acted (stopped the run), with its reason.
+    """
+
+    def __init__(
+        self,
+        *,
+        project: str = "huggingface",
+        name: str | None = None,
+        db: str | None = None,
+        config: dict[str, Any] | None = None,
+        run: Any = None,
+        stop_rule: StopRule | None = None,
+        stop_metric: str = "loss",
+        check_every: int = 10,
+        plateau: PlateauDetector | None = None,
+        plateau_metric: str = "eval_loss",
+    ) -> None:
+        self.project = project
+        self.name = name
+        self.db = db
+        self.config = dict(config or {})
+        self.run = run
+        self._own_run = False
+        self.stop_rule = stop_rule
+        self.stop_metric = stop_metric
+        self.check_every = max(1, check_every)
+        self.plateau = plateau
+        self.plateau_metric = plateau_metric
+        self._steps: list[int] = []
+        self._values: list[float] = []
+        self._logs_seen = 0
+        self.decisions: list[Decision] = []
+
+    # --- recording -----------------------------------------------------------------------------
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Start the runcast run on the main process."""
+        if self.run is None and state.is_world_process_zero:
+            import runcast
+
+            config = {**args.to_sanitized_dict(), **self.config}
+            self.run = runcast.init(
+                project=self.project, name=self.name or args.run_name, config=config, db=self.db
+            )
+            self._own_run = True
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
+        """Record the logged numbers; check the stop rule every ``check_every`` logs."""
+        logs = logs or {}
+        numbers = {
+            _RENAME.get(k, k): float(v)
+            for k, v in logs.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        if self.run is not None and state.is_world_process_zero and numbers:
+            self.run.log(numbers, step=int(state.global_step))
+        value = logs.get(self.stop_metric)
+        if self.stop_rule is None or not isinstance(value, (int, float)):
+            return
+        self._steps.append(int(state.global_step))
+        self._values.append(float(value))
+        self._logs_seen += 1
+        if self._logs_seen % self.check_every or not state.max_steps:
+            return
+        from runcast.curve import Curve
+
+        curve = Curve(self._steps, [v if math.isfinite(v) else math.nan for v in self._values])
+        self._act(self.stop_rule.decide(curve, int(state.max_steps)), control)
+
+    def on_evaluate(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        metrics: dict[str, float] | None = None,
+        **kw: Any,
+    ) -> None:
+        """Check the plateau detector on the evaluation metric."""
+        if self.plateau is None or not metrics or self.plateau_metric not in metrics:
+            return
+        self._act(
+            self.plateau.update(int(state.global_step), metrics[self.plateau_metric]), control
+        )
+
+    def _act(self, decision: Decision, control: Any) -> None:
+        if decision.action == "stop":
+            control.should_training_stop = True
+            self.decisions.append(decision)
+            _log.info("runcast stops training: %s", decision)
+            if self.run is not None and getattr(self.run, "enabled", True):
+                self.run.log({"runcast_stop": 1.0}, step=decision.step)
+
+    # --- schedule-free -------------------------------------------------------------------------
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Before a checkpoint is written this step, put a schedule-free optimizer in eval mode.
+
+        The Trainer's next training step switches it back to train mode itself.
+        """
+        optimizer = kwargs.get("optimizer")
+        if control.should_save and optimizer is not None and in_train_mode(optimizer):
+            set_mode(optimizer, train=False)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Leave the final weights as the evaluation weights; finish the run we started."""
+        optimizer = kwargs.get("optimizer")
+        if optimizer is not None:
+            set_mode(optimizer, train=False)
+        if self._own_run and self.run is not None:
+            self.run.finish()

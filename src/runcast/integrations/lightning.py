@@ -1,0 +1,232 @@
+"""Lightning: record a run, stop it on runcast's decisions (DDP-safe), handle schedule-free.
+
+:class:`RuncastCallback` logs the training loss and LR every step (as 0-d tensors: no device
+sync; the tracker converts them in its background writer) and the validation metrics after each
+validation, and can stop training:
+
+- ``stop_rule``: a :class:`runcast.steer.StopRule` on the training loss, checked every
+  ``check_every`` steps against the budget ``trainer.max_steps`` (or the estimated stepping
+  batches);
+- ``plateau``: a :class:`runcast.steer.PlateauDetector` on ``plateau_metric`` after validation.
+
+DDP: rank 0 decides and ``trainer.strategy.broadcast`` sends its decision to every rank, at the
+same step on all ranks, so all stop together and none waits forever in a collective.
+
+Schedule-free optimizers are put in train mode before every training batch, in eval mode for
+validation, and in eval mode for the weights and optimizer state written to every checkpoint
+and left at the end of fit.
+
+Example:
+    >>> cb = RuncastCallback(project="demo")
+    >>> cb.plateau_metric
+    'val_loss'
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from typing import Any
+
+from runcast._optional import require
+from runcast.steer._decision import Decision
+from runcast.steer._plateau import PlateauDetector
+from runcast.steer._stop import StopRule
+
+require("lightning", extra="lightning", purpose="for runcast.integrations.lightning")
+from lightning.pytorch import Callback  # noqa: E402  (after require: names the extra)
+
+from runcast.integrations._schedulefree import (  # noqa: E402
+    eval_mode,
+    in_train_mode,
+    is_schedule_free,
+    set_mode,
+)
+
+_log = logging.getLogger("runcast.integrations.lightning")
+
+
+class RuncastCallback(Callback):  # type: ignore[misc]
+    """Record a Lightning run to runcast and stop it on runcast's decisions.
+
+    Args:
+        project, name, db, config: passed to :func:`runcast.init` on rank 0 (config is merged
+            with the LightningModule's ``hparams``).
+        run: an already started :class:`runcast.Run` to log to instead.
+        loss_key: the key of the training step's output dict holding the loss.
+        stop_rule: stop when it decides the run stopped learning.
+        check_every: steps between stop-rule checks.
+        plateau: stop when ``plateau_metric`` plateaus.
+        plateau_metric: the validation metric (from ``trainer.callback_metrics``).
+
+    ``decisions`` lists every decision that stopped the run, with its reason.
+    """
+
+    def __init__(
+        self,
+        *,
+        project: str = "lightning",
+        name: str | None = None,
+        db: str | None = None,
+        config: dict[str, Any] | None = None,
+        run: Any = None,
+        loss_key: str = "loss",
+        stop_rule: StopRule | None = None,
+        check_every: int = 50,
+        plateau: PlateauDetector | None = None,
+        plateau_metric: str = "val_loss",
+    ) -> None:
+        self.project = project
+        self.name = name
+        self.db = db
+        self.config = dict(config or {})
+        self.run = run
+        self._own_run = False
+        self.loss_key = loss_key
+        self.stop_rule = stop_rule
+        self.check_every = max(1, check_every)
+        self.plateau = plateau
+        self.plateau_metric = plateau_metric
+        self._steps: list[int] = []
+        self._losses: list[Any] = []  # 0-d tensors until a check needs floats
+        self.decisions: list[Decision] = []
+
+    # --- run -----------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        """Start the runcast run on rank 0."""
+        if self.run is None and trainer.is_global_zero:
+            import runcast
+
+            hparams = dict(getattr(pl_module, "hparams", {}) or {})
+            self.run = runcast.init(
+                project=self.project,
+                name=self.name,
+                config={**hparams, **self.config},
+                db=self.db,
+            )
+            self._own_run = True
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        """Leave schedule-free optimizers in eval mode (final weights = x); finish the run."""
+        for opt in trainer.optimizers:
+            set_mode(opt, train=False)
+        if self._own_run and self.run is not None:
+            self.run.finish()
+
+    # --- training steps ------------------------------------------------------------------------
+    def on_train_batch_start(
+        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """Schedule-free optimizers must step in train mode."""
+        for opt in trainer.optimizers:
+            set_mode(opt, train=True)
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """Record loss and LR; every ``check_every`` steps, decide on rank 0 and broadcast."""
+        step = int(trainer.global_step)
+        loss = outputs.get(self.loss_key) if isinstance(outputs, dict) else outputs
+        if loss is not None and hasattr(loss, "detach"):
+            loss = loss.detach()
+            if self.stop_rule is not None:
+                self._steps.append(step)
+                self._losses.append(loss)
+        if self.run is not None and trainer.is_global_zero:
+            row: dict[str, Any] = {}
+            if loss is not None:
+                row["loss"] = loss
+            if trainer.optimizers:
+                row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+            if row:
+                self.run.log(row, step=step)
+        if self.stop_rule is None or step == 0 or step % self.check_every:
+            return
+        decision: Decision | None = None
+        if trainer.is_global_zero and self._losses:
+            decision = self._check_stop(trainer, step)
+        self._apply(trainer, decision)
+
+    def _check_stop(self, trainer: Any, step: int) -> Decision | None:
+        import torch
+
+        from runcast.curve import Curve
+
+        assert self.stop_rule is not None
+        # note: one device sync per check (not per step): the buffered losses come to the host
+        values = torch.stack([v.float().cpu() for v in self._losses]).tolist()
+        self._losses = [torch.tensor(v) for v in values]
+        budget = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+        if budget is None:
+            budget = int(trainer.estimated_stepping_batches)
+        if not budget or not math.isfinite(budget):
+            return None
+        steps, vals = _dedupe(self._steps, values)
+        return self.stop_rule.decide(Curve(steps, vals), int(budget))
+
+    def _apply(self, trainer: Any, decision: Decision | None) -> None:
+        stop = decision is not None and decision.action == "stop"
+        # every rank calls broadcast at the same point; rank 0's decision wins everywhere
+        stop = bool(trainer.strategy.broadcast(stop, src=0))
+        if stop:
+            trainer.should_stop = True
+            if decision is not None:
+                self.decisions.append(decision)
+                _log.info("runcast stops training: %s", decision)
+
+    # --- validation ----------------------------------------------------------------------------
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        """Validate with the schedule-free evaluation weights."""
+        for opt in trainer.optimizers:
+            set_mode(opt, train=False)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        """Record validation metrics; check the plateau detector (rank 0 decides)."""
+        if trainer.sanity_checking:
+            return
+        step = int(trainer.global_step)
+        metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if (hasattr(v, "numel") and v.numel() == 1) or isinstance(v, (int, float))
+        }
+        if self.run is not None and trainer.is_global_zero:
+            vals = {k: v for k, v in metrics.items() if k.startswith("val")}
+            if vals:
+                self.run.log(vals, step=step)
+        if self.plateau is None:
+            return
+        decision = None
+        if trainer.is_global_zero and self.plateau_metric in metrics:
+            decision = self.plateau.update(step, metrics[self.plateau_metric])
+        self._apply(trainer, decision)
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        """Write the evaluation weights (and matching optimizer state) of schedule-free optimizers.
+
+        Lightning collects the state dicts before this hook, so a checkpoint taken in train mode
+        holds ``y``; the weights and optimizer states are re-collected in eval mode (cloned, since
+        switching back to train mode changes the parameters in place).
+        """
+        sf = [o for o in trainer.optimizers if is_schedule_free(o) and in_train_mode(o)]
+        if not sf:
+            return
+        with eval_mode(*sf):
+            checkpoint["state_dict"] = {
+                k: v.detach().clone() for k, v in pl_module.state_dict().items()
+            }
+            if "optimizer_states" in checkpoint:
+                checkpoint["optimizer_states"] = [
+                    copy.deepcopy(trainer.strategy.optimizer_state(o)) for o in trainer.optimizers
+                ]
+
+
+def _dedupe(steps: list[int], values: list[float]) -> tuple[list[int], list[float]]:
+    """Keep the last value of each step (gradient accumulation repeats a global step)."""
+    last: dict[int, float] = {}
+    for s, v in zip(steps, values, strict=True):
+        last[s] = v if math.isfinite(v) else math.nan
+    keys = sorted(last)
+    return keys, [last[k] for k in keys]

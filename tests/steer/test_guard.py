@@ -1,0 +1,152 @@
+"""InstabilityGuard: robust spike detection, NaN/inf, forecast divergence, and the four actions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from runcast.errors import InvalidInputError, RuncastWarning
+from runcast.forecast import Forecast
+from runcast.steer import InstabilityGuard, robust_z
+
+
+def _warm(g: InstabilityGuard, n: int = 30, loss: float = 2.0, grad: float | None = 1.0) -> None:
+    rng = np.random.default_rng(0)
+    for step in range(n):
+        kw = {"grad_norm": grad * (1 + 0.05 * rng.standard_normal())} if grad else {}
+        d = g.check(step, loss=loss + 0.02 * rng.standard_normal(), **kw)
+        assert d.action == "continue"  # ordinary noise must never trigger
+
+
+def test_robust_z_ignores_outliers_in_history() -> None:
+    hist = np.array([1.0, 1.1, 0.9, 1.0, 50.0])  # one old spike in the window
+    # median 1.0, MAD 0.1: a mean/std z-score would be ~0.4 here, the robust one is large
+    assert robust_z(2.0, hist) == pytest.approx(1.0 / (1.4826 * 0.1))
+    assert np.isfinite(robust_z(1.0 + 1e-9, np.ones(5)))  # flat history: finite, floored scale
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "what"),
+    [
+        ({"loss": 9.0}, "loss spike"),
+        ({"loss": 2.0, "grad_norm": 80.0}, "grad-norm spike"),
+        ({"loss": float("nan")}, "loss is nan"),
+        ({"loss": 2.0, "grad_norm": float("inf")}, "grad_norm is inf"),
+    ],
+)
+def test_guard_detects(kwargs: dict[str, float], what: str) -> None:
+    g = InstabilityGuard("skip")
+    _warm(g)
+    d = g.check(30, **kwargs)
+    assert d.action == "skip" and what in d.reason
+    assert g.events == [d]  # acted-on decisions are kept for the report
+
+
+def test_guard_spike_not_learned_into_window() -> None:
+    g = InstabilityGuard("skip", window=50)
+    _warm(g)
+    assert g.check(30, loss=9.0).action == "skip"
+    # a second identical spike is still a spike: the first one did not enter the statistics
+    assert g.check(31, loss=9.0).action == "skip"
+
+
+def test_guard_warns_with_runcast_warning() -> None:
+    g = InstabilityGuard("warn")
+    _warm(g)
+    with pytest.warns(RuncastWarning, match="loss spike"):
+        assert g.check(30, loss=20.0).action == "warn"
+
+
+def test_guard_forecast_divergence() -> None:
+    g = InstabilityGuard("skip", divergence_patience=3, divergence_level=0.9)
+    f = Forecast([0, 100], np.c_[np.linspace(1.9, 2.0, 50), np.linspace(1.9, 2.0, 50)])
+    _warm(g, n=30, loss=2.0, grad=None)
+    actions = [g.check(40 + i, loss=2.05, forecast=f).action for i in range(3)]
+    # 2.05 is above the 90% band (upper ~1.995) but no z-spike: only the 3rd in a row acts
+    assert actions == ["continue", "continue", "skip"]
+    assert "diverging" in g.events[-1].reason
+
+
+def _tiny() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def test_guard_lower_lr_scales_groups_and_scheduler() -> None:
+    model, opt = _tiny()
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    g = InstabilityGuard("lower_lr", optimizer=opt, scheduler=sched, lr_factor=0.5)
+    _warm(g)
+    d = g.check(30, loss=50.0)
+    assert d.action == "lower_lr" and opt.param_groups[0]["lr"] == pytest.approx(0.05)
+    opt.step()
+    sched.step()  # the scheduler must not put the old LR back
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_guard_rollback_restores_last_good_state(on_disk: bool, tmp_path: object) -> None:
+    model, opt = _tiny()
+    g = InstabilityGuard(
+        "rollback",
+        model=model,
+        optimizer=opt,
+        checkpoint_every=5,
+        min_history=5,
+        max_rollbacks=1,
+        checkpoint_dir=tmp_path if on_disk else None,  # type: ignore[arg-type]
+    )
+    x = torch.randn(8, 3)
+    saved = None
+    for step in range(12):
+        loss = model(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        assert g.check(step, loss=loss.detach()).action == "continue"
+        if step == 9:  # the 10th good check keeps the weights that gave this good loss
+            saved = model.weight.detach().clone()
+        opt.step()
+    assert g.checkpoint_step == 9 and saved is not None
+    assert not torch.equal(model.weight, saved)  # later steps moved it
+    d = g.check(12, loss=float("nan"))
+    assert d.action == "rollback" and d.numbers["rollback_to_step"] == 9.0
+    assert torch.equal(model.weight.detach(), saved)  # exactly the weights of step 9
+    # the optimizer keeps working after a rollback, and a second blow-up past max_rollbacks stops
+    loss = model(x).pow(2).mean()
+    loss.backward()
+    opt.step()
+    assert g.check(13, loss=math.inf).action == "stop"
+
+
+def test_guard_rollback_without_checkpoint_skips() -> None:
+    model, opt = _tiny()
+    g = InstabilityGuard("rollback", model=model, optimizer=opt, checkpoint_every=1000)
+    d = g.check(0, loss=float("nan"))
+    assert d.action == "skip" and "no good checkpoint" in d.reason
+
+
+def test_guard_state_roundtrip() -> None:
+    a = InstabilityGuard("skip")
+    _warm(a)
+    b = InstabilityGuard("skip")
+    b.load_state_dict(a.state_dict())
+    assert b.check(30, loss=9.0).action == "skip"  # resumed windows: a spike is seen at once
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"action": "panic"},
+        {"action": "rollback"},  # needs model and optimizer
+        {"action": "lower_lr"},  # needs the optimizer
+        {"window": 10, "min_history": 20},
+        {"lr_factor": 1.5},
+    ],
+)
+def test_guard_rejects_bad_settings(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidInputError):
+        InstabilityGuard(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,124 @@
+"""The shared pruning rule: P(final beats best) < threshold, after warm-up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from runcast.curve import Curve
+from runcast.errors import FitError, InvalidInputError
+from runcast.forecast import Forecast
+from runcast.steer import PruneRule, prune_decision
+
+
+def _fc(lo: float, hi: float, until: int = 100, direction: str = "down") -> Forecast:
+    # a forecast whose final value is uniform on [lo, hi]: P(final < x) is (x-lo)/(hi-lo)
+    return Forecast([until], np.linspace(lo, hi, 1001)[:, None], direction=direction)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("best", "threshold", "action", "p"),
+    [
+        (0.40, 0.05, "prune", 0.0),  # best is below every path: cannot win
+        (0.51, 0.05, "continue", 0.1),  # 10% chance >= 5% threshold
+        (0.51, 0.20, "prune", 0.1),  # the same chance under a stricter threshold
+        (0.70, 0.05, "continue", 1.0),
+    ],
+)
+def test_prune_decision_min(best: float, threshold: float, action: str, p: float) -> None:
+    d = prune_decision(_fc(0.5, 0.6), best, step=50, threshold=threshold)
+    assert d.action == action
+    assert d.numbers["p_beat"] == pytest.approx(p, abs=2e-3)  # the probability it decided on
+    assert d.numbers["final_median"] == pytest.approx(0.55)
+
+
+def test_prune_decision_max_mode_uses_upper_tail() -> None:
+    f = _fc(0.8, 0.9, direction="up")
+    # an accuracy: beating 0.88 means ending above it, P = 0.2
+    d = prune_decision(f, 0.88, step=5, mode="max", threshold=0.25)
+    assert d.action == "prune" and d.numbers["p_beat"] == pytest.approx(0.2, abs=2e-3)
+    assert prune_decision(f, 0.88, step=5, mode="max", threshold=0.1).action == "continue"
+
+
+def test_prune_decision_warmup_and_no_best() -> None:
+    f = _fc(0.5, 0.6)
+    assert prune_decision(f, 0.1, step=9, warmup_steps=10).action == "continue"
+    assert prune_decision(f, 0.1, step=10, warmup_steps=10).action == "prune"
+    assert prune_decision(f, None, step=50).reason == "no completed trial to compare with yet"
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.0, 2.0])
+def test_prune_decision_rejects_bad_threshold(threshold: float) -> None:
+    with pytest.raises(InvalidInputError, match="threshold"):
+        prune_decision(_fc(0.5, 0.6), 0.5, step=1, threshold=threshold)
+
+
+class _Recorder:
+    """A real forecaster (a fixed distribution) that remembers what it was asked."""
+
+    def __init__(self, lo: float, hi: float) -> None:
+        self.lo, self.hi = lo, hi
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, curve: Curve, until: int) -> Forecast:
+        self.calls.append((len(curve), until))
+        return _fc(self.lo, self.hi, until)
+
+
+def test_rule_gates_in_order() -> None:
+    fc = _Recorder(0.5, 0.6)
+    rule = PruneRule(threshold=0.05, warmup_steps=3, n_min_trials=2, min_points=4, forecaster=fc)
+    steps, vals = [1, 2, 3, 4, 5], [0.9, 0.8, 0.7, 0.65, 0.6]
+    assert (
+        "n_min_trials" in rule.decide(steps, vals, total_steps=10, best=0.3, n_completed=1).reason
+    )
+    assert (
+        "warming up"
+        in rule.decide(steps[:2], vals[:2], total_steps=10, best=0.3, n_completed=2).reason
+    )
+    assert (
+        "min_points"
+        in rule.decide(steps[:3], vals[:3], total_steps=10, best=0.3, n_completed=2).reason
+    )
+    assert fc.calls == []  # no forecast is spent before the gates open
+    d = rule.decide(steps, vals, total_steps=10, best=0.3, n_completed=2)
+    assert d.action == "prune" and fc.calls == [(5, 10)]  # forecast of 5 points to step 10
+
+
+def test_rule_prunes_diverged_and_ignores_nan_points() -> None:
+    fc = _Recorder(0.5, 0.6)
+    rule = PruneRule(min_points=3, forecaster=fc)
+    d = rule.decide([1, 2, 3], [1.0, 0.9, float("inf")], total_steps=10, best=0.5, n_completed=1)
+    assert d.action == "prune" and "diverged" in d.reason  # NaN/inf now: it cannot win
+    d = rule.decide(
+        [1, 2, 3, 4], [1.0, float("nan"), 0.8, 0.7], total_steps=10, best=0.9, n_completed=1
+    )
+    assert fc.calls == [(3, 10)]  # the NaN point is dropped before forecasting
+    assert d.action == "continue"
+
+
+def test_rule_never_prunes_on_a_failed_forecast() -> None:
+    def failing(curve: Curve, until: int) -> Forecast:
+        raise FitError("no convergence")
+
+    rule = PruneRule(min_points=1, forecaster=failing)
+    d = rule.decide([1, 2], [5.0, 4.0], total_steps=10, best=0.1, n_completed=3)
+    assert d.action == "continue" and "no convergence" in d.reason
+
+
+def test_rule_with_runcast_forecast_prunes_a_clear_loser() -> None:
+    # end to end with the real default forecaster: a curve flattening at ~2.0 cannot reach 0.5
+    s = np.arange(10, 310, 10)
+    v = 2.0 + 3.0 * (s / 10.0) ** -1.0
+    rule = PruneRule(threshold=0.05, min_points=6)
+    d = rule.decide(s, v, total_steps=1000, best=0.5, n_completed=3)
+    assert d.action == "prune" and d.numbers["p_beat"] < 0.05
+    d = rule.decide(s, v, total_steps=1000, best=4.0, n_completed=3)
+    assert d.action == "continue"  # it already beats 4.0: the forecast must keep it
+
+
+def test_rule_rejects_bad_settings() -> None:
+    with pytest.raises(InvalidInputError, match="n_min_trials"):
+        PruneRule(n_min_trials=-1)
+    with pytest.raises(InvalidInputError, match="mode"):
+        PruneRule(mode="median")  # type: ignore[arg-type]
