@@ -9,7 +9,7 @@ compared with the loss it reached.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -54,14 +54,19 @@ def _summary(res: DemoResult, report: Path | None) -> None:
 
 
 def demo(
-    out: Path = typer.Option(
-        Path("runcast-demo"), "--out", "-o", help="Folder for runcast.db and report.html."
-    ),
-    steps: int = typer.Option(1500, "--steps", min=20, help="Training steps (~45 ms each)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the model and the batches."),
-    whatif: bool = typer.Option(
-        True, "--whatif/--no-whatif", help="Add schedule what-ifs (a law fit) to the report."
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for runcast.db and report.html.")
+    ] = Path("runcast-demo"),
+    steps: Annotated[
+        int, typer.Option("--steps", min=20, help="Training steps (~50 ms each on one core).")
+    ] = 1500,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the model and the batches.")] = 0,
+    whatif: Annotated[
+        bool,
+        typer.Option(
+            "--whatif/--no-whatif", help="Add schedule what-ifs (a law fit) to the report."
+        ),
+    ] = True,
 ) -> None:
     """Train a small transformer under a WSD schedule and forecast its final loss live."""
     from rich.progress import (
@@ -97,11 +102,12 @@ def demo(
             task = bar.add_task("train", total=steps, loss="…", fc="(from 10% on)")
 
             def on_step(info: StepInfo) -> None:
-                fields = {"loss": f"{info.loss:.3f}"}
-                if info.forecast is not None:
-                    lo, hi = info.forecast.final.interval(0.8)
-                    fields["fc"] = f"{info.forecast.final.median:.3f} [80% {lo:.3f}–{hi:.3f}]"
-                bar.update(task, completed=info.step + 1, **fields)
+                if info.forecast is None:
+                    bar.update(task, completed=info.step + 1, loss=f"{info.loss:.3f}")
+                    return
+                lo, hi = info.forecast.final.interval(0.8)
+                fc = f"{info.forecast.final.median:.3f} [80% {lo:.3f}–{hi:.3f}]"
+                bar.update(task, completed=info.step + 1, loss=f"{info.loss:.3f}", fc=fc)
 
             res = train(cfg, db, on_step=on_step, name=f"char-transformer-seed{seed}")
         with console.status("Writing the report (forecast, schedule what-ifs)…"):

@@ -8,7 +8,7 @@ schedule or from ``config["steps"]`` / ``"total_steps"`` / ``"max_steps"``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -208,6 +208,7 @@ def build_report(
     cutoff: float = 0.2,
     whatif: bool = True,
     title: str | None = None,
+    on_run: Callable[[str], None] | None = None,
 ) -> Report:
     """The data of a report over ``run_ids`` (ids or names) in ``store``.
 
@@ -217,6 +218,8 @@ def build_report(
         key: the metric to forecast and compare (default ``"loss"``).
         cutoff: for finished runs, the fraction of the run the shown forecast starts from.
         whatif: fit a law and add schedule what-ifs (a second or so per run).
+        title: the report's title (default: the runs' names).
+        on_run: called with each run id before its panel is computed (progress bars).
 
     Example:
         >>> import runcast, tempfile, os
@@ -232,11 +235,15 @@ def build_report(
         raise InvalidInputError("A report needs at least one run id; list them: runcast runs list.")
     if not 0.0 < cutoff < 1.0:
         raise InvalidInputError(f"cutoff must be in (0, 1), but got {cutoff=}.")
-    panels = tuple(build_panel(store, r, key, cutoff, whatif) for r in run_ids)
+    panels = []
+    for r in run_ids:
+        if on_run is not None:
+            on_run(r)
+        panels.append(build_panel(store, r, key, cutoff, whatif))
     names = ", ".join(p.name for p in panels)
     return Report(
         title or f"runcast report: {names}",
         key,
-        panels,
+        tuple(panels),
         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     )
