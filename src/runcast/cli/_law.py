@@ -75,8 +75,18 @@ def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
             )
 
     def col(name: str) -> Any:
-        vals = [r.get(name) for r in rows]
-        return np.array([np.nan if v in ("", None) else float(v) for v in vals])
+        out = np.full(len(rows), np.nan)
+        for i, r in enumerate(rows):
+            v = r.get(name)
+            if v in ("", None):
+                continue
+            try:
+                out[i] = float(v)
+            except (TypeError, ValueError):
+                raise ImportFormatError(
+                    f"{path}, row {i + 1}: column {name!r} holds {v!r}, not a number."
+                ) from None
+        return out
 
     steps, values = col("step"), col(metric)
     ok = np.isfinite(steps)

@@ -29,6 +29,20 @@ PUBLISHED: dict[str, dict[str, float]] = {
 }  # fmt: skip
 
 
+CHUNK = 2048
+
+
+def drop_terms(
+    chunks: list[DropTerms], c: float, beta: float, gamma: float, delta: float, grad: bool
+) -> tuple[FloatArray, FloatArray | None]:
+    """The loss drop over all prepared chunks of steps, and its Jacobian if ``grad``."""
+    parts = [t.value_and_grad(c, beta, gamma, delta, grad) for t in chunks]
+    value = np.concatenate([v for v, _ in parts])
+    if not grad:
+        return value, None
+    return value, np.vstack([j for _, j in parts if j is not None])
+
+
 class MultiPowerLaw(Law):
     """The multi-power law of Luo et al. (2025); parameters L0, A, alpha, B, C, beta, gamma.
 
@@ -66,7 +80,9 @@ class MultiPowerLaw(Law):
     @classmethod
     def _prepare(cls, lrs: FloatArray, steps: IntArray) -> Any:
         s1 = np.maximum(np.cumsum(lrs)[steps], 1e-300)
-        return s1, np.log(s1), DropTerms.build(lrs, steps)
+        # chunks of steps bound the (steps x blocks) matrices: ~10 MB whatever the request
+        chunks = [DropTerms.build(lrs, steps[i : i + CHUNK]) for i in range(0, steps.size, CHUNK)]
+        return s1, np.log(s1), chunks
 
     @classmethod
     def _evaluate(
@@ -75,7 +91,7 @@ class MultiPowerLaw(Law):
         l0, a, alpha, b, c, beta, gamma = (float(v) for v in theta)
         _, log_s1, drops = prep
         power = np.exp(-alpha * log_s1)
-        ld, ld_jac = drops.value_and_grad(c, beta, gamma, 0.0, grad)
+        ld, ld_jac = drop_terms(drops, c, beta, gamma, 0.0, grad)
         pred = l0 + a * power - b * ld
         if not grad:
             return pred, None

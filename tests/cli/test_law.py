@@ -1,0 +1,103 @@
+"""``runcast law fit`` / ``runcast law predict``: files in, a saved law, predictions out."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from runcast import Schedule
+from runcast.cli import _law
+from runcast.forecast.laws import Law, MultiPowerLaw
+
+COSINE = "cosine:peak=3e-4,end=3e-5,warmup=500,total=12000"
+CONSTANT = "constant:peak=3e-4,warmup=500,total=12000"
+WSD = "wsd:peak=3e-4,end=3e-5,warmup=500,total=12000,decay_start=10000"
+TRUTH = MultiPowerLaw.published("25M")
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    _law.register(app)
+
+    @app.callback()
+    def _root() -> None:  # a group, so the commands are invoked as `law fit`
+        pass
+
+    return app
+
+
+def write_csv(path: Path, spec: str, with_lr: bool = False) -> Path:
+    sched = Schedule.from_string(spec)
+    steps = np.arange(0, 12000) if with_lr else np.arange(500, 12000, 100)
+    loss = TRUTH.predict(sched, np.maximum(steps, 1))
+    lrs = sched.array()
+    lines = ["step,lr,loss"] + [
+        f"{s},{float(lrs[s])!r},{float(v)!r}" for s, v in zip(steps, loss, strict=True)
+    ]
+    text = "\n".join(lines) + "\n"
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_fit_then_predict(app: typer.Typer, tmp_path: Path) -> None:
+    runner = CliRunner()
+    a = write_csv(tmp_path / "cos.csv", COSINE)
+    b = write_csv(tmp_path / "const.csv", CONSTANT)
+    out = tmp_path / "law.json"
+    args = ["law", "fit", str(a), str(b), "-s", COSINE, "-s", CONSTANT, "--law", "mpl"]
+    res = runner.invoke(app, [*args, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    # the table names the law's parameters and the leave-one-out check ran on 2 curves
+    assert "alpha" in res.output and "held-out relative error" in res.output
+    law = Law.load(out)
+    assert law.name == "mpl"
+    res = runner.invoke(app, ["law", "predict", str(out), "-s", WSD, "--steps", "6000,11999",
+                              "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    truth = TRUTH.predict(Schedule.from_string(WSD), [6000, 11999])
+    # fitted on cosine + constant, the WSD prediction matches the true law to 0.3%
+    np.testing.assert_allclose(data["median"], truth, rtol=3e-3)
+    lo, hi = data["final"]["interval_80"]
+    assert lo < data["median"][-1] < hi
+
+
+def test_fit_from_a_recorded_lr_column(app: typer.Typer, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "run.csv.gz", COSINE, with_lr=True)
+    res = CliRunner().invoke(app, ["law", "fit", str(path), "--law", "momentum", "--json"])
+    assert res.exit_code == 0, res.output
+    # the per-step lr column became the schedule; the momentum law was fitted on binned points
+    data = json.loads(res.output)
+    assert data["law"] == "momentum" and data["info"]["n_points"] == 256
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-s", COSINE, "-s", CONSTANT, "-s", WSD], "once per file"),
+        (["--metric", "acc"], "no 'acc' column"),
+        ([], "no schedule given"),
+        (["-s", "cosine:peak=1e-3", "--law", "nope"], "total"),
+        (["-s", CONSTANT, "--law", "nope"], "Unknown law 'nope'"),
+    ],
+)
+def test_fit_errors_are_one_line(
+    app: typer.Typer, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    path = tmp_path / "run.csv"
+    path.write_text("step,loss\n500,4.0\n600,3.9\n")
+    res = CliRunner().invoke(app, ["law", "fit", str(path), *extra])
+    # a RuncastError is printed as one "error:" line with the fix, exit status 1
+    assert res.exit_code == 1
+    assert "error:" in res.output and message in res.output.replace("\n", " ")

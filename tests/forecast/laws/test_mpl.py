@@ -1,0 +1,65 @@
+"""The multi-power law: the paper's published parameters reproduce its benchmark numbers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runcast import Schedule
+from runcast.errors import InvalidInputError
+from runcast.forecast.laws import MultiPowerLaw
+from runcast.forecast.laws._areas import loss_drop_reference
+
+PREDICT = ("constant_72000", "cosine_72000", "wsd_20000_24000", "wsdld_20000_24000",
+           "wsdcon_3", "wsdcon_18")  # fmt: skip
+
+
+def test_prediction_matches_the_plain_formula() -> None:
+    law = MultiPowerLaw.published("100M")
+    p = law.params
+    spec = {"kind": "cosine", "peak": 3e-4, "end": 3e-5, "warmup": 2160, "total": 24000}
+    lrs = Schedule.from_spec(spec).array()
+    steps = np.array([2500, 12000, 23999])
+    s1 = np.cumsum(lrs)[steps]
+    ld = loss_drop_reference(lrs, steps, p["C"], p["beta"], p["gamma"])
+    plain = p["L0"] + p["A"] * s1 ** (-p["alpha"]) - p["B"] * ld
+    # L0 + A S1^-alpha - B LD, written out plainly (the paper's formula), to 1e-6 of the loss
+    np.testing.assert_allclose(law.predict(spec, steps), plain, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("size", "pred_e"), [("25M", 0.00110), ("100M", 0.00142),
+                                              ("400M", 0.00168)])  # fmt: skip
+def test_published_parameters_reproduce_published_pred_e(
+    size: str, pred_e: float, shared_data: Path, catalog: dict[str, Any]
+) -> None:
+    errs = []
+    for entry in catalog["curves"]:
+        name = Path(entry["file"]).stem
+        if not entry["file"].startswith(f"curves/mpl/{size}/") or name not in PREDICT:
+            continue
+        with (shared_data / entry["file"]).open() as fh:
+            rows = list(csv.DictReader(fh))
+        step = np.array([int(r["step"]) for r in rows])
+        loss = np.array([float(r["loss"]) for r in rows])
+        keep = step < 24000 if step.max() == 24000 else np.ones(step.size, bool)
+        pred = MultiPowerLaw.published(size).predict(entry["schedule"], step[keep])
+        errs.append(np.mean(np.abs(loss[keep] - pred) / loss[keep]))
+    assert len(errs) == 6
+    # the repository's README figures: our law is the paper's law, to the 5th decimal
+    assert np.mean(errs) == pytest.approx(pred_e, abs=6e-6)
+
+
+def test_published_rejects_unknown_sizes() -> None:
+    with pytest.raises(InvalidInputError, match="25M, 100M, 400M"):
+        MultiPowerLaw.published("7B")
+
+
+def test_published_table_is_json_ready() -> None:
+    law = MultiPowerLaw.published("400M")
+    # published parameters survive a JSON round trip untouched
+    assert json.loads(json.dumps(law.to_dict()))["params"] == law.params
