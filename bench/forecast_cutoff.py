@@ -77,6 +77,7 @@ def own_runs() -> list[Case]:
     import tempfile
 
     db = Path(tempfile.mkdtemp()) / "runs.db"
+    torch.set_num_threads(1)  # a tiny model: threads only contend on a shared machine
     cases = []
     for kind in ("cosine", "wsd"):
         torch.manual_seed(0)

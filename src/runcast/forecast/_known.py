@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -65,13 +66,26 @@ def areas(schedule: Schedule, until: int, lam: float) -> tuple[FloatArray, Float
         >>> float(s1[9]), round(float(s2[4999]), 2)
         (10.0, 1.0)
     """
+    s1, s2 = _areas(schedule, until, (lam,))
+    return s1, s2[0]
+
+
+@lru_cache(maxsize=16)
+def _areas(
+    schedule: Schedule, until: int, lams: tuple[float, ...]
+) -> tuple[FloatArray, FloatArray]:
+    """``S1`` and one ``S2`` row per decay in ``lams``; cached, since a run is forecast again
+    and again with the same schedule (every few steps by a pruner), and on a 143k-step schedule
+    these O(T) passes are most of a forecast's time."""
     lrs = np.asarray(schedule.array(until + 1), dtype=np.float64)
     peak = float(lrs.max()) if lrs.size and lrs.max() > 0 else 1.0
     eta = lrs / peak
     s1 = np.cumsum(eta)
     drop = np.maximum(np.concatenate([[0.0], eta[:-1] - eta[1:]]), 0.0)
-    m = lfilter([1.0 - lam], [1.0, -lam], drop)
-    return s1, np.cumsum(m)
+    s2 = np.stack([np.cumsum(lfilter([1.0 - lam], [1.0, -lam], drop)) for lam in lams])
+    s1.setflags(write=False)
+    s2.setflags(write=False)
+    return s1, s2
 
 
 def _bayes_k(
@@ -116,8 +130,8 @@ def fit_grid(p: Prepared, schedule: Schedule, *, n_paths: int = 400, seed: int =
     prior_mean = np.array([0.0, 0.0, gain])
     prior_sd = np.array([*PRIOR_SD, gain])
     designs, cols = [], []
-    for lam in LAMBDAS:
-        s1, s2 = areas(schedule, p.until, lam)
+    s1, s2_all = _areas(schedule, p.until, LAMBDAS)
+    for s2 in s2_all:
         x = s1[fit_steps] / s1[p.last_step]
         g = x[None, :] ** -ALPHAS[:, None]
         g = g / g.max(axis=1, keepdims=True)
@@ -125,22 +139,11 @@ def fit_grid(p: Prepared, schedule: Schedule, *, n_paths: int = 400, seed: int =
         designs.append(X)
         cols.append((s1, s2))
     X = np.concatenate(designs)
-    # noise: the best unregularised fit's residual SD, floored by the measured bin noise
-    coef, *_ = np.linalg.lstsq(
-        X[len(ALPHAS) // 2] * np.sqrt(w)[:, None], p.y * np.sqrt(w), rcond=None
-    )
-    resid = p.y - X[len(ALPHAS) // 2] @ coef
+    # noise: the best (nearly unregularised) fit's residual SD, floored by the measured bin noise
+    ls_mean, _, _ = _bayes_k(X, p.y, w, prior_mean, 1e3 * prior_sd, 1.0)
+    sse = np.sum(w * (p.y[None] - np.einsum("kni,ki->kn", X, ls_mean)) ** 2, axis=1)
     floor = (1.2533 * p.noise_y) ** 2 / float(p.weight.mean())
-    sse0 = float(np.sum(w * resid**2))
-    mean, cov, log_ev = _bayes_k(
-        X, p.y, w, prior_mean, prior_sd, max(sse0 / max(w.sum() - 4, 1), floor, 1e-12)
-    )
-    sigma2 = max(
-        float(np.min(np.sum(w * (p.y[None] - np.einsum("kni,ki->kn", X, mean)) ** 2, axis=1)))
-        / max(w.sum() - 4, 1),
-        floor,
-        1e-12,
-    )
+    sigma2 = max(float(np.nanmin(sse)) / max(float(w.sum()) - 4.0, 1.0), floor, 1e-12)
     mean, cov, log_ev = _bayes_k(X, p.y, w, prior_mean, prior_sd, sigma2)
     ok = (mean[:, 1] > 0) & np.isfinite(log_ev)
     log_ev = np.where(ok, log_ev, -np.inf) if ok.any() else log_ev
