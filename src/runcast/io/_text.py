@@ -48,7 +48,7 @@ def csv_points(
     p = Path(path)
     sep = delimiter or ("\t" if p.suffix.lower() in (".tsv", ".tab") else ",")
     with _open(p) as fh:
-        reader = csv.reader(fh, delimiter=sep)
+        reader = csv.reader(fh, delimiter=sep, strict=True)
         try:
             header = next(reader, None)
             if not header or not any(h.strip() for h in header):

@@ -203,6 +203,9 @@ class Run:
             >>> runcast.open_store(run.db).run(run.id).status
             'finished'
         """
+        self._finish(status, stacklevel=3)
+
+    def _finish(self, status: Status, stacklevel: int) -> None:
         if self._finished:
             return
         if status not in ("finished", "failed", "killed"):
@@ -227,7 +230,7 @@ class Run:
                     f"Run {self.id}: {total} value(s) were NaN or inf and are recorded as "
                     f"missing: {detail}."
                 ),
-                stacklevel=2,
+                stacklevel=stacklevel,  # point at the user's finish() call or with-block
             )
         if error is not None:
             raise StoreError(
@@ -244,11 +247,11 @@ class Run:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
-            self.finish("finished")
+            self._finish("finished", stacklevel=3)
         elif issubclass(exc_type, KeyboardInterrupt):
-            self.finish("killed")
+            self._finish("killed", stacklevel=3)
         else:
-            self.finish("failed")
+            self._finish("failed", stacklevel=3)
 
 
 def _rank() -> tuple[int, int]:
