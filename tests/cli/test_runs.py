@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import runcast
+from runcast.cli import app
+from runcast.store import open_store
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def two_runs(db_path: Path) -> tuple[str, str]:
+    with runcast.init(project="a", name="first", db=db_path, config={"lr": 0.1}) as r1:
+        for s in range(3):
+            r1.log({"loss": 2.0 - s * 0.5, "lr": 0.1})
+    with runcast.init(project="b", name="second", db=db_path) as r2:
+        r2.log({"loss": 1.0})
+    return r1.id, r2.id
+
+
+def test_list_shows_runs_newest_first(db_path: Path, two_runs: tuple[str, str]) -> None:
+    res = runner.invoke(app, ["runs", "list", "--db", str(db_path)], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    first, second = two_runs
+    assert res.output.index(second) < res.output.index(first)
+    assert "2 run(s)" in res.output and "finished" in res.output
+
+
+def test_list_filters_and_prints_json(db_path: Path, two_runs: tuple[str, str]) -> None:
+    res = runner.invoke(app, ["--db", str(db_path), "runs", "list", "-p", "a", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [r["name"] for r in rows] == ["first"]
+    assert rows[0]["n_points"] == 6 and rows[0]["last_step"] == 2
+
+
+def test_list_of_an_empty_store(db_path: Path) -> None:
+    open_store(db_path).close()
+    res = runner.invoke(app, ["runs", "list", "--db", str(db_path)])
+    assert res.exit_code == 0 and "No runs" in res.output
+
+
+def test_show_prints_config_and_metrics(db_path: Path, two_runs: tuple[str, str]) -> None:
+    res = runner.invoke(app, ["runs", "show", "first", "--db", str(db_path)], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert two_runs[0] in res.output and "lr" in res.output and "0.1" in res.output
+    data = json.loads(
+        runner.invoke(app, ["runs", "show", two_runs[0], "--json", "--db", str(db_path)]).output
+    )
+    assert data["metrics"]["loss"]["n_points"] == 3
+    assert data["metrics"]["loss"]["last_value"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "command", [["show", "ghost"], ["rm", "ghost", "-y"], ["export", "ghost", "x.csv"]]
+)
+def test_an_unknown_run_is_one_red_line_and_exit_1(
+    db_path: Path, two_runs: tuple[str, str], command: list[str]
+) -> None:
+    res = runner.invoke(app, ["runs", *command, "--db", str(db_path)])
+    assert res.exit_code == 1
+    assert "No run 'ghost'" in res.output and "Traceback" not in res.output
+
+
+def test_a_missing_store_is_not_created_by_reading(tmp_path: Path) -> None:
+    db = tmp_path / "none.db"
+    res = runner.invoke(app, ["runs", "list", "--db", str(db)])
+    assert res.exit_code == 1 and "no runcast store" in res.output
+    assert not db.exists()
+
+
+def test_rm_asks_and_deletes(db_path: Path, two_runs: tuple[str, str]) -> None:
+    first, second = two_runs
+    res = runner.invoke(app, ["runs", "rm", first, "--db", str(db_path)], input="n\n")
+    assert res.exit_code == 1  # declined: aborted, nothing deleted
+    with open_store(db_path) as store:
+        assert len(store.runs()) == 2
+    res = runner.invoke(app, ["runs", "rm", first, "--db", str(db_path)], input="y\n")
+    assert res.exit_code == 0, res.output
+    with open_store(db_path) as store:
+        assert [r.id for r in store.runs()] == [second]
+
+
+def test_rm_with_one_bad_id_deletes_nothing(db_path: Path, two_runs: tuple[str, str]) -> None:
+    res = runner.invoke(app, ["runs", "rm", two_runs[0], "ghost", "-y", "--db", str(db_path)])
+    assert res.exit_code == 1
+    with open_store(db_path) as store:
+        assert len(store.runs()) == 2
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_export(db_path: Path, tmp_path: Path, two_runs: tuple[str, str], suffix: str) -> None:
+    out = tmp_path / f"first{suffix}"
+    res = runner.invoke(
+        app, ["runs", "export", "first", str(out), "-k", "loss", "--db", str(db_path)]
+    )
+    assert res.exit_code == 0, res.output
+    assert out.exists()
+    if suffix == ".csv":
+        assert out.read_text().splitlines() == ["step,loss", "0,2.0", "1,1.5", "2,1.0"]
+
+
+def test_export_bad_format_is_a_clear_error(
+    db_path: Path, tmp_path: Path, two_runs: tuple[str, str]
+) -> None:
+    res = runner.invoke(
+        app, ["runs", "export", "first", str(tmp_path / "x.xlsx"), "--db", str(db_path)]
+    )
+    assert res.exit_code == 1 and "format must be 'csv' or 'parquet'" in res.output
