@@ -51,3 +51,26 @@ def test_eval_forecast_table(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "ensemble" in res.output and "median |err|" in res.output
+
+
+def test_forecast_a_run_in_the_store_uses_its_recorded_schedule(db_path: Path) -> None:
+    import runcast
+
+    spec = {"kind": "cosine", "peak": 1e-3, "end": 1e-4, "warmup": 10, "total": 2001}
+    with runcast.init(project="t", name="r1", config={"schedule": spec}, db=db_path) as run:
+        for step in range(0, 801, 10):
+            run.log({"loss": 2.0 + 5.0 * ((step + 100) / 100.0) ** -0.6}, step=step)
+    res = runner.invoke(app, ["forecast", "r1", "--until", "2000", "--db", str(db_path), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    # the run's config carries its schedule, so "auto" takes the schedule-aware law
+    assert out["method"] == "law" and out["last_observed_step"] == 800
+
+
+def test_unknown_run_is_a_clear_error(db_path: Path) -> None:
+    import runcast
+
+    with runcast.init(project="t", name="r1", db=db_path) as run:
+        run.log({"loss": 1.0}, step=0)
+    res = runner.invoke(app, ["forecast", "nope", "--until", "10", "--db", str(db_path)])
+    assert res.exit_code == 1 and "error" in res.output

@@ -224,7 +224,8 @@ def forecast(
             seed=seed,
             **opts,
         )
-    return m.fn(curve, until, sched, steps=steps, seed=seed, **opts)  # type: ignore[no-any-return]
+    kwargs = {"steps": steps, "direction": direction, "noise": noise, "n_paths": n_paths}
+    return m.fn(curve, until, sched, seed=seed, **kwargs, **opts)  # type: ignore[no-any-return]
 
 
 def available_methods() -> dict[str, str]:
