@@ -20,7 +20,8 @@ SPEC = {
 
 def _momentum_truth(sched: Schedule, lam: float = 0.995) -> np.ndarray:
     s1, s2 = areas(sched, 9999, lam)
-    return 2.5 + 1.5 * (s1 / s1[2000]) ** -0.4 - 0.1 * s2
+    # warm-up starts at LR 0, so S1 = 0 at step 0: keep it positive
+    return 2.5 + 1.5 * (np.maximum(s1, 1e-9) / s1[2000]) ** -0.4 - 0.1 * s2
 
 
 def _reference_areas(lrs: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
