@@ -39,7 +39,7 @@ def write_curve(path: Path, spec: str) -> Path:
     from runcast import Schedule
     from runcast.forecast.laws import MultiPowerLaw
 
-    steps = np.arange(2200, 24000, 250)
+    steps = np.arange(2200, 24000, 400)
     loss = MultiPowerLaw.published("25M").predict(Schedule.from_string(spec), steps)
     rows = "\n".join(f"{s},{v:.6f}" for s, v in zip(steps, loss, strict=True))
     path.write_text("step,loss\n" + rows + "\n")
@@ -71,10 +71,10 @@ def test_plan_from_saved_law(app: typer.Typer, law_file: Path, tmp_path: Path) -
     assert saved["schedule"]["kind"] == "wsd" and saved["schedule"]["total"] == 24000
 
 
-def test_plan_fits_files_and_prints_json(app: typer.Typer, tmp_path: Path) -> None:
+def test_plan_fits_files_and_notes_extrapolation(app: typer.Typer, tmp_path: Path) -> None:
     a = write_curve(tmp_path / "cos.csv", COSINE)
     b = write_curve(tmp_path / "const.csv", CONSTANT)
-    args = [
+    base = [
         "plan",
         str(a),
         str(b),
@@ -87,11 +87,16 @@ def test_plan_fits_files_and_prints_json(app: typer.Typer, tmp_path: Path) -> No
         "--law",
         "mpl",
         "--no-free-form",
-        "--json",
     ]
-    res = CliRunner().invoke(app, args)
+    res = CliRunner().invoke(app, base)
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    # unconstrained, the plan anneals below every LR the fitted runs saw: the CLI says so
+    assert "below the lowest LR of the fitted runs (3.01e-05)" in text
+    res = CliRunner().invoke(app, [*base, "--floor", "3e-5", "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
+    assert data["schedule"]["end"] >= 3e-5  # the floor keeps the plan where the law was fitted
     # peak and warmup default to the given schedules'; the fit recovers the law's answer
     assert data["schedule"]["peak"] == 3e-4 and data["schedule"]["warmup"] == 2160
     assert 0.03 < data["gain"] < 0.08 and data["prob_gain"] > 0.9

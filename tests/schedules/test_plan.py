@@ -117,6 +117,15 @@ def test_without_forecast_no_uncertainty() -> None:
     assert plan.family == "cosine" and plan.gain >= 0  # the baseline is one of its candidates
 
 
+def test_floor_bounds_every_candidate() -> None:
+    plan = plan_schedule(AreaAndDrops(), BUDGET, PEAK, floor=0.05, max_evals=200)
+    for family, (sched, _) in plan.candidates.items():
+        # no family may anneal below the floor (the law was not fitted down there)
+        assert sched.array().min() >= 0.05 - 1e-12, family
+    with pytest.raises(ScheduleError, match="floor"):
+        plan_schedule(AreaAndDrops(), BUDGET, PEAK, floor=2.0)
+
+
 def test_custom_baseline() -> None:
     base = {"kind": "cosine", "peak": PEAK, "total": BUDGET, "end": 0.0}
     plan = plan_schedule(AreaAndDrops(), BUDGET, PEAK, baseline=base, free_form=False)

@@ -23,6 +23,12 @@ def test_free_form_is_always_a_valid_decay(seed: int) -> None:
     assert (lrs[20:] > 0).all()  # any theta gives positive LRs: no constraint needed
 
 
+def test_free_form_respects_the_floor() -> None:
+    form = FreeForm(Setting(budget=500, peak=2e-3, warmup=20, floor=2e-4), knots=8)
+    lrs = form.lrs(np.full(7, 5.0))  # huge drops: would reach ~0 without a floor
+    assert lrs[20:].min() >= 2e-4 and lrs[-1] == pytest.approx(2e-4, rel=1e-6)
+
+
 def test_knots_crowd_toward_the_end() -> None:
     gaps = np.diff(FreeForm(SETTING, knots=10).pos)
     assert (np.diff(gaps) < 0).all()  # the decay happens late: finer knots there

@@ -72,7 +72,21 @@ def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
     return curve
 
 
-def _load_law(law: str, files: list[Path], specs: list[str], metric: str) -> Any:
+def lowest_fitted_lr(curves: list[Curve]) -> float | None:
+    """The lowest LR the curves were observed at after their LR peaked (None without curves)."""
+    import numpy as np
+
+    lows = []
+    for c in curves:
+        lrs = c.lr()
+        # from the first observed point at the peak on: warmup LRs say nothing about annealing
+        lows.append(float(lrs[int(np.argmax(lrs)) :].min()))
+    return min(lows) if lows else None
+
+
+def _load_law(
+    law: str, files: list[Path], specs: list[str], metric: str
+) -> tuple[Any, list[Curve]]:
     from runcast.errors import InvalidInputError
     from runcast.forecast.laws import Law, fit_law
     from runcast.schedules import Schedule
@@ -82,7 +96,7 @@ def _load_law(law: str, files: list[Path], specs: list[str], metric: str) -> Any
             raise InvalidInputError(
                 "Give either a saved law (--law FILE.json) or curves to fit (FILE...), not both."
             )
-        return Law.load(law)
+        return Law.load(law), []
     if not files:
         raise InvalidInputError(
             "Give the curves to fit (FILE... with --schedule for each), or a saved law with "
@@ -97,7 +111,7 @@ def _load_law(law: str, files: list[Path], specs: list[str], metric: str) -> Any
     if len(scheds) == 1:
         scheds = scheds * len(files)
     curves = [read_curve(p, metric, s) for p, s in zip(files, scheds, strict=True)]
-    return fit_law(curves, law)
+    return fit_law(curves, law), curves
 
 
 def describe(s: Schedule) -> str:
@@ -169,6 +183,9 @@ def plan_command(
         int | None,
         typer.Option(help="Warmup steps (default: the given schedules' longest)."),
     ] = None,
+    floor: Annotated[
+        float, typer.Option(help="Lowest LR a planned schedule may anneal to (default 0).")
+    ] = 0.0,
     law: Annotated[
         str, typer.Option(help="Law to fit: auto, runcast, mpl, momentum; or a saved law JSON.")
     ] = "auto",
@@ -194,7 +211,7 @@ def plan_command(
 
         if budget < 2:
             raise InvalidInputError("Give the run's length in steps with --budget N (N >= 2).")
-        fitted = _load_law(law, list(files or []), schedule, metric)
+        fitted, curves = _load_law(law, list(files or []), schedule, metric)
         given = [Schedule.from_string(s) for s in schedule]
         if peak is None:
             peak = max((s.peak for s in given), default=None)
@@ -205,7 +222,13 @@ def plan_command(
             warmup = max(warm, default=0)
         base = None if baseline is None else Schedule.from_string(baseline)
         plan = plan_schedule(
-            fitted, budget, float(peak), warmup=warmup, free_form=free_form, baseline=base
+            fitted,
+            budget,
+            float(peak),
+            warmup=warmup,
+            floor=floor,
+            free_form=free_form,
+            baseline=base,
         )
         data = plan.to_dict()
         if out is not None:
@@ -223,6 +246,16 @@ def plan_command(
             f"P(gain > 0) = {plan.prob_gain:.2f})"
         )
         console.print(f"Predicted gain over the baseline: [bold]{plan.gain:+.4f}[/]{unc}")
+        low = lowest_fitted_lr(curves)
+        planned_low = float(plan.schedule.array()[warmup:].min())
+        if low is not None and planned_low < 0.999 * low:
+            console.print(
+                f"[yellow]note:[/] the plan anneals to {planned_low:.3g}, below the lowest LR of "
+                f"the fitted runs ({low:.3g}): there the law extrapolates, and laws tend to "
+                f"overstate annealing gains. --floor {low:.3g} keeps the plan where the law "
+                "was fitted.",
+                highlight=False,
+            )
         if plan.schedule.kind == "recorded":
             hint = f"written to {out}" if out else "write its every-step LRs with --out FILE"
             console.print(f"The planned schedule is free-form: {hint}.", highlight=False)

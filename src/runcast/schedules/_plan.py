@@ -127,7 +127,7 @@ class Plan:
         )
 
 
-def _check(budget: int, peak: float, warmup: int) -> Setting:
+def _check(budget: int, peak: float, warmup: int, floor: float) -> Setting:
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 2:
         raise InvalidInputError(f"budget must be a whole number of steps >= 2, but got {budget!r}.")
     if not np.isfinite(peak) or peak <= 0:
@@ -136,7 +136,12 @@ def _check(budget: int, peak: float, warmup: int) -> Setting:
         raise ScheduleError(
             f"warmup ({warmup}) must be at least 0 and leave room in the budget ({budget} steps)."
         )
-    return Setting(int(budget), float(peak), int(warmup))
+    if not np.isfinite(floor) or not 0 <= floor < peak:
+        raise ScheduleError(
+            f"floor (the lowest LR a plan may use) must be in [0, peak={peak!r}), but got "
+            f"{floor!r}."
+        )
+    return Setting(int(budget), float(peak), int(warmup), float(floor))
 
 
 def _forecast_final(law: Any, schedule: Schedule, step: int, n_paths: int, seed: int) -> Any:
@@ -191,6 +196,7 @@ def plan_schedule(
     peak: float,
     *,
     warmup: int = 0,
+    floor: float = 0.0,
     families: Sequence[str] = FAMILIES,
     decay_shapes: Sequence[str] = DECAY_SHAPES,
     free_form: bool = True,
@@ -208,6 +214,8 @@ def plan_schedule(
         budget: the run's length in steps; the loss at step ``budget - 1`` is minimised.
         peak: the peak LR (kept fixed: the planner shapes the schedule, not its scale).
         warmup: linear warmup steps, shared by every schedule (and the baseline).
+        floor: the lowest LR a planned schedule may anneal to. A law fitted on runs that never
+            went below some LR extrapolates beneath it; pass that LR to stay where it was fitted.
         families: the families to search, from ``("wsd", "cosine")``.
         decay_shapes: the WSD cooldown shapes to consider (default: all of ``DECAY_SHAPES``).
         free_form: also optimise a free-form non-increasing schedule, started from the best
@@ -225,7 +233,7 @@ def plan_schedule(
         ('wsd', 0.06, True)
     """
     t0 = time.perf_counter()
-    st = _check(budget, peak, warmup)
+    st = _check(budget, peak, warmup, floor)
     unknown = [f for f in families if f not in FAMILIES]
     if unknown or (not families and not free_form):
         raise InvalidInputError(

@@ -34,11 +34,16 @@ class LossLaw(Protocol):
 
 @dataclass(frozen=True)
 class Setting:
-    """What every planned schedule shares: length, peak LR and warmup."""
+    """What every planned schedule shares: length, peak LR, warmup, and the lowest LR allowed."""
 
     budget: int
     peak: float
     warmup: int
+    floor: float = 0.0
+
+    def lr(self, share: float) -> float:
+        """An LR given as a share of the peak, raised to the floor."""
+        return max(share * self.peak, self.floor)
 
     @property
     def last(self) -> int:
@@ -105,7 +110,7 @@ def search_wsd(f: Objective, shapes: Sequence[str] = DECAY_SHAPES) -> tuple[floa
 
     def make(frac: float, shape: str, end: float) -> Schedule:
         start = min(max(round(st.budget * (1.0 - frac)), st.warmup), st.budget)
-        spec = st.spec("wsd", decay_start=start, decay_shape=shape, end=end * st.peak)
+        spec = st.spec("wsd", decay_start=start, decay_shape=shape, end=st.lr(end))
         return Schedule.from_spec(spec)
 
     grid: list[tuple[float, tuple[float, str, float]]] = []
@@ -147,7 +152,7 @@ def search_cosine(f: Objective) -> tuple[float, Schedule]:
     st = f.setting
 
     def make(end: float) -> Schedule:
-        return Schedule.from_spec(st.spec("cosine", end=end * st.peak))
+        return Schedule.from_spec(st.spec("cosine", end=st.lr(end)))
 
     val, end = min((f(make(e)), e) for e in COSINE_ENDS)
     lo, hi = max(end - 0.1, 0.0), min(end + 0.1, 1.0)
@@ -158,10 +163,10 @@ def search_cosine(f: Objective) -> tuple[float, Schedule]:
 class FreeForm:
     """A monotone non-increasing LR after warmup, set by ``knots`` values and interpolated.
 
-    The value at knot ``k`` is ``peak * exp(-c_k)`` with ``c_0 = 0`` and
-    ``c_k = sum_{j<=k} softplus(theta_j)``: any real ``theta`` gives a valid schedule (positive,
-    never rising), so an unconstrained optimiser can search it. Knots sit closer together near
-    the end of the budget, where the decay happens.
+    The value at knot ``k`` is ``floor + (peak - floor) * exp(-c_k)`` with ``c_0 = 0`` and
+    ``c_k = sum_{j<=k} softplus(theta_j)``: any real ``theta`` gives a valid schedule (above the
+    floor, never rising), so an unconstrained optimiser can search it. Knots sit closer together
+    near the end of the budget, where the decay happens.
     """
 
     def __init__(self, setting: Setting, knots: int):
@@ -176,7 +181,8 @@ class FreeForm:
     def lrs(self, theta: FloatArray) -> FloatArray:
         """The LR of every step for parameters ``theta`` (length ``knots - 1``)."""
         c = np.concatenate([[0.0], np.cumsum(np.logaddexp(0.0, theta))])
-        vals = self.setting.peak * np.exp(-c)
+        st = self.setting
+        vals = st.floor + (st.peak - st.floor) * np.exp(-c)
         return np.concatenate([self.ramp, np.interp(self.steps, self.pos, vals)])
 
     def schedule(self, theta: FloatArray) -> Schedule:
@@ -187,7 +193,9 @@ class FreeForm:
         """Parameters whose schedule matches ``schedule`` at the knots (a starting point)."""
         lrs = schedule.array(self.setting.budget)
         at = np.interp(self.pos, np.arange(lrs.size, dtype=np.float64), lrs)
-        at = np.minimum.accumulate(np.clip(at / self.setting.peak, 1e-4, 1.0))
+        st = self.setting
+        share = (at - st.floor) / (st.peak - st.floor)
+        at = np.minimum.accumulate(np.clip(share, 1e-4, 1.0))
         d = np.maximum(np.diff(-np.log(at)), 1e-6)
         return np.asarray(np.log(np.expm1(d)), dtype=np.float64)  # softplus inverse
 
