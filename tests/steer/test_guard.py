@@ -77,7 +77,7 @@ def _tiny() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
 
 
 def test_guard_lower_lr_scales_groups_and_scheduler() -> None:
-    model, opt = _tiny()
+    _, opt = _tiny()
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     g = InstabilityGuard("lower_lr", optimizer=opt, scheduler=sched, lr_factor=0.5)
     _warm(g)

@@ -1,0 +1,143 @@
+"""Hugging Face Trainer + RuncastCallback: records, stops, and saves schedule-free weights right.
+
+A tiny GPT-2 built from a config (no download) trains a few steps on random tokens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+schedulefree = pytest.importorskip("schedulefree")
+from safetensors.torch import load_file  # noqa: E402
+from transformers import (  # noqa: E402
+    GPT2Config,
+    GPT2LMHeadModel,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+import runcast  # noqa: E402
+from runcast.integrations import in_train_mode  # noqa: E402
+from runcast.integrations.hf import RuncastCallback  # noqa: E402
+from runcast.steer import PlateauDetector, StopRule  # noqa: E402
+
+
+class Tokens(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    def __init__(self, n: int = 64) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.ids = torch.randint(0, 50, (n, 8), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.ids[i], "labels": self.ids[i]}
+
+
+def _model() -> GPT2LMHeadModel:
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=8))
+
+
+def _args(tmp: Path, **kw: Any) -> TrainingArguments:
+    base: dict[str, Any] = {
+        "output_dir": str(tmp / "out"),
+        "per_device_train_batch_size": 8,
+        "per_device_eval_batch_size": 16,
+        "max_steps": 30,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "use_cpu": True,
+        "disable_tqdm": True,
+        "learning_rate": 1e-2,
+        "lr_scheduler_type": "constant",
+    }
+    base.update(kw)
+    return TrainingArguments(**base)
+
+
+def test_callback_records_to_the_store(tmp_path: Path, db_path: Path) -> None:
+    cb = RuncastCallback(project="hf", name="tiny", db=str(db_path))
+    Trainer(model=_model(), args=_args(tmp_path), train_dataset=Tokens(), callbacks=[cb]).train()
+    store = runcast.open_store(db_path)
+    (info,) = store.runs(project="hf")
+    assert info.name == "tiny" and info.status == "finished"
+    loss, lr = store.curve(info.id, "loss"), store.curve(info.id, "lr")
+    assert loss.step.tolist() == list(range(1, 31))  # one point per logged global step
+    assert set(lr.value.tolist()) == {1e-2}  # learning_rate recorded under runcast's "lr"
+    assert info.config["max_steps"] == 30  # TrainingArguments land in the run's config
+
+
+def test_callback_stops_on_plateau(tmp_path: Path) -> None:
+    # eval every 3 steps; nothing can beat the first eval by 100 -> plateau at the 2nd eval
+    cb = RuncastCallback(
+        db=str(tmp_path / "r.db"), plateau=PlateauDetector(patience=1, min_delta=100)
+    )
+    args = _args(tmp_path, eval_strategy="steps", eval_steps=3)
+    trainer = Trainer(
+        model=_model(), args=args, train_dataset=Tokens(), eval_dataset=Tokens(16), callbacks=[cb]
+    )
+    trainer.train()
+    assert trainer.state.global_step == 6  # stopped right after the 2nd evaluation
+    assert cb.decisions[0].action == "stop" and "plateau" in cb.decisions[0].reason
+
+
+def test_callback_stops_on_stop_rule(tmp_path: Path) -> None:
+    # a tolerance no run can gain: the real forecast must call it "stopped learning" at once
+    rule = StopRule(tolerance=100.0, min_points=10)
+    cb = RuncastCallback(db=str(tmp_path / "r.db"), stop_rule=rule, check_every=10)
+    trainer = Trainer(model=_model(), args=_args(tmp_path), train_dataset=Tokens(), callbacks=[cb])
+    trainer.train()
+    assert trainer.state.global_step == 10  # the first check (10 logs) stopped it
+    assert cb.decisions[0].numbers["remaining_steps"] == 20.0
+
+
+class _Probe(TrainerCallback):  # type: ignore[misc]
+    """Computes the schedule-free evaluation weights x = (y - (1 - b1) z) / b1 at step 10."""
+
+    def __init__(self) -> None:
+        self.x: dict[str, torch.Tensor] = {}
+        self.y: dict[str, torch.Tensor] = {}
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if state.global_step != 10:
+            return
+        opt, model = kw["optimizer"], kw["model"]
+        assert in_train_mode(opt)  # y is in the model at this point
+        b1 = opt.param_groups[0]["betas"][0]
+        names = {id(p): n for n, p in model.named_parameters()}
+        for p in opt.param_groups[0]["params"]:
+            z = opt.state[p]["z"]
+            self.y[names[id(p)]] = p.detach().clone()
+            self.x[names[id(p)]] = ((p.detach() - (1 - b1) * z) / b1).clone()
+
+
+@pytest.mark.parametrize("with_runcast", [True, False])
+def test_schedule_free_checkpoint_holds_eval_weights(tmp_path: Path, with_runcast: bool) -> None:
+    model = _model()
+    opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-2)
+    probe = _Probe()
+    callbacks: list[Any] = [probe]
+    if with_runcast:
+        callbacks.append(RuncastCallback(db=str(tmp_path / "r.db")))
+    args = _args(tmp_path, max_steps=10, save_strategy="steps", save_steps=10, save_only_model=True)
+    Trainer(
+        model=model, args=args, train_dataset=Tokens(), optimizers=(opt, None), callbacks=callbacks
+    ).train()
+    saved = load_file(str(tmp_path / "out" / "checkpoint-10" / "model.safetensors"))
+    key = "transformer.h.0.mlp.c_fc.weight"
+    # x and y really differ here, so saving the wrong one is visible
+    assert not torch.allclose(probe.x[key], probe.y[key], atol=1e-4)
+    if with_runcast:
+        assert torch.allclose(saved[key], probe.x[key], atol=1e-6)  # the evaluation weights
+        assert in_train_mode(opt) is False  # final weights left as x too
+    else:
+        # without runcast the Trainer saves the gradient point y: the bug this fixes
+        assert torch.allclose(saved[key], probe.y[key], atol=1e-6)

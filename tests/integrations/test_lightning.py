@@ -1,0 +1,143 @@
+"""Lightning + RuncastCallback: records, stops (rank-0 decision broadcast), schedule-free right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+pl = pytest.importorskip("lightning.pytorch")
+schedulefree = pytest.importorskip("schedulefree")
+
+import runcast  # noqa: E402
+from runcast.integrations import in_train_mode  # noqa: E402
+from runcast.integrations.lightning import RuncastCallback  # noqa: E402
+from runcast.steer import PlateauDetector, StopRule  # noqa: E402
+
+
+def _loader(n: int = 64, seed: int = 0) -> torch.utils.data.DataLoader:  # type: ignore[type-arg]
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [0.0]]) + 0.1 * torch.randn(n, 1, generator=g)
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+
+
+class Regressor(pl.LightningModule):  # type: ignore[misc]
+    def __init__(self, schedule_free: bool = False, lr: float = 0.05) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)
+        )
+
+    def training_step(self, batch: Any, idx: int) -> torch.Tensor:
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.net(x), y)
+
+    def validation_step(self, batch: Any, idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+    def configure_optimizers(self) -> Any:
+        if self.hparams["schedule_free"]:
+            return schedulefree.AdamWScheduleFree(self.parameters(), lr=self.hparams["lr"])
+        return torch.optim.SGD(self.parameters(), lr=self.hparams["lr"])
+
+
+def _trainer(tmp: Path, callbacks: list[Any], **kw: Any) -> Any:
+    base: dict[str, Any] = {
+        "max_steps": 24,
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "default_root_dir": str(tmp),
+        "num_sanity_val_steps": 0,
+    }
+    base.update(kw)
+    return pl.Trainer(callbacks=callbacks, **base)
+
+
+def test_callback_records(tmp_path: Path, db_path: Path) -> None:
+    cb = RuncastCallback(project="pl", name="reg", db=str(db_path))
+    _trainer(tmp_path, [cb], val_check_interval=8).fit(Regressor(), _loader(), _loader(16, 1))
+    store = runcast.open_store(db_path)
+    (info,) = store.runs(project="pl")
+    assert info.status == "finished" and info.config["lr"] == 0.05  # hparams -> config
+    loss = store.curve(info.id, "loss")
+    assert loss.step.tolist() == list(range(1, 25))  # every step, logged as 0-d tensors
+    assert store.curve(info.id, "val_loss").step.tolist() == [8, 16, 24]
+
+
+def test_callback_stops_on_plateau(tmp_path: Path) -> None:
+    cb = RuncastCallback(
+        db=str(tmp_path / "r.db"), plateau=PlateauDetector(patience=1, min_delta=100)
+    )
+    trainer = _trainer(tmp_path, [cb], val_check_interval=4)
+    trainer.fit(Regressor(), _loader(), _loader(16, 1))
+    assert trainer.global_step == 8  # the 2nd validation declared the plateau
+    assert cb.decisions[0].action == "stop"
+
+
+def test_callback_stops_on_stop_rule(tmp_path: Path) -> None:
+    cb = RuncastCallback(
+        db=str(tmp_path / "r.db"), stop_rule=StopRule(tolerance=100.0, min_points=5), check_every=6
+    )
+    trainer = _trainer(tmp_path, [cb])
+    trainer.fit(Regressor(), _loader())
+    assert trainer.global_step == 6  # the first check (rank 0, broadcast) stopped it
+    assert cb.decisions[0].numbers["remaining_steps"] == 18.0
+
+
+def test_schedule_free_fails_without_and_trains_with_runcast(tmp_path: Path) -> None:
+    # Lightning never calls optimizer.train(): a schedule-free optimizer refuses to step
+    with pytest.raises(Exception, match="not in train mode"):
+        _trainer(tmp_path, []).fit(Regressor(schedule_free=True), _loader())
+    cb = RuncastCallback(db=str(tmp_path / "r.db"))
+    trainer = _trainer(tmp_path, [cb])
+    trainer.fit(Regressor(schedule_free=True), _loader())
+    assert trainer.global_step == 24
+    assert in_train_mode(trainer.optimizers[0]) is False  # final weights left as x
+
+
+class _Probe(pl.Callback):  # type: ignore[misc]
+    """At step 12 (before any checkpoint hook), compute x = (y - (1 - b1) z) / b1 and y."""
+
+    def __init__(self) -> None:
+        self.x: dict[str, torch.Tensor] = {}
+        self.y: dict[str, torch.Tensor] = {}
+
+    def on_train_batch_end(self, trainer: Any, module: Any, *a: Any) -> None:
+        if trainer.global_step != 12:
+            return
+        opt = trainer.optimizers[0]
+        assert in_train_mode(opt)
+        b1 = opt.param_groups[0]["betas"][0]
+        for name, p in module.named_parameters():
+            z = opt.state[p]["z"]
+            self.y[name] = p.detach().clone()
+            self.x[name] = ((p.detach() - (1 - b1) * z) / b1).clone()
+
+
+def test_schedule_free_checkpoint_holds_eval_weights(tmp_path: Path) -> None:
+    ckpt = pl.callbacks.ModelCheckpoint(
+        dirpath=tmp_path / "ck", every_n_train_steps=12, save_top_k=-1
+    )
+    probe = _Probe()
+    trainer = _trainer(
+        tmp_path,
+        [probe, RuncastCallback(db=str(tmp_path / "r.db")), ckpt],
+        enable_checkpointing=True,
+    )
+    trainer.fit(Regressor(schedule_free=True), _loader())
+    state = torch.load(tmp_path / "ck" / "epoch=1-step=12.ckpt", weights_only=False)
+    w = state["state_dict"]["net.0.weight"]
+    assert not torch.allclose(probe.x["net.0.weight"], probe.y["net.0.weight"], atol=1e-4)
+    assert torch.allclose(w, probe.x["net.0.weight"], atol=1e-6)  # evaluation weights x, not y
+    # the optimizer state saved with them says "eval mode", so a resume is consistent
+    assert state["optimizer_states"][0]["param_groups"][0]["train_mode"] is False

@@ -1,0 +1,60 @@
+"""Ray Tune ForecastScheduler: a real Tuner run with a few tiny trials (one Ray session)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+ray = pytest.importorskip("ray")
+from ray import tune  # noqa: E402
+
+from runcast.errors import InvalidInputError  # noqa: E402
+from runcast.integrations.ray import ForecastScheduler  # noqa: E402
+
+TOTAL = 40
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def trainable(config: dict[str, Any]) -> None:
+    # loss curves that flatten at `floor`: the first config (floor 0.1) wins by far
+    for it in range(1, TOTAL + 1):
+        tune.report({"loss": config["floor"] + 2.0 / it})
+
+
+@pytest.mark.slow
+def test_forecast_scheduler_stops_losers(ray_session: None, tmp_path: Any) -> None:
+    sched = ForecastScheduler(total_steps=TOTAL, grace_period=8, n_min_trials=1, threshold=0.05)
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"floor": tune.grid_search([0.1, 1.0, 1.5, 2.0])},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=sched),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    )
+    results = tuner.fit()
+    iters = {r.config["floor"]: r.metrics["training_iteration"] for r in results}
+    assert iters[0.1] == TOTAL  # the first trial runs to the end: it sets the bar
+    for floor in (1.0, 1.5, 2.0):
+        # floors >= 1.0 cannot get under ~0.15: each is stopped soon after the grace period
+        assert 8 <= iters[floor] < TOTAL / 2, iters
+    stopped = [d for d in sched.decisions.values() if d.action == "prune"]
+    assert len(stopped) == 3 and all(d.numbers["p_beat"] < 0.05 for d in stopped)
+    assert "3 stopped, 1 completed" in sched.debug_string()
+
+
+def test_forecast_scheduler_settings() -> None:
+    with pytest.raises(InvalidInputError, match="mode"):
+        ForecastScheduler(total_steps=10, mode="median")
+    with pytest.raises(InvalidInputError, match="total_steps"):
+        ForecastScheduler(total_steps=0)
+    s = ForecastScheduler(total_steps=10)
+    assert s.set_search_properties("acc", "max") and s._rule.mode == "max"
+    # already set: Ray must not override what the user gave the constructor
+    assert not ForecastScheduler(total_steps=10, metric="x").set_search_properties("y", None)
