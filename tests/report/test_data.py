@@ -1,0 +1,104 @@
+"""Plot data: the debiased EMA against a plain loop, LR thinning, bands, smoothed final values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from runcast import Curve, Schedule
+from runcast.errors import InvalidInputError
+from runcast.forecast import Forecast
+from runcast.report import auto_beta, band_data, curve_data, ema, lr_data, smoothed_final
+
+
+def ema_reference(values: list[float], beta: float) -> list[float]:
+    """The textbook loop: m = beta*m + (1-beta)*x, divided by 1 - beta^n; NaN skipped."""
+    m, n, out = 0.0, 0, []
+    for x in values:
+        if np.isnan(x):
+            out.append(float("nan"))
+            continue
+        n += 1
+        m = beta * m + (1 - beta) * x
+        out.append(m / (1 - beta**n))
+    return out
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.3, 0.9, 0.99, 0.999])
+@pytest.mark.parametrize("nan_every", [0, 7])
+def test_ema_matches_plain_loop(beta: float, nan_every: int) -> None:
+    x = np.random.default_rng(1).normal(3.0, 1.0, size=3000)
+    if nan_every:
+        x[::nan_every] = np.nan
+    got = ema(x, beta)
+    want = np.array(ema_reference(x.tolist(), beta))
+    # the vectorised filter and the loop agree to rounding, NaNs in the same places
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert np.array_equal(np.isnan(got), np.isnan(x))
+
+
+def test_ema_is_unbiased_from_the_first_point() -> None:
+    # without the 1 - beta^n correction the first value would be 0.1 * 5 = 0.5, not 5
+    assert ema([5.0, 5.0, 5.0], beta=0.9).tolist() == pytest.approx([5.0, 5.0, 5.0])
+
+
+@pytest.mark.parametrize("beta", [-0.1, 1.0, 1.5])
+def test_ema_rejects_bad_beta(beta: float) -> None:
+    with pytest.raises(InvalidInputError, match="beta"):
+        ema([1.0], beta)
+
+
+def test_ema_of_all_missing_is_all_missing() -> None:
+    assert np.isnan(ema([np.nan, np.nan], 0.5)).all()
+
+
+@pytest.mark.parametrize(
+    ("n", "beta"), [(1, 0.0), (40, 0.0), (80, 0.5), (4000, 0.99), (10**6, 0.99)]
+)
+def test_auto_beta_averages_a_fortieth_of_the_curve(n: int, beta: float) -> None:
+    assert auto_beta(n) == pytest.approx(beta)
+
+
+def test_curve_data_keeps_raw_and_smooths() -> None:
+    c = Curve([0, 5, 10, 15], [4.0, 2.0, np.nan, 1.0], name="loss")
+    d = curve_data(c, beta=0.5)
+    assert d.label == "loss"
+    assert d.step.tolist() == [0, 5, 10, 15]
+    # raw kept as recorded (NaN = missing), EMA = (0.5*1 + 0.25*2 + 0.125*4) / 0.875
+    assert np.isnan(d.raw[2]) and d.raw[3] == 1.0
+    assert d.smooth[3] == pytest.approx((0.5 * 1 + 0.25 * 2 + 0.125 * 4) / 0.875)
+
+
+def test_lr_data_thins_but_keeps_both_ends() -> None:
+    s = Schedule.from_spec({"kind": "cosine", "peak": 1.0, "end": 0.0, "total": 10_000})
+    d = lr_data(s, 10_000, max_points=500)
+    assert d.kind == "cosine"
+    assert d.step[0] == 0 and d.step[-1] == 9_999 and len(d.step) <= 500
+    # thinned points are exact samples of the schedule
+    np.testing.assert_array_equal(d.lr, s.array(10_000)[d.step])
+
+
+def test_lr_data_rejects_empty_total() -> None:
+    s = Schedule.from_spec({"kind": "constant", "peak": 1.0})
+    with pytest.raises(InvalidInputError, match="total"):
+        lr_data(s, 0)
+
+
+def test_band_data_reads_the_forecast_quantiles() -> None:
+    # a forecast whose paths are 1..1000 at both steps: quantiles are known in closed form
+    paths = np.repeat(np.arange(1.0, 1001.0)[:, None], 2, axis=1)
+    b = band_data(Forecast([10, 20], paths), cutoff_step=9, actual_final=400.0)
+    assert b.cutoff_step == 9 and b.step.tolist() == [10, 20]
+    assert b.median[1] == pytest.approx(500.5)
+    assert (b.lo80[1], b.hi80[1]) == pytest.approx((100.9, 900.1))
+    assert (b.lo95[1], b.hi95[1]) == pytest.approx((25.975, 975.025))
+    assert b.final.step == 20 and b.final.median == pytest.approx(500.5)
+    assert b.actual_final == 400.0
+
+
+def test_smoothed_final_averages_the_last_points() -> None:
+    c = Curve(np.arange(1000), np.r_[np.full(980, 9.0), np.full(20, 2.0)])
+    # the last 2% = 20 points, all 2.0
+    assert smoothed_final(c) == 2.0
+    with pytest.raises(InvalidInputError, match="no finite"):
+        smoothed_final(Curve([0, 1], [np.nan, np.nan], name="x"))
