@@ -50,8 +50,10 @@ class WhatIfData(NamedTuple):
 
 
 def _warmup_of(lrs: FloatArray) -> int:
-    """Steps before the LR first reaches 99.9% of its peak (0 when it starts there)."""
-    return int(np.argmax(lrs >= 0.999 * lrs.max()))
+    """Warmup steps of a recorded LR: through the first step at 99.9% of the peak (0 if the
+    first step is there already)."""
+    first = int(np.argmax(lrs >= 0.999 * lrs.max()))
+    return first + 1 if first > 0 else 0
 
 
 def alternative_schedules(schedule: Schedule, total: int) -> dict[str, Schedule]:
@@ -69,10 +71,17 @@ def alternative_schedules(schedule: Schedule, total: int) -> dict[str, Schedule]
     peak = float(lrs.max())
     if peak <= 0:
         raise InvalidInputError("The run's schedule is zero everywhere; nothing to compare.")
-    warmup = min(_warmup_of(lrs), total // 4)
-    # a schedule that ends at its peak (constant) gets alternatives that anneal to 1% of it
-    end = float(lrs[-1]) if lrs[-1] < 0.5 * peak else 0.01 * peak
-    base = {"peak": peak, "warmup": warmup, "total": total}
+    spec = schedule.to_spec() if schedule.kind != "recorded" else {}
+    # a spec's own fields are exact; a recorded LR is read off its array
+    warmup = int(spec.get("warmup", min(_warmup_of(lrs), total // 4)))
+    end = float(spec.get("end", lrs[-1]))
+    if end >= 0.5 * peak:
+        # a schedule that ends at its peak (constant) is compared with ones annealing to 1%
+        end = 0.01 * peak
+    base: dict[str, object] = {"peak": peak, "warmup": warmup, "total": total}
+    for k in ("init", "warmup_shape"):
+        if k in spec:
+            base[k] = spec[k]
     specs: dict[str, dict[str, object]] = {
         "cosine": {"kind": "cosine", "end": end},
         "constant": {"kind": "constant"},
