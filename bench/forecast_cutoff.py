@@ -113,13 +113,13 @@ def own_runs() -> list[Case]:
 
 
 def lofo_tau(records: list[Record]) -> dict[tuple[str, str, float], float]:
-    """Leave-one-family-out: the tau for (family, method, cut-off), fitted without that family."""
+    """Leave-one-family-out: each record's tau, from a calibration fitted without its family."""
     out = {}
     for fam in sorted({r.family for r in records}):
         cal = fit_calibration([r for r in records if r.family != fam])
         for r in records:
             if r.family == fam:
-                out[(fam, r.method, r.fraction)] = cal.tau(r.method, r.fraction)
+                out[(r.case, r.method, r.fraction)] = cal.tau(r.method, r.observed)
     return out
 
 
@@ -174,7 +174,7 @@ def main() -> None:
     taus = lofo_tau(recs)
 
     def tau_of(r: Record) -> float:
-        return taus.get((r.family, r.method, r.fraction), 1.0)
+        return taus.get((r.case, r.method, r.fraction), 1.0)
 
     print(
         f"# forecast_cutoff: {len(cases)} runs x cut-offs {CUTOFFS}; leave-one-family-out calibration\n"

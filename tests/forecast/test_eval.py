@@ -44,7 +44,7 @@ def test_evaluate_and_calibrate_round_trip() -> None:
     recs = evaluate(_cases(), ["ensemble", "last"], cutoffs=(0.3,))
     assert len(recs) == 4 and not any(r.failed for r in recs)
     cal = fit_calibration(recs, cutoffs=(0.3,))
-    rows = summarize(recs, lambda r: cal.tau(r.method, r.fraction))
+    rows = summarize(recs, lambda r: cal.tau(r.method, r.observed))
     by = {s.method: s for s in rows}
     # the ensemble extrapolates a power law far better than a flat line
     assert by["ensemble"].err < 0.02 < by["last"].err

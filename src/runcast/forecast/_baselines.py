@@ -47,7 +47,9 @@ def fit_last(
 
 def _pow_resid(theta: FloatArray, x: FloatArray, y: FloatArray, sw: FloatArray) -> FloatArray:
     c, log_a, log_alpha = theta
-    return np.asarray(sw * (c + np.exp(log_a) * x ** -np.exp(log_alpha) - y), dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # the solver's wild trial steps
+        r = sw * (c + np.exp(log_a) * x ** -np.exp(log_alpha) - y)
+    return np.asarray(np.where(np.isfinite(r), r, 1e6), dtype=np.float64)
 
 
 def fit_powerlaw(

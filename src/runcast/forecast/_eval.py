@@ -102,6 +102,7 @@ class Record:
     cov80s: FloatArray = field(repr=False)
     cov95s: FloatArray = field(repr=False)
     failed: str = ""
+    observed: float = float("nan")  # last observed step / until: the calibration's key
 
     def _at(self, arr: FloatArray, tau: float) -> float:
         return float(np.interp(tau, TAU_GRID, arr)) if arr.size > 1 else float(arr[0])
@@ -206,6 +207,7 @@ def evaluate_case(
         scores[:, 1],
         scores[:, 2],
         scores[:, 3],
+        observed=observed.last_step / until,
     )
 
 
@@ -249,7 +251,9 @@ def fit_calibration(records: Sequence[Record], cutoffs: Sequence[float] = CUTOFF
                 [np.mean([r.cov95s for r in rs if r.family == f], axis=0) for f in fams], axis=0
             )
             loss = (c80 - 0.8) ** 2 + (c95 - 0.95) ** 2
-            table.setdefault(m, []).append((float(frac), float(TAU_GRID[int(np.argmin(loss))])))
+            # keyed by the observed share of the run (what forecast() knows), not the label
+            key = float(np.median([r.observed for r in rs]))
+            table.setdefault(m, []).append((key, float(TAU_GRID[int(np.argmin(loss))])))
     return Calibration({k: tuple(v) for k, v in table.items()})
 
 
