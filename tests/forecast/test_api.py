@@ -73,6 +73,12 @@ def test_auto_uses_the_law_with_a_schedule() -> None:
     assert f.method == "law"
 
 
+def test_auto_sends_an_accuracy_with_a_schedule_to_the_ensemble() -> None:
+    spec = {"kind": "cosine", "peak": 1e-3, "end": 1e-4, "warmup": 100, "total": 10_001}
+    acc = 0.9 - 0.5 * ((S + 100) / 100.0) ** -0.5
+    assert forecast(Curve(S, acc), until=10_000, schedule=spec).method == "ensemble"
+
+
 def test_unknown_method_lists_the_known_ones() -> None:
     with pytest.raises(InvalidInputError, match="ensemble"):
         forecast(Curve(S, _loss(S)), until=5000, method="nope")

@@ -2,8 +2,8 @@
 
 Methods (``method=``):
 
-- ``"auto"`` (default): ``"law"`` when a schedule is known (argument, or ``curve.schedule``),
-  else ``"ensemble"``.
+- ``"auto"`` (default): ``"law"`` when a schedule is known (argument, or ``curve.schedule``)
+  and the curve is a loss, else ``"ensemble"``.
 - ``"law"``: the schedule-aware path (:mod:`runcast.forecast._known`): a loss law over the LR
   schedule fitted to the observed part, so a cosine's decay or a WSD cooldown that has not
   started yet is forecast. Needs the schedule up to ``until``.
@@ -30,7 +30,7 @@ import numpy.typing as npt
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError, RuncastWarning, ScheduleError
 from runcast.forecast._calibrate import RawForecast, default_calibration
-from runcast.forecast._prep import Prepared, prepare
+from runcast.forecast._prep import Prepared, detect_direction, prepare
 from runcast.forecast._registry import METHODS, get_method, register_method
 from runcast.forecast._types import Direction, Forecast
 from runcast.schedules import Schedule
@@ -202,6 +202,11 @@ def forecast(
     """
     sched = _schedule_of(curve, schedule)
     name = resolve_method(method, sched)
+    if method == "auto" and name == "law" and isinstance(curve, Curve):
+        # the laws model a loss over its schedule; an accuracy goes to the ensemble
+        values = curve.finite().value
+        dirn = direction or (detect_direction(values, curve.name) if values.size else "down")
+        name = "law" if dirn == "down" else "ensemble"
     _load_methods()
     m = get_method(name)
     if m.needs_schedule:
