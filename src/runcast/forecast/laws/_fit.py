@@ -194,7 +194,7 @@ def fit_law(
     fast: bool = False,
     huber_delta: float = 1e-3,
     prior_strength: float = 1.0,
-    max_points: int = 256,
+    max_points: int | None = None,
     min_step: int | None = None,
     calibrate: bool = True,
 ) -> Law:
@@ -211,7 +211,8 @@ def fit_law(
             loop (about 10-50 ms for 500 points); no leave-one-out calibration.
         huber_delta: the Huber loss's scale on log-loss residuals (relative error).
         prior_strength: weight of the weak priors on the exponents (0 turns them off).
-        max_points: curves longer than this are reduced to means of equal step bins.
+        max_points: curves longer than this are reduced to means of equal step bins
+            (default 256, or 128 with ``fast=True``).
         min_step: fit only points at or after this step.
         calibrate: with 2+ curves, refit leaving each out to calibrate the bands.
 
@@ -239,9 +240,15 @@ def fit_law(
         raise InvalidInputError(f"restarts must be at least 1, but got {restarts=}.")
     cls = LAWS[name]
     t0 = time.perf_counter()
+    if max_points is None:
+        max_points = 128 if fast else 256
+    if max_points < 8:
+        raise InvalidInputError(f"max_points must be at least 8, but got {max_points=}.")
     data = prepare_curves(curves, max_points=max_points, min_step=min_step)
     n = sum(c.steps.size for c in data)
-    k = len(cls.PARAMS)
+    # an ensemble's members are fitted apart: the largest member sets the points needed
+    members = getattr(cls, "MEMBERS", None)
+    k = max(len(m.PARAMS) for _, m in members) if members else len(cls.PARAMS)
     if n < k + 3:
         raise NotEnoughDataError(
             f"The {name} law has {k} parameters and needs at least {k + 3} points after "

@@ -62,7 +62,7 @@ class MultiPowerLaw(Law):
         Param("A", 1e-6, 1e4),
         Param("alpha", 0.02, 3.0, prior=(float(np.log(0.5)), 0.5)),
         Param("B", 1e-6, 1e7),
-        Param("C", 1e-4, 1e4),
+        Param("C", 1e-4, 1e4, prior=(float(np.log(2.0)), 1.0)),
         Param("beta", 0.02, 5.0, prior=(float(np.log(0.6)), 0.5)),
         Param("gamma", 0.0, 1.5, "lin", prior=(0.6, 0.3)),
     )
