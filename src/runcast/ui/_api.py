@@ -6,7 +6,8 @@ a reader does not block a writer, and a short read transaction lets checkpoints 
 
 Forecasts are cached per (run, metric, last step seen), so polling every second costs one small
 query per run, and a forecast is only recomputed when the run has moved on by about 1% of its
-planned length (or finished).
+planned length (or finished). The run list never waits for a forecast: it shows the last one
+made and asks a background worker for a fresh one, so a store with many runs opens at once.
 
 Example:
     >>> import os, tempfile, runcast
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +64,40 @@ class DashboardData:
         self._store = runcast.open_store(self.db, create=False)
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], tuple[int, str, dict[str, Any]]] = {}
+        # one worker: forecasts for the run list are made one at a time, off the request path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runcast-forecast")
+        self._pending: set[tuple[str, str]] = set()
 
     def close(self) -> None:
-        """Close the store."""
+        """Stop the forecast worker and close the store."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._store.close()
 
+    def _refresh(self, run_id: str, key: str) -> None:
+        try:
+            self.forecast(run_id, key)
+        except RuncastError:
+            pass  # e.g. the run was deleted meanwhile; the list shows no forecast
+        finally:
+            with self._lock:
+                self._pending.discard((run_id, key))
+
+    def _cached_forecast(self, run_id: str, key: str) -> dict[str, Any] | None:
+        """The last forecast made (possibly stale), and a fresh one queued; never waits."""
+        with self._lock:
+            hit = self._cache.get((run_id, key))
+            if (run_id, key) not in self._pending:
+                self._pending.add((run_id, key))
+                self._pool.submit(self._refresh, run_id, key)
+        return None if hit is None else hit[2]
+
     # -- endpoints ----------------------------------------------------------------------------
-    def runs(self) -> dict[str, Any]:
-        """All runs, newest first, each with its last value and forecast final value."""
+    def runs(self, wait: bool = False) -> dict[str, Any]:
+        """All runs, newest first, each with its last value and forecast final value.
+
+        Without ``wait`` a run's forecast is the last one made (None until the background
+        worker has made one); with ``wait`` every forecast is brought up to date first.
+        """
         out = []
         for info in self._store.runs():
             summ = self._store.summary(info.id)
@@ -87,10 +115,10 @@ class DashboardData:
                 "forecast": None,
             }
             if key is not None:
-                fc = self.forecast(info.id, key)
-                if "final" in fc:
+                fc = self.forecast(info.id, key) if wait else self._cached_forecast(info.id, key)
+                if fc is not None and "final" in fc:
                     row["forecast"] = fc["final"]
-                else:
+                elif fc is not None:
                     row["forecast_note"] = fc.get("note")
             out.append(row)
         return {"runs": out, "key": self.key}

@@ -137,7 +137,10 @@ def start(
         >>> stop(srv)
     """
     server = DashboardServer(DashboardData(db, key=key), host, port)
-    threading.Thread(target=server.serve_forever, name="runcast-ui", daemon=True).start()
+    # a short poll interval makes stop() quick (shutdown waits for the loop to notice)
+    threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="runcast-ui", daemon=True
+    ).start()
     return server
 
 

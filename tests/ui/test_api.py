@@ -1,0 +1,125 @@
+"""The dashboard's JSON, read from a real store while a run is still being written."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runcast.errors import MetricNotFoundError, RunNotFoundError, StoreError
+from runcast.ui import DashboardData
+
+
+def test_runs_lists_status_value_and_forecast(live: Any) -> None:
+    api = DashboardData(live.db)
+    try:
+        rows = {r["name"]: r for r in api.runs(wait=True)["runs"]}
+    finally:
+        api.close()
+    assert set(rows) == {"done", "live"}
+    done, run = rows["done"], rows["live"]
+    assert done["status"] == "finished" and run["status"] == "running"
+    assert run["last_step"] == 99 and run["keys"] == ["loss"] and run["key"] == "loss"
+    # the last recorded value, and a forecast of the planned last step (total 300 -> 299)
+    assert run["value"] == pytest.approx(1.5 + 2.0 / (1.0 + 9.9) ** 0.5, abs=0.011)
+    fc = run["forecast"]
+    assert fc["step"] == 299 and fc["lo80"] <= fc["median"] <= fc["hi80"]
+    # still falling: the forecast end is below the current value
+    assert fc["median"] < run["value"]
+    assert done["forecast"]["step"] == 299
+
+
+def test_run_list_never_waits_for_a_forecast(live: Any) -> None:
+    api = DashboardData(live.db)
+    try:
+        first = {r["name"]: r["forecast"] for r in api.runs()["runs"]}
+        # nothing made yet: the list answers at once, the worker makes them meanwhile
+        assert first == {"done": None, "live": None}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            later = {r["name"]: r["forecast"] for r in api.runs()["runs"]}
+            if all(later.values()):
+                break
+            time.sleep(0.1)
+    finally:
+        api.close()
+    assert later["live"]["step"] == 299 and later["done"]["step"] == 299
+
+
+def test_curve_returns_only_new_points(live: Any) -> None:
+    api = DashboardData(live.db)
+    try:
+        first = api.curve(live.live_id, "loss")
+        assert first["step"] == list(range(100)) and first["status"] == "running"
+        live.log(5)
+        new = api.curve(live.live_id, "loss", since_step=first["step"][-1])
+    finally:
+        api.close()
+    # exactly the 5 points logged since, nothing twice
+    assert new["step"] == [100, 101, 102, 103, 104]
+    assert len(new["value"]) == 5
+
+
+def test_forecast_is_cached_until_the_run_moves_on(live: Any) -> None:
+    api = DashboardData(live.db)
+    try:
+        a = api.forecast(live.live_id, "loss")
+        live.log(1)  # 1 step < 1% of 300: same forecast object, not recomputed
+        b = api.forecast(live.live_id, "loss")
+        live.log(5)  # 6 steps >= 3: recomputed from the new last step
+        c = api.forecast(live.live_id, "loss")
+    finally:
+        api.close()
+    assert a is b
+    assert c is not a and c["cutoff_step"] == 105 and a["cutoff_step"] == 99
+    assert c["step"][-1] == 299 and len(c["median"]) == len(c["lo95"]) == len(c["step"])
+
+
+def loss_at(step: int, seed: int) -> float:
+    """The ui conftest's synthetic loss (conftest modules cannot be imported)."""
+    return float(1.5 + 2.0 / np.sqrt(1.0 + step / 10.0) + 0.01 * np.sin(step * 1.7 + seed))
+
+
+def test_finished_run_is_forecast_from_its_first_fifth(live: Any) -> None:
+    api = DashboardData(live.db, cutoff=0.2)
+    try:
+        fc = api.forecast(live.done_id, "loss")
+    finally:
+        api.close()
+    assert fc["cutoff_step"] == int(0.2 * 299)
+    # judged against the mean of the run's last 2% (6 points)
+    want = float(np.mean([loss_at(s, 1) for s in range(294, 300)]))
+    assert fc["actual_final"] == pytest.approx(want)
+
+
+def test_run_without_planned_length_gets_a_note(db_path: Any) -> None:
+    import runcast
+
+    run = runcast.init(project="ui", name="open-ended", db=str(db_path))
+    run.log({"loss": 2.0}, step=0)
+    run.log({"loss": 1.0}, step=1)
+    run.flush()
+    api = DashboardData(db_path)
+    try:
+        row = api.runs(wait=True)["runs"][0]
+    finally:
+        api.close()
+        run.finish()
+    assert row["forecast"] is None and "planned length is unknown" in row["forecast_note"]
+
+
+def test_errors(live: Any, tmp_path: Any) -> None:
+    api = DashboardData(live.db)
+    try:
+        with pytest.raises(MetricNotFoundError, match="no metric 'acc'"):
+            api.forecast(live.live_id, "acc")
+        with pytest.raises(RunNotFoundError):
+            api.curve("nope", "loss")
+    finally:
+        api.close()
+    # the dashboard never creates a store where there is none
+    with pytest.raises(StoreError):
+        DashboardData(tmp_path / "missing.db")
+    assert not (tmp_path / "missing.db").exists()
