@@ -1,0 +1,146 @@
+"""A real headless Chromium (Debian's, driven by Playwright) opens the dashboard and a report.
+
+Checks what a person would: the runs are listed, the plots are drawn (plotly's
+``.js-plotly-plot`` elements holding traces), and a point logged while the page is open shows up
+without a reload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import runcast
+from runcast.report import build_report, write_html
+from runcast.ui import start, stop
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt install chromium)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    pg = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    # nothing may be fetched from the internet: fail any request that is not local
+    outside: list[str] = []
+
+    def guard(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1", "file://", "data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    pg.route("**/*", guard)
+    yield pg
+    pg.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert outside == [], f"the page tried to reach the internet: {outside}"
+
+
+def n_points(page: Any, run_name: str) -> int:
+    """How many raw points the dashboard's plot holds for ``run_name``."""
+    return int(
+        page.evaluate(
+            """(name) => {
+                const div = document.getElementById('curves');
+                const t = (div.data || []).find((t) => t.name === name + ' (raw)');
+                return t ? t.x.length : -1;
+            }""",
+            run_name,
+        )
+    )
+
+
+def test_dashboard_lists_runs_draws_and_updates_live(page: Any, live: Any) -> None:
+    server = start(live.db, port=0)
+    try:
+        page.goto(server.url)
+        # both runs listed, with their status
+        page.wait_for_selector(f"tr[data-run='{live.live_id}']")
+        rows = page.locator("#runs tbody tr")
+        assert rows.count() == 2
+        assert "running" in page.locator(f"tr[data-run='{live.live_id}']").inner_text()
+        assert "finished" in page.locator(f"tr[data-run='{live.done_id}']").inner_text()
+        # the running run is plotted first: plotly drew its traces with all 100 points
+        page.wait_for_selector("#curves.js-plotly-plot .scatterlayer .trace")
+        page.wait_for_function("() => document.getElementById('curves').data.length >= 5")
+        page.wait_for_function("() => document.getElementById('curves').data[0].x.length === 100")
+        # the forecast final value appears in the run list (median and 80% interval)
+        page.wait_for_function(
+            f"() => /\\[.*\\] at step 299/.test("
+            f"document.querySelector(\"tr[data-run='{live.live_id}'] .forecast\").textContent)",
+            timeout=60_000,
+        )
+        # a point logged while the page is open appears without a reload
+        last = live.log(3)
+        page.wait_for_function(
+            f"() => document.getElementById('curves').data[0].x.slice(-1)[0] === {last}",
+            timeout=15_000,
+        )
+        assert n_points(page, "live") == 103
+        # the forecast band is drawn (a filled polygon ending at the planned last step)
+        page.wait_for_function(
+            "() => document.getElementById('curves').data[4].x.slice(-1)[0] === 299",
+            timeout=60_000,
+        )
+        # comparison: tick the finished run; its traces join the same plot
+        page.locator(f"tr[data-run='{live.done_id}'] input").check()
+        page.wait_for_function(
+            "() => document.getElementById('curves').data.length === 10", timeout=15_000
+        )
+        page.wait_for_function(
+            "() => document.getElementById('curves').data[5].x.length === 300", timeout=15_000
+        )
+        assert n_points(page, "done") == 300
+    finally:
+        stop(server)
+
+
+def test_report_opens_offline_with_plots(page: Any, live: Any, tmp_path: Path) -> None:
+    live.close()  # finish the run so the report shows a judged forecast
+    with runcast.open_store(live.db) as store:
+        rep = build_report(store, [live.done_id, live.live_id], whatif=False)
+    path = write_html(rep, tmp_path / "report.html")
+    page.goto(path.as_uri())
+    page.wait_for_selector(".js-plotly-plot")
+    # comparison + one figure per run, each with traces drawn as SVG paths
+    assert page.locator(".js-plotly-plot").count() == 3
+    n_traces = page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].map((d) => d.data.length)"
+    )
+    assert all(n >= 4 for n in n_traces), n_traces
+    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 12
+    assert "done" in page.locator("table.summary").inner_text()
