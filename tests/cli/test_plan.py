@@ -107,7 +107,7 @@ def test_plan_fits_files_and_notes_extrapolation(app: typer.Typer, tmp_path: Pat
     [
         (["--budget", "24000"], "give its schedule with --schedule"),
         (["--budget", "24000", "-s", COSINE, "-s", COSINE, "-s", COSINE], "3 --schedule for 1"),
-        (["-s", COSINE], "--budget N"),
+        (["--budget", "1", "-s", COSINE], "--budget N"),
         (["--budget", "24000", "-s", "cosine:peak=3e-4,total=100"], "plans 100 steps"),
     ],
 )

@@ -172,9 +172,9 @@ Specs = Annotated[
 
 
 def plan_command(
+    budget: Annotated[int, typer.Option("--budget", "-b", help="Steps of the run to plan.")],
     files: Files = None,
     schedule: Specs = [],  # noqa: B006  typer copies list defaults
-    budget: Annotated[int, typer.Option("--budget", "-b", help="Steps of the run to plan.")] = 0,
     peak: Annotated[
         float | None,
         typer.Option(help="Peak LR (default: the largest peak of the given schedules)."),
