@@ -66,7 +66,7 @@ def test_a_one_element_array_becomes_a_float() -> None:
         (None, "which is a NoneType"),
         ([1.0], "which is a list"),
         (torch.zeros(2, 3), r"a tensor of shape \(2, 3\)"),
-        (torch.tensor(1 + 2j), "a complex tensor"),
+        (torch.tensor(1 + 2j), "a tensor of dtype torch.complex64"),
         (np.complex64(1), "a complex number"),
     ],
 )

@@ -30,7 +30,7 @@ from typing import Any
 from runcast.errors import InvalidInputError, RuncastWarning, StoreError
 from runcast.store import Status, default_path, open_store
 from runcast.store._sqlite import SQLiteStore
-from runcast.track._values import check_step, check_value
+from runcast.track._values import REAL_DTYPES, TENSOR_TYPES, check_step, check_value
 from runcast.track._writer import BackgroundWriter
 
 #: values log() accepts without a closer look (a set lookup is the cheapest type test)
@@ -126,11 +126,16 @@ class Run:
         row = dict(data)  # our own copy: the caller may reuse and mutate its dict
         has_tensor = False
         for key, value in row.items():
-            if type(value) not in _PLAIN or type(key) is not str:
-                # the slow path, for anything but a plain Python number under a str key
-                checked, tensor = check_value(key, value, step)
-                row[key] = checked
-                has_tensor = has_tensor or tensor
+            kind = type(value)
+            if kind in _PLAIN and type(key) is str:
+                continue  # the fast path: a plain Python number
+            if kind in TENSOR_TYPES and value.ndim == 0 and value.dtype in REAL_DTYPES:
+                has_tensor = True  # a 0-d tensor: kept as is, converted in the writer thread
+                if type(key) is str:
+                    continue
+            checked, tensor = check_value(key, value, step)  # anything else: a closer look
+            row[key] = checked
+            has_tensor = has_tensor or tensor
         if self._resume_last is not None and step <= self._resume_last:
             self._fork(step)
         elif step < self._max_step and not self._warned_backwards:

@@ -17,10 +17,33 @@ import numpy.typing as npt
 
 from runcast.errors import InvalidInputError
 
+#: torch tensor classes seen so far: a set lookup on the hot path instead of a module test
+TENSOR_TYPES: set[type] = set()
+#: real (not complex) torch dtypes, filled the first time a tensor is logged
+REAL_DTYPES: set[Any] = set()
+
 
 def is_tensor(value: object) -> bool:
     """True for a torch tensor, without importing torch (which may not be installed)."""
-    return type(value).__module__.startswith("torch") and hasattr(value, "numel")
+    kind = type(value)
+    if kind in TENSOR_TYPES:
+        return True
+    if kind.__module__.startswith("torch") and hasattr(value, "numel"):
+        TENSOR_TYPES.add(kind)
+        return True
+    return False
+
+
+def _real_dtypes() -> set[Any]:
+    if not REAL_DTYPES:
+        import torch
+
+        REAL_DTYPES.update(
+            d
+            for d in vars(torch).values()
+            if isinstance(d, torch.dtype) and not d.is_complex and d != torch.complex32
+        )
+    return REAL_DTYPES
 
 
 def check_step(step: object) -> int:
@@ -53,17 +76,17 @@ def check_value(key: object, value: Any, step: int) -> tuple[Any, bool]:
         raise InvalidInputError(
             f"run.log got the key {key!r} at step {step}; metric keys must be non-empty strings."
         )
+    if is_tensor(value):
+        # ndim, numel and dtype are metadata: no device sync here
+        if value.ndim != 0 and value.numel() != 1:
+            raise _not_a_number(key, value, step, f"a tensor of shape {tuple(value.shape)}")
+        if value.dtype not in _real_dtypes():
+            raise _not_a_number(key, value, step, f"a tensor of dtype {value.dtype}")
+        return value, True
     if isinstance(value, numbers.Real):  # bool, numpy scalars, Fraction
         return value, False
     if isinstance(value, numbers.Complex):
         raise _not_a_number(key, value, step, "a complex number")
-    if is_tensor(value):
-        # numel and is_complex read metadata only: no device sync here
-        if value.numel() != 1:
-            raise _not_a_number(key, value, step, f"a tensor of shape {tuple(value.shape)}")
-        if value.is_complex():
-            raise _not_a_number(key, value, step, "a complex tensor")
-        return value, True
     if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "biuf":
         return float(value.reshape(())), False
     raise _not_a_number(key, value, step, f"a {type(value).__name__}")
@@ -80,22 +103,28 @@ def _not_a_number(key: str, value: object, step: int, what: str) -> InvalidInput
 
 
 def tensors_to_floats(values: Sequence[Any]) -> list[float]:
-    """Scalar tensors to floats with one device-to-host copy per (device, dtype) group.
+    """Scalar tensors to floats: ``.item()`` on the CPU (no sync there), and one stacked
+    device-to-host copy per device otherwise (one sync per flush, not one per value).
 
     Example:
         >>> import torch
-        >>> tensors_to_floats([torch.tensor(1.5), torch.tensor(2, dtype=torch.int64)])
+        >>> tensors_to_floats([torch.tensor(1.5), torch.tensor([2], dtype=torch.int64)])
         [1.5, 2.0]
     """
     import torch
 
     out: list[float] = [0.0] * len(values)
-    groups: dict[tuple[Any, Any], list[int]] = {}
+    groups: dict[Any, list[int]] = {}
     for i, t in enumerate(values):
-        groups.setdefault((t.device, t.dtype), []).append(i)
-    for idx in groups.values():
-        stacked = torch.stack([values[i].detach().reshape(()) for i in idx])
-        host = stacked.to("cpu").double().numpy()  # the one sync of this group
+        groups.setdefault(t.device, []).append(i)
+    for device, idx in groups.items():
+        if device.type == "cpu":
+            for i in idx:
+                out[i] = float(values[i].item())
+            continue
+        parts = [values[i] if values[i].ndim == 0 else values[i].reshape(()) for i in idx]
+        # stack promotes mixed dtypes; detach drops autograd history before leaving the device
+        host = torch.stack(parts).detach().to("cpu", torch.float64)  # the one sync
         for i, v in zip(idx, host.tolist(), strict=True):
             out[i] = v
     return out

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from runcast.store import PointSink, Series
-from runcast.track._values import rows_to_array, tensors_to_floats
+from runcast.track._values import TENSOR_TYPES, rows_to_array, tensors_to_floats
 
 #: Seconds between heartbeats of an idle run (readers take a run as dead after 10 minutes).
 HEARTBEAT_S = 10.0
@@ -130,9 +130,8 @@ class BackgroundWriter:
 
     @staticmethod
     def _tensors_to_floats(group: list[Row]) -> None:
-        from runcast.track._values import is_tensor
-
-        where = [(r[2], k) for r in group if r[3] for k, v in r[2].items() if is_tensor(v)]
+        kinds = TENSOR_TYPES
+        where = [(r[2], k) for r in group if r[3] for k, v in r[2].items() if type(v) in kinds]
         floats = tensors_to_floats([d[k] for d, k in where])
         for (d, k), f in zip(where, floats, strict=True):
             d[k] = f  # the dict is log()'s private copy
