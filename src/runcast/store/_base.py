@@ -99,8 +99,11 @@ class Store(abc.ABC):
         """Every metric of a run with its point count and last step/value, without its points."""
 
     @abc.abstractmethod
-    def points(self, run: str, key: str, since_step: int | None = None) -> Points:
-        """The raw points of one metric in the order they were written."""
+    def points(
+        self, run: str, key: str, since_step: int | None = None, wall: bool = True
+    ) -> Points:
+        """The raw points of one metric in the order they were written (``wall=False``: skip
+        the wall times, which a curve does not need; ``.wall`` is then empty)."""
 
     @abc.abstractmethod
     def writer(self, run: str) -> PointSink:
@@ -141,7 +144,7 @@ class Store(abc.ABC):
             ...     store.curve(r.id, "loss", since_step=0).step.tolist()
             [1, 2]
         """
-        p = self.points(run, key, since_step)
+        p = self.points(run, key, since_step, wall=False)
         if p.step.size > 1 and not bool(np.all(p.step[1:] > p.step[:-1])):
             return Curve.from_unsorted(p.step, p.value, name=key)
         return Curve(p.step, p.value, name=key)

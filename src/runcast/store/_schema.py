@@ -114,6 +114,9 @@ def _check_file(path: Path) -> None:
 
 
 def _create(conn: sqlite3.Connection) -> None:
+    # large pages: a chunk's 64 KiB blobs span 2-3 pages instead of 16 overflow pages, so a
+    # metric reads in fewer page fetches (must be set before the first table exists)
+    conn.execute("PRAGMA page_size = 32768")
     conn.execute("BEGIN IMMEDIATE")
     try:
         # another process may have created the schema while we waited for the lock

@@ -320,8 +320,11 @@ class SQLiteStore(Store):
             for r in rows
         }
 
-    def points(self, run: str, key: str, since_step: int | None = None) -> Points:
-        """The raw points of one metric, in write order (see :meth:`Store.curve`)."""
+    def points(
+        self, run: str, key: str, since_step: int | None = None, wall: bool = True
+    ) -> Points:
+        """The raw points of one metric, in write order (see :meth:`Store.curve`);
+        ``wall=False`` skips reading wall times (``.wall`` is then empty)."""
         with self._lock:
             row = self.conn.execute(
                 "SELECT m.id FROM metrics m JOIN runs r ON r.id = m.run_id "
@@ -338,7 +341,7 @@ class SQLiteStore(Store):
                 raise MetricNotFoundError(
                     f"Run {run_id} has no metric {key!r}; its metrics: {keys}."
                 )
-            sql = "SELECT steps, vals, walls FROM chunks WHERE metric_id = ?"
+            sql = f"SELECT steps, vals{', walls' if wall else ''} FROM chunks WHERE metric_id = ?"
             args: tuple[int, ...] = (int(row[0]),)
             if since_step is not None:
                 sql += " AND max_step > ?"
@@ -347,11 +350,12 @@ class SQLiteStore(Store):
         # one join + frombuffer per column: a 1M-point metric reads in a few milliseconds
         step = _unpack([c[0] for c in chunks], STEP_DTYPE).astype(np.int64, copy=False)
         value = _unpack([c[1] for c in chunks], VALUE_DTYPE).astype(np.float64, copy=False)
-        wall = _unpack([c[2] for c in chunks], VALUE_DTYPE).astype(np.float64, copy=False)
+        walls = _unpack([c[2] for c in chunks] if wall else [], VALUE_DTYPE).astype(np.float64)
         if since_step is not None:
             keep = step > since_step
-            step, value, wall = step[keep], value[keep], wall[keep]
-        return Points(step, value, wall)
+            step, value = step[keep], value[keep]
+            walls = walls[keep] if wall else walls
+        return Points(step, value, walls)
 
     def writer(self, run: str) -> RunWriter:
         """A writer appending to ``run`` over its own connection (use it from one thread)."""
