@@ -28,10 +28,10 @@ IntArray = npt.NDArray[np.int64]
 # Relative (log-space) sd of a law's error on steps or schedules it was not fitted on, used when
 # the fit had a single curve so no held-out curve could calibrate it, and its growth with the
 # reach r = ln(S1(t) / S1 at the last fitted point): sd(t) = model_error * (1 + REACH_GROWTH * r).
-# Calibrated by fitting the first 20-70% of the nine MPL-benchmark fit curves (fast fits, all
-# laws) and forecasting the rest: the 80th percentile of |log error| grows from ~0.003 at r < 0.3
-# to ~0.012 at r ~ 1 and ~0.02 at r ~ 1.6, i.e. sd ~ 0.0025 * (1 + 3.5 r).
-DEFAULT_MODEL_ERROR = 2.5e-3
+# Calibrated by fitting the first 20-70% of the nine MPL-benchmark *fit* curves (fast fits, all
+# laws) and forecasting the rest: the 80th percentile of |log error| grows from ~0.0028 at
+# r ~ 0.15 to ~0.006 at r ~ 0.5, ~0.009 at r ~ 1 and ~0.018 at r ~ 1.6: sd ~ 0.002 (1 + 3.5 r).
+DEFAULT_MODEL_ERROR = 2e-3
 REACH_GROWTH = 3.5
 LAWS: dict[str, type[Law]] = {}
 
@@ -191,6 +191,11 @@ class Law:
     def _starts(cls, losses: FloatArray, s1: FloatArray, peak: float) -> list[dict[str, float]]:
         """Initial parameter guesses for a multi-start fit, best first."""
         raise NotImplementedError
+
+    @classmethod
+    def _data_priors(cls, losses: FloatArray, peak: float) -> dict[str, tuple[float, float]]:
+        """Weak priors (fitting space) that scale with the data, e.g. on an annealing gain."""
+        return {}
 
     # --- prediction ------------------------------------------------------------------------------
     @property

@@ -47,7 +47,11 @@ def _problem(
     preps = [law._prepare(c.lrs, c.steps) for c in data]
     log_y = np.log(np.concatenate([c.losses for c in data]))
     params = law.PARAMS
-    pri = [(i, p.prior) for i, p in enumerate(params) if p.prior is not None]
+    losses = np.concatenate([c.losses for c in data])
+    peak = max(float(c.lrs.max()) for c in data)
+    priors = {p.name: p.prior for p in params if p.prior is not None}
+    priors.update(law._data_priors(losses, peak))
+    pri = [(i, priors[p.name]) for i, p in enumerate(params) if p.name in priors]
     pri_w = prior_strength * delta
     jp = np.zeros((len(pri), len(params)))
     for row, (i, (_, sd)) in enumerate(pri):  # type: ignore[misc]

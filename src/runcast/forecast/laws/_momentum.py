@@ -18,6 +18,7 @@ from runcast.forecast.laws._areas import (
     momentum_area_grad,
 )
 from runcast.forecast.laws._base import Law, Param
+from runcast.forecast.laws._mpl import GAIN_FRACTION
 
 
 class MomentumLaw(Law):
@@ -64,6 +65,13 @@ class MomentumLaw(Law):
         jac[:, 3] = -s2
         jac[:, 4] = -c * momentum_area_grad(lrs, steps, lam)
         return pred, jac
+
+    @classmethod
+    def _data_priors(cls, losses: FloatArray, peak: float) -> dict[str, tuple[float, float]]:
+        # the full annealing gain C * peak / (1 - lam) is ~5% of the loss level, as in the
+        # multi-power law; at the typical lam = 0.996 that puts C near 0.05 * level * 0.004 / peak
+        level = float(np.median(losses))
+        return {"C": (float(np.log(GAIN_FRACTION * level * 4e-3 / peak)), 1.0)}
 
     @classmethod
     def _starts(cls, losses: FloatArray, s1: FloatArray, peak: float) -> list[dict[str, float]]:

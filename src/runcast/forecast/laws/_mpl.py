@@ -30,6 +30,8 @@ PUBLISHED: dict[str, dict[str, float]] = {
 
 
 CHUNK = 2048
+# typical full annealing gain (peak LR to zero) as a fraction of the loss level
+GAIN_FRACTION = 0.05
 
 
 def drop_terms(
@@ -103,6 +105,14 @@ class MultiPowerLaw(Law):
         jac[:, 3] = -ld
         jac[:, 4:] = -b * ld_jac[:, :3]
         return pred, jac
+
+    @classmethod
+    def _data_priors(cls, losses: FloatArray, peak: float) -> dict[str, tuple[float, float]]:
+        # The full gain of annealing from the peak to zero, B * peak, is 3-8% of the loss level
+        # in the paper's fits and ours (25M-400M). A curve that has not decayed its LR yet says
+        # nothing about B; this prior then keeps its forecast of a later decay sensible.
+        level = float(np.median(losses))
+        return {"B": (float(np.log(GAIN_FRACTION * level / peak)), 0.5)}
 
     @classmethod
     def _starts(cls, losses: FloatArray, s1: FloatArray, peak: float) -> list[dict[str, float]]:
