@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from runcast.curve import Curve
-from runcast.errors import InvalidInputError, RuncastError
+from runcast.errors import InvalidInputError
 from runcast.forecast import Forecast
 from runcast.schedules import Schedule
 
@@ -164,11 +164,12 @@ def final_level(values: np.ndarray[Any, Any]) -> float:
 def _live_forecast(steps: list[int], losses: list[float], sched: Schedule) -> Forecast | None:
     """The forecast of the rest of the run, or None while there are too few points to fit."""
     from runcast.forecast import forecast
+    from runcast.report._build import FORECAST_ERRORS
 
     curve = Curve(steps, losses, schedule=sched, name="loss")
     try:
         fc = forecast(curve, until=int(sched.total or 0) - 1, schedule=sched)
-    except RuncastError:
+    except FORECAST_ERRORS:
         # too early, or a fit that failed: keep the last good forecast rather than stop training
         return None
     return fc
@@ -243,7 +244,7 @@ def train(
             losses.append(value)
             metrics: dict[str, float] = {"loss": value, "lr": lr}
             last = step == cfg.steps - 1
-            if step % max(cfg.steps // 20, 1) == 0 or last:
+            if step % max(cfg.steps // 20, 10) == 0 or last:
                 val_loss = _val_loss(model, data, cfg, torch)
                 metrics["val_loss"] = val_loss
             run.log(metrics, step=step)

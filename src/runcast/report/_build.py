@@ -29,6 +29,16 @@ from runcast.schedules import Schedule
 
 _TOTAL_KEYS = ("steps", "total_steps", "max_steps", "num_steps", "total")
 
+#: What a failed forecast or law fit may raise. Besides runcast's own errors, numerical failures
+#: inside a fit on an odd curve (NaN weights, a singular matrix) must cost one picture, with a
+#: note saying why, never the whole report, dashboard or training run.
+FORECAST_ERRORS: tuple[type[Exception], ...] = (
+    RuncastError,
+    ValueError,
+    ArithmeticError,
+    np.linalg.LinAlgError,
+)
+
 
 class _RunInfo(Protocol):
     id: str
@@ -170,13 +180,13 @@ def build_panel(
     band = None
     try:
         band = forecast_band(curve, schedule, total, finished, cutoff)
-    except RuncastError as err:
+    except FORECAST_ERRORS as err:
         notes.append(f"No forecast: {err}")
     what = None
     if whatif and schedule is not None and total is not None:
         try:
             what = whatif_data(curve, schedule, total)
-        except RuncastError as err:
+        except FORECAST_ERRORS as err:
             notes.append(f"No schedule what-if: {err}")
     elif whatif:
         notes.append(

@@ -138,6 +138,7 @@ class DashboardData:
     def forecast(self, run_id: str, key: str) -> dict[str, Any]:
         """The forecast band of ``key`` (cached until the run moves on), or a note why none."""
         from runcast.report import forecast_band, planned_total, run_schedule
+        from runcast.report._build import FORECAST_ERRORS
 
         info = self._store.run(run_id)
         summ = self._store.summary(info.id)
@@ -179,8 +180,8 @@ class DashboardData:
                 },
                 "actual_final": _num(band.actual_final),
             }
-        except RuncastError as err:
-            payload = {"run": info.id, "key": key, "note": str(err)}
+        except FORECAST_ERRORS as err:
+            payload = {"run": info.id, "key": key, "note": f"No forecast: {err}"}
         with self._lock:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.pop(next(iter(self._cache)))

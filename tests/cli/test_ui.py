@@ -1,0 +1,83 @@
+"""``runcast ui``: the real command in a subprocess serves the dashboard; a busy port errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import runcast
+from runcast.cli import app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_ui_serves_the_store(db_path: Path) -> None:
+    with runcast.init(project="u", name="served", db=str(db_path)) as run:
+        run.log({"loss": 1.0}, step=0)
+    port = _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "runcast.cli",
+        "--db",
+        str(db_path),
+        "ui",
+        "--no-browser",
+        "--port",
+        str(port),
+    ]
+    code = "import sys; from runcast.cli import main; sys.argv = ['runcast'] + sys.argv[1:]; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *cmd[3:]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        body = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/runs", timeout=5) as r:
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.2)
+        assert body is not None, "the dashboard did not answer within 60 s"
+        assert [r["name"] for r in body["runs"]] == ["served"]
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl+C: the command stops cleanly
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert f"http://127.0.0.1:{port}/" in out.decode() and "stopped" in out.decode()
+
+
+def test_ui_says_when_the_port_is_taken(db_path: Path) -> None:
+    runcast.open_store(db_path).close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        res = CliRunner().invoke(
+            app,
+            ["--db", str(db_path), "ui", "--no-browser", "--port", str(port)],
+            env={"COLUMNS": "200"},
+        )
+    assert res.exit_code == 1 and "pick another port with --port" in res.output
+
+
+def test_ui_needs_an_existing_store(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["--db", str(tmp_path / "no.db"), "ui", "--no-browser"])
+    assert res.exit_code == 1 and not (tmp_path / "no.db").exists()
