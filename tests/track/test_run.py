@@ -146,7 +146,9 @@ def test_resume_that_logs_an_existing_step_forks(db_path: Path) -> None:
     resumed = runcast.init(db=db_path, resume=parent)
     with pytest.warns(RuncastWarning, match=rf"Run {parent} already has step 6.*forked"):
         resumed.log({"loss": 60.0}, step=6)
-    resumed.log({"loss": 70.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fork's next steps are not "going backwards"
+        resumed.log({"loss": 70.0})
     resumed.finish()
     assert resumed.id != parent
     assert (resumed.parent_id, resumed.fork_step) == (parent, 6)
@@ -232,3 +234,19 @@ def test_interpreter_exit_flushes_and_sets_the_status(
         info = store.runs()[0]
         assert info.status == status
         assert store.curve(info.id, "loss").step.tolist() == list(range(500))
+
+
+def test_a_fork_after_continuing_keeps_the_continued_points_in_the_parent(db_path: Path) -> None:
+    with runcast.init(db=db_path) as run:
+        for step in range(5):
+            run.log({"loss": float(step)}, step=step)
+    resumed = runcast.init(db=db_path, resume=run.id)
+    resumed.log({"loss": 5.0}, step=5)  # continues the parent
+    with pytest.warns(RuncastWarning, match="already has step 2"):
+        resumed.log({"loss": 20.0}, step=2)  # a step the parent has: fork
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resumed.log({"loss": 30.0}, step=3)
+    resumed.finish()
+    assert _curve(db_path, run.id, "loss")[0] == [0, 1, 2, 3, 4, 5]
+    assert _curve(db_path, resumed.id, "loss") == ([0, 1, 2, 3], [0.0, 1.0, 20.0, 30.0])

@@ -173,6 +173,7 @@ class Run:
         )
         self.id, self.name = child.id, child.name
         self.parent_id, self.fork_step = parent, step
+        self._max_step = -1  # the fork's own steps start here; earlier ones were the parent's
         self._resume_last = self._resume_status = None
 
     def flush(self, timeout: float | None = None) -> None:
