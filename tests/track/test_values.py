@@ -103,3 +103,12 @@ def test_rows_to_array_mixes_python_and_numpy_numbers() -> None:
     arr = rows_to_array([(1, np.float32(0.5)), (2.0, float("inf"))])
     assert arr.dtype == np.float64
     assert arr.tolist() == [[1.0, 0.5], [2.0, float("inf")]]
+
+
+def test_rows_to_array_survives_a_value_numpy_cannot_bulk_convert() -> None:
+    class Odd:
+        def __float__(self) -> float:
+            raise OverflowError("too odd")
+
+    arr = rows_to_array([(1.0, Odd()), (2.0, 3.0)])
+    assert arr[0, 0] == 1.0 and np.isnan(arr[0, 1]) and arr[1, 1] == 3.0  # only it is missing

@@ -130,11 +130,25 @@ def tensors_to_floats(values: Sequence[Any]) -> list[float]:
     return out
 
 
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
+
+
 def rows_to_array(rows: Sequence[Sequence[Any]]) -> npt.NDArray[np.float64]:
     """A (n_rows, n_keys) float64 array of numbers (inf stays inf; the store makes it NaN).
+
+    A value numpy cannot convert in bulk (an exotic number type that passed ``log``'s checks)
+    is converted on its own, and becomes NaN (missing, counted) if even that fails: the
+    writer thread must never die on one odd value and lose the batch.
 
     Example:
         >>> rows_to_array([(1, 2.5), (3, float("nan"))]).shape
         (2, 2)
     """
-    return np.array(rows, dtype=np.float64).reshape(len(rows), -1)
+    try:
+        return np.array(rows, dtype=np.float64).reshape(len(rows), -1)
+    except (TypeError, ValueError, OverflowError):
+        return np.array([[_to_float(v) for v in row] for row in rows], dtype=np.float64)

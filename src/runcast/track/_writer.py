@@ -84,7 +84,10 @@ class BackgroundWriter:
             self._wake.wait(self.interval)
             self._wake.clear()
             stopping = self._stop  # read before draining, so nothing pushed earlier is missed
-            sink = self._drain(sink)
+            try:
+                sink = self._drain(sink)
+            except Exception as err:  # never die silently: finish() reports it
+                self.error = err
             if stopping and not self.queue:
                 break
         if sink is not None:
