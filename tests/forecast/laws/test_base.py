@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from runcast import Schedule
-from runcast.errors import InvalidInputError, ScheduleError
+from runcast.errors import InvalidInputError, RuncastWarning, ScheduleError
 from runcast.forecast import Forecast
 from runcast.forecast.laws import LAWS, Law, MomentumLaw, MultiPowerLaw, RuncastLaw
 from runcast.forecast.laws._base import Param
@@ -100,6 +100,13 @@ def test_bad_inputs_raise_with_the_fix(tmp_path: Path) -> None:
         Law.load(tmp_path / "bad.json")
     with pytest.raises(ScheduleError, match="spec dict"):
         law.predict("cosine", [10])  # type: ignore[arg-type]
+
+
+def test_nonsense_predictions_warn() -> None:
+    # a huge annealing gain drives the loss below zero once the LR decays: say so, loudly
+    law = MultiPowerLaw({**MPL_25M, "B": 1e5})
+    with pytest.warns(RuncastWarning, match="far outside what it was fitted on"):
+        law.predict({**SPEC, "warmup": 0}, [23999])
 
 
 @pytest.mark.parametrize(

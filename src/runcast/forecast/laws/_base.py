@@ -10,6 +10,7 @@ Fitting, prediction, forecasting and (de)serialisation live here, shared by all 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from runcast.errors import FitError, InvalidInputError, ScheduleError
+from runcast.errors import FitError, InvalidInputError, RuncastWarning, ScheduleError
 from runcast.forecast._types import Forecast
 from runcast.schedules import Schedule
 
@@ -227,8 +228,18 @@ class Law:
             [3.418, 3.033]
         """
         st = as_steps(steps)
-        out = self._predict_theta(as_schedule(schedule), st, self.theta)
-        return np.asarray(out[0], dtype=np.float64)
+        out = np.asarray(self._predict_theta(as_schedule(schedule), st, self.theta)[0])
+        bad = ~np.isfinite(out) | (out <= 0)
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            warnings.warn(
+                f"The {self.name} law predicts a loss of {out[j]!r} at step {int(st[j])}: this "
+                "schedule is far outside what it was fitted on. Do not trust these values; fit "
+                "on runs closer to this schedule.",
+                RuncastWarning,
+                stacklevel=2,
+            )
+        return out.astype(np.float64)
 
     def _sample_thetas(self, n: int, rng: np.random.Generator) -> FloatArray:
         z0 = np.array([p.to_z(self.params[p.name]) for p in self.PARAMS])
