@@ -56,9 +56,12 @@ class ForecastPruner(optuna.pruners.BasePruner):
         n_warmup_steps: never prune before this step.
         n_min_trials: never prune before this many trials have completed.
         interval_steps: decide at most once per this many steps (a forecast costs milliseconds).
-        min_points: never prune a trial with fewer reported values.
-        forecaster: ``fn(curve, until) -> Forecast``; default :func:`runcast.forecast`, given
-            the trial's ``"runcast_schedule"`` spec when it has one.
+        min_points: never forecast a trial from its own curve with fewer reported values.
+        use_peers: forecast from the completed trials' curves (how they went on from the same
+            step; see :func:`runcast.steer.peer_forecast`); else, or when none reported that
+            early, from the trial's own curve with :func:`runcast.forecast`, given the trial's
+            ``"runcast_schedule"`` spec when it has one.
+        forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
 
     Example:
         >>> ForecastPruner(total_steps=100, threshold=0.02).threshold
@@ -74,6 +77,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         n_min_trials: int = 1,
         interval_steps: int = 1,
         min_points: int = 5,
+        use_peers: bool = True,
         forecaster: Forecaster | None = None,
     ) -> None:
         if total_steps is not None and total_steps < 1:
@@ -88,6 +92,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
             n_min_trials=n_min_trials,
             min_points=min_points,
             forecaster=forecaster,
+            use_peers=use_peers,
         )
         self._last_checked: dict[int, int] = {}
         self.decisions: dict[int, Decision] = {}
@@ -128,6 +133,13 @@ class ForecastPruner(optuna.pruners.BasePruner):
             from runcast.schedules import Schedule
 
             schedule = Schedule.from_spec(spec)
+        from runcast.curve import Curve
+
+        peers = []
+        for t in complete:
+            if t.value is not None and len(t.intermediate_values) >= 2:
+                pts = sorted(t.intermediate_values.items())
+                peers.append(Curve.from_unsorted([p for p, _ in pts], [v for _, v in pts]))
         items = sorted(trial.intermediate_values.items())
         decision = self._rule.decide(
             [s for s, _ in items],
@@ -136,6 +148,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
             best=best,
             n_completed=len(values),
             schedule=schedule,
+            peers=peers,
         )
         self.decisions[trial.number] = decision
         if decision.action == "prune":

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runcast._optional import require
 from runcast.errors import InvalidInputError
@@ -23,6 +23,9 @@ from runcast.steer._prune import Forecaster, PruneRule
 
 require("ray.tune", extra="ray", purpose="for runcast.integrations.ray")
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler  # noqa: E402  (after require)
+
+if TYPE_CHECKING:
+    from runcast.curve import Curve
 
 _log = logging.getLogger("runcast.integrations.ray")
 
@@ -38,8 +41,10 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         threshold: stop when ``P(final beats best completed) < threshold``.
         grace_period: never stop a trial before this many steps (the warm-up).
         n_min_trials: never stop before this many trials have completed.
-        min_points: never stop a trial with fewer results.
-        forecaster: ``fn(curve, until) -> Forecast``; default :func:`runcast.forecast`.
+        min_points: never forecast a trial from its own curve with fewer results.
+        use_peers: forecast from the completed trials' curves (see
+            :func:`runcast.steer.peer_forecast`), else from the trial's own curve.
+        forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
 
     Example:
         >>> ForecastScheduler(total_steps=10, threshold=0.1).threshold
@@ -57,6 +62,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         grace_period: int = 0,
         n_min_trials: int = 1,
         min_points: int = 5,
+        use_peers: bool = True,
         forecaster: Forecaster | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -75,6 +81,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             min_points=min_points,
             mode="max" if mode == "max" else "min",
             forecaster=forecaster,
+            use_peers=use_peers,
         )
         self._history: dict[str, tuple[list[int], list[float]]] = {}
         self._stopped: set[str] = set()
@@ -103,6 +110,16 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         vals = self._finals.values()
         return max(vals) if self._mode == "max" else min(vals)
 
+    def _peers(self) -> list[Curve]:
+        from runcast.curve import Curve
+
+        out = []
+        for tid in self._finals:
+            steps, values = self._history.get(tid, ([], []))
+            if len(steps) >= 2:
+                out.append(Curve.from_unsorted(steps, values))
+        return out
+
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         """Record the result and decide: ``TrialScheduler.STOP`` or ``CONTINUE``."""
         if self._metric is None or self._mode is None:
@@ -121,6 +138,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             total_steps=self.total_steps,
             best=self._best(),
             n_completed=len(self._finals),
+            peers=self._peers(),
         )
         self.decisions[trial.trial_id] = decision
         if decision.action == "prune":

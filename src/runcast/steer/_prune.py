@@ -2,7 +2,10 @@
 
 A trial is pruned when its forecast gives it too small a chance of beating the best completed
 trial: ``P(final < best) < threshold`` (``>`` when maximising), once it is past a warm-up and
-enough trials have completed to know what "best" is. Unlike a median or successive-halving rule,
+enough trials have completed to know what "best" is. In a sweep the forecast comes by default
+from the completed trials themselves (:func:`~runcast.steer.peer_forecast`: how they continued
+from the same step), and from the trial's own curve (:func:`runcast.forecast`) when no completed
+trial reported that early. Unlike a median or successive-halving rule,
 this compares where the trial is *going* (its forecast final value, with uncertainty) with where
 the best trial *ended*, so slow starters that will win are kept and fast starters that will
 plateau are cut.
@@ -26,8 +29,9 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from runcast.errors import InvalidInputError, RuncastError
+from runcast.errors import InvalidInputError, NotEnoughDataError, RuncastError
 from runcast.steer._decision import Decision
+from runcast.steer._peers import peer_forecast
 
 if TYPE_CHECKING:
     from runcast.curve import Curve
@@ -125,6 +129,11 @@ def default_forecaster(schedule: Schedule | None = None, mode: Mode | None = Non
         # looked up at call time: the forecasting module is heavy and imported only when needed
         forecast = importlib.import_module("runcast.forecast").forecast
         direction = None if mode is None else ("down" if mode == "min" else "up")
+        # a schedule of `total` steps gives the LR of steps 0..total-1, while a trial's final
+        # report after `total` updates is step `total`: forecast that one step earlier
+        total = getattr(schedule, "total", None)
+        if total is not None and until >= total:
+            until = total - 1
         result: Forecast = forecast(curve, until=until, schedule=schedule, direction=direction)
         return result
 
@@ -139,9 +148,13 @@ class PruneRule:
         threshold: prune when ``P(final beats best) < threshold``.
         warmup_steps: never prune before this step.
         n_min_trials: never prune until this many trials have completed.
-        min_points: never prune a trial with fewer reported points (a forecast needs a few).
+        min_points: never forecast a trial from its own curve with fewer points (the peer
+            forecast needs one).
         mode: ``"min"`` or ``"max"``.
-        forecaster: ``fn(curve, until) -> Forecast``; default :func:`runcast.forecast`.
+        forecaster: ``fn(curve, until) -> Forecast``; replaces the default (peers, else
+            :func:`runcast.forecast`).
+        use_peers: forecast from completed peers when they are given to :meth:`decide`.
+        peer_window, peer_scale_floor: see :func:`~runcast.steer.peer_forecast`.
 
     Example:
         >>> rule = PruneRule(n_min_trials=2)
@@ -155,6 +168,9 @@ class PruneRule:
     min_points: int = 5
     mode: Mode = "min"
     forecaster: Forecaster | None = None
+    use_peers: bool = True
+    peer_window: int = 10
+    peer_scale_floor: float = 0.1
 
     def __post_init__(self) -> None:
         _check_mode(self.mode)
@@ -173,11 +189,13 @@ class PruneRule:
         best: float | None,
         n_completed: int,
         schedule: Schedule | None = None,
+        peers: Sequence[Curve] | None = None,
     ) -> Decision:
         """Decide for a trial that reported ``values`` at ``steps`` and will end at ``total_steps``.
 
-        A trial whose latest value is NaN or infinite has diverged and is pruned at once (it
-        cannot win). A forecast that fails (too few points, a fit error) never prunes.
+        ``peers`` are the curves of completed trials (for the peer forecast). A trial whose
+        latest value is NaN or infinite has diverged and is pruned at once (it cannot win). A
+        forecast that fails (too few points, a fit error) never prunes.
         """
         from runcast.curve import Curve
 
@@ -209,17 +227,32 @@ class PruneRule:
         if step >= total_steps:
             return Decision("continue", f"the trial reached its last step {total_steps}", step=step)
         ok = np.isfinite(va)
-        if int(ok.sum()) < self.min_points:
-            return Decision(
-                "continue",
-                f"{int(ok.sum())} finite point(s) so far; min_points={self.min_points}",
-                step=step,
-            )
-        fn = self.forecaster or default_forecaster(schedule, self.mode)
-        try:
-            fc = fn(Curve(st[ok], va[ok]), total_steps)
-        except RuncastError as err:  # no forecast, no evidence: never prune on a failed fit
-            return Decision("continue", f"no forecast ({err})", step=step)
+        curve = Curve(st[ok], va[ok])
+        fc = None
+        if self.forecaster is None and self.use_peers and peers:
+            try:
+                fc = peer_forecast(
+                    curve,
+                    total_steps,
+                    peers,
+                    direction="down" if self.mode == "min" else "up",
+                    window=self.peer_window,
+                    scale_floor=self.peer_scale_floor,
+                )
+            except NotEnoughDataError:
+                fc = None  # no peer reported this early: the trial's own curve decides
+        if fc is None:
+            if int(ok.sum()) < self.min_points:
+                return Decision(
+                    "continue",
+                    f"{int(ok.sum())} finite point(s) so far; min_points={self.min_points}",
+                    step=step,
+                )
+            fn = self.forecaster or default_forecaster(schedule, self.mode)
+            try:
+                fc = fn(curve, total_steps)
+            except RuncastError as err:  # no forecast, no evidence: never prune on a failed fit
+                return Decision("continue", f"no forecast ({err})", step=step)
         return prune_decision(
             fc,
             best,
