@@ -132,15 +132,18 @@ def test_dense_curves_are_binned_and_robust_to_spikes() -> None:
     assert spiky.final.median == pytest.approx(clean.final.median, rel=5e-3)
 
 
-def test_observation_noise_widens_intervals_only() -> None:
+def test_noise_widens_intervals_only() -> None:
     c = _dense(np.random.default_rng(1), False)
     noisy = pfn_forecast(c, until=100_000)
-    smooth = pfn_forecast(c, until=100_000, observation_noise=False)
+    smooth = pfn_forecast(c, until=100_000, noise=False)
     lo_n, hi_n = noisy.final.interval(0.8)
     lo_s, hi_s = smooth.final.interval(0.8)
     assert noisy.final.median == pytest.approx(smooth.final.median, rel=1e-3)
-    # the single-step scatter (sd 0.05) adds about 2 * 1.28 * 0.05 to the 80% width
-    assert (hi_n - lo_n) - (hi_s - lo_s) > 0.05
+    # the single-step scatter (sd 0.05, 80% half-width 1.28 * 0.05) adds in quadrature
+    half_n, half_s = (hi_n - lo_n) / 2, (hi_s - lo_s) / 2
+    expected = np.sqrt(half_s**2 + (1.2816 * noisy.info["point_noise"]) ** 2)
+    assert half_n == pytest.approx(expected, rel=0.05)
+    assert half_n > half_s + 0.01
 
 
 def test_steps_and_paths() -> None:

@@ -21,11 +21,21 @@ def _quiet(_: str) -> None:
     pass
 
 
+@pytest.fixture(autouse=True)
+def _one_thread() -> object:
+    # like the training command: one thread, so tests don't fight the other CI jobs for cores
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
 def test_a_short_run_lowers_the_loss() -> None:
     torch.manual_seed(0)
-    res = train(steps=60, out=None, batch=16, lr=3e-3, cfg=TINY, bin_batches=2, log=_quiet)
-    first, last = np.mean(res.losses[:10]), np.mean(res.losses[-10:])
-    # learning happens: the bar NLL drops clearly within 60 steps of fresh prior batches
+    res = train(steps=40, out=None, batch=16, lr=3e-3, cfg=TINY, bin_batches=2, log=_quiet)
+    first, last = np.mean(res.losses[:8]), np.mean(res.losses[-8:])
+    # learning happens: the bar NLL drops clearly within 40 steps of fresh prior batches
     assert last < first - 0.2, (first, last)
 
 
@@ -41,12 +51,13 @@ def test_runs_are_deterministic_given_the_seed() -> None:
 
 def test_bin_borders_have_equal_prior_mass() -> None:
     rng = np.random.default_rng(0)
-    borders = bin_borders(rng, 16, batches=2, batch=32)
-    assert borders.size == 17 and (np.diff(borders) > 0).all()
-    z = np.concatenate([sample_batch(rng, 32).q_z.ravel() for _ in range(2)])
+    borders = bin_borders(rng, 8, batches=4, batch=64)
+    assert borders.size == 9 and (np.diff(borders) > 0).all()
+    z = np.concatenate([sample_batch(rng, 64).q_z.ravel() for _ in range(4)])
     counts = np.histogram(z, borders)[0] / z.size
-    # fresh draws spread roughly evenly over equal-mass bins (1/16 = 0.0625 each)
-    assert counts.max() < 0.15
+    # fresh draws spread roughly evenly over equal-mass bins (1/8 = 0.125 each; the 24 targets
+    # of one curve are correlated, so a few hundred curves leave visible sampling noise)
+    assert counts.min() > 0.06 and counts.max() < 0.2, counts
 
 
 def test_command_line_writes_loadable_weights(

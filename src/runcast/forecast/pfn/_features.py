@@ -72,7 +72,12 @@ def schedule_grid(lr_blocks: FloatArray, has_schedule: bool | FloatArray = True)
 
 
 def neutral_grid(batch: int) -> FloatArray:
-    """The features used when no schedule is known: a constant LR, flagged as unknown."""
+    """The features used when no schedule is known: a constant LR, flagged as unknown.
+
+    Example:
+        >>> neutral_grid(1)[0, :, -1].tolist()  # lr, S1, S2, has_schedule at the horizon
+        [1.0, 1.0, 0.0, 0.0]
+    """
     return schedule_grid(np.ones((batch, GRID)), has_schedule=False)
 
 
@@ -155,7 +160,15 @@ def normalise(y: FloatArray, mask: npt.NDArray[np.bool_]) -> tuple[FloatArray, F
 
 
 def squash(y_n: FloatArray) -> FloatArray:
-    """The value feature/target space: ``asinh`` of the normalised value."""
+    """The value feature/target space: ``asinh`` of the normalised value.
+
+    Linear near zero (fine resolution for the small changes late in a run), logarithmic far
+    from it (the first steps of a loss can sit hundreds of scales above the last value).
+
+    Example:
+        >>> squash(np.array([0.0, 0.5, 300.0])).round(2).tolist()
+        [0.0, 0.48, 6.4]
+    """
     out: FloatArray = np.arcsinh(y_n)
     return out
 

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,9 @@ from runcast.schedules import Schedule
 MAX_CONTEXT = 100
 #: fewest points the network was trained with
 MIN_POINTS = 4
-MAX_QUERIES = 256
+#: the network is asked at most this many future times; quantiles in between are interpolated
+#: (the forecast is smooth in time, and each query token costs as much as an observed one)
+MAX_QUERIES = 64
 LEVELS = np.concatenate([[0.002, 0.01], np.linspace(0.025, 0.975, 39), [0.99, 0.998]])
 
 
@@ -65,10 +68,15 @@ def _bin(step: FloatArray, value: FloatArray) -> tuple[FloatArray, FloatArray, f
     The median makes a bin immune to a few spikes; the noise (robust MAD of the residuals from
     the bin medians) lets the forecast put back the scatter of single per-step values.
     """
-    groups = np.array_split(np.arange(step.size), MAX_CONTEXT)
-    bs = np.array([step[g].mean() for g in groups])
-    bv = np.array([np.median(value[g]) for g in groups])
-    resid = np.concatenate([value[g] - m for g, m in zip(groups, bv, strict=True)])
+    edges = np.linspace(0, step.size, MAX_CONTEXT + 1).astype(np.int64)
+    sizes = np.diff(edges)
+    # one padded (bins, largest bin) gather instead of a Python loop over bins
+    idx = edges[:-1, None] + np.arange(sizes.max())[None, :]
+    valid = np.arange(sizes.max())[None, :] < sizes[:, None]
+    idx = np.minimum(idx, step.size - 1)
+    bs = np.where(valid, step[idx], 0.0).sum(axis=1) / sizes
+    bv = np.nanmedian(np.where(valid, value[idx], np.nan), axis=1)
+    resid = value - np.repeat(bv, sizes)
     noise = 1.4826 * float(np.median(np.abs(resid)))
     return bs, bv, noise
 
@@ -78,7 +86,9 @@ def _default_steps(last: int, until: int) -> npt.NDArray[np.int64]:
     return np.unique(np.round(np.linspace(last + 1, until, n)).astype(np.int64))
 
 
+@functools.lru_cache(maxsize=32)
 def _schedule_grid(schedule: Schedule | None, until: int) -> FloatArray:
+    # cached: a pruner or dashboard forecasts the same run's schedule again and again
     if schedule is None:
         return neutral_grid(1)
     return schedule_grid(lr_blocks_from_array(schedule.array(until + 1), until)[None, :])
@@ -91,7 +101,7 @@ def pfn_forecast(
     *,
     steps: npt.ArrayLike | None = None,
     direction: Direction | None = None,
-    observation_noise: bool = True,
+    noise: bool = True,
     n_paths: int = 512,
     weights: str | Path | None = None,
     **_: Any,
@@ -104,8 +114,8 @@ def pfn_forecast(
         schedule: the run's LR schedule, covering ``until``; None forecasts without one.
         steps: the steps to forecast (default: up to 200 from the next step to ``until``).
         direction: ``"down"`` (a loss) or ``"up"`` (an accuracy); inferred when None.
-        observation_noise: for dense curves, include the per-point scatter in the intervals (the
-            truth is then a single logged value); False forecasts the smoothed curve.
+        noise: forecast single logged values (for dense per-step curves, the intervals include
+            the per-step scatter that binning averaged away); False forecasts the smoothed trend.
         n_paths: sample paths in the returned (quantile-coupled) forecast.
         weights: a weights file from ``python -m runcast.forecast.pfn.train`` (default: shipped).
 
@@ -137,41 +147,45 @@ def pfn_forecast(
     value = c.value.astype(np.float64)
     dirn: Direction = direction or _direction(value)
     sign = -1.0 if dirn == "up" else 1.0
-    noise = 0.0
+    point_sd = 0.0
     binned = step.size > MAX_CONTEXT
     if binned:
-        step, value, noise = _bin(step, sign * value)
+        step, value, point_sd = _bin(step, sign * value)
     else:
         value = sign * value
     mask = np.ones((1, step.size), dtype=bool)
     ref, scale = normalise(value[None, :], mask)
     obs_z = np.clip(squash((value[None, :] - ref[:, None]) / scale[:, None]), -10.0, 10.0)
     grid = _schedule_grid(schedule, until)
-    qsteps = want if want.size <= MAX_QUERIES else np.linspace(want[0], want[-1], MAX_QUERIES)
+    qsteps = (
+        want.astype(np.float64)
+        if want.size <= MAX_QUERIES
+        else np.linspace(float(want[0]), float(want[-1]), MAX_QUERIES)
+    )
     w = load_weights(weights)
     lg = logits(
         w,
         token_features(grid, step[None, :] / until),
         obs_z,
         mask,
-        token_features(grid, np.asarray(qsteps, np.float64)[None, :] / until),
+        token_features(grid, qsteps[None, :] / until),
     )
     zq = bar_quantiles(lg[0], w.borders, LEVELS)  # (n_query, n_levels)
     yq = ref[0] + scale[0] * unsquash(zq)
-    if qsteps is not want:
+    if want.size > MAX_QUERIES:
         yq = np.stack([np.interp(want, qsteps, yq[:, k]) for k in range(LEVELS.size)], axis=1)
-    if binned and observation_noise:
+    if binned and noise:
         # widen in quadrature by the per-point scatter the bin medians removed (exact when the
         # forecast is gaussian; keeps each step's median and the quantile coupling)
         med = np.array([np.interp(0.5, LEVELS, row) for row in yq])[:, None]
-        extra = noise * ndtri(LEVELS)[None, :]
+        extra = point_sd * ndtri(LEVELS)[None, :]
         yq = med + np.sign(yq - med + extra * 1e-12) * np.sqrt((yq - med) ** 2 + extra**2)
     yq = sign * yq
     info = {
         "context_points": int(step.size),
         "binned": bool(binned),
         "schedule": schedule is not None,
-        "point_noise": float(noise),
+        "point_noise": float(point_sd),
         "seconds": time.perf_counter() - t0,
     }
     return Forecast.from_quantiles(

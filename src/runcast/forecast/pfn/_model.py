@@ -113,6 +113,11 @@ def bar_nll(logits: torch.Tensor, target: torch.Tensor, borders: torch.Tensor) -
 
     The density in bin ``i`` is ``p_i / width_i``; the width term makes the loss comparable
     across bin layouts (and a proper density NLL in the squashed space).
+
+    Example:
+        >>> b = torch.tensor([0.0, 1.0, 3.0])
+        >>> round(float(bar_nll(torch.zeros(1, 1, 2), torch.tensor([[2.0]]), b)), 4)  # 0.5 / 2
+        1.3863
     """
     n_bins = borders.numel() - 1
     idx = torch.clamp(torch.bucketize(target, borders, right=True) - 1, 0, n_bins - 1)

@@ -134,6 +134,12 @@ def law_curves(rng: Rng, grid: FloatArray, x: FloatArray) -> FloatArray:
     """Clean values at ``x`` of schedule-aware law curves (multi-power or momentum law).
 
     ``grid`` is :func:`schedule_grid` of the schedules; shapes only (``L0 = 0``, ``A = 1``).
+
+    Example:
+        >>> x = np.linspace(0.05, 1.0, 20)[None].repeat(8, 0)
+        >>> y = law_curves(np.random.default_rng(0), schedule_grid(np.ones((8, GRID))), x)
+        >>> bool((np.diff(y, axis=1) < 0).all())  # constant LR: a pure power law in time
+        True
     """
     b = grid.shape[0]
     lr, s1e, s2e = grid[:, 0, :-1], grid[:, 1, :], grid[:, 2, :]

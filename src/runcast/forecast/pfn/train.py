@@ -54,7 +54,13 @@ class TrainResult:
 
 def bin_borders(rng: np.random.Generator, n_bins: int, batches: int, batch: int) -> FloatArray:
     """Equal-mass bin borders of the prior's targets (LC-PFN's choice): fine bins where the
-    prior puts its mass, coarse ones in the tails; the outer borders are the clip range."""
+    prior puts its mass, coarse ones in the tails; the outer borders are the clip range.
+
+    Example:
+        >>> b = bin_borders(np.random.default_rng(0), n_bins=4, batches=1, batch=8)
+        >>> b.size, float(b[0]), round(float(b[-1]), 3)
+        (5, -7.0, 5.0)
+    """
     z = np.concatenate([sample_batch(rng, batch).q_z.ravel() for _ in range(batches)])
     inner = np.quantile(z, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])
     borders = np.concatenate([[Z_RANGE[0]], inner, [Z_RANGE[1]]])
