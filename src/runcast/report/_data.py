@@ -8,7 +8,7 @@ Example:
     >>> from runcast import Curve
     >>> d = curve_data(Curve([0, 1, 2, 3], [4.0, 2.0, 3.0, 1.0]), beta=0.5)
     >>> d.smooth.round(3).tolist()
-    [4.0, 2.667, 2.857, 1.8]
+    [4.0, 2.667, 2.857, 1.867]
 """
 
 from __future__ import annotations
