@@ -69,11 +69,21 @@ def fit_powerlaw(
         draws = rng.multivariate_normal(fit.x, cov, size=n_paths, method="eigh")
     except (np.linalg.LinAlgError, ValueError):
         draws = np.tile(fit.x, (n_paths, 1))
-    x_out = np.concatenate([[1.0], p.out_steps / p.last_step])
+    x_out = np.concatenate([[1.0], x[:1], p.out_steps / p.last_step])
     exps = np.exp(np.clip(draws[:, 2], -10.0, 3.0))
-    paths = (
-        draws[:, :1] + np.exp(np.clip(draws[:, 1:2], -30, 30)) * x_out[None, :] ** -exps[:, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        paths = draws[:, :1] + np.exp(np.clip(draws[:, 1:2], -30, 30)) * x_out ** -exps[:, None]
+    # c and a trade off almost exactly when alpha -> 0, so a Gaussian draw can match the data and
+    # still explode beyond it: keep draws within 5 fit SDs of the fit at both ends of the data
+    point = fit.x[0] + np.exp(fit.x[1]) * x_out ** -np.exp(fit.x[2])
+    tol = 5.0 * np.sqrt(sigma2) + 1e-9
+    sane = np.all(np.isfinite(paths), axis=1) & np.all(
+        np.abs(paths[:, :2] - point[:2]) < tol, axis=1
     )
+    if not sane.all():
+        pool = paths[sane] if sane.any() else point[None, :]
+        paths[~sane] = pool[rng.integers(pool.shape[0], size=int((~sane).sum()))]
+    paths = np.delete(paths, 1, axis=1)
     c, log_a, log_alpha = fit.x
     info = {"c": float(c), "a": float(np.exp(log_a)), "alpha": float(np.exp(log_alpha))}
     return RawForecast(p, paths[:, 1:], anchor=float(np.median(paths[:, 0])), info=info)

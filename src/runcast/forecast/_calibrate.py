@@ -7,9 +7,10 @@ narrow. Every method therefore returns a :class:`RawForecast` (noise-free poster
 
 1. a model-discrepancy path ``tau * z_i * h(t)`` per sample path ``i``, where ``z_i`` is one
    Student-t(4) draw per path (errors of an extrapolation are coherent along the path, and
-   heavy-tailed), and ``h(t) = |m(t) - m(t_c)| + 0.05 * log(t / t_c)`` grows with the predicted
-   remaining change ``m(t) - m(t_c)`` since the cut-off ``t_c`` and with the log horizon, in the
-   curve's normalised scale (so ``tau`` carries over between curves of any scale);
+   heavy-tailed), and ``h(t) = |m(t) - m(t_c)| + 0.25 * D * log(t / t_c)`` grows with the
+   predicted remaining change ``m(t) - m(t_c)`` since the cut-off ``t_c`` and with the log
+   horizon in units of ``D``, how much the curve fell over the second half of the observed steps
+   (so ``tau`` carries over between curves of any scale and any logging start);
 2. the per-step observation noise measured on the observed part (``noise=True``), because a
    forecast of per-step training loss must cover per-step values, not only their trend.
 
@@ -42,7 +43,7 @@ from runcast.forecast._types import Forecast
 FloatArray = npt.NDArray[np.float64]
 TABLE_PATH = Path(__file__).with_name("_calibration.json")
 T_DOF = 4.0
-HORIZON_FLOOR = 0.05
+HORIZON_FLOOR = 0.25
 
 
 @dataclass
@@ -58,7 +59,8 @@ class RawForecast:
         """``h(t)``: how the discrepancy grows over the forecast steps (normalised units)."""
         m = np.median(self.paths, axis=0)
         horizon = np.log(self.prep.out_steps / self.prep.last_step)
-        return np.asarray(np.abs(m - self.anchor) + HORIZON_FLOOR * horizon, dtype=np.float64)
+        floor = HORIZON_FLOOR * self.prep.recent_drop * horizon
+        return np.asarray(np.abs(m - self.anchor) + floor, dtype=np.float64)
 
     def finish(self, method: str, tau: float, *, noise: bool = True, seed: int = 0) -> Forecast:
         """The calibrated :class:`Forecast` in the curve's own units.

@@ -65,6 +65,17 @@ class Prepared:
         return self.center + self.sign * self.scale * y
 
     @property
+    def recent_drop(self) -> float:
+        """How far the (normalised) curve fell over the second half of the observed steps.
+
+        The scale of the run's recent progress: what a forecast's uncertainty per unit of
+        horizon is measured in, whatever the curve's units or how far back the fit reaches.
+        """
+        k = max(1, self.y.size // 20)
+        end = float(np.median(self.y[-k:]))
+        return abs(float(np.interp(self.last_step / 2.0, self.x, self.y)) - end)
+
+    @property
     def noise_y(self) -> float:
         """The per-step observation noise in normalised units."""
         return self.noise_sd / self.scale
