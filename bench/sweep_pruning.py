@@ -279,8 +279,11 @@ def main() -> None:
         "| policy | settings | compute (of full sweep) | mean regret | worst regret | "
         "orders within 1% |",
         "|---|---|---|---|---|---|",
-        row("full sweep", "no pruning", {"compute": 1.0, "regret": 0.0, "regret_max": 0.0,
-                                          "within1": 1.0}),
+        row(
+            "full sweep",
+            "no pruning",
+            {"compute": 1.0, "regret": 0.0, "regret_max": 0.0, "within1": 1.0},
+        ),
     ]
 
     def evaluate(name: str, settings: str, make: Callable[[], Any], **kw: Any) -> dict[str, float]:
@@ -291,8 +294,12 @@ def main() -> None:
         lines.append(row(name, settings, s))
         return s
 
-    ours_kw = {"total_steps": TOTAL, "threshold": 0.1, "n_warmup_steps": 2 * EVAL_EVERY,
-               "n_min_trials": 2}
+    ours_kw = {
+        "total_steps": TOTAL,
+        "threshold": 0.1,
+        "n_warmup_steps": 2 * EVAL_EVERY,
+        "n_min_trials": 2,
+    }
     ours = evaluate("runcast ForecastPruner", str(ours_kw), lambda: ForecastPruner(**ours_kw))
     print(f"  runcast pruner replayed in {ours['secs']:.0f} s")
     for thr in (0.05, 0.2):
@@ -301,14 +308,24 @@ def main() -> None:
     if not args.quick:
         own = {**ours_kw, "use_peers": False}
         evaluate("runcast ForecastPruner, own curve only", str(own), lambda: ForecastPruner(**own))
-        evaluate("runcast ForecastPruner, own curve + schedule", str(own),
-                 lambda: ForecastPruner(**own), specs=specs)
+        evaluate(
+            "runcast ForecastPruner, own curve + schedule",
+            str(own),
+            lambda: ForecastPruner(**own),
+            specs=specs,
+        )
     for startup, warm in ((5, 0), (5, EPOCH)):
-        evaluate("Optuna MedianPruner", f"n_startup_trials={startup}, n_warmup_steps={warm}",
-                 lambda a=startup, b=warm: optuna.pruners.MedianPruner(a, b))
+        evaluate(
+            "Optuna MedianPruner",
+            f"n_startup_trials={startup}, n_warmup_steps={warm}",
+            lambda a=startup, b=warm: optuna.pruners.MedianPruner(a, b),
+        )
     for mr in (20, 40):
-        evaluate("Optuna HyperbandPruner", f"min_resource={mr}, max_resource={TOTAL}, eta=3",
-                 lambda mr=mr: optuna.pruners.HyperbandPruner(mr, TOTAL, 3))
+        evaluate(
+            "Optuna HyperbandPruner",
+            f"min_resource={mr}, max_resource={TOTAL}, eta=3",
+            lambda mr=mr: optuna.pruners.HyperbandPruner(mr, TOTAL, 3),
+        )
     for k in (1, 3, 5, 10):
         s = summarise([replay_topk(k, curves)] * len(orders), n, best)
         lines.append(row("top-k after the first epoch", f"k={k}", s))
@@ -319,8 +336,12 @@ def main() -> None:
             min_resource=mr, reduction_factor=eta, min_early_stopping_rate=rate
         )
         res = [replay_optuna(make, o, curves) for o in orders]
-        asha.append((f"min_resource={mr}, reduction_factor={eta}, min_early_stopping_rate={rate}",
-                     summarise(res, n, best)))
+        asha.append(
+            (
+                f"min_resource={mr}, reduction_factor={eta}, min_early_stopping_rate={rate}",
+                summarise(res, n, best),
+            )
+        )
     asha.sort(key=lambda a: a[1]["compute"])
     for settings, s in asha[:3]:
         lines.append(row("Optuna SuccessiveHalving (3 cheapest of 36)", settings, s))
@@ -328,26 +349,36 @@ def main() -> None:
     if not args.no_live:
         lines.append(run_live(curves, best, ours_kw, seed=7))
 
-    print(f"\n### Pruning policies replayed on the recorded sweep ({len(orders)} random orders, "
-          f"seed {args.seed})\n")
+    print(
+        f"\n### Pruning policies replayed on the recorded sweep ({len(orders)} random orders, "
+        f"seed {args.seed})\n"
+    )
     print("\n".join(lines))
     print("\n### Goal\n")
-    print(f"- runcast: mean regret {ours['regret']:.2%} (goal <= 1%), compute "
-          f"{ours['compute']:.1%} of the full sweep (goal <= 25%).")
+    print(
+        f"- runcast: mean regret {ours['regret']:.2%} (goal <= 1%), compute "
+        f"{ours['compute']:.1%} of the full sweep (goal <= 25%)."
+    )
     if reach:
         settings, s = reach[0]
-        print(f"- cheapest ASHA setting reaching runcast's mean regret ({ours['regret']:.2%}): "
-              f"{settings}, compute {s['compute']:.1%} (regret {s['regret']:.2%}): runcast uses "
-              f"{s['compute'] / ours['compute']:.2f}x less (goal >= 1.5x).")
+        print(
+            f"- cheapest ASHA setting reaching runcast's mean regret ({ours['regret']:.2%}): "
+            f"{settings}, compute {s['compute']:.1%} (regret {s['regret']:.2%}): runcast uses "
+            f"{s['compute'] / ours['compute']:.2f}x less (goal >= 1.5x)."
+        )
     else:
-        print(f"- no ASHA setting of the 36 reaches runcast's mean regret {ours['regret']:.2%}; "
-              f"the lowest ASHA mean regret is {min(a[1]['regret'] for a in asha):.2%}.")
+        print(
+            f"- no ASHA setting of the 36 reaches runcast's mean regret {ours['regret']:.2%}; "
+            f"the lowest ASHA mean regret is {min(a[1]['regret'] for a in asha):.2%}."
+        )
     print("\nASHA grid (all 36, by compute):\n")
     print("| settings | compute | mean regret | worst regret | orders within 1% |")
     print("|---|---|---|---|---|")
     for settings, s in asha:
-        print(f"| {settings} | {s['compute']:.1%} | {s['regret']:.2%} | {s['regret_max']:.2%} | "
-              f"{s['within1']:.0%} |")
+        print(
+            f"| {settings} | {s['compute']:.1%} | {s['regret']:.2%} | {s['regret_max']:.2%} | "
+            f"{s['within1']:.0%} |"
+        )
 
 
 if __name__ == "__main__":
