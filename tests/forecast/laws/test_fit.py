@@ -144,3 +144,13 @@ def test_prefix_before_any_decay_gets_a_typical_annealing_gain(name: str) -> Non
     # the data prior (full gain ~5% of the loss) keeps the unobserved decay's forecast sane:
     # the true law gains 2.9% from step 10000 to 12000; the forecast lands within 2.5% of it
     assert abs(final / true.predict(WSD, [11999])[0] - 1) < 0.025
+
+
+def test_single_schedule_fit_widens_bands_on_another_schedule() -> None:
+    law = fit_law(synth(truth("mpl"), COSINE, 5e-4), "mpl")
+    steps = [11999]
+    own = np.diff(law.forecast(COSINE, steps).interval(0.8), axis=0)[0, 0]
+    other = np.diff(law.forecast(CONSTANT, steps).interval(0.8), axis=0)[0, 0]
+    # constant vs cosine differ by up to 0.9 of the peak LR: the transfer term widens the band
+    # (sd + 0.005 * 0.9 on top of ~0.002): more than twice as wide
+    assert other > 2.0 * own

@@ -22,7 +22,14 @@ from scipy.optimize import least_squares
 from runcast.curve import Curve
 from runcast.errors import FitError, InvalidInputError, NotEnoughDataError, RuncastWarning
 from runcast.forecast.laws._areas import FloatArray
-from runcast.forecast.laws._base import DEFAULT_MODEL_ERROR, LAWS, Law, check_fit, stack_eval
+from runcast.forecast.laws._base import (
+    DEFAULT_MODEL_ERROR,
+    LAWS,
+    Law,
+    check_fit,
+    lr_grid,
+    stack_eval,
+)
 from runcast.forecast.laws._data import FitCurve, prepare_curves
 
 # A fit whose typical relative residual is above this does not describe the curve: warn.
@@ -269,6 +276,7 @@ def fit_law(
         "n_points": n,
         "curves": [c.name for c in data],
         "s1_max": float(s1.max()),
+        "fit_lr": [lr_grid(c.lrs, int(c.steps[-1])) for c in data],
         "last_step": int(max(c.steps[-1] for c in data)),
         "nfev": nfev,
         "rms_rel_error": float(np.sqrt(np.mean(residuals**2))),
