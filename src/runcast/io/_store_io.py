@@ -108,7 +108,15 @@ def import_jsonl(
     columns: Columns = None,
     wall: str | None = None,
 ) -> RunInfo:
-    """Import a JSONL log as a run (arguments as in :func:`runcast.io.read_jsonl`)."""
+    """Import a JSONL log as a run (arguments as in :func:`runcast.io.read_jsonl`).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (tmp / "m.jsonl").write_text('{"step": 0, "loss": 2}\\n{"step": 1, "loss": 1}\\n')
+        >>> import_jsonl(tmp / "m.jsonl", db=tmp / "r.db").n_points
+        2
+    """
     pts = jsonl_points(path, step, columns, wall)
     return write_run(pts, db, project, name or Path(path).stem, _config(path, config))
 
@@ -120,7 +128,15 @@ def import_wandb(
     name: str | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> RunInfo:
-    """Import a W&B history CSV export as a run (wall times from ``_timestamp``)."""
+    """Import a W&B history CSV export as a run (wall times from ``_timestamp``).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (tmp / "h.csv").write_text("_step,_timestamp,loss\\n0,1.7e9,2.0\\n1,1.7e9,1.5\\n")
+        >>> import_wandb(tmp / "h.csv", db=tmp / "r.db").start_time
+        1700000000.0
+    """
     pts = wandb_points(path)
     return write_run(pts, db, project, name or Path(path).stem, _config(path, config))
 
@@ -132,7 +148,17 @@ def import_tensorboard(
     name: str | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> RunInfo:
-    """Import a TensorBoard log folder as a run, every scalar point with its wall time."""
+    """Import a TensorBoard log folder as a run, every scalar point with its wall time.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from torch.utils.tensorboard import SummaryWriter
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> with SummaryWriter(str(tmp / "exp1")) as w:
+        ...     w.add_scalar("loss", 1.0, global_step=0)
+        >>> import_tensorboard(tmp / "exp1", db=tmp / "r.db").name
+        'exp1'
+    """
     pts = tensorboard_points(path)
     folder = Path(path).resolve()
     return write_run(pts, db, project, name or folder.name, _config(path, config))

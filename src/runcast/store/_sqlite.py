@@ -127,7 +127,15 @@ class SQLiteStore(Store):
             pass
 
     def runs(self, project: str | None = None) -> list[RunInfo]:
-        """All runs (of ``project``, if given), newest first; dead "running" runs show "killed"."""
+        """All runs (of ``project``, if given), newest first; dead "running" runs show "killed".
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> store = SQLiteStore(pathlib.Path(tempfile.mkdtemp()) / "r.db")
+            >>> _ = store.create_run("a", "old", start_time=1.0), store.create_run("a", "new")
+            >>> [r.name for r in store.runs("a")]
+            ['new', 'old']
+        """
         sql = _RUN_QUERY + (" WHERE r.project = ?" if project is not None else "")
         sql += " ORDER BY r.start_time DESC, r.rowid DESC"
         with self._lock:
@@ -136,7 +144,15 @@ class SQLiteStore(Store):
         return [self._info(r, now) for r in rows]
 
     def run(self, run: str) -> RunInfo:
-        """One run by id, by name (the newest of that name) or by a unique id prefix."""
+        """One run by id, by name (the newest of that name) or by a unique id prefix.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> store = SQLiteStore(pathlib.Path(tempfile.mkdtemp()) / "r.db")
+            >>> info = store.create_run(name="baseline")
+            >>> store.run("baseline").id == store.run(info.id[:5]).id == info.id
+            True
+        """
         with self._lock:
             for where in ("r.id = ?", "r.name = ?"):
                 row = self.conn.execute(
@@ -219,7 +235,16 @@ class SQLiteStore(Store):
         return self.run(run_id)
 
     def set_status(self, run: str, status: Status, end_time: float | None = None) -> None:
-        """Set a run's status; any status but "running" also sets its end time (default now)."""
+        """Set a run's status; any status but "running" also sets its end time (default now).
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> store = SQLiteStore(pathlib.Path(tempfile.mkdtemp()) / "r.db")
+            >>> info = store.create_run()
+            >>> store.set_status(info.id, "failed")
+            >>> store.run(info.id).status
+            'failed'
+        """
         if status not in STATUSES:
             raise InvalidInputError(f"status must be one of {STATUSES}, but got {status!r}.")
         end = None if status == "running" else (time.time() if end_time is None else end_time)
@@ -256,6 +281,16 @@ class SQLiteStore(Store):
 
         The copy (not a reference) keeps each run self-contained: deleting the parent later
         leaves the fork whole.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> store = SQLiteStore(pathlib.Path(tempfile.mkdtemp()) / "r.db")
+            >>> parent = store.create_run(name="base")
+            >>> with store.writer(parent.id) as w:
+            ...     w.write({"loss": Series.of([0, 1, 2, 3], [4.0, 3.0, 2.0, 1.0])})
+            >>> child = store.fork(parent.id, 2)
+            >>> child.name, child.fork_step, store.curve(child.id, "loss").step.tolist()
+            ('base@2', 2, [0, 1])
         """
         parent = self.run(run)
         child = self.create_run(
@@ -276,7 +311,15 @@ class SQLiteStore(Store):
         return self.run(child.id)
 
     def delete(self, run: str) -> None:
-        """Remove a run and all its points (its forks keep their own copies)."""
+        """Remove a run and all its points (its forks keep their own copies).
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> store = SQLiteStore(pathlib.Path(tempfile.mkdtemp()) / "r.db")
+            >>> store.delete(store.create_run().id)
+            >>> store.runs()
+            []
+        """
         run_id = self.run(run).id
 
         def remove() -> None:
@@ -300,7 +343,18 @@ class SQLiteStore(Store):
 
     # -- metrics ------------------------------------------------------------------------------
     def summary(self, run: str) -> dict[str, MetricSummary]:
-        """Each metric's point count, first/last step and last value, read without its points."""
+        """Each metric's point count, first/last step and last value, read without its points.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> store = SQLiteStore(pathlib.Path(tempfile.mkdtemp()) / "r.db")
+            >>> info = store.create_run()
+            >>> with store.writer(info.id) as w:
+            ...     w.write({"loss": Series.of([0, 5], [2.0, float("nan")])})
+            >>> s = store.summary(info.id)["loss"]
+            >>> s.n_points, s.last_step, s.n_missing
+            (2, 5, 1)
+        """
         run_id = self.run(run).id
         with self._lock:
             rows = self.conn.execute(
