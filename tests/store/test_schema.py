@@ -120,3 +120,10 @@ def test_retry_busy_gives_a_store_error_after_its_patience() -> None:
 def test_retry_busy_does_not_retry_other_errors() -> None:
     with pytest.raises(StoreError, match="no such table"):
         retry_busy(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("no such table")), "x")
+
+
+def test_an_unopenable_path_is_a_store_error_not_a_sqlite_one(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="Cannot open the store"):
+        open_store(blocker / "sub" / "runcast.db", create=False)

@@ -29,7 +29,7 @@ def _open(db: str | None) -> Store:
 
 
 def _when(t: float | None) -> str:
-    return "" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+    return "" if t is None else time.strftime("%m-%d %H:%M", time.localtime(t))
 
 
 def _duration(info: RunInfo) -> str:

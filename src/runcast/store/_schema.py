@@ -152,7 +152,14 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so the write lock is taken up
     # front and never upgraded mid-transaction (an upgrade can fail with BUSY at once).
-    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        conn = sqlite3.connect(
+            str(path), timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as err:
+        raise StoreError(
+            f"Cannot open the store {str(path)!r}: {err}. Check the path and its permissions."
+        ) from err
     try:
         conn.execute("PRAGMA busy_timeout = 30000")
         try:
@@ -161,9 +168,13 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
             tables = [
                 r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             ]
-        except sqlite3.DatabaseError as err:
-            if isinstance(err, sqlite3.OperationalError) and _is_busy(err):
+        except sqlite3.OperationalError as err:  # I/O, permissions (busy: see retry_busy)
+            if _is_busy(err):
                 raise
+            raise StoreError(
+                f"Cannot read the store {str(path)!r}: {err}. Check the file and its permissions."
+            ) from err
+        except sqlite3.DatabaseError as err:  # "file is not a database"
             raise NotAStoreError(
                 f"{str(path)!r} is not a runcast store ({err}). Pass the path of a store file "
                 "with db= or --db."
