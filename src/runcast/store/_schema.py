@@ -148,15 +148,15 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
             f"There is no runcast store at {str(path)!r}. Record a run with runcast.init(), "
             "import one with `runcast import`, or pass another path with --db."
         )
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so the write lock is taken up
     # front and never upgraded mid-transaction (an upgrade can fail with BUSY at once).
     try:
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             str(path), timeout=30.0, isolation_level=None, check_same_thread=False
         )
-    except sqlite3.Error as err:
+    except (OSError, sqlite3.Error) as err:
         raise StoreError(
             f"Cannot open the store {str(path)!r}: {err}. Check the path and its permissions."
         ) from err
