@@ -126,4 +126,4 @@ def test_an_unopenable_path_is_a_store_error_not_a_sqlite_one(tmp_path: Path) ->
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(StoreError, match="Cannot open the store"):
-        open_store(blocker / "sub" / "runcast.db", create=False)
+        open_store(blocker / "sub" / "runcast.db")  # its folder cannot be made: a file is there
