@@ -81,3 +81,18 @@ def test_a_failed_write_leaves_nothing_half_written(
         w.write({"good": Series.of([0], [1.0]), "bad": Series.of([0], [2.0])})
     assert store.keys(info.id) == []  # the first series of the same batch was rolled back
     assert _n_chunks(store) == 0
+
+
+def test_steady_medium_flushes_start_new_chunks_instead_of_rewriting_big_ones(
+    store: SQLiteStore,
+) -> None:
+    info = store.create_run()
+    with store.writer(info.id) as w:
+        for lo in range(0, 20_000, 100):  # a fast run flushing 100 points at a time
+            w.write({"x": Series.of(np.arange(lo, lo + 100), np.zeros(100))})
+    sizes = [r[0] for r in store.conn.execute("SELECT n FROM chunks ORDER BY id")]
+    # growing stops once the tail holds 1/8 of a chunk and 8x the batch: each flush rewrites
+    # at most ~1,100 points, and chunks stay large enough for fast reads
+    assert max(sizes) == CHUNK_POINTS // 8 + 76  # 1024 reached at 1,100 = 11 batches
+    assert min(sizes[:-1]) >= CHUNK_POINTS // 8
+    assert len(store.curve(info.id, "x")) == 20_000

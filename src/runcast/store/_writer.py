@@ -75,6 +75,18 @@ class Series:
         return int(np.isnan(self.value).sum())
 
 
+def _should_grow(tail: int, new: int) -> bool:
+    """Whether ``new`` points go into the metric's last chunk (rewritten) or a new chunk.
+
+    Growing rewrites the whole tail, so it is worth it only while the tail is small (a slow run
+    flushing a few points at a time) or small next to what arrives; otherwise a new chunk is
+    cheaper. Chunks thus hold at least ~1/8 of CHUNK_POINTS unless the run itself is tiny.
+    """
+    if tail + new > CHUNK_POINTS:
+        return False
+    return tail < CHUNK_POINTS // 8 or 8 * new >= tail
+
+
 @dataclass
 class _Tail:
     chunk_id: int
@@ -185,7 +197,7 @@ class RunWriter:
     def _append(self, metric_id: int, series: Series) -> _Tail | None:
         conn = self._conn
         tail = self._tails.get(metric_id)
-        if tail is not None and len(tail.series) + len(series) <= CHUNK_POINTS:
+        if tail is not None and _should_grow(len(tail.series), len(series)):
             grown = _concat(tail.series, series)
             conn.execute(
                 "UPDATE chunks SET min_step = ?, max_step = ?, n = ?, steps = ?, vals = ?, "
