@@ -90,23 +90,23 @@ def demo(
             f"(WSD schedule: peak LR {cfg.peak_lr:g}, last {cfg.decay_fraction:.0%} decaying)."
         )
         columns = (
-            TextColumn("[bold]train"),
-            BarColumn(),
+            BarColumn(bar_width=16),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"),
-            TextColumn("[cyan]forecast final {task.fields[fc]}"),
+            TextColumn("[cyan]final loss forecast {task.fields[fc]}"),
             TimeElapsedColumn(),
+            TextColumn("<"),
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=console) as bar:
-            task = bar.add_task("train", total=steps, loss="…", fc="(from 10% on)")
+            task = bar.add_task("train", total=steps, loss="…", fc="from step " + str(steps // 10))
 
             def on_step(info: StepInfo) -> None:
                 if info.forecast is None:
                     bar.update(task, completed=info.step + 1, loss=f"{info.loss:.3f}")
                     return
                 lo, hi = info.forecast.final.interval(0.8)
-                fc = f"{info.forecast.final.median:.3f} [80% {lo:.3f}–{hi:.3f}]"
+                fc = f"{info.forecast.final.median:.3f} (80%: {lo:.3f}–{hi:.3f})"
                 bar.update(task, completed=info.step + 1, loss=f"{info.loss:.3f}", fc=fc)
 
             res = train(cfg, db, on_step=on_step, name=f"char-transformer-seed{seed}")

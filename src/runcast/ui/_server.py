@@ -77,6 +77,12 @@ class _Handler(BaseHTTPRequestHandler):
         data = self.server.data
         if not parts:
             parts = ["static", "index.html"]
+        if parts == ["favicon.ico"]:
+            # browsers ask for it unprompted; answer "nothing" instead of a logged 404
+            self.send_response(HTTPStatus.NO_CONTENT)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if parts[0] == "static" and len(parts) == 2:
             self._static(parts[1])
         elif parts == ["api", "runs"]:
