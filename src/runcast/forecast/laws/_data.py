@@ -27,6 +27,7 @@ class FitCurve:
     losses: FloatArray
     lrs: FloatArray
     name: str
+    planned: FloatArray  # the run's whole schedule when known (its future too), else ``lrs``
 
     @property
     def s1(self) -> FloatArray:
@@ -125,5 +126,8 @@ def prepare_curves(
                 f"{values[j]!r}. Fit a loss (cross-entropy), not a metric that can be <= 0."
             )
         steps, values = bin_curve(steps, values, max_points)
-        out.append(FitCurve(steps, values, lrs, label))
+        planned = lrs
+        if total is not None and total > last + 1:
+            planned = np.asarray(sched.array(total), dtype=np.float64)
+        out.append(FitCurve(steps, values, lrs, label, planned))
     return out

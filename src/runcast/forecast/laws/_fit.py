@@ -276,7 +276,9 @@ def fit_law(
         "n_points": n,
         "curves": [c.name for c in data],
         "s1_max": float(s1.max()),
-        "fit_lr": [lr_grid(c.lrs, int(c.steps[-1])) for c in data],
+        # the fitted runs' schedules, future included: forecasting the same run's rest is no
+        # transfer to another schedule
+        "fit_lr": [lr_grid(c.planned, c.planned.size - 1) for c in data],
         "last_step": int(max(c.steps[-1] for c in data)),
         "nfev": nfev,
         "rms_rel_error": float(np.sqrt(np.mean(residuals**2))),
