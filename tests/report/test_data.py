@@ -9,6 +9,7 @@ from runcast import Curve, Schedule
 from runcast.errors import InvalidInputError
 from runcast.forecast import Forecast
 from runcast.report import auto_beta, band_data, curve_data, ema, lr_data, smoothed_final
+from runcast.report._data import thin_indices
 
 
 def ema_reference(values: list[float], beta: float) -> list[float]:
@@ -102,3 +103,45 @@ def test_smoothed_final_averages_the_last_points() -> None:
     assert smoothed_final(c) == 2.0
     with pytest.raises(InvalidInputError, match="no finite"):
         smoothed_final(Curve([0, 1], [np.nan, np.nan], name="x"))
+
+
+def thin_reference(values: np.ndarray, max_points: int) -> list[int]:
+    """Plain loop: per bucket, the index of its smallest and largest finite value."""
+    n = len(values)
+    if n <= max_points:
+        return list(range(n))
+    nb = max(max_points // 2 - 1, 1)
+    edges = [int(e) for e in np.linspace(0, n, nb + 1)]
+    keep = {0, n - 1}
+    for j in range(nb):
+        a, b = edges[j], edges[j + 1]
+        finite = [i for i in range(a, b) if not np.isnan(values[i])]
+        if finite:
+            keep.add(min(finite, key=lambda i: values[i]))
+            keep.add(max(finite, key=lambda i: values[i]))
+        else:
+            keep.add(a)
+    return sorted(keep)
+
+
+@pytest.mark.parametrize(("n", "max_points"), [(10, 100), (1000, 100), (12_345, 1000), (999, 3)])
+def test_thin_indices_matches_plain_loop_and_keeps_spikes(n: int, max_points: int) -> None:
+    v = np.random.default_rng(n).normal(size=n)
+    v[n // 3] = 50.0  # a spike
+    v[n // 2] = np.nan
+    got = thin_indices(v, max_points).tolist()
+    assert got == thin_reference(v, max_points)
+    # at most the asked number of points, both ends and the spike always kept
+    assert len(got) <= max(max_points, 4)
+    assert got[0] == 0 and got[-1] == n - 1 and n // 3 in got
+
+
+def test_thinned_curve_data_keeps_the_full_curve_ema() -> None:
+    v = np.random.default_rng(0).normal(size=20_000)
+    full = curve_data(Curve(np.arange(20_000), v), beta=0.99)
+    thin = full.thinned(1000)
+    idx = np.searchsorted(full.step, thin.step)
+    # the EMA is the one computed over all 20,000 points, read at the kept steps
+    np.testing.assert_array_equal(thin.smooth, full.smooth[idx])
+    np.testing.assert_array_equal(thin.raw, v[idx])
+    assert len(thin.step) <= 1000 and full.thinned(50_000) is full

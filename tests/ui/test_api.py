@@ -162,3 +162,20 @@ def test_polling_never_blocks_the_writer(live: Any) -> None:
         assert check.curve(live.live_id, "loss")["step"] == list(range(600))
     finally:
         check.close()
+
+
+def test_first_load_of_a_long_run_is_thinned(db_path: Any) -> None:
+    import runcast
+
+    with runcast.init(project="ui", name="long", db=str(db_path)) as run:
+        for s in range(20_000):
+            run.log({"loss": 2.0 + (5.0 if s == 12_345 else 0.0)}, step=s)
+    api = DashboardData(db_path)
+    try:
+        got = api.curve(run.id, "loss", max_points=500)
+        everything = api.curve(run.id, "loss")
+    finally:
+        api.close()
+    # ~500 points instead of 20,000, the spike at step 12,345 among them
+    assert len(got["step"]) <= 500 and len(everything["step"]) == 20_000
+    assert 12_345 in got["step"] and got["step"][-1] == 19_999

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -66,6 +67,35 @@ def ema(values: npt.ArrayLike, beta: float) -> FloatArray:
     return out
 
 
+def thin_indices(values: npt.ArrayLike, max_points: int) -> IntArray:
+    """Indices of at most ``max(max_points, 4)`` points that keep a noisy curve's look when drawn.
+
+    The curve is cut into ``max_points // 2`` buckets and each keeps its lowest and highest
+    point (a min/max decimation): every spike stays visible, unlike taking every k-th point.
+    Missing (NaN) points are never kept unless a whole bucket is missing.
+
+    Example:
+        >>> v = np.zeros(1000); v[501] = 9.0
+        >>> idx = thin_indices(v, 100)
+        >>> len(idx) <= 100, 501 in idx.tolist(), int(idx[0]), int(idx[-1])
+        (True, True, 0, 999)
+    """
+    x = np.asarray(values, dtype=np.float64)
+    n = x.size
+    if n <= max_points:
+        return np.arange(n, dtype=np.int64)
+    n_buckets = max(max_points // 2 - 1, 1)
+    edges = np.linspace(0, n, n_buckets + 1).astype(np.int64)
+    keep = [0, n - 1]
+    filled = np.where(np.isnan(x), np.inf, x)
+    for a, b in itertools.pairwise(edges.tolist()):
+        seg = filled[a:b]
+        lo = int(np.argmin(seg))
+        hi = int(np.argmax(np.where(np.isinf(seg), -np.inf, seg)))
+        keep += [a + lo, a + hi]
+    return np.unique(np.asarray(keep, dtype=np.int64))
+
+
 class CurveData(NamedTuple):
     """One metric of one run: raw points and their bias-corrected EMA."""
 
@@ -74,6 +104,21 @@ class CurveData(NamedTuple):
     raw: FloatArray
     smooth: FloatArray
     beta: float
+
+    def thinned(self, max_points: int = 5000) -> CurveData:
+        """At most ~``max_points`` points for drawing (see :func:`thin_indices`); the EMA was
+        computed over every point before thinning, so it is unchanged where kept.
+
+        Example:
+            >>> noisy = np.random.default_rng(0).normal(size=10_000)
+            >>> d = curve_data(Curve(np.arange(10_000), noisy))
+            >>> len(d.thinned(500).step) <= 500, len(d.thinned(20_000).step)
+            (True, 10000)
+        """
+        idx = thin_indices(self.raw, max_points)
+        if idx.size == self.step.size:
+            return self
+        return CurveData(self.label, self.step[idx], self.raw[idx], self.smooth[idx], self.beta)
 
 
 def curve_data(curve: Curve, beta: float | None = None, label: str | None = None) -> CurveData:

@@ -32,7 +32,7 @@ def _run_png(panel: RunPanel, colour: str, path: Path, plt: Any) -> None:
     fig, (ax, ax_lr) = plt.subplots(
         2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    c = panel.curve
+    c = panel.curve.thinned()
     ax.plot(c.step, c.raw, color=colour, alpha=0.25, lw=0.8, label=f"{c.label} (raw)")
     ax.plot(c.step, c.smooth, color=colour, lw=1.8, label=f"{c.label} (EMA β={c.beta:.3g})")
     b = panel.band
@@ -98,7 +98,8 @@ def _comparison_png(report: Report, path: Path, plt: Any) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, p in enumerate(report.runs):
         colour = PALETTE[i % len(PALETTE)]
-        ax.plot(p.curve.step, p.curve.smooth, color=colour, lw=1.6, label=p.name)
+        c = p.curve.thinned()
+        ax.plot(c.step, c.smooth, color=colour, lw=1.6, label=p.name)
         if p.band is not None:
             ax.plot(p.band.step, p.band.median, color=colour, ls="--", lw=1)
     ax.set_xlabel("step")

@@ -90,7 +90,12 @@ def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
 
 
 def curve_traces(c: CurveData, colour: str, name: str, go: Any, raw: bool = True) -> list[Any]:
-    """Raw points (faint) and the bias-corrected EMA (solid) of one metric."""
+    """Raw points (faint) and the bias-corrected EMA (solid) of one metric.
+
+    Long curves are thinned to ~5000 points (min/max per bucket, spikes kept) so that a report
+    of a 100,000-step run stays a few MB and draws fast.
+    """
+    c = c.thinned()
     out = []
     pre = _prefix(name)
     if raw:

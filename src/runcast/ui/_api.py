@@ -123,16 +123,32 @@ class DashboardData:
             out.append(row)
         return {"runs": out, "key": self.key}
 
-    def curve(self, run_id: str, key: str, since_step: int | None = None) -> dict[str, Any]:
-        """Points of ``key`` with step > ``since_step`` (all when None), and the run's status."""
+    def curve(
+        self,
+        run_id: str,
+        key: str,
+        since_step: int | None = None,
+        max_points: int | None = None,
+    ) -> dict[str, Any]:
+        """Points of ``key`` with step > ``since_step`` (all when None), and the run's status.
+
+        ``max_points`` thins what is sent (min/max per bucket, spikes kept): the page's first
+        load of a 100,000-step run asks for ~5000; later polls get only the new points.
+        """
+        from runcast.report._data import thin_indices
+
         info = self._store.run(run_id)
         c = self._store.curve(info.id, key, since_step=since_step)
+        step, value = c.step, c.value
+        if max_points is not None:
+            idx = thin_indices(value, max(max_points, 2))
+            step, value = step[idx], value[idx]
         return {
             "run": info.id,
             "key": key,
             "status": info.status,
-            "step": c.step.tolist(),
-            "value": _nums(c.value),
+            "step": step.tolist(),
+            "value": _nums(value),
         }
 
     def forecast(self, run_id: str, key: str) -> dict[str, Any]:

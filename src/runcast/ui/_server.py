@@ -5,7 +5,7 @@ Routes:
     ``/static/<file>``                      its script and style, and plotly.min.js taken from
                                             the installed plotly package (no CDN, works offline)
     ``/api/runs``                           runs with status, last value, forecast final value
-    ``/api/runs/<id>/curve?key=K&since_step=S``   points with step > S
+    ``/api/runs/<id>/curve?key=K&since_step=S&max_points=N``   points with step > S
     ``/api/runs/<id>/forecast?key=K``       the forecast band
 """
 
@@ -38,6 +38,16 @@ def plotly_js_path() -> Path:
             "pip install --force-reinstall plotly"
         )
     return path
+
+
+def _int_arg(query: dict[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError as err:
+        raise InvalidInputError(f"{name} must be an integer, got {raw!r}.") from err
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -88,12 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts == ["api", "runs"]:
             self._json(data.runs())
         elif len(parts) == 4 and parts[:2] == ["api", "runs"] and parts[3] == "curve":
-            since = query.get("since_step")
-            try:
-                since_step = None if since in (None, "") else int(since)
-            except ValueError as err:
-                raise InvalidInputError(f"since_step must be an integer, got {since!r}.") from err
-            self._json(data.curve(parts[2], query.get("key", data.key), since_step))
+            since_step = _int_arg(query, "since_step")
+            max_points = _int_arg(query, "max_points")
+            self._json(data.curve(parts[2], query.get("key", data.key), since_step, max_points))
         elif len(parts) == 4 and parts[:2] == ["api", "runs"] and parts[3] == "forecast":
             self._json(data.forecast(parts[2], query.get("key", data.key)))
         else:

@@ -169,6 +169,7 @@ async function pollCurves() {
     if (!s) continue;
     const q = new URLSearchParams({ key: state.key });
     if (s.since !== null) q.set("since_step", s.since);
+    else q.set("max_points", 5000);  // first load of a long run: thinned, spikes kept
     let body;
     try {
       body = await getJSON(`/api/runs/${encodeURIComponent(id)}/curve?${q}`);
