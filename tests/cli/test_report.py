@@ -44,8 +44,8 @@ def test_report_html_and_png(store: tuple[Path, str], tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert f"Wrote {out}" in res.output and out.stat().st_size > 1_000_000
-    # made at 30% of 199 steps = step 59, shown in the summary table
-    assert "made at step 59" in out.read_text()
+    # made at 30% of 200 steps = step 60, shown in the summary table
+    assert "made at step 60" in out.read_text()
     assert (tmp_path / "png" / f"r1-{rid}.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -76,7 +76,7 @@ def test_forecast_band_of_a_running_run_starts_at_its_last_step() -> None:
 def test_forecast_band_of_a_finished_run_starts_at_the_cutoff() -> None:
     c = _curve(400)
     b = forecast_band(c, None, total=400, finished=True, cutoff=0.25)
-    assert b.cutoff_step == int(0.25 * 399) and b.final.step == 399
+    assert b.cutoff_step == int(0.25 * 400) and b.final.step == 399
     # judged against the mean of the last 2% (8 points) of the curve
     assert b.actual_final == pytest.approx(float(np.mean(c.value[-8:])))
 
@@ -99,7 +99,7 @@ def test_build_report_over_two_runs(store_two: tuple[Path, list[str]]) -> None:
     for p in rep.runs:
         assert p.status == "finished" and p.key == "loss" and p.notes == ()
         assert p.lr is not None and p.band is not None and p.whatif is not None
-        assert p.band.cutoff_step == int(0.2 * 399)
+        assert p.band.cutoff_step == int(0.2 * 400)
         # the band forecasts this run's loss (from 20%, so loosely: within 15% of its end)
         assert p.band.final.median == pytest.approx(p.band.actual_final, rel=0.15)
         assert p.final_value == pytest.approx(p.band.actual_final)
@@ -115,8 +115,8 @@ def test_panel_of_a_cut_short_run_uses_its_logged_lr(db_path: Path, recorder: An
         rep = build_report(store, [rid], whatif=True)
     p = rep.runs[0]
     assert p.lr is not None and p.lr.kind == "recorded" and p.lr.step[-1] == 59
-    # finished at 60 steps: the band forecasts steps 11..59 and is judged at step 59
-    assert p.band is not None and p.band.cutoff_step == 11 and p.band.final.step == 59
+    # finished at 60 steps: the band forecasts steps 13..59 and is judged at step 59
+    assert p.band is not None and p.band.cutoff_step == 12 and p.band.final.step == 59
     assert p.whatif is not None and p.whatif.total == 60
 
 

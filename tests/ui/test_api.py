@@ -88,7 +88,7 @@ def test_finished_run_is_forecast_from_its_first_fifth(live: Any) -> None:
         fc = api.forecast(live.done_id, "loss")
     finally:
         api.close()
-    assert fc["cutoff_step"] == int(0.2 * 299)
+    assert fc["cutoff_step"] == int(0.2 * 300)
     # judged against the mean of the run's last 2% (6 points)
     want = float(np.mean([loss_at(s, 1) for s in range(294, 300)]))
     assert fc["actual_final"] == pytest.approx(want)

@@ -143,7 +143,8 @@ def forecast_band(
         )
     last = data.last_step if total is None or finished else total - 1
     if finished:
-        cut = int(cutoff * last)
+        # cutoff of the steps run (0..last): 20% of a 1500-step run is step 300, as in the demo
+        cut = int(cutoff * (last + 1))
         start = data.until(cut)
         actual: float | None = smoothed_final(data)
     else:
