@@ -52,7 +52,9 @@ def test_calibration_interpolates_in_log_fraction() -> None:
 
 def test_shipped_table_loads() -> None:
     cal = default_calibration()
-    assert all(t >= 0 for pts in cal.table.values() for _, t in pts)
+    # the table bench/forecast_cutoff.py --write-calibration fitted: runcast's methods, 5 cut-offs
+    assert {"law", "ensemble"} <= set(cal.table)
+    assert all(len(pts) == 5 and all(0 <= t <= 20 for _, t in pts) for pts in cal.table.values())
 
 
 def test_coverage_counts_inside() -> None:
