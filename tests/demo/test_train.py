@@ -70,3 +70,19 @@ def test_train_records_the_run_and_judges_the_early_forecast(tmp_path: Path) -> 
     j = res.judged
     assert j is not None and j.cutoff_step == 24 and j.actual == res.final_loss
     assert j.lo80 <= j.median <= j.hi80
+
+
+def test_live_forecast_notes_failures_and_warnings_once() -> None:
+    from runcast.demo._train import _live_forecast
+
+    sched = DemoConfig(steps=200).schedule()
+    notes: list[str] = []
+    # too few points: no forecast, and a note saying why (not an exception in training)
+    assert _live_forecast([0, 1, 2], [3.0, 2.9, 2.8], sched, notes) is None
+    assert notes[0].startswith("step 2: no forecast (") and "at least" in notes[0]
+    loss = list(1.0 + 3.0 / np.sqrt(1.0 + np.arange(60)))
+    loss[10] = float("nan")
+    for _ in range(3):  # the same warning three times is noted once
+        fc = _live_forecast(list(range(60)), loss, sched, notes)
+    assert fc is not None and int(fc.steps[-1]) == 199
+    assert len(notes) == 2 and notes[1].startswith("RuncastWarning:") and "NaN" in notes[1]

@@ -44,6 +44,10 @@ def _summary(res: DemoResult, report: Path | None) -> None:
         )
         console.print(t)
         console.print(f"[dim]forecast method: {j.method}[/]")
+    if res.notes:
+        console.print(f"[dim]The live forecasts said ({len(res.notes)} distinct notes):[/]")
+        for note in res.notes[:5]:
+            console.print(f"[dim]  {note}[/]", highlight=False)
     if res.sample:
         console.print(f"\n[dim]What the model writes now:[/]\n{res.sample}\n")
     if report is not None:

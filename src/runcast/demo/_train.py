@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,7 @@ class DemoResult:
     judged: Judged | None
     sample: str = ""
     forecasts: list[tuple[int, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def final_level(values: np.ndarray[Any, Any]) -> float:
@@ -161,17 +163,32 @@ def final_level(values: np.ndarray[Any, Any]) -> float:
     return float(np.nanmean(values[-k:]))
 
 
-def _live_forecast(steps: list[int], losses: list[float], sched: Schedule) -> Forecast | None:
-    """The forecast of the rest of the run, or None while there are too few points to fit."""
+def _live_forecast(
+    steps: list[int], losses: list[float], sched: Schedule, notes: list[str]
+) -> Forecast | None:
+    """The forecast of the rest of the run, or None while there are too few points to fit.
+
+    Warnings and failures go to ``notes`` (each message once) instead of the terminal, where
+    they would tear up the progress bar forty times a run; the CLI prints them at the end.
+    """
     from runcast.forecast import forecast
     from runcast.report._build import FORECAST_ERRORS
 
     curve = Curve(steps, losses, schedule=sched, name="loss")
-    try:
-        fc = forecast(curve, until=int(sched.total or 0) - 1, schedule=sched)
-    except FORECAST_ERRORS:
-        # too early, or a fit that failed: keep the last good forecast rather than stop training
-        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fc: Forecast | None = forecast(curve, until=int(sched.total or 0) - 1, schedule=sched)
+        except FORECAST_ERRORS as err:
+            # too early, or a fit that failed: keep the last good forecast, keep training
+            caught_msg = f"step {steps[-1]}: no forecast ({err})"
+            if len(notes) < 20:
+                notes.append(caught_msg)
+            fc = None
+    for w in caught:
+        msg = f"{type(w.message).__name__}: {w.message}"
+        if msg not in notes and len(notes) < 20:
+            notes.append(msg)
     return fc
 
 
@@ -224,6 +241,7 @@ def train(
     judged_fc: Forecast | None = None
     live: Forecast | None = None
     history: list[tuple[int, float]] = []
+    notes: list[str] = []
     val_loss: float | None = None
     t0 = time.perf_counter()
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -249,10 +267,10 @@ def train(
                 metrics["val_loss"] = val_loss
             run.log(metrics, step=step)
             if step == cfg.cutoff_step:
-                judged_fc = _live_forecast(steps, losses, sched)
+                judged_fc = _live_forecast(steps, losses, sched, notes)
                 live = judged_fc or live
             elif step >= cfg.cutoff_step // 2 and step % cfg.forecast_every == 0 and not last:
-                live = _live_forecast(steps, losses, sched) or live
+                live = _live_forecast(steps, losses, sched, notes) or live
             if live is not None and step % cfg.forecast_every == 0:
                 history.append((step, live.final.median))
             if on_step is not None:
@@ -275,6 +293,7 @@ def train(
         judged=judged,
         sample=sample,
         forecasts=history,
+        notes=notes,
     )
 
 
