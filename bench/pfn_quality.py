@@ -10,8 +10,10 @@ and 50% of the run, forecast the rest to the run's last step and measure, side b
   spread; for per-step curves single noisy values, which the forecast's intervals include),
 - time per forecast,
 
-for ``pfn`` given the schedule, ``pfn`` without it, and a least-squares power law
-``a + b * t^-c`` fitted to the same observed points (the simple anchor).
+for ``pfn`` given the schedule, ``pfn`` without it, a least-squares power law ``a + b * t^-c``
+fitted to the same observed points (the simple anchor), and, as the other runcast methods that
+"auto" chooses between, ``runcast.forecast(method="auto")`` with the schedule (the
+schedule-aware law) and ``method="ensemble"`` without it (the Domhan-family ensemble).
 
     .venv/bin/python bench/pfn_quality.py            # all curves
     .venv/bin/python bench/pfn_quality.py --quick    # mpl only
@@ -76,6 +78,14 @@ def powerlaw_final(step: np.ndarray, value: np.ndarray, until: int) -> float:
     return float(p[0] + np.exp(p[1]) * (until + 1.0) ** -np.exp(p[2]))
 
 
+METHODS = {
+    "pfn+schedule": lambda c, u, s, st: pfn_forecast(c, u, s, steps=st),
+    "pfn": lambda c, u, s, st: pfn_forecast(c, u, None, steps=st),
+    "auto+schedule (law)": lambda c, u, s, st: runcast.forecast(c, u, s, method="auto", steps=st),
+    "ensemble": lambda c, u, s, st: runcast.forecast(c, u, None, method="ensemble", steps=st),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="mpl curves only")
@@ -95,9 +105,13 @@ def main() -> None:
             fut = np.flatnonzero(~obs)
             fut = fut[np.unique(np.linspace(0, fut.size - 1, min(200, fut.size)).astype(int))]
             curve = runcast.Curve(step[obs], loss[obs])
-            for name, sch in (("pfn+schedule", sched), ("pfn", None)):
+            for name, fn in METHODS.items():
                 t0 = time.perf_counter()
-                f = pfn_forecast(curve, until, sch, steps=step[fut])
+                try:
+                    f = fn(curve, until, sched, step[fut])
+                except runcast.RuncastError as err:  # a method may refuse a curve: count it
+                    print(f"{name} failed on {entry['file']} at {cut}: {err}")
+                    continue
                 dt = time.perf_counter() - t0
                 lo, hi = f.interval(0.8)
                 cov = float(np.mean((loss[fut] >= lo) & (loss[fut] <= hi)))
@@ -116,19 +130,44 @@ def main() -> None:
     fams = sorted({k[0] for k in rows})
     for fam in [*fams, "all"]:
         for cut in cutoffs:
-            for name in ("pfn+schedule", "pfn", "powerlaw (lsq)"):
+            for name in (*METHODS, "powerlaw (lsq)"):
                 vals = [
                     v
                     for k, vs in rows.items()
                     for v in vs
                     if k[1] == name and k[2] == cut and fam in (k[0], "all")
                 ]
+                if not vals:
+                    continue
                 a = np.array(vals)
                 cov = "-" if np.isnan(a[:, 1]).all() else f"{np.nanmean(a[:, 1]):.2f}"
                 print(
                     f"| {fam} | {name} | {int(cut * 100)}% | {len(a)} | {100 * np.median(a[:, 0]):.2f}% "
                     f"| {cov} | {1000 * np.median(a[:, 2]):.1f} |"
                 )
+    cpu_time_per_forecast()
+
+
+def cpu_time_per_forecast(n: int = 50) -> None:
+    """CPU (not wall) time of one pfn forecast: a shared, busy machine inflates wall time."""
+    s = np.arange(100, 14_401, 128)  # 113 sparse points, forecast to 72k with a schedule
+    c = runcast.Curve(s, 3.0 + (s / 100.0) ** -0.5)
+    sch = runcast.Schedule.from_spec(
+        {"kind": "cosine", "peak": 3e-4, "end": 3e-5, "warmup": 2160, "total": 72_000}
+    )
+    pfn_forecast(c, 72_000, sch)
+    cpu, wall = [], []
+    for _ in range(n):
+        t0, w0 = time.process_time(), time.perf_counter()
+        pfn_forecast(c, 72_000, sch)
+        cpu.append(time.process_time() - t0)
+        wall.append(time.perf_counter() - w0)
+    load = os.getloadavg()[0]
+    print(
+        f"\npfn, one forecast (113 points, 200 steps, schedule): median CPU time "
+        f"{1000 * np.median(cpu):.1f} ms, wall {1000 * np.median(wall):.1f} ms "
+        f"(load average {load:.1f} on {os.cpu_count()} cores)"
+    )
 
 
 if __name__ == "__main__":

@@ -14,15 +14,16 @@ import runcast
 from runcast.errors import InvalidInputError, NotEnoughDataError
 from runcast.forecast._registry import get_method
 from runcast.forecast.pfn import pfn_forecast
+from runcast.forecast.pfn._prior import sample_batch
 
 
 def _power_curve(rng: np.random.Generator, n: int, last: int, noise: float) -> tuple[Any, float]:
-    """A sparse power-law eval curve observed up to ``last``; returns it and its value at 10x."""
+    """A sparse power-law eval curve observed up to ``last``; returns it and its value at 5x."""
     alpha, l0, a = rng.uniform(0.2, 0.8), rng.uniform(1.5, 4.0), rng.uniform(1.0, 5.0)
-    s = np.unique(np.geomspace(50, last, n).astype(int))
+    s = np.unique(np.linspace(50, last, n).astype(int))
     f = lambda t: l0 + a * (t / 50.0) ** -alpha  # noqa: E731
     y = f(s) + noise * rng.standard_normal(s.size)
-    return runcast.Curve(s, y), float(f(10 * last))
+    return runcast.Curve(s, y), float(f(5 * last))
 
 
 def _mpl_like(steps: np.ndarray, sched: runcast.Schedule, total: int) -> np.ndarray:
@@ -34,7 +35,7 @@ def _mpl_like(steps: np.ndarray, sched: runcast.Schedule, total: int) -> np.ndar
         m = 0.999 * m + max(lr[t - 1] - lr[t], 0.0)
         s2[t] = s2[t - 1] + m
     for t in steps:
-        out.append(2.5 + 4.0 * (s1[t] + 50.0) ** -0.45 - 0.15 * s2[t] / s2[-1])
+        out.append(2.5 + 4.0 * (s1[t] / 100.0 + 1.0) ** -0.45 - 0.1 * s2[t] / s2[-1])
     return np.array(out)
 
 
@@ -52,18 +53,38 @@ def test_errors_name_the_fix() -> None:
         pfn_forecast(c, until=4)
 
 
-def test_held_out_synthetic_curves_are_covered() -> None:
-    rng = np.random.default_rng(2024)  # draws never seen in training (fresh parameters)
+def test_held_out_prior_draws_are_covered_end_to_end() -> None:
+    # prior draws never seen in training (seed 999), turned into real Curves: steps and values
+    # go through the whole method (normalisation, features, quantiles) and must stay calibrated
+    b = sample_batch(np.random.default_rng(999), batch=256)
+    until, hits = 1_000_000, []
+    for i in np.flatnonzero(b.obs_feat[:, 0, 4] == 0):  # the draws without a visible schedule
+        m = b.obs_mask[i]
+        steps = np.round(b.obs_feat[i, m, 0] * until).astype(np.int64)
+        if (np.diff(steps) <= 0).any():
+            continue
+        curve = runcast.Curve(steps, np.sinh(b.obs_z[i, m]))
+        f = pfn_forecast(curve, until, steps=[until], direction="down")
+        lo, hi = f.final.interval(0.8)
+        hits.append(lo <= np.sinh(b.q_z[i, -1]) <= hi)
+    assert len(hits) > 80
+    # 80% intervals hold the truth ~80% of the time (about 100 draws: +-8% at 2 sd)
+    assert 0.68 <= np.mean(hits) <= 0.92, np.mean(hits)
+
+
+def test_power_laws_are_extrapolated() -> None:
+    rng = np.random.default_rng(2024)
     hits, errs = [], []
     for _ in range(40):
-        curve, truth = _power_curve(rng, int(rng.integers(8, 60)), 1000, 0.003)
-        f = pfn_forecast(curve, until=10_000, steps=[10_000])
+        curve, truth = _power_curve(rng, int(rng.integers(8, 60)), 1000, 0.02)
+        f = pfn_forecast(curve, until=5000, steps=[5000])
         lo, hi = f.final.interval(0.8)
         hits.append(lo <= truth <= hi)
         errs.append(abs(f.final.median - truth) / truth)
-    # 80% intervals should hold the truth about 80% of the time (40 curves: +-13% at 2 sd)
-    assert 0.6 <= np.mean(hits) <= 0.97, np.mean(hits)
-    assert np.median(errs) < 0.03, np.median(errs)
+    # from 20% of the run, without a schedule: the final value within a few %, and intervals
+    # that do not under-cover (they are wide on the low side: an unseen cooldown could come)
+    assert np.median(errs) < 0.025, np.median(errs)
+    assert np.mean(hits) >= 0.75, np.mean(hits)
 
 
 def test_schedule_lets_it_see_a_cooldown_coming() -> None:
@@ -81,7 +102,7 @@ def test_schedule_lets_it_see_a_cooldown_coming() -> None:
     )
     steps = np.arange(200, total + 1, 200)
     y = _mpl_like(steps, sched, total)
-    obs = steps <= 10_000  # observed: the stable phase only, no cooldown yet
+    obs = steps <= 4_000  # observed: the first 20%, no cooldown yet
     curve = runcast.Curve(steps[obs], y[obs])
     with_s = pfn_forecast(curve, total, sched)
     without = pfn_forecast(curve, total)
@@ -90,6 +111,8 @@ def test_schedule_lets_it_see_a_cooldown_coming() -> None:
     assert with_s.final.median < without.final.median
     assert abs(with_s.final.median - truth) < abs(without.final.median - truth)
     assert abs(with_s.final.median - truth) / truth < 0.02
+    lo, hi = with_s.final.interval(0.8)
+    assert lo < truth < hi
     assert with_s.info["schedule"] is True and without.info["schedule"] is False
 
 
@@ -177,7 +200,7 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return arr[:, 0].astype(np.int64), arr[:, -1]
 
 
-@pytest.mark.parametrize("name", ["cosine_72000", "wsd_20000_24000", "wsdcon_3"])
+@pytest.mark.parametrize("name", ["cosine_72000", "constant_72000", "wsd_20000_24000"])
 def test_real_mpl_curve_from_20_percent(shared_data: Path, catalog: dict, name: str) -> None:
     entry = next(e for e in catalog["curves"] if e["file"] == f"curves/mpl/100M/{name}.csv")
     step, loss = _read(shared_data / entry["file"])
