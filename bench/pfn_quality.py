@@ -92,7 +92,7 @@ def main() -> None:
     args = ap.parse_args()
     catalog = json.loads((DATA / "catalog.json").read_text())
     cutoffs = (0.2, 0.5)
-    rows: dict[tuple[str, str, float], list[tuple[float, float, float]]] = {}
+    rows: dict[tuple[str, str, float], list[tuple[float, float, float, float]]] = {}
     for entry in catalog["curves"]:
         if args.quick and entry["family"] != "mpl":
             continue
@@ -115,18 +115,23 @@ def main() -> None:
                 dt = time.perf_counter() - t0
                 lo, hi = f.interval(0.8)
                 cov = float(np.mean((loss[fut] >= lo) & (loss[fut] <= hi)))
+                lo95, hi95 = f.interval(0.95)
+                cov95 = float(np.mean((loss[fut] >= lo95) & (loss[fut] <= hi95)))
                 err = abs(f.final.median - truth) / truth
-                rows.setdefault((entry["family"], name, cut), []).append((err, cov, dt))
+                rows.setdefault((entry["family"], name, cut), []).append((err, cov, dt, cov95))
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pl = powerlaw_final(step[obs], loss[obs], until)
             dt = time.perf_counter() - t0
             rows.setdefault((entry["family"], "powerlaw (lsq)", cut), []).append(
-                (abs(pl - truth) / truth, float("nan"), dt)
+                (abs(pl - truth) / truth, float("nan"), dt, float("nan"))
             )
-    print("| family | method | cutoff | curves | median final err | 80% coverage | ms/forecast |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| family | method | cutoff | curves | median final err | 80% coverage | 95% coverage "
+        "| ms/forecast |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     fams = sorted({k[0] for k in rows})
     for fam in [*fams, "all"]:
         for cut in cutoffs:
@@ -141,9 +146,10 @@ def main() -> None:
                     continue
                 a = np.array(vals)
                 cov = "-" if np.isnan(a[:, 1]).all() else f"{np.nanmean(a[:, 1]):.2f}"
+                cov95 = "-" if np.isnan(a[:, 3]).all() else f"{np.nanmean(a[:, 3]):.2f}"
                 print(
                     f"| {fam} | {name} | {int(cut * 100)}% | {len(a)} | {100 * np.median(a[:, 0]):.2f}% "
-                    f"| {cov} | {1000 * np.median(a[:, 2]):.1f} |"
+                    f"| {cov} | {cov95} | {1000 * np.median(a[:, 2]):.1f} |"
                 )
     cpu_time_per_forecast()
 

@@ -89,6 +89,7 @@ def save_weights(path: Path, model: PFN, borders: FloatArray, meta: dict[str, ob
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
     os.close(fd)
     np.savez(tmp, **arrays)  # type: ignore[arg-type]
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; weights are meant to be shared
     os.replace(tmp, path)
 
 
