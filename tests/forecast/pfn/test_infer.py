@@ -35,6 +35,27 @@ def test_numpy_matches_torch(tmp_path: Path, sizes: tuple[int, ...]) -> None:
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
+def test_shipped_weights_give_torch_s_answers() -> None:
+    torch = pytest.importorskip("torch")
+    from runcast.forecast.pfn._model import PFN, ModelConfig
+
+    w = load_weights()
+    fields = ModelConfig.__dataclass_fields__
+    model = PFN(ModelConfig(**{k: v for k, v in w.config.items() if k in fields})).eval()
+    # strict: the file holds exactly the network's parameters, no more, no fewer
+    model.load_state_dict({k: torch.as_tensor(v) for k, v in w.params.items()}, strict=True)
+    b = sample_batch(np.random.default_rng(1), batch=4)
+    with torch.no_grad():
+        ref = model(
+            torch.as_tensor(b.obs_feat, dtype=torch.float32),
+            torch.as_tensor(b.obs_z, dtype=torch.float32),
+            torch.as_tensor(b.obs_mask),
+            torch.as_tensor(b.q_feat, dtype=torch.float32),
+        ).numpy()
+    got = logits(w, b.obs_feat, b.obs_z, b.obs_mask, b.q_feat)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
 def test_bar_quantiles_invert_the_piecewise_linear_cdf() -> None:
     borders = np.array([-1.0, 0.0, 1.0, 3.0])
     lg = np.log(np.array([[0.5, 0.25, 0.25]], dtype=np.float32))
