@@ -63,6 +63,8 @@ def robust_z(x: float, history: np.ndarray) -> float:
 def _to_float(x: Any) -> float:
     # note: for a torch tensor this is a device sync; the guard has to read the value to decide
     # before the optimizer step, so it is the price of deciding in time.
+    if hasattr(x, "detach"):
+        x = x.detach()
     return float(x)
 
 
