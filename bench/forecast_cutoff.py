@@ -150,18 +150,20 @@ def main() -> None:
     cases = load_cases(args.quick) + ([] if args.quick else own_runs())
     print(f"{len(cases)} cases, loaded in {time.time() - t0:.1f}s", file=sys.stderr)
     with_sched = ["law", "ensemble", "powerlaw", "last"]
+    blend = []
     no_sched = ["ensemble", "powerlaw", "last"]
     try:
         import runcast.forecast.pfn  # noqa: F401
 
         no_sched.append("pfn")
+        blend = ["law+pfn"]
     except ImportError:
         pass
     mcmc = not (args.quick or args.no_mcmc)
     recs: list[Record] = []
     for i, case in enumerate(cases):
         for frac in CUTOFFS:
-            for m in with_sched:
+            for m in with_sched + blend:
                 recs.append(evaluate_case(case, frac, m))
             if mcmc:
                 r = evaluate_case_mcmc(case, frac, args.mcmc_steps)

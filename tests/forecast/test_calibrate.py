@@ -73,3 +73,12 @@ def test_fit_tau_hits_the_targets() -> None:
         return (2 * norm.cdf(1.2816 * tau) - 1, 2 * norm.cdf(1.96 * tau) - 1)
 
     assert fit_tau([0], cover) == pytest.approx(1.0, abs=0.1)
+
+
+def test_discrepancy_keeps_the_posterior_median() -> None:
+    raw = _raw()
+    rng = np.random.default_rng(1)
+    raw.paths = raw.paths + rng.exponential(0.3, size=(500, 1))  # a skewed posterior
+    f = raw.finish("x", 5.0, noise=False)
+    # a wide symmetric discrepancy must widen the bands, not move the point forecast
+    np.testing.assert_allclose(f.median, raw.prep.to_values(np.median(raw.paths, axis=0)))

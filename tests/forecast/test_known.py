@@ -62,3 +62,23 @@ def test_rejects_a_rising_curve() -> None:
     p = prepare(Curve(s, 0.9 - 0.5 * (s / 10.0) ** -0.5), until=5000)
     with pytest.raises(InvalidInputError, match="rises"):
         fit_known(p, Schedule.from_spec(SPEC), n_paths=10)
+
+
+def test_law_plus_pfn_mixes_both_on_the_same_steps() -> None:
+    from runcast.forecast import forecast
+    from runcast.forecast._registry import METHODS
+
+    sched = Schedule.from_spec(SPEC)
+    truth = _momentum_truth(sched)
+    steps = np.arange(200, 5001, 20)
+    f = forecast(Curve(steps, truth[steps]), 9999, sched, method="law+pfn", n_paths=200)
+    law = forecast(Curve(steps, truth[steps]), 9999, sched, method="law", n_paths=200)
+    # without the PFN installed the blend is the law alone
+    assert f.method == ("law+pfn" if "pfn" in METHODS else "law")
+    assert f.steps.tolist() == law.steps.tolist()
+    assert law.final.median == pytest.approx(truth[9999], rel=0.01)
+    if f.method == "law+pfn":
+        pfn = forecast(Curve(steps, truth[steps]), 9999, sched, method="pfn", n_paths=200)
+        lo, hi = sorted((law.final.median, pfn.final.median))
+        # the mixture's point forecast lies between its two components'
+        assert lo - 1e-9 <= f.final.median <= hi + 1e-9

@@ -44,6 +44,7 @@ _SUMMARIES = {
     "last": "baseline: the last smoothed value, flat",
     "powerlaw": "baseline: least-squares power law c + a t^-alpha",
     "mcmc": "baseline: emcee MCMC over the parametric ensemble (slow; needs emcee)",
+    "law+pfn": "equal mixture of the law and the schedule-aware PFN (the law alone without PFN)",
 }
 _NEEDS_SCHEDULE = {"law"}
 _MODULES = ("_ensemble", "_baselines", "_known")
@@ -65,6 +66,9 @@ def _load_methods() -> None:
     except ImportError as err:
         if err.name not in ("runcast.forecast.pfn", "torch"):
             raise
+    from runcast.forecast._known import forecast_blend
+
+    register_method("law+pfn", needs_schedule=True, summary=_SUMMARIES["law+pfn"])(forecast_blend)
 
 
 def _wrap(name: str) -> Callable[..., Forecast]:

@@ -5,7 +5,8 @@ family is right*; on real curves the family is never quite right, and its bands 
 narrow. Every method therefore returns a :class:`RawForecast` (noise-free posterior paths), and
 :meth:`RawForecast.finish` adds two things before building the :class:`Forecast`:
 
-1. a model-discrepancy path ``tau * z_i * h(t)`` per sample path ``i``, where ``z_i`` is one
+1. a model-discrepancy path ``tau * z_i * h(t)`` per sample path ``i`` (then re-centred so the
+   per-step median stays the posterior's), where ``z_i`` is one
    Student-t(4) draw per path (errors of an extrapolation are coherent along the path, and
    heavy-tailed), and ``h(t) = |m(t) - m(t_c)| + 0.25 * D * log(t / t_c)`` grows with the
    predicted remaining change ``m(t) - m(t_c)`` since the cut-off ``t_c`` and with the log
@@ -77,6 +78,9 @@ class RawForecast:
         n = self.paths.shape[0]
         z = np.asarray(rng.standard_t(T_DOF, size=n), dtype=np.float64)
         y = self.paths + tau * z[:, None] * self.spread_shape()[None, :]
+        # the discrepancy widens the bands around the posterior median, it must not move it: on
+        # a skewed posterior, adding a wide symmetric term would drag the median to the mean
+        y = y + (np.median(self.paths, axis=0) - np.median(y, axis=0))[None, :]
         values = self.prep.to_values(y)
         if noise and self.prep.noise_sd > 0:
             values = values + self.prep.noise_sd * rng.standard_normal(values.shape)

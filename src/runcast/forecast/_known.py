@@ -37,6 +37,7 @@ from runcast.curve import Curve
 from runcast.errors import InvalidInputError, RuncastWarning
 from runcast.forecast._calibrate import RawForecast
 from runcast.forecast._prep import Prepared
+from runcast.forecast._types import Forecast
 from runcast.schedules import Schedule
 
 FloatArray = npt.NDArray[np.float64]
@@ -220,3 +221,25 @@ def fit_known(
 
 
 RAW = {"law": fit_known}
+
+
+def forecast_blend(curve: Curve, until: int, schedule: Schedule | None, **opts: Any) -> Forecast:
+    """Method ``"law+pfn"``: an equal mixture of the law's and the schedule-aware PFN's forecasts.
+
+    Both forecast the same steps; half of the paths come from each. The two err in different
+    places (the law early in a run, the PFN on curves unlike its prior), so the mixture is more
+    robust than either. Falls back to the law alone when the PFN is not installed.
+    """
+    from runcast.forecast._api import forecast
+    from runcast.forecast._registry import METHODS
+
+    law = forecast(curve, until, schedule, method="law", **opts)
+    if "pfn" not in METHODS:
+        return law
+    opts = {**opts, "steps": law.steps}
+    pfn = forecast(curve, until, schedule, method="pfn", **opts)
+    # every other path of each: the PFN's quantile-coupled paths are ordered by level, so a
+    # head slice would keep only its lower half
+    samples = np.vstack([law.samples[::2], pfn.samples[::2]])
+    info = {"law": law.info, "pfn": {k: v for k, v in pfn.info.items() if k != "quantiles"}}
+    return Forecast(law.steps, samples, direction=law.direction, method="law+pfn", info=info)
