@@ -134,6 +134,13 @@ def _create(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _probe(conn: sqlite3.Connection) -> tuple[int, int, list[str]]:
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    return int(app_id), int(version), tables
+
+
 def connect(path: Path, create: bool = True) -> sqlite3.Connection:
     """Open (or create) the store at ``path``, checking that it is a runcast store we can read.
 
@@ -163,17 +170,9 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
     try:
         conn.execute("PRAGMA busy_timeout = 30000")
         try:
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = [
-                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            ]
-        except sqlite3.OperationalError as err:  # I/O, permissions (busy: see retry_busy)
-            if _is_busy(err):
-                raise
-            raise StoreError(
-                f"Cannot read the store {str(path)!r}: {err}. Check the file and its permissions."
-            ) from err
+            app_id, version, tables = retry_busy(
+                lambda: _probe(conn), f"read the store {str(path)!r} (check its permissions)"
+            )
         except sqlite3.DatabaseError as err:  # "file is not a database"
             raise NotAStoreError(
                 f"{str(path)!r} is not a runcast store ({err}). Pass the path of a store file "
@@ -203,7 +202,7 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
             retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), "switch to WAL mode")
         # synchronous=NORMAL in WAL mode survives a killed process (only power loss can drop
         # the last transactions) and makes each batch commit far cheaper than FULL.
-        conn.execute("PRAGMA synchronous = NORMAL")
+        retry_busy(lambda: conn.execute("PRAGMA synchronous = NORMAL"), "set up the store")
     except BaseException:
         conn.close()
         raise

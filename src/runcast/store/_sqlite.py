@@ -87,6 +87,16 @@ class SQLiteStore(Store):
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
 
+    def _fetch(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one query; retried while another process's checkpoint or recovery makes
+        SQLite answer BUSY at once (the busy timeout does not cover every case)."""
+
+        def go() -> list[tuple[Any, ...]]:
+            with self._lock:
+                return self.conn.execute(sql, args).fetchall()
+
+        return retry_busy(go, f"read {str(self.path)!r}")
+
     def close(self) -> None:
         """Close the store's connection (idempotent)."""
         with self._lock:
@@ -138,8 +148,7 @@ class SQLiteStore(Store):
         """
         sql = _RUN_QUERY + (" WHERE r.project = ?" if project is not None else "")
         sql += " ORDER BY r.start_time DESC, r.rowid DESC"
-        with self._lock:
-            rows = self.conn.execute(sql, () if project is None else (project,)).fetchall()
+        rows = self._fetch(sql, () if project is None else (project,))
         now = time.time()
         return [self._info(r, now) for r in rows]
 
@@ -153,20 +162,19 @@ class SQLiteStore(Store):
             >>> store.run("baseline").id == store.run(info.id[:5]).id == info.id
             True
         """
-        with self._lock:
-            for where in ("r.id = ?", "r.name = ?"):
-                row = self.conn.execute(
-                    f"{_RUN_QUERY} WHERE {where} ORDER BY r.start_time DESC LIMIT 1", (run,)
-                ).fetchone()
-                if row is not None:
-                    return self._info(row, time.time())
-            ids = [
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 6",
-                    (run.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
-                )
-            ]
+        for where in ("r.id = ?", "r.name = ?"):
+            rows = self._fetch(
+                f"{_RUN_QUERY} WHERE {where} ORDER BY r.start_time DESC LIMIT 1", (run,)
+            )
+            if rows:
+                return self._info(rows[0], time.time())
+        pattern = run.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        ids = [
+            r[0]
+            for r in self._fetch(
+                "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 6", (pattern,)
+            )
+        ]
         if len(ids) == 1 and len(run) >= 3:
             return self.run(ids[0])
         if len(ids) > 1 and len(run) >= 3:
@@ -356,12 +364,11 @@ class SQLiteStore(Store):
             (2, 5, 1)
         """
         run_id = self.run(run).id
-        with self._lock:
-            rows = self.conn.execute(
-                "SELECT key, n_points, first_step, last_step, last_value, n_missing "
-                "FROM metrics WHERE run_id = ? AND n_points > 0 ORDER BY key",
-                (run_id,),
-            ).fetchall()
+        rows = self._fetch(
+            "SELECT key, n_points, first_step, last_step, last_value, n_missing "
+            "FROM metrics WHERE run_id = ? AND n_points > 0 ORDER BY key",
+            (run_id,),
+        )
         return {
             r[0]: MetricSummary(
                 key=r[0],
@@ -379,28 +386,23 @@ class SQLiteStore(Store):
     ) -> Points:
         """The raw points of one metric, in write order (see :meth:`Store.curve`);
         ``wall=False`` skips reading wall times (``.wall`` is then empty)."""
-        with self._lock:
-            row = self.conn.execute(
-                "SELECT m.id FROM metrics m JOIN runs r ON r.id = m.run_id "
-                "WHERE r.id = ? AND m.key = ?",
-                (run, key),
-            ).fetchone()
-            if row is None:
-                run_id = self.run(run).id  # raises RunNotFoundError for an unknown run
-                row = self.conn.execute(
-                    "SELECT id FROM metrics WHERE run_id = ? AND key = ?", (run_id, key)
-                ).fetchone()
-            if row is None:
+        found = self._fetch("SELECT id FROM metrics WHERE run_id = ? AND key = ?", (run, key))
+        if not found:
+            run_id = self.run(run).id  # raises RunNotFoundError for an unknown run
+            found = self._fetch(
+                "SELECT id FROM metrics WHERE run_id = ? AND key = ?", (run_id, key)
+            )
+            if not found:
                 keys = ", ".join(self.keys(run_id)) or "none yet"
                 raise MetricNotFoundError(
                     f"Run {run_id} has no metric {key!r}; its metrics: {keys}."
                 )
-            sql = f"SELECT steps, vals{', walls' if wall else ''} FROM chunks WHERE metric_id = ?"
-            args: tuple[int, ...] = (int(row[0]),)
-            if since_step is not None:
-                sql += " AND max_step > ?"
-                args += (int(since_step),)
-            chunks = self.conn.execute(sql + " ORDER BY id", args).fetchall()
+        sql = f"SELECT steps, vals{', walls' if wall else ''} FROM chunks WHERE metric_id = ?"
+        args: tuple[int, ...] = (int(found[0][0]),)
+        if since_step is not None:
+            sql += " AND max_step > ?"
+            args += (int(since_step),)
+        chunks = self._fetch(sql + " ORDER BY id", args)
         # one join + frombuffer per column: a 1M-point metric reads in a few milliseconds
         step = _unpack([c[0] for c in chunks], STEP_DTYPE).astype(np.int64, copy=False)
         value = _unpack([c[1] for c in chunks], VALUE_DTYPE).astype(np.float64, copy=False)
