@@ -100,14 +100,15 @@ def test_callback_stops_on_stop_rule(tmp_path: Path) -> None:
 
 
 class _Probe(TrainerCallback):  # type: ignore[misc]
-    """Computes the schedule-free evaluation weights x = (y - (1 - b1) z) / b1 at step 10."""
+    """Computes the schedule-free evaluation weights x = (y - (1 - b1) z) / b1 at ``step``."""
 
-    def __init__(self) -> None:
+    def __init__(self, step: int) -> None:
+        self.step = step
         self.x: dict[str, torch.Tensor] = {}
         self.y: dict[str, torch.Tensor] = {}
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        if state.global_step != 10:
+        if state.global_step != self.step:
             return
         opt, model = kw["optimizer"], kw["model"]
         assert in_train_mode(opt)  # y is in the model at this point
@@ -119,19 +120,26 @@ class _Probe(TrainerCallback):  # type: ignore[misc]
             self.x[names[id(p)]] = ((p.detach() - (1 - b1) * z) / b1).clone()
 
 
-@pytest.mark.parametrize("with_runcast", [True, False])
-def test_schedule_free_checkpoint_holds_eval_weights(tmp_path: Path, with_runcast: bool) -> None:
+@pytest.mark.parametrize(
+    ("with_runcast", "strategy", "step"),
+    [(True, "steps", 10), (True, "epoch", 8), (False, "steps", 10)],  # 8 steps per epoch
+)
+def test_schedule_free_checkpoint_holds_eval_weights(
+    tmp_path: Path, with_runcast: bool, strategy: str, step: int
+) -> None:
     model = _model()
     opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=1e-2)
-    probe = _Probe()
+    probe = _Probe(step)
     callbacks: list[Any] = [probe]
     if with_runcast:
         callbacks.append(RuncastCallback(db=str(tmp_path / "r.db")))
-    args = _args(tmp_path, max_steps=10, save_strategy="steps", save_steps=10, save_only_model=True)
+    args = _args(
+        tmp_path, max_steps=step, save_strategy=strategy, save_steps=step, save_only_model=True
+    )
     Trainer(
         model=model, args=args, train_dataset=Tokens(), optimizers=(opt, None), callbacks=callbacks
     ).train()
-    saved = load_file(str(tmp_path / "out" / "checkpoint-10" / "model.safetensors"))
+    saved = load_file(str(tmp_path / "out" / f"checkpoint-{step}" / "model.safetensors"))
     key = "transformer.h.0.mlp.c_fc.weight"
     # x and y really differ here, so saving the wrong one is visible
     assert not torch.allclose(probe.x[key], probe.y[key], atol=1e-4)

@@ -159,6 +159,10 @@ class RuncastCallback(TrainerCallback):  # type: ignore[misc]
         if control.should_save and optimizer is not None and in_train_mode(optimizer):
             set_mode(optimizer, train=False)
 
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """The same for checkpoints saved at the end of an epoch (``save_strategy="epoch"``)."""
+        self.on_step_end(args, state, control, **kwargs)
+
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Leave the final weights as the evaluation weights; finish the run we started."""
         optimizer = kwargs.get("optimizer")
