@@ -41,7 +41,8 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except RuncastError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+        # soft_wrap: a path or a message must stay one line, whatever the terminal width
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from err
 
 
