@@ -94,3 +94,11 @@ def test_noisy_dense_curve_is_fast_and_robust_to_spikes() -> None:
     # spikes do not drag the forecast up: within 2% of the truth
     assert f.final.median == pytest.approx(_loss(np.array([120_000]))[0], rel=0.02)
     assert f.info["seconds"] < 0.5
+
+
+@pytest.mark.parametrize("method", ["ensemble", "powerlaw", "last"])
+def test_six_points_from_step_zero(method: str) -> None:
+    # the fewest points accepted, the first at step 0 (where a power law is infinite)
+    c = Curve([0, 10, 20, 30, 40, 50], [3.0, 2.5, 2.2, 2.0, 1.9, 1.85])
+    f = forecast(c, until=10_000, method=method)
+    assert np.isfinite(f.samples).all() and f.final.median < 3.0

@@ -123,7 +123,7 @@ def bayes_linear(
 
 def posterior(p: Prepared) -> Posterior:
     """The posterior weight of every grid cell of every family, with its linear fit."""
-    x = p.x / p.last_step
+    x = p.xnorm(p.x)
     w = p.weight / p.weight.mean()
     n = float(w.sum())
     names = tuple(FAMILIES)
@@ -177,7 +177,7 @@ def fit_ensemble(p: Prepared, *, n_paths: int = 400, seed: int = 0) -> RawForeca
     rng = np.random.default_rng(seed)
     post = posterior(p)
     picks = rng.choice(post.prob.size, size=n_paths, p=post.prob)
-    x_out = np.concatenate([[1.0], p.out_steps / p.last_step])
+    x_out = np.concatenate([[1.0], p.xnorm(p.out_steps)])
     paths = np.empty((n_paths, x_out.size))
     za, zc = rng.standard_normal(n_paths), rng.standard_normal(n_paths)
     # (c, a) from their Gaussian conditional, correlation kept: c and a trade off strongly

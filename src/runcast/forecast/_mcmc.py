@@ -103,13 +103,13 @@ def fit_mcmc(
     """Sample the combined model with emcee; ``n_steps`` per walker, the first ``burn`` dropped."""
     emcee: Any = require("emcee", extra="bench", purpose="for the MCMC baseline forecaster")
     rng = np.random.default_rng(seed)
-    x = p.x / p.last_step
+    x = p.xnorm(p.x)
     x0 = float(x[0])
     w = p.weight / p.weight.mean()
     lo, hi = _bounds()
 
     # Domhan et al.'s constraint, for a loss: the extrapolation may not fall below zero
-    x_all = np.concatenate([x, [p.until / p.last_step]])
+    x_all = np.concatenate([x, p.xnorm([p.until])])
     y_floor = -p.center / p.scale if p.direction == "down" and p.center > 0 else -np.inf
 
     def log_prob(theta: FloatArray) -> FloatArray:
@@ -133,7 +133,7 @@ def fit_mcmc(
     sampler.run_mcmc(start, n_steps, progress=False)
     chain = sampler.get_chain(discard=int(burn * n_steps), flat=True)
     keep = chain[rng.choice(chain.shape[0], size=n_paths, replace=chain.shape[0] < n_paths)]
-    x_out = np.concatenate([[1.0], p.out_steps / p.last_step])
+    x_out = np.concatenate([[1.0], p.xnorm(p.out_steps)])
     with np.errstate(over="ignore", invalid="ignore"):
         paths = _curves(keep, x_out, x0)
     paths = np.where(np.isfinite(paths), paths, np.nanmedian(paths, axis=0, keepdims=True))

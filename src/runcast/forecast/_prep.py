@@ -64,6 +64,18 @@ class Prepared:
         """Map normalised falling-orientation values back to the curve's own units."""
         return self.center + self.sign * self.scale * y
 
+    def xnorm(self, steps: npt.ArrayLike) -> FloatArray:
+        """Steps on the families' scale: 1 at the last observed step, never 0 (step 0 allowed).
+
+        Example:
+            >>> import runcast
+            >>> p = prepare(runcast.Curve(range(0, 100, 10), [5, 4, 3, 2.5, 2, 1.8, 1.7, 1.6, 1.5,
+            ...                                               1.45]), until=200)
+            >>> p.xnorm([0, 90]).round(4).tolist()
+            [0.011, 1.0]
+        """
+        return np.asarray((np.asarray(steps, dtype=np.float64) + 1.0) / (self.last_step + 1.0))
+
     @property
     def recent_drop(self) -> float:
         """How far the (normalised) curve fell over the second half of the observed steps.
