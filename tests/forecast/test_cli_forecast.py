@@ -21,7 +21,8 @@ def _log(tmp_path: Path) -> Path:
 
 def test_forecast_json(tmp_path: Path) -> None:
     res = runner.invoke(
-        app, ["forecast", str(_log(tmp_path)), "--until", "10000", "--target", "2.4", "--json"]
+        app,
+        ["forecast", str(_log(tmp_path)), "-u", "10000", "-m", "ensemble", "-t", "2.4", "--json"],
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
