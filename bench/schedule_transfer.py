@@ -8,14 +8,19 @@ fitted on, how fast is the fit, and do its 80% bands hold the truth 80% of the t
    other files. PredE = mean over a file's points of |loss - pred| / loss, averaged over the six;
    WorstE = the largest such per-point ratio. Anchors in the same run: the multi-power law with
    the paper's published parameters, the momentum law and the multi-power law fitted by runcast.
+   Before it, the selection table: the same laws cross-validated on the three *fit* curves only
+   (leave one curve out; and fit all three cut at step 12000, predict the rest), which is how
+   runcast's law was chosen: the six predict files are a test set, never used to pick a law.
 2. Per-step noisy curves (shared/data/curves/tdlt): fit on cosine, predict WSD and 8-1-1 step;
    PredE over the last 20% of each run, against 100-step means of the per-step training loss.
 
-Run:  .venv/bin/python bench/schedule_transfer.py
+Run:  .venv/bin/python bench/schedule_transfer.py            (all tables)
+      .venv/bin/python bench/schedule_transfer.py --cv-only  (the selection table only)
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import gzip
 import json
@@ -85,6 +90,49 @@ def coverage(law: Law, curve: Curve, level: float = 0.8) -> float:
     fc = law.forecast(curve.schedule, curve.step, n_paths=400)
     lo, hi = fc.interval(level)
     return float(np.mean((curve.value >= lo) & (curve.value <= hi)))
+
+
+HORIZON_CUT = 12000
+
+
+def mean_rel_error(law: Law, curve: Curve) -> float:
+    """Mean of |loss - prediction| / loss over the curve's points."""
+    return float(np.mean(rel_errors(law, curve)))
+
+
+def selection_cv(laws: list[tuple[str, str]]) -> None:
+    """Table 0: cross-validation on the fit curves only; the predict files are never read."""
+    print("## Selection: cross-validation on the three fit curves only\n")
+    print("LOCO: fit two of cosine_24000, constant_24000, wsdcon_9 and predict the third (mean")
+    print(
+        f"relative error, averaged over the three). Horizon: fit all three cut at step {HORIZON_CUT}"
+    )
+    print("and predict their later points. Lower is better; mean = average over the sizes.\n")
+    print("| law | LOCO 25M | LOCO 100M | LOCO 400M | horizon 25M | horizon 100M | horizon 400M "
+          "| mean LOCO | mean horizon |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    curves = {size: mpl_curves(size) for size in ("25M", "100M", "400M")}
+    for label, name in laws:
+        loco, horizon = [], []
+        for cs in curves.values():
+            fits = [cs[f] for f in FIT]
+            errs = []
+            for i, held in enumerate(fits):
+                law = fit_law([c for j, c in enumerate(fits) if j != i], name, calibrate=False)
+                errs.append(mean_rel_error(law, held))
+            loco.append(float(np.mean(errs)))
+            law = fit_law([c.until(HORIZON_CUT - 1) for c in fits], name, calibrate=False)
+            later = []
+            for c in fits:
+                rest = c.step >= HORIZON_CUT
+                later.append(
+                    mean_rel_error(law, Curve(c.step[rest], c.value[rest], schedule=c.schedule))
+                )
+            horizon.append(float(np.mean(later)))
+        cells = " | ".join(f"{v:.5f}" for v in [*loco, *horizon])
+        print(f"| {label} | {cells} | {np.mean(loco):.5f} | {np.mean(horizon):.5f} |")
+        sys.stdout.flush()
+    print()
 
 
 def mpl_benchmark(laws: list[tuple[str, str]]) -> None:
@@ -211,7 +259,13 @@ def partial_benchmark(laws: list[tuple[str, str]]) -> None:
 def main() -> None:
     if not (DATA / "catalog.json").exists():
         sys.exit(f"shared data not found at {DATA}; set RUNCAST_SHARED_DATA")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cv-only", action="store_true", help="print the selection table only")
+    args = parser.parse_args()
     laws = [*LAW_ROWS, ("runcast's law (auto)", "auto")]
+    selection_cv(laws)
+    if args.cv_only:
+        return
     mpl_benchmark(laws)
     tdlt_benchmark(laws)
     partial_benchmark(laws)
