@@ -3,7 +3,9 @@
 Every step draws a fresh batch of synthetic curves (so there is no data set and no overfitting)
 and minimises the bar-distribution NLL of the held-back future values. The shipped
 ``weights.npz`` was made with the defaults; the run is deterministic given ``--seed`` (same torch
-build and thread count). Needs torch (``pip install runcast[torch]``).
+build and thread count). Needs torch (``pip install runcast[torch]``). The shipped run took
+54 minutes on one thread of a shared 2-core machine (0.75 steps/s; 154k synthetic curves) and
+ended at a bar NLL of -0.495.
 
     python -m runcast.forecast.pfn.train --steps 2400 --out weights.npz --seed 0
 
