@@ -196,8 +196,8 @@ def tdlt_benchmark(laws: list[tuple[str, str]]) -> None:
     rows: list[tuple[str, Law | None, float]] = [("cosine run's own loss (no law)", None, 0.0)]
     for label, name in laws:
         t0 = time.perf_counter()
-        law = fit_law(cos, name)
-        rows.append((label, law, time.perf_counter() - t0))
+        fitted = fit_law(cos, name)
+        rows.append((label, fitted, time.perf_counter() - t0))
     for label, law, secs in rows:
         errs, covs = [], []
         for curve in targets.values():
