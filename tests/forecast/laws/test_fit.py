@@ -154,3 +154,22 @@ def test_single_schedule_fit_widens_bands_on_another_schedule() -> None:
     # constant vs cosine differ by up to 0.9 of the peak LR: the transfer term widens the band
     # (sd + 0.005 * 0.9 on top of ~0.002): more than twice as wide
     assert other > 2.0 * own
+
+
+@pytest.mark.parametrize("name", ["momentum", "mpl", "runcast"])
+def test_random_restarts_stay_inside_the_bounds(name: str) -> None:
+    # restarts beyond the deterministic starts are random perturbations; they must stay inside
+    # every parameter's bounds (a momentum decay lam scaled past 1 gave NaN starts and warnings)
+    from runcast.forecast.laws._fit import _starts_for
+
+    cls = LAWS[name]
+    parts = [m for _, m in getattr(cls, "MEMBERS", ())] or [cls]
+    for part in parts:
+        starts = _starts_for(
+            part, np.array([3.6, 3.3, 3.1]), np.array([0.6, 1.2, 2.4]), 3e-4, 40, 1
+        )
+        assert len(starts) == 40  # protects: the requested number of starts
+        for start in starts:
+            for p in part.PARAMS:
+                # protects: every start value lies within its parameter's bounds
+                assert p.lower <= start[p.name] <= p.upper, (p.name, start[p.name])

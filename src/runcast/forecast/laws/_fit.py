@@ -308,7 +308,18 @@ def fit_law(
 def _starts_for(
     cls: type[Law], losses: FloatArray, s1: FloatArray, peak: float, n: int, seed: int
 ) -> list[dict[str, float]]:
-    """The law's deterministic starts, then random perturbations of the first, ``n`` in all."""
+    """The law's deterministic starts, then random perturbations of them, ``n`` in all.
+
+    Perturbations are made in fitting space and clipped to the bounds: scaling a decay factor
+    like ``lam = 0.999`` by a random factor would step past 1, off the law's valid region.
+
+    Example:
+        >>> from runcast.forecast.laws import MomentumLaw
+        >>> starts = _starts_for(MomentumLaw, np.array([3.5, 3.2, 3.0]),
+        ...                      np.array([0.5, 1.0, 2.0]), 3e-4, 12, 0)
+        >>> len(starts), all(0.5 <= s["lam"] < 1 for s in starts)
+        (12, True)
+    """
     base = cls._starts(losses, s1, peak)
     if n <= len(base):
         return base[:n]
@@ -316,5 +327,10 @@ def _starts_for(
     out = list(base)
     while len(out) < n:
         pick = base[int(rng.integers(len(base)))]
-        out.append({k: v * float(np.exp(rng.normal(0.0, 0.3))) for k, v in pick.items()})
+        start = {}
+        for p in cls.PARAMS:
+            lo, hi = p.z_bounds()
+            z = p.to_z(pick[p.name]) + float(rng.normal(0.0, 0.3))
+            start[p.name] = p.from_z(float(np.clip(z, lo, hi)))
+        out.append(start)
     return out
