@@ -61,7 +61,7 @@ def _problem(
     pri = [(i, priors[p.name]) for i, p in enumerate(params) if p.name in priors]
     pri_w = prior_strength * delta
     jp = np.zeros((len(pri), len(params)))
-    for row, (i, (_, sd)) in enumerate(pri):  # type: ignore[misc]
+    for row, (i, (_, sd)) in enumerate(pri):
         jp[row, i] = pri_w / sd
 
     def theta_of(z: FloatArray) -> FloatArray:
@@ -80,7 +80,7 @@ def _problem(
         jr = -(j * dxdz[None, :]) / safe[:, None]
         cache["z"], cache["jac"] = z.copy(), np.vstack([jr, jp])
         r = log_y - np.log(safe)
-        prior = [pri_w * (z[i] - mu) / sd for i, (mu, sd) in pri]  # type: ignore[misc]
+        prior = [pri_w * (z[i] - mu) / sd for i, (mu, sd) in pri]
         return np.concatenate([r, prior])
 
     def jac(z: FloatArray) -> FloatArray:
