@@ -121,3 +121,12 @@ def test_param_transforms_round_trip(param: Param, x: float) -> None:
     # dx/dz by finite differences: the chain rule of every fit uses it
     fd = (param.from_z(z + h) - param.from_z(z - h)) / (2 * h)
     assert param.dx_dz(x) == pytest.approx(fd, rel=1e-5)
+
+
+def test_a_variant_inheriting_a_name_does_not_replace_the_registered_law() -> None:
+    class Variant(MultiPowerLaw):  # a tweak of the law, e.g. an ensemble's member
+        pass
+
+    # protects: fit_law("mpl") and Law.from_dict still build the multi-power law itself
+    assert LAWS["mpl"] is MultiPowerLaw
+    assert Variant.name == "mpl"  # protects: the variant still reports the law it tweaks

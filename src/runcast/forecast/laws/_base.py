@@ -201,7 +201,9 @@ class Law:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.name:
+        # only a class naming itself is a public law; a variant inheriting a name (e.g. an
+        # ensemble's member) must not replace the law of that name in the registry
+        if cls.__dict__.get("name"):
             LAWS[cls.name] = cls
 
     # --- what each law defines -----------------------------------------------------------------
