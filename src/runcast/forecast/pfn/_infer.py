@@ -116,41 +116,31 @@ def logits(
 ) -> F32:
     """Bar logits ``(B, n_query, n_bins)``; the arguments are those of the torch model."""
     with _one_blas_thread()():
-        return _forward(w, obs_feat, obs_z, obs_mask, q_feat)
-
-
-def _forward(
-    w: Weights,
-    obs_feat: FloatArray,
-    obs_z: FloatArray,
-    obs_mask: npt.NDArray[np.bool_],
-    q_feat: FloatArray,
-) -> F32:
-    p = w.params
-    f32 = np.float32
-    xo = np.concatenate([obs_feat, obs_z[..., None]], axis=-1).astype(f32)
-    x = np.concatenate(
-        [_linear(xo, p, "embed_obs"), _linear(q_feat.astype(f32), p, "embed_query")], axis=1
-    )
-    b, t, d = x.shape
-    n_obs = obs_feat.shape[1]
-    h = int(w.config["n_heads"])
-    key_bias = np.where(obs_mask, f32(0.0), f32(-1e9))[:, None, None, :]
-    scale = f32(1.0 / np.sqrt(d // h))
-    for i in range(w.n_layers):
-        pre = f"blocks.{i}"
-        qkv = _linear(_layer_norm(x, p, f"{pre}.ln1"), p, f"{pre}.qkv")
-        q = qkv[..., :d].reshape(b, t, h, d // h).transpose(0, 2, 1, 3)
-        k = qkv[:, :n_obs, d : 2 * d].reshape(b, n_obs, h, d // h).transpose(0, 2, 1, 3)
-        v = qkv[:, :n_obs, 2 * d :].reshape(b, n_obs, h, d // h).transpose(0, 2, 1, 3)
-        att = _softmax((q @ k.transpose(0, 1, 3, 2)) * scale + key_bias)
-        y = (att @ v).transpose(0, 2, 1, 3).reshape(b, t, d)
-        x = x + _linear(y, p, f"{pre}.proj")
-        ff = _linear(
-            _gelu(_linear(_layer_norm(x, p, f"{pre}.ln2"), p, f"{pre}.ff1")), p, f"{pre}.ff2"
+        p = w.params
+        f32 = np.float32
+        xo = np.concatenate([obs_feat, obs_z[..., None]], axis=-1).astype(f32)
+        x = np.concatenate(
+            [_linear(xo, p, "embed_obs"), _linear(q_feat.astype(f32), p, "embed_query")], axis=1
         )
-        x = x + ff
-    return _linear(_layer_norm(x[:, n_obs:], p, "ln_f"), p, "head")
+        b, t, d = x.shape
+        n_obs = obs_feat.shape[1]
+        h = int(w.config["n_heads"])
+        key_bias = np.where(obs_mask, f32(0.0), f32(-1e9))[:, None, None, :]
+        scale = f32(1.0 / np.sqrt(d // h))
+        for i in range(w.n_layers):
+            pre = f"blocks.{i}"
+            qkv = _linear(_layer_norm(x, p, f"{pre}.ln1"), p, f"{pre}.qkv")
+            q = qkv[..., :d].reshape(b, t, h, d // h).transpose(0, 2, 1, 3)
+            k = qkv[:, :n_obs, d : 2 * d].reshape(b, n_obs, h, d // h).transpose(0, 2, 1, 3)
+            v = qkv[:, :n_obs, 2 * d :].reshape(b, n_obs, h, d // h).transpose(0, 2, 1, 3)
+            att = _softmax((q @ k.transpose(0, 1, 3, 2)) * scale + key_bias)
+            y = (att @ v).transpose(0, 2, 1, 3).reshape(b, t, d)
+            x = x + _linear(y, p, f"{pre}.proj")
+            ff = _linear(
+                _gelu(_linear(_layer_norm(x, p, f"{pre}.ln2"), p, f"{pre}.ff1")), p, f"{pre}.ff2"
+            )
+            x = x + ff
+        return _linear(_layer_norm(x[:, n_obs:], p, "ln_f"), p, "head")
 
 
 def bar_quantiles(lg: F32, borders: FloatArray, levels: FloatArray) -> FloatArray:
