@@ -14,6 +14,7 @@ from runcast import Schedule
 from runcast.errors import InvalidInputError
 from runcast.forecast.laws import MultiPowerLaw
 from runcast.forecast.laws._areas import loss_drop_reference
+from runcast.forecast.laws._mpl import power_descent, power_starts
 
 PREDICT = ("constant_72000", "cosine_72000", "wsd_20000_24000", "wsdld_20000_24000",
            "wsdcon_3", "wsdcon_18")  # fmt: skip
@@ -63,3 +64,38 @@ def test_published_table_is_json_ready() -> None:
     law = MultiPowerLaw.published("400M")
     # published parameters survive a JSON round trip untouched
     assert json.loads(json.dumps(law.to_dict()))["params"] == law.params
+
+
+@pytest.mark.parametrize("theta", [(2.0, 0.5, 0.5), (3.1, 4.0, 1.2), (0.5, 0.01, 0.05)])
+def test_power_descent_jacobian_matches_finite_differences(
+    theta: tuple[float, float, float],
+) -> None:
+    log_s1 = np.log(np.array([0.05, 1.0, 7.5, 40.0]))
+
+    def value_at(t: list[float]) -> Any:
+        return power_descent(t[0], t[1], t[2], log_s1, grad=False)[0]
+
+    l0, a, alpha = theta
+    value, jac = power_descent(l0, a, alpha, log_s1, grad=True)
+    # the shared descent is exactly L0 + A * S1^-alpha (both annealing laws add to it)
+    assert value == pytest.approx(l0 + a * np.exp(log_s1) ** -alpha, rel=1e-12)
+    assert jac is not None
+    for i in range(3):
+        up, down = list(theta), list(theta)
+        up[i] += 1e-6
+        down[i] -= 1e-6
+        fd = (value_at(up) - value_at(down)) / 2e-6
+        # a wrong column would send the fitter's Gauss-Newton steps the wrong way
+        assert jac[:, i] == pytest.approx(fd, rel=1e-5, abs=1e-8)
+
+
+def test_power_starts_meet_the_first_loss() -> None:
+    losses = np.array([4.0, 3.0, 2.5])
+    s1 = np.array([0.5, 2.0, 8.0])
+    starts, spread = power_starts(losses, s1, ((0.4, 0.5), (0.9, 0.7)))
+    assert spread == pytest.approx(1.5)  # max - min of the losses
+    for p, alpha in zip(starts, (0.5, 0.7), strict=True):
+        assert p["alpha"] == alpha
+        # L0 sits below the lowest loss and the descent passes through the first point
+        assert p["L0"] < 2.5
+        assert p["L0"] + p["A"] * 0.5**-alpha == pytest.approx(4.0)

@@ -18,7 +18,7 @@ from runcast.forecast.laws._areas import (
     momentum_area_grad,
 )
 from runcast.forecast.laws._base import Law, Param
-from runcast.forecast.laws._mpl import GAIN_FRACTION
+from runcast.forecast.laws._mpl import GAIN_FRACTION, POWER_PARAMS, power_descent, power_starts
 
 
 class MomentumLaw(Law):
@@ -35,9 +35,7 @@ class MomentumLaw(Law):
     name: ClassVar[str] = "momentum"
     summary: ClassVar[str] = "scaling law with LR annealing (Tissue et al. 2024)"
     PARAMS: ClassVar[tuple[Param, ...]] = (
-        Param("L0", 1e-6, 1e3),
-        Param("A", 1e-6, 1e4),
-        Param("alpha", 0.02, 3.0, prior=(float(np.log(0.5)), 0.5)),
+        *POWER_PARAMS,
         Param("C", 1e-9, 1e7),
         Param("lam", 0.5, 1.0 - 1e-6, "log1m", prior=(float(np.log(1e-3)), 1.5)),
     )
@@ -53,18 +51,14 @@ class MomentumLaw(Law):
     ) -> tuple[FloatArray, FloatArray | None]:
         l0, a, alpha, c, lam = (float(v) for v in theta)
         log_s1, lrs, steps = prep
-        power = np.exp(-alpha * log_s1)
+        descent, descent_jac = power_descent(l0, a, alpha, log_s1, grad)
         s2 = momentum_area(lrs, steps, lam)
-        pred = l0 + a * power - c * s2
+        pred = descent - c * s2
         if not grad:
             return pred, None
-        jac = np.empty((pred.size, 5))
-        jac[:, 0] = 1.0
-        jac[:, 1] = power
-        jac[:, 2] = -a * power * log_s1
-        jac[:, 3] = -s2
-        jac[:, 4] = -c * momentum_area_grad(lrs, steps, lam)
-        return pred, jac
+        assert descent_jac is not None
+        s2_grad = momentum_area_grad(lrs, steps, lam)
+        return pred, np.column_stack([descent_jac, -s2, -c * s2_grad])
 
     @classmethod
     def _data_priors(cls, losses: FloatArray, peak: float) -> dict[str, tuple[float, float]]:
@@ -75,13 +69,9 @@ class MomentumLaw(Law):
 
     @classmethod
     def _starts(cls, losses: FloatArray, s1: FloatArray, peak: float) -> list[dict[str, float]]:
-        lo, hi = float(losses.min()), float(losses.max())
-        spread = max(hi - lo, 1e-3 * hi)
-        first = float(losses[np.argmin(s1)])
-        starts = []
-        for l0_frac, alpha, lam in ((0.4, 0.5, 0.999), (0.15, 0.35, 0.99), (0.9, 0.7, 0.9995)):
-            l0 = max(lo - l0_frac * spread, 1e-3)
-            a = max(first - l0, 1e-3) * float(s1.min()) ** alpha
-            c = 0.15 * spread / peak * (1.0 - lam)
-            starts.append({"L0": l0, "A": a, "alpha": alpha, "C": c, "lam": lam})
-        return starts
+        lams = (0.999, 0.99, 0.9995)
+        starts, spread = power_starts(losses, s1, ((0.4, 0.5), (0.15, 0.35), (0.9, 0.7)))
+        return [
+            {**p, "C": 0.15 * spread / peak * (1.0 - lam), "lam": lam}
+            for p, lam in zip(starts, lams, strict=True)
+        ]

@@ -33,6 +33,59 @@ CHUNK = 2048
 # typical full annealing gain (peak LR to zero) as a fraction of the loss level
 GAIN_FRACTION = 0.05
 
+# L0, A, alpha of the power-law descent ``L0 + A * S1^-alpha`` that both annealing laws (this
+# one and the momentum law) start from; each adds its own annealing term and parameters.
+POWER_PARAMS: tuple[Param, ...] = (
+    Param("L0", 1e-6, 1e3),
+    Param("A", 1e-6, 1e4),
+    Param("alpha", 0.02, 3.0, prior=(float(np.log(0.5)), 0.5)),
+)
+
+
+def power_descent(
+    l0: float, a: float, alpha: float, log_s1: FloatArray, grad: bool
+) -> tuple[FloatArray, FloatArray | None]:
+    """``L0 + A * S1^-alpha`` and, if ``grad``, its Jacobian (columns L0, A, alpha).
+
+    Example:
+        >>> value, jac = power_descent(2.0, 1.0, 0.5, np.log(np.array([4.0])), grad=True)
+        >>> value.tolist(), jac.tolist()
+        ([2.5], [[1.0, 0.5, -0.6931471805599453]])
+    """
+    power = np.exp(-alpha * log_s1)
+    value = l0 + a * power
+    if not grad:
+        return value, None
+    jac = np.empty((power.size, 3))
+    jac[:, 0] = 1.0
+    jac[:, 1] = power
+    jac[:, 2] = -a * power * log_s1
+    return value, jac
+
+
+def power_starts(
+    losses: FloatArray, s1: FloatArray, guesses: tuple[tuple[float, float], ...]
+) -> tuple[list[dict[str, float]], float]:
+    """Fit starts of L0, A, alpha, one per ``(l0_frac, alpha)`` guess, and the losses' spread.
+
+    L0 starts ``l0_frac`` of the spread below the lowest loss; A makes the descent meet the
+    first loss at the smallest area. The spread scales the annealing term's own start.
+
+    Example:
+        >>> starts, spread = power_starts(np.array([3.0, 2.0]), np.array([1.0, 4.0]), ((0.5, 1.0),))
+        >>> starts, spread
+        ([{'L0': 1.5, 'A': 1.5, 'alpha': 1.0}], 1.0)
+    """
+    lo, hi = float(losses.min()), float(losses.max())
+    spread = max(hi - lo, 1e-3 * hi)
+    first = float(losses[np.argmin(s1)])
+    starts = []
+    for l0_frac, alpha in guesses:
+        l0 = max(lo - l0_frac * spread, 1e-3)
+        a = max(first - l0, 1e-3) * float(s1.min()) ** alpha
+        starts.append({"L0": l0, "A": a, "alpha": alpha})
+    return starts, spread
+
 
 def drop_terms(
     chunks: list[DropTerms], c: float, beta: float, gamma: float, delta: float, grad: bool
@@ -60,9 +113,7 @@ class MultiPowerLaw(Law):
     name: ClassVar[str] = "mpl"
     summary: ClassVar[str] = "multi-power law (Luo et al. 2025)"
     PARAMS: ClassVar[tuple[Param, ...]] = (
-        Param("L0", 1e-6, 1e3),
-        Param("A", 1e-6, 1e4),
-        Param("alpha", 0.02, 3.0, prior=(float(np.log(0.5)), 0.5)),
+        *POWER_PARAMS,
         Param("B", 1e-6, 1e7),
         Param("C", 1e-4, 1e4, prior=(float(np.log(2.0)), 1.0)),
         Param("beta", 0.02, 5.0, prior=(float(np.log(0.6)), 0.5)),
@@ -92,19 +143,13 @@ class MultiPowerLaw(Law):
     ) -> tuple[FloatArray, FloatArray | None]:
         l0, a, alpha, b, c, beta, gamma = (float(v) for v in theta)
         _, log_s1, drops = prep
-        power = np.exp(-alpha * log_s1)
+        descent, descent_jac = power_descent(l0, a, alpha, log_s1, grad)
         ld, ld_jac = drop_terms(drops, c, beta, gamma, 0.0, grad)
-        pred = l0 + a * power - b * ld
+        pred = descent - b * ld
         if not grad:
             return pred, None
-        assert ld_jac is not None
-        jac = np.empty((pred.size, 7))
-        jac[:, 0] = 1.0
-        jac[:, 1] = power
-        jac[:, 2] = -a * power * log_s1
-        jac[:, 3] = -ld
-        jac[:, 4:] = -b * ld_jac[:, :3]
-        return pred, jac
+        assert descent_jac is not None and ld_jac is not None
+        return pred, np.hstack([descent_jac, -ld[:, None], -b * ld_jac[:, :3]])
 
     @classmethod
     def _data_priors(cls, losses: FloatArray, peak: float) -> dict[str, tuple[float, float]]:
@@ -116,14 +161,8 @@ class MultiPowerLaw(Law):
 
     @classmethod
     def _starts(cls, losses: FloatArray, s1: FloatArray, peak: float) -> list[dict[str, float]]:
-        lo, hi = float(losses.min()), float(losses.max())
-        spread = max(hi - lo, 1e-3 * hi)
-        first = float(losses[np.argmin(s1)])
-        starts = []
-        for l0_frac, alpha in ((0.4, 0.5), (0.15, 0.35), (0.9, 0.7), (0.25, 0.5)):
-            l0 = max(lo - l0_frac * spread, 1e-3)
-            a = max(first - l0, 1e-3) * float(s1.min()) ** alpha
-            b = 0.15 * spread / peak
-            starts.append({"L0": l0, "A": a, "alpha": alpha, "B": b, "C": 2.0, "beta": 0.6,
-                           "gamma": 0.6})  # fmt: skip
-        return starts
+        starts, spread = power_starts(
+            losses, s1, ((0.4, 0.5), (0.15, 0.35), (0.9, 0.7), (0.25, 0.5))
+        )
+        b = 0.15 * spread / peak
+        return [{**p, "B": b, "C": 2.0, "beta": 0.6, "gamma": 0.6} for p in starts]
