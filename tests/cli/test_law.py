@@ -101,3 +101,35 @@ def test_fit_errors_are_one_line(
     # a RuncastError is printed as one "error:" line with the fix, exit status 1
     assert res.exit_code == 1
     assert "error:" in res.output and message in res.output.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("log.csv", "step,loss,lr\n0,2.5,1e-3\n1, ,1e-3\n2,2.0,\n"),
+        ("log.jsonl", '{"step": 0, "loss": 2.5, "lr": 0.001}\n{"step": 1, "lr": 0.001}\n'
+         '{"step": 2, "loss": 2.0}\n'),
+    ],
+)  # fmt: skip
+def test_read_rows_and_column_read_csv_and_jsonl_alike(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    rows = _law.read_rows(path, "loss")
+    # blank or absent cells are NaN, numbers (strings in CSV, numbers in JSONL) are floats
+    np.testing.assert_array_equal(_law.column(rows, "step", path), [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(_law.column(rows, "loss", path), [2.5, np.nan, 2.0])
+    np.testing.assert_array_equal(_law.column(rows, "lr", path), [1e-3, 1e-3, np.nan])
+
+
+def test_column_names_the_bad_cell(tmp_path: Path) -> None:
+    from runcast.errors import ImportFormatError
+
+    path = tmp_path / "bad.csv"
+    path.write_text("step,loss\n0,2.5\n1,oops\n")
+    rows = _law.read_rows(path, "loss")
+    with pytest.raises(ImportFormatError, match=r"row 2: column 'loss' holds 'oops'"):
+        _law.column(rows, "loss", path)
+    with pytest.raises(ImportFormatError, match="no 'acc' column"):
+        _law.read_rows(path, "acc")

@@ -132,3 +132,14 @@ def test_read_curve_errors(tmp_path: Path) -> None:
         _plan.read_curve(bad, "loss", None)
     with pytest.raises(ImportFormatError, match="no such file"):
         _plan.read_curve(tmp_path / "missing.csv", "loss", None)
+
+
+def test_read_curve_takes_jsonl_with_an_lr_column(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    lines = [{"step": s, "loss": 3.0 - 0.1 * s, "lr": 1e-3 * (1 - s / 4)} for s in range(4)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    curve = _plan.read_curve(path, "loss", None)
+    # the lr column (every step from 0) became the schedule; values kept in order
+    assert curve.schedule is not None
+    np.testing.assert_allclose(curve.schedule.array(), [1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    np.testing.assert_allclose(curve.value, [3.0, 2.9, 2.8, 2.7])

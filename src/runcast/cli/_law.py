@@ -41,7 +41,11 @@ def parse_schedule(text: str) -> Schedule:
     return Schedule.from_string(text)
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
+def read_rows(path: Path, metric: str) -> list[dict[str, Any]]:
+    """The data rows of a CSV/JSONL log (``.gz`` too), checked to have ``step`` and ``metric``.
+
+    Shared by ``runcast law`` and ``runcast plan``, which read the same logs.
+    """
     from runcast.errors import ImportFormatError
 
     if not path.is_file():
@@ -49,8 +53,40 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     opener: Any = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", newline="", encoding="utf-8") as fh:
         if ".jsonl" in path.suffixes or ".ndjson" in path.suffixes:
-            return [json.loads(line) for line in fh if line.strip()]
-        return list(csv.DictReader(fh))
+            rows = [json.loads(line) for line in fh if line.strip()]
+        else:
+            rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ImportFormatError(f"{path}: the file has no data rows.")
+    for need in ("step", metric):
+        if need not in rows[0]:
+            raise ImportFormatError(
+                f"{path}: no {need!r} column (columns: {', '.join(rows[0])}); "
+                + ("pass --metric NAME." if need == metric else "name the step column 'step'.")
+            )
+    return rows
+
+
+def column(rows: list[dict[str, Any]], name: str, path: Path) -> Any:
+    """Column ``name`` of ``rows`` as a float array; an empty or absent cell is NaN."""
+    import numpy as np
+
+    from runcast.errors import ImportFormatError
+
+    out = np.full(len(rows), np.nan)
+    for i, r in enumerate(rows):
+        v = r.get(name)
+        if isinstance(v, str):
+            v = v.strip()
+        if v in ("", None):
+            continue
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            raise ImportFormatError(
+                f"{path}, row {i + 1}: column {name!r} holds {v!r}, not a number."
+            ) from None
+    return out
 
 
 def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
@@ -61,34 +97,11 @@ def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
     import numpy as np
 
     from runcast.curve import Curve
-    from runcast.errors import ImportFormatError, ScheduleError
+    from runcast.errors import ScheduleError
     from runcast.schedules import Schedule
 
-    rows = _rows(path)
-    if not rows:
-        raise ImportFormatError(f"{path}: the file has no data rows.")
-    for need in ("step", metric):
-        if need not in rows[0]:
-            raise ImportFormatError(
-                f"{path}: no {need!r} column (columns: {', '.join(rows[0])}); "
-                + ("pass --metric NAME." if need == metric else "name the step column 'step'.")
-            )
-
-    def col(name: str) -> Any:
-        out = np.full(len(rows), np.nan)
-        for i, r in enumerate(rows):
-            v = r.get(name)
-            if v in ("", None):
-                continue
-            try:
-                out[i] = float(v)
-            except (TypeError, ValueError):
-                raise ImportFormatError(
-                    f"{path}, row {i + 1}: column {name!r} holds {v!r}, not a number."
-                ) from None
-        return out
-
-    steps, values = col("step"), col(metric)
+    rows = read_rows(path, metric)
+    steps, values = column(rows, "step", path), column(rows, metric, path)
     ok = np.isfinite(steps)
     curve = Curve.from_unsorted(steps[ok].astype(np.int64), values[ok], name=path.name)
     if schedule is not None:
@@ -98,7 +111,7 @@ def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
             f"{path}: no schedule given and no 'lr' column. Pass --schedule "
             "(e.g. 'cosine:peak=3e-4,end=3e-5,warmup=2000,total=24000')."
         )
-    lr = col("lr")[ok]
+    lr = column(rows, "lr", path)[ok]
     lr_steps = steps[ok].astype(np.int64)
     order = np.argsort(lr_steps)
     if lr_steps.size != curve.last_step + 1 or not np.isfinite(lr).all():

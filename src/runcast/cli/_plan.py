@@ -5,8 +5,6 @@ Heavy imports (scipy, the laws) happen inside the command so ``runcast --help`` 
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,52 +12,28 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from runcast.cli._common import console, friendly_errors
+from runcast.cli._law import LAW_NAMES, column, read_rows
 
 if TYPE_CHECKING:
     from runcast.curve import Curve
     from runcast.schedules import Plan, Schedule
 
-LAW_NAMES = ("auto", "runcast", "mpl", "momentum")
-
 
 def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
-    """A curve from a CSV (or .csv.gz) file with a ``step`` column and the ``metric`` column.
+    """A curve from a CSV/JSONL log (``.gz`` too) with a ``step`` and the ``metric`` column.
 
     Without ``schedule`` the file's ``lr`` column must hold the LR of every step from 0.
     """
     import numpy as np
 
     from runcast.curve import Curve
-    from runcast.errors import ImportFormatError, ScheduleError
+    from runcast.errors import ScheduleError
     from runcast.schedules import Schedule
 
-    if not path.exists():
-        raise ImportFormatError(f"{path}: no such file.")
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise ImportFormatError(f"{path}: the file has no data rows.")
-    for col in ("step", metric):
-        if col not in rows[0]:
-            raise ImportFormatError(
-                f"{path}: no {col!r} column (columns: {', '.join(rows[0])}); "
-                + ("pass --metric NAME." if col == metric else "name the step column 'step'.")
-            )
-
-    def num(row: dict[str, str], col: str, line: int) -> float:
-        cell = (row.get(col) or "").strip()
-        try:
-            return float(cell) if cell else float("nan")
-        except ValueError as err:
-            raise ImportFormatError(f"{path}:{line}: {col}={cell!r} is not a number.") from err
-
-    steps = np.array([num(r, "step", i + 2) for i, r in enumerate(rows)])
-    values = np.array([num(r, metric, i + 2) for i, r in enumerate(rows)])
+    rows = read_rows(path, metric)
+    steps, values = column(rows, "step", path), column(rows, metric, path)
     if schedule is None:
-        lrs = (
-            np.array([num(r, "lr", i + 2) for i, r in enumerate(rows)]) if "lr" in rows[0] else None
-        )
+        lrs = column(rows, "lr", path) if "lr" in rows[0] else None
         if lrs is None or steps[0] != 0 or not np.array_equal(steps, np.arange(steps.size)):
             raise ScheduleError(
                 f"{path}: give its schedule with --schedule (e.g. 'cosine:peak=3e-4,"
@@ -163,7 +137,7 @@ def _table(plan: Plan, level: float) -> Any:
 
 Files = Annotated[
     list[Path] | None,
-    typer.Argument(help="Finished runs to fit: CSV (or .csv.gz) with step, loss[, lr]."),
+    typer.Argument(help="Finished runs to fit: CSV/JSONL (.gz too) with step, loss[, lr]."),
 ]
 Specs = Annotated[
     list[str],
