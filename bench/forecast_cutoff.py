@@ -184,7 +184,7 @@ def main() -> None:
         f"# forecast_cutoff: {len(cases)} runs x cut-offs {CUTOFFS}; leave-one-family-out calibration\n"
     )
     print(
-        "`law` and `pfn+schedule` use the known schedule; every other method sees only the curve."
+        "`law`, `law+pfn` and `pfn+schedule` use the known schedule; the others see only the curve."
     )
     print(table(summarize(recs, tau_of, by_fraction=True), "All families, by cut-off"))
     for fam in sorted({r.family for r in recs}):

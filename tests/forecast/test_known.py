@@ -82,3 +82,16 @@ def test_law_plus_pfn_mixes_both_on_the_same_steps() -> None:
         lo, hi = sorted((law.final.median, pfn.final.median))
         # the mixture's point forecast lies between its two components'
         assert lo - 1e-9 <= f.final.median <= hi + 1e-9
+
+
+def test_law_forecast_scales_its_bands_by_a_backtest_on_the_run() -> None:
+    from runcast.forecast import forecast
+
+    sched = Schedule.from_spec(SPEC)
+    truth = _momentum_truth(sched)
+    steps = np.arange(200, 5001, 20)
+    f = forecast(Curve(steps, truth[steps]), 9999, sched, method="law")
+    # the law forecast the observed second half from the first half; its error ratio is kept
+    assert 0.2 <= f.info["backtest_ratio"] <= 5.0
+    g = forecast(Curve(steps, truth[steps]), 9999, sched, method="law", backtest=False)
+    assert "backtest_ratio" not in g.info

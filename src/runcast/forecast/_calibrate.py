@@ -74,6 +74,7 @@ class RawForecast:
         """
         if self.info.get("constant"):
             tau = 0.0  # a constant curve: a flat forecast, no invented spread
+        tau = tau * float(self.info.get("backtest_ratio", 1.0))
         rng = np.random.default_rng(seed + 7919)
         n = self.paths.shape[0]
         z = np.asarray(rng.standard_t(T_DOF, size=n), dtype=np.float64)
