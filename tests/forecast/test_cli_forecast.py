@@ -75,3 +75,16 @@ def test_unknown_run_is_a_clear_error(db_path: Path) -> None:
         run.log({"loss": 1.0}, step=0)
     res = runner.invoke(app, ["forecast", "nope", "--until", "10", "--db", str(db_path)])
     assert res.exit_code == 1 and "error" in res.output
+
+
+def test_a_recorded_lr_that_stops_at_the_last_step_is_not_a_schedule(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    s = np.arange(0, 3001)
+    v = 2.0 + 5.0 * ((s + 100) / 100.0) ** -0.6
+    path.write_text(
+        "step,lr,loss\n" + "".join(f"{a},0.001,{b}\n" for a, b in zip(s, v, strict=True))
+    )
+    res = runner.invoke(app, ["forecast", str(path), "--until", "10000", "--json"])
+    # the LR column ends where the log ends: the forecast goes on without a schedule
+    assert res.exit_code == 0, res.output
+    assert "recorded LR covers steps 0..3000 only" in res.output

@@ -144,6 +144,14 @@ def forecast_cmd(
         from runcast.forecast import forecast
 
         curve = load_curve(source, key, db)
+        total = None if curve.schedule is None else curve.schedule.total
+        if schedule is None and total is not None and total < until + 1:
+            # a recorded LR column covers the past only: it cannot say what the LR will be
+            err_console.print(
+                f"[yellow]note:[/] the recorded LR covers steps 0..{total - 1} only, not up to "
+                f"{until}; forecasting without a schedule (pass --schedule for the law)."
+            )
+            curve = curve.with_schedule(None)
         f = forecast(curve, until, _schedule(schedule), method=method, noise=False)
         out: dict[str, Any] = {
             "source": source,
