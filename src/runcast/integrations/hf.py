@@ -37,13 +37,14 @@ from runcast.steer._stop import StopRule
 require("transformers", extra="hf", purpose="for runcast.integrations.hf")
 from transformers import TrainerCallback  # noqa: E402  (after require: names the extra)
 
+from runcast.integrations._run_owner import RunOwner  # noqa: E402
 from runcast.integrations._schedulefree import in_train_mode, set_mode  # noqa: E402
 
 _log = logging.getLogger("runcast.integrations.hf")
 _RENAME = {"learning_rate": "lr"}
 
 
-class RuncastCallback(TrainerCallback):  # type: ignore[misc]
+class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
     """Record a ``transformers.Trainer`` run to runcast, and stop it on runcast's decisions.
 
     Args:
@@ -73,12 +74,7 @@ class RuncastCallback(TrainerCallback):  # type: ignore[misc]
         plateau: PlateauDetector | None = None,
         plateau_metric: str = "eval_loss",
     ) -> None:
-        self.project = project
-        self.name = name
-        self.db = db
-        self.config = dict(config or {})
-        self.run = run
-        self._own_run = False
+        super().__init__(project=project, name=name, db=db, config=config, run=run)
         self.stop_rule = stop_rule
         self.stop_metric = stop_metric
         self.check_every = max(1, check_every)
@@ -93,13 +89,7 @@ class RuncastCallback(TrainerCallback):  # type: ignore[misc]
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Start the runcast run on the main process."""
         if self.run is None and state.is_world_process_zero:
-            import runcast
-
-            config = {**args.to_sanitized_dict(), **self.config}
-            self.run = runcast.init(
-                project=self.project, name=self.name or args.run_name, config=config, db=self.db
-            )
-            self._own_run = True
+            self.start_run(self.name or args.run_name, args.to_sanitized_dict())
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
@@ -168,5 +158,4 @@ class RuncastCallback(TrainerCallback):  # type: ignore[misc]
         optimizer = kwargs.get("optimizer")
         if optimizer is not None:
             set_mode(optimizer, train=False)
-        if self._own_run and self.run is not None:
-            self.run.finish()
+        self.finish_run()

@@ -37,6 +37,7 @@ from runcast.steer._stop import StopRule
 require("lightning", extra="lightning", purpose="for runcast.integrations.lightning")
 from lightning.pytorch import Callback  # noqa: E402  (after require: names the extra)
 
+from runcast.integrations._run_owner import RunOwner  # noqa: E402
 from runcast.integrations._schedulefree import (  # noqa: E402
     eval_mode,
     in_train_mode,
@@ -47,7 +48,7 @@ from runcast.integrations._schedulefree import (  # noqa: E402
 _log = logging.getLogger("runcast.integrations.lightning")
 
 
-class RuncastCallback(Callback):  # type: ignore[misc]
+class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
     """Record a Lightning run to runcast and stop it on runcast's decisions.
 
     Args:
@@ -77,12 +78,7 @@ class RuncastCallback(Callback):  # type: ignore[misc]
         plateau: PlateauDetector | None = None,
         plateau_metric: str = "val_loss",
     ) -> None:
-        self.project = project
-        self.name = name
-        self.db = db
-        self.config = dict(config or {})
-        self.run = run
-        self._own_run = False
+        super().__init__(project=project, name=name, db=db, config=config, run=run)
         self.loss_key = loss_key
         self.stop_rule = stop_rule
         self.check_every = max(1, check_every)
@@ -96,23 +92,13 @@ class RuncastCallback(Callback):  # type: ignore[misc]
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         """Start the runcast run on rank 0."""
         if self.run is None and trainer.is_global_zero:
-            import runcast
-
-            hparams = dict(getattr(pl_module, "hparams", {}) or {})
-            self.run = runcast.init(
-                project=self.project,
-                name=self.name,
-                config={**hparams, **self.config},
-                db=self.db,
-            )
-            self._own_run = True
+            self.start_run(self.name, dict(getattr(pl_module, "hparams", {}) or {}))
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         """Leave schedule-free optimizers in eval mode (final weights = x); finish the run."""
         for opt in trainer.optimizers:
             set_mode(opt, train=False)
-        if self._own_run and self.run is not None:
-            self.run.finish()
+        self.finish_run()
 
     # --- training steps ------------------------------------------------------------------------
     def on_train_batch_start(
