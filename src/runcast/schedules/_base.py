@@ -238,9 +238,12 @@ class Schedule:
             >>> round(r.peak, 6), float(r.array()[-1]), bool(r.array()[500] < 5e-4)
             (0.001, 0.0, True)
         """
-        from runcast.schedules._refine import refine
+        from runcast.schedules._refine import refined_schedule_lrs
 
-        return refine(self, grad_norms, window=window, power=power, peak=peak, warmup=warmup)
+        top = self.peak if peak is None else float(peak)
+        return Schedule.from_array(
+            refined_schedule_lrs(grad_norms, self.total, window, power, top, warmup)
+        )
 
     def array(self, total: int | None = None) -> FloatArray:
         """The LR of steps ``0 … total-1`` as a read-only float64 array.

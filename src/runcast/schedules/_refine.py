@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,9 +27,6 @@ from scipy.ndimage import median_filter
 
 from runcast.curve import Curve
 from runcast.errors import ScheduleError
-
-if TYPE_CHECKING:
-    from runcast.schedules._base import Schedule
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -106,19 +103,17 @@ def _per_step_norms(grad_norms: Any, total: int | None) -> FloatArray:
     return g
 
 
-def refine(
-    schedule: Schedule,
-    grad_norms: Any,
-    *,
-    window: float = 0.1,
-    power: float = 2.0,
-    peak: float | None = None,
-    warmup: int = 0,
-) -> Schedule:
-    """The refined schedule of :meth:`Schedule.refine`; see there."""
-    from runcast.schedules._base import Schedule
+def refined_schedule_lrs(
+    grad_norms: Any, total: int | None, window: float, power: float, peak: float, warmup: int
+) -> FloatArray:
+    """Every-step LRs of :meth:`Schedule.refine` (``total``: the schedule's length, if known).
 
-    g = _per_step_norms(grad_norms, schedule.total)
+    Example:
+        >>> lrs = refined_schedule_lrs(np.ones(5), 5, window=1, power=2.0, peak=0.1, warmup=0)
+        >>> lrs.round(6).tolist()
+        [0.1, 0.075, 0.05, 0.025, 0.0]
+    """
+    g = _per_step_norms(grad_norms, total)
     lrs = refined_lrs(g, window_steps(window, g.size), power)
     if not 0 <= warmup < lrs.size:
         raise ScheduleError(f"warmup must be in [0, {lrs.size}), but got {warmup=}.")
@@ -126,5 +121,5 @@ def refine(
         # same semantics as spec warmups: linspace(0, lr at the end of warmup, warmup)
         lrs[:warmup] = np.linspace(0.0, lrs[warmup], warmup)
     # scale last, so the largest LR after the warmup is exactly the peak
-    top = schedule.peak if peak is None else float(peak)
-    return Schedule.from_array(lrs * (top / lrs.max()))
+    out: FloatArray = lrs * (peak / lrs.max())
+    return out
