@@ -53,3 +53,12 @@ def test_bad_forecast_input() -> None:
         _normal_forecast().at(15)
     assert Distribution([1, 2, 3]).to_dict()["median"] == 2.0
     assert _normal_forecast().to_dict()["method"] == "test"
+
+
+def test_quantiles_of_never_reached_are_inf_not_nan() -> None:
+    # most paths never reach the target: the median must say "never" (inf), not NaN
+    f = Forecast([1, 2], [[3.0, 2.5], [3.0, 2.9], [3.0, 1.0]])
+    d = f.steps_to(2.0)
+    assert d.median == np.inf
+    assert d.quantile(0.1) == 2.0
+    assert d.interval(0.8) == (2.0, np.inf)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from runcast.cli._common import console, db_path, friendly_errors
+from runcast.errors import InvalidInputError
 
 
 def ui(
@@ -31,11 +32,10 @@ def ui(
         try:
             server = DashboardServer(DashboardData(path, key=key), host, port)
         except OSError as err:
-            console.print(
-                f"[bold red]error:[/] cannot listen on {host}:{port} ({err.strerror}); "
+            raise InvalidInputError(
+                f"cannot listen on {host}:{port} ({err.strerror}); "
                 "pick another port with --port (0 picks a free one)."
-            )
-            raise typer.Exit(1) from err
+            ) from err
         console.print(f"runcast dashboard on [bold]{server.url}[/] over {path} (Ctrl+C stops it)")
         if browser:
             webbrowser.open(server.url)

@@ -28,6 +28,17 @@ FloatArray = npt.NDArray[np.float64]
 Direction = Literal["down", "up"]
 
 
+def _quantile(samples: FloatArray, q: float | FloatArray, axis: int | None = None) -> FloatArray:
+    """``np.quantile``, but exact where samples hold ``inf`` ("never reached").
+
+    Linear interpolation between two infinite samples gives NaN (inf - inf); the inverted CDF
+    never interpolates, so a median of "never" is ``inf``, not NaN.
+    """
+    if np.isinf(samples).any():
+        return np.asarray(np.quantile(samples, q, axis=axis, method="inverted_cdf"))
+    return np.asarray(np.quantile(samples, q, axis=axis))
+
+
 def _check_level(level: float) -> None:
     if not 0.0 < level < 1.0:
         raise InvalidInputError(f"An interval level must be in (0, 1), but got {level=}.")
@@ -61,7 +72,7 @@ class Distribution:
     def quantile(self, q: float) -> float:
         """The ``q`` quantile (0 ≤ q ≤ 1)."""
         _check_q(q)
-        return float(np.quantile(self.samples, q))
+        return float(_quantile(self.samples, q))
 
     @property
     def median(self) -> float:
@@ -181,7 +192,7 @@ class Forecast:
     def quantile(self, q: float) -> FloatArray:
         """The ``q`` quantile at every forecast step."""
         _check_q(q)
-        return np.quantile(self.samples, q, axis=0)
+        return _quantile(self.samples, q, axis=0)
 
     @property
     def median(self) -> FloatArray:
@@ -191,13 +202,13 @@ class Forecast:
     @property
     def mean(self) -> FloatArray:
         """The mean at every forecast step."""
-        return self.samples.mean(axis=0)
+        return np.asarray(self.samples.mean(axis=0), dtype=np.float64)
 
     def interval(self, level: float = 0.8) -> tuple[FloatArray, FloatArray]:
         """The central ``level`` interval at every step, as ``(lo, hi)`` arrays."""
         _check_level(level)
         a = (1.0 - level) / 2.0
-        q = np.quantile(self.samples, [a, 1.0 - a], axis=0)
+        q = _quantile(self.samples, np.array([a, 1.0 - a]), axis=0)
         return q[0], q[1]
 
     def at(self, step: int) -> Distribution:
