@@ -82,3 +82,16 @@ def test_discrepancy_keeps_the_posterior_median() -> None:
     f = raw.finish("x", 5.0, noise=False)
     # a wide symmetric discrepancy must widen the bands, not move the point forecast
     np.testing.assert_allclose(f.median, raw.prep.to_values(np.median(raw.paths, axis=0)))
+
+
+def test_loss_forecasts_stay_positive_and_keep_their_median() -> None:
+    # a short, steep loss curve gives wide bands; a cross-entropy loss can never go below zero
+    import runcast
+
+    steps = np.arange(0, 300, 5)
+    loss = 0.2 + 3.0 * (steps + 10.0) ** -0.3 + 0.05 * np.random.default_rng(0).standard_normal(60)
+    f = runcast.forecast(runcast.Curve(steps, loss), until=20_000, method="ensemble")
+    assert f.samples.min() > 0.0
+    g = runcast.forecast(runcast.Curve(steps, loss - 5.0), until=20_000, method="ensemble")
+    # the warp only applies to positive metrics; shifting the curve shifts the median alone
+    np.testing.assert_allclose(g.median, f.median - 5.0, rtol=0, atol=0.05)

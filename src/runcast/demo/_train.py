@@ -178,7 +178,10 @@ def _live_forecast(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            fc: Forecast | None = forecast(curve, until=int(sched.total or 0) - 1, schedule=sched)
+            # noise=False: the demo judges the final *smoothed* loss, not one noisy step
+            fc: Forecast | None = forecast(
+                curve, until=int(sched.total or 0) - 1, schedule=sched, noise=False
+            )
         except FORECAST_ERRORS as err:
             # too early, or a fit that failed: keep the last good forecast, keep training
             caught_msg = f"step {steps[-1]}: no forecast ({err})"

@@ -85,6 +85,8 @@ class RawForecast:
         values = self.prep.to_values(y)
         if noise and self.prep.noise_sd > 0:
             values = values + self.prep.noise_sd * rng.standard_normal(values.shape)
+        if self.prep.direction == "down" and self.prep.to_values(self.prep.y).min() > 0:
+            values = positive_warp(values, self.prep.to_values(np.median(self.paths, axis=0)))
         info = dict(self.info)
         info.update(
             {
@@ -98,6 +100,33 @@ class RawForecast:
         return Forecast(
             self.prep.out_steps, values, direction=self.prep.direction, method=method, info=info
         )
+
+
+def positive_warp(values: FloatArray, median: FloatArray) -> FloatArray:
+    """Keep a positive metric's paths positive: ``v = d + sqrt(d^2 + m^2)``, ``d = v - m``.
+
+    A loss (cross-entropy, MSE) cannot go below zero, but an additive discrepancy with heavy
+    tails can push far paths there. The warp is monotone, maps the real line onto (0, inf),
+    leaves the median ``m`` where it is (d = 0 gives m) and changes nothing near it (slope 1 at
+    d = 0), so calibrated central intervals stay as they were while their far tails bend away
+    from zero (and far upper tails, ``d >> m``, stretch up to 2x: it is exp(asinh(d / m)) in
+    relative terms). It applies only where the median itself is positive.
+
+    Example:
+        >>> paths = np.array([[1.0, -4.0], [2.0, 1.0], [3.0, 6.0]])
+        >>> positive_warp(paths, np.array([2.0, 1.0])).round(3)
+        array([[ 1.236,  0.099],
+               [ 2.   ,  1.   ],
+               [ 3.236, 10.099]])
+    """
+    m = np.broadcast_to(median, values.shape)
+    d = values - m
+    warped = d + np.sqrt(d * d + m * m)
+    # an even number of paths takes the median between two paths, where the warp's curvature
+    # moves it by ~1e-5: rescale so the median is exactly the one given
+    mid = np.median(warped, axis=0)
+    warped = warped * np.where(mid > 0, np.asarray(median) / np.where(mid > 0, mid, 1.0), 1.0)
+    return np.where(m > 0, warped, values)
 
 
 @dataclass(frozen=True)
