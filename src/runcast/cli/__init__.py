@@ -46,13 +46,7 @@ def _root(
 
 
 for _name in _COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"runcast.cli.{_name}")
-    except ModuleNotFoundError as _err:  # a module not written yet; keep the others working
-        if _err.name != f"runcast.cli.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"runcast.cli.{_name}").register(app)
 
 
 def main() -> None:
