@@ -69,6 +69,16 @@ def test_schedule_shorter_than_until() -> None:
         forecast(Curve(S, _loss(S)), until=5000, schedule=sched)
 
 
+def test_a_run_may_log_its_last_step_at_total() -> None:
+    # after `total` updates the last loss is often logged at step `total`: a planned schedule
+    # holds its last LR there, so forecasting until `total` works; one more step does not
+    sched = Schedule.from_spec({"kind": "cosine", "peak": 1e-3, "total": 5000})
+    f = forecast(Curve(S, _loss(S)), until=5000, schedule=sched)
+    assert f.steps[-1] == 5000
+    with pytest.raises(ScheduleError, match="covers 5000 steps"):
+        forecast(Curve(S, _loss(S)), until=5001, schedule=sched)
+
+
 def test_auto_uses_the_law_with_a_schedule() -> None:
     spec = {"kind": "cosine", "peak": 1e-3, "end": 1e-4, "warmup": 100, "total": 10_001}
     f = forecast(Curve(S, _loss(S)), until=10_000, schedule=spec)

@@ -99,7 +99,11 @@ def _schedule_of(curve: Curve, schedule: Schedule | dict[str, Any] | str | None)
 
 def _check_schedule(schedule: Schedule, until: int) -> None:
     total = schedule.total
-    if total is not None and total < until + 1:
+    # A run of `total` updates often logs its last loss at step `total` (steps counted from 1),
+    # so a planned (spec) schedule may be asked for one step past its end, where it holds its
+    # last LR; a recorded LR cannot be extended at all.
+    slack = 0 if schedule.kind == "recorded" else 1
+    if total is not None and total + slack < until + 1:
         raise ScheduleError(
             f"The schedule covers {total} steps (0..{total - 1}) but the forecast runs until "
             f"step {until}; pass the full planned schedule, or forecast until <= {total - 1}."
