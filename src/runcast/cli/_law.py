@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from runcast.cli._common import console, friendly_errors
+from runcast.cli._common import console, err_console, friendly_errors
 
 if TYPE_CHECKING:
     from runcast.curve import Curve
@@ -157,7 +157,8 @@ def fit_cmd(
         for i, path in enumerate(files):
             sched = scheds[i if len(scheds) > 1 else 0] if scheds else None
             curves.append(read_curve(path, metric, sched))
-        fitted = fit_law(curves, law)
+        with err_console.status(f"fitting the {law!r} law to {len(curves)} curve(s)"):
+            fitted = fit_law(curves, law)
         if out is not None:
             fitted.save(out)
         if as_json:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from runcast.cli._common import console, friendly_errors
+from runcast.cli._common import console, err_console, friendly_errors
 from runcast.cli._law import LAW_NAMES, column, read_rows
 
 if TYPE_CHECKING:
@@ -85,7 +85,8 @@ def _load_law(
     if len(scheds) == 1:
         scheds = scheds * len(files)
     curves = [read_curve(p, metric, s) for p, s in zip(files, scheds, strict=True)]
-    return fit_law(curves, law), curves
+    with err_console.status(f"fitting the {law!r} law to {len(curves)} curve(s)"):
+        return fit_law(curves, law), curves
 
 
 def describe(s: Schedule) -> str:
@@ -195,15 +196,18 @@ def plan_command(
             warm = [int(s.to_spec().get("warmup", 0)) for s in given if s.kind != "recorded"]
             warmup = max(warm, default=0)
         base = None if baseline is None else Schedule.from_string(baseline)
-        plan = plan_schedule(
-            fitted,
-            budget,
-            float(peak),
-            warmup=warmup,
-            floor=floor,
-            free_form=free_form,
-            baseline=base,
-        )
+        # the free-form search takes several seconds: show that work is going on (on stderr,
+        # so --json output stays clean)
+        with err_console.status(f"planning the best schedule for {budget} steps"):
+            plan = plan_schedule(
+                fitted,
+                budget,
+                float(peak),
+                warmup=warmup,
+                floor=floor,
+                free_form=free_form,
+                baseline=base,
+            )
         data = plan.to_dict()
         if out is not None:
             full = dict(data, schedule=plan.schedule.to_spec(), baseline=plan.baseline.to_spec())
