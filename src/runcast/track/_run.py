@@ -130,7 +130,12 @@ class Run:
             if kind in _PLAIN and type(key) is str:
                 continue  # the fast path: a plain Python number
             if kind in TENSOR_TYPES and value.ndim == 0 and value.dtype in REAL_DTYPES:
-                has_tensor = True  # a 0-d tensor: kept as is, converted in the writer thread
+                if value.is_cpu and type(key) is str:
+                    # a CPU tensor: .item() involves no device sync, and converting now frees
+                    # the tensor instead of keeping a second's worth of them alive until flush
+                    row[key] = value.item()
+                    continue
+                has_tensor = True  # an accelerator tensor: converted in the writer thread
                 if type(key) is str:
                     continue
             checked, tensor = check_value(key, value, step)  # anything else: a closer look
