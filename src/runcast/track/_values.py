@@ -1,9 +1,10 @@
 """Checking what ``run.log`` gets, cheaply, and turning buffered values into float arrays.
 
 ``run.log`` runs on the training thread every step, so it only *checks* values: Python numbers
-pass at once, numpy scalars and 0-d torch tensors are kept as they are. Torch tensors become
-floats later, in the writer thread, all of a batch in one copy per device: calling ``.item()``
-per value would be a CPU-GPU sync point on every step.
+pass at once, numpy scalars and 0-d torch tensors are kept as they are (``run.log`` itself turns
+CPU tensors into floats on the spot: no sync there). Accelerator tensors become floats later, in
+the writer thread, all of a batch in one copy per device: calling ``.item()`` per value would be
+a CPU-GPU sync point on every step.
 """
 
 from __future__ import annotations
