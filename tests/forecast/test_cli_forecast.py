@@ -33,6 +33,23 @@ def test_forecast_json(tmp_path: Path) -> None:
     assert 0.0 <= out["prob_beats_target"] <= 1.0
 
 
+def test_a_target_already_reached_says_so(tmp_path: Path) -> None:
+    # the log ends at 2.39..., below 3.0 since step 450: "steps to 3.0" would only name the
+    # forecast's first step, so the command says when the data reached it
+    v = 2.0 + 5.0 * ((np.arange(0, 3001, 25) + 100) / 100.0) ** -0.6
+    first = int(np.arange(0, 3001, 25)[np.argmax(v <= 3.0)])
+    log = str(_log(tmp_path))
+    res = runner.invoke(app, ["forecast", log, "-u", "10000", "-m", "ensemble", "-t", "3.0"])
+    assert res.exit_code == 0, res.output
+    assert f"3 already reached at step {first}" in res.output
+    res = runner.invoke(
+        app, ["forecast", log, "-u", "10000", "-m", "ensemble", "-t", "3", "--json"]
+    )
+    assert json.loads(res.output)["already_reached_at_step"] == first
+    res = runner.invoke(app, ["forecast", log, "-u", "10000", "-m", "ensemble", "-t", "2.35"])
+    assert "steps to 2.35" in res.output  # not reached yet: the forecast answers
+
+
 def test_forecast_with_schedule_prints_intervals(tmp_path: Path) -> None:
     spec = '{"kind": "cosine", "peak": 0.001, "end": 0.0001, "warmup": 100, "total": 10001}'
     res = runner.invoke(app, ["forecast", str(_log(tmp_path)), "-u", "10000", "--schedule", spec])

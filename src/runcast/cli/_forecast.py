@@ -119,6 +119,15 @@ def _fmt(v: float) -> str:
     return "never" if v == float("inf") else f"{v:.6g}"
 
 
+def _already_reached(curve: Any, target: float, direction: str) -> int | None:
+    """The first observed step at which the curve beat ``target``, or None."""
+    import numpy as np
+
+    c = curve.finite()
+    hit = c.value <= target if direction == "down" else c.value >= target
+    return int(c.step[np.argmax(hit)]) if hit.any() else None
+
+
 def _reach(samples: Any) -> tuple[float, float, float]:
     """Median and 80% interval of steps-to-target samples, where ``inf`` means never."""
     import numpy as np
@@ -161,8 +170,10 @@ def forecast_cmd(
             "until": until,
             "final": f.final.to_dict(),
         }
+        reached = _already_reached(curve, target, f.direction) if target is not None else None
         if target is not None:
             out["target"] = target
+            out["already_reached_at_step"] = reached
             out["prob_beats_target"] = f.prob_beats(target)
             med, lo, hi = _reach(f.steps_to(target).samples)
             out["steps_to_target"] = {
@@ -185,7 +196,13 @@ def forecast_cmd(
         if target is not None:
             med, a, b = _reach(f.steps_to(target).samples)
             console.print(f"  P(beats {target:g}) = [bold]{f.prob_beats(target):.0%}[/]")
-            console.print(f"  steps to {target:g}: median {_fmt(med)} (80%: {_fmt(a)}..{_fmt(b)})")
+            if reached is not None:
+                # the forecast starts after the data: "steps to" would name its first step
+                console.print(f"  {target:g} already reached at step {reached}")
+            else:
+                console.print(
+                    f"  steps to {target:g}: median {_fmt(med)} (80%: {_fmt(a)}..{_fmt(b)})"
+                )
 
 
 def _case(source: str, key: str, db: str | None) -> Case:
