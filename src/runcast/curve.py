@@ -148,11 +148,10 @@ class Curve:
             raise InvalidCurveError(
                 f"Curve needs one value per step, but got {s.size} steps and {v.size} values."
             )
-        # reverse, then unique keeps the first occurrence = the last logged value of each step
+        # reverse, then unique keeps the first occurrence = the last logged value of each step;
+        # unique returns the steps sorted, so these indices are already in step order
         _, idx = np.unique(s[::-1], return_index=True)
-        keep = (s.size - 1 - idx)[::1]
-        order = np.argsort(s[keep], kind="stable")
-        keep = keep[order]
+        keep = s.size - 1 - idx
         return cls(s[keep], v[keep], schedule=schedule, name=name)
 
     @property

@@ -81,12 +81,13 @@ class RawForecast:
         y = self.paths + tau * z[:, None] * self.spread_shape()[None, :]
         # the discrepancy widens the bands around the posterior median, it must not move it: on
         # a skewed posterior, adding a wide symmetric term would drag the median to the mean
-        y = y + (np.median(self.paths, axis=0) - np.median(y, axis=0))[None, :]
+        posterior_median = np.median(self.paths, axis=0)
+        y = y + (posterior_median - np.median(y, axis=0))[None, :]
         values = self.prep.to_values(y)
         if noise and self.prep.noise_sd > 0:
             values = values + self.prep.noise_sd * rng.standard_normal(values.shape)
         if self.prep.direction == "down" and self.prep.to_values(self.prep.y).min() > 0:
-            values = positive_warp(values, self.prep.to_values(np.median(self.paths, axis=0)))
+            values = positive_warp(values, self.prep.to_values(posterior_median))
         info = dict(self.info)
         info.update(
             {
