@@ -135,9 +135,17 @@ def _create(conn: sqlite3.Connection) -> None:
 
 
 def _probe(conn: sqlite3.Connection) -> tuple[int, int, list[str]]:
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    # one read transaction, so the three reads see one snapshot: read one by one, a store that
+    # another process creates in between looks like "no application id, but tables", i.e. like
+    # another program's database
+    conn.execute("BEGIN")
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
     return int(app_id), int(version), tables
 
 
