@@ -24,7 +24,7 @@ def make(name: str) -> Law:
         return MultiPowerLaw(MPL_25M)
     if name == "momentum":
         return MomentumLaw(MOM)
-    return RuncastLaw.from_members({"mpl": MPL_25M, "momentum": MOM})
+    return RuncastLaw(MPL_25M)
 
 
 def test_every_law_is_registered() -> None:

@@ -1,27 +1,70 @@
-"""runcast's law: the equal-weight average of its two members, with their parameters."""
+"""runcast's law: the multi-power form with priors PRIOR_SCALE times stronger, and why."""
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
-from runcast.forecast.laws import MomentumLaw, MultiPowerLaw, RuncastLaw
+from runcast import Curve, Schedule
+from runcast.forecast.laws import MultiPowerLaw, RuncastLaw, fit_law
 
 MPL = MultiPowerLaw.published("100M").params
-MOM = {"L0": 2.68, "A": 0.57, "alpha": 0.5, "C": 0.73, "lam": 0.998}
 SPEC = {"kind": "cosine", "peak": 3e-4, "end": 3e-5, "warmup": 2160, "total": 72000}
+FIT = ("cosine_24000", "constant_24000", "wsdcon_9")
 
 
-def test_prediction_is_the_average_of_the_members() -> None:
-    law = RuncastLaw.from_members({"mpl": MPL, "momentum": MOM})
+def fit_curves(shared_data: Path, catalog: dict[str, Any], size: str) -> list[Curve]:
+    out = []
+    for entry in catalog["curves"]:
+        name = Path(entry["file"]).stem
+        if not entry["file"].startswith(f"curves/mpl/{size}/") or name not in FIT:
+            continue
+        with (shared_data / entry["file"]).open() as fh:
+            rows = list(csv.DictReader(fh))
+        step = np.array([int(r["step"]) for r in rows])
+        loss = np.array([float(r["loss"]) for r in rows])
+        keep = step < 24000
+        sched = Schedule.from_spec(entry["schedule"])
+        out.append(Curve(step[keep], loss[keep], schedule=sched, name=name))
+    assert len(out) == 3
+    return out
+
+
+def test_prediction_is_the_multi_power_law() -> None:
     steps = np.array([5000, 36000, 71999])
-    expected = 0.5 * MultiPowerLaw(MPL).predict(SPEC, steps)
-    expected += 0.5 * MomentumLaw(MOM).predict(SPEC, steps)
-    np.testing.assert_allclose(law.predict(SPEC, steps), expected, rtol=1e-12)
+    # same form, same parameters: only the fit differs
+    np.testing.assert_allclose(
+        RuncastLaw(MPL).predict(SPEC, steps), MultiPowerLaw(MPL).predict(SPEC, steps), rtol=1e-12
+    )
 
 
-def test_members_round_trip_their_parameters() -> None:
-    law = RuncastLaw.from_members({"mpl": MPL, "momentum": MOM})
-    members = law.members()
-    # prefixed flat parameters map back to each member's own names and values
-    assert members["mpl"].params == MPL and members["momentum"].params == MOM
-    assert len(law.PARAMS) == 12
+def test_fit_is_the_mpl_fit_with_scaled_priors(shared_data: Path, catalog: dict[str, Any]) -> None:
+    curves = fit_curves(shared_data, catalog, "25M")
+    ours = fit_law(curves, "runcast", calibrate=False)
+    plain = fit_law(curves, "mpl", calibrate=False, prior_strength=RuncastLaw.PRIOR_SCALE)
+    # runcast's fit is exactly the multi-power fit with its priors PRIOR_SCALE times stronger
+    np.testing.assert_allclose(ours.theta, plain.theta, rtol=1e-6)
+
+
+def test_priors_keep_the_drop_shape_and_transfer_better(
+    shared_data: Path, catalog: dict[str, Any]
+) -> None:
+    curves = fit_curves(shared_data, catalog, "25M")
+    ours = fit_law(curves, "runcast", calibrate=False)
+    plain = fit_law(curves, "mpl", calibrate=False)
+    # the exact optimum drifts to a slowly saturating drop (beta ~0.15); the regularised fit
+    # keeps beta near the paper's ~0.6, which is what made its published parameters transfer
+    assert plain.params["beta"] < 0.3 < 0.5 < ours.params["beta"] < 0.7
+    errs = {}
+    for label, name in (("ours", "runcast"), ("plain", "mpl")):
+        per = []
+        for i, held in enumerate(curves):
+            law = fit_law([c for j, c in enumerate(curves) if j != i], name, calibrate=False)
+            assert held.schedule is not None
+            per.append(np.mean(np.abs(law.predict(held.schedule, held.step) / held.value - 1)))
+        errs[label] = float(np.mean(per))
+    # leave-one-curve-out on the fit curves (how the scale was chosen): 0.0013 vs 0.0032
+    assert errs["ours"] < 0.6 * errs["plain"]

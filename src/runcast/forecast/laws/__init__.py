@@ -2,7 +2,8 @@
 
 * :class:`MomentumLaw`: the scaling law with LR annealing (Tissue et al. 2024);
 * :class:`MultiPowerLaw`: the multi-power law (Luo et al. 2025);
-* :class:`RuncastLaw`: runcast's own law, the default of ``fit_law(..., law="auto")``.
+* :class:`RuncastLaw`: runcast's own law, the default of ``fit_law(..., law="auto")``: the
+  multi-power law's form, fitted with strong priors (a regularised MAP fit).
 
 Example:
     >>> from runcast.forecast.laws import MultiPowerLaw

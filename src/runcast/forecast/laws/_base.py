@@ -169,6 +169,8 @@ class Law:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     PARAMS: ClassVar[tuple[Param, ...]] = ()
+    # how much stronger than ``fit_law(prior_strength=...)`` this law's priors weigh in a fit
+    PRIOR_SCALE: ClassVar[float] = 1.0
 
     def __init__(
         self,

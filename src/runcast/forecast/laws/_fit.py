@@ -3,9 +3,10 @@
 The fit minimises a Huber loss of the log-loss residuals (relative errors: curves at different
 loss levels weigh alike, and a few spikes do not pull the fit) with scipy's trust-region least
 squares and the laws' analytic Jacobians, from several starts. Weak priors on the exponents keep
-fits of short partial curves sensible. The parameter covariance is the Laplace approximation at
-the optimum; with two or more curves, leave-one-curve-out refits measure the law's error on a
-schedule it has not seen, which calibrates the forecast bands.
+fits of short partial curves sensible (runcast's law weighs them far more: see ``_runcast``).
+The parameter covariance is the Laplace approximation at the optimum; with two or more curves,
+leave-one-curve-out refits measure the law's error on a schedule it has not seen, which
+calibrates the forecast bands.
 """
 
 from __future__ import annotations
@@ -164,36 +165,23 @@ def _fit_parts(
     max_nfev: int,
     start: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, int]:
-    """Fit ``law`` (each member apart, for an ensemble law); theta, cov, log residuals, nfev."""
-    members = getattr(law, "MEMBERS", None)
-    parts: list[type[Law]] = [m for _, m in members] if members else [law]
+    """Fit ``law``; its parameters, their covariance, the log residuals and the evaluations."""
     n = sum(c.steps.size for c in data)
     losses = np.concatenate([c.losses for c in data])
-    s1 = np.concatenate([c.s1 for c in data])
-    peak = max(float(c.lrs.max()) for c in data)
-    thetas, covs, nfev, i = [], [], 0, 0
-    for part in parts:
-        k = len(part.PARAMS)
-        if start is not None:
-            starts = [dict(zip([p.name for p in part.PARAMS], start[i : i + k], strict=True))]
-        else:
-            starts = _starts_for(part, losses, s1, peak, n_starts, seed)
-        best = _fit_once(part, data, starts, delta=delta, prior_strength=prior, max_nfev=max_nfev)
-        cov, _ = _laplace_cov(best, n)
-        thetas.append(best.theta)
-        covs.append(cov)
-        nfev += best.nfev
-        i += k
-    theta = np.concatenate(thetas)
-    cov = np.zeros((theta.size, theta.size))
-    j = 0
-    for c in covs:
-        cov[j : j + c.shape[0], j : j + c.shape[0]] = c
-        j += c.shape[0]
+    if start is not None:
+        starts = [dict(zip([p.name for p in law.PARAMS], start, strict=True))]
+    else:
+        s1 = np.concatenate([c.s1 for c in data])
+        peak = max(float(c.lrs.max()) for c in data)
+        starts = _starts_for(law, losses, s1, peak, n_starts, seed)
+    best = _fit_once(
+        law, data, starts, delta=delta, prior_strength=prior * law.PRIOR_SCALE, max_nfev=max_nfev
+    )
+    cov, _ = _laplace_cov(best, n)
     preps = [law._prepare(c.lrs, c.steps) for c in data]
-    pred = stack_eval(law, theta, preps, False)[0]
+    pred = stack_eval(law, best.theta, preps, False)[0]
     residuals = np.log(losses) - np.log(np.maximum(pred, 1e-12))
-    return theta, cov, residuals, nfev
+    return best.theta, cov, residuals, best.nfev
 
 
 def fit_law(
@@ -221,7 +209,8 @@ def fit_law(
         fast: a single start and a capped solver budget, for forecasting inside a training
             loop (about 10-50 ms for 500 points); no leave-one-out calibration.
         huber_delta: the Huber loss's scale on log-loss residuals (relative error).
-        prior_strength: weight of the weak priors on the exponents (0 turns them off).
+        prior_strength: weight of the weak priors on the exponents (0 turns them off); a law
+            may weigh its priors more (runcast's law: ``RuncastLaw.PRIOR_SCALE`` times).
         max_points: curves longer than this are reduced to means of equal step bins
             (default 256, or 128 with ``fast=True``).
         min_step: fit only points at or after this step.
@@ -257,9 +246,7 @@ def fit_law(
         raise InvalidInputError(f"max_points must be at least 8, but got {max_points=}.")
     data = prepare_curves(curves, max_points=max_points, min_step=min_step)
     n = sum(c.steps.size for c in data)
-    # an ensemble's members are fitted apart: the largest member sets the points needed
-    members = getattr(cls, "MEMBERS", None)
-    k = max(len(m.PARAMS) for _, m in members) if members else len(cls.PARAMS)
+    k = len(cls.PARAMS)
     if n < k + 3:
         raise NotEnoughDataError(
             f"The {name} law has {k} parameters and needs at least {k + 3} points after "
