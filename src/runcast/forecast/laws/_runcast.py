@@ -38,8 +38,8 @@ class RuncastLaw(MultiPowerLaw):
         >>> import numpy as np, runcast
         >>> from runcast.forecast.laws import MultiPowerLaw, fit_law
         >>> truth = MultiPowerLaw.published("25M")
-        >>> specs = [{"kind": k, "peak": 3e-4, "end": 3e-5, "warmup": 2160, "total": 16000}
-        ...          for k in ("cosine", "constant")]
+        >>> specs = [{"kind": "cosine", "peak": 3e-4, "end": 3e-5, "warmup": 2160, "total": 16000},
+        ...          {"kind": "constant", "peak": 3e-4, "warmup": 2160, "total": 16000}]
         >>> steps = np.arange(2200, 16000, 250)
         >>> curves = [runcast.Curve(steps, truth.predict(s, steps),
         ...                         schedule=runcast.Schedule.from_spec(s)) for s in specs]
