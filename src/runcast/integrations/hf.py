@@ -8,9 +8,14 @@ stop training through ``control.should_training_stop``:
   ``loss``), checked every ``check_every`` logs against the budget ``state.max_steps``;
 - ``plateau``: a :class:`runcast.steer.PlateauDetector` on ``plateau_metric`` at each evaluation.
 
-Multi-GPU: the Trainer gathers losses and metrics across processes before it logs them, so every
-process sees the same numbers and reaches the same decision (no rank runs on alone); only the
-main process writes to the store.
+Multi-GPU (``torchrun``, ``accelerate launch``): only the main process writes to the store (one
+run) and only it decides, on the numbers the Trainer logs (already gathered across processes);
+its decision is broadcast over ``torch.distributed`` at the same log on every process, so all
+stop at the same step and none waits forever in a collective. ``decisions`` holds the stop
+decision, with its reason, on every process, and the main process records a ``runcast_stop``
+point at that step. The Trainer logs its own metrics on every process; a ``stop_metric`` that
+only the main process logs would leave the others out of the broadcast. If deciding fails (the
+forecaster raises), the callback warns and training goes on.
 
 Schedule-free optimizers: the Trainer already switches them to eval mode to evaluate and back to
 train mode to step, but it saves checkpoints in whatever mode it is in. The callback switches to
@@ -25,9 +30,8 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runcast._optional import require
 from runcast.steer._decision import Decision
@@ -37,10 +41,12 @@ from runcast.steer._stop import StopRule
 require("transformers", extra="hf", purpose="for runcast.integrations.hf")
 from transformers import TrainerCallback  # noqa: E402  (after require: names the extra)
 
-from runcast.integrations._run_owner import RunOwner  # noqa: E402
+from runcast.integrations._run_owner import RunOwner, torch_broadcast  # noqa: E402
 from runcast.integrations._schedulefree import in_train_mode, set_mode  # noqa: E402
 
-_log = logging.getLogger("runcast.integrations.hf")
+if TYPE_CHECKING:
+    from runcast.curve import Curve
+
 _RENAME = {"learning_rate": "lr"}
 
 
@@ -57,7 +63,7 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
         plateau: stop when the evaluation metric plateaus.
         plateau_metric: the evaluation metric the plateau detector watches.
 
-    ``decisions`` lists every decision that acted (stopped the run), with its reason.
+    ``decisions`` lists every decision that stopped the run, with its reason (on every process).
     """
 
     def __init__(
@@ -83,7 +89,6 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
         self._steps: list[int] = []
         self._values: list[float] = []
         self._logs_seen = 0
-        self.decisions: list[Decision] = []
 
     # --- recording -----------------------------------------------------------------------------
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -106,15 +111,23 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
         value = logs.get(self.stop_metric)
         if self.stop_rule is None or not isinstance(value, (int, float)):
             return
-        self._steps.append(int(state.global_step))
-        self._values.append(float(value))
+        zero = bool(state.is_world_process_zero)
+        if zero:  # only the main process decides: the others keep nothing
+            self._steps.append(int(state.global_step))
+            self._values.append(float(value))
         self._logs_seen += 1
         if self._logs_seen % self.check_every or not state.max_steps:
             return
+        rule, budget = self.stop_rule, int(state.max_steps)
+        decision = None
+        if zero:
+            decision = self.decide(lambda: rule.decide(self._curve(), budget), state.global_step)
+        self._act(decision, control, zero)
+
+    def _curve(self) -> Curve:
         from runcast.curve import Curve
 
-        curve = Curve(self._steps, [v if math.isfinite(v) else math.nan for v in self._values])
-        self._act(self.stop_rule.decide(curve, int(state.max_steps)), control)
+        return Curve(self._steps, [v if math.isfinite(v) else math.nan for v in self._values])
 
     def on_evaluate(
         self,
@@ -124,20 +137,18 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
         metrics: dict[str, float] | None = None,
         **kw: Any,
     ) -> None:
-        """Check the plateau detector on the evaluation metric."""
+        """Check the plateau detector on the evaluation metric (the main process decides)."""
         if self.plateau is None or not metrics or self.plateau_metric not in metrics:
             return
-        self._act(
-            self.plateau.update(int(state.global_step), metrics[self.plateau_metric]), control
-        )
+        zero, step = bool(state.is_world_process_zero), int(state.global_step)
+        plateau, value = self.plateau, metrics[self.plateau_metric]
+        decision = self.decide(lambda: plateau.update(step, value), step) if zero else None
+        self._act(decision, control, zero)
 
-    def _act(self, decision: Decision, control: Any) -> None:
-        if decision.action == "stop":
+    def _act(self, decision: Decision | None, control: Any, zero: bool) -> None:
+        # every process gets here at the same log; the main process's decision wins everywhere
+        if self.share(decision, torch_broadcast, zero):
             control.should_training_stop = True
-            self.decisions.append(decision)
-            _log.info("runcast stops training: %s", decision)
-            if self.run is not None and getattr(self.run, "enabled", True):
-                self.run.log({"runcast_stop": 1.0}, step=decision.step)
 
     # --- schedule-free -------------------------------------------------------------------------
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

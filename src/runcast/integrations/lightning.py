@@ -9,8 +9,12 @@ validation, and can stop training:
   batches);
 - ``plateau``: a :class:`runcast.steer.PlateauDetector` on ``plateau_metric`` after validation.
 
-DDP: rank 0 decides and ``trainer.strategy.broadcast`` sends its decision to every rank, at the
-same step on all ranks, so all stop together and none waits forever in a collective.
+DDP (``strategy="ddp"``, ``"ddp_spawn"``, FSDP, ...): only rank 0 records (one run in the
+store) and only rank 0 decides, on its own training loss; ``trainer.strategy.broadcast`` sends
+its decision to every rank at the same step, so all stop together and none waits forever in a
+collective. ``decisions`` holds the stop decision, with its reason, on every rank, and rank 0
+records a ``runcast_stop`` point at that step. If deciding fails (the forecaster raises), the
+callback warns and training goes on: rank 0 still reaches the broadcast.
 
 Schedule-free optimizers are put in train mode before every training batch, in eval mode for
 validation, and in eval mode for the weights and optimizer state written to every checkpoint
@@ -25,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import logging
 import math
 from typing import Any
 
@@ -45,8 +48,6 @@ from runcast.integrations._schedulefree import (  # noqa: E402
     set_mode,
 )
 
-_log = logging.getLogger("runcast.integrations.lightning")
-
 
 class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
     """Record a Lightning run to runcast and stop it on runcast's decisions.
@@ -61,7 +62,7 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
         plateau: stop when ``plateau_metric`` plateaus.
         plateau_metric: the validation metric (from ``trainer.callback_metrics``).
 
-    ``decisions`` lists every decision that stopped the run, with its reason.
+    ``decisions`` lists every decision that stopped the run, with its reason (on every rank).
     """
 
     def __init__(
@@ -84,9 +85,10 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
         self.check_every = max(1, check_every)
         self.plateau = plateau
         self.plateau_metric = plateau_metric
-        self._steps: list[int] = []
-        self._losses: list[Any] = []  # 0-d tensors until a check needs floats
-        self.decisions: list[Decision] = []
+        self._steps: list[int] = []  # rank 0 only, like the two lists below
+        self._values: list[float] = []  # the losses already brought to the host
+        self._pending: list[Any] = []  # 0-d tensors until a check needs floats
+        self._checked_step = -1
 
     # --- run -----------------------------------------------------------------------------------
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
@@ -113,13 +115,14 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
     ) -> None:
         """Record loss and LR; every ``check_every`` steps, decide on rank 0 and broadcast."""
         step = int(trainer.global_step)
+        zero = bool(trainer.is_global_zero)
         loss = outputs.get(self.loss_key) if isinstance(outputs, dict) else outputs
         if loss is not None and hasattr(loss, "detach"):
             loss = loss.detach()
-            if self.stop_rule is not None:
+            if self.stop_rule is not None and zero:  # only rank 0 decides: others keep nothing
                 self._steps.append(step)
-                self._losses.append(loss)
-        if self.run is not None and trainer.is_global_zero:
+                self._pending.append(loss)
+        if self.run is not None and zero:
             row: dict[str, Any] = {}
             if loss is not None:
                 row["loss"] = loss
@@ -129,9 +132,10 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
                 self.run.log(row, step=step)
         if self.stop_rule is None or step == 0 or step % self.check_every:
             return
-        decision: Decision | None = None
-        if trainer.is_global_zero and self._losses:
-            decision = self._check_stop(trainer, step)
+        if step == self._checked_step:
+            return  # gradient accumulation: later micro-batches of a checked step
+        self._checked_step = step
+        decision = self.decide(lambda: self._check_stop(trainer, step), step) if zero else None
         self._apply(trainer, decision)
 
     def _check_stop(self, trainer: Any, step: int) -> Decision | None:
@@ -140,26 +144,25 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
         from runcast.curve import Curve
 
         assert self.stop_rule is not None
-        # note: one device sync per check (not per step): the buffered losses come to the host
-        values = torch.stack([v.float().cpu() for v in self._losses]).tolist()
-        self._losses = [torch.tensor(v) for v in values]
+        if self._pending:
+            # note: one device sync per check (not per step): the buffered losses come to the host
+            self._values.extend(torch.stack([v.float().cpu() for v in self._pending]).tolist())
+            self._pending = []
+        if not self._values:
+            return None
         budget = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
         if budget is None:
-            budget = int(trainer.estimated_stepping_batches)
+            budget = trainer.estimated_stepping_batches
         if not budget or not math.isfinite(budget):
             return None
-        steps, vals = _dedupe(self._steps, values)
+        steps, vals = _dedupe(self._steps, self._values)
         return self.stop_rule.decide(Curve(steps, vals), int(budget))
 
     def _apply(self, trainer: Any, decision: Decision | None) -> None:
-        stop = decision is not None and decision.action == "stop"
-        # every rank calls broadcast at the same point; rank 0's decision wins everywhere
-        stop = bool(trainer.strategy.broadcast(stop, src=0))
-        if stop:
+        # every rank calls this at the same point; rank 0's decision wins everywhere
+        zero = bool(trainer.is_global_zero)
+        if self.share(decision, lambda obj: trainer.strategy.broadcast(obj, src=0), zero):
             trainer.should_stop = True
-            if decision is not None:
-                self.decisions.append(decision)
-                _log.info("runcast stops training: %s", decision)
 
     # --- validation ----------------------------------------------------------------------------
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
@@ -185,7 +188,9 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
             return
         decision = None
         if trainer.is_global_zero and self.plateau_metric in metrics:
-            decision = self.plateau.update(step, metrics[self.plateau_metric])
+            plateau = self.plateau
+            value = metrics[self.plateau_metric]
+            decision = self.decide(lambda: plateau.update(step, value), step)
         self._apply(trainer, decision)
 
     # --- checkpoints ---------------------------------------------------------------------------
