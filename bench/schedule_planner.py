@@ -1,8 +1,8 @@
 """Plan the LR schedule of a 24,000-step run from fitted laws: gain over cosine, and its cost.
 
 Question: given a multi-power law fitted by runcast on the MPL paper's three `fit` curves
-(cosine_24000, constant_24000, wsdcon_9; ../shared/data/curves/mpl) and, side by side, the law
-with the paper's published parameters, which schedule does ``plan_schedule`` choose for a
+(cosine_24000, constant_24000, wsdcon_9; ../shared/data/curves/mpl), runcast's own law fitted on
+the same curves and, side by side, the law with the paper's published parameters, which schedule does ``plan_schedule`` choose for a
 24,000-step budget (peak 3e-4, warmup 2160, as in the paper), what final loss gain over the
 paper's cosine (to 3e-5) does it predict, with what uncertainty, and what does planning cost?
 
@@ -101,7 +101,12 @@ def main() -> None:
         t0 = time.perf_counter()
         fitted = fit_law(fit, "mpl")
         fit_s = time.perf_counter() - t0
-        for label, law in (("runcast fit", fitted), ("published", MultiPowerLaw.published(size))):
+        laws = (
+            ("MPL, runcast fit", fitted),
+            ("runcast's law", fit_law(fit, "auto")),
+            ("MPL, published", MultiPowerLaw.published(size)),
+        )
+        for label, law in laws:
             plan = plan_schedule(law, BUDGET, PEAK, warmup=WARMUP, free_form=not args.quick, seed=0)
             lo, hi = plan.gain_interval(0.8) or (float("nan"), float("nan"))
             # the same plan kept at or above the lowest LR the fitted runs saw (3e-5)
