@@ -73,13 +73,16 @@ def test_every_rank_records_when_told(ranks: tuple[Path, list[dict[str, Any]]]) 
     db, (r0, r1) = ranks
     assert r0["each_enabled"] and r1["each_enabled"]
     with open_store(db) as store:
-        runs = {info.name: info for info in store.runs("each")}
-        assert sorted(runs) == ["job", "job/rank1"]  # one run per rank
-        for name, rank in (("job", 0.0), ("job/rank1", 1.0)):
+        runs = store.runs("each")
+        assert len(runs) == 2  # one run per rank
+        by_rank = {int(store.curve(info.id, "rank").value[0]): info for info in runs}
+        assert sorted(by_rank) == [0, 1]
+        for rank, info in by_rank.items():
             # each run holds its own rank's 10 points only
-            assert store.curve(runs[name].id, "rank").value.tolist() == [rank] * 10
-            assert runs[name].status == "finished"  # the with-block finished it on every rank
-        assert runs["job/rank1"].config == {"rank": 1, "world_size": 2}
+            assert store.curve(info.id, "rank").value.tolist() == [float(rank)] * 10
+            assert info.status == "finished"  # the with-block finished it on every rank
+        assert by_rank[1].name == "job/rank1"
+        assert by_rank[1].config == {"rank": 1, "world_size": 2}
 
 
 @pytest.mark.slow
