@@ -7,7 +7,8 @@ import pytest
 
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError, NotEnoughDataError
-from runcast.steer import PruneRule, peer_forecast
+from runcast.schedules import Schedule
+from runcast.steer import PruneRule, analog_forecast, peer_forecast
 
 S = np.arange(10, 210, 10)
 
@@ -56,8 +57,10 @@ def test_peer_forecast_errors() -> None:
         peer_forecast(Curve(S[:3], _loss(0.6)[:3]), 200, late, window=0)
 
 
-def test_prune_rule_uses_peers_then_falls_back() -> None:
-    rule = PruneRule(threshold=0.05, min_points=100)  # own-curve path effectively off
+@pytest.mark.parametrize("method", ["analog", "shift"])
+def test_prune_rule_uses_peers_then_falls_back(method: str) -> None:
+    # own-curve path effectively off
+    rule = PruneRule(threshold=0.05, min_points=100, peer_method=method)  # type: ignore[arg-type]
     peers = [Curve(S, _loss(0.5)), Curve(S, _loss(0.52))]
     best = min(p.value[-1] for p in peers)
     # a trial far above the peers at the same step: the peers say it cannot catch up
@@ -70,3 +73,96 @@ def test_prune_rule_uses_peers_then_falls_back() -> None:
     late = [Curve(S[5:], _loss(0.5)[5:])]
     d = rule.decide(S[:3], _loss(2.0)[:3], total_steps=200, best=best, n_completed=2, peers=late)
     assert "min_points" in d.reason
+
+
+# --- analog_forecast ------------------------------------------------------------------------
+G = np.arange(10, 410, 10)  # report steps 10..400
+
+
+def _decay(level: float, rate: float) -> np.ndarray:
+    # a loss that falls by the factor `rate` every 100 steps, level at step 0
+    return level * rate ** (G / 100.0)
+
+
+def test_analog_follows_donors_exactly_when_they_agree() -> None:
+    donors = [(Curve(G, _decay(1.0, 0.5)), True), (Curve(G, _decay(2.0, 0.5)), True)]
+    f = analog_forecast(Curve(G[:5], _decay(1.5, 0.5)[:5]), 400, donors, window=1)
+    # every donor halves its loss per 100 steps, so every path does: 1.5 * 0.5**4 at step 400
+    assert np.allclose(f.samples, 1.5 * 0.5**4)
+    assert f.method == "analog" and f.info["segments"] == 3  # 50 -> 100 -> 200 -> 400
+
+
+def test_analog_uses_stopped_trials_for_the_steps_they_reached() -> None:
+    done = (Curve(G, _decay(8.0, 0.5)), True)  # far from the trial: level 8 vs 1
+    # stopped at step 100, in the trial's state: it fell by 0.9 per 100 steps
+    stopped = (Curve(G[:10], _decay(1.0, 0.9)[:10]), False)
+    trial = Curve(G[:5], _decay(1.0, 0.9)[:5])
+    f = analog_forecast(trial, 400, [done, stopped], window=1, mix=0.0)
+    # 50 -> 100 follows the stopped trial (x 0.9**0.5); 100 -> 400 only the completed one can
+    # say (x 0.5**3): the median path is the product
+    expect = float(trial.value[-1]) * 0.9**0.5 * 0.5**3
+    assert f.final.median == pytest.approx(expect, rel=1e-9)
+    only_done = analog_forecast(trial, 400, [done], window=1, mix=0.0)
+    assert only_done.final.median == pytest.approx(float(trial.value[-1]) * 0.5**3.5)
+
+
+def _spec(kind: str) -> Schedule:
+    extra = {"end": 0.0, "decay_start": 200, "decay_shape": "linear"} if kind == "wsd" else {}
+    return Schedule.from_spec({"kind": kind, "peak": 0.1, "total": 400, **extra})
+
+
+@pytest.mark.parametrize(("kind", "rate"), [("constant", 0.8), ("wsd", 0.4)])
+def test_analog_prefers_donors_with_the_trials_schedule(kind: str, rate: float) -> None:
+    # two completed trials in the same state until step 200; the one whose LR cools down from
+    # there (wsd) went on falling faster. Only the schedule tells which one the trial follows.
+    same = _decay(1.0, 0.9)
+    const = np.where(G <= 200, same, same[19] * 0.8 ** ((G - 200) / 100.0))
+    wsd = np.where(G <= 200, same, same[19] * 0.4 ** ((G - 200) / 100.0))
+    donors = [(Curve(G, const), True), (Curve(G, wsd), True)]
+    schedules = [_spec("constant"), _spec("wsd")]
+    trial = Curve(G[:20], same[:20])
+    f = analog_forecast(trial, 400, donors, schedule=_spec(kind), donor_schedules=schedules)
+    # the median path follows the donor whose LR schedule matches the trial's
+    assert f.final.median == pytest.approx(same[19] * rate**2, rel=1e-6)
+    blind = analog_forecast(trial, 400, donors)
+    # without schedules both donors are equally close: half the paths follow each
+    assert 0.35 < float(np.mean(blind.samples[:, 0] < same[19] * 0.6**2)) < 0.65
+
+
+def test_analog_widens_when_no_donor_shares_the_schedule() -> None:
+    donors = [(Curve(G, _decay(1.0, 0.5)), True), (Curve(G, _decay(1.1, 0.5)), True)]
+    trial = Curve(G[:10], _decay(1.05, 0.5)[:10])
+    matched = analog_forecast(
+        trial, 400, donors, schedule=_spec("wsd"), donor_schedules=[_spec("wsd")] * 2
+    )
+    other = analog_forecast(
+        trial, 400, donors, schedule=_spec("wsd"), donor_schedules=[_spec("constant")] * 2
+    )
+    lo, hi = matched.final.interval(0.8)
+    lo2, hi2 = other.final.interval(0.8)
+    # the donors' LRs differ from the trial's: weaker evidence, a wider forecast (same centre)
+    assert hi2 / lo2 > 1.2 * (hi / lo)
+    assert other.final.median == pytest.approx(matched.final.median, rel=0.1)
+
+
+def test_analog_is_repeatable_and_handles_accuracy() -> None:
+    acc = [(Curve(G, 0.9 - 0.5 * _decay(1.0, 0.5)), True)]
+    trial = Curve(G[:5], 0.8 - 0.5 * _decay(1.0, 0.5)[:5])
+    f = analog_forecast(trial, 400, acc, direction="up", window=1)
+    # raw units for an accuracy: it gains what the donor gained from step 50 on
+    gain = (0.9 - 0.5 * _decay(1.0, 0.5)[-1]) - (0.9 - 0.5 * _decay(1.0, 0.5)[4])
+    assert f.info["log"] is False and f.final.median == pytest.approx(trial.value[-1] + gain)
+    g = analog_forecast(trial, 400, acc, direction="up", window=1)
+    assert np.array_equal(f.samples, g.samples)  # seeded: the same decision every time
+
+
+def test_analog_errors() -> None:
+    trial = Curve(G[:5], _decay(1.0, 0.5)[:5])
+    stopped_only = [(Curve(G, _decay(1.0, 0.5)), False)]
+    with pytest.raises(NotEnoughDataError, match="completed"):
+        analog_forecast(trial, 400, stopped_only)
+    done = [(Curve(G, _decay(1.0, 0.5)), True)]
+    with pytest.raises(InvalidInputError, match="one to one"):
+        analog_forecast(trial, 400, done, donor_schedules=[None, None])
+    with pytest.raises(InvalidInputError, match="bandwidth"):
+        analog_forecast(trial, 400, done, bandwidth=0.0)

@@ -87,7 +87,7 @@ def test_rule_gates_in_order() -> None:
 
 def test_rule_prunes_diverged_and_ignores_nan_points() -> None:
     fc = _Recorder(0.5, 0.6)
-    rule = PruneRule(min_points=3, forecaster=fc)
+    rule = PruneRule(min_points=3, forecaster=fc, n_min_trials=1)
     d = rule.decide([1, 2, 3], [1.0, 0.9, float("inf")], total_steps=10, best=0.5, n_completed=1)
     assert d.action == "prune" and "diverged" in d.reason  # NaN/inf now: it cannot win
     d = rule.decide(
@@ -95,6 +95,16 @@ def test_rule_prunes_diverged_and_ignores_nan_points() -> None:
     )
     assert fc.calls == [(3, 10)]  # the NaN point is dropped before forecasting
     assert d.action == "continue"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_rule_prunes_a_diverged_trial_before_any_gate(bad: float) -> None:
+    fc = _Recorder(0.0, 0.1)
+    rule = PruneRule(warmup_steps=100, n_min_trials=5, forecaster=fc)
+    # still warming up and no trial completed: a NaN/inf trial is pruned all the same
+    d = rule.decide([1, 2], [2.3, bad], total_steps=10, best=None, n_completed=0)
+    assert d.action == "prune" and "diverged" in d.reason and d.step == 2
+    assert fc.calls == []  # decided without spending a forecast
 
 
 def test_rule_never_prunes_on_a_failed_forecast() -> None:
@@ -117,8 +127,17 @@ def test_rule_with_runcast_forecast_prunes_a_clear_loser() -> None:
     assert d.action == "continue"  # it already beats 4.0: the forecast must keep it
 
 
+def test_rule_defaults() -> None:
+    # the defaults the sweep benchmark reports: threshold 0.1, 2 completed trials, no warm-up
+    rule = PruneRule()
+    assert (rule.threshold, rule.n_min_trials, rule.warmup_steps) == (0.1, 2, 0)
+    assert rule.peer_method == "analog"
+
+
 def test_rule_rejects_bad_settings() -> None:
     with pytest.raises(InvalidInputError, match="n_min_trials"):
         PruneRule(n_min_trials=-1)
+    with pytest.raises(InvalidInputError, match="peer_method"):
+        PruneRule(peer_method="median")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="mode"):
         PruneRule(mode="median")  # type: ignore[arg-type]

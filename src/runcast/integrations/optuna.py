@@ -7,8 +7,8 @@ kept, with its reason and numbers, in ``pruner.decisions[trial.number]``.
 
 Tell the pruner where a trial ends (``total_steps``, or the trial's user attribute
 ``"runcast_total_steps"``), and optionally its LR schedule as a spec dict in the user attribute
-``"runcast_schedule"`` (the forecast then sees a coming cooldown). Report the same metric the
-objective returns.
+``"runcast_schedule"``: trials whose schedules match are then the closest evidence of how a
+trial goes on (a coming cooldown included). Report the same metric the objective returns.
 
 Example:
     >>> import optuna
@@ -34,9 +34,11 @@ import logging
 from typing import Any
 
 from runcast._optional import require
+from runcast.curve import Curve
 from runcast.errors import InvalidInputError
+from runcast.schedules import Schedule
 from runcast.steer._decision import Decision
-from runcast.steer._prune import Forecaster, PruneRule
+from runcast.steer._prune import Forecaster, PeerMethod, PruneRule
 
 require("optuna", extra="optuna", purpose="for runcast.integrations.optuna")
 import optuna  # noqa: E402  (after require: a missing optuna names the extra to install)
@@ -57,10 +59,12 @@ class ForecastPruner(optuna.pruners.BasePruner):
         n_min_trials: never prune before this many trials have completed.
         interval_steps: decide at most once per this many steps (a forecast costs milliseconds).
         min_points: never forecast a trial from its own curve with fewer reported values.
-        use_peers: forecast from the completed trials' curves (how they went on from the same
-            step; see :func:`runcast.steer.peer_forecast`); else, or when none reported that
-            early, from the trial's own curve with :func:`runcast.forecast`, given the trial's
+        use_peers: forecast from the study's other trials, completed and pruned (how similar
+            trials with similar schedules went on from each step; see
+            :func:`runcast.steer.analog_forecast`); else, or when no trial completed yet, from
+            the trial's own curve with :func:`runcast.forecast`, given the trial's
             ``"runcast_schedule"`` spec when it has one.
+        peer_method: ``"analog"`` or ``"shift"`` (see :class:`runcast.steer.PruneRule`).
         forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
 
     Example:
@@ -72,12 +76,13 @@ class ForecastPruner(optuna.pruners.BasePruner):
         self,
         total_steps: int | None = None,
         *,
-        threshold: float = 0.05,
+        threshold: float = 0.1,
         n_warmup_steps: int = 0,
-        n_min_trials: int = 1,
+        n_min_trials: int = 2,
         interval_steps: int = 1,
         min_points: int = 5,
         use_peers: bool = True,
+        peer_method: PeerMethod = "analog",
         forecaster: Forecaster | None = None,
     ) -> None:
         if total_steps is not None and total_steps < 1:
@@ -93,14 +98,32 @@ class ForecastPruner(optuna.pruners.BasePruner):
             min_points=min_points,
             forecaster=forecaster,
             use_peers=use_peers,
+            peer_method=peer_method,
         )
         self._last_checked: dict[int, int] = {}
+        self._schedules: dict[int, Schedule | None] = {}
         self.decisions: dict[int, Decision] = {}
 
     @property
     def threshold(self) -> float:
         """The probability below which a trial is pruned."""
         return self._rule.threshold
+
+    def _schedule(self, trial: Any) -> Schedule | None:
+        # parsed once per trial: the analog forecast asks for every donor's at every decision
+        if trial.number not in self._schedules:
+            spec = trial.user_attrs.get(SCHEDULE_ATTR)
+            self._schedules[trial.number] = None if spec is None else Schedule.from_spec(spec)
+        return self._schedules[trial.number]
+
+    def _curves(self, trials: list[Any]) -> tuple[list[Curve], list[Schedule | None]]:
+        curves, schedules = [], []
+        for t in trials:
+            if len(t.intermediate_values) >= 2:
+                pts = sorted(t.intermediate_values.items())
+                curves.append(Curve.from_unsorted([p for p, _ in pts], [v for _, v in pts]))
+                schedules.append(self._schedule(t))
+        return curves, schedules
 
     def prune(self, study: Any, trial: Any) -> bool:
         """Optuna calls this from ``trial.should_prune()``."""
@@ -127,19 +150,11 @@ class ForecastPruner(optuna.pruners.BasePruner):
         values = [t.value for t in complete if t.value is not None]
         best = (max(values) if maximize else min(values)) if values else None
         self._rule.mode = "max" if maximize else "min"
-        schedule = None
-        spec = trial.user_attrs.get(SCHEDULE_ATTR)
-        if spec is not None and self._rule.forecaster is None:
-            from runcast.schedules import Schedule
-
-            schedule = Schedule.from_spec(spec)
-        from runcast.curve import Curve
-
-        peers = []
-        for t in complete:
-            if t.value is not None and len(t.intermediate_values) >= 2:
-                pts = sorted(t.intermediate_values.items())
-                peers.append(Curve.from_unsorted([p for p, _ in pts], [v for _, v in pts]))
+        schedule = self._schedule(trial)
+        peers, peer_schedules = self._curves(complete)
+        stopped, stopped_schedules = self._curves(
+            study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
+        )
         items = sorted(trial.intermediate_values.items())
         decision = self._rule.decide(
             [s for s, _ in items],
@@ -149,6 +164,9 @@ class ForecastPruner(optuna.pruners.BasePruner):
             n_completed=len(values),
             schedule=schedule,
             peers=peers,
+            stopped=stopped,
+            peer_schedules=peer_schedules,
+            stopped_schedules=stopped_schedules,
         )
         self.decisions[trial.number] = decision
         if decision.action == "prune":

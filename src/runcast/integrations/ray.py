@@ -4,11 +4,14 @@
 (the same rule as the Optuna pruner) on every result: after ``grace_period`` and once
 ``n_min_trials`` trials have completed, a trial is stopped when ``P(its final value beats the
 best completed value) < threshold``. Decisions are kept in ``scheduler.decisions[trial_id]``.
+The forecast comes from the sweep's other trials, completed and stopped (see
+:func:`runcast.steer.analog_forecast`); put a trial's LR schedule spec in its config under
+``"runcast_schedule"`` and trials with the same schedule count as the closest evidence.
 
 Example:
     >>> sched = ForecastScheduler(metric="loss", mode="min", total_steps=20, grace_period=5)
     >>> sched.threshold
-    0.05
+    0.1
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 from runcast._optional import require
 from runcast.errors import InvalidInputError
+from runcast.schedules import Schedule
 from runcast.steer._decision import Decision
-from runcast.steer._prune import Forecaster, PruneRule
+from runcast.steer._prune import Forecaster, PeerMethod, PruneRule
 
 require("ray.tune", extra="ray", purpose="for runcast.integrations.ray")
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler  # noqa: E402  (after require)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from runcast.curve import Curve
+
+SCHEDULE_KEY = "runcast_schedule"
 
 _log = logging.getLogger("runcast.integrations.ray")
 
@@ -42,8 +50,9 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         grace_period: never stop a trial before this many steps (the warm-up).
         n_min_trials: never stop before this many trials have completed.
         min_points: never forecast a trial from its own curve with fewer results.
-        use_peers: forecast from the completed trials' curves (see
-            :func:`runcast.steer.peer_forecast`), else from the trial's own curve.
+        use_peers: forecast from the other trials' curves (see
+            :func:`runcast.steer.analog_forecast`), else from the trial's own curve.
+        peer_method: ``"analog"`` or ``"shift"`` (see :class:`runcast.steer.PruneRule`).
         forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
 
     Example:
@@ -58,11 +67,12 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         mode: str | None = None,
         total_steps: int,
         time_attr: str = "training_iteration",
-        threshold: float = 0.05,
+        threshold: float = 0.1,
         grace_period: int = 0,
-        n_min_trials: int = 1,
+        n_min_trials: int = 2,
         min_points: int = 5,
         use_peers: bool = True,
+        peer_method: PeerMethod = "analog",
         forecaster: Forecaster | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -82,9 +92,11 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             mode="max" if mode == "max" else "min",
             forecaster=forecaster,
             use_peers=use_peers,
+            peer_method=peer_method,
         )
         self._history: dict[str, tuple[list[int], list[float]]] = {}
         self._stopped: set[str] = set()
+        self._schedules: dict[str, Schedule | None] = {}
         self._finals: dict[str, float] = {}
         self.decisions: dict[str, Decision] = {}
 
@@ -110,15 +122,16 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         vals = self._finals.values()
         return max(vals) if self._mode == "max" else min(vals)
 
-    def _peers(self) -> list[Curve]:
+    def _curves(self, ids: Iterable[str]) -> tuple[list[Curve], list[Schedule | None]]:
         from runcast.curve import Curve
 
-        out = []
-        for tid in self._finals:
+        curves, schedules = [], []
+        for tid in ids:
             steps, values = self._history.get(tid, ([], []))
             if len(steps) >= 2:
-                out.append(Curve.from_unsorted(steps, values))
-        return out
+                curves.append(Curve.from_unsorted(steps, values))
+                schedules.append(self._schedules.get(tid))
+        return curves, schedules
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         """Record the result and decide: ``TrialScheduler.STOP`` or ``CONTINUE``."""
@@ -129,16 +142,25 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             )
         if self._metric not in result or self.time_attr not in result:
             return str(TrialScheduler.CONTINUE)
+        if trial.trial_id not in self._history:
+            spec = (getattr(trial, "config", None) or {}).get(SCHEDULE_KEY)
+            self._schedules[trial.trial_id] = None if spec is None else Schedule.from_spec(spec)
         steps, values = self._history.setdefault(trial.trial_id, ([], []))
         steps.append(int(result[self.time_attr]))
         values.append(float(result[self._metric]))
+        peers, peer_schedules = self._curves(self._finals)
+        stopped, stopped_schedules = self._curves(self._stopped)
         decision = self._rule.decide(
             steps,
             values,
             total_steps=self.total_steps,
             best=self._best(),
             n_completed=len(self._finals),
-            peers=self._peers(),
+            schedule=self._schedules[trial.trial_id],
+            peers=peers,
+            stopped=stopped,
+            peer_schedules=peer_schedules,
+            stopped_schedules=stopped_schedules,
         )
         self.decisions[trial.trial_id] = decision
         if decision.action == "prune":

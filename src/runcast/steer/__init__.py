@@ -7,7 +7,8 @@ Every rule returns a :class:`Decision` that records what to do and why, with the
 - :class:`PlateauDetector`: no new best evaluation for ``patience`` evaluations.
 - :func:`prune_decision` / :class:`PruneRule`: the sweep pruning rule shared by the Optuna and
   Ray Tune integrations: ``P(final beats best completed) < threshold``, with the forecast from
-  the sweep's completed trials (:func:`peer_forecast`) or the trial's own curve.
+  the sweep's other trials (:func:`analog_forecast`, or :func:`peer_forecast`) or the trial's
+  own curve.
 - :class:`InstabilityGuard`: loss and grad-norm spikes (robust z), NaN/inf, forecast divergence;
   warn, skip, lower the LR, or roll back.
 - :class:`TransformerMonitor` and :func:`z_loss`: attention-logit growth and output log Z.
@@ -20,7 +21,7 @@ Example:
 
 from runcast.steer._decision import Decision
 from runcast.steer._guard import InstabilityGuard, robust_z
-from runcast.steer._peers import peer_forecast
+from runcast.steer._peers import analog_forecast, peer_forecast
 from runcast.steer._plateau import PlateauDetector
 from runcast.steer._prune import PruneRule, default_forecaster, prune_decision
 from runcast.steer._stop import StopRule, should_stop
@@ -33,6 +34,7 @@ __all__ = [
     "PruneRule",
     "StopRule",
     "TransformerMonitor",
+    "analog_forecast",
     "default_forecaster",
     "peer_forecast",
     "prune_decision",

@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import ndtri
 
-from runcast.errors import InvalidInputError, NotEnoughDataError
+from runcast.errors import InvalidInputError, NotEnoughDataError, ScheduleError
 
 if TYPE_CHECKING:
     from runcast.curve import Curve
     from runcast.forecast import Forecast
     from runcast.forecast._types import Direction
+    from runcast.schedules import Schedule
 
 
 def _level(step: np.ndarray, value: np.ndarray, t: int, window: int, down: bool) -> float | None:
@@ -132,4 +133,206 @@ def peer_forecast(
         direction=direction,
         method="peers",
         info={"n_peers": m, "level": own, "rho_mean": float(r.mean()), "sd": sd, "log": log},
+    )
+
+
+def _log_or_raw(log: bool, x: float) -> float:
+    return float(np.log(x)) if log else float(x)
+
+
+def _segments(t: int, until: int) -> list[tuple[int, int]]:
+    # doubling horizons: a trial that reached step a is evidence for a -> 2a; the last piece
+    # is merged into the final segment when it would be short (< a quarter of its start)
+    out: list[tuple[int, int]] = []
+    a = max(t, 1)
+    while a < until:
+        b = min(2 * a, until)
+        if until - b < a // 4:
+            b = until
+        out.append((a, b))
+        a = b
+    return out
+
+
+def _lrs(schedule: Schedule | None, until: int) -> np.ndarray | None:
+    if schedule is None:
+        return None
+    try:
+        return schedule.array(until)
+    except ScheduleError:  # a recorded LR that stops before `until`: its future is unknown
+        return None
+
+
+def _shape(lrs: np.ndarray | None, a: int, b: int) -> tuple[float, float] | None:
+    # (log peak LR, mean LR over [a, b) relative to the peak): what the schedule does there
+    if lrs is None or lrs.size == 0:
+        return None
+    peak = float(lrs.max())
+    if peak <= 0:
+        return None
+    part = lrs[min(a, lrs.size - 1) : max(min(b, lrs.size), min(a, lrs.size - 1) + 1)]
+    return float(np.log(peak)), float(part.mean() / peak)
+
+
+def analog_forecast(
+    curve: Curve,
+    until: int,
+    donors: Sequence[tuple[Curve, bool]],
+    *,
+    direction: Direction = "down",
+    schedule: Schedule | None = None,
+    donor_schedules: Sequence[Schedule | None] | None = None,
+    window: int = 10,
+    bandwidth: float = 0.3,
+    shape_bandwidth: float = 0.2,
+    peak_bandwidth: float = 1.0,
+    mismatch_spread: float = 0.1,
+    mix: float = 0.2,
+    n_paths: int = 400,
+    seed: int = 0,
+) -> Forecast:
+    """The distribution of ``curve``'s value at ``until``, by chaining what similar trials did.
+
+    The horizon from the trial's step ``t`` to ``until`` is cut into doubling segments
+    (``t -> 2t -> 4t -> ... -> until``). Each forecast path steps through them: on a segment
+    ``[a, b]`` it borrows the change of one donor over ``[a, b]``, picked with a weight that
+    falls with the distance between the path's state and the donor's at ``a`` (log level and
+    log change since ``a/2``, in units of ``bandwidth``; with schedules, also log peak LR and
+    mean LR over the segment relative to the peak). A trial that was stopped early is a donor
+    for the segments it reached, so evidence of how curves go on from step ``a`` comes from
+    every trial that got past ``2a``, not only from completed ones; the last segment needs
+    completed donors (it ends at their final values). ``mix`` of the weight is spread over all
+    donors, so a path never follows one neighbour only; when no donor shares the trial's
+    schedule on a segment, the borrowed change is widened by ``mismatch_spread`` per unit of
+    the nearest schedule distance (the evidence is weaker, the forecast says so). This is
+    analog (nearest-neighbour) forecasting of learning curves across a sweep.
+
+    Args:
+        curve: the trial so far.
+        until: its last step (where completed donors ended).
+        donors: ``(curve, completed)`` pairs: every other trial of the sweep so far, stopped
+            early (``completed=False``) or run to the end.
+        direction: ``"down"`` for a loss (log scale when positive), ``"up"`` for an accuracy.
+        schedule, donor_schedules: the LR schedules of the trial and of each donor (None where
+            unknown: that donor's schedule then counts as matching).
+        window: points over which a level is the best value (robust to spikes).
+        bandwidth, shape_bandwidth, peak_bandwidth: kernel widths of the state distance.
+        mismatch_spread: extra spread per unit of schedule distance to the nearest donor.
+        mix: the share of each step's weight spread evenly over all donors.
+        n_paths: sample paths; ``seed``: their random draws (decisions are repeatable).
+
+    Raises:
+        NotEnoughDataError: no completed donor reported at or before the trial's step.
+
+    Example:
+        >>> import numpy as np
+        >>> from runcast.curve import Curve
+        >>> s = np.arange(10, 110, 10)
+        >>> decay = 2.0 ** (-s / 50)  # every trial halves its loss each 50 steps
+        >>> done = [(Curve(s, 0.5 * decay), True), (Curve(s, 0.6 * decay), True)]
+        >>> f = analog_forecast(Curve(s[:3], 0.55 * decay[:3]), 100, done, window=1)
+        >>> f.method, round(f.final.median, 4)  # 0.55 * 2 ** (-100 / 50): the donors' path
+        ('analog', 0.1375)
+    """
+    if window < 1 or n_paths < 2 or not bandwidth > 0 or not 0.0 <= mix <= 1.0:
+        raise InvalidInputError(
+            f"Need window >= 1, n_paths >= 2, bandwidth > 0, 0 <= mix <= 1; got {window=}, "
+            f"{n_paths=}, {bandwidth=}, {mix=}."
+        )
+    if donor_schedules is not None and len(donor_schedules) != len(donors):
+        raise InvalidInputError(
+            f"donor_schedules must match donors one to one, but got {len(donor_schedules)} "
+            f"schedules for {len(donors)} donors."
+        )
+    down = direction == "down"
+    fin = curve.finite()
+    if len(fin) == 0:
+        raise NotEnoughDataError("The trial has no finite point yet; a forecast needs one.")
+    t = int(fin.step[-1])
+    prepared = []
+    for (c, completed), sch in zip(donors, donor_schedules or [None] * len(donors), strict=True):
+        f = c.finite()
+        if len(f) >= 2 and int(f.step[0]) <= t:
+            lrs = _lrs(sch, until)
+            prepared.append((np.asarray(f.step), np.asarray(f.value), completed, lrs))
+    if not any(p[2] for p in prepared):
+        raise NotEnoughDataError(
+            f"No completed trial reported at or before step {t}; an analog forecast needs one."
+        )
+    positive = bool(np.all(fin.value > 0)) and all(bool(np.all(p[1] > 0)) for p in prepared)
+    log = down and positive
+    own_lrs = _lrs(schedule, until)
+
+    def state(st: np.ndarray, va: np.ndarray, a: int) -> tuple[float, float] | None:
+        now = _level(st, va, a, window, down)
+        if now is None:
+            return None
+        before = _level(st, va, a // 2, window, down)
+        x = _log_or_raw(log, now)
+        return x, (x - _log_or_raw(log, before)) if before is not None else 0.0
+
+    own = state(np.asarray(fin.step), np.asarray(fin.value), t)
+    assert own is not None
+    # in raw units the kernel width scales with the metric's typical size
+    scale = 1.0 if log else max(abs(own[0]), 1e-12)
+    h = bandwidth * scale
+    rng = np.random.default_rng(seed)
+    pos = np.full(n_paths, own[0])
+    slope = np.full(n_paths, own[1])
+    for a, b in _segments(t, until):
+        feats, moves, sched = [], [], []
+        for st, va, completed, lrs in prepared:
+            if b >= until:
+                if not completed:
+                    continue
+                end = _log_or_raw(log, float(va[-1]))
+            else:
+                if st[-1] < b:
+                    continue
+                lv = _level(st, va, b, window, down)
+                assert lv is not None
+                end = _log_or_raw(log, lv)
+            s = state(st, va, a)
+            if s is None:
+                continue
+            feats.append(s)
+            moves.append(end - s[0])
+            mine, theirs = _shape(own_lrs, a, b), _shape(lrs, a, b)
+            if mine is None or theirs is None:
+                sched.append(0.0)
+            else:
+                sched.append(
+                    ((mine[0] - theirs[0]) / peak_bandwidth) ** 2
+                    + ((mine[1] - theirs[1]) / shape_bandwidth) ** 2
+                )
+        if not moves:
+            raise NotEnoughDataError(f"No trial reported over steps {a}..{b}.")
+        fe = np.asarray(feats)
+        mv = np.asarray(moves)
+        sd2 = np.asarray(sched)
+        d2 = ((pos[:, None] - fe[None, :, 0]) ** 2 + (slope[:, None] - fe[None, :, 1]) ** 2) / h**2
+        d2 = d2 + sd2[None, :]
+        w = np.exp(-0.5 * (d2 - d2.min(axis=1, keepdims=True)))
+        w = (1.0 - mix) * w / w.sum(axis=1, keepdims=True) + mix / mv.size
+        pick = (w.cumsum(axis=1) < rng.random(n_paths)[:, None]).sum(axis=1)
+        step = mv[np.minimum(pick, mv.size - 1)]
+        widen = mismatch_spread * scale * float(np.sqrt(sd2.min()))
+        if widen > 0:
+            step = step + widen * rng.standard_normal(n_paths)
+        pos = pos + step
+        slope = step
+    samples = np.exp(pos) if log else pos
+    from runcast.forecast import Forecast
+
+    return Forecast(
+        [until],
+        samples[:, None],
+        direction=direction,
+        method="analog",
+        info={
+            "n_donors": len(prepared),
+            "n_completed": sum(p[2] for p in prepared),
+            "segments": len(_segments(t, until)),
+            "log": log,
+        },
     )

@@ -2,10 +2,12 @@
 
 A trial is pruned when its forecast gives it too small a chance of beating the best completed
 trial: ``P(final < best) < threshold`` (``>`` when maximising), once it is past a warm-up and
-enough trials have completed to know what "best" is. In a sweep the forecast comes by default
-from the completed trials themselves (:func:`~runcast.steer.peer_forecast`: how they continued
-from the same step), and from the trial's own curve (:func:`runcast.forecast`) when no completed
-trial reported that early. Unlike a median or successive-halving rule,
+enough trials have completed to know what "best" is (a NaN/inf trial is pruned at once). In a
+sweep the forecast comes by default from the sweep's other trials
+(:func:`~runcast.steer.analog_forecast`: how trials in a similar state, with a similar LR
+schedule, went on from each step; trials stopped early count for the steps they reached), and
+from the trial's own curve (:func:`runcast.forecast`) when no completed trial reported that
+early. Unlike a median or successive-halving rule,
 this compares where the trial is *going* (its forecast final value, with uncertainty) with where
 the best trial *ended*, so slow starters that will win are kept and fast starters that will
 plateau are cut.
@@ -31,14 +33,16 @@ import numpy as np
 
 from runcast.errors import InvalidInputError, NotEnoughDataError, RuncastError
 from runcast.steer._decision import Decision
-from runcast.steer._peers import peer_forecast
+from runcast.steer._peers import analog_forecast, peer_forecast
 
 if TYPE_CHECKING:
     from runcast.curve import Curve
     from runcast.forecast import Forecast
+    from runcast.forecast._types import Direction
     from runcast.schedules import Schedule
 
 Mode = Literal["min", "max"]
+PeerMethod = Literal["analog", "shift"]
 Forecaster = Callable[["Curve", int], "Forecast"]
 
 
@@ -60,7 +64,7 @@ def prune_decision(
     best: float | None,
     *,
     step: int,
-    threshold: float = 0.05,
+    threshold: float = 0.1,
     warmup_steps: int = 0,
     mode: Mode = "min",
 ) -> Decision:
@@ -140,6 +144,16 @@ def default_forecaster(schedule: Schedule | None = None, mode: Mode | None = Non
     return fn
 
 
+def _schedules(given: Sequence[Schedule | None] | None, n: int) -> list[Schedule | None]:
+    if given is None:
+        return [None] * n
+    if len(given) != n:
+        raise InvalidInputError(
+            f"Need one schedule (or None) per curve, but got {len(given)} for {n} curves."
+        )
+    return list(given)
+
+
 @dataclass
 class PruneRule:
     """The forecast pruning rule with its settings, applied to a trial's reported points.
@@ -153,8 +167,12 @@ class PruneRule:
         mode: ``"min"`` or ``"max"``.
         forecaster: ``fn(curve, until) -> Forecast``; replaces the default (peers, else
             :func:`runcast.forecast`).
-        use_peers: forecast from completed peers when they are given to :meth:`decide`.
-        peer_window, peer_scale_floor: see :func:`~runcast.steer.peer_forecast`.
+        use_peers: forecast from the sweep's other trials when they are given to :meth:`decide`.
+        peer_method: ``"analog"`` (default): chain what similar trials, stopped ones included,
+            did from each step on (:func:`~runcast.steer.analog_forecast`); ``"shift"``: add
+            the completed trials' mean log improvement (:func:`~runcast.steer.peer_forecast`).
+        peer_window: points over which a level is the best value.
+        peer_scale_floor: the shift forecast's least spread.
 
     Example:
         >>> rule = PruneRule(n_min_trials=2)
@@ -162,19 +180,24 @@ class PruneRule:
         'only 1 completed trial(s), n_min_trials=2'
     """
 
-    threshold: float = 0.05
+    threshold: float = 0.1
     warmup_steps: int = 0
-    n_min_trials: int = 1
+    n_min_trials: int = 2
     min_points: int = 5
     mode: Mode = "min"
     forecaster: Forecaster | None = None
     use_peers: bool = True
+    peer_method: PeerMethod = "analog"
     peer_window: int = 10
     peer_scale_floor: float = 0.1
 
     def __post_init__(self) -> None:
         _check_mode(self.mode)
         _check_threshold(self.threshold)
+        if self.peer_method not in ("analog", "shift"):
+            raise InvalidInputError(
+                f"peer_method must be 'analog' or 'shift', but got {self.peer_method!r}."
+            )
         for name in ("warmup_steps", "n_min_trials", "min_points"):
             value = getattr(self, name)
             if value < 0:
@@ -190,12 +213,18 @@ class PruneRule:
         n_completed: int,
         schedule: Schedule | None = None,
         peers: Sequence[Curve] | None = None,
+        stopped: Sequence[Curve] | None = None,
+        peer_schedules: Sequence[Schedule | None] | None = None,
+        stopped_schedules: Sequence[Schedule | None] | None = None,
     ) -> Decision:
         """Decide for a trial that reported ``values`` at ``steps`` and will end at ``total_steps``.
 
-        ``peers`` are the curves of completed trials (for the peer forecast). A trial whose
-        latest value is NaN or infinite has diverged and is pruned at once (it cannot win). A
-        forecast that fails (too few points, a fit error) never prunes.
+        ``peers`` are the curves of completed trials, ``stopped`` those of trials stopped
+        early (the analog forecast uses both; their ``*_schedules``, one per curve, when
+        known). A trial whose
+        latest value is NaN or infinite has diverged and is pruned at once, even during the
+        warm-up and before ``n_min_trials`` have completed (it cannot win). A forecast that
+        fails (too few points, a fit error) never prunes.
         """
         from runcast.curve import Curve
 
@@ -204,18 +233,20 @@ class PruneRule:
         if st.size == 0:
             return Decision("continue", "no reported points yet")
         step = int(st[-1])
-        if n_completed < self.n_min_trials:
-            return Decision(
-                "continue",
-                f"only {n_completed} completed trial(s), n_min_trials={self.n_min_trials}",
-                step=step,
-            )
+        # checked before every gate: a NaN/inf trial cannot win, and letting it run until
+        # n_min_trials have completed or the warm-up is over only burns compute
         if not np.isfinite(va[-1]):
             return Decision(
                 "prune",
                 f"the trial diverged: its value at step {step} is {va[-1]}",
                 step=step,
                 numbers={"value": float(va[-1])},
+            )
+        if n_completed < self.n_min_trials:
+            return Decision(
+                "continue",
+                f"only {n_completed} completed trial(s), n_min_trials={self.n_min_trials}",
+                step=step,
             )
         if step < self.warmup_steps:
             return Decision(
@@ -229,16 +260,30 @@ class PruneRule:
         ok = np.isfinite(va)
         curve = Curve(st[ok], va[ok])
         fc = None
+        direction: Direction = "down" if self.mode == "min" else "up"
         if self.forecaster is None and self.use_peers and peers:
             try:
-                fc = peer_forecast(
-                    curve,
-                    total_steps,
-                    peers,
-                    direction="down" if self.mode == "min" else "up",
-                    window=self.peer_window,
-                    scale_floor=self.peer_scale_floor,
-                )
+                if self.peer_method == "analog":
+                    done, early = list(peers), list(stopped or [])
+                    fc = analog_forecast(
+                        curve,
+                        total_steps,
+                        [(c, True) for c in done] + [(c, False) for c in early],
+                        direction=direction,
+                        schedule=schedule,
+                        donor_schedules=_schedules(peer_schedules, len(done))
+                        + _schedules(stopped_schedules, len(early)),
+                        window=self.peer_window,
+                    )
+                else:
+                    fc = peer_forecast(
+                        curve,
+                        total_steps,
+                        peers,
+                        direction=direction,
+                        window=self.peer_window,
+                        scale_floor=self.peer_scale_floor,
+                    )
             except NotEnoughDataError:
                 fc = None  # no peer reported this early: the trial's own curve decides
         if fc is None:
