@@ -69,13 +69,99 @@ def test_pruner_interval_and_custom_forecaster() -> None:
         return Forecast([until], np.full((10, 1), 99.0))
 
     pruner = ForecastPruner(
-        total_steps=TOTAL, n_warmup_steps=5, interval_steps=4, min_points=1, forecaster=pessimist
+        total_steps=TOTAL,
+        n_warmup_steps=5,
+        interval_steps=4,
+        min_points=1,
+        n_min_trials=1,
+        forecaster=pessimist,
     )
     study = optuna.create_study(pruner=pruner)
     study.optimize(_objective([0.5, 0.1]), n_trials=2)
     assert study.trials[1].state.name == "PRUNED"
     assert calls == [5]  # first decision step after warm-up; it pruned at once
     assert study.trials[1].last_step == 5
+
+
+def test_pruner_prunes_a_nan_trial_at_its_first_report() -> None:
+    pruner = ForecastPruner(total_steps=TOTAL, n_warmup_steps=30)  # defaults: n_min_trials 2
+
+    def objective(trial: Any) -> float:
+        for step in range(1, TOTAL + 1):
+            trial.report(float("nan") if step >= 3 else 2.0, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return 2.0
+
+    study = optuna.create_study(pruner=pruner)
+    study.optimize(objective, n_trials=1)
+    # no trial completed and still warming up: the NaN trial is pruned all the same, at once
+    assert study.trials[0].state.name == "PRUNED" and study.trials[0].last_step == 3
+    assert "diverged" in pruner.decisions[0].reason
+
+
+# A sweep reporting every 10 steps to 400. Until step 200 every trial falls by 0.9 per 100
+# steps; then a trial with a cooldown (wsd: the LR decays from 200 to 0) falls by 0.4 per 100,
+# one with a constant LR by 0.8 per 100.
+GRID = np.arange(10, 410, 10)
+WSD = {"kind": "wsd", "peak": 0.1, "total": 400, "end": 0.0, "decay_start": 200}
+CONST = {"kind": "constant", "peak": 0.1, "total": 400}
+
+
+def _sweep_objective(trials: list[tuple[float, dict[str, Any]]], attrs: bool) -> Any:
+    def objective(trial: Any) -> float:
+        scale, spec = trials[trial.number]
+        if attrs:
+            trial.set_user_attr("runcast_schedule", spec)
+        rate = 0.4 if spec["kind"] == "wsd" else 0.8
+        value = 0.0
+        for step in GRID:
+            value = scale * 0.9 ** (min(step, 200) / 100) * rate ** (max(step - 200, 0) / 100)
+            trial.report(value, int(step))
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    return objective
+
+
+@pytest.mark.parametrize("attrs", [True, False])
+def test_pruner_forecasts_with_the_trials_schedule(attrs: bool) -> None:
+    trials = [(1.0, WSD), (1.0, CONST), (0.95, CONST), (0.95, WSD)]
+    pruner = ForecastPruner(total_steps=400, threshold=0.2)
+    study = optuna.create_study(pruner=pruner)
+    study.optimize(_sweep_objective(trials, attrs), n_trials=len(trials))
+    states = [t.state.name for t in study.trials]
+    # the 4th trial (wsd, 5% below the best all along) wins: it must run to the end
+    assert states[3] == "COMPLETE" and study.best_trial.number == 3
+    if attrs:
+        # the 3rd looks like the 4th until step 200, but its LR stays constant: only its
+        # schedule says it will end 4x above the best; it is stopped long before step 200
+        assert states[2] == "PRUNED" and study.trials[2].last_step < 200
+    else:
+        # blind to schedules, both continuations look equally likely until its own curve
+        # shows, after step 200, that it has no cooldown: it runs past step 200 (compute lost)
+        assert study.trials[2].last_step > 200
+
+
+def test_pruner_collects_pruned_trials_curves() -> None:
+    # two completed trials, then losers; the pruned losers' curves reach the forecast too
+    pruner = ForecastPruner(total_steps=TOTAL, n_warmup_steps=10)
+    study = optuna.create_study(pruner=pruner)
+    study.optimize(_objective([0.5, 0.6, 2.0, 3.0, 2.5]), n_trials=5)
+    assert [t.state.name for t in study.trials] == [
+        "COMPLETE",
+        "COMPLETE",
+        "PRUNED",
+        "PRUNED",
+        "PRUNED",
+    ]
+    # the curves of the pruned trials, as the pruner hands them to the analog forecast: each
+    # up to where it stopped, with its schedule (none given here)
+    stopped, schedules = pruner._curves(study.get_trials(states=(optuna.trial.TrialState.PRUNED,)))
+    assert [int(c.step[-1]) for c in stopped] == [t.last_step for t in study.trials[2:]]
+    assert schedules == [None, None, None]
+    assert all(10 <= int(c.step[-1]) < TOTAL for c in stopped)  # stopped after the warm-up
 
 
 def test_pruner_needs_total_steps_and_single_objective() -> None:

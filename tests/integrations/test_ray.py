@@ -34,7 +34,10 @@ def test_forecast_scheduler_stops_losers(ray_session: None, tmp_path: Any) -> No
     sched = ForecastScheduler(total_steps=TOTAL, grace_period=8, n_min_trials=1, threshold=0.05)
     tuner = tune.Tuner(
         trainable,
-        param_space={"floor": tune.grid_search([0.1, 1.0, 1.5, 2.0])},
+        param_space={
+            "floor": tune.grid_search([0.1, 1.0, 1.5, 2.0]),
+            "runcast_schedule": {"kind": "constant", "peak": 0.1, "total": TOTAL},
+        },
         tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=sched),
         run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
     )
@@ -47,6 +50,8 @@ def test_forecast_scheduler_stops_losers(ray_session: None, tmp_path: Any) -> No
     stopped = [d for d in sched.decisions.values() if d.action == "prune"]
     assert len(stopped) == 3 and all(d.numbers["p_beat"] < 0.05 for d in stopped)
     assert "3 stopped, 1 completed" in sched.debug_string()
+    # each trial's schedule spec was read from its config, for the analog forecast
+    assert [s.kind for s in sched._schedules.values() if s is not None] == ["constant"] * 4
 
 
 def test_forecast_scheduler_settings() -> None:
@@ -56,5 +61,7 @@ def test_forecast_scheduler_settings() -> None:
         ForecastScheduler(total_steps=0)
     s = ForecastScheduler(total_steps=10)
     assert s.set_search_properties("acc", "max") and s._rule.mode == "max"
+    # the defaults the sweep benchmark reports
+    assert (s.threshold, s._rule.n_min_trials, s._rule.peer_method) == (0.1, 2, "analog")
     # already set: Ray must not override what the user gave the constructor
     assert not ForecastScheduler(total_steps=10, metric="x").set_search_properties("y", None)
