@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from runcast import Curve
 from runcast.forecast._calibrate import (
+    FEATURES,
+    TAU_RANGE,
     Calibration,
     RawForecast,
     coverage,
     default_calibration,
+    features,
+    fit_log_tau,
     fit_tau,
 )
 from runcast.forecast._prep import prepare
@@ -44,17 +50,73 @@ def test_observation_noise_is_added() -> None:
     assert f.samples[:, 0].std() == pytest.approx(raw.prep.noise_sd, rel=0.15)
 
 
-def test_calibration_interpolates_in_log_fraction() -> None:
-    cal = Calibration({"m": ((0.1, 2.0), (0.4, 1.0))})
-    assert cal.tau("m", 0.2) == pytest.approx(1.5)
-    assert cal.tau("m", 0.05) == 2.0 and cal.tau("unknown", 0.3) == 1.0
+def test_calibration_model_is_log_linear_in_the_features() -> None:
+    cal = Calibration({"m": (float(np.log(2.0)), 1.0, 0.0, 0.5)})
+    # log tau = log 2 + log(fraction) + 0.5 * log_backtest
+    assert cal.tau("m", 0.5) == pytest.approx(1.0)
+    feats = {"log_frac": float(np.log(0.5)), "log_backtest": float(np.log(4.0))}
+    assert cal.tau("m", 0.5, feats) == pytest.approx(2.0)
+    # no model for a method: tau = 1 (the raw posterior plus its shape)
+    assert cal.tau("unknown", 0.3) == 1.0
 
 
-def test_shipped_table_loads() -> None:
+def test_tau_is_clipped_to_its_range() -> None:
+    cal = Calibration({"m": (50.0,), "n": (-50.0,)})
+    # a wild extrapolation of the model must not give absurd bands
+    assert cal.tau("m", 0.5) == TAU_RANGE[1] and cal.tau("n", 0.5) == TAU_RANGE[0]
+
+
+def test_json_round_trip(tmp_path: object) -> None:
+    cal = Calibration({"law": (0.1, -0.2, 0.0, 0.3, 0.0, 0.5)})
+    raw = json.loads(cal.to_json())
+    # the file names its features, so a reader knows what each coefficient multiplies
+    assert raw["features"] == ["intercept", *FEATURES]
+    assert raw["models"]["law"] == [0.1, -0.2, 0.0, 0.3, 0.0, 0.5]
+
+
+def test_shipped_model_loads() -> None:
     cal = default_calibration()
-    # the table bench/forecast_cutoff.py --write-calibration fitted: runcast's methods, 5 cut-offs
-    assert {"law", "ensemble"} <= set(cal.table)
-    assert all(len(pts) == 5 and all(0 <= t <= 20 for _, t in pts) for pts in cal.table.values())
+    # the model bench/forecast_cutoff.py --write-calibration fitted: every calibrated method
+    assert {"law", "ensemble", "pfn", "pfn+schedule"} <= set(cal.models)
+    for m in cal.models:
+        for frac in (0.1, 0.3, 0.7):
+            assert TAU_RANGE[0] <= cal.tau(m, frac) <= TAU_RANGE[1]
+
+
+@pytest.mark.parametrize(
+    ("spec", "left"),
+    [
+        ({"kind": "constant", "peak": 1.0, "total": 4001}, 0.0),
+        ({"kind": "wsd", "peak": 1.0, "end": 0.1, "decay_start": 3000, "total": 4001}, 0.9),
+        ({"kind": "cosine", "peak": 1.0, "end": 0.0, "total": 4001}, 0.8536),
+    ],
+)
+def test_features_see_the_anneal_still_to_come(spec: dict[str, object], left: float) -> None:
+    from runcast import Schedule
+
+    p = prepare(Curve(np.arange(0, 1001, 10), np.linspace(3.0, 2.0, 101)), 4000)
+    f = features(p, 0.5, backtest_ratio=2.0, lr=np.asarray(Schedule.from_spec(spec).array(4001)))
+    # the LR drop between the cut-off and until, in units of the peak
+    assert f["anneal_left"] == pytest.approx(left, abs=2e-3)
+    assert f["log_backtest"] == pytest.approx(np.log(2.0))
+    assert f["log_frac"] == pytest.approx(np.log(1000 / 4000))
+
+
+def test_fit_log_tau_recovers_a_feature_dependence() -> None:
+    from scipy.stats import norm
+
+    # records whose ideal tau is 2 * exp(-x): a normal band of half-width z * tau / ideal
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1.0, 1.0, 60)
+    ideal = 2.0 * np.exp(-x)
+    grid = np.concatenate([[0.0], np.geomspace(0.02, 20.0, 80)])
+    c80 = 2 * norm.cdf(1.2816 * grid[None, :] / ideal[:, None]) - 1
+    c95 = 2 * norm.cdf(1.96 * grid[None, :] / ideal[:, None]) - 1
+    X = np.stack([np.ones_like(x), x], axis=1)
+    bins = [(x >= lo) & (x < lo + 0.25) for lo in np.arange(-1.0, 1.0, 0.25)]
+    coef = fit_log_tau(X, c80, c95, grid, bins, [1.0] * len(bins), ridge=0.0)
+    # the slope and intercept of the true dependence, from per-bin coverage alone
+    assert coef == pytest.approx([np.log(2.0), -1.0], abs=0.08)
 
 
 def test_coverage_counts_inside() -> None:

@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 
 from runcast import Curve, Schedule
+from runcast.forecast._calibrate import FEATURES
 from runcast.forecast._eval import (
+    TAU_GRID,
     Case,
+    cross_fitted_tau,
     crps_samples,
     evaluate,
+    evaluate_case,
     fit_calibration,
     smoothed_final,
     summarize,
@@ -44,10 +48,37 @@ def test_evaluate_and_calibrate_round_trip() -> None:
     recs = evaluate(_cases(), ["ensemble", "last"], cutoffs=(0.3,))
     assert len(recs) == 4 and not any(r.failed for r in recs)
     cal = fit_calibration(recs, cutoffs=(0.3,))
-    rows = summarize(recs, lambda r: cal.tau(r.method, r.observed))
+    rows = summarize(recs, lambda r: cal.tau(r.method, r.observed, r.features))
     by = {s.method: s for s in rows}
     # the ensemble extrapolates a power law far better than a flat line
     assert by["ensemble"].err < 0.02 < by["last"].err
+    # every record carries the features its calibration is a function of
+    assert all(set(r.features) == set(FEATURES) for r in recs)
+
+
+def test_pfn_is_scored_at_every_spread_and_keyed_by_schedule() -> None:
+    s = np.arange(0, 5001, 25)
+    curve = Curve(s, 2.0 + 5.0 * ((s + 100) / 100.0) ** -0.5)
+    sched = Schedule.from_spec({"kind": "cosine", "peak": 1e-3, "total": 5001})
+    blind = evaluate_case(Case("c", "f", curve), 0.3, "pfn")
+    aware = evaluate_case(Case("c", "f", curve, sched), 0.3, "pfn")
+    # calibrated separately: the schedule changes what the network knows
+    assert (blind.method, aware.method) == ("pfn", "pfn+schedule")
+    # a wider spread never covers less (the grid is what calibration is fitted on)
+    assert blind.cov80s.size == TAU_GRID.size and np.all(np.diff(blind.cov95s) >= -1e-9)
+    assert blind.cov80(0.0) < blind.cov80(20.0)
+
+
+def test_cross_fitting_never_uses_the_held_out_group() -> None:
+    recs = evaluate(_cases(), ["ensemble"], cutoffs=(0.3,))
+    recs[0].group, recs[1].group = "g0", "g1"
+    taus = cross_fitted_tau(recs, cutoffs=(0.3,))
+    # each record's tau comes from a model fitted on the other group only
+    for held, other in ((recs[0], recs[1]), (recs[1], recs[0])):
+        alone = fit_calibration([other], cutoffs=(0.3,))
+        assert taus[(held.case, "ensemble", 0.3)] == pytest.approx(
+            alone.tau("ensemble", held.observed, held.features)
+        )
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError, RuncastError, RuncastWarning, ScheduleError
-from runcast.forecast._calibrate import RawForecast, default_calibration
+from runcast.forecast._calibrate import RawForecast, default_calibration, features
 from runcast.forecast._prep import MIN_POINTS, Prepared, detect_direction, prepare
 from runcast.forecast._registry import METHODS, get_method, register_method
 from runcast.forecast._types import Direction, Forecast
@@ -51,6 +51,9 @@ _SUMMARIES = {
 }
 _NEEDS_SCHEDULE = {"law"}
 _MODULES = ("_ensemble", "_baselines", "_known")
+#: the backtest ratio is kept in this range: a lucky backtest of a smooth eval curve can be 100x
+#: better than the typical extrapolation, and the calibration model weighs it (in log) anyway
+BACKTEST_RANGE = (0.01, 100.0)
 
 
 def _load_methods() -> None:
@@ -143,10 +146,20 @@ def raw_forecast(
     # measured: the backtest scale sharpens the law's CRPS (0.058 -> 0.043 from 20% of a run) but
     # blurs the ensemble's (0.041 -> 0.052), whose early extrapolations are poor predictors of
     # its late ones; so only the law uses it
+    ratio = None
     if backtest and method == "law":
         ratio = _backtest(method, curve.finite(), prep, raw, schedule, seed, opts)
         if ratio is not None:
             raw.info["backtest_ratio"] = round(ratio, 4)
+    # Schedule caches its arrays, so a run forecast again and again pays for this once
+    lr = np.asarray(schedule.array(prep.until + 1)) if schedule is not None else None
+    raw.info["features"] = features(
+        prep,
+        float(raw.spread_shape()[-1]),
+        backtest_ratio=raw.info.get("backtest_ratio"),
+        backtest_failed=backtest and method == "law" and ratio is None,
+        lr=lr,
+    )
     return raw
 
 
@@ -163,7 +176,8 @@ def _backtest(
     first half, and return its error in units of the discrepancy shape ``h`` it predicted.
 
     Curves differ in how predictable they are (smooth eval losses vs noisy training losses that
-    wander); this ratio scales the calibrated discrepancy per curve (clipped to 0.2-5x).
+    wander); this ratio scales the discrepancy per curve (within :data:`BACKTEST_RANGE`), and
+    its log is a feature of the calibration model, which learns how much to trust it.
     """
     first, last = int(curve.step[0]), prep.last_step
     half = first + (last - first) // 2
@@ -181,7 +195,7 @@ def _backtest(
     obs = np.interp(at, prep.x, prep.to_values(prep.y))
     h = braw.spread_shape() * bprep.scale
     ratio = float(np.median(np.abs(pred - obs)) / max(float(np.median(h)), 1e-12))
-    return float(np.clip(ratio, 0.2, 5.0))
+    return float(np.clip(ratio, BACKTEST_RANGE[0], BACKTEST_RANGE[1]))
 
 
 def _run_raw(
@@ -196,7 +210,8 @@ def _run_raw(
 ) -> Forecast:
     t0 = time.perf_counter()
     raw = raw_forecast(name, curve, until, schedule, seed=seed, **opts)
-    tau = default_calibration().tau(name, raw.prep.last_step / raw.prep.until)
+    frac = raw.prep.last_step / raw.prep.until
+    tau = default_calibration().tau(name, frac, raw.info.get("features"))
     out = raw.finish(name, tau, noise=noise, seed=seed)
     out.info["seconds"] = round(time.perf_counter() - t0, 5)
     return out

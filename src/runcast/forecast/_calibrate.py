@@ -15,15 +15,18 @@ narrow. Every method therefore returns a :class:`RawForecast` (noise-free poster
 2. the per-step observation noise measured on the observed part (``noise=True``), because a
    forecast of per-step training loss must cover per-step values, not only their trend.
 
-``tau`` depends on the method and on how much of the run is observed (``fraction = last
-observed step / until``); it is read from ``_calibration.json`` and interpolated in log
-fraction. How the shipped table was fitted (honestly: never on the curves it is judged on) is
-in :func:`fit_tau` and ``bench/forecast_cutoff.py --write-calibration``.
+``tau`` is a function of what the forecaster can see (:func:`features`): how much of the run
+is observed, how far off the method was when the run backtested itself, how noisy the curve is
+against the change still to come, and how much of the LR schedule is still to be annealed. Per
+method it is a log-linear model (:class:`Calibration`) read from ``_calibration.json``, fitted
+by :func:`fit_log_tau` so that coverage is on target at every cut-off over all runs *and* per
+family of runs (``bench/forecast_cutoff.py --write-calibration``; that bench reports coverage
+cross-fitted, each group of sibling runs judged by a model fitted without it).
 
 Example:
-    >>> cal = Calibration({"ensemble": ((0.1, 2.0), (0.4, 1.0))})
-    >>> cal.tau("ensemble", 0.2), cal.tau("ensemble", 0.9), cal.tau("other", 0.3)
-    (1.5, 1.0, 1.0)
+    >>> cal = Calibration({"ensemble": (0.0, -0.5)})  # log tau = -0.5 log(fraction observed)
+    >>> round(cal.tau("ensemble", 0.25), 3), cal.tau("other", 0.3)
+    (2.0, 1.0)
 """
 
 from __future__ import annotations
@@ -130,33 +133,119 @@ def positive_warp(values: FloatArray, median: FloatArray) -> FloatArray:
     return np.where(m > 0, warped, values)
 
 
+#: what the calibration model sees of a forecast (all known at forecast time; see :func:`features`)
+FEATURES: tuple[str, ...] = (
+    "log_frac",
+    "log_frac2",
+    "log_backtest",
+    "no_backtest",
+    "log_noise",
+    "anneal_left",
+    "lr_dropped",
+)
+#: the discrepancy scale is kept in this range whatever the features say
+TAU_RANGE = (0.02, 20.0)
+
+
+def features(
+    prep: Prepared,
+    spread_end: float,
+    *,
+    backtest_ratio: float | None = None,
+    backtest_failed: bool = False,
+    lr: FloatArray | None = None,
+) -> dict[str, float]:
+    """What the calibration model knows about one forecast, all of it visible at forecast time.
+
+    - ``log_frac``, ``log_frac2``: log of the observed share of the run (last step / until), and
+      its square: extrapolating further is less certain, but not log-linearly so.
+    - ``log_backtest``: log of the run's own backtest ratio (how far off the method was when
+      forecasting the observed second half from the first half; 0 when there is none), and
+      ``no_backtest``: 1 when the method backtests but the run was too short to (early
+      cut-offs), so a missing backtest is not read as an average one.
+    - ``log_noise``: log of the per-step noise over the predicted remaining change (``h`` at
+      ``until``): a noisy per-step training loss is mostly covered by its noise band, a smooth
+      eval loss only by the discrepancy.
+    - ``anneal_left``: how much of the LR (in units of its peak) is still to be annealed after
+      the cut-off (0 without a schedule): a cooldown not yet seen is the law's largest unknown;
+      ``lr_dropped``: how far the LR at the cut-off is below its peak (in units of the peak; 0
+      without a schedule): a run that already stepped down to a lower LR and goes on there is
+      the other.
+
+    Example:
+        >>> import runcast
+        >>> from runcast.forecast._prep import prepare
+        >>> p = prepare(runcast.Curve(range(0, 1000, 10), np.linspace(3, 2, 100)), until=4000)
+        >>> f = features(p, 0.5, lr=np.linspace(1.0, 0.0, 4001))
+        >>> round(f["log_frac"], 3), round(f["anneal_left"], 3), f["log_backtest"]
+        (-1.396, 0.752, 0.0)
+    """
+    lf = float(np.log(max(prep.last_step, 1) / prep.until))
+    noise = max(prep.noise_y, 1e-9)
+    anneal, dropped = 0.0, 0.0
+    if lr is not None and lr.size > prep.until:
+        peak = float(np.max(lr)) or 1.0
+        anneal = max(float(lr[prep.last_step] - lr[prep.until]) / peak, 0.0)
+        dropped = 1.0 - float(lr[prep.last_step]) / peak
+    return {
+        "log_frac": lf,
+        "log_frac2": lf * lf,
+        "log_backtest": float(np.log(backtest_ratio)) if backtest_ratio else 0.0,
+        "no_backtest": 1.0 if backtest_failed else 0.0,
+        "log_noise": float(np.clip(np.log(noise / max(spread_end, 1e-9)), -8.0, 8.0)),
+        "anneal_left": anneal,
+        "lr_dropped": dropped,
+    }
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """``tau`` per method as a piecewise-linear function of log(observed fraction)."""
+    """The discrepancy scale ``tau`` of each method, a log-linear model of the forecast's features.
 
-    table: Mapping[str, Sequence[tuple[float, float]]]
+    ``log tau = coef[0] + sum_k coef[k] * feature_k`` (features in :data:`FEATURES` order; a
+    missing feature counts as 0, i.e. no backtest, no noise information, nothing left to anneal),
+    clipped to :data:`TAU_RANGE`. A method without coefficients gets ``tau = 1``.
 
-    def tau(self, method: str, fraction: float) -> float:
-        """The discrepancy scale for ``method`` when ``fraction`` of the run is observed."""
-        pts = sorted(self.table.get(method, ()))
-        if not pts:
-            return 1.0
-        fr = np.log([f for f, _ in pts])
-        taus = [t for _, t in pts]
-        return float(np.interp(np.log(max(fraction, 1e-6)), fr, taus))
+    Example:
+        >>> cal = Calibration({"law": (0.5, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)})
+        >>> round(cal.tau("law", 1.0), 4), round(cal.tau("law", 0.5), 4), cal.tau("other", 0.3)
+        (1.6487, 0.8244, 1.0)
+    """
+
+    models: Mapping[str, Sequence[float]]
+
+    def log_tau(self, method: str, feats: Mapping[str, float]) -> float:
+        """``log tau`` before clipping (0 for a method without a model)."""
+        coef = self.models.get(method)
+        if not coef:
+            return 0.0
+        x = [1.0, *(float(feats.get(k, 0.0)) for k in FEATURES)]
+        return float(np.dot(coef, x[: len(coef)]))
+
+    def tau(self, method: str, fraction: float, feats: Mapping[str, float] | None = None) -> float:
+        """The discrepancy scale of ``method`` when ``fraction`` of the run is observed.
+
+        ``feats`` (from :func:`features`) overrides the fraction; without them the forecast is
+        assumed to have no backtest, no noise and no anneal to come.
+        """
+        if feats is None:
+            lf = float(np.log(max(fraction, 1e-6)))
+            feats = {"log_frac": lf, "log_frac2": lf * lf}
+        return float(np.clip(np.exp(self.log_tau(method, feats)), *TAU_RANGE))
 
     def to_json(self) -> str:
-        """The table as JSON (what ``_calibration.json`` holds)."""
-        return json.dumps({k: [list(p) for p in v] for k, v in self.table.items()}, indent=1)
+        """The model as JSON (what ``_calibration.json`` holds)."""
+        body = {"features": ["intercept", *FEATURES], "models": dict(self.models)}
+        return json.dumps(body, indent=1)
 
 
 @lru_cache(maxsize=1)
 def default_calibration() -> Calibration:
-    """The shipped table (``tau = 1`` everywhere when the file is absent)."""
+    """The shipped model (``tau = 1`` everywhere when the file is absent)."""
     if not TABLE_PATH.exists():
         return Calibration({})
     raw = json.loads(TABLE_PATH.read_text())
-    return Calibration({k: tuple((float(f), float(t)) for f, t in v) for k, v in raw.items()})
+    return Calibration({k: tuple(float(c) for c in v) for k, v in raw["models"].items()})
 
 
 def coverage(forecast: Forecast, steps: FloatArray, truth: FloatArray, level: float) -> float:
@@ -203,3 +292,74 @@ def fit_tau(
         if loss < best_loss:
             best, best_loss = float(tau), loss
     return best
+
+
+def _at_tau(grid: FloatArray, table: FloatArray, tau: FloatArray) -> FloatArray:
+    """``table[r]`` (scored at every ``grid`` tau) at ``tau[r]``, linear in tau (as np.interp)."""
+    j = np.clip(np.searchsorted(grid, tau) - 1, 0, grid.size - 2)
+    w = np.clip((tau - grid[j]) / (grid[j + 1] - grid[j]), 0.0, 1.0)
+    rows = np.arange(table.shape[0])
+    return np.asarray(table[rows, j] * (1.0 - w) + table[rows, j + 1] * w, dtype=np.float64)
+
+
+def fit_log_tau(
+    X: FloatArray,
+    cov80: FloatArray,
+    cov95: FloatArray,
+    grid: FloatArray,
+    bins: Sequence[npt.NDArray[np.bool_]],
+    bin_weights: Sequence[float],
+    *,
+    crps: FloatArray | None = None,
+    sharpness: float = 0.0,
+    ridge: float = 1e-3,
+    targets: tuple[float, float] = (0.8, 0.95),
+    level_weights: tuple[float, float] = (1.0, 1.0),
+) -> FloatArray:
+    """Coefficients of ``log tau = X @ coef`` that put coverage on target in every bin.
+
+    ``X[r]`` holds record ``r``'s features (first column 1); ``cov80[r, g]`` / ``cov95[r, g]``
+    its coverage at ``tau = grid[g]``. ``bins`` are boolean masks over records (e.g. all runs at
+    one cut-off; one family at one cut-off): the loss is the weighted squared miss of the bins'
+    mean 80% and 95% coverage, plus ``sharpness`` times the mean of ``crps[r, g]`` (the records'
+    relative CRPS of the final value on the same grid), plus a small ridge on the slopes. A
+    model that only had to get the pooled mean right could be far too wide on one kind of curve
+    and far too narrow on another; the per-family bins are what make the features earn their
+    keep. The CRPS term breaks the ties coverage leaves: on a noisy per-step curve the noise
+    band alone covers the values, and without it any trend band, however absurd, would do.
+
+    Example:
+        >>> grid = np.array([0.0, 0.5, 1.0, 2.0, 4.0])
+        >>> cov = np.tile(np.array([0.0, 0.4, 0.8, 0.9, 1.0]), (4, 1))
+        >>> X = np.ones((4, 1))
+        >>> coef = fit_log_tau(X, cov, cov + 0.15 * (cov < 1), grid, [np.ones(4, bool)], [1.0])
+        >>> round(float(np.exp(coef[0])), 2)
+        1.0
+    """
+    from scipy.optimize import minimize
+
+    lo, hi = np.log(TAU_RANGE[0]), np.log(TAU_RANGE[1])
+    masks = [np.asarray(b, dtype=bool) for b in bins]
+
+    def loss(coef: FloatArray) -> float:
+        tau = np.exp(np.clip(X @ coef, lo, hi))
+        c80, c95 = _at_tau(grid, cov80, tau), _at_tau(grid, cov95, tau)
+        total = ridge * float(np.sum(coef[1:] ** 2))
+        if crps is not None and sharpness > 0:
+            total += sharpness * float(np.mean(_at_tau(grid, crps, tau)))
+        for m, wt in zip(masks, bin_weights, strict=True):
+            if m.any():
+                total += wt * (
+                    level_weights[0] * (float(c80[m].mean()) - targets[0]) ** 2
+                    + level_weights[1] * (float(c95[m].mean()) - targets[1]) ** 2
+                )
+        return total
+
+    # start from the best flat tau (a 1-D scan), then let the slopes move
+    flat = min(
+        np.geomspace(*TAU_RANGE, 61), key=lambda t: loss(np.r_[np.log(t), np.zeros(X.shape[1] - 1)])
+    )
+    start = np.r_[np.log(flat), np.zeros(X.shape[1] - 1)]
+    res = minimize(loss, start, method="Powell", options={"xtol": 1e-2, "ftol": 1e-6})
+    best = res.x if res.fun <= loss(start) else start
+    return np.asarray(best, dtype=np.float64)

@@ -14,6 +14,7 @@ import runcast
 from runcast.errors import InvalidInputError, NotEnoughDataError
 from runcast.forecast._registry import get_method
 from runcast.forecast.pfn import pfn_forecast
+from runcast.forecast.pfn._method import pfn_quantiles
 from runcast.forecast.pfn._prior import sample_batch
 
 
@@ -64,7 +65,8 @@ def test_held_out_prior_draws_are_covered_end_to_end() -> None:
         if (np.diff(steps) <= 0).any():
             continue
         curve = runcast.Curve(steps, np.sinh(b.obs_z[i, m]))
-        f = pfn_forecast(curve, until, steps=[until], direction="down")
+        # the network alone: the shipped calibration is fitted on real curves, not on the prior
+        f = pfn_forecast(curve, until, steps=[until], direction="down", calibrate=False)
         lo, hi = f.final.interval(0.8)
         hits.append(lo <= np.sinh(b.q_z[i, -1]) <= hi)
     assert len(hits) > 80
@@ -77,7 +79,8 @@ def test_power_laws_are_extrapolated() -> None:
     hits, errs = [], []
     for _ in range(40):
         curve, truth = _power_curve(rng, int(rng.integers(8, 60)), 1000, 0.02)
-        f = pfn_forecast(curve, until=5000, steps=[5000])
+        # the network's own bands: the shipped calibration is fitted on real runs, not these
+        f = pfn_forecast(curve, until=5000, steps=[5000], calibrate=False)
         lo, hi = f.final.interval(0.8)
         hits.append(lo <= truth <= hi)
         errs.append(abs(f.final.median - truth) / truth)
@@ -157,8 +160,8 @@ def test_dense_curves_are_binned_and_robust_to_spikes() -> None:
 
 def test_noise_widens_intervals_only() -> None:
     c = _dense(np.random.default_rng(1), False)
-    noisy = pfn_forecast(c, until=100_000)
-    smooth = pfn_forecast(c, until=100_000, noise=False)
+    noisy = pfn_forecast(c, until=100_000, calibrate=False)
+    smooth = pfn_forecast(c, until=100_000, noise=False, calibrate=False)
     lo_n, hi_n = noisy.final.interval(0.8)
     lo_s, hi_s = smooth.final.interval(0.8)
     assert noisy.final.median == pytest.approx(smooth.final.median, rel=1e-3)
@@ -167,6 +170,34 @@ def test_noise_widens_intervals_only() -> None:
     expected = np.sqrt(half_s**2 + (1.2816 * noisy.info["point_noise"]) ** 2)
     assert half_n == pytest.approx(expected, rel=0.05)
     assert half_n > half_s + 0.01
+
+
+@pytest.mark.parametrize("spread", [0.5, 2.0])
+def test_spread_scales_the_trend_band_around_the_median(spread: float) -> None:
+    s = np.arange(1, 41) * 10
+    q = pfn_quantiles(runcast.Curve(s, 1.0 + s**-0.5), until=2000)
+    base, wide = q.finish(1.0, noise=False), q.finish(spread, noise=False)
+    lo, hi = base.final.interval(0.8)
+    lo2, hi2 = wide.final.interval(0.8)
+    # calibration moves no point forecast; it scales the band's width by the factor
+    assert wide.final.median == pytest.approx(base.final.median, rel=1e-6)
+    assert hi2 - lo2 == pytest.approx(spread * (hi - lo), rel=1e-3)
+
+
+def test_calibrated_by_the_shipped_model_keyed_by_schedule() -> None:
+    from runcast.forecast._calibrate import default_calibration
+
+    s = np.arange(1, 41) * 10
+    c = runcast.Curve(s, 1.0 + s**-0.5)
+    sched = runcast.Schedule.from_spec({"kind": "cosine", "peak": 1e-3, "total": 2001})
+    cal = default_calibration()
+    for schedule, key in ((None, "pfn"), (sched, "pfn+schedule")):
+        q = pfn_quantiles(c, 2000, schedule)
+        f = pfn_forecast(c, 2000, schedule)
+        # the spread applied is the model's, for this forecast's features
+        want = cal.tau(key, q.fraction, q.calibration_features())
+        assert f.info["spread"] == pytest.approx(want, rel=1e-4)
+    assert pfn_forecast(c, 2000, calibrate=False).info["spread"] == 1.0
 
 
 def test_steps_and_paths() -> None:

@@ -21,8 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import numpy.typing as npt
 
@@ -126,6 +124,25 @@ def lr_blocks_from_array(lrs: FloatArray, until: int) -> FloatArray:
     return out
 
 
+def nanmedian_rows(a: FloatArray) -> FloatArray:
+    """The median of each row's non-NaN values (NaN for an all-NaN row), as ``np.nanmedian``.
+
+    ``np.nanmedian`` over rows goes through masked arrays and costs ~3 ms on a 100 x 1400 array
+    (most of a PFN forecast); sorting puts the NaNs last, so each row's median is read off at
+    its own count in one sort.
+
+    Example:
+        >>> nanmedian_rows(np.array([[3.0, 1.0, np.nan], [4.0, 1.0, 2.0]])).tolist()
+        [2.0, 2.0]
+    """
+    srt = np.sort(a, axis=-1)
+    n = np.sum(~np.isnan(a), axis=-1)
+    lo = np.take_along_axis(srt, np.maximum((n - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    hi = np.take_along_axis(srt, np.maximum(n // 2, 0)[..., None], axis=-1)[..., 0]
+    out: FloatArray = np.where(n > 0, 0.5 * (lo + hi), np.nan)
+    return out
+
+
 def normalise(y: FloatArray, mask: npt.NDArray[np.bool_]) -> tuple[FloatArray, FloatArray]:
     """The affine map of each observed curve: ``ref`` and ``scale`` per row, ``(batch,)`` each.
 
@@ -144,16 +161,15 @@ def normalise(y: FloatArray, mask: npt.NDArray[np.bool_]) -> tuple[FloatArray, F
     idx = np.arange(y.shape[1])[None, :]
     k = np.maximum(1, np.ceil(n / 10)).astype(np.int64)[:, None]
     last = (idx >= n[:, None] - k) & mask
-    ref = np.nanmedian(np.where(last, yv, np.nan), axis=1)
+    ref = nanmedian_rows(np.where(last, yv, np.nan))
     lo = np.floor(0.4 * (n - 1))[:, None]
     hi = np.ceil(0.6 * (n - 1))[:, None]
     midm = (idx >= lo) & (idx <= hi) & mask
-    mid = np.nanmedian(np.where(midm, yv, np.nan), axis=1)
+    mid = nanmedian_rows(np.where(midm, yv, np.nan))
     # second differences cancel a locally linear trend, so this measures noise, not progress
     d2 = np.abs(np.diff(yv, n=2, axis=1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # rows with < 3 points: no estimate
-        noise = np.nan_to_num(np.nanmedian(d2, axis=1)) / (0.6745 * np.sqrt(6.0))
+    # rows with < 3 points have no estimate (NaN), taken as no noise
+    noise = np.nan_to_num(nanmedian_rows(d2)) / (0.6745 * np.sqrt(6.0))
     floor = 1e-9 * (1.0 + np.abs(ref))
     scale = np.maximum(np.maximum(mid - ref, 2.0 * noise), floor)
     return ref, scale

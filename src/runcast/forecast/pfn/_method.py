@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from runcast.forecast._types import Direction, Forecast
 from runcast.forecast.pfn._features import (
     FloatArray,
     lr_blocks_from_array,
+    nanmedian_rows,
     neutral_grid,
     normalise,
     schedule_grid,
@@ -75,7 +77,7 @@ def _bin(step: FloatArray, value: FloatArray) -> tuple[FloatArray, FloatArray, f
     valid = np.arange(sizes.max())[None, :] < sizes[:, None]
     idx = np.minimum(idx, step.size - 1)
     bs = np.where(valid, step[idx], 0.0).sum(axis=1) / sizes
-    bv = np.nanmedian(np.where(valid, value[idx], np.nan), axis=1)
+    bv = nanmedian_rows(np.where(valid, value[idx], np.nan))
     resid = value - np.repeat(bv, sizes)
     noise = 1.4826 * float(np.median(np.abs(resid)))
     return bs, bv, noise
@@ -94,43 +96,73 @@ def _schedule_grid(schedule: Schedule | None, until: int) -> FloatArray:
     return schedule_grid(lr_blocks_from_array(schedule.array(until + 1), until)[None, :])
 
 
-def pfn_forecast(
+@dataclass
+class PfnQuantiles:
+    """The network's trend quantiles of one forecast, before calibration and per-step noise.
+
+    ``yq[j, k]`` is the level ``LEVELS[k]`` quantile at ``steps[j]``, in the falling orientation
+    (``sign`` flips an accuracy back). Kept apart so that the evaluation harness can score many
+    spread factors from one forward pass.
+    """
+
+    steps: npt.NDArray[np.int64]
+    yq: FloatArray
+    sign: float
+    direction: Direction
+    point_sd: float  # per-step scatter the bin medians removed (0 when not binned)
+    fraction: float  # last observed step / until
+    info: dict[str, Any]
+
+    def calibration_features(self) -> dict[str, float]:
+        """What the calibration model sees (as :func:`runcast.forecast._calibrate.features`)."""
+        med = self.yq[:, LEVELS.size // 2]
+        lf = float(np.log(max(self.fraction, 1e-6)))
+        change = abs(float(med[-1] - med[0])) + float(self.yq[-1, -5] - self.yq[-1, 4])
+        noise = max(self.point_sd, 1e-12)
+        return {
+            "log_frac": lf,
+            "log_frac2": lf * lf,
+            "log_noise": float(np.clip(np.log(noise / max(change, 1e-12)), -8.0, 8.0)),
+        }
+
+    def finish(self, spread: float = 1.0, *, noise: bool = True, n_paths: int = 512) -> Forecast:
+        """The :class:`Forecast`, its trend spread scaled by ``spread`` around the median."""
+        mid = LEVELS.size // 2  # LEVELS holds 0.5 exactly, in the middle
+        med = self.yq[:, mid : mid + 1]
+        yq = med + spread * (self.yq - med)
+        if self.point_sd > 0 and noise:
+            # widen in quadrature by the per-point scatter the bin medians removed (exact when
+            # the forecast is gaussian; keeps each step's median and the quantile coupling)
+            extra = self.point_sd * ndtri(LEVELS)[None, :]
+            yq = med + np.sign(yq - med + extra * 1e-12) * np.sqrt((yq - med) ** 2 + extra**2)
+        info = {**self.info, "spread": round(float(spread), 4)}
+        return Forecast.from_quantiles(
+            self.steps,
+            LEVELS,
+            (self.sign * yq).T,
+            n_paths=n_paths,
+            direction=self.direction,
+            method="pfn",
+            info=info,
+        )
+
+
+def calibration_key(schedule: Schedule | None) -> str:
+    """The calibration model's name for the PFN with or without a schedule."""
+    return "pfn" if schedule is None else "pfn+schedule"
+
+
+def pfn_quantiles(
     curve: Curve,
     until: int,
     schedule: Schedule | None = None,
     *,
     steps: npt.ArrayLike | None = None,
     direction: Direction | None = None,
-    noise: bool = True,
-    n_paths: int = 512,
     weights: str | Path | None = None,
-    **_: Any,
-) -> Forecast:
-    """Forecast ``curve`` up to step ``until`` with the PFN (registered as method ``"pfn"``).
-
-    Args:
-        curve: the observed points (NaNs are dropped); its schedule is used if ``schedule`` is None.
-        until: the last step to forecast; must be after the last observed step.
-        schedule: the run's LR schedule, covering ``until``; None forecasts without one.
-        steps: the steps to forecast (default: up to 200 from the next step to ``until``).
-        direction: ``"down"`` (a loss) or ``"up"`` (an accuracy); inferred when None.
-        noise: forecast single logged values (for dense per-step curves, the intervals include
-            the per-step scatter that binning averaged away); False forecasts the smoothed trend.
-        n_paths: sample paths in the returned (quantile-coupled) forecast.
-        weights: a weights file from ``python -m runcast.forecast.pfn.train`` (default: shipped).
-
-    Example:
-        >>> import numpy as np, runcast
-        >>> s = np.arange(0, 3001, 50)
-        >>> sch = runcast.Schedule.from_spec({"kind": "cosine", "peak": 1e-3, "total": 10000})
-        >>> c = runcast.Curve(s, 3.0 + 2.0 * (1 + s / 50.0) ** -0.4)
-        >>> f = pfn_forecast(c, 10000, sch)
-        >>> bool(f.final.median < c.value[-1]), f.info["schedule"]
-        (True, True)
-    """
-    t0 = time.perf_counter()
+) -> PfnQuantiles:
+    """One forward pass: the trend quantiles of ``curve`` (arguments of :func:`pfn_forecast`)."""
     c = curve.finite()
-    schedule = schedule if schedule is not None else curve.schedule
     if len(c) < MIN_POINTS:
         raise NotEnoughDataError(
             f"The pfn forecaster needs at least {MIN_POINTS} finite points, but the curve has "
@@ -173,24 +205,69 @@ def pfn_forecast(
     zq = bar_quantiles(lg[0], w.borders, LEVELS)  # (n_query, n_levels)
     yq = ref[0] + scale[0] * unsquash(zq)
     if want.size > MAX_QUERIES:
-        yq = np.stack([np.interp(want, qsteps, yq[:, k]) for k in range(LEVELS.size)], axis=1)
-    if binned and noise:
-        # widen in quadrature by the per-point scatter the bin medians removed (exact when the
-        # forecast is gaussian; keeps each step's median and the quantile coupling)
-        med = np.array([np.interp(0.5, LEVELS, row) for row in yq])[:, None]
-        extra = point_sd * ndtri(LEVELS)[None, :]
-        yq = med + np.sign(yq - med + extra * 1e-12) * np.sqrt((yq - med) ** 2 + extra**2)
-    yq = sign * yq
-    info = {
+        # one interpolation for all levels: the query steps are evenly spaced
+        pos = (want - qsteps[0]) / (qsteps[1] - qsteps[0])
+        i0 = np.clip(np.floor(pos).astype(np.int64), 0, qsteps.size - 2)
+        frac = np.clip(pos - i0, 0.0, 1.0)[:, None]
+        yq = yq[i0] * (1.0 - frac) + yq[i0 + 1] * frac
+    info: dict[str, Any] = {
         "context_points": int(step.size),
         "binned": bool(binned),
         "schedule": schedule is not None,
         "point_noise": float(point_sd),
-        "seconds": time.perf_counter() - t0,
     }
-    return Forecast.from_quantiles(
-        want, LEVELS, yq.T, n_paths=n_paths, direction=dirn, method="pfn", info=info
-    )
+    return PfnQuantiles(want, yq, sign, dirn, point_sd, c.last_step / until, info)
+
+
+def pfn_forecast(
+    curve: Curve,
+    until: int,
+    schedule: Schedule | None = None,
+    *,
+    steps: npt.ArrayLike | None = None,
+    direction: Direction | None = None,
+    noise: bool = True,
+    n_paths: int = 512,
+    weights: str | Path | None = None,
+    calibrate: bool = True,
+    **_: Any,
+) -> Forecast:
+    """Forecast ``curve`` up to step ``until`` with the PFN (registered as method ``"pfn"``).
+
+    Args:
+        curve: the observed points (NaNs are dropped); its schedule is used if ``schedule`` is None.
+        until: the last step to forecast; must be after the last observed step.
+        schedule: the run's LR schedule, covering ``until``; None forecasts without one.
+        steps: the steps to forecast (default: up to 200 from the next step to ``until``).
+        direction: ``"down"`` (a loss) or ``"up"`` (an accuracy); inferred when None.
+        noise: forecast single logged values (for dense per-step curves, the intervals include
+            the per-step scatter that binning averaged away); False forecasts the smoothed trend.
+        n_paths: sample paths in the returned (quantile-coupled) forecast.
+        weights: a weights file from ``python -m runcast.forecast.pfn.train`` (default: shipped).
+        calibrate: scale the network's spread by the shipped calibration model (fitted on real
+            curves by ``bench/forecast_cutoff.py --write-calibration``); False keeps it raw.
+
+    Example:
+        >>> import numpy as np, runcast
+        >>> s = np.arange(0, 3001, 50)
+        >>> sch = runcast.Schedule.from_spec({"kind": "cosine", "peak": 1e-3, "total": 10000})
+        >>> c = runcast.Curve(s, 3.0 + 2.0 * (1 + s / 50.0) ** -0.4)
+        >>> f = pfn_forecast(c, 10000, sch)
+        >>> bool(f.final.median < c.value[-1]), f.info["schedule"]
+        (True, True)
+    """
+    from runcast.forecast._calibrate import default_calibration
+
+    t0 = time.perf_counter()
+    schedule = schedule if schedule is not None else curve.schedule
+    q = pfn_quantiles(curve, until, schedule, steps=steps, direction=direction, weights=weights)
+    spread = 1.0
+    if calibrate:
+        key = calibration_key(schedule)
+        spread = default_calibration().tau(key, q.fraction, q.calibration_features())
+    out = q.finish(spread, noise=noise, n_paths=n_paths)
+    out.info["seconds"] = time.perf_counter() - t0
+    return out
 
 
 register_method(
