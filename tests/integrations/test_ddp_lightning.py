@@ -44,6 +44,7 @@ def _fit(tmp: Path, strategy: str, rule: str) -> tuple[Path, list[dict[str, Any]
     # Lightning reads the rendezvous address from these; a free port per test keeps parallel
     # pytest workers apart
     env = {**launcher_free_env(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    env["OMP_NUM_THREADS"] = "1"  # two ranks on a small machine: no thread oversubscription
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), str(db), str(tmp), strategy, rule],
         capture_output=True,

@@ -34,7 +34,9 @@ def free_port() -> int:
 def launcher_free_env() -> dict[str, str]:
     """This environment without a launcher's rank variables (the ranks must ask torch)."""
     drop = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
-    return {k: v for k, v in os.environ.items() if k not in drop}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["OMP_NUM_THREADS"] = "1"  # two ranks on a small machine: no thread oversubscription
+    return env
 
 
 @pytest.fixture(scope="module")
