@@ -174,24 +174,24 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
         """Record validation metrics; check the plateau detector (rank 0 decides)."""
         if trainer.sanity_checking:
             return
-        step = int(trainer.global_step)
+        step, zero = int(trainer.global_step), bool(trainer.is_global_zero)
+        # rank 0 records and decides: only it brings the metrics to the host (a device sync)
         metrics = {
             k: float(v)
-            for k, v in trainer.callback_metrics.items()
+            for k, v in (trainer.callback_metrics.items() if zero else ())
             if (hasattr(v, "numel") and v.numel() == 1) or isinstance(v, (int, float))
         }
-        if self.run is not None and trainer.is_global_zero:
+        if self.run is not None and zero:
             vals = {k: v for k, v in metrics.items() if k.startswith("val")}
             if vals:
                 self.run.log(vals, step=step)
         if self.plateau is None:
             return
         decision = None
-        if trainer.is_global_zero and self.plateau_metric in metrics:
-            plateau = self.plateau
-            value = metrics[self.plateau_metric]
+        if zero and self.plateau_metric in metrics:
+            plateau, value = self.plateau, metrics[self.plateau_metric]
             decision = self.decide(lambda: plateau.update(step, value), step)
-        self._apply(trainer, decision)
+        self._apply(trainer, decision)  # every rank, even when rank 0 has no such metric
 
     # --- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
