@@ -16,7 +16,10 @@ Methods (``method=``):
 - baselines: ``"last"`` (last smoothed value), ``"powerlaw"`` (least-squares power law),
   ``"mcmc"`` (emcee over the parametric ensemble; slow, needs ``emcee``).
 
-All but ``pfn`` share one calibration (:mod:`runcast.forecast._calibrate`).
+Every method's intervals are calibrated on real runs (:mod:`runcast.forecast._calibrate`): the
+parametric ones add a model-discrepancy term, the PFN scales its spread, each by a factor that a
+small model computes from what the forecast can see (how much of the run is observed, how the
+run backtested itself, its noise, how much of the schedule is still to be annealed).
 """
 
 from __future__ import annotations

@@ -175,13 +175,30 @@ def test_noise_widens_intervals_only() -> None:
 @pytest.mark.parametrize("spread", [0.5, 2.0])
 def test_spread_scales_the_trend_band_around_the_median(spread: float) -> None:
     s = np.arange(1, 41) * 10
-    q = pfn_quantiles(runcast.Curve(s, 1.0 + s**-0.5), until=2000)
+    # below zero, so that the positivity warp of losses does not bend the tails
+    q = pfn_quantiles(runcast.Curve(s, s**-0.5 - 2.0), until=2000)
     base, wide = q.finish(1.0, noise=False), q.finish(spread, noise=False)
     lo, hi = base.final.interval(0.8)
     lo2, hi2 = wide.final.interval(0.8)
     # calibration moves no point forecast; it scales the band's width by the factor
     assert wide.final.median == pytest.approx(base.final.median, rel=1e-6)
     assert hi2 - lo2 == pytest.approx(spread * (hi - lo), rel=1e-3)
+
+
+def test_loss_forecasts_stay_positive_and_keep_their_median() -> None:
+    # a short, steep loss forecast far ahead: the network's lower band crosses zero
+    s = np.arange(1, 21) * 10
+    c = runcast.Curve(s, 0.05 + 3.0 * (s / 10.0) ** -0.8)
+    q = pfn_quantiles(c, until=50_000)
+    mid = q.yq[:, q.yq.shape[1] // 2]  # the network's median (level 0.5)
+    lowest = mid + 3.0 * (q.yq[:, 0] - mid)  # its lowest quantile, spread 3x, unwarped
+    assert q.positive and (lowest < 0).any()
+    f = q.finish(3.0, noise=False)
+    # a loss never goes below zero; the warp bends the far tail only, the median stays
+    assert f.samples.min() > 0.0
+    np.testing.assert_allclose(f.median, mid, rtol=1e-3)  # paths interpolate the levels
+    # an accuracy, or a metric already below zero, is left alone
+    assert not pfn_quantiles(runcast.Curve(s, c.value - 1.0), until=50_000).positive
 
 
 def test_calibrated_by_the_shipped_model_keyed_by_schedule() -> None:

@@ -32,6 +32,7 @@ from scipy.special import ndtri
 
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError, NotEnoughDataError
+from runcast.forecast._calibrate import positive_warp
 from runcast.forecast._registry import register_method
 from runcast.forecast._types import Direction, Forecast
 from runcast.forecast.pfn._features import (
@@ -112,6 +113,7 @@ class PfnQuantiles:
     point_sd: float  # per-step scatter the bin medians removed (0 when not binned)
     fraction: float  # last observed step / until
     info: dict[str, Any]
+    positive: bool = False  # a loss whose every observed value is > 0 (it stays positive)
 
     def calibration_features(self) -> dict[str, float]:
         """What the calibration model sees (as :func:`runcast.forecast._calibrate.features`)."""
@@ -135,6 +137,10 @@ class PfnQuantiles:
             # the forecast is gaussian; keeps each step's median and the quantile coupling)
             extra = self.point_sd * ndtri(LEVELS)[None, :]
             yq = med + np.sign(yq - med + extra * 1e-12) * np.sqrt((yq - med) ** 2 + extra**2)
+        if self.positive:
+            # a loss cannot go below zero: bend the far lower tail away from it (the warp is
+            # monotone, so it maps quantiles to quantiles, and it keeps the median)
+            yq = positive_warp(yq.T, yq[:, mid].copy()).T  # it takes (levels, steps)
         info = {**self.info, "spread": round(float(spread), 4)}
         return Forecast.from_quantiles(
             self.steps,
@@ -216,7 +222,8 @@ def pfn_quantiles(
         "schedule": schedule is not None,
         "point_noise": float(point_sd),
     }
-    return PfnQuantiles(want, yq, sign, dirn, point_sd, c.last_step / until, info)
+    positive = dirn == "down" and bool(np.min(c.value) > 0)
+    return PfnQuantiles(want, yq, sign, dirn, point_sd, c.last_step / until, info, positive)
 
 
 def pfn_forecast(
