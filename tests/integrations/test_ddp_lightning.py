@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -21,6 +22,10 @@ import runcast
 from runcast.store import open_store
 
 pytest.importorskip("lightning.pytorch")
+
+from runcast.errors import InvalidInputError
+from runcast.integrations.lightning import RuncastCallback
+from runcast.steer import StopRule
 
 SCRIPT = Path(__file__).parent / "_ddp_scripts" / "lightning_fit.py"
 MAX_STEPS = 24  # the script's budget
@@ -131,3 +136,20 @@ def test_init_before_fit_in_a_lightning_launched_rank_records_nothing(
     run = runcast.init(project="early", db=db_path)
     run.finish()
     assert run.enabled is False  # rank 1 must not start a second run
+
+
+def test_callback_travels_to_spawned_ranks_without_a_live_run(db_path: Path) -> None:
+    # ddp_spawn pickles the trainer, callbacks included, into the processes it starts
+    cb = RuncastCallback(project="p", db=str(db_path), stop_rule=StopRule(tolerance=0.5))
+    copy = pickle.loads(pickle.dumps(cb))
+    # the settings arrive whole: the rank starts its own run from them
+    assert (copy.project, copy.db, copy.stop_rule.tolerance) == ("p", str(db_path), 0.5)
+
+    run = runcast.init(project="p", db=db_path)
+    try:
+        # a run recording in this process cannot travel: a clear error naming the fix, not
+        # "cannot pickle 'sqlite3.Connection' object" from deep inside Lightning
+        with pytest.raises(InvalidInputError, match="Leave run= unset"):
+            pickle.dumps(RuncastCallback(run=run))
+    finally:
+        run.finish()

@@ -68,6 +68,23 @@ class RunOwner:
         self._warned_failure = False
         self.decisions: list[Decision] = []
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (``ddp_spawn`` sends callbacks to the processes it starts), without a live run.
+
+        A run recording in this process (a writer thread, a database connection) cannot travel;
+        a disabled run (a non-zero rank's) or none at all can.
+        """
+        if getattr(self.run, "enabled", False):
+            from runcast.errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"This callback holds run {self.run.id!r}, which records in this process, and "
+                "cannot be sent to the processes a spawning launcher (strategy='ddp_spawn') "
+                "starts. Leave run= unset and pass project=, name=, db= instead: the callback "
+                "then starts the run on rank 0 itself."
+            )
+        return dict(self.__dict__)
+
     def start_run(self, name: str | None, framework_config: Mapping[str, Any]) -> None:
         """Start the run unless there is one; the user's ``config`` overrides the framework's."""
         if self.run is not None:
