@@ -128,10 +128,45 @@ def test_rule_with_runcast_forecast_prunes_a_clear_loser() -> None:
 
 
 def test_rule_defaults() -> None:
-    # the defaults the sweep benchmark reports: threshold 0.1, 2 completed trials, no warm-up
+    # the defaults the sweep benchmark reports: threshold 0.1, 2 completed trials, 2 reports
     rule = PruneRule()
-    assert (rule.threshold, rule.n_min_trials, rule.warmup_steps) == (0.1, 2, 0)
-    assert rule.peer_method == "analog"
+    assert (rule.threshold, rule.n_min_trials, rule.warmup_reports) == (0.1, 2, 2)
+    assert (rule.warmup_steps, rule.peer_method) == (0, "auto")
+
+
+def test_rule_waits_for_warmup_reports() -> None:
+    fc = _Recorder(0.5, 0.6)
+    rule = PruneRule(warmup_reports=3, n_min_trials=1, min_points=1, forecaster=fc)
+    d = rule.decide([10, 20], [2.0, float("nan")], total_steps=100, best=0.1, n_completed=1)
+    assert d.action == "prune"  # NaN: diverged, no warm-up protects it
+    d = rule.decide([10, 20, 30], [2.0, np.nan, 1.9], total_steps=100, best=0.1, n_completed=1)
+    assert "2 report(s) < warmup_reports 3" in d.reason and fc.calls == []  # NaN not counted
+    d = rule.decide([10, 20, 30], [2.0, 1.95, 1.9], total_steps=100, best=0.1, n_completed=1)
+    assert d.action == "prune" and fc.calls == [(3, 100)]
+
+
+S = np.arange(10, 210, 10)
+
+
+@pytest.mark.parametrize(("schedule", "method"), [(None, "peers"), ("constant", "analog")])
+def test_rule_auto_uses_analog_only_with_a_schedule(schedule: str | None, method: str) -> None:
+    from runcast.schedules import Schedule
+
+    sch = None if schedule is None else Schedule.from_spec({"kind": schedule, "peak": 0.1})
+    peers = [Curve(S, 0.5 + 5.0 / S), Curve(S, 0.52 + 5.0 / S)]
+    d = PruneRule().decide(
+        S[:4],
+        2.0 + 5.0 / S[:4],
+        total_steps=200,
+        best=0.525,
+        n_completed=2,
+        schedule=sch,
+        peers=peers,
+        peer_schedules=[sch, sch],
+    )
+    # far above both peers at step 40: either forecast says it cannot win; the reason says
+    # which forecast decided (shift forecasts are named "peers")
+    assert d.action == "prune" and f"({method} forecast)" in d.reason
 
 
 def test_rule_rejects_bad_settings() -> None:

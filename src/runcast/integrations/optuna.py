@@ -56,6 +56,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
             ``"runcast_total_steps"``).
         threshold: prune when ``P(final beats best completed) < threshold``.
         n_warmup_steps: never prune before this step.
+        n_warmup_reports: never prune a trial with fewer reported values (its first value
+            says little: trials start near the same loss).
         n_min_trials: never prune before this many trials have completed.
         interval_steps: decide at most once per this many steps (a forecast costs milliseconds).
         min_points: never forecast a trial from its own curve with fewer reported values.
@@ -64,7 +66,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
             :func:`runcast.steer.analog_forecast`); else, or when no trial completed yet, from
             the trial's own curve with :func:`runcast.forecast`, given the trial's
             ``"runcast_schedule"`` spec when it has one.
-        peer_method: ``"analog"`` or ``"shift"`` (see :class:`runcast.steer.PruneRule`).
+        peer_method: ``"auto"`` (analog with a schedule, else shift), ``"analog"`` or
+            ``"shift"`` (see :class:`runcast.steer.PruneRule`).
         forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
 
     Example:
@@ -78,11 +81,12 @@ class ForecastPruner(optuna.pruners.BasePruner):
         *,
         threshold: float = 0.1,
         n_warmup_steps: int = 0,
+        n_warmup_reports: int = 2,
         n_min_trials: int = 2,
         interval_steps: int = 1,
         min_points: int = 5,
         use_peers: bool = True,
-        peer_method: PeerMethod = "analog",
+        peer_method: PeerMethod = "auto",
         forecaster: Forecaster | None = None,
     ) -> None:
         if total_steps is not None and total_steps < 1:
@@ -94,6 +98,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         self._rule = PruneRule(
             threshold=threshold,
             warmup_steps=n_warmup_steps,
+            warmup_reports=n_warmup_reports,
             n_min_trials=n_min_trials,
             min_points=min_points,
             forecaster=forecaster,

@@ -48,11 +48,14 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         time_attr: the result field that counts steps (default ``training_iteration``).
         threshold: stop when ``P(final beats best completed) < threshold``.
         grace_period: never stop a trial before this many steps (the warm-up).
+        grace_reports: never stop a trial with fewer results (its first value says little:
+            trials start near the same loss).
         n_min_trials: never stop before this many trials have completed.
         min_points: never forecast a trial from its own curve with fewer results.
         use_peers: forecast from the other trials' curves (see
             :func:`runcast.steer.analog_forecast`), else from the trial's own curve.
-        peer_method: ``"analog"`` or ``"shift"`` (see :class:`runcast.steer.PruneRule`).
+        peer_method: ``"auto"`` (analog with a schedule, else shift), ``"analog"`` or
+            ``"shift"`` (see :class:`runcast.steer.PruneRule`).
         forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
 
     Example:
@@ -69,10 +72,11 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         time_attr: str = "training_iteration",
         threshold: float = 0.1,
         grace_period: int = 0,
+        grace_reports: int = 2,
         n_min_trials: int = 2,
         min_points: int = 5,
         use_peers: bool = True,
-        peer_method: PeerMethod = "analog",
+        peer_method: PeerMethod = "auto",
         forecaster: Forecaster | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -87,6 +91,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         self._rule = PruneRule(
             threshold=threshold,
             warmup_steps=grace_period,
+            warmup_reports=grace_reports,
             n_min_trials=n_min_trials,
             min_points=min_points,
             mode="max" if mode == "max" else "min",

@@ -188,6 +188,8 @@ def analog_forecast(
     peak_bandwidth: float = 1.0,
     mismatch_spread: float = 0.1,
     mix: float = 0.2,
+    smooth: float = 0.0,
+    min_donors: int = 1,
     n_paths: int = 400,
     seed: int = 0,
 ) -> Forecast:
@@ -219,10 +221,14 @@ def analog_forecast(
         bandwidth, shape_bandwidth, peak_bandwidth: kernel widths of the state distance.
         mismatch_spread: extra spread per unit of schedule distance to the nearest donor.
         mix: the share of each step's weight spread evenly over all donors.
+        smooth: draw each borrowed change from a kernel density of the donors' changes, this
+            many times Silverman's width (0: the donors' changes as they are).
+        min_donors: the fewest donors a segment needs (else NotEnoughDataError).
         n_paths: sample paths; ``seed``: their random draws (decisions are repeatable).
 
     Raises:
-        NotEnoughDataError: no completed donor reported at or before the trial's step.
+        NotEnoughDataError: no completed donor reported at or before the trial's step, or a
+            segment has fewer than ``min_donors`` donors.
 
     Example:
         >>> import numpy as np
@@ -305,8 +311,10 @@ def analog_forecast(
                     ((mine[0] - theirs[0]) / peak_bandwidth) ** 2
                     + ((mine[1] - theirs[1]) / shape_bandwidth) ** 2
                 )
-        if not moves:
-            raise NotEnoughDataError(f"No trial reported over steps {a}..{b}.")
+        if len(moves) < min_donors:
+            raise NotEnoughDataError(
+                f"{len(moves)} trial(s) reported over steps {a}..{b}; min_donors={min_donors}."
+            )
         fe = np.asarray(feats)
         mv = np.asarray(moves)
         sd2 = np.asarray(sched)
@@ -317,6 +325,9 @@ def analog_forecast(
         pick = (w.cumsum(axis=1) < rng.random(n_paths)[:, None]).sum(axis=1)
         step = mv[np.minimum(pick, mv.size - 1)]
         widen = mismatch_spread * scale * float(np.sqrt(sd2.min()))
+        # draw from a smoothed (kernel density) version of the donors' moves, Silverman's
+        # width: a few donors are a sample of how trials go on, not every way they can
+        widen = float(np.hypot(widen, smooth * 1.06 * mv.std() * mv.size**-0.2))
         if widen > 0:
             step = step + widen * rng.standard_normal(n_paths)
         pos = pos + step

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from runcast.schedules import Schedule
 
 Mode = Literal["min", "max"]
-PeerMethod = Literal["analog", "shift"]
+PeerMethod = Literal["auto", "analog", "shift"]
 Forecaster = Callable[["Curve", int], "Forecast"]
 
 
@@ -109,9 +109,11 @@ def prune_decision(
         "final_step": float(forecast.steps[-1]),
     }
     side = "below" if mode == "min" else "above"
+    by = f" ({forecast.method} forecast)" if forecast.method else ""
     what = (
         f"P(final {side} best {best:.6g}) = {p:.3f}; forecast final median "
-        f"{forecast.final.median:.6g}, 80% [{lo:.6g}, {hi:.6g}] at step {int(forecast.steps[-1])}"
+        f"{forecast.final.median:.6g}, 80% [{lo:.6g}, {hi:.6g}] at step "
+        f"{int(forecast.steps[-1])}{by}"
     )
     if p < threshold:
         return Decision("prune", f"{what} < threshold {threshold:g}", step=step, numbers=numbers)
@@ -161,6 +163,9 @@ class PruneRule:
     Args:
         threshold: prune when ``P(final beats best) < threshold``.
         warmup_steps: never prune before this step.
+        warmup_reports: never prune a trial with fewer finite reported values (its first
+            value says almost nothing about it: all trials start near the same loss, and a
+            forecast that cannot tell trials apart would prune them all once few beat the best).
         n_min_trials: never prune until this many trials have completed.
         min_points: never forecast a trial from its own curve with fewer points (the peer
             forecast needs one).
@@ -168,9 +173,12 @@ class PruneRule:
         forecaster: ``fn(curve, until) -> Forecast``; replaces the default (peers, else
             :func:`runcast.forecast`).
         use_peers: forecast from the sweep's other trials when they are given to :meth:`decide`.
-        peer_method: ``"analog"`` (default): chain what similar trials, stopped ones included,
-            did from each step on (:func:`~runcast.steer.analog_forecast`); ``"shift"``: add
-            the completed trials' mean log improvement (:func:`~runcast.steer.peer_forecast`).
+        peer_method: ``"analog"``: chain what similar trials, stopped ones included, did from
+            each step on (:func:`~runcast.steer.analog_forecast`); ``"shift"``: add the completed
+            trials' mean log improvement (:func:`~runcast.steer.peer_forecast`); ``"auto"``
+            (default): analog when the trial's LR schedule is known, else shift (trials that
+            differ in schedule go on differently; unseen, the shift forecast's wider spread is
+            the safer bet).
         peer_window: points over which a level is the best value.
         peer_scale_floor: the shift forecast's least spread.
 
@@ -182,23 +190,24 @@ class PruneRule:
 
     threshold: float = 0.1
     warmup_steps: int = 0
+    warmup_reports: int = 2
     n_min_trials: int = 2
     min_points: int = 5
     mode: Mode = "min"
     forecaster: Forecaster | None = None
     use_peers: bool = True
-    peer_method: PeerMethod = "analog"
+    peer_method: PeerMethod = "auto"
     peer_window: int = 10
     peer_scale_floor: float = 0.1
 
     def __post_init__(self) -> None:
         _check_mode(self.mode)
         _check_threshold(self.threshold)
-        if self.peer_method not in ("analog", "shift"):
+        if self.peer_method not in ("auto", "analog", "shift"):
             raise InvalidInputError(
-                f"peer_method must be 'analog' or 'shift', but got {self.peer_method!r}."
+                f"peer_method must be 'auto', 'analog' or 'shift', but got {self.peer_method!r}."
             )
-        for name in ("warmup_steps", "n_min_trials", "min_points"):
+        for name in ("warmup_steps", "warmup_reports", "n_min_trials", "min_points"):
             value = getattr(self, name)
             if value < 0:
                 raise InvalidInputError(f"{name} cannot be negative, but got {name}={value}.")
@@ -255,15 +264,25 @@ class PruneRule:
                 step=step,
                 numbers={"warmup_steps": self.warmup_steps},
             )
+        ok = np.isfinite(va)
+        if int(ok.sum()) < self.warmup_reports:
+            return Decision(
+                "continue",
+                f"warming up: {int(ok.sum())} report(s) < warmup_reports {self.warmup_reports}",
+                step=step,
+                numbers={"warmup_reports": self.warmup_reports},
+            )
         if step >= total_steps:
             return Decision("continue", f"the trial reached its last step {total_steps}", step=step)
-        ok = np.isfinite(va)
         curve = Curve(st[ok], va[ok])
         fc = None
         direction: Direction = "down" if self.mode == "min" else "up"
         if self.forecaster is None and self.use_peers and peers:
             try:
-                if self.peer_method == "analog":
+                method = self.peer_method
+                if method == "auto":
+                    method = "shift" if schedule is None else "analog"
+                if method == "analog":
                     done, early = list(peers), list(stopped or [])
                     fc = analog_forecast(
                         curve,
