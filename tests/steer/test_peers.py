@@ -145,6 +145,20 @@ def test_analog_widens_when_no_donor_shares_the_schedule() -> None:
     assert other.final.median == pytest.approx(matched.final.median, rel=0.1)
 
 
+def test_analog_smoothing_and_min_donors() -> None:
+    donors = [(Curve(G, _decay(1.0, r)), True) for r in (0.4, 0.5, 0.6)]
+    trial = Curve(G[:5], _decay(1.0, 0.5)[:5])
+    raw = analog_forecast(trial, 400, donors, window=1, bandwidth=10.0)
+    kde = analog_forecast(trial, 400, donors, window=1, bandwidth=10.0, smooth=1.0)
+    # raw: each of the 3 segments borrows one of 3 donors' changes, 27 paths at most;
+    # smoothed: the changes are drawn from a density around them
+    assert len(np.unique(np.round(raw.samples, 12))) == 3**3
+    assert len(np.unique(np.round(kde.samples, 12))) > 100
+    assert kde.final.median == pytest.approx(raw.final.median, rel=0.1)
+    with pytest.raises(NotEnoughDataError, match="min_donors=4"):
+        analog_forecast(trial, 400, donors, min_donors=4)
+
+
 def test_analog_is_repeatable_and_handles_accuracy() -> None:
     acc = [(Curve(G, 0.9 - 0.5 * _decay(1.0, 0.5)), True)]
     trial = Curve(G[:5], 0.8 - 0.5 * _decay(1.0, 0.5)[:5])

@@ -1,4 +1,9 @@
-"""Forecast a sweep trial's final value from how the sweep's completed trials continued.
+"""Forecast a sweep trial's final value from how the sweep's other trials continued.
+
+Two forecasts. :func:`analog_forecast` (the pruner's default when schedules are known) chains
+what trials in a similar state, with a similar LR schedule, did from each step on, using trials
+stopped early for the steps they reached. :func:`peer_forecast` (the "shift" forecast, below)
+adds the completed trials' mean log improvement to the trial's level.
 
 In a sweep, the best evidence of where a trial is going is often not its own short, noisy
 curve but its peers: trials of the same sweep that already ran to the end. From each completed
