@@ -62,6 +62,6 @@ def test_forecast_scheduler_settings() -> None:
     s = ForecastScheduler(total_steps=10)
     assert s.set_search_properties("acc", "max") and s._rule.mode == "max"
     # the defaults the sweep benchmark reports
-    assert (s.threshold, s._rule.n_min_trials, s._rule.peer_method) == (0.1, 2, "auto")
+    assert (s.threshold, s._rule.n_min_trials, s._rule.peer_method) == (0.05, 2, "auto")
     # already set: Ray must not override what the user gave the constructor
     assert not ForecastScheduler(total_steps=10, metric="x").set_search_properties("y", None)

@@ -128,9 +128,10 @@ def test_rule_with_runcast_forecast_prunes_a_clear_loser() -> None:
 
 
 def test_rule_defaults() -> None:
-    # the defaults the sweep benchmark reports: threshold 0.1, 2 completed trials, 2 reports
+    # the defaults the sweep benchmark reports: threshold 0.05 (the safer of the two settings
+    # the benchmark compares: it keeps the best trial more often), 2 completed trials, 2 reports
     rule = PruneRule()
-    assert (rule.threshold, rule.n_min_trials, rule.warmup_reports) == (0.1, 2, 2)
+    assert (rule.threshold, rule.n_min_trials, rule.warmup_reports) == (0.05, 2, 2)
     assert (rule.warmup_steps, rule.peer_method) == (0, "auto")
 
 

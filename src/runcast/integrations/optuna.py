@@ -79,7 +79,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         self,
         total_steps: int | None = None,
         *,
-        threshold: float = 0.1,
+        threshold: float = 0.05,
         n_warmup_steps: int = 0,
         n_warmup_reports: int = 2,
         n_min_trials: int = 2,

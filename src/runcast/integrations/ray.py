@@ -11,7 +11,7 @@ The forecast comes from the sweep's other trials, completed and stopped (see
 Example:
     >>> sched = ForecastScheduler(metric="loss", mode="min", total_steps=20, grace_period=5)
     >>> sched.threshold
-    0.1
+    0.05
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         mode: str | None = None,
         total_steps: int,
         time_attr: str = "training_iteration",
-        threshold: float = 0.1,
+        threshold: float = 0.05,
         grace_period: int = 0,
         grace_reports: int = 2,
         n_min_trials: int = 2,

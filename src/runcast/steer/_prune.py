@@ -64,7 +64,7 @@ def prune_decision(
     best: float | None,
     *,
     step: int,
-    threshold: float = 0.1,
+    threshold: float = 0.05,
     warmup_steps: int = 0,
     mode: Mode = "min",
 ) -> Decision:
@@ -188,7 +188,7 @@ class PruneRule:
         'only 1 completed trial(s), n_min_trials=2'
     """
 
-    threshold: float = 0.1
+    threshold: float = 0.05
     warmup_steps: int = 0
     warmup_reports: int = 2
     n_min_trials: int = 2
