@@ -97,6 +97,9 @@ class Report(pl.Callback):  # type: ignore[misc]
             "warnings": [str(w.message) for w in self.warnings if w.category is RuncastWarning],
         }
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(report))
+        # under strategy="ddp", rank 0 is this script and nothing waits for the rank-1 process
+        # it started: without this, the test could read the reports before rank 1 wrote its own
+        trainer.strategy.barrier("runcast-report")
 
 
 def main() -> None:
