@@ -100,3 +100,17 @@ def test_law_forecast_scales_its_bands_by_a_backtest_on_the_run() -> None:
     assert "backtest_ratio" not in g.info
     # the calibration model then knows it has no backtest to go on (nor a failed one)
     assert g.info["features"]["log_backtest"] == 0.0 == g.info["features"]["no_backtest"]
+
+
+def test_batched_posterior_matches_the_plain_one() -> None:
+    from runcast.forecast._known import _bayes_k, _bayes_k_reference
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((7, 40, 3))
+    y, w = rng.standard_normal(40), rng.uniform(0.5, 2.0, 40)
+    prior_mean, prior_sd = np.array([0.0, 0.0, 0.3]), np.array([2.0, 10.0, 0.3])
+    fast = _bayes_k(X, y, w, prior_mean, prior_sd, 0.2)
+    ref = _bayes_k_reference(X, y, w, prior_mean, prior_sd, 0.2)
+    # the batched matmuls are the same posterior (means, covariances, evidences)
+    for a, b in zip(fast, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

@@ -103,16 +103,45 @@ def _bayes_k(
     """
     Xw = X * w[None, :, None]
     prec0 = np.diag(1.0 / prior_sd**2)
-    P = np.einsum("kni,knj->kij", Xw, X) / sigma2 + prec0[None]
-    b = np.einsum("kni,n->ki", Xw, y) / sigma2 + (prec0 @ prior_mean)[None]
+    # batched matmuls, not einsum: numpy's einsum runs these (K, n, 3) contractions unblocked
+    # (measured on 144 designs x 200 points: 5.1 ms vs 2.4 ms; a law forecast with its backtest
+    # makes four calls); _bayes_k_reference is the plain form the tests compare against
+    XwT = Xw.transpose(0, 2, 1)
+    P = XwT @ X / sigma2 + prec0[None]
+    b = XwT @ y / sigma2 + (prec0 @ prior_mean)[None]
     cov = np.linalg.inv(P)
-    mean = np.einsum("kij,kj->ki", cov, b)
-    r = y[None, :] - np.einsum("kni,ki->kn", X, mean)
+    mean = (cov @ b[:, :, None])[:, :, 0]
+    r = y[None, :] - (X @ mean[:, :, None])[:, :, 0]
     d = mean - prior_mean[None]
-    quad = (r * r * w[None]).sum(axis=1) / sigma2 + np.einsum("ki,ij,kj->k", d, prec0, d)
+    quad = (r * r * w[None]).sum(axis=1) / sigma2 + ((d @ prec0) * d).sum(axis=1)
     _, logdet = np.linalg.slogdet(P)
     log_ev = -0.5 * quad - 0.5 * logdet - float(np.sum(np.log(prior_sd)))
     return mean, cov, log_ev
+
+
+def _bayes_k_reference(
+    X: FloatArray,
+    y: FloatArray,
+    w: FloatArray,
+    prior_mean: FloatArray,
+    prior_sd: FloatArray,
+    sigma2: float,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """:func:`_bayes_k` written plainly, one design at a time (the tests check both agree)."""
+    prec0 = np.diag(1.0 / prior_sd**2)
+    means, covs, evs = [], [], []
+    for Xk in X:
+        P = Xk.T @ np.diag(w) @ Xk / sigma2 + prec0
+        cov = np.linalg.inv(P)
+        mean = cov @ (Xk.T @ (w * y) / sigma2 + prec0 @ prior_mean)
+        r = y - Xk @ mean
+        d = mean - prior_mean
+        quad = float(r @ (w * r)) / sigma2 + float(d @ prec0 @ d)
+        logdet = float(np.linalg.slogdet(P)[1])
+        means.append(mean)
+        covs.append(cov)
+        evs.append(-0.5 * quad - 0.5 * logdet - float(np.sum(np.log(prior_sd))))
+    return np.array(means), np.array(covs), np.array(evs)
 
 
 def fit_grid(p: Prepared, schedule: Schedule, *, n_paths: int = 400, seed: int = 0) -> RawForecast:
@@ -142,7 +171,7 @@ def fit_grid(p: Prepared, schedule: Schedule, *, n_paths: int = 400, seed: int =
     X = np.concatenate(designs)
     # noise: the best (nearly unregularised) fit's residual SD, floored by the measured bin noise
     ls_mean, _, _ = _bayes_k(X, p.y, w, prior_mean, 1e3 * prior_sd, 1.0)
-    sse = np.sum(w * (p.y[None] - np.einsum("kni,ki->kn", X, ls_mean)) ** 2, axis=1)
+    sse = np.sum(w * (p.y[None] - (X @ ls_mean[:, :, None])[:, :, 0]) ** 2, axis=1)
     floor = (1.2533 * p.noise_y) ** 2 / float(p.weight.mean())
     sigma2 = max(float(np.nanmin(sse)) / max(float(w.sum()) - 4.0, 1.0), floor, 1e-12)
     mean, cov, log_ev = _bayes_k(X, p.y, w, prior_mean, prior_sd, sigma2)
