@@ -117,11 +117,6 @@ def test_rank_zero_records_and_every_rank_stops_at_its_decision(
             assert store.curve(info.id, "val_loss").step.tolist() == [4, 8]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="track/_run.py _rank() reads only RANK before the process group exists; Lightning's "
-    "ddp launcher starts rank 1 with LOCAL_RANK=1 and no RANK (fix in the S2-B report)",
-)
 def test_init_before_fit_in_a_lightning_launched_rank_records_nothing(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -120,11 +120,6 @@ def test_a_failing_rule_warns_on_rank_zero_and_stops_no_one(
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.xfail(
-    strict=True,
-    reason="track/_run.py: rank 0 of rank_zero_only=False is named 'job', not 'job/rank0' as "
-    "documented, and has no rank in its config (fix in the S2-B report)",
-)
 def test_rank_zero_run_is_named_like_the_others(
     ranks: tuple[Path, list[dict[str, Any]]],
 ) -> None:
@@ -136,11 +131,6 @@ def test_rank_zero_run_is_named_like_the_others(
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.xfail(
-    strict=True,
-    reason="track/_run.py keeps live runs in a WeakSet: a run that goes out of scope unfinished "
-    "is forgotten, and exit never writes its buffered points (fix in the S2-B report)",
-)
 def test_an_unfinished_run_keeps_its_points_at_exit(
     ranks: tuple[Path, list[dict[str, Any]]],
 ) -> None:

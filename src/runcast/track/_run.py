@@ -17,11 +17,11 @@ write the rest.
 from __future__ import annotations
 
 import atexit
+import multiprocessing.util
 import os
 import sys
 import time
 import warnings
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -35,7 +35,9 @@ from runcast.track._writer import BackgroundWriter
 
 #: values log() accepts without a closer look (a set lookup is the cheapest type test)
 _PLAIN = frozenset((float, int))
-_LIVE: weakref.WeakSet[Run] = weakref.WeakSet()
+#: unfinished runs, held strongly: one that goes out of scope unfinished is still written at exit
+_LIVE: set[Run] = set()
+_HOOKS_PID: int | None = None
 _UNCAUGHT = False
 
 
@@ -270,8 +272,14 @@ def _rank() -> tuple[int, int]:
     dist = sys.modules.get("torch.distributed")  # never import torch just to ask
     if dist is not None and dist.is_available() and dist.is_initialized():
         return int(dist.get_rank()), int(dist.get_world_size())
+    env = os.environ
     try:
-        return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+        world = int(env.get("WORLD_SIZE", "1"))
+        if "RANK" in env:
+            return int(env["RANK"]), world
+        # Lightning's ddp launcher starts ranks with LOCAL_RANK and NODE_RANK only (no RANK)
+        local, node = int(env.get("LOCAL_RANK", "0")), int(env.get("NODE_RANK", "0"))
+        return node * int(env.get("LOCAL_WORLD_SIZE", world)) + local, world
     except ValueError:
         return 0, 1
 
@@ -314,9 +322,9 @@ def init(
     _install_hooks()
     rank, world = _rank()
     cfg = dict(config or {})
-    if world > 1 and rank != 0:
-        if rank_zero_only:
-            return Run(None, "", name or "", project, cfg, None, None, flush_every)
+    if world > 1 and rank_zero_only and rank != 0:
+        return Run(None, "", name or "", project, cfg, None, None, flush_every)
+    if world > 1 and not rank_zero_only:
         name = f"{name or 'run'}/rank{rank}"
         cfg.update(rank=rank, world_size=world)
     store = open_store(default_path(db))
@@ -347,10 +355,16 @@ def init(
 
 
 def _install_hooks() -> None:
-    """Once: finish live runs at exit, as "failed" if an exception went uncaught."""
-    if getattr(_install_hooks, "done", False):
+    """Once per process: finish live runs at exit, as "failed" if an exception went uncaught."""
+    global _HOOKS_PID
+    if os.getpid() == _HOOKS_PID:
         return
-    _install_hooks.done = True  # type: ignore[attr-defined]
+    first, _HOOKS_PID = _HOOKS_PID is None, os.getpid()
+    # a multiprocessing child started by fork ends in os._exit(): atexit never runs there, but
+    # multiprocessing's finalizers do (and a forked child clears its parent's: register anew)
+    multiprocessing.util.Finalize(None, _finish_all, exitpriority=10)
+    if not first:
+        return
     previous = sys.excepthook
 
     def hook(*args: Any) -> None:
