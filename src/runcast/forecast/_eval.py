@@ -14,9 +14,12 @@ For every case (a full curve), cut-off fraction and method, the harness forecast
   spread) inside the 80% / 95% bands of the forecast with observation noise (``noise=True``).
 - ``seconds``: wall time of the forecast (preparation, fit, sampling, calibration).
 
-runcast's own methods give their uncalibrated paths once; the metrics are then computed for
-every discrepancy scale ``tau`` of a grid, so a calibration can be fitted on some cases and
-applied to others without refitting (how ``bench/forecast_cutoff.py`` does leave-one-family-out).
+runcast's own methods give their uncalibrated paths once (the PFN its quantiles once); the
+metrics are then computed for every discrepancy scale ``tau`` (the PFN's spread factor) of a
+grid, so a calibration model can be fitted on some cases and applied to others without
+forecasting again: :func:`fit_calibration` fits it, :func:`cross_fitted_tau` gives every record
+the tau of a model fitted without its group of sibling runs (what ``bench/forecast_cutoff.py``
+reports).
 
 Example:
     >>> import numpy as np, runcast
