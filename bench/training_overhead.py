@@ -4,8 +4,9 @@ Question: how much slower is a training loop that logs 5 metrics every step with
 the same loop without logging? Goal: <= 1% (median over repeated runs).
 
 One model trains on; its steps are cut into blocks of ``--block`` steps, and the blocks take
-turns (plain, runcast, TensorBoard, then the reverse order, ...) so that the shared machine's
-drifts hit every variant alike. Each logged block ends with a flush, so the writer thread's
+turns (plain, control, runcast, TensorBoard, then the reverse order, ...) so that the shared
+machine's drifts hit every variant alike. "control" is the plain loop again: its "overhead" is
+the noise floor, and an overhead below it cannot be told from zero on this machine. Each logged block ends with a flush, so the writer thread's
 work is charged to the block that caused it (conservative: a commit every block, where the
 tracker alone commits once a second). One repeat's overhead is total logged time / total plain
 time - 1; the table gives the median over ``--repeats`` repeats. The loss is logged as a 0-d
@@ -92,8 +93,10 @@ def main() -> None:
     trainer = Trainer()
     trainer.block(50, None, None)  # warm up torch's kernels and allocator
     # per clock ("wall", "cpu"): each repeat's overhead ratio, and the summed times
-    ratios = {c: {"runcast": [], "tb": []} for c in ("wall", "cpu")}  # type: ignore[var-annotated]
-    totals = {c: {"plain": 0.0, "runcast": 0.0, "tb": 0.0} for c in ("wall", "cpu")}
+    # "control" runs the plain loop again: its "overhead" is the noise floor of this machine
+    compared = ("runcast", "tb", "control")
+    ratios = {c: {k: [] for k in compared} for c in ("wall", "cpu")}  # type: ignore[var-annotated]
+    totals = {c: dict.fromkeys(("plain", *compared), 0.0) for c in ("wall", "cpu")}
     with tempfile.TemporaryDirectory() as tmp:
         run = runcast.init(project="overhead", db=Path(tmp) / "runcast.db")
         writer = SummaryWriter(str(Path(tmp) / "tb"))
@@ -104,14 +107,15 @@ def main() -> None:
 
         variants: list[tuple[str, Logger | None, Callable[[], None] | None]] = [
             ("plain", None, None),
+            ("control", None, None),
             ("runcast", lambda m, s: run.log(m, step=s), run.flush),
             ("tb", tb_log, writer.flush),
         ]
-        per_round: dict[str, list[float]] = {"runcast": [], "tb": []}  # CPU, one per round
+        per_round: dict[str, list[float]] = {k: [] for k in compared}  # CPU, one per round
         # every block is a short training run of its own: CPU seconds per block, per variant
-        per_block: dict[str, list[float]] = {"plain": [], "runcast": [], "tb": []}
+        per_block: dict[str, list[float]] = {k: [] for k in ("plain", *compared)}
         for _ in range(repeats):
-            time_of = {c: {"plain": 0.0, "runcast": 0.0, "tb": 0.0} for c in ("wall", "cpu")}
+            time_of = {c: dict.fromkeys(("plain", *compared), 0.0) for c in ("wall", "cpu")}
             for r in range(rounds):
                 this_round: dict[str, float] = {}
                 for name, log, flush in variants if r % 2 == 0 else variants[::-1]:
@@ -123,10 +127,10 @@ def main() -> None:
                     time_of["cpu"][name] += cpu
                     this_round[name] = cpu
                     per_block[name].append(cpu)
-                for name in ("runcast", "tb"):
+                for name in compared:
                     per_round[name].append(this_round[name] / this_round["plain"] - 1.0)
             for clock, by_name in time_of.items():
-                for name in ("runcast", "tb"):
+                for name in compared:
                     ratios[clock][name].append(by_name[name] / by_name["plain"] - 1.0)
                 for name, t in by_name.items():
                     totals[clock][name] += t
@@ -149,6 +153,7 @@ def main() -> None:
         for name, label in (
             ("runcast", "runcast `run.log`, 5 metrics/step"),
             ("tb", "TensorBoard `add_scalar` x 5/step"),
+            ("control", "control: the plain loop again (noise floor)"),
         ):
             shown = ", ".join(f"{100 * r:+.2f}%" for r in ratios[clock][name])
             print(
@@ -159,13 +164,15 @@ def main() -> None:
     direct = cost_cpu / plain_cpu
     rounds_ov = {k: statistics.median(v) for k, v in per_round.items()}
     plain_median = statistics.median(per_block["plain"])
-    runs_ov = {k: statistics.median(per_block[k]) / plain_median - 1.0 for k in ("runcast", "tb")}
+    runs_ov = {k: statistics.median(per_block[k]) / plain_median - 1.0 for k in compared}
     print(
         f"\nMedian over all {len(per_round['runcast'])} rounds of the per-round CPU overhead: "
-        f"runcast {100 * rounds_ov['runcast']:+.2f}%, TensorBoard {100 * rounds_ov['tb']:+.2f}%."
+        f"runcast {100 * rounds_ov['runcast']:+.2f}%, TensorBoard {100 * rounds_ov['tb']:+.2f}%, "
+        f"control {100 * rounds_ov['control']:+.2f}%."
         f"\nEach block as a run of its own ({len(per_block['plain'])} runs of {args.block} steps "
         "per variant), median run time over the plain runs' median: "
-        f"runcast {100 * runs_ov['runcast']:+.2f}%, TensorBoard {100 * runs_ov['tb']:+.2f}%."
+        f"runcast {100 * runs_ov['runcast']:+.2f}%, TensorBoard {100 * runs_ov['tb']:+.2f}%, "
+        f"control {100 * runs_ov['control']:+.2f}%."
         "\n\n`cpu` is the CPU time of the whole process (training thread + writer thread); `wall` "
         "is elapsed time. On a shared machine both vary by several % between identical blocks."
     )
