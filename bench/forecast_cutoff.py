@@ -23,6 +23,7 @@ budgets. Forecasts are cached in bench/_cache (``--fresh`` recomputes them).
     python bench/forecast_cutoff.py                  # full run (~15 min on 2 cores; cached)
     python bench/forecast_cutoff.py --quick          # mpl 100M + tdlt only, no MCMC
     python bench/forecast_cutoff.py --mcmc-grid --write-calibration
+    python bench/forecast_cutoff.py --speed          # only the same-process timing table
 """
 
 from __future__ import annotations
@@ -215,6 +216,46 @@ def run_mcmc(case: Case, frac: float, walkers: int, steps: int, burn: int) -> Re
         _api.RAW_METHODS["mcmc"] = orig
 
 
+SPEED_CASES = ("mpl/100M/cosine_24000", "tdlt/gpt100m_wsd", "pythia/70m-1")
+
+
+def speed_table(cases: list[Case], repeats: int = 3) -> str:
+    """Time the schedule-free methods side by side, in this process, on the same inputs.
+
+    The tables above time each method where it ran (possibly another process, cached); this one
+    makes the speed ratios against MCMC comparable: for a few runs, cut at 20% and 50%, each
+    method forecasts the same observed curve in turn, and the median of ``repeats`` calls counts
+    (after a warm-up call, so imports and caches are not charged to the first method).
+    """
+    picked = [c for c in cases if any(k in c.name for k in SPEED_CASES)]
+    lines = [
+        "| run | cut-off | pfn ms | ensemble ms | mcmc (Domhan budget) ms | mcmc / pfn | "
+        "mcmc / ensemble |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case in picked:
+        until = case.curve.last_step
+        first = int(case.curve.step[0])
+        for frac in (0.2, 0.5):
+            obs = case.curve.until(int(first + frac * (until - first)))
+            ms: dict[str, float] = {}
+            for method in ("pfn", "ensemble", "mcmc"):
+                n = 1 if method == "mcmc" else repeats
+                runcast.forecast(obs, until, method=method if method != "mcmc" else "pfn")
+                times = []
+                for _ in range(n):
+                    t = time.perf_counter()
+                    runcast.forecast(obs, until, method=method)
+                    times.append(time.perf_counter() - t)
+                ms[method] = 1e3 * float(np.median(times))
+            lines.append(
+                f"| {case.name} | {frac:.0%} | {ms['pfn']:.1f} | {ms['ensemble']:.1f} | "
+                f"{ms['mcmc']:.0f} | {ms['mcmc'] / ms['pfn']:.0f}x | "
+                f"{ms['mcmc'] / ms['ensemble']:.0f}x |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="mpl 100M + tdlt only, no MCMC")
@@ -226,7 +267,14 @@ def main() -> None:
     )
     ap.add_argument("--fresh", action="store_true", help="ignore bench/_cache/forecast_cutoff.pkl")
     ap.add_argument("--write-calibration", action="store_true")
+    ap.add_argument(
+        "--speed", action="store_true", help="only the side-by-side timing table (about 1 min)"
+    )
     args = ap.parse_args()
+    if args.speed:
+        print("### Side by side, same process (median of 3 calls; MCMC 1 call)\n")
+        print(speed_table(load_cases(False)))
+        return
     t0 = time.time()
     cases = load_cases(args.quick) + ([] if args.quick else own_runs())
     print(f"{len(cases)} cases, loaded in {time.time() - t0:.1f}s", file=sys.stderr)
@@ -285,6 +333,9 @@ def main() -> None:
         print(
             f"\n{len(fails)} forecasts failed, e.g. {fails[0].case} {fails[0].method}: {fails[0].failed}"
         )
+    if not args.quick:
+        print("\n### Side by side, same process (median of 3 calls; MCMC 1 call)\n")
+        print(speed_table(cases))
     print(f"\ntotal bench time {time.time() - t0:.0f}s")
     if args.write_calibration:
         models = dict(fit_calibration(recs).models)
