@@ -251,7 +251,7 @@ def eval_forecast_cmd(
                         recs.append(evaluate_case(case, frac, real))
                         bar.advance(task)
         cal = default_calibration()
-        rows = summarize(recs, lambda r: cal.tau(r.method, r.observed))
+        rows = summarize(recs, lambda r: cal.tau(r.method, r.observed, r.features or None))
         failed = [r for r in recs if r.failed]
         if as_json:
             console.print_json(json.dumps([r.__dict__ for r in rows]))
