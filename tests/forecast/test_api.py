@@ -121,3 +121,16 @@ def test_auto_without_a_schedule_prefers_the_pfn_when_installed() -> None:
     # the benchmark's verdict: the learned forecaster beats the ensemble without a schedule
     assert resolve_method("auto", None) == ("pfn" if "pfn" in METHODS else "ensemble")
     assert resolve_method("auto", Schedule.from_spec({"kind": "constant", "peak": 1.0})) == "law"
+
+
+@pytest.mark.parametrize("method", ["ensemble", "pfn", "powerlaw", "last"])
+def test_calibrate_false_gives_the_raw_bands_for_every_method(method: str) -> None:
+    s = np.arange(0, 3001, 25)
+    c = runcast.Curve(s, 2.0 + 5.0 * ((s + 100) / 100.0) ** -0.6)
+    raw = runcast.forecast(c, until=10_000, method=method, calibrate=False)
+    cal = runcast.forecast(c, until=10_000, method=method)
+    # same method, same centre: calibration only rescales the spread (never an unknown option)
+    assert raw.method == cal.method
+    assert raw.final.median == pytest.approx(cal.final.median, rel=0.02)
+    if method != "pfn":
+        assert raw.info["tau"] == 1.0  # the method's own discrepancy scale

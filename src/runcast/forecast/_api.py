@@ -209,12 +209,14 @@ def _run_raw(
     *,
     noise: bool = True,
     seed: int = 0,
+    calibrate: bool = True,
     **opts: Any,
 ) -> Forecast:
     t0 = time.perf_counter()
     raw = raw_forecast(name, curve, until, schedule, seed=seed, **opts)
     frac = raw.prep.last_step / raw.prep.until
-    tau = default_calibration().tau(name, frac, raw.info.get("features"))
+    # calibrate=False: the method's own discrepancy scale (tau = 1), as the PFN's raw bands
+    tau = default_calibration().tau(name, frac, raw.info.get("features")) if calibrate else 1.0
     out = raw.finish(name, tau, noise=noise, seed=seed)
     out.info["seconds"] = round(time.perf_counter() - t0, 5)
     return out
@@ -266,6 +268,8 @@ def forecast(
             False, the noise-free trend (e.g. the smoothed final loss).
         n_paths: sample paths in the forecast.
         seed: seeds the posterior sampling; the same inputs and seed give the same forecast.
+        **opts: method options; every method takes ``calibrate=False`` to skip the shipped
+            calibration (the method's own bands: ``tau = 1``, the PFN's raw spread).
 
     A constant curve gets a flat forecast and a :class:`~runcast.RuncastWarning`.
 
