@@ -134,3 +134,5 @@ def test_calibrate_false_gives_the_raw_bands_for_every_method(method: str) -> No
     assert raw.final.median == pytest.approx(cal.final.median, rel=0.02)
     if method != "pfn":
         assert raw.info["tau"] == 1.0  # the method's own discrepancy scale
+    # every method records what the calibration model saw (the README points users at it)
+    assert cal.info["features"]["log_frac"] == pytest.approx(np.log(3000 / 10_000), abs=0.01)

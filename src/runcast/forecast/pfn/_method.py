@@ -269,10 +269,12 @@ def pfn_forecast(
     schedule = schedule if schedule is not None else curve.schedule
     q = pfn_quantiles(curve, until, schedule, steps=steps, direction=direction, weights=weights)
     spread = 1.0
+    feats = q.calibration_features()
     if calibrate:
         key = calibration_key(schedule)
-        spread = default_calibration().tau(key, q.fraction, q.calibration_features())
+        spread = default_calibration().tau(key, q.fraction, feats)
     out = q.finish(spread, noise=noise, n_paths=n_paths)
+    out.info["features"] = dict(feats)  # what the calibration saw, as the other methods record
     out.info["seconds"] = time.perf_counter() - t0
     return out
 
