@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +38,30 @@ def catalog(shared_data: Path) -> dict[str, Any]:
 def db_path(tmp_path: Path) -> Path:
     """A store path in a fresh temporary folder."""
     return tmp_path / "runcast.db"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _launcher_free_env() -> dict[str, str]:
+    drop = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["OMP_NUM_THREADS"] = "1"  # two ranks on a small machine: no thread oversubscription
+    return env
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """``free_port()`` gives a TCP port no one listens on now (parallel workers each get theirs)."""
+    return _free_port
+
+
+@pytest.fixture(scope="session")
+def launcher_free_env() -> Callable[[], dict[str, str]]:
+    """``launcher_free_env()`` gives this environment, as a new dict, without a launcher's rank
+    and rendezvous variables (the child processes must get theirs from torch or their launcher)
+    and with one OpenMP thread per process."""
+    return _launcher_free_env

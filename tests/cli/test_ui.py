@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -18,16 +19,10 @@ import runcast
 from runcast.cli import app
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_ui_serves_the_store(db_path: Path) -> None:
+def test_ui_serves_the_store(db_path: Path, free_port: Callable[[], int]) -> None:
     with runcast.init(project="u", name="served", db=str(db_path)) as run:
         run.log({"loss": 1.0}, step=0)
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable,
         "-m",

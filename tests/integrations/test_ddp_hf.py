@@ -7,10 +7,9 @@ config (no download) with a stop rule that fires at its first check; no mocks.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,19 +24,12 @@ MAX_STEPS = 30  # the script's budget
 CHECK_EVERY = 6  # its stop rule checks every 6 logs (one log per step)
 
 
-def _free_port() -> int:
-    """A port no one listens on now (parallel pytest workers each get their own)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(200)
-def test_main_process_records_and_every_process_stops_at_its_decision(tmp_path: Path) -> None:
-    drop = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env["OMP_NUM_THREADS"] = "1"  # two ranks on a small machine: no thread oversubscription
+def test_main_process_records_and_every_process_stops_at_its_decision(
+    tmp_path: Path, free_port: Callable[[], int], launcher_free_env: Callable[[], dict[str, str]]
+) -> None:
+    env = launcher_free_env()
     db = tmp_path / "runcast.db"
     torchrun = [sys.executable, "-m", "torch.distributed.run"]
     proc = subprocess.run(
@@ -48,7 +40,7 @@ def test_main_process_records_and_every_process_stops_at_its_decision(tmp_path: 
             "--master_addr",
             "127.0.0.1",
             "--master_port",
-            str(_free_port()),
+            str(free_port()),
             str(SCRIPT),
             str(db),
             str(tmp_path),

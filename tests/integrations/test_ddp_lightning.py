@@ -8,11 +8,10 @@ the ranks' losses differ and the store shows whose were recorded.
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,25 +30,13 @@ SCRIPT = Path(__file__).parent / "_ddp_scripts" / "lightning_fit.py"
 MAX_STEPS = 24  # the script's budget
 
 
-def free_port() -> int:
-    """A port no one listens on now (parallel pytest workers each get their own)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def launcher_free_env() -> dict[str, str]:
-    """This environment without a launcher's rank variables (Lightning sets its own)."""
-    drop = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
-    return {k: v for k, v in os.environ.items() if k not in drop}
-
-
-def _fit(tmp: Path, strategy: str, rule: str) -> tuple[Path, list[dict[str, Any]]]:
+def _fit(
+    tmp: Path, strategy: str, rule: str, env: dict[str, str], port: int
+) -> tuple[Path, list[dict[str, Any]]]:
     db = tmp / "runcast.db"
     # Lightning reads the rendezvous address from these; a free port per test keeps parallel
     # pytest workers apart
-    env = {**launcher_free_env(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    env["OMP_NUM_THREADS"] = "1"  # two ranks on a small machine: no thread oversubscription
+    env = {**env, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), str(db), str(tmp), strategy, rule],
         capture_output=True,
@@ -76,9 +63,13 @@ def _losses(report: dict[str, Any]) -> list[float]:
     ],
 )
 def test_rank_zero_records_and_every_rank_stops_at_its_decision(
-    tmp_path: Path, strategy: str, rule: str
+    tmp_path: Path,
+    strategy: str,
+    rule: str,
+    free_port: Callable[[], int],
+    launcher_free_env: Callable[[], dict[str, str]],
 ) -> None:
-    db, (r0, r1) = _fit(tmp_path, strategy, rule)
+    db, (r0, r1) = _fit(tmp_path, strategy, rule, launcher_free_env(), free_port())
     assert (r0["world_size"], r1["world_size"]) == (2, 2)
     assert (r0["owns_run"], r1["owns_run"]) == (True, False)  # only rank 0 started a run
 

@@ -8,10 +8,9 @@ of it); each test reads one part of what they recorded and reported.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +23,12 @@ pytest.importorskip("torch.distributed")
 SCRIPT = Path(__file__).parent / "_ddp_scripts" / "torch_ranks.py"
 
 
-def free_port() -> int:
-    """A port no one listens on now (parallel pytest workers each get their own)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def launcher_free_env() -> dict[str, str]:
-    """This environment without a launcher's rank variables (the ranks must ask torch)."""
-    drop = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env["OMP_NUM_THREADS"] = "1"  # two ranks on a small machine: no thread oversubscription
-    return env
-
-
 @pytest.fixture(scope="module")
-def ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+def ranks(
+    tmp_path_factory: pytest.TempPathFactory,
+    free_port: Callable[[], int],
+    launcher_free_env: Callable[[], dict[str, str]],
+) -> tuple[Path, list[dict[str, Any]]]:
     out = tmp_path_factory.mktemp("ddp_torch")
     db = out / "runcast.db"
     proc = subprocess.run(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,18 +35,10 @@ CHILD = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _launch(db: Path, zero_only: bool) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    port = str(_free_port())
+def _launch(db: Path, zero_only: bool, env: dict[str, str], port: int) -> list[str]:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(db), port, str(rank), "1" if zero_only else "0"],
+            [sys.executable, "-c", CHILD, str(db), str(port), str(rank), "1" if zero_only else "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -64,10 +55,14 @@ def _launch(db: Path, zero_only: bool) -> list[str]:
 
 
 @pytest.mark.slow
-def test_only_rank_zero_records_under_torch_distributed(tmp_path: Path) -> None:
+def test_only_rank_zero_records_under_torch_distributed(
+    tmp_path: Path,
+    free_port: Callable[[], int],
+    launcher_free_env: Callable[[], dict[str, str]],
+) -> None:
     # (rank_zero_only=False is checked with launcher env vars in test_run.py: cheaper)
     db = tmp_path / "runcast.db"
-    outs = _launch(db, zero_only=True)
+    outs = _launch(db, zero_only=True, env=launcher_free_env(), port=free_port())
     assert outs == ["enabled", "disabled"]
     with open_store(db) as store:
         (info,) = store.runs("ddp")  # one run, from rank 0 only
