@@ -290,7 +290,8 @@ def analog_forecast(
     rng = np.random.default_rng(seed)
     pos = np.full(n_paths, own[0])
     slope = np.full(n_paths, own[1])
-    for a, b in _segments(t, until):
+    segments = _segments(t, until)
+    for a, b in segments:
         feats, moves, sched = [], [], []
         for st, va, completed, lrs in prepared:
             if b >= until:
@@ -348,7 +349,7 @@ def analog_forecast(
         info={
             "n_donors": len(prepared),
             "n_completed": sum(p[2] for p in prepared),
-            "segments": len(_segments(t, until)),
+            "segments": len(segments),
             "log": log,
         },
     )
