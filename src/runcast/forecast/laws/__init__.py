@@ -5,6 +5,9 @@
 * :class:`RuncastLaw`: runcast's own law, the default of ``fit_law(..., law="auto")``: the
   multi-power law's form, fitted with strong priors (a regularised MAP fit).
 
+:func:`fit_law` fits one law to one or several curves; :func:`fit_laws` fits one law per group
+(e.g. per model size) jointly, sharing the shape of the LR response across groups.
+
 Example:
     >>> from runcast.forecast.laws import MultiPowerLaw
     >>> law = MultiPowerLaw.published("25M")
@@ -14,8 +17,18 @@ Example:
 
 from runcast.forecast.laws._base import LAWS, Law, Param
 from runcast.forecast.laws._fit import fit_law
+from runcast.forecast.laws._joint import fit_laws
 from runcast.forecast.laws._momentum import MomentumLaw
 from runcast.forecast.laws._mpl import MultiPowerLaw
 from runcast.forecast.laws._runcast import RuncastLaw
 
-__all__ = ["LAWS", "Law", "MomentumLaw", "MultiPowerLaw", "Param", "RuncastLaw", "fit_law"]
+__all__ = [
+    "LAWS",
+    "Law",
+    "MomentumLaw",
+    "MultiPowerLaw",
+    "Param",
+    "RuncastLaw",
+    "fit_law",
+    "fit_laws",
+]
