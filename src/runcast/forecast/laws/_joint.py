@@ -37,6 +37,7 @@ from runcast.errors import FitError, InvalidInputError, NotEnoughDataError
 from runcast.forecast.laws._areas import FloatArray
 from runcast.forecast.laws._base import DEFAULT_MODEL_ERROR, LAWS, Law, check_fit, lr_grid
 from runcast.forecast.laws._data import FitCurve, prepare_curves
+from runcast.forecast.laws._fit import fit_law, one_blas_thread
 
 # What the multi-power form's laws share by default: the shape of the response to an LR drop.
 DEFAULT_SHARED: dict[str, tuple[str, ...]] = {
@@ -152,7 +153,7 @@ def _solve(
     best = None
     for z0 in starts:
         z0 = np.clip(z0, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), one_blas_thread()():
             try:
                 res = least_squares(
                     fun, z0, jac=jac, bounds=(lo, hi), loss="huber", f_scale=delta,
@@ -241,8 +242,6 @@ def fit_laws(
         >>> bool(err.max() < 3e-3)
         True
     """
-    from runcast.forecast.laws._fit import fit_law
-
     name = "runcast" if law == "auto" else law
     if name not in LAWS:
         raise InvalidInputError(
