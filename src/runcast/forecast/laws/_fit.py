@@ -257,7 +257,29 @@ def fit_law(
         raise InvalidInputError(f"huber_delta must be positive, but got {huber_delta=}.")
     if restarts is not None and restarts < 1:
         raise InvalidInputError(f"restarts must be at least 1, but got {restarts=}.")
-    cls = LAWS[name]
+    return _fit_law(
+        LAWS[name], curves, seed=seed, restarts=restarts, fast=fast, huber_delta=huber_delta,
+        prior_strength=prior_strength, max_points=max_points, min_step=min_step,
+        calibrate=calibrate,
+    )  # fmt: skip
+
+
+def _fit_law(
+    cls: type[Law],
+    curves: Curve | Sequence[Curve],
+    *,
+    seed: int,
+    restarts: int | None,
+    fast: bool,
+    huber_delta: float,
+    prior_strength: float,
+    max_points: int | None,
+    min_step: int | None,
+    calibrate: bool,
+) -> Law:
+    """:func:`fit_law` for a law class, which may be a variant of a public law (e.g. with its
+    priors moved, see ``_joint``); the result is always the public law of ``cls.name``."""
+    name = cls.name
     t0 = time.perf_counter()
     if max_points is None:
         max_points = 128 if fast else 256
@@ -302,7 +324,7 @@ def fit_law(
             RuncastWarning,
             stacklevel=2,
         )
-    return cls(
+    return LAWS[name](
         dict(zip([p.name for p in cls.PARAMS], theta, strict=True)),
         cov=cov,
         noise=noise,

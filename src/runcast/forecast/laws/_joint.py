@@ -7,26 +7,31 @@ alpha``) and the size of its annealing gain (``B``) well, but not the *shape* of
 of three short curves moves them wherever they fit noise best. Across model sizes the shape is
 nearly the same (the multi-power law paper's published fits: ``C`` 2.0-2.1, ``beta`` 0.58-0.60,
 ``gamma`` 0.63-0.66 from 25M to 400M), so users who have runs of several sizes can fit the shape
-once from all of them (partial pooling in its simplest, complete form) and the rest per size.
+once from all of them and the rest per size.
 
-The fit is one Huber least-squares problem on log losses over every group's curves: a parameter
-vector holds each ``shared`` parameter once and every other parameter once per group. The law's
-priors apply once per parameter slot, with runcast's law's strength (``PRIOR_SCALE``).
+Two ways to pool (``pooling=``):
+
+* ``"prior"`` (default): each group is fitted alone, with runcast's law's priors on the shared
+  parameters centred where the joint fit of the *other* groups puts them (empirical Bayes:
+  leave-one-group-out priors). A group's own curves can still move them.
+* ``"shared"``: one Huber least-squares problem on log losses over every group's curves, with a
+  parameter vector that holds each shared parameter once and every other one once per group.
+  The law's priors apply once per parameter slot, with runcast's law's strength.
 
 How the defaults were chosen, by cross-validation on the multi-power law benchmark's three *fit*
 curves of each of 25M, 100M, 400M only (leave one curve out of every size and predict it; fit all
 three cut at step 12000 and predict the rest; mean relative error over sizes, LOCO / horizon):
-one law per size 0.00125 / 0.00109; sharing ``C, beta, gamma`` 0.00116 / 0.00098 (priors x0.3:
-0.00135 / 0.00098; x3: 0.00123 / 0.00096; shared priors weighed once per group: 0.00111 /
-0.00101); sharing ``alpha`` too 0.00129 / 0.00107 (it falls with model size); pulling the three
-toward a common mean instead of sharing them moved nothing (the priors already dominate them).
+one law per size 0.00125 / 0.00109; ``"shared"`` ``C, beta, gamma`` 0.00116 / 0.00098 (priors
+x0.3: 0.00135 / 0.00098; x3: 0.00123 / 0.00096; shared priors weighed once per group: 0.00111 /
+0.00101; ``alpha`` shared too: 0.00129 / 0.00107, as it falls with model size); ``"prior"``
+0.00112 / 0.00092 (prior widths x0.5: 0.00111 / 0.00092; x0.25: 0.00110 / 0.00107).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,7 +42,7 @@ from runcast.errors import FitError, InvalidInputError, NotEnoughDataError
 from runcast.forecast.laws._areas import FloatArray
 from runcast.forecast.laws._base import DEFAULT_MODEL_ERROR, LAWS, Law, check_fit, lr_grid
 from runcast.forecast.laws._data import FitCurve, prepare_curves
-from runcast.forecast.laws._fit import fit_law, one_blas_thread
+from runcast.forecast.laws._fit import _fit_law, fit_law, one_blas_thread
 
 # What the multi-power form's laws share by default: the shape of the response to an LR drop.
 DEFAULT_SHARED: dict[str, tuple[str, ...]] = {
@@ -197,6 +202,7 @@ def fit_laws(
     law: str = "auto",
     *,
     shared: Sequence[str] | None = None,
+    pooling: str = "prior",
     seed: int = 0,
     huber_delta: float = 1e-3,
     prior_strength: float = 1.0,
@@ -207,14 +213,18 @@ def fit_laws(
 
     Use it when you have runs of several model sizes (or datasets, ...): ``groups`` maps a name
     (e.g. ``"25M"``) to that group's curves, each with its schedule. Parameters in ``shared``
-    take one value for all groups, fitted from every curve; the others are fitted per group.
-    With one group it is :func:`fit_law`.
+    are pooled across groups (by default through priors centred on the other groups' fit, see
+    ``pooling``); the others are fitted per group. With one group it is :func:`fit_law`.
 
     Args:
         groups: group name -> a Curve or a list of Curves (as for :func:`fit_law`).
         law: ``"auto"`` (runcast's law), ``"runcast"``, ``"mpl"`` or ``"momentum"``.
         shared: names of the parameters all groups share; default: the shape of the LR
             response (``C, beta, gamma`` for the multi-power laws, ``lam`` for the momentum law).
+        pooling: ``"prior"``: each group is fitted alone, but with its priors on the
+            ``shared`` parameters centred where the *other* groups' joint fit puts them (a
+            group's own curves can still move them); ``"shared"``: the ``shared`` parameters
+            take one value, fitted from every group's curves at once.
         seed: seeds the per-group fits that start the joint one.
         huber_delta: the Huber loss's scale on log-loss residuals (relative error).
         prior_strength: weight of the law's priors (see :func:`fit_law`).
@@ -235,9 +245,11 @@ def fit_laws(
         ...     truth = MultiPowerLaw.published(size)
         ...     return [runcast.Curve(steps, truth.predict(s, steps),
         ...                           schedule=runcast.Schedule.from_spec(s)) for s in specs]
-        >>> laws = fit_laws({"25M": runs("25M"), "400M": runs("400M")}, calibrate=False)
+        >>> groups = {"25M": runs("25M"), "400M": runs("400M")}
+        >>> laws = fit_laws(groups, pooling="shared", calibrate=False)
         >>> laws["25M"].params["beta"] == laws["400M"].params["beta"]  # one shared shape
         True
+        >>> laws = fit_laws(groups, calibrate=False)  # "prior": the 25M fit centres 400M's
         >>> err = np.abs(laws["400M"].predict(specs[0], steps) / runs("400M")[0].value - 1)
         >>> bool(err.max() < 3e-3)
         True
@@ -262,11 +274,13 @@ def fit_laws(
         )
     if huber_delta <= 0 or not np.isfinite(huber_delta):
         raise InvalidInputError(f"huber_delta must be positive, but got {huber_delta=}.")
+    if pooling not in ("shared", "prior"):
+        raise InvalidInputError(f"pooling must be 'shared' or 'prior', but got {pooling=}.")
     t0 = time.perf_counter()
     keys = list(groups)
     data = [prepare_curves(groups[k], max_points=max_points, min_step=None) for k in keys]
-    for key, g in zip(keys, data, strict=True):
-        n = sum(c.steps.size for c in g)
+    for key, grp in zip(keys, data, strict=True):
+        n = sum(c.steps.size for c in grp)
         if n < len(names) - len(share) + 3:
             raise NotEnoughDataError(
                 f"Group {key!r} has {n} points after warmup; the {name} law needs at least "
@@ -277,11 +291,55 @@ def fit_laws(
                 prior_strength=prior_strength, max_points=max_points, calibrate=False)
         for k in keys
     ]  # fmt: skip
+    if pooling == "prior" and len(keys) > 1:
+        laws = {}
+        for g, key in enumerate(keys):
+            rest = [j for j in range(len(keys)) if j != g]
+            if len(rest) == 1:
+                centre = singles[rest[0]].params
+            else:
+                sub = [data[j] for j in rest]
+                lay = Layout.build(cls, len(rest), share)
+                start = _group_starts(cls, [singles[j] for j in rest], lay, share)
+                best = _solve(cls, sub, lay, [start], huber_delta, prior_strength, 300)
+                centre = dict(zip(names, _theta_of(cls, best.x, lay, 0), strict=True))
+            centres = {n: centre[n] for n in share}
+            law_g = _fit_law(
+                centred(cls, centres), groups[key], seed=seed, restarts=None, fast=False,
+                huber_delta=huber_delta, prior_strength=prior_strength, max_points=max_points,
+                min_step=None, calibrate=calibrate,
+            )  # fmt: skip
+            law_g.info.update(
+                group=key, groups=list(keys), shared=list(share), pooling="prior",
+                prior_centres=centres, fit_seconds=time.perf_counter() - t0,
+            )  # fmt: skip
+            laws[key] = law_g
+        return laws
     lay = Layout.build(cls, len(keys), share)
     start = _group_starts(cls, singles, lay, share)
     best = _solve(cls, data, lay, [start], huber_delta, prior_strength, 300)
     errors = _held_out(cls, data, lay, best.x, huber_delta, prior_strength) if calibrate else None
     return _laws_of(cls, keys, data, lay, best, share, errors, time.perf_counter() - t0)
+
+
+def centred(law: type[Law], centres: Mapping[str, float]) -> type[Law]:
+    """A variant of ``law`` whose priors on ``centres``' parameters sit at the given values
+    (their widths unchanged); it fits like ``law`` and its fits return a ``law``.
+
+    Example:
+        >>> from runcast.forecast.laws import RuncastLaw
+        >>> var = centred(RuncastLaw, {"gamma": 0.5})
+        >>> [p.prior for p in var.PARAMS if p.name == "gamma"], var.name
+        ([(0.5, 0.3)], 'runcast')
+    """
+    params = []
+    for p in law.PARAMS:
+        if p.name in centres:
+            sd = p.prior[1] if p.prior is not None else 1.0
+            p = replace(p, prior=(p.to_z(float(centres[p.name])), sd))
+        params.append(p)
+    # no ``name`` of its own: the variant stays out of the LAWS registry (see Law)
+    return type(f"Centred{law.__name__}", (law,), {"PARAMS": tuple(params)})
 
 
 def _held_out(
