@@ -7,7 +7,7 @@ import pytest
 
 from runcast import Curve, Schedule
 from runcast.errors import InvalidCurveError, RuncastWarning, ScheduleError
-from runcast.forecast.laws._data import bin_curve, first_fit_step, prepare_curves, warmup_end
+from runcast.forecast.laws._data import bin_curve, prepare_curves, warmup_end
 
 SPEC = {"kind": "cosine", "peak": 1e-3, "end": 1e-4, "warmup": 100, "total": 2000}
 
@@ -20,30 +20,6 @@ def _curve(n: int = 2000, schedule: Schedule | None = None) -> Curve:
 def test_warmup_end_finds_the_first_step_at_peak() -> None:
     # linspace(0, peak, 100) reaches 99% of the peak at index 99
     assert warmup_end(Schedule.from_spec(SPEC).array()) == 99
-
-
-@pytest.mark.parametrize(
-    ("last", "settle", "first"),
-    [
-        (1999, 0.0, 99),  # warmup end (1% of 1999 steps is earlier)
-        (19999, 0.0, 199),  # 1% of the steps, past warmup's end
-        (1999, 0.25, 124),  # a quarter of warmup's length more: round(1.25 * 99)
-        (1999, 1.0, 198),
-        (139, 1.0, 119),  # a short curve keeps half its post-warmup steps: 99 + 40 // 2
-    ],
-)
-def test_first_fit_step(last: int, settle: float, first: int) -> None:
-    lrs = Schedule.from_spec({**SPEC, "total": last + 1}).array()
-    assert first_fit_step(lrs, last, settle) == first
-
-
-def test_settle_drops_the_first_points() -> None:
-    curve = _curve(schedule=Schedule.from_spec(SPEC))
-    (plain,) = prepare_curves(curve, max_points=5000, min_step=None)
-    (settled,) = prepare_curves(curve, max_points=5000, min_step=None, settle=0.25)
-    # the same curve, fitted from step 124 instead of 99
-    assert plain.steps[0] == 99 and settled.steps[0] == 124
-    assert plain.steps.size - settled.steps.size == 25
 
 
 def test_bin_curve_keeps_short_curves_and_averages_long_ones() -> None:

@@ -171,8 +171,6 @@ class Law:
     PARAMS: ClassVar[tuple[Param, ...]] = ()
     # how much stronger than ``fit_law(prior_strength=...)`` this law's priors weigh in a fit
     PRIOR_SCALE: ClassVar[float] = 1.0
-    # how much of the warmup's length a fit skips after it (see ``_data.first_fit_step``)
-    SETTLE_AFTER_WARMUP: ClassVar[float] = 0.0
 
     def __init__(
         self,

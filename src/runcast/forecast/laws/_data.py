@@ -68,35 +68,10 @@ def bin_curve(steps: IntArray, values: FloatArray, max_points: int) -> tuple[Int
     return out_steps, mean_val
 
 
-def first_fit_step(lrs: FloatArray, last: int, settle: float = 0.0) -> int:
-    """The first step a law is fitted on: after warmup, the first 1% of steps, and ``settle``
-    times the warmup's length more, while keeping at least half of the post-warmup steps.
-
-    The loss just after warmup still falls faster than any area law says (the optimizer is
-    settling at the peak LR); ``settle`` lets a law skip that transient (runcast's law: 0.25).
-
-    Example:
-        >>> lrs = np.r_[np.linspace(0, 1, 100), np.ones(900)]
-        >>> first_fit_step(lrs, 999), first_fit_step(lrs, 999, 0.25), first_fit_step(lrs, 130, 1.0)
-        (99, 124, 114)
-    """
-    end = warmup_end(lrs)
-    first = max(end, int(0.01 * last))
-    return max(first, min(round((1.0 + settle) * end), end + (last - end) // 2))
-
-
 def prepare_curves(
-    curves: Curve | Sequence[Curve],
-    *,
-    max_points: int,
-    min_step: int | None,
-    settle: float = 0.0,
+    curves: Curve | Sequence[Curve], *, max_points: int, min_step: int | None
 ) -> list[FitCurve]:
-    """Check and bin the curves of a fit; every problem raises with what to do.
-
-    Without ``min_step`` each curve is fitted from :func:`first_fit_step` (``settle`` is its
-    argument: how much of the warmup's length to skip after it).
-    """
+    """Check and bin the curves of a fit; every problem raises with what to do."""
     if isinstance(curves, Curve):
         curves = [curves]
     if not isinstance(curves, Sequence) or not curves:
@@ -138,7 +113,9 @@ def prepare_curves(
                 f"is shorter than the curve. Give the schedule's real total (>= {last + 1})."
             )
         lrs = schedule_lrs(sched, last)
-        first = first_fit_step(lrs, last, settle) if min_step is None else int(min_step)
+        first = warmup_end(lrs) if min_step is None else int(min_step)
+        if min_step is None:
+            first = max(first, int(0.01 * last))
         keep = curve.step >= first
         keep &= np.cumsum(lrs)[curve.step] > 0
         steps, values = curve.step[keep], curve.value[keep]

@@ -285,9 +285,7 @@ def _fit_law(
         max_points = 128 if fast else 256
     if max_points < 8:
         raise InvalidInputError(f"max_points must be at least 8, but got {max_points=}.")
-    data = prepare_curves(
-        curves, max_points=max_points, min_step=min_step, settle=cls.SETTLE_AFTER_WARMUP
-    )
+    data = prepare_curves(curves, max_points=max_points, min_step=min_step)
     n = sum(c.steps.size for c in data)
     k = len(cls.PARAMS)
     if n < k + 3:

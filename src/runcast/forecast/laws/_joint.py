@@ -24,9 +24,7 @@ three cut at step 12000 and predict the rest; mean relative error over sizes, LO
 one law per size 0.00125 / 0.00109; ``"shared"`` ``C, beta, gamma`` 0.00116 / 0.00098 (priors
 x0.3: 0.00135 / 0.00098; x3: 0.00123 / 0.00096; shared priors weighed once per group: 0.00111 /
 0.00101; ``alpha`` shared too: 0.00129 / 0.00107, as it falls with model size); ``"prior"``
-0.00112 / 0.00092 (prior widths x0.5: 0.00111 / 0.00092; x0.25: 0.00110 / 0.00107). With
-runcast's law fitted from a quarter of the warmup's length after warmup (see ``_runcast``): per
-size 0.00120 / 0.00093, ``"shared"`` 0.00114 / 0.00083, ``"prior"`` 0.00111 / 0.00077.
+0.00112 / 0.00092 (prior widths x0.5: 0.00111 / 0.00092; x0.25: 0.00110 / 0.00107).
 """
 
 from __future__ import annotations
@@ -280,12 +278,7 @@ def fit_laws(
         raise InvalidInputError(f"pooling must be 'shared' or 'prior', but got {pooling=}.")
     t0 = time.perf_counter()
     keys = list(groups)
-    data = [
-        prepare_curves(
-            groups[k], max_points=max_points, min_step=None, settle=cls.SETTLE_AFTER_WARMUP
-        )
-        for k in keys
-    ]
+    data = [prepare_curves(groups[k], max_points=max_points, min_step=None) for k in keys]
     for key, grp in zip(keys, data, strict=True):
         n = sum(c.steps.size for c in grp)
         if n < len(names) - len(share) + 3:

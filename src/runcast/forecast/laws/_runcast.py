@@ -19,11 +19,10 @@ and on independent per-step runs (tdlt: fit two schedules, predict the third); t
 six predict curves were never used for it. Scales 20-30 were best and flat; 10 and 100 worse
 (bench/schedule_transfer.py prints the selection table).
 
-It also skips a quarter of the warmup's length after warmup (``SETTLE_AFTER_WARMUP``): just
-after warmup the loss still falls faster than the area power law allows, and those first points
-bend ``L0, A, alpha``. Chosen the same way (mean LOCO / horizon error over the three sizes):
-fitting from step 2160 (warmup end) 0.00125 / 0.00109; from 2500 0.00119 / 0.00097; 2700 (x1.25)
-0.00121 / 0.00093; 3000 0.00123 / 0.00094; 3300 0.00124 / 0.00102; 4000 0.00128 / 0.00121.
+Tried and not used: fitting from a quarter of the warmup's length after warmup (the loss just
+after warmup falls faster than the area law allows). It lowered the mean LOCO / horizon errors
+(0.00120 / 0.00093 vs 0.00125 / 0.00109) but raised the worst LOCO error at 25M from 0.0105 to
+0.0147: the skipped points, extrapolated back, are then the worst predicted.
 """
 
 from __future__ import annotations
@@ -33,12 +32,10 @@ from typing import ClassVar
 from runcast.forecast.laws._mpl import MultiPowerLaw
 
 PRIOR_SCALE = 30.0
-SETTLE = 0.25
 
 
 class RuncastLaw(MultiPowerLaw):
-    """runcast's law: the multi-power law with priors ``PRIOR_SCALE`` times stronger in the fit,
-    fitted from a quarter of the warmup's length after warmup.
+    """runcast's law: the multi-power law with priors ``PRIOR_SCALE`` times stronger in the fit.
 
     Parameters are the multi-power law's: L0, A, alpha, B, C, beta, gamma.
 
@@ -60,4 +57,3 @@ class RuncastLaw(MultiPowerLaw):
     name: ClassVar[str] = "runcast"
     summary: ClassVar[str] = "multi-power law form, fitted with strong priors (runcast)"
     PRIOR_SCALE: ClassVar[float] = PRIOR_SCALE
-    SETTLE_AFTER_WARMUP: ClassVar[float] = SETTLE
