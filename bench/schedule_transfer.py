@@ -37,7 +37,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from runcast import Curve, Schedule
-from runcast.forecast.laws import Law, MultiPowerLaw, fit_law
+from runcast.forecast.laws import Law, MultiPowerLaw, fit_law, fit_laws
 from runcast.forecast.laws._base import stack_eval
 from runcast.forecast.laws._data import prepare_curves
 
@@ -57,6 +57,13 @@ PREDICT = (
 )
 LAW_ROWS = (("momentum law (runcast fit)", "momentum"), ("MPL (runcast fit)", "mpl"))
 PAPER_ROW = "MPL (paper's procedure, reimplemented)"
+SIZES = ("25M", "100M", "400M")
+# runcast's procedure when runs of several sizes are available: fit_laws over the three sizes'
+# *fit* curves (never a predict file), one law per size
+JOINT_ROWS = (
+    ("runcast's law, sizes pooled (fit_laws, prior)", "prior"),
+    ("runcast's law, sizes pooled (fit_laws, shared)", "shared"),
+)
 # prior scales of the multi-power law tried for runcast's law (it uses 30): selection table only
 PRIOR_SWEEP = (10.0, 100.0)
 
@@ -103,6 +110,7 @@ def coverage(law: Law, curve: Curve, level: float = 0.8) -> float:
 
 HORIZON_CUT = 12000
 Fitter = Any  # (curves, calibrate) -> Law
+GroupFitter = Any  # ({size: curves}, calibrate) -> {size: Law}
 
 
 def paper_fit(curves: list[Curve], calibrate: bool = False) -> Law:
@@ -124,7 +132,7 @@ def paper_fit(curves: list[Curve], calibrate: bool = False) -> Law:
 
     def surrogate(z: np.ndarray) -> np.ndarray:
         l0, a, alpha, b = np.exp(z)
-        return y - np.log(np.maximum(l0 + a * np.exp(-alpha * log_s1) + b * eta, 1e-9))
+        return np.asarray(y - np.log(np.maximum(l0 + a * np.exp(-alpha * log_s1) + b * eta, 1e-9)))
 
     lo = float(np.exp(y).min())
     best_s = None
@@ -173,6 +181,24 @@ def by_name(name: str, **kwargs: Any) -> Fitter:
     return fit
 
 
+def pooled(pooling: str) -> GroupFitter:
+    """A fitter of ``fit_laws({size: curves}, pooling=pooling)``: all sizes at once."""
+
+    def fit(groups: dict[str, list[Curve]], calibrate: bool = False) -> dict[str, Law]:
+        return fit_laws(groups, pooling=pooling, calibrate=calibrate)
+
+    return fit
+
+
+def per_size(fit: Fitter) -> GroupFitter:
+    """A one-size fitter applied to each size on its own."""
+
+    def fit_all(groups: dict[str, list[Curve]], calibrate: bool = False) -> dict[str, Law]:
+        return {size: fit(cs, calibrate=calibrate) for size, cs in groups.items()}
+
+    return fit_all
+
+
 def mean_rel_error(law: Law, curve: Curve) -> float:
     """Mean of |loss - prediction| / loss over the curve's points."""
     return float(np.mean(rel_errors(law, curve)))
@@ -190,52 +216,71 @@ def tdlt_loco(fit: Fitter) -> list[float]:
     return out
 
 
-def selection_cv(rows: list[tuple[str, Fitter]]) -> None:
+def selection_cv(rows: list[tuple[str, GroupFitter, Fitter | None]]) -> None:
     """Table 0: cross-validation on the fit curves and tdlt; the predict files are never read."""
     print("## Selection: cross-validation on the three fit curves (and tdlt) only\n")
     print("LOCO: fit two of cosine_24000, constant_24000, wsdcon_9 and predict the third (mean")
     print(
         f"relative error, averaged over the three). Horizon: fit all three cut at step {HORIZON_CUT}"
     )
-    print("and predict their later points. tdlt LOCO: fit two of the tdlt runs (cosine, WSD,")
-    print("8-1-1), predict the third. Lower is better; mean = average over the sizes.\n")
+    print("and predict their later points. Worst LOCO: the largest per-point error of any held-out")
+    print("curve. tdlt LOCO: fit two of the tdlt runs (cosine, WSD, 8-1-1), predict the third")
+    print("(one model size: no pooling across sizes there). Lower is better; mean = over sizes.")
+    print("Pooled rows fit the three sizes' (remaining) fit curves together in every fold.\n")
     print("| law | LOCO 25M | LOCO 100M | LOCO 400M | horizon 25M | horizon 100M | horizon 400M "
-          "| mean LOCO | mean horizon | tdlt LOCO |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    curves = {size: mpl_curves(size) for size in ("25M", "100M", "400M")}
-    for label, fit in rows:
-        loco, horizon = [], []
-        for cs in curves.values():
-            fits = [cs[f] for f in FIT]
-            errs = []
-            for i, held in enumerate(fits):
-                law = fit([c for j, c in enumerate(fits) if j != i])
-                errs.append(mean_rel_error(law, held))
-            loco.append(float(np.mean(errs)))
-            law = fit([c.until(HORIZON_CUT - 1) for c in fits])
+          "| mean LOCO | mean horizon | worst LOCO 25M/100M/400M | tdlt LOCO |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    curves = {size: mpl_curves(size) for size in SIZES}
+    fits = {size: [cs[f] for f in FIT] for size, cs in curves.items()}
+    for label, fit, single in rows:
+        loco: dict[str, list[float]] = {size: [] for size in SIZES}
+        worst: dict[str, float] = {size: 0.0 for size in SIZES}
+        for i in range(len(FIT)):
+            laws = fit({size: [c for j, c in enumerate(fs) if j != i] for size, fs in fits.items()})
+            for size, fs in fits.items():
+                errs = rel_errors(laws[size], fs[i])
+                loco[size].append(float(errs.mean()))
+                worst[size] = max(worst[size], float(errs.max()))
+        laws = fit({size: [c.until(HORIZON_CUT - 1) for c in fs] for size, fs in fits.items()})
+        horizon = []
+        for size, fs in fits.items():
             later = []
-            for c in fits:
+            for c in fs:
                 rest = c.step >= HORIZON_CUT
                 later.append(
-                    mean_rel_error(law, Curve(c.step[rest], c.value[rest], schedule=c.schedule))
+                    mean_rel_error(
+                        laws[size], Curve(c.step[rest], c.value[rest], schedule=c.schedule)
+                    )
                 )
             horizon.append(float(np.mean(later)))
-        tdlt = float(np.mean(tdlt_loco(fit)))
-        cells = " | ".join(f"{v:.5f}" for v in [*loco, *horizon])
-        print(f"| {label} | {cells} | {np.mean(loco):.5f} | {np.mean(horizon):.5f} | {tdlt:.5f} |")
+        mean_loco = [float(np.mean(loco[size])) for size in SIZES]
+        tdlt = f"{np.mean(tdlt_loco(single)):.5f}" if single is not None else "-"
+        cells = " | ".join(f"{v:.5f}" for v in [*mean_loco, *horizon])
+        worst_s = " / ".join(f"{worst[size]:.4f}" for size in SIZES)
+        print(
+            f"| {label} | {cells} | {np.mean(mean_loco):.5f} | {np.mean(horizon):.5f} "
+            f"| {worst_s} | {tdlt} |"
+        )
         sys.stdout.flush()
     print()
 
 
-def mpl_benchmark(rows: list[tuple[str, Fitter]]) -> None:
-    """Table 1: PredE / WorstE per size and law, fit times, band coverage."""
+def mpl_benchmark(rows: list[tuple[str, Fitter]], joint: list[tuple[str, GroupFitter]]) -> None:
+    """Table 1: PredE / WorstE per size and law, fit times, band coverage; ``joint`` rows fit
+    all sizes' fit curves at once (their fit time covers the three sizes)."""
     print("## MPL paper benchmark (fit: cosine_24000, constant_24000, wsdcon_9; predict 6)\n")
     print("WorstE = the largest per-point error over the six files; WorstE (repo) = the mean over")
     print("files of each file's largest error, as the paper's repository computes it.\n")
     print("| size | law | PredE | WorstE | WorstE (repo) | fit time (s) | 80% band coverage |")
     print("|---|---|---|---|---|---|---|")
-    for size in ("25M", "100M", "400M"):
-        curves = mpl_curves(size)
+    all_curves = {size: mpl_curves(size) for size in SIZES}
+    pooled_laws: list[tuple[str, dict[str, Law], float]] = []
+    for label, fit in joint:
+        t0 = time.perf_counter()
+        laws = fit({size: [cs[f] for f in FIT] for size, cs in all_curves.items()}, calibrate=True)
+        pooled_laws.append((label, laws, time.perf_counter() - t0))
+    for size in SIZES:
+        curves = all_curves[size]
         fitted: list[tuple[str, Law, float]] = [
             ("MPL (published params)", MultiPowerLaw.published(size), 0.0)
         ]
@@ -243,6 +288,8 @@ def mpl_benchmark(rows: list[tuple[str, Fitter]]) -> None:
             t0 = time.perf_counter()
             law = fit([curves[f] for f in FIT], calibrate=True)
             fitted.append((label, law, time.perf_counter() - t0))
+        # the pooled fit's time is for all three sizes at once
+        fitted.extend((label, laws[size], secs) for label, laws, secs in pooled_laws)
         for label, law, secs in fitted:
             errs = [rel_errors(law, curves[f]) for f in PREDICT]
             pred_e = float(np.mean([e.mean() for e in errs]))
@@ -359,10 +406,15 @@ def main() -> None:
     laws = [(label, by_name(name)) for label, name in LAW_ROWS]
     laws.append(("runcast's law (auto)", by_name("auto")))
     sweep = [(f"MPL, priors x{k:g}", by_name("mpl", prior_strength=k)) for k in PRIOR_SWEEP]
-    selection_cv([*laws[:2], *sweep, laws[2], (PAPER_ROW, paper_fit)])
+    singles = [*laws[:2], *sweep, laws[2], (PAPER_ROW, paper_fit)]
+    joint = [(label, pooled(mode)) for label, mode in JOINT_ROWS]
+    selection_cv(
+        [(label, per_size(fit), fit) for label, fit in singles]
+        + [(label, fit, None) for label, fit in joint]
+    )
     if args.cv_only:
         return
-    mpl_benchmark([*laws, (PAPER_ROW, paper_fit)])
+    mpl_benchmark([*laws, (PAPER_ROW, paper_fit)], joint)
     tdlt_benchmark([*laws, (PAPER_ROW, paper_fit)])
     partial_benchmark([(label, name) for label, name in LAW_ROWS] + [("runcast's law", "auto")])
 
