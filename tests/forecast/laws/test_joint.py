@@ -128,15 +128,24 @@ def test_recovers_a_shared_shape_and_transfers(pooling: str) -> None:
         assert type(law) is MultiPowerLaw  # a public law, whatever variant fitted it
 
 
-def test_each_law_forecasts_and_round_trips() -> None:
-    laws = fit_laws(groups_of(5e-4), "auto", calibrate=False)
+@pytest.mark.parametrize("name", ["auto", "mpl", "momentum"])
+@pytest.mark.parametrize("pooling", ["shared", "prior"])
+def test_each_law_forecasts_and_round_trips(name: str, pooling: str) -> None:
+    laws = fit_laws(groups_of(5e-4), name, pooling=pooling, calibrate=False)
     law = laws["big"]
+    # each group gets the public law it asked for (auto is runcast's law)
+    assert law.name == ("runcast" if name == "auto" else name) and type(law).__name__ in (
+        "RuncastLaw",
+        "MultiPowerLaw",
+        "MomentumLaw",
+    )
     fc = law.forecast(WSD, [6000, 11999], n_paths=200)
     lo, hi = fc.final.interval(0.8)
     # the marginal covariance from the joint fit gives a real, non-degenerate band
     assert lo < fc.final.median < hi and hi - lo > 1e-4
     back = Law.from_dict(law.to_dict())
     assert back.params == law.params and back.info["groups"] == ["small", "big"]
+    assert back.info["pooling"] == pooling
 
 
 @pytest.mark.parametrize(

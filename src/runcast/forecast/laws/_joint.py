@@ -405,6 +405,7 @@ def _laws_of(
             "group": key,
             "groups": list(keys),
             "shared": list(shared),
+            "pooling": "shared",
             "fit_seconds": seconds,
         }
         model_error = DEFAULT_MODEL_ERROR
