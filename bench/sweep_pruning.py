@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ class Replay(NamedTuple):
     compute: int  # steps trained, summed over trials
     final: float  # final loss of the configuration the policy picks
     completed: int  # trials run to the end
+    used: tuple[int, ...] = ()  # steps trained by each trial, in the order's order
+    reasons: tuple[str, ...] = ()  # the pruner's last decision on each trial ("" if none)
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,7 @@ def replay_optuna(
         study_name="sweep-replay", direction="minimize", pruner=make_pruner()
     )
     compute = completed = 0
+    spent: list[int] = []
     for key in order:
         trial = study.ask()
         trial.set_user_attr("runcast_total_steps", TOTAL)
@@ -236,7 +240,10 @@ def replay_optuna(
         else:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             compute += used
-    return Replay(compute, float(study.best_value), completed)
+        spent.append(TOTAL if used is None else used)
+    decisions = getattr(study.pruner, "decisions", {})
+    reasons = tuple(str(decisions.get(i, "")) for i in range(len(order)))
+    return Replay(compute, float(study.best_value), completed, tuple(spent), reasons)
 
 
 def replay_records(order: list[str], curves: Curves, at: int) -> Replay:
@@ -251,6 +258,94 @@ def replay_records(order: list[str], curves: Curves, at: int) -> Replay:
         else:
             compute += at
     return Replay(compute, best, completed)
+
+
+def records(order: list[str], curves: Curves) -> set[str]:
+    """The trials that, in this order, end below every trial before them (the oracle's set)."""
+    best, out = math.inf, set()
+    for key in order:
+        final = float(curves[key][1][-1])
+        if final < best:
+            best = final
+            out.add(key)
+    return out
+
+
+def short(reason: str) -> str:
+    """A prune decision's reason without the parts every row repeats."""
+    return re.sub(r" at step \d+ \(\w+ forecast\)| < threshold [\d.]+$", "", reason)
+
+
+def breakdown(orders: list[list[str]], results: list[Replay], curves: Curves, best: float) -> str:
+    """Where a policy's compute goes, per order and summed, against the records oracle."""
+    full = len(curves) * TOTAL
+    lines = [
+        "| order | compute | regret | oracle (others stop at 20 / 40) | records completed | "
+        "other trials completed | pruned trials | mean steps per pruned trial | "
+        "pruned after step 500 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    parts = dict.fromkeys(
+        (
+            "records run to the end",
+            "other trials run to the end",
+            "pruned trials: first 20 steps",
+            "pruned trials: steps 20-500",
+            "pruned trials: steps after 500",
+        ),
+        0.0,
+    )
+    cost: dict[str, list[int]] = {}  # steps each non-record trial took beyond 20, per order
+    why: dict[str, str] = {}
+    for j, (order, r) in enumerate(zip(orders, results, strict=True)):
+        rec = records(order, curves)
+        pruned = [u for u in r.used if u < TOTAL]
+        done_rec = sum(u == TOTAL and k in rec for k, u in zip(order, r.used, strict=True))
+        done_other = sum(u == TOTAL and k not in rec for k, u in zip(order, r.used, strict=True))
+        late = sum(u >= 500 for u in pruned)
+        o20, o40 = (replay_records(order, curves, at).compute / full for at in (20, 40))
+        lines.append(
+            f"| {j} | {r.compute / full:.1%} | {(r.final - best) / best:.2%} | "
+            f"{o20:.1%} / {o40:.1%} | {done_rec}/{len(rec)} | {done_other} | {len(pruned)} | "
+            f"{np.mean(pruned) if pruned else 0:.0f} | {late} |"
+        )
+        parts["records run to the end"] += done_rec * TOTAL
+        parts["other trials run to the end"] += done_other * TOTAL
+        for k, u, reason in zip(order, r.used, r.reasons or [""] * len(order), strict=True):
+            if u < TOTAL:
+                parts["pruned trials: first 20 steps"] += min(u, 20)
+                parts["pruned trials: steps 20-500"] += min(max(u - 20, 0), 480)
+                parts["pruned trials: steps after 500"] += max(u - 500, 0)
+            if k not in rec:
+                cost.setdefault(k, []).append(u)
+                if u < TOTAL and u >= max([v for v in cost[k] if v < TOTAL], default=0):
+                    why[k] = reason
+    n = len(orders)
+    lines += [
+        "",
+        "| where the compute goes (mean over orders) | share of the full sweep |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {v / n / full:.1%} |" for k, v in parts.items()]
+    lines += [
+        "",
+        "Costliest trials that were not records (steps beyond 20, summed over orders), and the "
+        "forecast at their latest prune:",
+        "",
+        "| trial | final loss | share of all orders' compute | times run to the end | "
+        "mean steps when pruned | last prune decision |",
+        "|---|---|---|---|---|---|",
+    ]
+    top = sorted(cost, key=lambda k: -sum(max(u - 20, 0) for u in cost[k]))[:8]
+    for k in top:
+        us = cost[k]
+        stopped = [u for u in us if u < TOTAL]
+        lines.append(
+            f"| {k} | {curves[k][1][-1]:.4f} | "
+            f"{sum(max(u - 20, 0) for u in us) / n / full:.2%} | {us.count(TOTAL)} | "
+            f"{f'{np.mean(stopped):.0f}' if stopped else '–'} | {short(why.get(k, ''))} |"
+        )
+    return "\n".join(lines)
 
 
 def replay_topk(k: int, curves: Curves) -> Replay:
@@ -388,9 +483,12 @@ def main() -> None:
         row("full sweep", "no pruning", {**full, "regret": 0.0, "regret_max": 0.0, "within1": 1.0}),
     ]
 
+    replays: dict[str, list[Replay]] = {}
+
     def evaluate(name: str, settings: str, make: Callable[[], Any], **kw: Any) -> dict[str, float]:
         t0 = time.perf_counter()
         res = [replay_optuna(make, o, curves, **kw) for o in orders]
+        replays[settings] = res
         s = summarise(res, n, best)
         s["secs"] = time.perf_counter() - t0
         lines.append(row(name, settings, s))
@@ -408,16 +506,19 @@ def main() -> None:
     )
     print(f"  runcast pruner replayed in {ours['secs']:.0f} s")
     variants = [("defaults", ours)]
+    one = {**ours_kw, "n_warmup_reports": 1}
     for label, kw, sp in (
         ("threshold 0.1", {**ours_kw, "threshold": 0.1}, specs),
         ("threshold 0.2", {**ours_kw, "threshold": 0.2}, specs),
-        ("no schedules given (auto: shift forecast)", ours_kw, None),
-        ("analog forecast, no schedules given", {**ours_kw, "peer_method": "analog"}, None),
+        ("1 report of warm-up", one, specs),
+        # the setting with the best ASHA ratio on the selection orders (seed 12345): 1.53x there
+        ("1 report of warm-up, threshold 0.1", {**one, "threshold": 0.1}, specs),
         (
-            "before (shift forecast, n_warmup_steps 40)",
-            {**ours_kw, "peer_method": "shift", "n_warmup_steps": 40},
-            None,
+            "no evaluation noise in the analog forecast (as before)",
+            {**ours_kw, "peer_options": {"noise": 0.0}},
+            specs,
         ),
+        ("no schedules given (auto: shift forecast)", ours_kw, None),
     ):
         s = evaluate(
             "runcast ForecastPruner",
@@ -468,6 +569,7 @@ def main() -> None:
             min_resource=mr, reduction_factor=eta, min_early_stopping_rate=rate
         )
         res = [replay_optuna(make, o, curves) for o in orders]
+        replays[f"asha {mr} {eta} {rate}"] = res
         asha.append(
             (
                 f"min_resource={mr}, reduction_factor={eta}, min_early_stopping_rate={rate}",
@@ -510,6 +612,14 @@ def main() -> None:
             f"reaching it: {settings}, {a['compute']:.1%} (regret {a['regret']:.2%}). "
             f"ASHA / runcast = {ratio:.2f}x: {'met' if ratio >= 1.5 else 'NOT met'}."
         )
+    print("\n### Where runcast's compute goes (defaults, per order)\n")
+    print(breakdown(orders, replays["defaults, schedules given"], curves, best))
+    match = asha_match(ours["regret"], asha)
+    if match is not None:
+        # the same accounting for the anchor runcast is compared with
+        nums = [int(x.split("=")[1]) for x in match[0].split(", ")]
+        print(f"\n### Where ASHA's compute goes ({match[0]}, the cheapest matching runcast)\n")
+        print(breakdown(orders, replays["asha {} {} {}".format(*nums)], curves, best))
     print("\nASHA grid (all 36, by compute):\n")
     print("| settings | compute | mean regret | worst regret | orders within 1% |")
     print("|---|---|---|---|---|")

@@ -162,11 +162,11 @@ def test_analog_smoothing_and_min_donors() -> None:
 def test_analog_is_repeatable_and_handles_accuracy() -> None:
     acc = [(Curve(G, 0.9 - 0.5 * _decay(1.0, 0.5)), True)]
     trial = Curve(G[:5], 0.8 - 0.5 * _decay(1.0, 0.5)[:5])
-    f = analog_forecast(trial, 400, acc, direction="up", window=1)
+    f = analog_forecast(trial, 400, acc, direction="up", window=1, noise=0.0)
     # raw units for an accuracy: it gains what the donor gained from step 50 on
     gain = (0.9 - 0.5 * _decay(1.0, 0.5)[-1]) - (0.9 - 0.5 * _decay(1.0, 0.5)[4])
     assert f.info["log"] is False and f.final.median == pytest.approx(trial.value[-1] + gain)
-    g = analog_forecast(trial, 400, acc, direction="up", window=1)
+    g = analog_forecast(trial, 400, acc, direction="up", window=1, noise=0.0)
     assert np.array_equal(f.samples, g.samples)  # seeded: the same decision every time
 
 
@@ -180,3 +180,20 @@ def test_analog_errors() -> None:
         analog_forecast(trial, 400, done, donor_schedules=[None, None])
     with pytest.raises(InvalidInputError, match="bandwidth"):
         analog_forecast(trial, 400, done, bandwidth=0.0)
+
+
+@pytest.mark.parametrize("sd", [0.01, 0.05])
+def test_analog_final_value_carries_the_evaluation_noise(sd: float) -> None:
+    # one completed donor: every path follows it, so without the noise term the forecast is a
+    # point and a trial a hair from the best would be pruned with certainty
+    rng = np.random.default_rng(3)
+    donor = _decay(1.0, 0.5) * np.exp(sd * rng.standard_normal(G.size))
+    trial = Curve(G[:30], _decay(1.0, 0.5)[:30])
+    point = analog_forecast(trial, 400, [(Curve(G, donor), True)], window=1, noise=0.0)
+    noisy = analog_forecast(trial, 400, [(Curve(G, donor), True)], window=1, n_paths=2000)
+    assert np.ptp(np.log(point.samples)) == pytest.approx(0.0, abs=1e-12)
+    # the log spread is about the donor's scatter (estimated from its last 8 points)
+    assert 0.3 * sd < float(np.std(np.log(noisy.samples))) < 2.5 * sd
+    # a smooth donor (no scatter about its trend) adds nothing
+    smooth = analog_forecast(trial, 400, [(Curve(G, _decay(1.0, 0.5)), True)], window=1)
+    assert np.ptp(np.log(smooth.samples)) == pytest.approx(0.0, abs=1e-9)

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from runcast._optional import require
@@ -68,6 +69,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
             ``"runcast_schedule"`` spec when it has one.
         peer_method: ``"auto"`` (analog with a schedule, else shift), ``"analog"`` or
             ``"shift"`` (see :class:`runcast.steer.PruneRule`).
+        peer_options: more keyword arguments of :func:`runcast.steer.analog_forecast` (its
+            kernel widths, ``mix``, ``noise``), to change its defaults.
         forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
 
     Example:
@@ -87,6 +90,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         min_points: int = 5,
         use_peers: bool = True,
         peer_method: PeerMethod = "auto",
+        peer_options: Mapping[str, Any] | None = None,
         forecaster: Forecaster | None = None,
     ) -> None:
         if total_steps is not None and total_steps < 1:
@@ -104,6 +108,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
             forecaster=forecaster,
             use_peers=use_peers,
             peer_method=peer_method,
+            peer_options=dict(peer_options or {}),
         )
         self._last_checked: dict[int, int] = {}
         self._schedules: dict[int, Schedule | None] = {}

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from runcast._optional import require
@@ -56,6 +57,8 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             :func:`runcast.steer.analog_forecast`), else from the trial's own curve.
         peer_method: ``"auto"`` (analog with a schedule, else shift), ``"analog"`` or
             ``"shift"`` (see :class:`runcast.steer.PruneRule`).
+        peer_options: more keyword arguments of :func:`runcast.steer.analog_forecast` (its
+            kernel widths, ``mix``, ``noise``), to change its defaults.
         forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
 
     Example:
@@ -77,6 +80,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         min_points: int = 5,
         use_peers: bool = True,
         peer_method: PeerMethod = "auto",
+        peer_options: Mapping[str, Any] | None = None,
         forecaster: Forecaster | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -98,6 +102,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             forecaster=forecaster,
             use_peers=use_peers,
             peer_method=peer_method,
+            peer_options=dict(peer_options or {}),
         )
         self._history: dict[str, tuple[list[int], list[float]]] = {}
         self._stopped: set[str] = set()

@@ -194,6 +194,7 @@ def analog_forecast(
     mismatch_spread: float = 0.1,
     mix: float = 0.2,
     smooth: float = 0.0,
+    noise: float = 1.0,
     min_donors: int = 1,
     n_paths: int = 400,
     seed: int = 0,
@@ -228,6 +229,11 @@ def analog_forecast(
         mix: the share of each step's weight spread evenly over all donors.
         smooth: draw each borrowed change from a kernel density of the donors' changes, this
             many times Silverman's width (0: the donors' changes as they are).
+        noise: the final value is one noisy evaluation: add this many times the completed
+            donors' evaluation noise (median over donors of the scatter of their last points
+            about a straight line) to every path's final value (0: none). Without it, paths
+            that all follow one donor give a point forecast, and a trial a hair from the best
+            is pruned with certainty on the last segment.
         min_donors: the fewest donors a segment needs (else NotEnoughDataError).
         n_paths: sample paths; ``seed``: their random draws (decisions are repeatable).
 
@@ -338,6 +344,17 @@ def analog_forecast(
             step = step + widen * rng.standard_normal(n_paths)
         pos = pos + step
         slope = step
+    if noise > 0:
+        # second differences of the last points cancel a straight trend, so a smooth curve
+        # has no noise; sd(e[i+1] - 2 e[i] + e[i-1]) = sqrt(6) sd(e) for independent errors
+        scatter = [
+            float(np.std(np.diff([_log_or_raw(log, float(x)) for x in va[-8:]], n=2)))
+            / np.sqrt(6.0)
+            for _, va, completed, _ in prepared
+            if completed and va.size >= 4
+        ]
+        if scatter:
+            pos = pos + noise * float(np.median(scatter)) * rng.standard_normal(n_paths)
     samples = np.exp(pos) if log else pos
     from runcast.forecast import Forecast
 

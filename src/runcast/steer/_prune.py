@@ -25,9 +25,10 @@ Example:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 Mode = Literal["min", "max"]
 PeerMethod = Literal["auto", "analog", "shift"]
 Forecaster = Callable[["Curve", int], "Forecast"]
+# analog_forecast's arguments that PruneRule fills in itself (not settable via peer_options)
+_SET_BY_RULE = {"curve", "until", "donors", "direction", "schedule", "donor_schedules", "window"}
 
 
 def _check_mode(mode: str) -> None:
@@ -181,6 +184,9 @@ class PruneRule:
             the safer bet).
         peer_window: points over which a level is the best value.
         peer_scale_floor: the shift forecast's least spread.
+        peer_options: more keyword arguments of :func:`~runcast.steer.analog_forecast`
+            (``bandwidth``, ``peak_bandwidth``, ``mix``, ``noise``, ...), to change its
+            defaults.
 
     Example:
         >>> rule = PruneRule(n_min_trials=2)
@@ -199,6 +205,7 @@ class PruneRule:
     peer_method: PeerMethod = "auto"
     peer_window: int = 10
     peer_scale_floor: float = 0.1
+    peer_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_mode(self.mode)
@@ -206,6 +213,14 @@ class PruneRule:
         if self.peer_method not in ("auto", "analog", "shift"):
             raise InvalidInputError(
                 f"peer_method must be 'auto', 'analog' or 'shift', but got {self.peer_method!r}."
+            )
+        # checked here, not at the first decision deep into a sweep: a typo must fail at once
+        allowed = set(inspect.signature(analog_forecast).parameters) - _SET_BY_RULE
+        unknown = sorted(set(self.peer_options) - allowed)
+        if unknown:
+            raise InvalidInputError(
+                f"peer_options has unknown key(s) {unknown}; analog_forecast takes "
+                f"{sorted(allowed)}."
             )
         for name in ("warmup_steps", "warmup_reports", "n_min_trials", "min_points"):
             value = getattr(self, name)
@@ -293,6 +308,7 @@ class PruneRule:
                         donor_schedules=_schedules(peer_schedules, len(done))
                         + _schedules(stopped_schedules, len(early)),
                         window=self.peer_window,
+                        **self.peer_options,
                     )
                 else:
                     fc = peer_forecast(
