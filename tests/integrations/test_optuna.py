@@ -174,7 +174,21 @@ def test_pruner_needs_total_steps_and_single_objective() -> None:
         ForecastPruner(10).prune(multi, multi.trials[0])
 
 
-@pytest.mark.parametrize("kwargs", [{"total_steps": 0}, {"interval_steps": 0}, {"threshold": 1.5}])
-def test_pruner_rejects_bad_settings(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(InvalidInputError):
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"total_steps": 0}, "total_steps"),
+        ({"interval_steps": 0}, "interval_steps"),
+        ({"threshold": 1.5}, "threshold"),
+        ({"peer_options": {"bandwith": 0.3}}, "bandwith"),  # a typo fails at once, by name
+    ],
+)
+def test_pruner_rejects_bad_settings(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
         ForecastPruner(**kwargs)
+
+
+def test_pruner_passes_peer_options_to_the_rule() -> None:
+    pruner = ForecastPruner(10, peer_options={"mix": 0.0, "noise": 0.5})
+    # the same settings reach the rule the scheduler for Ray uses
+    assert dict(pruner._rule.peer_options) == {"mix": 0.0, "noise": 0.5}

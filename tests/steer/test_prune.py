@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -177,3 +179,30 @@ def test_rule_rejects_bad_settings() -> None:
         PruneRule(peer_method="median")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="mode"):
         PruneRule(mode="median")  # type: ignore[arg-type]
+
+
+def test_rule_passes_peer_options_to_the_analog_forecast() -> None:
+    from runcast.schedules import Schedule
+
+    sch = Schedule.from_spec({"kind": "constant", "peak": 0.1})
+    rng = np.random.default_rng(0)
+    donor = Curve(S, (0.5 + 5.0 / S) * np.exp(0.02 * rng.standard_normal(S.size)))
+    kw: dict[str, Any] = {
+        "total_steps": 200,
+        "best": float(donor.value[-1]),
+        "n_completed": 2,
+        "schedule": sch,
+        "peers": [donor, donor],
+        "peer_schedules": [sch, sch],
+    }
+    trial = (S[:15], donor.value[:15])
+    point = PruneRule(peer_options={"noise": 0.0}).decide(*trial, **kw)
+    noisy = PruneRule().decide(*trial, **kw)
+    # the same trial as the only donor: without evaluation noise the forecast is a point
+    # (an 80% interval of width 0); by default the final value carries the donor's scatter
+    assert point.numbers["final_hi80"] == pytest.approx(point.numbers["final_lo80"], abs=1e-12)
+    assert noisy.numbers["final_hi80"] > noisy.numbers["final_lo80"] * 1.01
+    with pytest.raises(InvalidInputError, match=r"unknown key.*'nosie'"):
+        PruneRule(peer_options={"nosie": 0.0})
+    with pytest.raises(InvalidInputError, match=r"unknown key.*'window'"):
+        PruneRule(peer_options={"window": 3})  # set by the rule itself (peer_window)
