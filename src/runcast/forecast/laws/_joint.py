@@ -24,7 +24,10 @@ three cut at step 12000 and predict the rest; mean relative error over sizes, LO
 one law per size 0.00125 / 0.00109; ``"shared"`` ``C, beta, gamma`` 0.00116 / 0.00098 (priors
 x0.3: 0.00135 / 0.00098; x3: 0.00123 / 0.00096; shared priors weighed once per group: 0.00111 /
 0.00101; ``alpha`` shared too: 0.00129 / 0.00107, as it falls with model size); ``"prior"``
-0.00112 / 0.00092 (prior widths x0.5: 0.00111 / 0.00092; x0.25: 0.00110 / 0.00107).
+0.00112 / 0.00092 (prior widths x0.5: 0.00111 / 0.00092; x0.25: 0.00110 / 0.00107). With
+runcast's law's priors later centred at ``C 1, beta 0.45`` (see ``_runcast``): per size 0.00105
+/ 0.00087, ``"shared"`` 0.00106 / 0.00092, ``"prior"`` 0.00104 / 0.00080 (worst LOCO error per
+size 0.0101 / 0.0044 / 0.0042 vs 0.0104 / 0.0043 / 0.0048 per size).
 """
 
 from __future__ import annotations
