@@ -14,6 +14,10 @@ fitted on, how fast is the fit, and do its 80% bands hold the truth 80% of the t
    runcast's law and its prior scale were chosen: the six predict files are a test set, never
    used to pick a law. A further anchor: the paper's own fitting procedure, reimplemented here
    (instant-drop surrogate start, AdamW with early stopping), fitted on the same splits.
+   Two more rows fit the three sizes' fit curves together with ``fit_laws`` (runcast's procedure
+   when runs of several sizes are available; never a predict file): "prior" centres each size's
+   priors on the LR-response shape at the other sizes' joint fit, "shared" fits one shape for all;
+   in the selection table every fold drops the same curve from all three sizes.
 2. Per-step noisy curves (shared/data/curves/tdlt): fit on cosine, predict WSD and 8-1-1 step;
    PredE over the last 20% of each run, against 100-step means of the per-step training loss.
 
