@@ -218,6 +218,9 @@ def fit_law(
 ) -> Law:
     """Fit a loss law to one or several curves (each with its schedule) jointly.
 
+    With runs of several model sizes, :func:`~runcast.forecast.laws.fit_laws` fits one law per
+    size and pools what a few curves of one size cannot pin down (the LR response's shape).
+
     Args:
         curves: a :class:`~runcast.Curve` or a list; each needs ``curve.schedule`` covering its
             last step. NaNs are dropped (with a warning); points before the end of warmup (and
