@@ -24,7 +24,7 @@ from runcast._version import __version__
 if TYPE_CHECKING:
     from runcast.curve import Curve
     from runcast.errors import RuncastError, RuncastWarning
-    from runcast.forecast import Distribution, Forecast, Law, fit_law, forecast
+    from runcast.forecast import Distribution, Forecast, Law, fit_law, fit_laws, forecast
     from runcast.schedules import Schedule
     from runcast.store import Store, open_store
     from runcast.track import Run, init
@@ -36,6 +36,7 @@ _LAZY: dict[str, str] = {
     "Distribution": "runcast.forecast",
     "Law": "runcast.forecast",
     "fit_law": "runcast.forecast",
+    "fit_laws": "runcast.forecast",
     "forecast": "runcast.forecast",
     "init": "runcast.track",
     "Run": "runcast.track",
@@ -57,6 +58,7 @@ __all__ = [
     "Store",
     "__version__",
     "fit_law",
+    "fit_laws",
     "forecast",
     "init",
     "open_store",

@@ -10,9 +10,9 @@ from runcast.forecast._types import Distribution, Forecast
 __all__ = ["Distribution", "Forecast", "available_methods", "forecast"]
 
 # loss laws over LR schedules (runcast.forecast.laws)
-from runcast.forecast.laws import Law, MomentumLaw, MultiPowerLaw, RuncastLaw, fit_law
+from runcast.forecast.laws import Law, MomentumLaw, MultiPowerLaw, RuncastLaw, fit_law, fit_laws
 
-__all__ += ["Law", "MomentumLaw", "MultiPowerLaw", "RuncastLaw", "fit_law"]
+__all__ += ["Law", "MomentumLaw", "MultiPowerLaw", "RuncastLaw", "fit_law", "fit_laws"]
 
 
 class _CallableModule(types.ModuleType):
