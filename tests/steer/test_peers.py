@@ -86,7 +86,7 @@ def _decay(level: float, rate: float) -> np.ndarray:
 
 def test_analog_follows_donors_exactly_when_they_agree() -> None:
     donors = [(Curve(G, _decay(1.0, 0.5)), True), (Curve(G, _decay(2.0, 0.5)), True)]
-    f = analog_forecast(Curve(G[:5], _decay(1.5, 0.5)[:5]), 400, donors, window=1)
+    f = analog_forecast(Curve(G[:5], _decay(1.5, 0.5)[:5]), 400, donors, window=1, state_spread=0.0)
     # every donor halves its loss per 100 steps, so every path does: 1.5 * 0.5**4 at step 400
     assert np.allclose(f.samples, 1.5 * 0.5**4)
     assert f.method == "analog" and f.info["segments"] == 3  # 50 -> 100 -> 200 -> 400
@@ -97,12 +97,12 @@ def test_analog_uses_stopped_trials_for_the_steps_they_reached() -> None:
     # stopped at step 100, in the trial's state: it fell by 0.9 per 100 steps
     stopped = (Curve(G[:10], _decay(1.0, 0.9)[:10]), False)
     trial = Curve(G[:5], _decay(1.0, 0.9)[:5])
-    f = analog_forecast(trial, 400, [done, stopped], window=1, mix=0.0)
+    f = analog_forecast(trial, 400, [done, stopped], window=1, mix=0.0, state_spread=0.0)
     # 50 -> 100 follows the stopped trial (x 0.9**0.5); 100 -> 400 only the completed one can
     # say (x 0.5**3): the median path is the product
     expect = float(trial.value[-1]) * 0.9**0.5 * 0.5**3
     assert f.final.median == pytest.approx(expect, rel=1e-9)
-    only_done = analog_forecast(trial, 400, [done], window=1, mix=0.0)
+    only_done = analog_forecast(trial, 400, [done], window=1, mix=0.0, state_spread=0.0)
     assert only_done.final.median == pytest.approx(float(trial.value[-1]) * 0.5**3.5)
 
 
@@ -148,8 +148,10 @@ def test_analog_widens_when_no_donor_shares_the_schedule() -> None:
 def test_analog_smoothing_and_min_donors() -> None:
     donors = [(Curve(G, _decay(1.0, r)), True) for r in (0.4, 0.5, 0.6)]
     trial = Curve(G[:5], _decay(1.0, 0.5)[:5])
-    raw = analog_forecast(trial, 400, donors, window=1, bandwidth=10.0)
-    kde = analog_forecast(trial, 400, donors, window=1, bandwidth=10.0, smooth=1.0)
+    raw = analog_forecast(trial, 400, donors, window=1, bandwidth=10.0, state_spread=0.0)
+    kde = analog_forecast(
+        trial, 400, donors, window=1, bandwidth=10.0, smooth=1.0, state_spread=0.0
+    )
     # raw: each of the 3 segments borrows one of 3 donors' changes, 27 paths at most;
     # smoothed: the changes are drawn from a density around them
     assert len(np.unique(np.round(raw.samples, 12))) == 3**3
@@ -162,11 +164,11 @@ def test_analog_smoothing_and_min_donors() -> None:
 def test_analog_is_repeatable_and_handles_accuracy() -> None:
     acc = [(Curve(G, 0.9 - 0.5 * _decay(1.0, 0.5)), True)]
     trial = Curve(G[:5], 0.8 - 0.5 * _decay(1.0, 0.5)[:5])
-    f = analog_forecast(trial, 400, acc, direction="up", window=1, noise=0.0)
+    f = analog_forecast(trial, 400, acc, direction="up", window=1, noise=0.0, state_spread=0.0)
     # raw units for an accuracy: it gains what the donor gained from step 50 on
     gain = (0.9 - 0.5 * _decay(1.0, 0.5)[-1]) - (0.9 - 0.5 * _decay(1.0, 0.5)[4])
     assert f.info["log"] is False and f.final.median == pytest.approx(trial.value[-1] + gain)
-    g = analog_forecast(trial, 400, acc, direction="up", window=1, noise=0.0)
+    g = analog_forecast(trial, 400, acc, direction="up", window=1, noise=0.0, state_spread=0.0)
     assert np.array_equal(f.samples, g.samples)  # seeded: the same decision every time
 
 
@@ -189,11 +191,38 @@ def test_analog_final_value_carries_the_evaluation_noise(sd: float) -> None:
     rng = np.random.default_rng(3)
     donor = _decay(1.0, 0.5) * np.exp(sd * rng.standard_normal(G.size))
     trial = Curve(G[:30], _decay(1.0, 0.5)[:30])
-    point = analog_forecast(trial, 400, [(Curve(G, donor), True)], window=1, noise=0.0)
-    noisy = analog_forecast(trial, 400, [(Curve(G, donor), True)], window=1, n_paths=2000)
+    point = analog_forecast(
+        trial, 400, [(Curve(G, donor), True)], window=1, noise=0.0, state_spread=0.0
+    )
+    noisy = analog_forecast(
+        trial, 400, [(Curve(G, donor), True)], window=1, n_paths=2000, state_spread=0.0
+    )
     assert np.ptp(np.log(point.samples)) == pytest.approx(0.0, abs=1e-12)
     # the log spread is about the donor's scatter (estimated from its last 8 points)
     assert 0.3 * sd < float(np.std(np.log(noisy.samples))) < 2.5 * sd
     # a smooth donor (no scatter about its trend) adds nothing
-    smooth = analog_forecast(trial, 400, [(Curve(G, _decay(1.0, 0.5)), True)], window=1)
+    smooth = analog_forecast(
+        trial, 400, [(Curve(G, _decay(1.0, 0.5)), True)], window=1, state_spread=0.0
+    )
     assert np.ptp(np.log(smooth.samples)) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("state_spread", [0.5, 1.0, 2.0])
+def test_analog_widens_for_a_trial_unlike_every_donor(state_spread: float) -> None:
+    # donors halve their loss per 100 steps from level ~1; one trial sits among them, the
+    # other 3x above every donor (a slow "late bloomer" when only fast trials finished)
+    donors = [(Curve(G, _decay(lv, 0.5)), True) for lv in (0.9, 1.0, 1.1)]
+    near = Curve(G[:5], _decay(1.0, 0.5)[:5])
+    far = Curve(G[:5], _decay(3.0, 0.5)[:5])
+
+    def width(trial: Curve, spread: float) -> float:
+        f = analog_forecast(trial, 400, donors, state_spread=spread, mix=0.0, n_paths=2000)
+        lo, hi = f.final.interval(0.8)
+        return float(np.log(hi / lo))
+
+    # without state_spread both borrow the same halvings: the same (tiny) log width
+    assert width(far, 0.0) == pytest.approx(width(near, 0.0), abs=1e-9)
+    # with it, the trial far from every donor gets a clearly wider forecast, growing with
+    # state_spread, while the trial among the donors barely changes
+    assert width(far, state_spread) > width(near, state_spread) + 0.1 * state_spread**0.5
+    assert width(near, state_spread) < 0.15

@@ -195,6 +195,7 @@ def analog_forecast(
     mix: float = 0.2,
     smooth: float = 0.0,
     noise: float = 1.0,
+    state_spread: float = 1.0,
     min_donors: int = 1,
     n_paths: int = 400,
     seed: int = 0,
@@ -210,9 +211,10 @@ def analog_forecast(
     for the segments it reached, so evidence of how curves go on from step ``a`` comes from
     every trial that got past ``2a``, not only from completed ones; the last segment needs
     completed donors (it ends at their final values). ``mix`` of the weight is spread over all
-    donors, so a path never follows one neighbour only; when no donor shares the trial's
-    schedule on a segment, the borrowed change is widened by ``mismatch_spread`` per unit of
-    the nearest schedule distance (the evidence is weaker, the forecast says so). This is
+    donors, so a path never follows one neighbour only; when no donor is near the path (in
+    schedule, and in state weighted by ``state_spread``), the borrowed change is widened by
+    ``mismatch_spread`` per unit of the distance to the nearest one (the evidence is weaker, the
+    forecast says so). This is
     analog (nearest-neighbour) forecasting of learning curves across a sweep.
 
     Args:
@@ -225,7 +227,12 @@ def analog_forecast(
             unknown: that donor's schedule then counts as matching).
         window: points over which a level is the best value (robust to spikes).
         bandwidth, shape_bandwidth, peak_bandwidth: kernel widths of the state distance.
-        mismatch_spread: extra spread per unit of schedule distance to the nearest donor.
+        mismatch_spread: extra spread per unit of distance to the nearest donor (schedule, and
+            state weighted by ``state_spread``).
+        state_spread: how much the state distance to the nearest donor widens the borrowed
+            change (0: only the schedule distance does). A trial unlike every donor, such as
+            a slow-LR "late bloomer" when only fast trials have finished, then gets the wide
+            forecast its weak evidence deserves instead of the change of a far neighbour.
         mix: the share of each step's weight spread evenly over all donors.
         smooth: draw each borrowed change from a kernel density of the donors' changes, this
             many times Silverman's width (0: the donors' changes as they are).
@@ -248,8 +255,11 @@ def analog_forecast(
         >>> decay = 2.0 ** (-s / 50)  # every trial halves its loss each 50 steps
         >>> done = [(Curve(s, 0.5 * decay), True), (Curve(s, 0.6 * decay), True)]
         >>> f = analog_forecast(Curve(s[:3], 0.55 * decay[:3]), 100, done, window=1)
-        >>> f.method, round(f.final.median, 4)  # 0.55 * 2 ** (-100 / 50): the donors' path
-        ('analog', 0.1375)
+        >>> f.method, round(f.final.median, 2)  # 0.55 * 2 ** (-100 / 50): the donors' path
+        ('analog', 0.14)
+        >>> lo, hi = f.final.interval(0.8)  # widened: no donor is exactly where the trial is
+        >>> bool(lo < 0.1375 < hi)
+        True
     """
     if window < 1 or n_paths < 2 or not bandwidth > 0 or not 0.0 <= mix <= 1.0:
         raise InvalidInputError(
@@ -336,11 +346,14 @@ def analog_forecast(
         w = (1.0 - mix) * w / w.sum(axis=1, keepdims=True) + mix / mv.size
         pick = (w.cumsum(axis=1) < rng.random(n_paths)[:, None]).sum(axis=1)
         step = mv[np.minimum(pick, mv.size - 1)]
-        widen = mismatch_spread * scale * float(np.sqrt(sd2.min()))
+        # per path: the distance to its nearest donor in kernel widths, schedule and (weighted
+        # by state_spread) state; far from every donor, the borrowed change is weaker evidence
+        near = (d2 - sd2[None, :]) * state_spread + sd2[None, :]
+        widen = mismatch_spread * scale * np.sqrt(np.maximum(near.min(axis=1), 0.0))
         # draw from a smoothed (kernel density) version of the donors' moves, Silverman's
         # width: a few donors are a sample of how trials go on, not every way they can
-        widen = float(np.hypot(widen, smooth * 1.06 * mv.std() * mv.size**-0.2))
-        if widen > 0:
+        widen = np.hypot(widen, smooth * 1.06 * mv.std() * mv.size**-0.2)
+        if np.any(widen > 0):
             step = step + widen * rng.standard_normal(n_paths)
         pos = pos + step
         slope = step
