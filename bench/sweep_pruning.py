@@ -12,19 +12,27 @@ once, training the trials for real.
 
 runcast runs with its defaults (threshold 0.05, n_min_trials 2, 2 reports of warm-up,
 peer_method "auto": the analog forecast when a trial's LR schedule is known), and each trial's
-schedule spec in its "runcast_schedule" user attribute. The analog forecast's constants
-(bandwidths, mix, no smoothing) were chosen on other random orders (seed 12345) of the digits
-sweep; that selection preferred threshold 0.1, but the default stays at 0.05, which loses the
-best trial less often (both are in the table); the tables use orders drawn with --seed (default
-2026). A second sweep, held out from every choice, trains the same grid on scikit-learn's
-breast_cancer (--sweep breast_cancer; 400 training and 169 validation samples, features
-standardised).
+schedule spec in its "runcast_schedule" user attribute. How settings were chosen: the analog
+forecast's kernel constants (bandwidths, mix, no smoothing) and the threshold on other random
+orders (seed 12345) of the digits sweep; the state_spread of analog_forecast (1.0) by the
+geometric mean of the ASHA ratio on the seed-12345 orders of digits and breast_cancer (0: 1.01x,
+0.5: 1.01x, 1: 1.19x, 2: 1.05x). The tables use orders drawn with --seed (default 2026).
+The sweeps: digits; breast_cancer (--sweep breast_cancer; 400 training and 169 validation
+samples, features standardised), held out from the first choices, then used to choose
+state_spread; wine (--sweep wine; 120 / 58 samples), trained after that choice and held out
+from every choice.
+
+The comparison rule (printed): for a runcast setting with mean regret R and compute C, the
+cheapest of the 36 ASHA settings whose mean regret on the same orders is <= R; the goal is
+that it costs >= 1.5 C. With 20 orders that minimum over 36 noisy means favours ASHA settings
+that were lucky on those orders: --lean --orders 100 replays only runcast's defaults, the
+oracle and the ASHA grid, over 100 orders.
 
 Compute: the sum of steps trained. Regret: the final validation loss of the configuration the
 policy picks (the best completed trial) minus the best final loss of the whole sweep, relative
 to the latter.
 
-Run:  .venv/bin/python bench/sweep_pruning.py [--sweep digits|breast_cancer] [--orders 20]
+Run:  .venv/bin/python bench/sweep_pruning.py [--sweep digits|breast_cancer|wine] [--orders 20]
       [--seed 2026] [--fresh] [--no-live] [--quick] [--lean]
 """
 
