@@ -194,6 +194,9 @@ def test_non_zero_rank_records_nothing_by_default(
     run.log({"loss": 1.0})
     run.finish()
     assert not db_path.exists()  # not even a store file
+    # a bug that logs after finish() shows on every rank, as on rank 0
+    with pytest.raises(StoreError, match="is finished"):
+        run.log({"loss": 0.5})
 
 
 def test_every_rank_records_its_own_run_when_asked(

@@ -78,6 +78,9 @@ class Run:
         self._max_step = -1
         self._warned_backwards = False
         self._finished = store is None
+        # a disabled run (another rank) is "finished" from the start, for the writer's sake;
+        # this says whether the user finished it, so log() after finish() fails on every rank
+        self._closed = False
         self._pid = os.getpid()
         self._writer: BackgroundWriter | None = None
         if store is not None:
@@ -115,7 +118,7 @@ class Run:
             >>> run.finish()
         """
         if self._finished:
-            if not self.enabled:
+            if not (self.enabled or self._closed):
                 return
             raise StoreError(
                 f"Run {self.id} is finished; start another with runcast.init() "
@@ -220,6 +223,7 @@ class Run:
 
     def _finish(self, status: Status, stacklevel: int) -> None:
         if self._finished:
+            self._closed = True
             return
         if status not in ("finished", "failed", "killed"):
             raise InvalidInputError(
