@@ -85,6 +85,37 @@ def test_law_plus_pfn_mixes_both_on_the_same_steps() -> None:
         assert lo - 1e-9 <= f.final.median <= hi + 1e-9
 
 
+def test_law_plus_pfn_is_calibrated_as_a_whole() -> None:
+    from runcast.forecast import forecast
+    from runcast.forecast._calibrate import default_calibration
+    from runcast.forecast._known import blend
+    from runcast.forecast._registry import METHODS
+
+    if "pfn" not in METHODS:
+        pytest.skip("the PFN is not installed: law+pfn is the law alone")
+    sched = Schedule.from_spec(SPEC)
+    curve = Curve(np.arange(200, 5001, 20), _momentum_truth(sched)[200:5001:20])
+    f = forecast(curve, 9999, sched, method="law+pfn", n_paths=200)
+    raw = forecast(curve, 9999, sched, method="law+pfn", n_paths=200, calibrate=False)
+    # the mixture's own factor, from the shipped "law+pfn" model and the law's features
+    k = f.info["spread"]
+    expect = default_calibration().tau("law+pfn", 5000 / 9999, f.info["law"]["features"])
+    assert k == pytest.approx(expect, abs=1e-4)
+    assert raw.info["spread"] == 1.0 and k != pytest.approx(1.0)
+    # the factor scales the spread: the calibrated band is the raw one shrunk or widened by k
+    width = np.subtract(*f.final.interval(0.8)[::-1])
+    raw_width = np.subtract(*raw.final.interval(0.8)[::-1])
+    assert (width < raw_width) == (k < 1.0)
+    # blend() keeps every other path of each component and the per-step medians
+    a = forecast(curve, 9999, sched, method="law", n_paths=200)
+    b = forecast(curve, 9999, sched, method="pfn", n_paths=200, steps=a.steps)
+    mixed = blend(a, b, 0.0)  # zero spread: each component collapses onto its median
+    assert set(np.round(mixed.samples[:, -1], 9)) == {
+        round(float(np.median(a.samples[:, -1])), 9),
+        round(float(np.median(b.samples[:, -1])), 9),
+    }
+
+
 def test_law_forecast_scales_its_bands_by_a_backtest_on_the_run() -> None:
     from runcast.forecast import forecast
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -214,6 +215,32 @@ def evaluate_case(
             scores = np.array(
                 [
                     _score(q.finish(float(t), noise=False), q.finish(float(t)), truth, st, vals)
+                    for t in taus
+                ]
+            )
+        elif method == "law+pfn":
+            from runcast.forecast._known import blend
+
+            t0 = time.perf_counter()
+            forecast(observed, until, sched, method=method, steps=steps, seed=seed)
+            seconds = time.perf_counter() - t0
+            # the two raw components once (with and without noise), mixed at every spread
+            uncal: dict[str, Any] = {"steps": steps, "seed": seed, "calibrate": False}
+            parts = {
+                (m, nz): forecast(observed, until, sched, method=m, noise=nz, **uncal)
+                for m in ("law", "pfn")
+                for nz in (False, True)
+            }
+            feats = dict(parts[("law", True)].info.get("features", {}))
+            scores = np.array(
+                [
+                    _score(
+                        blend(parts[("law", False)], parts[("pfn", False)], float(t)),
+                        blend(parts[("law", True)], parts[("pfn", True)], float(t)),
+                        truth,
+                        st,
+                        vals,
+                    )
                     for t in taus
                 ]
             )

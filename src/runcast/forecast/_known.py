@@ -227,23 +227,57 @@ def fit_known(
 RAW = {"law": fit_known}
 
 
+def blend(law: Forecast, pfn: Forecast, spread: float = 1.0) -> Forecast:
+    """The equal mixture of two forecasts of the same steps, each one's spread scaled by ``spread``.
+
+    Each component's paths are pulled toward (``spread < 1``) or pushed from its own per-step
+    median before mixing: two calibrated forecasts whose medians differ make a mixture wider than
+    either, so the mixture has a calibration factor of its own (``"law+pfn"`` in the shipped
+    calibration). Every other path of each is kept: the PFN's quantile-coupled paths are ordered
+    by level, so a head slice would keep only its lower half.
+
+    Example:
+        >>> a = Forecast([1, 2], np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0]]))
+        >>> b = Forecast([1, 2], np.array([[5.0, 5.0], [6.0, 6.0], [7.0, 7.0], [8.0, 8.0]]))
+        >>> blend(a, b, 0.5).samples[:, 0].tolist()
+        [1.75, 2.75, 5.75, 6.75]
+    """
+    parts = []
+    for f in (law, pfn):
+        med = np.median(f.samples, axis=0)
+        parts.append(med + spread * (f.samples[::2] - med))
+    info: dict[str, Any] = {
+        "law": law.info,
+        "pfn": {k: v for k, v in pfn.info.items() if k != "quantiles"},
+        "spread": round(float(spread), 4),
+    }
+    samples = np.vstack(parts)
+    return Forecast(law.steps, samples, direction=law.direction, method="law+pfn", info=info)
+
+
 def forecast_blend(curve: Curve, until: int, schedule: Schedule | None, **opts: Any) -> Forecast:
     """Method ``"law+pfn"``: an equal mixture of the law's and the schedule-aware PFN's forecasts.
 
     Both forecast the same steps; half of the paths come from each. The two err in different
     places (the law early in a run, the PFN on curves unlike its prior), so the mixture is more
-    robust than either. Falls back to the law alone when the PFN is not installed.
+    robust than either. The mixture of the two raw (uncalibrated) forecasts is calibrated as a
+    whole: each component's spread is scaled by the ``"law+pfn"`` calibration factor
+    (``f.info["spread"]``, from the law's features; ``calibrate=False`` keeps 1, the raw
+    mixture). Falls back to the law alone when the PFN is not installed.
     """
     from runcast.forecast._api import forecast
+    from runcast.forecast._calibrate import default_calibration
     from runcast.forecast._registry import METHODS
 
-    law = forecast(curve, until, schedule, method="law", **opts)
     if "pfn" not in METHODS:
-        return law
+        return forecast(curve, until, schedule, method="law", **opts)
+    calibrate = bool(opts.pop("calibrate", True))
+    # the components' own bands (uncalibrated): the mixture is calibrated as a whole
+    law = forecast(curve, until, schedule, method="law", calibrate=False, **opts)
     opts = {**opts, "steps": law.steps}
-    pfn = forecast(curve, until, schedule, method="pfn", **opts)
-    # every other path of each: the PFN's quantile-coupled paths are ordered by level, so a
-    # head slice would keep only its lower half
-    samples = np.vstack([law.samples[::2], pfn.samples[::2]])
-    info = {"law": law.info, "pfn": {k: v for k, v in pfn.info.items() if k != "quantiles"}}
-    return Forecast(law.steps, samples, direction=law.direction, method="law+pfn", info=info)
+    pfn = forecast(curve, until, schedule, method="pfn", calibrate=False, **opts)
+    spread = 1.0
+    if calibrate:
+        frac = float(law.info["last_observed_step"]) / float(law.steps[-1])
+        spread = default_calibration().tau("law+pfn", frac, law.info.get("features"))
+    return blend(law, pfn, spread)
