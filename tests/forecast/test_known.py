@@ -116,6 +116,20 @@ def test_law_plus_pfn_is_calibrated_as_a_whole() -> None:
     }
 
 
+def test_blend_keeps_a_widened_positive_loss_positive() -> None:
+    from runcast.forecast import Forecast
+    from runcast.forecast._known import blend
+
+    paths = np.linspace(0.05, 1.95, 40)[:, None].repeat(3, axis=1)  # a loss around 1.0
+    f = Forecast([1, 2, 3], paths, direction="down")
+    wide = blend(f, f, 5.0)
+    # widening by 5 would send the lower paths to -3.75; the warp keeps them above 0 and
+    # leaves the median where it was
+    assert wide.samples.min() > 0
+    assert np.median(wide.samples[:, 0]) == pytest.approx(np.median(paths[:, 0]), rel=0.02)
+    assert np.ptp(wide.samples[:, 0]) > 4 * np.ptp(paths[:, 0])
+
+
 def test_law_forecast_scales_its_bands_by_a_backtest_on_the_run() -> None:
     from runcast.forecast import forecast
 

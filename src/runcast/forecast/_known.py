@@ -35,7 +35,7 @@ from scipy.signal import lfilter
 
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError, RuncastWarning
-from runcast.forecast._calibrate import RawForecast
+from runcast.forecast._calibrate import RawForecast, positive_warp
 from runcast.forecast._prep import Prepared
 from runcast.forecast._types import Forecast
 from runcast.schedules import Schedule
@@ -245,7 +245,10 @@ def blend(law: Forecast, pfn: Forecast, spread: float = 1.0) -> Forecast:
     parts = []
     for f in (law, pfn):
         med = np.median(f.samples, axis=0)
-        parts.append(med + spread * (f.samples[::2] - med))
+        part = med + spread * (f.samples[::2] - med)
+        if spread > 1.0 and f.direction == "down" and f.samples.min() > 0:
+            part = positive_warp(part, med)  # widened paths of a positive loss stay positive
+        parts.append(part)
     info: dict[str, Any] = {
         "law": law.info,
         "pfn": {k: v for k, v in pfn.info.items() if k != "quantiles"},
