@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 from typing import Any
@@ -111,20 +110,13 @@ def test_poor_fit_warns() -> None:
         fit_law(curve, "momentum", fast=True)
 
 
-def _mpl_curve(path: Path, spec: dict[str, Any]) -> Curve:
-    with path.open() as fh:
-        rows = list(csv.DictReader(fh))
-    step = np.array([int(r["step"]) for r in rows])
-    loss = np.array([float(r["loss"]) for r in rows])
-    keep = step < 24000 if step.max() == 24000 else np.ones(step.size, bool)
-    return Curve(step[keep], loss[keep], schedule=Schedule.from_spec(spec), name=path.stem)
-
-
-def test_auto_law_on_the_paper_benchmark(shared_data: Path, catalog: dict[str, Any]) -> None:
+def test_auto_law_on_the_paper_benchmark(
+    mpl_curves: Any, mpl_fit_curves: Any, catalog: dict[str, Any]
+) -> None:
     entries = {Path(e["file"]).stem: e for e in catalog["curves"]
                if e["file"].startswith("curves/mpl/100M/")}  # fmt: skip
-    curves = {k: _mpl_curve(shared_data / e["file"], e["schedule"]) for k, e in entries.items()}
-    fit = [curves[k] for k in ("cosine_24000", "constant_24000", "wsdcon_9")]
+    curves = mpl_curves("100M")
+    fit = mpl_fit_curves("100M")
     law = fit_law(fit, "auto")
     assert law.name == "runcast"
     predict = [k for k, e in entries.items() if e["role"] == "predict"]

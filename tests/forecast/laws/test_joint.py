@@ -3,8 +3,6 @@ per-group fit, a finite-difference Jacobian, a known truth and the real multi-si
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -185,33 +183,14 @@ def test_bad_groups() -> None:
         fit_laws({"tiny": tiny, "ok": groups_of()["big"]})
 
 
-FIT = ("cosine_24000", "constant_24000", "wsdcon_9")
-
-
-def mpl_fit_curves(shared_data: Path, catalog: dict[str, Any], size: str) -> list[Curve]:
-    out = []
-    for entry in catalog["curves"]:
-        name = Path(entry["file"]).stem
-        if not entry["file"].startswith(f"curves/mpl/{size}/") or name not in FIT:
-            continue
-        with (shared_data / entry["file"]).open() as fh:
-            rows = list(csv.DictReader(fh))
-        step = np.array([int(r["step"]) for r in rows])
-        loss = np.array([float(r["loss"]) for r in rows])
-        keep = step < 24000
-        sched = Schedule.from_spec(entry["schedule"])
-        out.append(Curve(step[keep], loss[keep], schedule=sched, name=name))
-    return out
-
-
 def mean_error(law: Law, curve: Curve) -> float:
     assert curve.schedule is not None
     return float(np.mean(np.abs(law.predict(curve.schedule, curve.step) / curve.value - 1)))
 
 
 @pytest.mark.slow
-def test_pooling_sizes_helps_the_selection_cv(shared_data: Path, catalog: dict[str, Any]) -> None:
-    sizes = {s: mpl_fit_curves(shared_data, catalog, s) for s in ("25M", "100M", "400M")}
+def test_pooling_sizes_helps_the_selection_cv(mpl_fit_curves: Any) -> None:
+    sizes = {s: mpl_fit_curves(s) for s in ("25M", "100M", "400M")}
     errs: dict[str, dict[str, list[float]]] = {
         k: {"loco": [], "horizon": []} for k in ("pooled", "per size")
     }

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runcast import Curve, Schedule
 from runcast.forecast.laws import MultiPowerLaw, RuncastLaw, fit_law
 from runcast.forecast.laws._fit import _fit_law
 from runcast.forecast.laws._joint import centred
@@ -16,24 +13,6 @@ from runcast.forecast.laws._runcast import PRIOR_CENTRES
 
 MPL = MultiPowerLaw.published("100M").params
 SPEC = {"kind": "cosine", "peak": 3e-4, "end": 3e-5, "warmup": 2160, "total": 72000}
-FIT = ("cosine_24000", "constant_24000", "wsdcon_9")
-
-
-def fit_curves(shared_data: Path, catalog: dict[str, Any], size: str) -> list[Curve]:
-    out = []
-    for entry in catalog["curves"]:
-        name = Path(entry["file"]).stem
-        if not entry["file"].startswith(f"curves/mpl/{size}/") or name not in FIT:
-            continue
-        with (shared_data / entry["file"]).open() as fh:
-            rows = list(csv.DictReader(fh))
-        step = np.array([int(r["step"]) for r in rows])
-        loss = np.array([float(r["loss"]) for r in rows])
-        keep = step < 24000
-        sched = Schedule.from_spec(entry["schedule"])
-        out.append(Curve(step[keep], loss[keep], schedule=sched, name=name))
-    assert len(out) == 3
-    return out
 
 
 def test_prediction_is_the_multi_power_law() -> None:
@@ -44,8 +23,8 @@ def test_prediction_is_the_multi_power_law() -> None:
     )
 
 
-def test_fit_is_the_mpl_fit_with_scaled_priors(shared_data: Path, catalog: dict[str, Any]) -> None:
-    curves = fit_curves(shared_data, catalog, "25M")
+def test_fit_is_the_mpl_fit_with_scaled_priors(mpl_fit_curves: Any) -> None:
+    curves = mpl_fit_curves("25M")
     ours = fit_law(curves, "runcast", calibrate=False)
     moved = centred(MultiPowerLaw, PRIOR_CENTRES)
     plain = _fit_law(
@@ -58,10 +37,8 @@ def test_fit_is_the_mpl_fit_with_scaled_priors(shared_data: Path, catalog: dict[
     np.testing.assert_allclose(ours.theta, plain.theta, rtol=1e-6)
 
 
-def test_priors_keep_the_drop_shape_and_transfer_better(
-    shared_data: Path, catalog: dict[str, Any]
-) -> None:
-    curves = fit_curves(shared_data, catalog, "25M")
+def test_priors_keep_the_drop_shape_and_transfer_better(mpl_fit_curves: Any) -> None:
+    curves = mpl_fit_curves("25M")
     ours = fit_law(curves, "runcast", calibrate=False)
     plain = fit_law(curves, "mpl", calibrate=False)
     # the exact optimum drifts to a slowly saturating drop (beta ~0.14, B ~650); the regularised
