@@ -111,20 +111,23 @@ def _problem(
     return fun, jac, log_y
 
 
-def _fit_once(
-    law: type[Law],
-    data: Sequence[FitCurve],
-    starts: Sequence[dict[str, float]],
+def best_of_starts(
+    fun: Any,
+    jac: Any,
+    starts: Sequence[FloatArray],
+    lo: FloatArray,
+    hi: FloatArray,
     *,
     delta: float,
-    prior_strength: float,
     max_nfev: int,
-) -> FitResult:
-    fun, jac, log_y = _problem(law, data, delta, prior_strength)
-    lo, hi = np.array([p.z_bounds() for p in law.PARAMS]).T
+) -> Any:
+    """The lowest-cost Huber least-squares solution from several starts (None if all failed).
+
+    Each start is nudged inside the bounds; a start where the law cannot be evaluated (a
+    ValueError or a singular system) is skipped, the others carry the fit.
+    """
     best = None
-    for start in starts:
-        z0 = np.array([p.to_z(start[p.name]) for p in law.PARAMS])
+    for z0 in starts:
         z0 = np.clip(z0, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
         with np.errstate(all="ignore"), one_blas_thread()():
             try:
@@ -136,6 +139,22 @@ def _fit_once(
                 continue  # a start outside the law's valid region; the others carry the fit
         if np.isfinite(res.cost) and (best is None or res.cost < best.cost):
             best = res
+    return best
+
+
+def _fit_once(
+    law: type[Law],
+    data: Sequence[FitCurve],
+    starts: Sequence[dict[str, float]],
+    *,
+    delta: float,
+    prior_strength: float,
+    max_nfev: int,
+) -> FitResult:
+    fun, jac, log_y = _problem(law, data, delta, prior_strength)
+    lo, hi = np.array([p.z_bounds() for p in law.PARAMS]).T
+    z_starts = [np.array([p.to_z(start[p.name]) for p in law.PARAMS]) for start in starts]
+    best = best_of_starts(fun, jac, z_starts, lo, hi, delta=delta, max_nfev=max_nfev)
     if best is None:
         raise FitError(
             f"The {law.name} law could not be fitted from any of {len(starts)} starts. "

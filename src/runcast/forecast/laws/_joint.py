@@ -38,14 +38,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from runcast.curve import Curve
 from runcast.errors import FitError, InvalidInputError, NotEnoughDataError
 from runcast.forecast.laws._areas import FloatArray
 from runcast.forecast.laws._base import DEFAULT_MODEL_ERROR, LAWS, Law, check_fit, lr_grid
 from runcast.forecast.laws._data import FitCurve, prepare_curves
-from runcast.forecast.laws._fit import _fit_law, fit_law, one_blas_thread
+from runcast.forecast.laws._fit import _fit_law, best_of_starts, fit_law
 
 # What the multi-power form's laws share by default: the shape of the response to an LR drop.
 DEFAULT_SHARED: dict[str, tuple[str, ...]] = {
@@ -158,19 +157,7 @@ def _solve(
     lo, hi = np.empty(lay.size), np.empty(lay.size)
     for row in lay.index:
         lo[list(row)], hi[list(row)] = lo1, hi1
-    best = None
-    for z0 in starts:
-        z0 = np.clip(z0, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
-        with np.errstate(all="ignore"), one_blas_thread()():
-            try:
-                res = least_squares(
-                    fun, z0, jac=jac, bounds=(lo, hi), loss="huber", f_scale=delta,
-                    x_scale="jac", max_nfev=max_nfev, method="trf",
-                )  # fmt: skip
-            except (ValueError, np.linalg.LinAlgError):
-                continue
-        if np.isfinite(res.cost) and (best is None or res.cost < best.cost):
-            best = res
+    best = best_of_starts(fun, jac, starts, lo, hi, delta=delta, max_nfev=max_nfev)
     if best is None:
         raise FitError(
             f"The joint {law.name} fit failed from all {len(starts)} starts. Fit each group "
