@@ -146,14 +146,21 @@ def test_polling_never_blocks_the_writer(live: Any) -> None:
     try:
         slowest = 0.0
         for _ in range(20):
+            seen = polls
             t0 = time.perf_counter()
             live.log(25)  # 25 points, then a flush that must get through the polling
             slowest = max(slowest, time.perf_counter() - t0)
+            # the reader gets a poll in before the next flush, so reads and writes interleave
+            # however the threads are scheduled (on a loaded machine the writer could otherwise
+            # finish all 20 flushes before the reader's first poll); a blocked reader stalls here
+            deadline = time.monotonic() + 5.0
+            while polls == seen and time.monotonic() < deadline:
+                time.sleep(0.001)
     finally:
         stop.set()
         reader.join()
         api.close()
-    # the reader really was polling throughout, and every flush went through promptly
+    # the reader polled between every two flushes, and every flush went through promptly
     # (WAL: a reader never holds the writer's lock; SQLite's busy wait would show as seconds)
     assert polls >= 20
     assert slowest < 5.0
