@@ -80,10 +80,11 @@ def _skipped(config: pytest.Config) -> list[Any]:
     return list(reporter.stats.get("skipped", [])) if reporter is not None else []
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if NO_SKIPS and _skipped(config):
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    skipped = _skipped(config) if NO_SKIPS else []
+    if skipped:
         terminalreporter.section("RUNCAST_NO_SKIPS: these tests did not run", red=True)
-        for rep in _skipped(config):
+        for rep in skipped:
             reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
             terminalreporter.line(f"{rep.nodeid}: {reason}")
 
