@@ -14,7 +14,7 @@ import runcast
 from runcast.errors import InvalidInputError, NotEnoughDataError
 from runcast.forecast._registry import get_method
 from runcast.forecast.pfn import pfn_forecast
-from runcast.forecast.pfn._method import pfn_quantiles
+from runcast.forecast.pfn._method import FLOOR_SHARE, LEVELS, pfn_quantiles, soft_floor
 from runcast.forecast.pfn._prior import sample_batch
 
 
@@ -258,3 +258,17 @@ def test_real_mpl_curve_from_20_percent(shared_data: Path, catalog: dict, name: 
     f = pfn_forecast(runcast.Curve(step[obs], loss[obs]), until, sched)
     # a real 100M LLaMA validation loss, forecast from 20% with its schedule: within 2%
     assert abs(f.final.median - loss[-1]) / loss[-1] < 0.02
+
+
+def test_a_positive_loss_is_never_forecast_below_zero() -> None:
+    # six minibatch losses of a tiny regression (MSE): the network alone sends its median to -7
+    c = runcast.Curve([1, 2, 3, 4, 5, 6], [4.737, 3.924, 10.111, 7.091, 0.603, 3.393])
+    f = pfn_forecast(c, 24)
+    assert f.samples.min() > 0 and f.final.median < 0.603
+    # a curve whose median stays well above 0 is left exactly as the network forecast it
+    s = np.arange(0, 3001, 50)
+    smooth = runcast.Curve(s, 3.0 + 2.0 * (1 + s / 50.0) ** -0.4)
+    a = pfn_quantiles(smooth, 10_000).yq
+    floor = FLOOR_SHARE * float(smooth.value.min())
+    assert a[:, LEVELS.size // 2].min() > 10 * floor
+    np.testing.assert_allclose(soft_floor(a, floor)[a > 10 * floor], a[a > 10 * floor], atol=1e-4)

@@ -153,6 +153,26 @@ class PfnQuantiles:
         )
 
 
+#: a positive loss's trend quantiles are kept above 0 smoothly, on this share of its lowest value
+FLOOR_SHARE = 0.05
+
+
+def soft_floor(values: npt.NDArray[np.float64], scale: float) -> npt.NDArray[np.float64]:
+    """``scale * log(1 + exp(values / scale))``: a positive loss's quantiles kept above 0.
+
+    The network forecasts in units normalised by the observed curve and knows nothing of a loss
+    being positive: a short, very noisy curve (a few minibatch losses of 10, 4, 0.6) can send
+    even its median below 0. Applied only then (a positive median is kept positive by the warp
+    of :meth:`PfnQuantiles.finish`). The map is monotone (quantiles stay quantiles) and leaves
+    every value above ``10 * scale`` as it was, to 5e-5 of ``scale``.
+
+    Example:
+        >>> soft_floor(np.array([-5.0, 0.0, 1.0, 2.0]), 0.1).round(4).tolist()
+        [0.0, 0.0693, 1.0, 2.0]
+    """
+    return np.asarray(scale * np.logaddexp(0.0, values / scale), dtype=np.float64)
+
+
 def calibration_key(schedule: Schedule | None) -> str:
     """The calibration model's name for the PFN with or without a schedule."""
     return "pfn" if schedule is None else "pfn+schedule"
@@ -223,6 +243,11 @@ def pfn_quantiles(
         "point_noise": float(point_sd),
     }
     positive = dirn == "down" and bool(np.min(c.value) > 0)
+    floor = FLOOR_SHARE * float(np.min(c.value))
+    if positive and np.any(yq[:, LEVELS.size // 2] < 10.0 * floor):
+        # the median itself heads for 0 or below: the network extrapolated past what a loss can
+        # do (the positive warp in finish() keeps a positive median; this case has none)
+        yq = soft_floor(yq, floor)
     return PfnQuantiles(want, yq, sign, dirn, point_sd, c.last_step / until, info, positive)
 
 
