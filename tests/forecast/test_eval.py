@@ -93,3 +93,17 @@ def test_real_mpl_curve_with_schedule(shared_data: Path, catalog: dict[str, Any]
     # with the known cosine, from half the run the final loss is within 1%
     assert law.err(1.0) < 0.01
     assert json.dumps(e["schedule"])  # the catalog entry carries its spec
+
+
+def test_the_blind_mixture_is_scored_at_every_spread_with_its_share() -> None:
+    s = np.arange(0, 5001, 25)
+    curve = Curve(s, 2.0 + 5.0 * ((s + 100) / 100.0) ** -0.5)
+    sched = Schedule.from_spec({"kind": "cosine", "peak": 1e-3, "total": 5001})
+    early = evaluate_case(Case("c", "f", curve, sched), 0.2, "pfn+ensemble")
+    late = evaluate_case(Case("c", "f", curve), 0.6, "pfn+ensemble")
+    # the calibration sees the ensemble's share: none early, half late; blind even when the
+    # case has a schedule (as the method itself)
+    assert (early.features["ens_share"], late.features["ens_share"]) == (0.0, 0.5)
+    assert early.features["anneal_left"] == 0.0
+    assert late.cov95s.size == TAU_GRID.size and np.all(np.diff(late.cov95s) >= -1e-9)
+    assert late.err(1.0) < 0.02

@@ -142,6 +142,7 @@ FEATURES: tuple[str, ...] = (
     "log_noise",
     "anneal_left",
     "lr_dropped",
+    "ens_share",
 )
 #: the discrepancy scale is kept in this range whatever the features say
 TAU_RANGE = (0.02, 20.0)
@@ -171,6 +172,9 @@ def features(
       ``lr_dropped``: how far the LR at the cut-off is below its peak (in units of the peak; 0
       without a schedule): a run that already stepped down to a lower LR and goes on there is
       the other.
+    - ``ens_share``: the ensemble's share of the ``"pfn+ensemble"`` mixture (set by that method;
+      0 here, for every single method): the share ramps up from 30% to 50% of the run observed,
+      which the smooth ``log_frac`` terms cannot follow.
 
     Example:
         >>> import runcast
@@ -195,6 +199,7 @@ def features(
         "log_noise": float(np.clip(np.log(noise / max(spread_end, 1e-9)), -8.0, 8.0)),
         "anneal_left": anneal,
         "lr_dropped": dropped,
+        "ens_share": 0.0,
     }
 
 

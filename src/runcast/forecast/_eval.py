@@ -51,6 +51,9 @@ CUTOFFS = (0.1, 0.2, 0.3, 0.5, 0.7)
 #: the discrepancy scales every record is scored at
 TAU_GRID: FloatArray = np.round(np.concatenate([[0.0], np.geomspace(0.02, 20.0, 40)]), 4)
 N_EVAL_STEPS = 100
+#: the mixtures the harness scores at every spread: (first, second, the component whose features
+#: the mixture's calibration sees); the second's share of the paths is the method's own
+MIXTURES = {"law+pfn": ("law", "pfn", "law"), "pfn+ensemble": ("pfn", "ensemble", "ensemble")}
 
 
 @dataclass(frozen=True)
@@ -218,9 +221,12 @@ def evaluate_case(
                     for t in taus
                 ]
             )
-        elif method == "law+pfn":
-            from runcast.forecast._known import blend
+        elif method in MIXTURES:
+            from runcast.forecast._mixture import ensemble_share, mixture
 
+            one, other, seen = MIXTURES[method]
+            if method == "pfn+ensemble":
+                sched = None  # blind by design, as the method itself
             t0 = time.perf_counter()
             forecast(observed, until, sched, method=method, steps=steps, seed=seed)
             seconds = time.perf_counter() - t0
@@ -228,21 +234,21 @@ def evaluate_case(
             uncal: dict[str, Any] = {"steps": steps, "seed": seed, "calibrate": False}
             parts = {
                 (m, nz): forecast(observed, until, sched, method=m, noise=nz, **uncal)
-                for m in ("law", "pfn")
+                for m in (one, other)
                 for nz in (False, True)
             }
-            feats = dict(parts[("law", True)].info.get("features", {}))
+            feats = dict(parts[(seen, True)].info.get("features", {}))
+            share = 0.5
+            if method == "pfn+ensemble":
+                frac = float(parts[(seen, True)].info["last_observed_step"]) / until
+                share = ensemble_share(frac)
+                feats["ens_share"] = share
+
+            def mixed(t: float, nz: bool) -> Forecast:
+                return mixture(parts[(one, nz)], parts[(other, nz)], t, share, method=method)
+
             scores = np.array(
-                [
-                    _score(
-                        blend(parts[("law", False)], parts[("pfn", False)], float(t)),
-                        blend(parts[("law", True)], parts[("pfn", True)], float(t)),
-                        truth,
-                        st,
-                        vals,
-                    )
-                    for t in taus
-                ]
+                [_score(mixed(t, False), mixed(t, True), truth, st, vals) for t in map(float, taus)]
             )
         else:
             t0 = time.perf_counter()
@@ -335,8 +341,13 @@ def fit_calibration(
             for g in fams:
                 bins.append((frac == f) & (fam == g))
                 weights.append(FAMILY_WEIGHT / len(fams))
-        coef = fit_log_tau(
-            X,
+        # a feature that is 0 for every record (no schedule, no backtest, no mixture) cannot be
+        # learned: it keeps coefficient 0 and is not searched (a flat direction only makes the
+        # optimiser's path, and so its local optimum, depend on which features exist)
+        used = np.r_[True, np.any(X[:, 1:] != 0.0, axis=0)]
+        coef = np.zeros(X.shape[1])
+        coef[used] = fit_log_tau(
+            X[:, used],
             c80,
             c95,
             TAU_GRID,

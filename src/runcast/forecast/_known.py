@@ -35,7 +35,7 @@ from scipy.signal import lfilter
 
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError, RuncastWarning
-from runcast.forecast._calibrate import RawForecast, positive_warp
+from runcast.forecast._calibrate import RawForecast
 from runcast.forecast._prep import Prepared
 from runcast.forecast._types import Forecast
 from runcast.schedules import Schedule
@@ -230,11 +230,9 @@ RAW = {"law": fit_known}
 def blend(law: Forecast, pfn: Forecast, spread: float = 1.0) -> Forecast:
     """The equal mixture of two forecasts of the same steps, each one's spread scaled by ``spread``.
 
-    Each component's paths are pulled toward (``spread < 1``) or pushed from its own per-step
-    median before mixing: two calibrated forecasts whose medians differ make a mixture wider than
-    either, so the mixture has a calibration factor of its own (``"law+pfn"`` in the shipped
-    calibration). Every other path of each is kept: the PFN's quantile-coupled paths are ordered
-    by level, so a head slice would keep only its lower half.
+    Method ``"law+pfn"``'s mixture (:func:`runcast.forecast._mixture.mixture`): two calibrated
+    forecasts whose medians differ make a mixture wider than either, so the mixture of the raw
+    forecasts has a calibration factor of its own.
 
     Example:
         >>> a = Forecast([1, 2], np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0]]))
@@ -242,20 +240,13 @@ def blend(law: Forecast, pfn: Forecast, spread: float = 1.0) -> Forecast:
         >>> blend(a, b, 0.5).samples[:, 0].tolist()
         [1.75, 2.75, 5.75, 6.75]
     """
-    parts = []
-    for f in (law, pfn):
-        med = np.median(f.samples, axis=0)
-        part = med + spread * (f.samples[::2] - med)
-        if spread > 1.0 and f.direction == "down" and f.samples.min() > 0:
-            part = positive_warp(part, med)  # widened paths of a positive loss stay positive
-        parts.append(part)
+    from runcast.forecast._mixture import mixture
+
     info: dict[str, Any] = {
         "law": law.info,
         "pfn": {k: v for k, v in pfn.info.items() if k != "quantiles"},
-        "spread": round(float(spread), 4),
     }
-    samples = np.vstack(parts)
-    return Forecast(law.steps, samples, direction=law.direction, method="law+pfn", info=info)
+    return mixture(law, pfn, spread, 0.5, method="law+pfn", info=info)
 
 
 def forecast_blend(curve: Curve, until: int, schedule: Schedule | None, **opts: Any) -> Forecast:
