@@ -144,7 +144,9 @@ def forecast_cmd(
         None, "--schedule", "-s", help="The LR schedule: JSON, a spec string or a JSON file."
     ),
     target: float | None = typer.Option(None, "--target", "-t", help="A value to beat."),
-    method: str = typer.Option("auto", "--method", "-m", help="auto, law, ensemble, pfn, ..."),
+    method: str = typer.Option(
+        "auto", "--method", "-m", help="auto, law, law+pfn, pfn+ensemble, ensemble, pfn, ..."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     db: str | None = typer.Option(None, "--db", help="The run store (for a run id)."),
 ) -> None:
