@@ -222,7 +222,7 @@ def evaluate_case(
                 ]
             )
         elif method in MIXTURES:
-            from runcast.forecast._mixture import ensemble_share, mixture
+            from runcast.forecast._mixture import blind_inputs, mixture
 
             one, other, seen = MIXTURES[method]
             if method == "pfn+ensemble":
@@ -237,12 +237,9 @@ def evaluate_case(
                 for m in (one, other)
                 for nz in (False, True)
             }
-            feats = dict(parts[(seen, True)].info.get("features", {}))
-            share = 0.5
+            share, feats = 0.5, dict(parts[(seen, True)].info.get("features", {}))
             if method == "pfn+ensemble":
-                frac = float(parts[(seen, True)].info["last_observed_step"]) / until
-                share = ensemble_share(frac)
-                feats["ens_share"] = share
+                share, feats = blind_inputs(parts[(seen, True)])
 
             def mixed(t: float, nz: bool) -> Forecast:
                 return mixture(parts[(one, nz)], parts[(other, nz)], t, share, method=method)
