@@ -102,3 +102,11 @@ def test_falls_back_to_the_pfn_when_the_ensemble_cannot_fit(
     monkeypatch.setitem(RAW_METHODS, "ensemble", broken)
     f = forecast(_cut(0.6), until=10_000, method="pfn+ensemble")
     assert f.method == "pfn" and np.isfinite(f.samples).all()
+
+
+def test_an_accuracy_rises_in_the_mixture_too() -> None:
+    s = np.arange(0, 6001, 25)
+    acc = 0.9 - 0.5 * ((s + 100) / 100.0) ** -0.5
+    f = forecast(Curve(s, acc, name="acc"), until=10_000)
+    assert (f.method, f.direction, f.info["ensemble_share"]) == ("pfn+ensemble", "up", 0.5)
+    assert acc[-1] < f.final.median < 0.9 and f.prob_beats(float(acc[-1])) > 0.5
