@@ -344,11 +344,14 @@ def main() -> None:
         print(speed_table(cases))
     print(f"\ntotal bench time {time.time() - t0:.0f}s")
     if args.write_calibration:
-        models = dict(fit_calibration(recs).models)
+        fitted = fit_calibration(recs)
+        models, ranges = dict(fitted.models), dict(fitted.ranges)
         # method "mcmc" runs at Domhan et al.'s budget: it ships that budget's model; the other
         # budgets exist only in this bench
-        models["mcmc"] = models.get("mcmc {}x{}/{}".format(*DOMHAN_MCMC), ())
-        cal = Calibration({k: v for k, v in models.items() if v and not k.startswith("mcmc ")})
+        domhan = "mcmc {}x{}/{}".format(*DOMHAN_MCMC)
+        models["mcmc"], ranges["mcmc"] = models.get(domhan, ()), ranges.get(domhan, [])
+        keep = [k for k, v in models.items() if v and not k.startswith("mcmc ")]
+        cal = Calibration({k: models[k] for k in keep}, {k: ranges[k] for k in keep})
         TABLE_PATH.write_text(cal.to_json() + "\n")
         print(f"wrote {TABLE_PATH}: {cal.models}", file=sys.stderr)
 

@@ -77,10 +77,37 @@ def test_json_round_trip(tmp_path: object) -> None:
 def test_shipped_model_loads() -> None:
     cal = default_calibration()
     # the model bench/forecast_cutoff.py --write-calibration fitted: every calibrated method
-    assert {"law", "ensemble", "pfn", "pfn+schedule"} <= set(cal.models)
+    assert {"law", "ensemble", "pfn", "pfn+schedule", "pfn+ensemble"} <= set(cal.models)
     for m in cal.models:
         for frac in (0.1, 0.3, 0.7):
             assert TAU_RANGE[0] <= cal.tau(m, frac) <= TAU_RANGE[1]
+        # with the range of every feature it was fitted on
+        assert len(cal.ranges[m]) == len(FEATURES)
+        assert all(lo <= hi for lo, hi in cal.ranges[m])
+
+
+def test_features_are_clipped_to_what_the_model_saw() -> None:
+    coef = (0.0, -1.0, 0.0, 0.0, 0.0, 0.0)  # wider the less of the run is seen
+    box = [(np.log(0.1), np.log(0.7)), (0.0, 6.0)] + [(0.0, 0.0)] * (len(FEATURES) - 2)
+    cal = Calibration({"m": coef}, {"m": box})
+    # inside the box the model as fitted; outside, the nearest point it saw
+    assert cal.tau("m", 0.2) == pytest.approx(5.0)
+    assert cal.tau("m", 0.07) == pytest.approx(10.0) == cal.tau("m", 0.1)
+    assert cal.tau("m", 0.99) == pytest.approx(1 / 0.7)
+    # no range (a model written before ranges were kept): the fitted line, extrapolated
+    assert Calibration({"m": coef}).tau("m", 0.07) == pytest.approx(1 / 0.07)
+    # the JSON keeps the box
+    raw = json.loads(cal.to_json())
+    assert raw["ranges"]["m"][0] == pytest.approx([np.log(0.1), np.log(0.7)])
+
+
+def test_the_shipped_blind_model_does_not_narrow_a_very_early_forecast() -> None:
+    # fitted on cut-offs at 10-70% of a run: its quadratic in log_frac, extrapolated, made a
+    # forecast from 1% of a run narrower than one from 10%
+    cal = default_calibration()
+    early = cal.tau("pfn+ensemble", 0.01, {"log_frac": np.log(0.01), "log_frac2": 21.2})
+    seen = cal.tau("pfn+ensemble", 0.1)
+    assert early == pytest.approx(seen, rel=0.05)
 
 
 @pytest.mark.parametrize(

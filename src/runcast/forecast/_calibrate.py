@@ -211,21 +211,35 @@ class Calibration:
     missing feature counts as 0, i.e. no backtest, no noise information, nothing left to anneal),
     clipped to :data:`TAU_RANGE`. A method without coefficients gets ``tau = 1``.
 
+    ``ranges[method]`` holds each feature's ``(low, high)`` over the runs the model was fitted
+    on; a forecast's features are clipped to them first, so the model is never extrapolated: its
+    quadratic in ``log_frac``, fitted on cut-offs at 10-70% of a run, would otherwise turn the
+    wrong way for a forecast from 1% of one.
+
     Example:
         >>> cal = Calibration({"law": (0.5, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)})
         >>> round(cal.tau("law", 1.0), 4), round(cal.tau("law", 0.5), 4), cal.tau("other", 0.3)
         (1.6487, 0.8244, 1.0)
+        >>> seen = Calibration(cal.models, {"law": [(-2.3, -0.36)] + [(0.0, 0.0)] * 8})
+        >>> round(seen.tau("law", 1.0), 4), round(seen.tau("law", 0.5), 4)  # 1.0: as seen at 70%
+        (1.1503, 0.8244)
     """
 
     models: Mapping[str, Sequence[float]]
+    ranges: Mapping[str, Sequence[Sequence[float]]] = field(default_factory=dict)
 
     def log_tau(self, method: str, feats: Mapping[str, float]) -> float:
         """``log tau`` before clipping (0 for a method without a model)."""
         coef = self.models.get(method)
         if not coef:
             return 0.0
-        x = [1.0, *(float(feats.get(k, 0.0)) for k in FEATURES)]
-        return float(np.dot(coef, x[: len(coef)]))
+        x = np.array([float(feats.get(k, 0.0)) for k in FEATURES])
+        box = self.ranges.get(method)
+        if box:
+            lo, hi = np.asarray(box, dtype=np.float64)[: x.size].T
+            x[: lo.size] = np.clip(x[: lo.size], lo, hi)
+        full = np.r_[1.0, x]
+        return float(np.dot(coef, full[: len(coef)]))
 
     def tau(self, method: str, fraction: float, feats: Mapping[str, float] | None = None) -> float:
         """The discrepancy scale of ``method`` when ``fraction`` of the run is observed.
@@ -240,7 +254,9 @@ class Calibration:
 
     def to_json(self) -> str:
         """The model as JSON (what ``_calibration.json`` holds)."""
-        body = {"features": ["intercept", *FEATURES], "models": dict(self.models)}
+        body: dict[str, Any] = {"features": ["intercept", *FEATURES], "models": dict(self.models)}
+        if self.ranges:
+            body["ranges"] = {k: [list(r) for r in v] for k, v in self.ranges.items()}
         return json.dumps(body, indent=1)
 
 
@@ -250,7 +266,8 @@ def default_calibration() -> Calibration:
     if not TABLE_PATH.exists():
         return Calibration({})
     raw = json.loads(TABLE_PATH.read_text())
-    return Calibration({k: tuple(float(c) for c in v) for k, v in raw["models"].items()})
+    ranges = {k: [tuple(map(float, r)) for r in v] for k, v in raw.get("ranges", {}).items()}
+    return Calibration({k: tuple(float(c) for c in v) for k, v in raw["models"].items()}, ranges)
 
 
 def coverage(forecast: Forecast, steps: FloatArray, truth: FloatArray, level: float) -> float:

@@ -313,9 +313,11 @@ def fit_calibration(
     Per method, the coefficients of ``log tau`` over :data:`~runcast.forecast._calibrate.FEATURES`
     (:func:`~runcast.forecast._calibrate.fit_log_tau`) are chosen so that the mean 80% / 95%
     coverage is on target at every cut-off over all runs, and, with weight
-    :data:`FAMILY_WEIGHT` split over the families, for every family at every cut-off.
+    :data:`FAMILY_WEIGHT` split over the families, for every family at every cut-off. Each
+    feature's range over the records is kept with the model (forecasts are clipped to it).
     """
     models: dict[str, tuple[float, ...]] = {}
+    ranges: dict[str, list[tuple[float, float]]] = {}
     for m in sorted({r.method for r in records}):
         rs = [
             r
@@ -356,7 +358,13 @@ def fit_calibration(
             level_weights=LEVEL_WEIGHTS,
         )
         models[m] = tuple(round(float(c), 5) + 0.0 for c in coef)  # + 0.0: no "-0.0"
-    return Calibration(models)
+        # what the model saw: a forecast's features are clipped to this box (no extrapolation)
+        lows, highs = X[:, 1:].min(axis=0), X[:, 1:].max(axis=0)
+        ranges[m] = [
+            (round(float(a), 5) + 0.0, round(float(b), 5) + 0.0)
+            for a, b in zip(lows, highs, strict=True)
+        ]
+    return Calibration(models, ranges)
 
 
 def cross_fitted_tau(
