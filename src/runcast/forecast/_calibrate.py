@@ -220,7 +220,7 @@ class Calibration:
         >>> cal = Calibration({"law": (0.5, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)})
         >>> round(cal.tau("law", 1.0), 4), round(cal.tau("law", 0.5), 4), cal.tau("other", 0.3)
         (1.6487, 0.8244, 1.0)
-        >>> seen = Calibration(cal.models, {"law": [(-2.3, -0.36)] + [(0.0, 0.0)] * 8})
+        >>> seen = Calibration(cal.models, {"law": [(-2.3, -0.36)] + [(0.0, 0.0)] * 7})
         >>> round(seen.tau("law", 1.0), 4), round(seen.tau("law", 0.5), 4)  # 1.0: as seen at 70%
         (1.1503, 0.8244)
     """
