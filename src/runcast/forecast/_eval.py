@@ -239,7 +239,7 @@ def evaluate_case(
             }
             share, feats = 0.5, dict(parts[(seen, True)].info.get("features", {}))
             if method == "pfn+ensemble":
-                share, feats = blind_inputs(parts[(seen, True)])
+                _, share, feats = blind_inputs(parts[(seen, True)])
 
             def mixed(t: float, nz: bool) -> Forecast:
                 return mixture(parts[(one, nz)], parts[(other, nz)], t, share, method=method)

@@ -95,18 +95,20 @@ def ensemble_share(fraction: float) -> float:
     return float(BLIND_LATE_SHARE * np.clip((fraction - lo) / (hi - lo), 0.0, 1.0))
 
 
-def blind_inputs(ens: Forecast) -> tuple[float, dict[str, float]]:
-    """The ensemble's share of ``"pfn+ensemble"`` and what its calibration sees, from the
-    ensemble's raw forecast (the features it records, plus ``ens_share``).
+def blind_inputs(ens: Forecast) -> tuple[float, float, dict[str, float]]:
+    """The observed share of the run, the ensemble's share of ``"pfn+ensemble"`` and what its
+    calibration sees, from the ensemble's raw forecast (the features it records, plus
+    ``ens_share``).
 
     Example:
         >>> import numpy as np
         >>> f = Forecast([600, 1000], np.ones((4, 2)), info={"last_observed_step": 500})
         >>> blind_inputs(f)
-        (0.5, {'ens_share': 0.5})
+        (0.5, 0.5, {'ens_share': 0.5})
     """
-    share = ensemble_share(float(ens.info["last_observed_step"]) / float(ens.steps[-1]))
-    return share, {**ens.info.get("features", {}), "ens_share": share}
+    fraction = float(ens.info["last_observed_step"]) / float(ens.steps[-1])
+    share = ensemble_share(fraction)
+    return fraction, share, {**ens.info.get("features", {}), "ens_share": share}
 
 
 def forecast_pfn_ensemble(
@@ -133,8 +135,7 @@ def forecast_pfn_ensemble(
         return forecast(blind, until, None, method="pfn", calibrate=calibrate, **opts)
     opts = {**opts, "steps": ens.steps}
     pfn = forecast(blind, until, None, method="pfn", calibrate=False, **opts)
-    share, feats = blind_inputs(ens)
-    frac = float(ens.info["last_observed_step"]) / float(ens.steps[-1])
+    frac, share, feats = blind_inputs(ens)
     spread = default_calibration().tau("pfn+ensemble", frac, feats) if calibrate else 1.0
     info: dict[str, Any] = {
         "ensemble": ens.info,
