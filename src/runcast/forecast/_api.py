@@ -303,14 +303,13 @@ def forecast(
     """
     sched = _schedule_of(curve, schedule)
     name = resolve_method(method, sched)
+    _load_methods()
     if method == "auto" and name == "law" and isinstance(curve, Curve):
         # the laws model a loss over its schedule; an accuracy goes to the PFN, which uses it
         values = curve.finite().value
         dirn = direction or (detect_direction(values, curve.name) if values.size else "down")
         if dirn != "down":
-            _load_methods()
             name = "pfn" if "pfn" in METHODS else "ensemble"
-    _load_methods()
     m = get_method(name)
     if m.needs_schedule:
         if sched is None:
