@@ -55,6 +55,22 @@ def test_forecast_with_schedule_prints_intervals(tmp_path: Path) -> None:
     res = runner.invoke(app, ["forecast", str(_log(tmp_path)), "-u", "10000", "--schedule", spec])
     assert res.exit_code == 0, res.output
     assert "(law," in res.output and "80% interval" in res.output
+    assert "no LR schedule given" not in res.output
+    res = runner.invoke(
+        app, ["forecast", str(_log(tmp_path)), "-u", "10000", "--schedule", spec, "--json"]
+    )
+    assert json.loads(res.output)["schedule_known"] is True
+
+
+def test_a_blind_loss_forecast_says_what_it_cannot_see(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["forecast", str(_log(tmp_path)), "-u", "10000"])
+    assert res.exit_code == 0, res.output
+    assert "(pfn+ensemble," in res.output
+    assert "no LR schedule given: an LR drop after step 3000" in res.output
+    assert "pass --schedule" in res.output
+    res = runner.invoke(app, ["forecast", str(_log(tmp_path)), "-u", "10000", "--json"])
+    out = json.loads(res.output)  # JSON stays JSON: the note is for people
+    assert out["schedule_known"] is False and out["method"] == "pfn+ensemble"
 
 
 def test_forecast_bad_until_is_one_red_line(tmp_path: Path) -> None:

@@ -156,14 +156,17 @@ def forecast_cmd(
 
         curve = load_curve(source, key, db)
         total = None if curve.schedule is None else curve.schedule.total
-        if schedule is None and total is not None and total < until + 1:
+        noted = schedule is None and total is not None and total < until + 1
+        if noted:
             # a recorded LR column covers the past only: it cannot say what the LR will be
             err_console.print(
                 f"[yellow]note:[/] the recorded LR covers steps 0..{total - 1} only, not up to "
                 f"{until}; forecasting without a schedule (pass --schedule for the law)."
             )
             curve = curve.with_schedule(None)
-        f = forecast(curve, until, _schedule(schedule), method=method, noise=False)
+        sched = _schedule(schedule)
+        f = forecast(curve, until, sched, method=method, noise=False)
+        blind = sched is None and curve.schedule is None
         out: dict[str, Any] = {
             "source": source,
             "key": key,
@@ -171,6 +174,7 @@ def forecast_cmd(
             "last_observed_step": curve.last_step,
             "until": until,
             "final": f.final.to_dict(),
+            "schedule_known": not blind,
         }
         reached = _already_reached(curve, target, f.direction) if target is not None else None
         if target is not None:
@@ -185,6 +189,12 @@ def forecast_cmd(
         if as_json:
             console.print_json(json.dumps(out))
             return
+        if blind and not noted and f.direction == "down":
+            # the blind forecast's largest misses are LR drops still to come (bench/README.md)
+            err_console.print(
+                f"[yellow]note:[/] no LR schedule given: an LR drop after step {curve.last_step} "
+                "(a cooldown, a step decay) is not foreseen; pass --schedule to forecast it."
+            )
         fin = f.final
         lo80, hi80 = fin.interval(0.8)
         lo95, hi95 = fin.interval(0.95)
