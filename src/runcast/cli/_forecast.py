@@ -156,8 +156,9 @@ def forecast_cmd(
 
         curve = load_curve(source, key, db)
         total = None if curve.schedule is None else curve.schedule.total
-        noted = schedule is None and total is not None and total < until + 1
-        if noted:
+        noted = False
+        if schedule is None and total is not None and total < until + 1:
+            noted = True
             # a recorded LR column covers the past only: it cannot say what the LR will be
             err_console.print(
                 f"[yellow]note:[/] the recorded LR covers steps 0..{total - 1} only, not up to "
