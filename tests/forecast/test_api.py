@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 import runcast
 from runcast import Curve, Schedule
-from runcast.errors import InvalidInputError, RuncastWarning, ScheduleError
+from runcast.errors import (
+    FitError,
+    InvalidInputError,
+    NotEnoughDataError,
+    RuncastWarning,
+    ScheduleError,
+)
 from runcast.forecast import available_methods, forecast
 from runcast.forecast._api import resolve_method
 from runcast.forecast._registry import METHODS
@@ -92,6 +100,44 @@ def test_auto_sends_an_accuracy_with_a_schedule_to_the_pfn() -> None:
     f = forecast(Curve(S, acc), until=10_000, schedule=spec)
     assert f.method == ("pfn" if "pfn" in METHODS else "ensemble")
     assert f.direction == "up" and f.info.get("schedule", True)
+
+
+def _far_wsd() -> tuple[Curve, dict[str, object], int]:
+    # twelve points over 55 steps of a positive loss, forecast 100x past them: the law's fit
+    # extrapolates the loss below 0 (to about -285 from 271) long before the cooldown
+    steps = 5000 + 5 * np.arange(12)
+    loss = 255.0 * (1.0 + np.exp(-3.0 * (steps - 5000) / 60.0))
+    until = 505_501
+    spec = {"kind": "wsd", "peak": 1e-3, "warmup": 0, "total": until + 1, "decay_start": 404_400}
+    return Curve(steps, loss), spec, until
+
+
+def test_a_law_that_takes_a_positive_loss_below_zero_is_an_error() -> None:
+    curve, spec, until = _far_wsd()
+    with pytest.raises(FitError, match=r"below 0 .* forecast a nearer step"):
+        forecast(curve, until, spec, method="law")
+    # a nearer step is a forecast again
+    near = forecast(curve, 5200, spec, method="law")
+    assert near.samples.min() > 0
+
+
+def test_auto_answers_a_law_below_zero_with_the_pfn_and_says_so() -> None:
+    curve, spec, until = _far_wsd()
+    if "pfn" not in METHODS:
+        with pytest.raises(FitError, match="below 0"):
+            forecast(curve, until, spec)
+        return
+    with pytest.warns(RuncastWarning, match=r"below 0 .* with method='pfn' instead"):
+        f = forecast(curve, until, spec)
+    assert f.method == "pfn" and f.final.median > 0 and f.samples.min() > 0
+
+
+def test_auto_with_too_few_points_keeps_the_laws_error() -> None:
+    spec = {"kind": "cosine", "peak": 1e-3, "total": 10_001}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuncastWarning)  # and no "instead" fallback on the way
+        with pytest.raises(NotEnoughDataError, match="at least"):
+            forecast(Curve(S[:3], _loss(S[:3])), until=10_000, schedule=spec)
 
 
 def test_unknown_method_lists_the_known_ones() -> None:

@@ -37,8 +37,19 @@ import numpy as np
 import numpy.typing as npt
 
 from runcast.curve import Curve
-from runcast.errors import InvalidInputError, RuncastError, RuncastWarning, ScheduleError
-from runcast.forecast._calibrate import RawForecast, default_calibration, features
+from runcast.errors import (
+    FitError,
+    InvalidInputError,
+    RuncastError,
+    RuncastWarning,
+    ScheduleError,
+)
+from runcast.forecast._calibrate import (
+    RawForecast,
+    default_calibration,
+    features,
+    refuse_below_zero,
+)
 from runcast.forecast._prep import MIN_POINTS, Prepared, detect_direction, prepare
 from runcast.forecast._registry import METHODS, get_method, register_method
 from runcast.forecast._types import Direction, Forecast
@@ -159,6 +170,7 @@ def raw_forecast(
         paths = np.zeros((n_paths, prep.out_steps.size))
         return RawForecast(prep, paths, anchor=0.0, info={"constant": True})
     raw = RAW_METHODS[method](prep, schedule, n_paths=n_paths, seed=seed, **opts)
+    _check_positive(method, prep, raw)
     # measured: the backtest scale sharpens the law's CRPS (0.058 -> 0.043 from 20% of a run) but
     # blurs the ensemble's (0.041 -> 0.052), whose early extrapolations are poor predictors of
     # its late ones; so only the law uses it
@@ -177,6 +189,15 @@ def raw_forecast(
         lr=lr,
     )
     return raw
+
+
+def _check_positive(method: str, prep: Prepared, raw: RawForecast) -> None:
+    """Refuse paths whose median takes a positive loss to 0 or below (``auto`` falls back)."""
+    if prep.direction == "down" and float(np.min(prep.to_values(prep.y))) > 0:
+        median = np.median(prep.to_values(raw.paths), axis=0)
+        refuse_below_zero(
+            method, median, prep.out_steps, last_step=prep.last_step, n_points=prep.n_points
+        )
 
 
 def _backtest(
@@ -286,7 +307,10 @@ def forecast(
         **opts: method options; every method takes ``calibrate=False`` to skip the shipped
             calibration (the method's own bands: ``tau = 1``, the PFN's raw spread).
 
-    A constant curve gets a flat forecast and a :class:`~runcast.RuncastWarning`.
+    A constant curve gets a flat forecast and a :class:`~runcast.RuncastWarning`. A method
+    whose median would take a positive loss to 0 or below raises
+    :class:`~runcast.errors.FitError`; ``"auto"`` with a schedule then forecasts with the PFN
+    and warns, and ``"pfn+ensemble"`` returns whichever of its two halves can forecast.
 
     Example:
         >>> import numpy as np, runcast
@@ -319,18 +343,22 @@ def forecast(
             )
         _check_schedule(sched, int(until))
     if name in RAW_METHODS:
-        return _run_raw(
-            name,
-            curve,
-            until,
-            sched,
-            steps=steps,
-            direction=direction,
-            noise=noise,
-            n_paths=n_paths,
-            seed=seed,
-            **opts,
-        )
+
+        def run(chosen: str) -> Forecast:
+            return _run_raw(chosen, curve, until, sched, steps=steps, direction=direction,
+                            noise=noise, n_paths=n_paths, seed=seed, **opts)  # fmt: skip
+
+        if method != "auto" or "pfn" not in METHODS:
+            return run(name)
+        try:
+            return run(name)
+        except FitError as err:
+            if isinstance(err, InvalidInputError):
+                raise  # too few points: the PFN cannot help, and the law's message says so
+            # auto answers with the PFN (which uses the schedule) rather than no forecast
+            warnings.warn(f"{err} Forecasting with method='pfn' instead.", RuncastWarning,
+                          stacklevel=2)  # fmt: skip
+            name, m = "pfn", get_method("pfn")
     kwargs = {"steps": steps, "direction": direction, "noise": noise, "n_paths": n_paths}
     return m.fn(curve, until, sched, seed=seed, **kwargs, **opts)  # type: ignore[no-any-return]
 

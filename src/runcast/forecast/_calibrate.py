@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from runcast.errors import FitError
 from runcast.forecast._prep import Prepared
 from runcast.forecast._types import Forecast
 
@@ -131,6 +132,55 @@ def positive_warp(values: FloatArray, median: FloatArray) -> FloatArray:
     mid = np.median(warped, axis=0)
     warped = warped * np.where(mid > 0, np.asarray(median) / np.where(mid > 0, mid, 1.0), 1.0)
     return np.where(m > 0, warped, values)
+
+
+#: a positive loss's forecast is kept above 0 smoothly, on this share of its lowest observed value
+FLOOR_SHARE = 0.05
+
+
+def soft_floor(values: FloatArray, scale: float) -> FloatArray:
+    """``scale * log(1 + exp(values / scale))``: a positive loss's forecast kept above 0.
+
+    A forecaster extrapolates in units normalised by the observed curve and knows nothing of a
+    loss being positive: the PFN on a short, very noisy curve (a few minibatch losses of 10, 4,
+    0.6), or a law fitted on a few points and extrapolated 100x past them, can send even the
+    median below 0. Applied only then (a positive median is kept positive by
+    :func:`positive_warp`). The map is monotone (quantiles stay quantiles) and leaves every value
+    above ``10 * scale`` as it was, to 5e-5 of ``scale``.
+
+    Example:
+        >>> soft_floor(np.array([-5.0, 0.0, 1.0, 2.0]), 0.1).round(4).tolist()
+        [0.0, 0.0693, 1.0, 2.0]
+    """
+    return np.asarray(scale * np.logaddexp(0.0, values / scale), dtype=np.float64)
+
+
+def refuse_below_zero(
+    method: str, median: FloatArray, steps: npt.ArrayLike, *, last_step: int, n_points: int
+) -> None:
+    """Raise :class:`~runcast.FitError` when a positive loss's forecast median reaches 0.
+
+    A law, a curve family or the PFN fitted on a few points and extrapolated far past them can
+    take a loss below 0. No band around that median is a forecast, and flooring it would only
+    claim the loss ends at 0, so the method refuses, saying what to do instead. ``median`` is the
+    per-step median over ``steps``, in the curve's own units; the caller knows the loss is positive.
+
+    Example:
+        >>> refuse_below_zero("law", np.array([2.0, 1.0]), [10, 20], last_step=5, n_points=6)
+        >>> refuse_below_zero("law", np.array([1.0, -1.0]), [10, 20], last_step=5, n_points=6)
+        Traceback (most recent call last):
+        ...
+        runcast.errors.FitError: Method 'law' takes this positive loss below 0 (to -1) from step 20; the last observed step is 5 (6 points). Its fit does not hold that far: forecast a nearer step, or observe more of the run.
+    """  # noqa: E501
+    below = np.asarray(median) <= 0
+    if not np.any(below):
+        return
+    at = int(np.asarray(steps)[int(np.argmax(below))])
+    raise FitError(
+        f"Method {method!r} takes this positive loss below 0 (to {float(np.min(median)):.4g}) "
+        f"from step {at}; the last observed step is {last_step} ({n_points} points). Its fit "
+        "does not hold that far: forecast a nearer step, or observe more of the run."
+    )
 
 
 #: what the calibration model sees of a forecast (all known at forecast time; see :func:`features`)

@@ -120,8 +120,9 @@ def forecast_pfn_ensemble(
     one, ``"law"`` or ``"law+pfn"`` forecast better. The ensemble takes
     :func:`ensemble_share` of the paths. The mixture of the two raw forecasts is calibrated as a
     whole by the ``"pfn+ensemble"`` model, from the ensemble's features and its share
-    (``calibrate=False``: the raw mixture). When the ensemble cannot fit the curve, the PFN's
-    own calibrated forecast is returned (its ``method`` says ``"pfn"``).
+    (``calibrate=False``: the raw mixture). When one of the two cannot forecast the curve (too
+    few points, a fit that takes a positive loss below 0), the other's own calibrated forecast
+    is returned (its ``method`` says which).
     """
     from runcast.forecast._api import forecast
     from runcast.forecast._calibrate import default_calibration
@@ -134,7 +135,10 @@ def forecast_pfn_ensemble(
     except RuncastError:
         return forecast(blind, until, None, method="pfn", calibrate=calibrate, **opts)
     opts = {**opts, "steps": ens.steps}
-    pfn = forecast(blind, until, None, method="pfn", calibrate=False, **opts)
+    try:
+        pfn = forecast(blind, until, None, method="pfn", calibrate=False, **opts)
+    except RuncastError:
+        return forecast(blind, until, None, method="ensemble", calibrate=calibrate, **opts)
     frac, share, feats = blind_inputs(ens)
     spread = default_calibration().tau("pfn+ensemble", frac, feats) if calibrate else 1.0
     info: dict[str, Any] = {

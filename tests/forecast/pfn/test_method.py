@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import runcast
-from runcast.errors import InvalidInputError, NotEnoughDataError
+from runcast.errors import FitError, InvalidInputError, NotEnoughDataError
+from runcast.forecast._calibrate import FLOOR_SHARE, soft_floor
 from runcast.forecast._registry import get_method
 from runcast.forecast.pfn import pfn_forecast
-from runcast.forecast.pfn._method import FLOOR_SHARE, LEVELS, pfn_quantiles, soft_floor
+from runcast.forecast.pfn._method import LEVELS, pfn_quantiles
 from runcast.forecast.pfn._prior import sample_batch
 
 
@@ -261,10 +262,17 @@ def test_real_mpl_curve_from_20_percent(shared_data: Path, catalog: dict, name: 
 
 
 def test_a_positive_loss_is_never_forecast_below_zero() -> None:
-    # six minibatch losses of a tiny regression (MSE): the network alone sends its median to -7
+    # six minibatch losses of a tiny regression (MSE): 18 steps on, the network alone sends its
+    # median to -7; that is no forecast, and the error says what to do
     c = runcast.Curve([1, 2, 3, 4, 5, 6], [4.737, 3.924, 10.111, 7.091, 0.603, 3.393])
-    f = pfn_forecast(c, 24)
-    assert f.samples.min() > 0 and f.final.median < 0.603
+    with pytest.raises(FitError, match=r"below 0 .* forecast a nearer step"):
+        pfn_forecast(c, 24)
+    # the blind default then answers with its other half, the parametric ensemble
+    f = runcast.forecast(c, 24)
+    assert f.method == "ensemble" and f.samples.min() > 0
+    # one step on, its median is positive, and its wide band is kept above 0
+    f = pfn_forecast(c, 7)
+    assert f.samples.min() > 0 and 0 < f.final.median < 10.111
     # a curve whose median stays well above 0 is left exactly as the network forecast it
     s = np.arange(0, 3001, 50)
     smooth = runcast.Curve(s, 3.0 + 2.0 * (1 + s / 50.0) ** -0.4)

@@ -32,7 +32,12 @@ from scipy.special import ndtri
 
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError, NotEnoughDataError
-from runcast.forecast._calibrate import positive_warp
+from runcast.forecast._calibrate import (
+    FLOOR_SHARE,
+    positive_warp,
+    refuse_below_zero,
+    soft_floor,
+)
 from runcast.forecast._registry import register_method
 from runcast.forecast._types import Direction, Forecast
 from runcast.forecast.pfn._features import (
@@ -153,26 +158,6 @@ class PfnQuantiles:
         )
 
 
-#: a positive loss's trend quantiles are kept above 0 smoothly, on this share of its lowest value
-FLOOR_SHARE = 0.05
-
-
-def soft_floor(values: npt.NDArray[np.float64], scale: float) -> npt.NDArray[np.float64]:
-    """``scale * log(1 + exp(values / scale))``: a positive loss's quantiles kept above 0.
-
-    The network forecasts in units normalised by the observed curve and knows nothing of a loss
-    being positive: a short, very noisy curve (a few minibatch losses of 10, 4, 0.6) can send
-    even its median below 0. Applied only then (a positive median is kept positive by the warp
-    of :meth:`PfnQuantiles.finish`). The map is monotone (quantiles stay quantiles) and leaves
-    every value above ``10 * scale`` as it was, to 5e-5 of ``scale``.
-
-    Example:
-        >>> soft_floor(np.array([-5.0, 0.0, 1.0, 2.0]), 0.1).round(4).tolist()
-        [0.0, 0.0693, 1.0, 2.0]
-    """
-    return np.asarray(scale * np.logaddexp(0.0, values / scale), dtype=np.float64)
-
-
 def calibration_key(schedule: Schedule | None) -> str:
     """The calibration model's name for the PFN with or without a schedule."""
     return "pfn" if schedule is None else "pfn+schedule"
@@ -244,9 +229,13 @@ def pfn_quantiles(
     }
     positive = dirn == "down" and bool(np.min(c.value) > 0)
     floor = FLOOR_SHARE * float(np.min(c.value))
-    if positive and np.any(yq[:, LEVELS.size // 2] < 10.0 * floor):
-        # the median itself heads for 0 or below: the network extrapolated past what a loss can
-        # do (the positive warp in finish() keeps a positive median; this case has none)
+    median = yq[:, LEVELS.size // 2]
+    if positive:
+        # the network extrapolated past what a loss can do: no forecast (as every method)
+        refuse_below_zero("pfn", median, want, last_step=c.last_step, n_points=len(c))
+    if positive and np.any(median < 10.0 * floor):
+        # the median heads for 0: its lower quantiles go through a soft floor (the positive
+        # warp in finish() works around the median, which is too close to 0 here to hold them)
         yq = soft_floor(yq, floor)
     return PfnQuantiles(want, yq, sign, dirn, point_sd, c.last_step / until, info, positive)
 
