@@ -43,3 +43,21 @@ def test_demo_rejects_too_few_steps(tmp_path: Path) -> None:
     # typer checks the range before anything is trained or written
     assert result.exit_code == 2 and "--steps" in result.output and "20" in result.output
     assert not (tmp_path / "runcast.db").exists()
+
+
+def test_demo_out_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine\n")
+    result = CliRunner().invoke(app, ["demo", "--out", str(afile), "--steps", "20"])
+    assert result.exit_code == 1 and result.exception is not None
+    assert "is a file" in result.output and "folder" in result.output
+    assert afile.read_text() == "mine\n"  # nothing of the user's is touched
+
+
+def test_demo_out_that_cannot_be_created_is_one_clear_line(tmp_path: Path) -> None:
+    # a folder under a file cannot be created: the system's reason and the path, no traceback
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine\n")
+    result = CliRunner().invoke(app, ["demo", "--out", str(afile / "sub"), "--steps", "20"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "error:" in result.output and "notes.txt" in result.output

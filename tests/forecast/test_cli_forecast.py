@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from runcast.cli import app
@@ -121,3 +122,18 @@ def test_a_recorded_lr_that_stops_at_the_last_step_is_not_a_schedule(tmp_path: P
     # the LR column ends where the log ends: the forecast goes on without a schedule
     assert res.exit_code == 0, res.output
     assert "recorded LR covers steps 0..3000 only" in res.output
+
+
+def test_a_log_file_that_does_not_exist_is_named_as_such(tmp_path: Path) -> None:
+    # not "there is no runcast store": the user meant a file
+    res = runner.invoke(app, ["forecast", str(tmp_path / "missing.csv"), "-u", "100"])
+    assert res.exit_code == 1
+    assert "missing.csv does not exist" in res.output and "store" not in res.output.split(".")[0]
+    res = runner.invoke(app, ["forecast", str(tmp_path), "-u", "100"])
+    assert res.exit_code == 1 and "is a folder, not a log file" in res.output
+
+
+@pytest.mark.parametrize("target", ["nan", "inf", "-inf"])
+def test_a_target_must_be_finite(tmp_path: Path, target: str) -> None:
+    res = runner.invoke(app, ["forecast", str(_log(tmp_path)), "-u", "10000", "-t", target])
+    assert res.exit_code == 1 and "--target must be a finite number" in res.output

@@ -44,6 +44,12 @@ def friendly_errors() -> Iterator[None]:
         # soft_wrap: a path or a message must stay one line, whatever the terminal width
         err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from err
+    except OSError as err:
+        # a folder that cannot be created, a disk that is full: the system's words and the path
+        # say it all; a traceback would bury them
+        what = f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
+        err_console.print(f"[bold red]error:[/] {what}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from err
 
 
 def guarded(fn: Callable[[], T]) -> T:

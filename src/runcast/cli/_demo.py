@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from runcast.cli._common import console, friendly_errors
+from runcast.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from runcast.demo import DemoResult
@@ -87,6 +88,11 @@ def demo(
 
     with friendly_errors():
         cfg = DemoConfig(steps=steps, seed=seed)
+        if out.exists() and not out.is_dir():
+            raise InvalidInputError(
+                f"--out {out} is a file; the demo writes runcast.db and report.html into a "
+                "folder: pass a folder's path (it is created if missing)."
+            )
         out.mkdir(parents=True, exist_ok=True)
         db = out / "runcast.db"
         console.print(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from runcast.cli._common import console, db_path, err_console, friendly_errors
+from runcast.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from runcast.curve import Curve
@@ -51,6 +53,10 @@ def _read_gz(path: Path, key: str) -> dict[str, Any]:
     return out
 
 
+#: names that are log files, never runs (a run's name could be anything else)
+_LOG_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".gz", ".tsv", ".txt")
+
+
 def load_curve(source: str, key: str = "loss", db: str | None = None) -> Curve:
     """A curve from a CSV/JSONL file (``.gz`` too; an ``lr`` column becomes its schedule) or
     from a run in the store (id, name or id prefix; its ``lr`` metric becomes its schedule)."""
@@ -85,6 +91,13 @@ def load_curve(source: str, key: str = "loss", db: str | None = None) -> Curve:
         if lr is not None and np.isfinite(lr).all() and len(lr) == curve.last_step + 1:
             curve = curve.with_schedule(Schedule.from_array(lr))
         return curve
+    if path.suffix.lower() in _LOG_SUFFIXES or path.is_dir():
+        # a log file's name, not a run's: "no store" would be the wrong thing to say
+        what = "is a folder, not a log file" if path.is_dir() else "does not exist"
+        raise InvalidInputError(
+            f"{source} {what}. Give a CSV or JSONL log (.gz too), or a run id or name in the "
+            "store (runcast runs list)."
+        )
     from runcast.store import open_store
 
     with open_store(db_path(db), create=False) as store:
@@ -154,6 +167,8 @@ def forecast_cmd(
     with friendly_errors():
         from runcast.forecast import forecast
 
+        if target is not None and not math.isfinite(target):
+            raise InvalidInputError(f"--target must be a finite number, but got {target}.")
         curve = load_curve(source, key, db)
         total = None if curve.schedule is None else curve.schedule.total
         noted = False
