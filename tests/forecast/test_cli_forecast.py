@@ -137,3 +137,9 @@ def test_a_log_file_that_does_not_exist_is_named_as_such(tmp_path: Path) -> None
 def test_a_target_must_be_finite(tmp_path: Path, target: str) -> None:
     res = runner.invoke(app, ["forecast", str(_log(tmp_path)), "-u", "10000", "-t", target])
     assert res.exit_code == 1 and "--target must be a finite number" in res.output
+
+
+def test_eval_forecast_checks_the_methods_before_forecasting(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["eval", "forecast", str(_log(tmp_path)), "-m", "ensemble,bogus"])
+    assert res.exit_code == 1 and "unknown 'bogus'" in res.output
+    assert "skipped" not in res.output and "pfn+ensemble" in res.output  # the known ones listed

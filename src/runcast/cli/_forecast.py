@@ -255,8 +255,7 @@ def eval_forecast_cmd(
         from rich.progress import Progress
         from rich.table import Table
 
-        from runcast.errors import InvalidInputError
-        from runcast.forecast._api import resolve_method
+        from runcast.forecast._api import available_methods, resolve_method
         from runcast.forecast._calibrate import default_calibration
         from runcast.forecast._eval import evaluate_case, summarize
 
@@ -266,8 +265,16 @@ def eval_forecast_cmd(
             raise InvalidInputError(f"--cutoffs must be numbers like 0.2,0.5: {err}") from err
         if not fracs or not all(0.0 < v < 1.0 for v in fracs):
             raise InvalidInputError(f"--cutoffs must be fractions in (0, 1), but got {cutoffs!r}.")
-        cases = [_case(s, key, db) for s in sources]
         names = [m.strip() for m in methods.split(",") if m.strip()]
+        known = {"auto", *available_methods()}
+        unknown = [m for m in names if m not in known]
+        if unknown or not names:
+            # before any forecast runs: not one "skipped" line per run and cut-off
+            raise InvalidInputError(
+                f"--method {methods!r}: unknown {', '.join(map(repr, unknown)) or 'nothing'}; "
+                f"use a comma-separated list of auto, {', '.join(sorted(known - {'auto'}))}."
+            )
+        cases = [_case(s, key, db) for s in sources]
         recs = []
         with Progress(console=err_console, transient=True) as bar:
             task = bar.add_task("forecasting", total=len(cases) * len(fracs) * len(names))
