@@ -101,3 +101,30 @@ def test_explicit_scale_invariant_and_bad_every() -> None:
     assert torch.allclose(mon.record(0)["eff_lr"], 0.5 / model.weight.detach().norm() ** 2)
     with pytest.raises(InvalidInputError, match="every"):
         TrainingMonitor(model, opt, every=0)
+
+
+def test_a_frozen_model_and_a_loss_that_is_not_a_number_are_clear_errors() -> None:
+    frozen = nn.Linear(3, 1).requires_grad_(False)
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(InvalidInputError, match="no trainable parameters"):
+        TrainingMonitor(frozen, opt)
+    model = nn.Linear(3, 1)
+    mon = TrainingMonitor(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    _step(model, torch.randn(2, 3))
+    with pytest.raises(InvalidInputError, match=r"loss must be a tensor or a number.*str"):
+        mon.record(0, loss="0.5 nats")
+    assert mon.record(1, loss=0.5)["loss"] == 0.5  # a plain float is fine
+
+
+def test_a_zero_weight_has_no_effective_lr_yet() -> None:
+    # a zero-initialised weight before a norm: LR / 0 is not an effective LR; the mean is over
+    # the others, and with none left it is NaN, never inf
+    a, b = nn.Linear(3, 3), nn.Linear(3, 3)
+    opt = torch.optim.SGD([*a.parameters(), *b.parameters()], lr=0.2)
+    with torch.no_grad():
+        a.weight.zero_()
+    mon = TrainingMonitor(a, opt, scale_invariant=[a.weight, b.weight])
+    eff = mon.record(0)["eff_lr"]
+    assert torch.allclose(eff, 0.2 / b.weight.detach().norm() ** 2)
+    only_zero = TrainingMonitor(a, opt, scale_invariant=[a.weight])
+    assert torch.isnan(only_zero.record(0)["eff_lr"])

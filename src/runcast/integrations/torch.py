@@ -14,7 +14,8 @@ LR, and with weight decay it settles to an equilibrium that a raw LR plot does n
 weights count is decided from the first forward pass, not from names or registration order: a
 ``Linear``/``Conv`` layer counts when its output tensor is *the very tensor* a normalisation layer
 receives as input. ``eff_lr`` is the mean of ``lr / ||W||²`` over those weights (absent when
-there are none); pass ``scale_invariant=[...]`` to choose the weights yourself.
+there are none; a weight still at norm 0 is left out, and NaN when all are); pass
+``scale_invariant=[...]`` to choose the weights yourself.
 
 Example:
     >>> import torch
@@ -88,6 +89,12 @@ class TrainingMonitor:
         self.every = every
         self._calls = 0
         self._params = [p for p in model.parameters() if p.requires_grad]
+        if not self._params:
+            raise InvalidInputError(
+                f"{type(model).__name__} has no trainable parameters (every requires_grad is "
+                "False): there is no training to monitor. Unfreeze what you train, or pass the "
+                "model that owns it."
+            )
         names = {id(p): n for n, p in model.named_parameters()}
         self._names = names
         self._handles: list[Any] = []
@@ -153,7 +160,7 @@ class TrainingMonitor:
         out: dict[str, Any] = {}
         with torch.no_grad():
             if loss is not None:
-                out["loss"] = loss.detach() if hasattr(loss, "detach") else float(loss)
+                out["loss"] = loss.detach() if hasattr(loss, "detach") else _number(loss)
             groups = self.optimizer.param_groups
             out["lr"] = float(groups[0]["lr"])
             grads = [p.grad for p in self._params if p.grad is not None]
@@ -166,10 +173,23 @@ class TrainingMonitor:
                     float(groups[self._group_of.get(id(p), 0)]["lr"]) for p in self._scale_invariant
                 ]
                 eff = [lr / n.float().square() for lr, n in zip(lrs, norms, strict=True)]
-                out["eff_lr"] = torch.stack([e.to(eff[0].device) for e in eff]).mean()
+                eff_all = torch.stack([e.to(eff[0].device) for e in eff])
+                # a weight at norm 0 (zero-initialised) has no effective LR yet: leave it out
+                # of the mean rather than log inf; all of them at 0 gives NaN (nanmean)
+                out["eff_lr"] = torch.nanmean(torch.where(torch.isinf(eff_all), torch.nan, eff_all))
         if self.run is not None:
             self.run.log(out, step=step)
         return out
+
+
+def _number(value: Any) -> float:
+    """A loss given as a plain number, or a clear error naming what it was."""
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(
+            f"loss must be a tensor or a number, but got {type(value).__name__} {value!r:.60}."
+        ) from err
 
 
 def _global_norm(torch: Any, tensors: list[Any]) -> Any:
