@@ -100,6 +100,31 @@ def test_pruner_prunes_a_nan_trial_at_its_first_report() -> None:
     assert "diverged" in pruner.decisions[0].reason
 
 
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf")])
+def test_a_trial_that_reported_inf_does_not_break_later_decisions(bad: float) -> None:
+    # trial 2 blows up to inf and is pruned; trials 3.. forecast with it among the donors, whose
+    # diverged points count as missing (a Curve refuses inf): before, every later should_prune()
+    # raised InvalidCurveError and the study stopped
+    pruner = ForecastPruner(total_steps=TOTAL, n_warmup_steps=5)
+
+    def objective(trial: Any) -> float:
+        value = 0.0
+        for step in range(1, TOTAL + 1):
+            value = 1.0 + 2.0 / step
+            if trial.number == 2 and step >= 10:
+                value = bad
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study = optuna.create_study(pruner=pruner)
+    study.optimize(objective, n_trials=6)
+    states = [t.state.name for t in study.trials]
+    assert states[2] == "PRUNED" and states.count("FAIL") == 0 and len(states) == 6
+    assert "diverged" in pruner.decisions[2].reason
+
+
 # A sweep reporting every 10 steps to 400. Until step 200 every trial falls by 0.9 per 100
 # steps; then a trial with a cooldown (wsd: the LR decays from 200 to 0) falls by 0.4 per 100,
 # one with a constant LR by 0.8 per 100.

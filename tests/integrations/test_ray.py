@@ -69,3 +69,31 @@ def test_forecast_scheduler_settings() -> None:
         ForecastScheduler(total_steps=10, peer_options={"bandwith": 0.3})
     # already set: Ray must not override what the user gave the constructor
     assert not ForecastScheduler(total_steps=10, metric="x").set_search_properties("y", None)
+
+
+def diverging(config: dict[str, Any]) -> None:
+    # a negative floor stands for a run that looks best at first, then blows up: inf from
+    # iteration 10 on
+    for it in range(1, TOTAL + 1):
+        loss = float("inf") if config["floor"] < 0 and it >= 10 else abs(config["floor"]) + 2.0 / it
+        tune.report({"loss": loss})
+
+
+@pytest.mark.slow
+def test_a_trial_that_reported_inf_does_not_break_later_decisions(
+    ray_session: None, tmp_path: Any
+) -> None:
+    # the diverged trial is stopped, and its history (inf as missing) is a donor for the
+    # trials after it: before, building its curve raised InvalidCurveError in every later
+    # on_trial_result, and those trials errored
+    sched = ForecastScheduler(total_steps=TOTAL, grace_period=4, n_min_trials=1, threshold=0.05)
+    tuner = tune.Tuner(
+        diverging,
+        param_space={"floor": tune.grid_search([0.1, -0.05, 1.0, 1.5])},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=sched),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    )
+    results = tuner.fit()
+    assert results.num_errors == 0
+    reasons = [d.reason for d in sched.decisions.values() if d.action == "prune"]
+    assert any("diverged" in r for r in reasons) and len(reasons) == 3

@@ -37,6 +37,7 @@ from typing import Any
 from runcast._optional import require
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError
+from runcast.integrations._history import history_curve
 from runcast.schedules import Schedule
 from runcast.steer._decision import Decision
 from runcast.steer._prune import Forecaster, PeerMethod, PruneRule
@@ -131,7 +132,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         for t in trials:
             if len(t.intermediate_values) >= 2:
                 pts = sorted(t.intermediate_values.items())
-                curves.append(Curve.from_unsorted([p for p, _ in pts], [v for _, v in pts]))
+                curves.append(history_curve([p for p, _ in pts], [v for _, v in pts]))
                 schedules.append(self._schedule(t))
         return curves, schedules
 

@@ -133,13 +133,13 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         return max(vals) if self._mode == "max" else min(vals)
 
     def _curves(self, ids: Iterable[str]) -> tuple[list[Curve], list[Schedule | None]]:
-        from runcast.curve import Curve
+        from runcast.integrations._history import history_curve
 
         curves, schedules = [], []
         for tid in ids:
             steps, values = self._history.get(tid, ([], []))
             if len(steps) >= 2:
-                curves.append(Curve.from_unsorted(steps, values))
+                curves.append(history_curve(steps, values))
                 schedules.append(self._schedules.get(tid))
         return curves, schedules
 
