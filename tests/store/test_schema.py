@@ -5,10 +5,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from runcast.errors import NotAStoreError, SchemaVersionError, StoreError
-from runcast.store import open_store
+from runcast.store import Series, open_store
 from runcast.store._schema import APPLICATION_ID, SCHEMA_VERSION, connect, retry_busy
 
 
@@ -131,3 +132,43 @@ def test_an_unopenable_path_is_a_store_error_not_a_sqlite_one(tmp_path: Path) ->
     blocker.write_text("x")
     with pytest.raises(StoreError, match="Cannot open the store"):
         open_store(blocker / "sub" / "runcast.db")  # its folder cannot be made: a file is there
+
+
+def _store_with_points(db_path: Path, n: int = 50_000) -> bytes:
+    """A checkpointed store holding one run of ``n`` points, as bytes."""
+    with open_store(db_path) as store:
+        info = store.create_run(name="kept")
+        with store.writer(info.id) as w:
+            w.write({"loss": Series.of(np.arange(n), np.linspace(3, 1, n))})
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file
+    conn.close()
+    return db_path.read_bytes()
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9])
+def test_a_truncated_store_is_called_damaged_not_another_file(db_path: Path, keep: float) -> None:
+    # it said "is not a runcast store", which sends the user looking for another file
+    data = _store_with_points(db_path)
+    db_path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(StoreError, match=r"is damaged.*\.recover") as err:
+        open_store(db_path)
+    assert not isinstance(err.value, NotAStoreError)
+
+
+def test_a_store_damaged_inside_raises_a_store_error_on_read(db_path: Path) -> None:
+    # a page of chunk data overwritten: reads raised sqlite3.DatabaseError, not a runcast error
+    data = bytearray(_store_with_points(db_path))
+    page = 32768
+    messages = []
+    for i in range(1, len(data) // page):
+        broken = db_path.with_name(f"broken{i}.db")
+        broken.write_bytes(bytes(data[: i * page] + b"\xff" * page + data[(i + 1) * page :]))
+        try:
+            with open_store(broken) as store:
+                for run in store.runs():
+                    store.curve(run.id, "loss")
+        except StoreError as err:
+            messages.append(str(err))
+    assert messages  # some overwritten page is one a read needs
+    assert all("damaged" in m and ".recover" in m for m in messages)  # says what and how

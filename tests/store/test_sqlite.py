@@ -166,3 +166,45 @@ def test_reading_a_million_points_is_fast(store: SQLiteStore) -> None:
     assert len(curve) == n and curve.value[-1] == 1.0
     # the goal is 0.2 s (bench/read_speed.py); 1 s leaves room for a loaded CI machine
     assert took < 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"project": None}, "project must be a string"), ({"name": 3}, "name must be a string")],
+)
+def test_create_run_refuses_a_project_or_name_that_is_not_text(
+    store: SQLiteStore, kwargs: dict[str, object], match: str
+) -> None:
+    # project=None broke the NOT NULL constraint, reported as 'could not draw a unique run id'
+    with pytest.raises(InvalidInputError, match=match):
+        store.create_run(**kwargs)  # type: ignore[arg-type]
+    assert store.runs() == []
+
+
+def test_config_numpy_values_are_stored_as_numbers(store: SQLiteStore) -> None:
+    # they were stored as their repr ('np.float32(0.5)'), so a sweep's configs did not compare
+    cfg = {"lr": np.float32(0.5), "steps": np.int64(7), "sizes": np.array([1, 2])}
+    info = store.create_run(config=cfg)
+    assert store.run(info.id).config == {"lr": 0.5, "steps": 7, "sizes": [1, 2]}
+
+
+@pytest.mark.parametrize("run", [None, 5, b"abc"])
+def test_run_lookup_with_a_non_string_says_so(store: SQLiteStore, run: object) -> None:
+    with pytest.raises(InvalidInputError, match="a string"):  # was AttributeError
+        store.run(run)  # type: ignore[arg-type]
+
+
+def test_points_since_step_is_checked_and_clamped(store: SQLiteStore) -> None:
+    info = store.create_run()
+    _write(store, info.id, loss=Series.of([0, 1, 2], [3.0, 2.0, 1.0]))
+    assert store.points(info.id, "loss", since_step=2**70).step.size == 0  # was OverflowError
+    assert store.points(info.id, "loss", since_step=-(2**70)).step.tolist() == [0, 1, 2]
+    with pytest.raises(InvalidInputError, match="since_step"):  # was a numpy UFuncTypeError
+        store.points(info.id, "loss", since_step="1")  # type: ignore[arg-type]
+
+
+def test_fork_at_a_negative_step_is_refused(store: SQLiteStore) -> None:
+    info = store.create_run()
+    with pytest.raises(InvalidInputError, match="-1"):  # it made an empty fork
+        store.fork(info.id, -1)
+    assert len(store.runs()) == 1

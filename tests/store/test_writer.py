@@ -96,3 +96,12 @@ def test_steady_medium_flushes_start_new_chunks_instead_of_rewriting_big_ones(
     assert max(sizes) == CHUNK_POINTS // 8 + 76  # 1024 reached at 1,100 = 11 batches
     assert min(sizes[:-1]) >= CHUNK_POINTS // 8
     assert len(store.curve(info.id, "x")) == 20_000
+
+
+@pytest.mark.parametrize(
+    ("step", "match"),
+    [([2**63], "int64 steps"), (["a"], "int64 steps"), ([-1], "cannot be negative")],
+)
+def test_series_of_refuses_steps_the_store_cannot_hold(step: list[object], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):  # were OverflowError / ValueError
+        Series.of(step, [1.0])

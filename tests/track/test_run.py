@@ -5,6 +5,7 @@ import sys
 import textwrap
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -253,3 +254,62 @@ def test_a_fork_after_continuing_keeps_the_continued_points_in_the_parent(db_pat
     resumed.finish()
     assert _curve(db_path, run.id, "loss")[0] == [0, 1, 2, 3, 4, 5]
     assert _curve(db_path, resumed.id, "loss") == ([0, 1, 2, 3], [0.0, 1.0, 20.0, 30.0])
+
+
+def test_a_huge_step_is_refused_and_the_points_around_it_are_kept(db_path: Path) -> None:
+    # before the fix, step=2**63 was buffered and failed every later write: 0..9 were lost
+    run = runcast.init(db=db_path)
+    for s in range(5):
+        run.log({"loss": float(s)})
+    with pytest.raises(InvalidInputError, match="largest step"):
+        run.log({"loss": 1.0}, step=2**63)
+    for s in range(5, 10):
+        run.log({"loss": float(s)})
+    run.finish()
+    assert _curve(db_path, run.id, "loss") == (list(range(10)), [float(s) for s in range(10)])
+
+
+def test_a_meta_tensor_is_refused_and_earlier_points_are_kept(db_path: Path) -> None:
+    # before the fix, it was accepted and its conversion failed the writer's batch at finish
+    run = runcast.init(db=db_path)
+    run.log({"loss": 2.0})
+    with pytest.raises(InvalidInputError, match="meta"):
+        run.log({"loss": torch.tensor(1.0, device="meta")})
+    run.log({"loss": 1.0})
+    run.finish()
+    assert _curve(db_path, run.id, "loss") == ([0, 1], [2.0, 1.0])
+
+
+@pytest.mark.parametrize("data", [None, 5, "loss", [1.0]], ids=["None", "int", "str", "list"])
+def test_log_of_something_not_a_dict_says_so(db_path: Path, data: Any) -> None:
+    with runcast.init(db=db_path) as run, pytest.raises(InvalidInputError, match="takes a dict"):
+        run.log(data)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"project": None}, "project=None"),  # was 'Could not draw a unique run id'
+        ({"project": 3}, "project must be a string"),
+        ({"name": 5}, "name must be a string"),
+        ({"resume": 5}, "resume must be a string"),  # was AttributeError
+        ({"config": "lr=0.1"}, "config must be a dict"),  # was ValueError
+        ({"config": 5}, "config must be a dict"),  # was TypeError
+        ({"flush_every": "1"}, "flush_every"),  # was TypeError
+        ({"flush_every": float("nan")}, "flush_every"),  # was accepted
+    ],
+)
+def test_bad_init_arguments_are_clear_errors_and_record_nothing(
+    db_path: Path, kwargs: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        runcast.init(db=db_path, **kwargs)
+    with open_store(db_path) as store:
+        assert store.runs() == []  # refused before any run was created
+
+
+def test_resume_with_a_config_json_cannot_hold_is_a_clear_error(db_path: Path) -> None:
+    with runcast.init(db=db_path) as run:
+        run.log({"loss": 1.0})
+    with pytest.raises(InvalidInputError, match="cannot be stored as JSON"):  # was TypeError
+        runcast.init(db=db_path, resume=run.id, config={(1, 2): 3})

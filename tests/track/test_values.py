@@ -112,3 +112,36 @@ def test_rows_to_array_survives_a_value_numpy_cannot_bulk_convert() -> None:
 
     arr = rows_to_array([(1.0, Odd()), (2.0, 3.0)])
     assert arr[0, 0] == 1.0 and np.isnan(arr[0, 1]) and arr[1, 1] == 3.0  # only it is missing
+
+
+@pytest.mark.parametrize("step", [2**63, 2**64, np.uint64(2**63)])
+def test_a_step_past_int64_is_refused_with_the_limit(step: Any) -> None:
+    # accepted, it failed the writer's whole batch later (found by fuzzing run.log)
+    with pytest.raises(InvalidInputError, match="9223372036854775807"):
+        check_step(step)
+    assert check_step(2**63 - 1) == 2**63 - 1  # the largest step is still fine
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (torch.tensor(1.0, device="meta"), "meta"),
+        (torch.nested.nested_tensor([torch.tensor([1.0])]), "not a number"),
+        (torch.tensor([[0.0, 1.0]]).to_sparse(), "sparse"),
+    ],
+    ids=["meta", "nested", "sparse"],
+)
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+def test_tensors_without_one_readable_value_are_refused(value: Any, match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        check_value("m", value, 0)
+
+
+def test_a_numpy_bool_passes_like_a_python_bool() -> None:
+    assert check_value("m", np.bool_(True), 0) == (np.bool_(True), False)
+
+
+def test_tensors_to_floats_gives_nan_for_a_tensor_that_cannot_be_read() -> None:
+    # one unreadable tensor must not fail the others (the writer would lose the whole batch)
+    out = tensors_to_floats([torch.tensor(1.5), torch.tensor(2.0, device="meta")])
+    assert out[0] == 1.5 and np.isnan(out[1])

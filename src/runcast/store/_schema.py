@@ -73,6 +73,15 @@ def _is_busy(err: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def damaged(what: str, err: sqlite3.DatabaseError, path: str = "<store file>") -> StoreError:
+    """The error for a store file that SQLite finds damaged (truncated, overwritten)."""
+    return StoreError(
+        f"{what} is damaged ({err}); runcast will not write into it. Keep a copy of the file, "
+        f"then recover what is readable into a new store with: sqlite3 {path} .recover | "
+        "sqlite3 recovered.db"
+    )
+
+
 def retry_busy(fn: Callable[[], T], what: str, patience: float = LOCK_PATIENCE_S) -> T:
     """Run ``fn``, retrying with jittered back-off while SQLite says the database is busy.
 
@@ -99,6 +108,15 @@ def retry_busy(fn: Callable[[], T], what: str, patience: float = LOCK_PATIENCE_S
                 ) from err
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.25)
+        except sqlite3.DatabaseError as err:  # not busy: the file itself is bad
+            if _is_damage(err):  # "database disk image is malformed"
+                raise damaged(f"Could not {what}: the store file", err) from err
+            raise StoreError(f"Could not {what}: {err}.") from err
+
+
+def _is_damage(err: sqlite3.DatabaseError) -> bool:
+    text = str(err).lower()
+    return "malformed" in text or "corrupt" in text
 
 
 def _check_file(path: Path) -> None:
@@ -181,11 +199,18 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
             app_id, version, tables = retry_busy(
                 lambda: _probe(conn), f"read the store {str(path)!r} (check its permissions)"
             )
-        except sqlite3.DatabaseError as err:  # "file is not a database"
-            raise NotAStoreError(
-                f"{str(path)!r} is not a runcast store ({err}). Pass the path of a store file "
+        except StoreError as err:
+            cause = err.__cause__
+            if not isinstance(cause, sqlite3.DatabaseError) or isinstance(
+                cause, sqlite3.OperationalError
+            ):
+                raise
+            if _is_damage(cause):  # SQLite, but truncated or overwritten in places
+                raise damaged(f"The store {str(path)!r}", cause, repr(str(path))) from cause
+            raise NotAStoreError(  # "file is not a database"
+                f"{str(path)!r} is not a runcast store ({cause}). Pass the path of a store file "
                 "with db= or --db."
-            ) from err
+            ) from cause
         if app_id == 0 and not tables:
             # create the schema in rollback-journal mode, *then* switch to WAL: a new database
             # in WAL mode keeps its first pages only in the -wal file, and SQLite deletes the

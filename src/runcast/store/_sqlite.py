@@ -17,6 +17,7 @@ import numpy as np
 
 from runcast.errors import InvalidInputError, MetricNotFoundError, RunNotFoundError, StoreError
 from runcast.store._base import Points, Store
+from runcast.store._config import config_json
 from runcast.store._schema import connect, retry_busy
 from runcast.store._types import STATUSES, MetricSummary, RunInfo, Status
 from runcast.store._writer import STEP_DTYPE, VALUE_DTYPE, RunWriter, Series
@@ -162,6 +163,11 @@ class SQLiteStore(Store):
             >>> store.run("baseline").id == store.run(info.id[:5]).id == info.id
             True
         """
+        if not isinstance(run, str):
+            raise InvalidInputError(
+                f"A run is named by its id or name (a string), but got {run!r} "
+                f"({type(run).__name__})."
+            )
         for where in ("r.id = ?", "r.name = ?"):
             rows = self._fetch(
                 f"{_RUN_QUERY} WHERE {where} ORDER BY r.start_time DESC LIMIT 1", (run,)
@@ -203,10 +209,12 @@ class SQLiteStore(Store):
         """Record a new run; ``owner_pid`` (default: this process) is checked for liveness."""
         if status not in STATUSES:
             raise InvalidInputError(f"status must be one of {STATUSES}, but got {status!r}.")
-        try:
-            config_json = json.dumps(dict(config or {}), default=repr, allow_nan=True)
-        except (TypeError, ValueError) as err:
-            raise InvalidInputError(f"The run's config cannot be stored as JSON: {err}.") from err
+        for arg, text in (("project", project), ("name", name)):
+            if not isinstance(text, str) and not (arg == "name" and text is None):
+                raise InvalidInputError(
+                    f"A run's {arg} must be a string, but got {text!r} ({type(text).__name__})."
+                )
+        cfg = config_json(config)
         start = time.time() if start_time is None else start_time
         pid = os.getpid() if owner_pid is None else owner_pid
 
@@ -224,7 +232,7 @@ class SQLiteStore(Store):
                                 project,
                                 name or f"run-{run_id}",
                                 status,
-                                config_json,
+                                cfg,
                                 start,
                                 end_time,
                                 parent_id,
@@ -235,8 +243,10 @@ class SQLiteStore(Store):
                             ),
                         )
                         return run_id
-                    except sqlite3.IntegrityError:  # 1 in 4 billion: draw another id
-                        continue
+                    except sqlite3.IntegrityError as err:
+                        if "runs.id" not in str(err):  # not an id clash: never retry it
+                            raise StoreError(f"Could not record the run: {err}.") from err
+                        continue  # 1 in 4 billion: draw another id
             raise StoreError("Could not draw a unique run id after 100 tries.")
 
         run_id = retry_busy(insert, "record a new run")
@@ -271,7 +281,7 @@ class SQLiteStore(Store):
         """Mark ``run`` as running in this process (to resume it), adding ``config`` keys to its
         config; returns the run as it was before."""
         before = self.run(run)
-        merged = json.dumps({**before.config, **(config or {})}, default=repr)
+        merged = config_json({**before.config, **(config or {})})
 
         def update() -> None:
             with self._lock:
@@ -300,6 +310,13 @@ class SQLiteStore(Store):
             >>> child.name, child.fork_step, store.curve(child.id, "loss").step.tolist()
             ('base@2', 2, [0, 1])
         """
+        if isinstance(fork_step, bool) or not isinstance(fork_step, int | np.integer):
+            raise InvalidInputError(
+                f"fork_step must be a non-negative int step, but got {fork_step!r}."
+            )
+        if fork_step < 0:
+            raise InvalidInputError(f"fork_step must be a non-negative step, but got {fork_step}.")
+        fork_step = int(fork_step)
         parent = self.run(run)
         child = self.create_run(
             parent.project,
@@ -386,6 +403,13 @@ class SQLiteStore(Store):
     ) -> Points:
         """The raw points of one metric, in write order (see :meth:`Store.curve`);
         ``wall=False`` skips reading wall times (``.wall`` is then empty)."""
+        if since_step is not None:
+            if isinstance(since_step, bool) or not isinstance(since_step, int | np.integer):
+                raise InvalidInputError(
+                    f"since_step must be an int step or None, but got {since_step!r}."
+                )
+            # the query compares in int64: clamp, so a huge since_step reads nothing
+            since_step = min(max(int(since_step), -1), 2**63 - 1)
         found = self._fetch("SELECT id FROM metrics WHERE run_id = ? AND key = ?", (run, key))
         if not found:
             run_id = self.run(run).id  # raises RunNotFoundError for an unknown run

@@ -59,8 +59,16 @@ class Series:
         wall: npt.ArrayLike | float | None = None,
     ) -> Series:
         """Build a batch; ``wall`` defaults to now, a scalar is used for every point."""
-        s = np.ascontiguousarray(step, dtype=STEP_DTYPE)
-        v = np.ascontiguousarray(value, dtype=VALUE_DTYPE)
+        try:
+            s = np.ascontiguousarray(step, dtype=STEP_DTYPE)
+            v = np.ascontiguousarray(value, dtype=VALUE_DTYPE)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise InvalidInputError(
+                f"A Series needs int64 steps and float values, but converting them failed "
+                f"({err}). Steps are training-step counts from 0 to {2**63 - 1}."
+            ) from err
+        if s.size and s.min() < 0:
+            raise InvalidInputError(f"A Series' steps cannot be negative, but got {s.min()}.")
         v = np.where(np.isfinite(v), v, np.nan)  # inf is stored as missing, like NaN
         w_raw = time.time() if wall is None else wall
         w = np.broadcast_to(np.asarray(w_raw, dtype=VALUE_DTYPE), s.shape)

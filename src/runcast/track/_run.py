@@ -30,7 +30,7 @@ from typing import Any
 from runcast.errors import InvalidInputError, RuncastWarning, StoreError
 from runcast.store import Status, default_path, open_store
 from runcast.store._sqlite import SQLiteStore
-from runcast.track._values import REAL_DTYPES, TENSOR_TYPES, check_step, check_value
+from runcast.track._values import MAX_STEP, REAL_DTYPES, TENSOR_TYPES, check_step, check_value
 from runcast.track._writer import BackgroundWriter
 
 #: values log() accepts without a closer look (a set lookup is the cheapest type test)
@@ -126,9 +126,16 @@ class Run:
             )
         if step is None:
             step = self.step
-        elif type(step) is not int or step < 0:
+        if type(step) is not int or not 0 <= step <= MAX_STEP:
+            # a step past int64 would be accepted here and fail the writer's whole batch
             step = check_step(step)
-        row = dict(data)  # our own copy: the caller may reuse and mutate its dict
+        try:
+            row = dict(data)  # our own copy: the caller may reuse and mutate its dict
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"run.log takes a dict of metric values, like run.log({{'loss': 0.5}}), but got "
+                f"{type(data).__name__} {_short(data)}. Nothing of this call was recorded."
+            ) from None
         has_tensor = False
         for key, value in row.items():
             kind = type(value)
@@ -140,9 +147,10 @@ class Run:
                     # the tensor instead of keeping a second's worth of them alive until flush
                     row[key] = value.item()
                     continue
-                has_tensor = True  # an accelerator tensor: converted in the writer thread
-                if type(key) is str:
-                    continue
+                if not value.is_meta:  # a meta tensor has no value: check_value refuses it
+                    has_tensor = True  # an accelerator tensor: converted in the writer thread
+                    if type(key) is str:
+                        continue
             checked, tensor = check_value(key, value, step)  # anything else: a closer look
             row[key] = checked
             has_tensor = has_tensor or tensor
@@ -321,8 +329,7 @@ def init(
         >>> runcast.open_store(db).run(run.id).config
         {'lr': 0.1}
     """
-    if flush_every <= 0:
-        raise InvalidInputError(f"flush_every must be positive seconds, but got {flush_every=}.")
+    _check_init(project, name, config, resume, flush_every)
     _install_hooks()
     rank, world = _rank()
     cfg = dict(config or {})
@@ -356,6 +363,36 @@ def init(
         store.close()
         raise
     return Run(store, info.id, info.name, project, cfg, None, None, flush_every)
+
+
+def _short(value: object) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _check_init(
+    project: object, name: object, config: object, resume: object, flush_every: object
+) -> None:
+    """Refuse init's bad arguments up front, before a run is created in the store."""
+    for arg, value in (("project", project), ("name", name), ("resume", resume)):
+        if not (isinstance(value, str) or (value is None and arg != "project")):
+            raise InvalidInputError(
+                f"runcast.init got {arg}={_short(value)} ({type(value).__name__}); "
+                f"{arg} must be a string."
+            )
+    if config is not None and not isinstance(config, Mapping):
+        raise InvalidInputError(
+            f"runcast.init got config={_short(config)} ({type(config).__name__}); config must "
+            "be a dict of hyper-parameters, like config={'lr': 3e-4}."
+        )
+    if (
+        isinstance(flush_every, bool)
+        or not isinstance(flush_every, int | float)
+        or not 0 < flush_every < float("inf")
+    ):
+        raise InvalidInputError(
+            f"flush_every must be a positive number of seconds, but got {flush_every=}."
+        )
 
 
 def _install_hooks() -> None:

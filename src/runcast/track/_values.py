@@ -22,6 +22,8 @@ from runcast.errors import InvalidInputError
 TENSOR_TYPES: set[type] = set()
 #: real (not complex) torch dtypes, filled the first time a tensor is logged
 REAL_DTYPES: set[Any] = set()
+#: the largest step the store holds (steps are int64); a larger one would fail the whole batch
+MAX_STEP = 2**63 - 1
 
 
 def is_tensor(value: object) -> bool:
@@ -62,7 +64,18 @@ def check_step(step: object) -> int:
     out = int(step)
     if out < 0:
         raise InvalidInputError(f"run.log got step={out}; steps cannot be negative.")
+    if out > MAX_STEP:
+        raise InvalidInputError(
+            f"run.log got step={out}, beyond the largest step the store holds ({MAX_STEP}). "
+            "Pass the optimizer update count, not a token or sample count scaled up."
+        )
     return out
+
+
+def _strided() -> Any:
+    import torch
+
+    return torch.strided
 
 
 def check_value(key: object, value: Any, step: int) -> tuple[Any, bool]:
@@ -78,13 +91,17 @@ def check_value(key: object, value: Any, step: int) -> tuple[Any, bool]:
             f"run.log got the key {key!r} at step {step}; metric keys must be non-empty strings."
         )
     if is_tensor(value):
-        # ndim, numel and dtype are metadata: no device sync here
+        # ndim, numel, dtype and layout are metadata: no device sync here
+        if value.is_meta or value.is_nested or value.layout != _strided():
+            # no value to read (meta), or not one number (nested, sparse): converting it in
+            # the writer thread would fail there, far from this call
+            raise _not_a_number(key, value, step, f"a {value.layout} tensor on {value.device}")
         if value.ndim != 0 and value.numel() != 1:
             raise _not_a_number(key, value, step, f"a tensor of shape {tuple(value.shape)}")
         if value.dtype not in _real_dtypes():
             raise _not_a_number(key, value, step, f"a tensor of dtype {value.dtype}")
         return value, True
-    if isinstance(value, numbers.Real):  # bool, numpy scalars, Fraction
+    if isinstance(value, numbers.Real | np.bool_):  # bool, numpy scalars, Fraction
         return value, False
     if isinstance(value, numbers.Complex):
         raise _not_a_number(key, value, step, "a complex number")
@@ -121,14 +138,28 @@ def tensors_to_floats(values: Sequence[Any]) -> list[float]:
     for device, idx in groups.items():
         if device.type == "cpu":
             for i in idx:
-                out[i] = float(values[i].item())
+                out[i] = _tensor_to_float(values[i])
             continue
         parts = [values[i] if values[i].ndim == 0 else values[i].reshape(()) for i in idx]
-        # stack promotes mixed dtypes; detach drops autograd history before leaving the device
-        host = torch.stack(parts).detach().to("cpu", torch.float64)  # the one sync
+        try:
+            # stack promotes mixed dtypes; detach drops autograd history before leaving the
+            # device
+            host = torch.stack(parts).detach().to("cpu", torch.float64)  # the one sync
+        except Exception:  # one odd tensor must not cost the batch: convert one by one
+            for i in idx:
+                out[i] = _tensor_to_float(values[i])
+            continue
         for i, v in zip(idx, host.tolist(), strict=True):
             out[i] = v
     return out
+
+
+def _tensor_to_float(t: Any) -> float:
+    """One tensor's value, or NaN (recorded as missing, counted) when it has none to give."""
+    try:
+        return float(t.detach().reshape(()).item())
+    except Exception:
+        return float("nan")
 
 
 def _to_float(value: Any) -> float:
