@@ -55,6 +55,21 @@ def test_bad_forecast_input() -> None:
     assert _normal_forecast().to_dict()["method"] == "test"
 
 
+@pytest.mark.parametrize("bad", [float("nan"), "x", None, [1.0, 2.0]])
+def test_thresholds_must_be_numbers(bad: object) -> None:
+    # P(beats NaN) was 1.0, P(below "x") 1.0 and P(above None) a TypeError
+    f = _normal_forecast()
+    for call in (f.prob_beats, f.prob_below, f.prob_above, f.final.prob_below, f.steps_to):
+        with pytest.raises(InvalidInputError, match="must be a number"):
+            call(bad)
+
+
+def test_infinite_thresholds_are_certain() -> None:
+    f = _normal_forecast()
+    assert f.prob_below(float("inf")) == 1.0 and f.prob_above(float("inf")) == 0.0
+    assert f.steps_to(float("-inf")).median == np.inf  # a loss never gets below -inf
+
+
 def test_quantiles_of_never_reached_are_inf_not_nan() -> None:
     # most paths never reach the target: the median must say "never" (inf), not NaN
     f = Forecast([1, 2], [[3.0, 2.5], [3.0, 2.9], [3.0, 1.0]])

@@ -50,6 +50,17 @@ def _check_q(q: float | npt.ArrayLike) -> None:
         raise InvalidInputError(f"Quantiles must be in [0, 1], but got q={q!r}.")
 
 
+def _check_value(x: Any, what: str) -> float:
+    """A threshold as a float: a real number, not NaN (inf is fine: P(value < inf) = 1)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"{what} must be a number, but got {x!r}.") from err
+    if v != v:
+        raise InvalidInputError(f"{what} must be a number, but got NaN.")
+    return v
+
+
 class Distribution:
     """A distribution over one number, held as samples (may include ``inf`` for "never").
 
@@ -92,10 +103,12 @@ class Distribution:
 
     def prob_below(self, x: float) -> float:
         """P(value < x)."""
+        x = _check_value(x, "The threshold")
         return float(np.searchsorted(self.samples, x, side="left") / self.samples.size)
 
     def prob_above(self, x: float) -> float:
         """P(value > x)."""
+        x = _check_value(x, "The threshold")
         return float(1.0 - np.searchsorted(self.samples, x, side="right") / self.samples.size)
 
     def to_dict(self) -> dict[str, Any]:
@@ -248,6 +261,7 @@ class Forecast:
         Paths that never reach it within the forecast count as ``inf``; so a median of ``inf``
         means "more likely than not, not within this horizon".
         """
+        target = _check_value(target, "The target")
         hit = self.samples <= target if self.direction == "down" else self.samples >= target
         any_hit = hit.any(axis=1)
         first = np.argmax(hit, axis=1)
