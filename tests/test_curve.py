@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from runcast import Curve, Schedule
-from runcast.errors import InvalidCurveError
+from runcast.errors import InvalidCurveError, InvalidInputError
 
 
 def test_curve_holds_arrays() -> None:
@@ -49,6 +49,11 @@ def test_until_head_and_lr() -> None:
     s = Schedule.from_spec({"kind": "cosine", "peak": 1.0, "end": 0.0, "total": 11})
     c = Curve(np.arange(11), np.linspace(3, 1, 11), schedule=s)
     assert c.until(4).last_step == 4
+    assert c.until(4.5).last_step == 4 and len(c.until(-1)) == 0
+    for bad in (float("nan"), "x", None):
+        # NaN compares False with every step: it used to give back the whole curve
+        with pytest.raises(InvalidInputError, match="needs a step number"):
+            c.until(bad)  # type: ignore[arg-type]
     assert c.head(0.5).last_step == 5
     # the README's cosine reaches `end` at step == total, so the last step is just above it
     assert c.lr()[0] == pytest.approx(1.0)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from runcast.errors import InvalidCurveError
+from runcast.errors import InvalidCurveError, InvalidInputError
 
 if TYPE_CHECKING:
     from runcast.schedules import Schedule
@@ -202,7 +202,13 @@ class Curve:
             >>> Curve([0, 5, 9], [3.0, 2.0, 1.0]).until(5).step.tolist()
             [0, 5]
         """
-        k = int(np.searchsorted(self._step, step, side="right"))
+        try:
+            at = float(step)
+        except (TypeError, ValueError) as err:
+            raise InvalidInputError(f"until() needs a step number, but got {step!r}.") from err
+        if at != at:  # NaN: every comparison is False, and the whole curve would come back
+            raise InvalidInputError("until() needs a step number, but got NaN.")
+        k = int(np.searchsorted(self._step, at, side="right"))
         return Curve(self._step[:k], self._value[:k], schedule=self.schedule, name=self.name)
 
     def head(self, fraction: float, total: int | None = None) -> Curve:
