@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from runcast import Schedule
-from runcast.errors import InvalidInputError, RuncastWarning, ScheduleError
+from runcast.errors import FitError, InvalidInputError, RuncastWarning, ScheduleError
 from runcast.forecast import Forecast
 from runcast.forecast.laws import LAWS, Law, MomentumLaw, MultiPowerLaw, RuncastLaw
 from runcast.forecast.laws._base import Param
@@ -130,3 +132,63 @@ def test_a_variant_inheriting_a_name_does_not_replace_the_registered_law() -> No
     # protects: fit_law("mpl") and Law.from_dict still build the multi-power law itself
     assert LAWS["mpl"] is MultiPowerLaw
     assert Variant.name == "mpl"  # protects: the variant still reports the law it tweaks
+
+
+@pytest.mark.parametrize("name", sorted(LAWS))
+def test_forecast_refuses_a_loss_the_law_takes_below_zero(name: str) -> None:
+    # found by fuzzing: predict() warned, but forecast() returned paths ending near -20 for a
+    # positive loss (its fallback for bad sampled paths was the point fit, itself negative)
+    big = {**MPL_25M, "B": 1e5} if name != "momentum" else {**MOM, "C": 1e3}
+    law = type(make(name))(big)
+    with pytest.raises(FitError, match=r"predicts a loss of -\d.* at step"):
+        law.forecast({**SPEC, "warmup": 0}, [12000, 23999])
+
+
+def test_forecast_samples_a_covariance_a_rounding_error_off_without_numpy_warnings() -> None:
+    # found by fuzzing: a Laplace covariance with an eigenvalue of -1e-7 made numpy emit a
+    # RuntimeWarning ("not symmetric positive-semidefinite") at the user on every forecast
+    cov = np.diag([1e-4, 1e-4, 1e-4, 1e-4, 1e-4, 1e-4, -1e-7])
+    law = MultiPowerLaw(MPL_25M, cov=cov)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = law.forecast(SPEC, [23999], n_paths=64)
+    lo, hi = f.final.interval(0.8)
+    assert 3.0 < lo < hi < 3.7  # still a sound band around the point prediction (3.32)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"params": {**MPL_25M, "L0": -5.0}}, r"L0 must be > 0, but got -5\.0"),
+        ({"params": {**MPL_25M, "alpha": 0.0}}, r"alpha must be > 0"),
+        ({"params": {**MPL_25M, "B": "abc"}}, r"Parameter B must be a number, but got 'abc'"),
+        ({"params": None}, r"takes its parameters as a dict"),
+        ({"cov": [[float("nan")] * 7] * 7}, r"cov must be finite"),
+        ({"cov": "x"}, r"cov must be a square matrix of numbers"),
+        ({"noise": -1.0}, r"noise must be finite and >= 0, but got -1\.0"),
+        ({"noise": "x"}, r"noise must be a number"),
+        ({"model_error": float("inf")}, r"model_error must be finite"),
+        ({"info": [1, 2]}, r"info must be a dict"),
+    ],
+)
+def test_a_malformed_saved_law_is_an_invalid_input_error(
+    change: dict[str, Any], match: str
+) -> None:
+    # found by fuzzing Law.from_dict: these were accepted and forecast nonsense (L0 = -5: a loss
+    # of -3.6; noise = -1: a band from 1.4 to 14), or crashed in numpy (ValueError, TypeError,
+    # LinAlgError on a NaN covariance)
+    data = {**MultiPowerLaw.published("25M").to_dict(), **change}
+    with pytest.raises(InvalidInputError, match=match):
+        Law.from_dict(data)
+
+
+def test_a_momentum_decay_outside_0_1_is_refused() -> None:
+    # lam = 1.5 made the momentum area grow without bound: a predicted loss of -inf
+    with pytest.raises(InvalidInputError, match=r"lam must be in \(0, 1\), but got 1\.5"):
+        MomentumLaw({**MOM, "lam": 1.5})
+
+
+def test_a_step_past_any_training_run_is_a_schedule_error() -> None:
+    # found by fuzzing: step 1e12 asked numpy for a 7 TiB LR array (MemoryError)
+    with pytest.raises(ScheduleError, match=r"past the 1e\+08 steps a law can evaluate"):
+        make("mpl").predict(SPEC, [10**12])

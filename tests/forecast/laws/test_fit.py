@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from runcast import Curve, Schedule
-from runcast.errors import InvalidInputError, NotEnoughDataError, RuncastWarning
+from runcast.errors import FitError, InvalidInputError, NotEnoughDataError, RuncastWarning
 from runcast.forecast.laws import LAWS, Law, MomentumLaw, MultiPowerLaw, RuncastLaw, fit_law
 
 COSINE = {"kind": "cosine", "peak": 3e-4, "end": 3e-5, "warmup": 500, "total": 12000}
@@ -108,6 +108,17 @@ def test_poor_fit_warns() -> None:
     curve = Curve(steps, values, schedule=Schedule.from_spec(COSINE))
     with pytest.warns(RuncastWarning, match="fits poorly"):
         fit_law(curve, "momentum", fast=True)
+
+
+@pytest.mark.parametrize("name", ["mpl", "momentum"])
+def test_a_curve_below_the_laws_range_is_a_fit_error(name: str) -> None:
+    # found by fuzzing: a loss of ~1e-12 was fitted with L0 and A at their 1e-6 bounds, a law
+    # a million times too high, with only a "fits poorly (0.075)" warning
+    steps = np.arange(600, 12000, 100)
+    values = 1e-12 * (1.0 + 3.0 * (steps / 600.0) ** -0.5)
+    curve = Curve(steps, values, schedule=Schedule.from_spec(COSINE))
+    with pytest.raises(FitError, match=r"cannot reach the level of curve 0: .* factor of [1-9]"):
+        fit_law(curve, name, fast=True)
 
 
 def test_auto_law_on_the_paper_benchmark(

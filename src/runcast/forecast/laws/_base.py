@@ -39,7 +39,68 @@ REACH_GROWTH = 3.5
 # Calibrated fitting each MPL-benchmark fit curve alone and predicting the other two: the 80th
 # percentile of |log error| rises from ~0.002 at dev 0 to ~0.004 at dev 0.5 and ~0.009 at 0.85.
 TRANSFER_ERROR = 5e-3
+# A law evaluates the LR of every step up to the last one asked for: 8 bytes a step, and a few
+# arrays that long. 1e8 steps (800 MB an array) is past any training run (LLM pretraining runs
+# are ~1e6 steps); beyond it, a clear error instead of a MemoryError or the OOM killer.
+MAX_STEPS = 10**8
 LAWS: dict[str, type[Law]] = {}
+
+
+def _number(value: Any, what: str, *, positive: bool = False) -> float:
+    """``value`` as a finite float (``>= 0`` if ``positive``), else an InvalidInputError."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{what} must be a number, but got {value!r}.") from None
+    if not np.isfinite(out) or (positive and out < 0):
+        need = "finite and >= 0" if positive else "finite"
+        raise InvalidInputError(f"{what} must be {need}, but got {out!r}.")
+    return out
+
+
+def _matrix(value: Any) -> FloatArray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"cov must be a square matrix of numbers, but got {value!r}."
+        ) from None
+
+
+def _check_domain(p: Param, value: float) -> None:
+    """Refuse a parameter outside the region where the law is defined (not its fitting bounds:
+    a hand-made law may go past those): a log parameter must be > 0, a log1m one in (0, 1).
+
+    Example:
+        >>> _check_domain(Param("lam", 0.5, 0.999, "log1m"), 1.5)
+        Traceback (most recent call last):
+        ...
+        runcast.errors.InvalidInputError: Parameter lam must be in (0, 1), but got 1.5.
+    """
+    if p.transform == "log" and value <= 0:
+        raise InvalidInputError(f"Parameter {p.name} must be > 0, but got {value!r}.")
+    if p.transform == "log1m" and not 0 < value < 1:
+        raise InvalidInputError(f"Parameter {p.name} must be in (0, 1), but got {value!r}.")
+
+
+def _refuse_nonpositive(
+    name: str, point: FloatArray, steps: IntArray, last_fitted: int | None
+) -> None:
+    """Raise a FitError when the law's own prediction of a loss is not a positive number.
+
+    Sampled paths off the law's valid region fall back to this prediction; when it is itself
+    <= 0 or not finite there is nothing to fall back to, and no band around it is a forecast.
+    """
+    bad = ~np.isfinite(point) | (point <= 0)
+    if not bad.any():
+        return
+    j = int(np.flatnonzero(bad)[0])
+    seen = "" if last_fitted is None else f" (fitted up to step {last_fitted})"
+    raise FitError(
+        f"The {name} law{seen} predicts a loss of {float(point[j]):.4g} at step {int(steps[j])}: "
+        "this schedule or step is far outside what it was fitted on. Forecast nearer steps, "
+        "or fit on runs closer to this schedule."
+    )
 
 
 @dataclass(frozen=True)
@@ -124,6 +185,11 @@ def as_schedule(schedule: Schedule | Mapping[str, Any]) -> Schedule:
 
 def schedule_lrs(schedule: Schedule, last_step: int) -> FloatArray:
     """The LRs of steps ``0..last_step``; a schedule too short or with bad LRs is an error."""
+    if last_step >= MAX_STEPS:
+        raise ScheduleError(
+            f"Step {last_step} is past the {MAX_STEPS:.0e} steps a law can evaluate (it needs "
+            f"the LR of every step: {8 * last_step / 2**30:.3g} GiB here). Ask for earlier steps."
+        )
     total = schedule.total
     if schedule.kind == "recorded" and total is not None and last_step >= total:
         raise ScheduleError(
@@ -182,6 +248,11 @@ class Law:
         info: Mapping[str, Any] | None = None,
     ) -> None:
         names = [p.name for p in self.PARAMS]
+        if not isinstance(params, Mapping):
+            raise InvalidInputError(
+                f"{type(self).__name__} takes its parameters as a dict {names}, but got "
+                f"{type(params).__name__}."
+            )
         missing = [n for n in names if n not in params]
         extra = [n for n in params if n not in names]
         if missing or extra:
@@ -189,16 +260,19 @@ class Law:
                 f"{type(self).__name__} takes parameters {names}; "
                 f"missing {missing}, unknown {extra}."
             )
-        self.params: dict[str, float] = {n: float(params[n]) for n in names}
-        for n, v in self.params.items():
-            if not np.isfinite(v):
-                raise InvalidInputError(f"Parameter {n} must be finite, but got {v!r}.")
+        self.params: dict[str, float] = {n: _number(params[n], f"Parameter {n}") for n in names}
+        for p in self.PARAMS:
+            _check_domain(p, self.params[p.name])
         k = len(names)
-        self.cov = np.zeros((k, k)) if cov is None else np.asarray(cov, dtype=np.float64)
+        self.cov = np.zeros((k, k)) if cov is None else _matrix(cov)
         if self.cov.shape != (k, k):
             raise InvalidInputError(f"cov must be {k}x{k}, but got shape {self.cov.shape}.")
-        self.noise = float(noise)
-        self.model_error = float(model_error)
+        if not np.all(np.isfinite(self.cov)):
+            raise InvalidInputError("cov must be finite; refit the law or pass cov=None.")
+        self.noise = _number(noise, "noise", positive=True)
+        self.model_error = _number(model_error, "model_error", positive=True)
+        if info is not None and not isinstance(info, Mapping):
+            raise InvalidInputError(f"info must be a dict, but got {type(info).__name__}.")
         self.info: dict[str, Any] = dict(info or {})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -278,7 +352,10 @@ class Law:
         z0 = np.array([p.to_z(self.params[p.name]) for p in self.PARAMS])
         if not np.any(self.cov):
             return np.asarray(np.tile(self.theta, (n, 1)), dtype=np.float64)
-        zs = rng.multivariate_normal(z0, self.cov, size=n, method="eigh")
+        # A Laplace covariance from a near-singular Jacobian can have eigenvalues a rounding
+        # error below 0, which made numpy emit a RuntimeWarning at the user. Its "eigh" method
+        # samples with sqrt(|eigenvalue|), harmless at that size: don't check.
+        zs = rng.multivariate_normal(z0, self.cov, size=n, method="eigh", check_valid="ignore")
         lo, hi = np.array([p.z_bounds() for p in self.PARAMS]).T
         zs = np.clip(zs, lo, hi)
         out = [[p.from_z(z) for p, z in zip(self.PARAMS, row, strict=True)] for row in zs]
@@ -323,7 +400,9 @@ class Law:
         if not np.all(np.isfinite(paths)) or np.any(paths <= 0):
             # a sampled parameter vector off the law's valid region: fall back to the point fit
             bad = ~np.all(np.isfinite(paths) & (paths > 0), axis=1)
-            paths[bad] = self._predict_theta(sched, st_sorted, self.theta)[0]
+            point = self._predict_theta(sched, st_sorted, self.theta)[0]
+            _refuse_nonpositive(self.name, point, st_sorted, self.info.get("last_step"))
+            paths[bad] = point
         lrs = schedule_lrs(sched, int(st_sorted[-1]))
         s1 = np.cumsum(lrs)[st_sorted]
         s1_fit = float(self.info.get("s1_max", s1[-1]))
@@ -377,11 +456,12 @@ class Law:
         name = data.get("law")
         if name not in LAWS:
             raise InvalidInputError(f"Unknown law {name!r}; known laws: {', '.join(sorted(LAWS))}.")
+        # the constructor checks each field's type and value, naming the bad one
         return LAWS[name](
-            data["params"],
+            data.get("params"),  # type: ignore[arg-type]
             cov=data.get("cov"),
-            noise=float(data.get("noise", 0.0)),
-            model_error=float(data.get("model_error", DEFAULT_MODEL_ERROR)),
+            noise=data.get("noise", 0.0),
+            model_error=data.get("model_error", DEFAULT_MODEL_ERROR),
             info=data.get("info"),
         )
 

@@ -123,7 +123,7 @@ def prepare_curves(
             j = int(np.flatnonzero(values <= 0)[0])
             raise InvalidCurveError(
                 f"{label}: loss laws need positive losses, but step {int(steps[j])} has "
-                f"{values[j]!r}. Fit a loss (cross-entropy), not a metric that can be <= 0."
+                f"{float(values[j])!r}. Fit a loss (cross-entropy), not a metric that can be <= 0."
             )
         steps, values = bin_curve(steps, values, max_points)
         planned = lrs

@@ -38,6 +38,11 @@ from runcast.forecast.laws._data import FitCurve, prepare_curves
 
 # A fit whose typical relative residual is above this does not describe the curve: warn.
 POOR_FIT_RESIDUAL = 0.02
+# A fit whose median log residual on one of its curves is beyond this (a factor 1.65) misses
+# that curve's level altogether: a law cannot go below 1e-6 (the bounds of L0 and A), so a
+# loss of 1e-12 was fitted a million times too high with only a "fits poorly" warning. Real
+# fits are off by well under 1% at the median; this only catches a law that cannot be right.
+MAX_LEVEL_BIAS = 0.5
 
 
 @functools.lru_cache(maxsize=1)
@@ -320,6 +325,7 @@ def _fit_law(
     theta, cov, residuals, nfev = _fit_parts(
         cls, data, n_starts, seed, huber_delta, prior_strength, budget
     )
+    _check_level(name, data, residuals)
     noise = float(1.4826 * np.median(np.abs(residuals - np.median(residuals))))
     s1 = np.concatenate([c.s1 for c in data])
     info: dict[str, Any] = {
@@ -353,6 +359,28 @@ def _fit_law(
         model_error=max(model_error, noise),
         info=info,
     )
+
+
+def _check_level(name: str, data: Sequence[FitCurve], residuals: FloatArray) -> None:
+    """Raise a FitError when the fitted law misses a curve's level (see ``MAX_LEVEL_BIAS``).
+
+    Example:
+        >>> c = FitCurve(np.arange(3), np.ones(3) * 1e-12, np.ones(3), "tiny", np.ones(3))
+        >>> _check_level("mpl", [c], np.full(3, -np.log(1e6)))
+        Traceback (most recent call last):
+        ...
+        runcast.errors.FitError: The mpl law cannot reach the level of tiny: its fit is off by a factor of 1e+06 at the median (losses 1e-12 to 1e-12). Laws model losses of about 1e-4 to 1e3: rescale the values, or fit curves of one scale together.
+    """  # noqa: E501
+    at = np.cumsum([0] + [c.steps.size for c in data])
+    for i, c in enumerate(data):
+        bias = float(np.median(residuals[at[i] : at[i + 1]]))  # log(observed / predicted)
+        if abs(bias) > MAX_LEVEL_BIAS:
+            raise FitError(
+                f"The {name} law cannot reach the level of {c.name}: its fit is off by a factor "
+                f"of {np.exp(abs(bias)):.3g} at the median (losses {c.losses.min():.3g} to "
+                f"{c.losses.max():.3g}). Laws model losses of about 1e-4 to 1e3: rescale the "
+                "values, or fit curves of one scale together."
+            )
 
 
 def _starts_for(
