@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from runcast import Curve, Forecast, Schedule
-from runcast.errors import InvalidInputError, ScheduleError
+from runcast.errors import FitError, InvalidInputError, ScheduleError
 from runcast.schedules import plan_schedule
 
 BUDGET, PEAK = 1000, 1.0
@@ -185,3 +185,66 @@ def test_plan_with_mpl_fitted_on_real_curves(shared_data: Path, catalog: dict[st
     assert plan.family == "wsd" and 0.005 < plan.gain < 0.1
     assert plan.prob_gain is not None and plan.prob_gain > 0.8
     assert plan.schedule.to_spec()["decay_start"] > 12000  # a WSD that decays late, as found
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"knots": 0}, InvalidInputError, r"knots must be a whole number >= 2, but got 0"),
+        ({"knots": 1}, InvalidInputError, r"knots must be a whole number >= 2, but got 1"),
+        ({"max_evals": 0}, InvalidInputError, r"max_evals must be at least 1, but got 0"),
+        ({"peak": "3e-4"}, ScheduleError, r"peak must be an LR \(a number\), but got '3e-4'"),
+        ({"floor": None}, ScheduleError, r"floor must be an LR \(a number\), but got None"),
+        ({"warmup": 2.5}, ScheduleError, r"warmup must be a whole number of steps, but got 2\.5"),
+        ({"warmup": "10"}, ScheduleError, r"warmup must be a whole number of steps, but got '10'"),
+    ],
+)
+def test_malformed_arguments_found_by_fuzzing(
+    kwargs: dict[str, Any], exc: type[Exception], match: str
+) -> None:
+    # each crashed deep in numpy/scipy before: knots 0 "array of sample points is empty", a
+    # string peak a TypeError from np.isfinite, a string warmup a TypeError from a comparison
+    args: dict[str, Any] = {"budget": BUDGET, "peak": PEAK, **kwargs}
+    with pytest.raises(exc, match=match):
+        plan_schedule(AreaAndDrops(), args.pop("budget"), args.pop("peak"), **args)
+
+
+@pytest.mark.parametrize("warmup", [BUDGET - 2, BUDGET - 15])
+def test_a_warmup_filling_nearly_all_the_budget_still_plans(warmup: int) -> None:
+    # found by fuzzing: with less than 5% (then 1%) of the budget after warmup, the WSD grid was
+    # empty (IndexError) and the refine's bounds crossed (scipy's ValueError)
+    plan = plan_schedule(AreaAndDrops(), BUDGET, PEAK, warmup=warmup, free_form=False)
+    lrs = plan.schedule.array()
+    # a real schedule: the budget's length, the warmup ramp intact, never above the peak
+    assert lrs.size == BUDGET and float(lrs[warmup]) <= PEAK and float(lrs.max()) <= PEAK
+    assert plan.loss == pytest.approx(float(AreaAndDrops().predict(plan.schedule, [BUDGET - 1])[0]))
+
+
+class BelowZeroWhenDecayed:
+    """A law that, like an over-fitted annealing term, takes the loss below 0 for a low final LR."""
+
+    def predict(self, schedule: Schedule, steps: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        lrs = schedule.array(int(np.max(steps)) + 1)
+        drop = 10.0 if lrs[-1] < 0.05 * PEAK else 0.0  # an "annealing gain" past all sense
+        return np.array([0.1 + 1.0 / (1.0 + lrs.sum() / 100.0) - drop])
+
+
+def test_a_schedule_the_law_takes_below_zero_is_never_the_plan() -> None:
+    # found by fuzzing with a multi-power law of B = 1e5: the planner picked the schedule whose
+    # loss was predicted at -5e5 as the "best", then its forecast failed
+    plan = plan_schedule(BelowZeroWhenDecayed(), BUDGET, PEAK, free_form=False)
+    assert plan.loss > 0 and plan.baseline_loss > 0
+    # the plan ends where the law still predicts a loss, not at the LR it takes to -9.9
+    assert float(plan.schedule.array()[-1]) >= 0.05 * PEAK
+
+
+class OnlyCosineIsALoss:
+    """A law that makes sense only for cosine schedules; every other one it takes below 0."""
+
+    def predict(self, schedule: Schedule, steps: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        return np.array([1.0 if schedule.kind == "cosine" else -1.0])
+
+
+def test_no_schedule_with_a_positive_loss_is_a_fit_error() -> None:
+    with pytest.raises(FitError, match=r"no finite positive loss for any schedule searched"):
+        plan_schedule(OnlyCosineIsALoss(), BUDGET, PEAK, families=("wsd",), free_form=False)

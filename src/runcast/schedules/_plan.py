@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from runcast.errors import InvalidInputError, ScheduleError
+from runcast.errors import FitError, InvalidInputError, ScheduleError
 from runcast.forecast._types import Distribution
 from runcast.schedules._base import Schedule
 from runcast.schedules._kinds import DECAY_SHAPES
@@ -130,6 +130,14 @@ class Plan:
 def _check(budget: int, peak: float, warmup: int, floor: float) -> Setting:
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 2:
         raise InvalidInputError(f"budget must be a whole number of steps >= 2, but got {budget!r}.")
+    for name, value in (("peak", peak), ("floor", floor)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ScheduleError(f"{name} must be an LR (a number), but got {value!r}.")
+    whole = isinstance(warmup, (int, np.integer)) or (
+        isinstance(warmup, (float, np.floating)) and float(warmup).is_integer()
+    )
+    if isinstance(warmup, bool) or not whole:
+        raise ScheduleError(f"warmup must be a whole number of steps, but got {warmup!r}.")
     if not np.isfinite(peak) or peak <= 0:
         raise ScheduleError(f"peak must be a finite positive LR, but got {peak!r}.")
     if not 0 <= warmup < budget - 1:
@@ -245,6 +253,11 @@ def plan_schedule(
         raise InvalidInputError(
             f"decay_shapes must be drawn from {DECAY_SHAPES}, but got {list(decay_shapes)!r}."
         )
+    if free_form and (isinstance(knots, bool) or not isinstance(knots, (int, np.integer))
+                      or knots < 2):  # fmt: skip
+        raise InvalidInputError(f"knots must be a whole number >= 2, but got {knots!r}.")
+    if free_form and max_evals < 1:
+        raise InvalidInputError(f"max_evals must be at least 1, but got {max_evals!r}.")
     f = Objective(law, st)
     if baseline is None:
         base = Schedule.from_spec(st.spec("cosine", end=0.1 * st.peak))
@@ -254,7 +267,8 @@ def plan_schedule(
     base_loss = f(base)
     if not np.isfinite(base_loss):
         raise InvalidInputError(
-            f"The law's prediction for the baseline {base!r} is not finite; check the law's fit."
+            f"The law's prediction for the baseline {base!r} is not finite or not a positive "
+            "loss; check the law's fit, or plan a budget closer to the runs it was fitted on."
         )
     found: dict[str, tuple[Schedule, float]] = {}
     if "wsd" in families:
@@ -268,6 +282,12 @@ def plan_schedule(
         val, sched = search_free(f, start, knots=knots, max_evals=max_evals)
         found["free"] = (sched, val)
     family, (best, loss) = min(found.items(), key=lambda kv: kv[1][1])
+    if not np.isfinite(loss):
+        raise FitError(
+            f"The law predicts no finite positive loss for any schedule searched for {st.budget} "
+            "steps; it does not hold that far from the runs it was fitted on. Plan a shorter "
+            "budget, or refit the law on runs closer to this one."
+        )
     final = base_final = gain = None
     if callable(getattr(law, "forecast", None)):
         final, base_final, gain = paired_gain(law, best, base, st.last, n_paths=n_paths, seed=seed)
