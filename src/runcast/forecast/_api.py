@@ -348,13 +348,13 @@ def forecast(
             return _run_raw(chosen, curve, until, sched, steps=steps, direction=direction,
                             noise=noise, n_paths=n_paths, seed=seed, **opts)  # fmt: skip
 
-        if method != "auto" or "pfn" not in METHODS:
-            return run(name)
         try:
             return run(name)
         except FitError as err:
-            if isinstance(err, InvalidInputError):
-                raise  # too few points: the PFN cannot help, and the law's message says so
+            # too few points (an InvalidInputError too): the PFN cannot help, and the message
+            # says what to do; an explicit method is the user's choice, so its error stands
+            if method != "auto" or "pfn" not in METHODS or isinstance(err, InvalidInputError):
+                raise
             # auto answers with the PFN (which uses the schedule) rather than no forecast
             warnings.warn(f"{err} Forecasting with method='pfn' instead.", RuncastWarning,
                           stacklevel=2)  # fmt: skip
