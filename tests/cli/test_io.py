@@ -69,3 +69,13 @@ def test_a_malformed_file_is_one_line_with_the_line_number(db_path: Path, tmp_pa
     res = runner.invoke(app, ["import", "csv", str(f), "--db", str(db_path)], terminal_width=300)
     assert res.exit_code == 1
     assert "bad.csv:3" in res.output and "Traceback" not in res.output
+
+
+def test_a_column_renamed_to_nothing_is_refused(db_path: Path, tmp_path: Path) -> None:
+    # `-c loss=` imported the column as a metric named ''
+    f = tmp_path / "a.csv"
+    f.write_text("step,loss\n0,1\n")
+    res = runner.invoke(app, ["import", "csv", str(f), "-c", "loss=", "--db", str(db_path)])
+    assert res.exit_code == 1 and "non-empty string" in res.output
+    with open_store(db_path) as store:
+        assert store.runs() == []  # refused before anything was written

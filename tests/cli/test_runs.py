@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 import runcast
 from runcast.cli import app
+from runcast.errors import StoreError
 from runcast.store import open_store
 
 runner = CliRunner()
@@ -112,3 +113,30 @@ def test_export_bad_format_is_a_clear_error(
         app, ["runs", "export", "first", str(tmp_path / "x.xlsx"), "--db", str(db_path)]
     )
     assert res.exit_code == 1 and "format must be 'csv' or 'parquet'" in res.output
+
+
+def test_list_with_an_unknown_status_is_an_error_not_an_empty_list(
+    db_path: Path, two_runs: tuple[str, str]
+) -> None:
+    res = runner.invoke(app, ["runs", "list", "--status", "done", "--db", str(db_path)])
+    assert res.exit_code == 1 and "--status must be one of" in res.output  # was 'No runs'
+
+
+def test_rm_refuses_a_run_that_is_still_running_unless_forced(db_path: Path) -> None:
+    # deleting it left its process logging into a run that was gone, failing at finish()
+    run = runcast.init(name="live", db=db_path)
+    run.log({"loss": 1.0})
+    run.flush()
+    res = runner.invoke(app, ["runs", "rm", "live", "-y", "--db", str(db_path)])
+    assert res.exit_code == 1 and "still running" in res.output and "--force" in res.output
+    run.log({"loss": 0.5})
+    run.finish()  # the run and its points are intact
+    with open_store(db_path) as store:
+        assert store.curve(run.id, "loss").value.tolist() == [1.0, 0.5]
+    live = runcast.init(name="live2", db=db_path)
+    res = runner.invoke(app, ["runs", "rm", "live2", "-y", "--force", "--db", str(db_path)])
+    assert res.exit_code == 0, res.output
+    with open_store(db_path) as store:
+        assert [r.name for r in store.runs()] == ["live"]
+    with pytest.raises(StoreError, match="No run"):  # forced: its process finds it gone
+        live.finish()

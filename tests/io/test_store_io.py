@@ -138,3 +138,16 @@ def test_read_csv_matches_what_import_stores(db_path: Path, tmp_path: Path) -> N
             store.curve(info.id, "loss").step.tolist()
             == read_csv(tmp_path / "a.csv")["loss"].step.tolist()
         )
+
+
+def test_wide_export_of_a_metric_named_step_is_refused_not_unreadable(
+    db_path: Path, tmp_path: Path
+) -> None:
+    # a W&B history with _step and a "step" metric exported to a header 'step,step': the file
+    # could not be read back
+    pts = {"step": Points(np.array([0, 1]), np.array([0.0, 1.0]), np.array([1.0, 2.0]))}
+    info = write_run(pts, db=db_path)
+    with pytest.raises(InvalidInputError, match=r"metric named 'step'.*layout='long'"):
+        export_run(db_path, info.id, tmp_path / "w.csv")
+    out = export_run(db_path, info.id, tmp_path / "l.csv", layout="long")  # the way out works
+    assert out.read_text().splitlines()[1:] == ["step,0,0.0,1.0", "step,1,1.0,2.0"]

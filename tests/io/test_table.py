@@ -6,8 +6,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runcast.errors import ImportFormatError
-from runcast.io._table import SKIP, last_of_each_step, parse_step, parse_value
+from runcast.errors import ImportFormatError, InvalidInputError
+from runcast.io._table import (
+    SKIP,
+    last_of_each_step,
+    parse_step,
+    parse_value,
+    requested_columns,
+)
 
 P = Path("log.csv")
 
@@ -62,3 +68,36 @@ def test_nan_text_is_a_missing_value_not_a_skip() -> None:
 def test_last_of_each_step_sorts_and_keeps_the_last() -> None:
     step = np.array([3, 1, 3, 2, 1])
     assert last_of_each_step(step).tolist() == [4, 3, 2]  # steps 1, 2, 3 -> their last rows
+
+
+@pytest.mark.parametrize(
+    "raw", ["9007199254740993", "9223372036854775807", "9223372036854775000"], ids=str
+)
+def test_large_integer_steps_parse_exactly(raw: str) -> None:
+    # they went through float() and came back rounded (2**53 + 1 -> 2**53), or out of range
+    assert parse_step(raw, P, 2, "step") == int(raw)
+
+
+@pytest.mark.parametrize(
+    ("columns", "pairs"),
+    [
+        ("loss", {"loss": "loss"}),  # one name: was split into letters
+        (["loss", "acc"], {"loss": "loss", "acc": "acc"}),
+        ({"loss": "train/loss"}, {"loss": "train/loss"}),
+        (None, None),
+    ],
+)
+def test_requested_columns_take_a_name_a_list_or_a_dict(columns: Any, pairs: Any) -> None:
+    assert requested_columns(columns) == pairs
+
+
+@pytest.mark.parametrize(
+    ("columns", "match"),
+    [
+        ({"loss": "x", "acc": "x"}, r"several file columns to the metric\(s\) \['x'\]"),
+        ({"loss": ""}, "non-empty string"),  # `--column loss=` made a metric named ''
+    ],
+)
+def test_requested_columns_refuse_keys_that_would_lose_data(columns: Any, match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        requested_columns(columns)

@@ -75,3 +75,11 @@ def test_folders_without_scalars_are_clear_errors(tmp_path: Path, make: str) -> 
     }[make]
     with pytest.raises(ImportFormatError, match=match):
         read_tensorboard(target)
+
+
+def test_a_file_that_is_not_an_event_file_is_named_as_such(tmp_path: Path) -> None:
+    # it read the file's folder and said "the event files hold no scalar summaries"
+    f = tmp_path / "log.csv"
+    f.write_text("step,loss\n0,1\n")
+    with pytest.raises(ImportFormatError, match="not a TensorBoard event file"):
+        read_tensorboard(f)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from runcast.errors import ImportFormatError, RuncastWarning
+from runcast.errors import ImportFormatError, InvalidInputError, RuncastWarning
 from runcast.io import read_csv, read_jsonl, read_wandb_csv
 from runcast.io._text import csv_points
 
@@ -165,3 +167,61 @@ def test_wandb_chart_export_drops_run_prefix_and_min_max(tmp_path: Path) -> None
 def test_a_plain_csv_is_not_taken_for_a_wandb_export(tmp_path: Path) -> None:
     with pytest.raises(ImportFormatError, match="not a W&B history export"):
         read_wandb_csv(_write(tmp_path, "x.csv", "step,loss\n0,1\n"))
+
+
+@pytest.mark.parametrize("reader", [read_csv, read_jsonl])
+def test_a_gzip_compressed_log_is_read_as_it_is(tmp_path: Path, reader: Any) -> None:
+    # it was refused as 'not UTF-8 text; save the file as UTF-8', which does not help
+    text = "step,loss\n0,3.0\n5,2.0\n" if reader is read_csv else '{"step":0,"loss":3}\n'
+    f = tmp_path / "log.gz"
+    f.write_bytes(gzip.compress(text.encode()))
+    assert reader(f)["loss"].step.tolist() == ([0, 5] if reader is read_csv else [0])
+
+
+def test_a_cut_short_gzip_log_is_a_clear_error(tmp_path: Path) -> None:
+    data = gzip.compress(b"step,loss\n" + b"".join(b"%d,1.0\n" % i for i in range(5000)))
+    f = tmp_path / "log.csv.gz"
+    f.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImportFormatError, match="gzip data is cut short or damaged"):
+        read_csv(f)
+
+
+def test_utf16_text_with_its_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # Excel's "Unicode text" and PowerShell write UTF-16; it was 'not UTF-8 text'
+    f = tmp_path / "log.csv"
+    f.write_bytes("step,loss\n0,3.0\n1,2.5\n".encode("utf-16"))
+    assert read_csv(f)["loss"].value.tolist() == [3.0, 2.5]
+
+
+@pytest.mark.parametrize("delimiter", [";;", ""])
+def test_a_delimiter_of_more_or_less_than_one_character_is_refused(
+    tmp_path: Path, delimiter: str
+) -> None:
+    f = _write(tmp_path, "a.csv", "step,loss\n0,1\n")
+    with pytest.raises(InvalidInputError, match="one character"):  # was csv's TypeError
+        read_csv(f, delimiter=delimiter)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("a.csv", "step,loss,t\n0,1.0,5\n"), ("a.jsonl", '{"step": 0, "loss": 1.0, "t": 5}\n')],
+)
+def test_a_wall_column_that_is_not_there_is_an_error(tmp_path: Path, name: str, text: str) -> None:
+    # it was ignored: the run got no wall times, and "t" was imported as a metric
+    reader = read_csv if name.endswith(".csv") else read_jsonl
+    with pytest.raises(ImportFormatError, match="no wall-time column 'nope'"):
+        reader(_write(tmp_path, name, text), wall="nope")
+
+
+def test_two_columns_mapped_to_one_key_are_refused(tmp_path: Path) -> None:
+    f = _write(tmp_path, "a.csv", "step,loss,acc\n0,1.0,0.5\n")
+    with pytest.raises(InvalidInputError, match="several file columns"):  # acc replaced loss
+        read_csv(f, columns={"loss": "x", "acc": "x"})
+
+
+def test_an_unnamed_column_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    # a spreadsheet's index column became a metric named ''
+    f = _write(tmp_path, "a.csv", ",step,loss\n0,0,3.0\n1,10,2.0\n")
+    with pytest.warns(RuncastWarning, match="column 1 of the header has no name"):
+        curves = read_csv(f)
+    assert sorted(curves) == ["loss"]

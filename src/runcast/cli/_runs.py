@@ -60,7 +60,15 @@ def list_runs(
     """List the runs, newest first."""
     from rich.table import Table
 
+    from runcast.errors import InvalidInputError
+    from runcast.store import STATUSES
+
     with friendly_errors(), _open(db) as store:
+        if status is not None and status not in STATUSES:
+            # a typo would otherwise list nothing, as if there were no such runs
+            raise InvalidInputError(
+                f"--status must be one of {', '.join(STATUSES)}, but got {status!r}."
+            )
         infos = [r for r in store.runs(project) if status is None or r.status == status]
         shown = infos[: max(limit, 0)]
         if as_json:
@@ -153,11 +161,23 @@ def show(
 def rm(
     run: Annotated[list[str], typer.Argument(help="Run id(s), id prefix(es) or name(s).")],
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    force: bool = typer.Option(
+        False, "--force", help="Also delete runs that are still running (their process lives)."
+    ),
     db: str | None = _DB,
 ) -> None:
     """Delete runs and all their points."""
+    from runcast.errors import StoreError
+
     with friendly_errors(), _open(db) as store:
         infos = [store.run(r) for r in run]  # resolve all first: a typo deletes nothing
+        live = [i.id for i in infos if i.status == "running"]
+        if live and not force:
+            # its process would go on logging into a run that is gone, and fail at finish()
+            raise StoreError(
+                f"Run(s) {', '.join(live)} are still running (their process is alive); "
+                "nothing was deleted. Stop them first, or pass --force to delete them anyway."
+            )
         listed = ", ".join(f"{i.id} ({i.name}, {i.n_points:,} points)" for i in infos)
         if not yes and not typer.confirm(f"Delete {listed}?"):
             raise typer.Abort()

@@ -239,6 +239,13 @@ def export_run(
             st.close()
     if not points:
         raise InvalidInputError(f"Run {info.id} has no metrics to export yet.")
+    if layout == "wide" and "step" in points:
+        # a second "step" column: the file could not be read back (or would be misread)
+        raise InvalidInputError(
+            f"Run {info.id} has a metric named 'step', which the wide layout's step column "
+            "would clash with. Export with layout='long' (--layout long), or leave it out "
+            "with keys= (--key)."
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         _write_parquet(points, out, layout)

@@ -7,6 +7,7 @@ Every problem is an :class:`~runcast.errors.ImportFormatError` naming the file a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from runcast.curve import Curve
-from runcast.errors import ImportFormatError, RuncastWarning
+from runcast.errors import ImportFormatError, InvalidInputError, RuncastWarning
 from runcast.store import Points
 
 #: Step columns tried in order when none is named (runcast/generic, W&B, HF/Lightning, misc).
@@ -33,7 +34,7 @@ STEP_CANDIDATES = (
 )
 _INT64_MAX = 2**63 - 1
 
-Columns = Sequence[str] | Mapping[str, str] | None
+Columns = str | Sequence[str] | Mapping[str, str] | None
 
 
 class Skip:
@@ -67,11 +68,13 @@ def parse_step(raw: Any, path: Path, line: int, column: str) -> int:
             f"{where(path, line)}: the step column {column!r} is empty or not a number "
             f"({raw!r}); every row needs a step."
         )
-    if isinstance(raw, int):
-        value: float | int = raw
-    else:
+    value: float | int | None = raw if isinstance(raw, int) else None
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            value = int(raw)  # exact, where a float rounds (past 2**53, up to int64's max)
+    if value is None:
         try:
-            value = float(raw) if not isinstance(raw, float) else raw
+            value = raw if isinstance(raw, float) else float(raw)
         except (TypeError, ValueError):
             raise ImportFormatError(
                 f"{where(path, line)}: the step {raw!r} in column {column!r} is not a number."
@@ -138,13 +141,41 @@ def choose_step(header: Iterable[str], step: str | None, path: Path) -> str:
     )
 
 
-def column_map(columns: Columns, available: Iterable[str], exclude: set[str]) -> dict[str, str]:
-    """file column -> metric key; all other columns (auto) when ``columns`` is None."""
+def requested_columns(columns: Columns) -> dict[str, str] | None:
+    """``columns=`` as {file column: metric key}, checked: one column name is a list of one,
+    and no two columns may become one metric (the second would silently replace the first).
+
+    Example:
+        >>> requested_columns("loss")
+        {'loss': 'loss'}
+    """
     if columns is None:
-        return {c: c for c in available if c not in exclude}
-    if isinstance(columns, Mapping):
-        return dict(columns)
-    return {c: c for c in columns}
+        return None
+    if isinstance(columns, str):
+        columns = [columns]
+    pairs = dict(columns) if isinstance(columns, Mapping) else {c: c for c in columns}
+    bad = [k for k in pairs.values() if not isinstance(k, str) or not k.strip()]
+    if bad:
+        raise InvalidInputError(
+            f"columns= (--column) gives the metric key(s) {bad}; a metric key must be a "
+            "non-empty string."
+        )
+    keys = list(pairs.values())
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise InvalidInputError(
+            f"columns= (--column) maps several file columns to the metric(s) {dupes}, so one "
+            "would replace the other. Give each column its own metric key."
+        )
+    return pairs
+
+
+def column_map(columns: Columns, available: Iterable[str], exclude: set[str]) -> dict[str, str]:
+    """file column -> metric key; all other named columns (auto) when ``columns`` is None."""
+    asked = requested_columns(columns)
+    if asked is None:
+        return {c: c for c in available if c not in exclude and c.strip()}
+    return asked
 
 
 class TableBuilder:
@@ -155,6 +186,7 @@ class TableBuilder:
         self.step = step
         self.wall = wall
         self.columns: dict[str, _Column] = {}
+        self.wall_seen = False
         # with columns named by the user, a non-number in them is an error at once
         self._requested = requested
 
@@ -167,6 +199,7 @@ class TableBuilder:
         step = parse_step(row.get(self.step), self.path, line, self.step)
         wall = math.nan
         if self.wall is not None:
+            self.wall_seen = self.wall_seen or self.wall in row
             w = parse_value(row.get(self.wall))
             wall = w if isinstance(w, float) else math.nan
         for column, col in self.columns.items():
@@ -189,6 +222,11 @@ class TableBuilder:
 
     def points(self) -> dict[str, Points]:
         """Each metric's points sorted by step (the last value of a repeated step wins)."""
+        if self.wall is not None and not self.wall_seen:
+            raise ImportFormatError(
+                f"{self.path}: there is no wall-time column {self.wall!r} in the file. Pass the "
+                "name of a column of Unix times with wall=, or leave wall= out."
+            )
         out: dict[str, Points] = {}
         repeated: list[str] = []
         for column, col in self.columns.items():

@@ -44,6 +44,11 @@ def tensorboard_points(path: str | os.PathLike[str]) -> dict[str, Points]:
     root = Path(path)
     if not root.exists():
         raise ImportFormatError(f"{root}: no such folder.")
+    if root.is_file() and "tfevents" not in root.name:
+        raise ImportFormatError(
+            f"{root}: not a TensorBoard event file (those are named events.out.tfevents.*). "
+            "Pass the log folder, or import a CSV or JSONL log with its own importer."
+        )
     dirs = _event_dirs(root)
     if not dirs:
         raise ImportFormatError(
@@ -86,7 +91,10 @@ def tensorboard_points(path: str | os.PathLike[str]) -> dict[str, Points]:
                 raise ImportFormatError(f"{folder}: tag {tag!r} has negative steps.")
             out[prefix + tag] = Points(step[keep], value[keep], wall[keep])
     if not out:
-        raise ImportFormatError(f"{root}: the event files hold no scalar summaries.")
+        raise ImportFormatError(
+            f"{root}: the event files hold no scalar summaries TensorBoard can read (they may "
+            "hold only images or histograms, or be damaged)."
+        )
     return out
 
 

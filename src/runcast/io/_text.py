@@ -3,31 +3,79 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
+import warnings
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from runcast.curve import Curve
-from runcast.errors import ImportFormatError
-from runcast.io._table import Columns, TableBuilder, choose_step, column_map, to_curves, where
+from runcast.errors import ImportFormatError, InvalidInputError, RuncastWarning
+from runcast.io._table import (
+    Columns,
+    TableBuilder,
+    choose_step,
+    column_map,
+    requested_columns,
+    to_curves,
+    where,
+)
 from runcast.store import Points
 
 PathLike = str | os.PathLike[str]
 
 
+#: what reading a gzip file that is cut short or damaged raises, besides UnicodeDecodeError
+_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
 def _open(path: Path) -> TextIO:
     if not path.is_file():
         raise ImportFormatError(f"{path}: no such file.")
+    with path.open("rb") as fh:
+        head = fh.read(2)
+    if head == b"\x1f\x8b":  # gzip's magic number: logs are often kept compressed
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    if head in (b"\xff\xfe", b"\xfe\xff"):  # a UTF-16 byte-order mark (Excel, PowerShell)
+        return path.open("r", encoding="utf-16", newline="")
     # utf-8-sig drops the byte-order mark spreadsheet programs put first
     return path.open("r", encoding="utf-8-sig", newline="")
 
 
-def _checked_columns(columns: Columns, header: list[str], path: Path) -> None:
+def _damaged_gzip(path: Path, err: Exception) -> ImportFormatError:
+    return ImportFormatError(
+        f"{path}: the gzip data is cut short or damaged ({err or type(err).__name__}). "
+        "Check the file with `gzip -t`, or import an uncompressed copy."
+    )
+
+
+def _delimiter(path: Path, delimiter: str | None) -> str:
+    if delimiter is None:
+        return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise InvalidInputError(
+            f"delimiter must be one character, like ',' or ';' or '\\t', but got {delimiter!r}."
+        )
+    return delimiter
+
+
+def _warn_unnamed(path: Path, where_: str) -> None:
+    warnings.warn(
+        RuncastWarning(
+            f"{path}: {where_} has no name, so it was not imported (a spreadsheet's index, "
+            "often). Name it in the file to import it."
+        ),
+        stacklevel=4,
+    )
+
+
+def _checked_columns(columns: Mapping[str, str] | None, header: list[str], path: Path) -> None:
     if columns is None:
         return
-    wanted = list(columns.keys()) if isinstance(columns, Mapping) else list(columns)
+    wanted = list(columns)
     missing = [c for c in wanted if c not in header]
     if missing:
         raise ImportFormatError(
@@ -46,7 +94,8 @@ def csv_points(
 ) -> dict[str, Points]:
     """The points of every metric column of a CSV file (see :func:`read_csv`)."""
     p = Path(path)
-    sep = delimiter or ("\t" if p.suffix.lower() in (".tsv", ".tab") else ",")
+    sep = _delimiter(p, delimiter)
+    asked = requested_columns(columns)
     with _open(p) as fh:
         reader = csv.reader(fh, delimiter=sep, strict=True)
         try:
@@ -60,11 +109,14 @@ def csv_points(
                     "column once."
                 )
             step_col = choose_step(header, step, p)
-            _checked_columns(columns, header, p)
-            builder = TableBuilder(p, step_col, wall, requested=columns is not None)
+            _checked_columns(asked, header, p)
+            builder = TableBuilder(p, step_col, wall, requested=asked is not None)
             skip = {step_col, *exclude} | ({wall} if wall else set())
-            for column, key in column_map(columns, header, skip).items():
+            for column, key in column_map(asked, header, skip).items():
                 builder.add_column(column, key)
+            unnamed = [i + 1 for i, h in enumerate(header) if not h.strip()]
+            if asked is None and unnamed:
+                _warn_unnamed(p, f"column {unnamed[0]} of the header")
             for row in reader:
                 line = reader.line_num
                 if not row or (len(row) == 1 and not row[0].strip()):
@@ -83,6 +135,8 @@ def csv_points(
                 f"{where(p, reader.line_num + 1)}: not UTF-8 text ({err.reason}); save the file "
                 "as UTF-8."
             ) from err
+        except _GZIP_ERRORS as err:
+            raise _damaged_gzip(p, err) from err
     return builder.points()
 
 
@@ -96,10 +150,12 @@ def read_csv(
     """Read the metrics of a CSV (or TSV) log: one ``step`` column, one column per metric.
 
     Args:
-        path: the file. ``.tsv``/``.tab`` files are read tab-separated.
+        path: the file. ``.tsv``/``.tab`` files are read tab-separated; a gzip-compressed file
+            (``log.csv.gz``) is read as it is, and UTF-16 text (with its byte-order mark) too.
         step: the step column; default the first of step, _step, global_step, Step, iteration.
-        columns: the metric columns to read: a list, or a dict ``{column: metric key}`` to
-            rename them. Default: every column with numbers in it (text columns are skipped).
+        columns: the metric columns to read: a name, a list, or a dict ``{column: metric key}``
+            to rename them (each to its own key). Default: every named column with numbers
+            in it (text columns are skipped).
         wall: an optional column of Unix wall times (kept when imported into a store).
         delimiter: the field separator (default "," or tab for .tsv).
 
@@ -138,7 +194,9 @@ def jsonl_points(
     """The points of every metric of a JSONL file (see :func:`read_jsonl`)."""
     p = Path(path)
     builder: TableBuilder | None = None
-    requested = columns is not None
+    asked = requested_columns(columns)
+    requested = asked is not None
+    unnamed = False
     line = 0
     with _open(p) as fh:
         try:
@@ -158,18 +216,25 @@ def jsonl_points(
                 if builder is None:
                     builder = TableBuilder(p, choose_step(row, step, p), wall, requested)
                     if requested:
-                        for column, key in column_map(columns, (), set()).items():
+                        for column, key in column_map(asked, (), set()).items():
                             builder.add_column(column, key)
                 if not requested:
                     skip = {builder.step, wall}
                     for column in row:
                         if column not in skip and column not in builder.columns:
+                            if not column.strip():
+                                unnamed = True
+                                continue
                             builder.add_column(column, column)
                 builder.add_row(line, row)
         except UnicodeDecodeError as err:
             raise ImportFormatError(
                 f"{where(p, line + 1)}: not UTF-8 text ({err.reason}); save the file as UTF-8."
             ) from err
+        except _GZIP_ERRORS as err:
+            raise _damaged_gzip(p, err) from err
+    if unnamed:
+        _warn_unnamed(p, 'a key ("")')
     if builder is None:
         raise ImportFormatError(f"{where(p, 1)}: the file has no records.")
     return builder.points()
@@ -202,13 +267,18 @@ def _wandb_columns(header: list[str]) -> dict[str, str]:
     metrics = [
         h
         for h in header
-        if not h.startswith("_") and h != "Step" and not h.endswith(("__MIN", "__MAX"))
+        if h.strip()
+        and not h.startswith("_")
+        and h != "Step"
+        and not h.endswith(("__MIN", "__MAX"))
     ]
     # a chart export names columns "<run name> - <metric>"; keep the metric part when the
     # file holds one run (every column has the same prefix)
     prefixes = {h.split(" - ", 1)[0] for h in metrics if " - " in h}
-    if len(prefixes) == 1 and all(" - " in h for h in metrics):
-        return {h: h.split(" - ", 1)[1] for h in metrics}
+    names = [h.split(" - ", 1)[-1] for h in metrics]
+    one_run = len(prefixes) == 1 and all(" - " in h for h in metrics)
+    if one_run and all(n.strip() for n in names):  # never strip a column down to no name
+        return dict(zip(metrics, names, strict=True))
     return {h: h for h in metrics}
 
 
@@ -218,7 +288,7 @@ def wandb_points(path: PathLike) -> dict[str, Points]:
     with _open(p) as fh:
         try:
             header = next(csv.reader(fh), None)
-        except (csv.Error, UnicodeDecodeError) as err:
+        except (csv.Error, UnicodeDecodeError, *_GZIP_ERRORS) as err:
             raise ImportFormatError(f"{where(p, 1)}: not a readable CSV header ({err}).") from err
     if not header:
         raise ImportFormatError(f"{where(p, 1)}: the file is empty or has no header row.")
