@@ -79,3 +79,13 @@ def test_a_column_renamed_to_nothing_is_refused(db_path: Path, tmp_path: Path) -
     assert res.exit_code == 1 and "non-empty string" in res.output
     with open_store(db_path) as store:
         assert store.runs() == []  # refused before anything was written
+
+
+def test_a_run_name_with_brackets_is_printed_as_given(db_path: Path, tmp_path: Path) -> None:
+    f = tmp_path / "a[b].csv"  # rich dropped "[b]" as markup, and "[/n]" raised MarkupError
+    f.write_text("step,loss\n0,1\n")
+    res = runner.invoke(
+        app, ["import", "csv", str(f), "--name", "[/n]", "--db", str(db_path)], terminal_width=300
+    )
+    assert res.exit_code == 0, res.output
+    assert "a[b].csv" in res.output and "'[/n]'" in res.output

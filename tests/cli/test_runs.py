@@ -140,3 +140,33 @@ def test_rm_refuses_a_run_that_is_still_running_unless_forced(db_path: Path) -> 
         assert [r.name for r in store.runs()] == ["live"]
     with pytest.raises(StoreError, match="No run"):  # forced: its process finds it gone
         live.finish()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["list"], ["show", "x[/bold]"], ["export", "x[/bold]", "out.csv"], ["rm", "x[/bold]", "-y"]],
+)
+def test_names_with_brackets_are_shown_as_text_not_markup(
+    db_path: Path, tmp_path: Path, command: list[str]
+) -> None:
+    # rich read "[/bold]" in a run's name as a closing tag: every command raised MarkupError
+    with runcast.init(name="x[/bold]", project="p[/]", config={"k[/i]": "v[/b]"}, db=db_path) as r:
+        r.log({"loss[/red]": 1.0})
+    if command[0] == "export":
+        command = [*command[:2], str(tmp_path / "out.csv")]
+    res = runner.invoke(app, ["runs", *command, "--db", str(db_path)], terminal_width=300)
+    assert res.exit_code == 0, res.output
+    assert "x[/bold]" in res.output  # the name as it was given
+
+
+@pytest.mark.filterwarnings("ignore:Run .* NaN or inf:runcast.RuncastWarning")
+def test_json_output_is_strict_json_with_null_for_nan(db_path: Path) -> None:
+    # json.dumps wrote NaN, which jq and JavaScript refuse
+    with runcast.init(name="n", config={"x": float("nan")}, db=db_path) as r:
+        r.log({"loss": float("nan")})
+    for command in (["list", "--json"], ["show", "n", "--json"]):
+        res = runner.invoke(app, ["runs", *command, "--db", str(db_path)])
+        data = json.loads(res.output, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+        run = data[0] if isinstance(data, list) else data
+        assert run["config"] == {"x": None}
+    assert data["metrics"]["loss"]["last_value"] is None

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from runcast.cli._common import console, db_path, friendly_errors
 
@@ -40,11 +41,13 @@ def _columns(column: list[str] | None) -> dict[str, str] | None:
 
 def _run(what: str, path: Path, load: Callable[[], RunInfo]) -> None:
     with friendly_errors():
-        with console.status(f"Importing {what} {path} ..."):
+        # names and paths are the user's text: escaped, so "[/x]" in one is not rich markup
+        with console.status(f"Importing {what} {escape(str(path))} ..."):
             info = load()
         console.print(
-            f"Imported {info.n_points:,} points from {path} as run [bold]{info.id}[/] "
-            f"({info.name!r}, project {info.project!r}). See it with: runcast runs show {info.id}"
+            f"Imported {info.n_points:,} points from {escape(str(path))} as run "
+            f"[bold]{info.id}[/] ({escape(repr(info.name))}, project "
+            f"{escape(repr(info.project))}). See it with: runcast runs show {info.id}"
         )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from runcast.cli._common import console, db_path, friendly_errors
 
@@ -47,6 +49,22 @@ def _as_dict(info: RunInfo) -> dict[str, Any]:
     return asdict(info)
 
 
+def _json(obj: Any) -> str:
+    """Strict JSON (what jq and JavaScript read): NaN and inf, in configs and last values,
+    become null instead of the bare NaN that json.dumps writes by default."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(obj), default=str, allow_nan=False)
+
+
 @runs_app.command("list")
 def list_runs(
     project: str | None = typer.Option(None, "--project", "-p", help="Only this project."),
@@ -72,14 +90,16 @@ def list_runs(
         infos = [r for r in store.runs(project) if status is None or r.status == status]
         shown = infos[: max(limit, 0)]
         if as_json:
-            console.print_json(json.dumps([_as_dict(r) for r in shown], default=str))
+            console.print_json(_json([_as_dict(r) for r in shown]))
             return
         if not infos:
-            console.print(
-                f"No runs in {db_path(db)}" + (f" for project {project!r}." if project else ".")
+            where = escape(db_path(db)) + (
+                f" for project {escape(repr(project))}" if project else ""
             )
+            console.print(f"No runs in {where}.")
             return
-        table = Table(title=f"{len(infos)} run(s) in {db_path(db)}", title_justify="left")
+        # every name below is the user's text: escaped, so "[/x]" in one is not rich markup
+        table = Table(title=f"{len(infos)} run(s) in {escape(db_path(db))}", title_justify="left")
         for col, justify in (
             ("id", "left"),
             ("name", "left"),
@@ -93,13 +113,15 @@ def list_runs(
             table.add_column(col, justify=justify)  # type: ignore[arg-type]
         for r in shown:
             style = _STATUS_STYLE.get(r.status, "")
-            name = r.name + (
-                f" [dim](fork of {r.parent_id} @ {r.fork_step})[/]" if r.is_fork else ""
+            name = escape(r.name) + (
+                f" [dim](fork of {escape(str(r.parent_id))} @ {r.fork_step})[/]"
+                if r.is_fork
+                else ""
             )
             table.add_row(
-                r.id,
+                escape(r.id),
                 name,
-                r.project,
+                escape(r.project),
                 f"[{style}]{r.status}[/]",
                 "" if r.last_step is None else f"{r.last_step:,}",
                 f"{r.n_points:,}",
@@ -125,29 +147,31 @@ def show(
         summary = store.summary(info.id)
         if as_json:
             out = _as_dict(info) | {"metrics": {k: vars(m) for k, m in summary.items()}}
-            console.print_json(json.dumps(out, default=str))
+            console.print_json(_json(out))
             return
         style = _STATUS_STYLE.get(info.status, "")
-        console.print(f"[bold]{info.name}[/]  id {info.id}  project {info.project}")
+        console.print(
+            f"[bold]{escape(info.name)}[/]  id {escape(info.id)}  project {escape(info.project)}"
+        )
         console.print(
             f"status [{style}]{info.status}[/], started {_when(info.start_time)}, "
             f"took {_duration(info)}"
         )
         if info.is_fork:
-            console.print(f"forked from run {info.parent_id} at step {info.fork_step}")
+            console.print(f"forked from run {escape(str(info.parent_id))} at step {info.fork_step}")
         if info.config:
             cfg = Table(title="config", title_justify="left")
             cfg.add_column("key")
             cfg.add_column("value")
             for key, value in sorted(info.config.items()):
-                cfg.add_row(str(key), json.dumps(value, default=str))
+                cfg.add_row(escape(str(key)), escape(json.dumps(value, default=str)))
             console.print(cfg)
         metrics = Table(title="metrics", title_justify="left")
         for col in ("key", "points", "first step", "last step", "last value", "missing"):
             metrics.add_column(col, justify="left" if col == "key" else "right")
         for m in summary.values():
             metrics.add_row(
-                m.key,
+                escape(m.key),
                 f"{m.n_points:,}",
                 f"{m.first_step:,}",
                 f"{m.last_step:,}",
@@ -183,7 +207,7 @@ def rm(
             raise typer.Abort()
         for info in infos:
             store.delete(info.id)
-        console.print(f"Deleted {listed}.")
+        console.print(f"Deleted {escape(listed)}.")
 
 
 @runs_app.command("export")
@@ -206,9 +230,9 @@ def export(
 
     with friendly_errors(), _open(db) as store:
         info = store.run(run)
-        with console.status(f"Writing {info.n_points:,} points to {out} ..."):
+        with console.status(f"Writing {info.n_points:,} points to {escape(str(out))} ..."):
             path = export_run(store, info.id, out, format=fmt, layout=layout, keys=key)  # type: ignore[arg-type]
-        console.print(f"Wrote run {info.id} ({info.name}) to {path}.")
+        console.print(f"Wrote run {info.id} ({escape(info.name)}) to {escape(str(path))}.")
 
 
 def register(app: typer.Typer) -> None:
