@@ -105,3 +105,13 @@ def test_steady_medium_flushes_start_new_chunks_instead_of_rewriting_big_ones(
 def test_series_of_refuses_steps_the_store_cannot_hold(step: list[object], match: str) -> None:
     with pytest.raises(InvalidInputError, match=match):  # were OverflowError / ValueError
         Series.of(step, [1.0])
+
+
+@pytest.mark.parametrize("key", ["", 5, None])
+def test_a_batch_with_a_key_that_is_not_a_name_is_refused_whole(
+    store: SQLiteStore, key: object
+) -> None:
+    info = store.create_run()
+    with store.writer(info.id) as w, pytest.raises(InvalidInputError, match="non-empty strings"):
+        w.write({"loss": Series.of([0], [1.0]), key: Series.of([0], [2.0])})  # type: ignore[dict-item]
+    assert store.summary(info.id) == {}  # nothing of the batch was written

@@ -154,6 +154,12 @@ class RunWriter:
 
     def write(self, batch: Mapping[str, Series], heartbeat: bool = True) -> None:
         """Write every series of ``batch`` in one transaction (retried while the store is busy)."""
+        bad = [k for k in batch if not isinstance(k, str) or not k]
+        if bad:  # run.log refuses these too; a metric must be found again by its key
+            raise InvalidInputError(
+                f"Metric keys must be non-empty strings, but the batch for run {self.run_id} "
+                f"has {bad[:3]}. Nothing of it was written."
+            )
         batch = {k: s for k, s in batch.items() if len(s)}
         if not batch and not heartbeat:
             return
