@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -150,3 +151,52 @@ def test_guard_state_roundtrip() -> None:
 def test_guard_rejects_bad_settings(kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidInputError):
         InstabilityGuard(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("sd", [0.005, 0.01])
+def test_a_bfloat16_loss_is_not_a_stream_of_spikes(sd: float) -> None:
+    # found by fuzzing: a loss logged in bfloat16 takes a few values (2 - 1/128, 2, 2 + 1/64);
+    # most of a window is exactly 2.0, so its MAD is 0, and plain noise one step up scored
+    # z ~ 8000: 18 of 300 steps were "spikes" to skip (or to roll back)
+    rng = np.random.default_rng(0)
+    noisy = torch.tensor(2.0 + sd * rng.standard_normal(1000)).to(torch.bfloat16).float()
+    g = InstabilityGuard("skip")
+    flagged = [
+        step for step, v in enumerate(noisy.tolist()) if g.check(step, loss=v).action != "continue"
+    ]
+    assert flagged == []  # noise at the logging resolution is never a spike
+    # a real spike (15% up, over 20 resolution steps) still is
+    assert g.check(1000, loss=2.3).action == "skip"
+
+
+def test_values_near_the_float_limit_need_no_numpy_warnings() -> None:
+    # found by fuzzing: a history of +-1e308 overflowed in robust_z's subtraction, and numpy's
+    # RuntimeWarning reached the user at every step
+    g = InstabilityGuard("skip", min_history=3, window=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for step, v in enumerate([1e308, -1e308, 1e308]):
+            g.check(step, loss=v)
+        d = g.check(3, loss=1.7e308)
+        flat = InstabilityGuard("skip", min_history=3, window=3)
+        for step in range(3):
+            flat.check(step, loss=-1e308)
+        up = flat.check(3, loss=1e308)
+    # a history spanning the whole float range has an infinite spread: nothing is a spike
+    assert d.action == "continue" and d.numbers["loss_z"] == 0.0
+    # a jump across it from a flat history overflows to z = inf: a spike
+    assert up.action == "skip" and up.numbers["loss_z"] == math.inf
+
+
+@pytest.mark.parametrize("value", ["abc", torch.tensor([1.0, 2.0]), [1.0, 2.0]])
+def test_a_value_that_is_not_one_number_is_an_invalid_input_error(value: object) -> None:
+    # a per-sample loss tensor raised torch's "only one element tensors can be converted"
+    with pytest.raises(InvalidInputError, match="checks one number per step"):
+        InstabilityGuard("skip").check(0, loss=value)
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5, float("nan")])
+def test_divergence_level_outside_0_1_is_refused(level: float) -> None:
+    # was accepted, and failed only at the first forecast check, deep in a training run
+    with pytest.raises(InvalidInputError, match=r"divergence_level is a central interval"):
+        InstabilityGuard("skip", divergence_level=level)

@@ -226,3 +226,14 @@ def test_analog_widens_for_a_trial_unlike_every_donor(state_spread: float) -> No
     # state_spread, while the trial among the donors barely changes
     assert width(far, state_spread) > width(near, state_spread) + 0.1 * state_spread**0.5
     assert width(near, state_spread) < 0.15
+
+
+def test_values_too_large_to_compare_are_an_invalid_input_error() -> None:
+    # found by fuzzing: 2e300 overflowed the kernel (OverflowError) or the spread (inf samples)
+    s = np.arange(10, 110, 10)
+    big, trial = Curve(s, 2e300 / s), Curve(s[:3], 2e300 / s[:3])
+    match = r"values as large as 2e\+299 .* rescale the metric"
+    with pytest.raises(InvalidInputError, match=match):
+        analog_forecast(trial, 100, [(big, True)], direction="up")
+    with pytest.raises(InvalidInputError, match=match):
+        peer_forecast(trial, 100, [big], direction="up")

@@ -50,3 +50,9 @@ def test_plateau_state_roundtrip() -> None:
 def test_plateau_rejects(kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidInputError):
         PlateauDetector(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_value_that_is_not_a_number_is_an_invalid_input_error() -> None:
+    # float("x") raised a bare ValueError from inside update()
+    with pytest.raises(InvalidInputError, match=r"takes a number, but got 'x' at step 3"):
+        PlateauDetector().update(3, "x")  # type: ignore[arg-type]

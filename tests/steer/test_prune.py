@@ -206,3 +206,27 @@ def test_rule_passes_peer_options_to_the_analog_forecast() -> None:
         PruneRule(peer_options={"nosie": 0.0})
     with pytest.raises(InvalidInputError, match=r"unknown key.*'window'"):
         PruneRule(peer_options={"window": 3})  # set by the rule itself (peer_window)
+
+
+@pytest.mark.parametrize(("steps", "values"), [([10, 20, 30], [1.0, 0.9]), ([10], [])])
+def test_steps_and_values_of_different_lengths_are_an_invalid_input_error(
+    steps: list[int], values: list[float]
+) -> None:
+    # found by fuzzing: an IndexError (values empty) or a boolean-index error from numpy
+    rule = PruneRule(n_min_trials=0)
+    with pytest.raises(
+        InvalidInputError, match=r"one value per reported step.*\(3,\) and \(2,\)|\(1,\) and \(0,\)"
+    ):
+        rule.decide(steps, values, total_steps=100, best=0.5, n_completed=3)
+
+
+def test_peers_too_large_to_compare_fall_back_to_the_trials_own_curve() -> None:
+    # found by fuzzing: peers at 2e300 raised OverflowError from the analog kernel, out of the
+    # pruner and into the sweep; now the peer forecast refuses and the trial's own curve decides
+    steps = np.arange(10, 110, 10)
+    peers = [Curve(steps, 2e300 * (1.0 + 1.0 / steps)) for _ in range(3)]
+    rule = PruneRule(n_min_trials=0, warmup_reports=0, min_points=5, peer_method="analog")
+    d = rule.decide(
+        [10, 20], [3e300, 2.9e300], total_steps=100, best=2e300, n_completed=3, peers=peers
+    )
+    assert d.action == "continue" and "min_points=5" in d.reason  # own curve: too few points

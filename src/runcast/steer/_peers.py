@@ -90,6 +90,7 @@ def peer_forecast(
             f"Need window >= 1, n_paths >= 2, scale_floor >= 0; got {window=}, {n_paths=}, "
             f"{scale_floor=}."
         )
+    _check_magnitude([curve, *peers], "peer forecast")
     down = direction == "down"
     fin = curve.finite()
     if len(fin) == 0:
@@ -139,6 +140,30 @@ def peer_forecast(
         method="peers",
         info={"n_peers": m, "level": own, "rho_mean": float(r.mean()), "sd": sd, "log": log},
     )
+
+
+# Values beyond this cannot be told apart by a kernel or a spread: their squares overflow
+# float64 (fuzzing: 2e300 raised OverflowError from inside the kernel, and a spread of inf made
+# every sample inf). No metric a training run reports comes near it.
+MAX_MAGNITUDE = 1e100
+
+
+def _check_magnitude(curves: Sequence[Curve], what: str) -> None:
+    """Refuse values too large to compare (see ``MAX_MAGNITUDE``), naming the largest.
+
+    Example:
+        >>> from runcast.curve import Curve
+        >>> _check_magnitude([Curve([1, 2], [1.0, 2e300])], "peer forecast")
+        Traceback (most recent call last):
+        ...
+        runcast.errors.InvalidInputError: A peer forecast cannot compare values as large as 2e+300 (beyond 1e+100); rescale the metric (e.g. report its log).
+    """  # noqa: E501
+    big = max((float(np.max(np.abs(c.finite().value), initial=0.0)) for c in curves), default=0.0)
+    if big > MAX_MAGNITUDE:
+        raise InvalidInputError(
+            f"A {what} cannot compare values as large as {big:.3g} (beyond {MAX_MAGNITUDE:.0e}); "
+            "rescale the metric (e.g. report its log)."
+        )
 
 
 def _log_or_raw(log: bool, x: float) -> float:
@@ -271,6 +296,7 @@ def analog_forecast(
             f"donor_schedules must match donors one to one, but got {len(donor_schedules)} "
             f"schedules for {len(donors)} donors."
         )
+    _check_magnitude([curve, *(c for c, _ in donors)], "analog forecast")
     down = direction == "down"
     fin = curve.finite()
     if len(fin) == 0:

@@ -70,7 +70,12 @@ class PlateauDetector:
 
         A NaN or infinite value never counts as an improvement.
         """
-        value = float(value)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"PlateauDetector.update takes a number, but got {value!r} at step {step}."
+            ) from None
         if math.isfinite(value) and self._improves(value):
             self.best, self.best_step, self.bad_evals = value, step, 0
             return Decision("continue", f"new best {value:.6g}", step=step, numbers={"best": value})

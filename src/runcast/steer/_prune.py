@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from runcast.errors import InvalidInputError, NotEnoughDataError, RuncastError
+from runcast.errors import InvalidInputError, RuncastError
 from runcast.steer._decision import Decision
 from runcast.steer._peers import analog_forecast, peer_forecast
 
@@ -254,6 +254,11 @@ class PruneRule:
 
         st = np.asarray(steps, dtype=np.int64)
         va = np.asarray(values, dtype=np.float64)
+        if st.shape != va.shape or st.ndim != 1:
+            raise InvalidInputError(
+                f"steps and values must be 1-D and of one length, one value per reported "
+                f"step, but got shapes {st.shape} and {va.shape}."
+            )
         if st.size == 0:
             return Decision("continue", "no reported points yet")
         step = int(st[-1])
@@ -293,20 +298,23 @@ class PruneRule:
         fc = None
         direction: Direction = "down" if self.mode == "min" else "up"
         if self.forecaster is None and self.use_peers and peers:
+            done, early = list(peers), list(stopped or [])
+            # outside the try: a schedule list of the wrong length is the caller's mistake
+            donor_schedules = _schedules(peer_schedules, len(done)) + _schedules(
+                stopped_schedules, len(early)
+            )
             try:
                 method = self.peer_method
                 if method == "auto":
                     method = "shift" if schedule is None else "analog"
                 if method == "analog":
-                    done, early = list(peers), list(stopped or [])
                     fc = analog_forecast(
                         curve,
                         total_steps,
                         [(c, True) for c in done] + [(c, False) for c in early],
                         direction=direction,
                         schedule=schedule,
-                        donor_schedules=_schedules(peer_schedules, len(done))
-                        + _schedules(stopped_schedules, len(early)),
+                        donor_schedules=donor_schedules,
                         window=self.peer_window,
                         **self.peer_options,
                     )
@@ -319,8 +327,10 @@ class PruneRule:
                         window=self.peer_window,
                         scale_floor=self.peer_scale_floor,
                     )
-            except NotEnoughDataError:
-                fc = None  # no peer reported this early: the trial's own curve decides
+            except RuncastError:
+                # no peer reported this early, or the peers cannot be compared (values past
+                # 1e100): the trial's own curve decides, and a failed forecast never prunes
+                fc = None
         if fc is None:
             if int(ok.sum()) < self.min_points:
                 return Decision(
