@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from runcast.errors import ImportFormatError
+from runcast.errors import ImportFormatError, RuncastWarning
 from runcast.io import read_tensorboard
 from runcast.io._tensorboard import tensorboard_points
 
@@ -83,3 +84,31 @@ def test_a_file_that_is_not_an_event_file_is_named_as_such(tmp_path: Path) -> No
     f.write_text("step,loss\n0,1\n")
     with pytest.raises(ImportFormatError, match="not a TensorBoard event file"):
         read_tensorboard(f)
+
+
+def _event_file(folder: Path, n: int) -> Path:
+    with SummaryWriter(str(folder)) as w:
+        for s in range(n):
+            w.add_scalar("loss", 1.0 / (s + 1), global_step=s)
+    return next(folder.glob("*tfevents*"))
+
+
+def test_an_event_file_damaged_in_the_middle_is_named_in_a_warning(tmp_path: Path) -> None:
+    # TensorBoard stops at the first bad checksum without a word: half the run was lost silently
+    f = _event_file(tmp_path, 1000)
+    data = f.read_bytes()
+    half = len(data) // 2
+    f.write_bytes(data[:half] + b"\x00" * 50 + data[half + 50 :])
+    with pytest.warns(RuncastWarning, match=r"damaged after its first \d+ records"):
+        curves = read_tensorboard(tmp_path)
+    assert 0 < len(curves["loss"]) < 1000  # what could be read is still imported
+
+
+def test_an_event_file_cut_short_at_the_end_reads_without_a_warning(tmp_path: Path) -> None:
+    # a run still writing, or killed, leaves a partial last record: not damage
+    f = _event_file(tmp_path, 1000)
+    data = f.read_bytes()
+    f.write_bytes(data[:-7])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuncastWarning)
+        assert len(read_tensorboard(tmp_path)["loss"]) == 999

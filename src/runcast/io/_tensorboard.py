@@ -7,6 +7,7 @@ every point, so the loader is told to keep all of them (size guidance 0).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from runcast._optional import require
 from runcast.curve import Curve
-from runcast.errors import ImportFormatError
+from runcast.errors import ImportFormatError, RuncastWarning
 from runcast.io._table import last_of_each_step, to_curves
 from runcast.store import Points
 
@@ -33,6 +34,30 @@ def _tensor_scalar(event: Any, tensor_util: Any) -> float | None:
     if array.size != 1 or array.dtype.kind not in "biuf":
         return None
     return float(array.reshape(()))
+
+
+def damaged_at(event_file: Path) -> int | None:
+    """The number of records read before a damaged one, or None if the file reads to its end.
+
+    TensorBoard's loader stops silently at the first record whose checksum fails, so the rest
+    of the file is lost without a word; a record cut short at the very end is normal (a run
+    still writing, or killed) and is not damage. Reads the file once more (~half the cost of
+    loading it).
+    """
+    from tensorboard.compat.tensorflow_stub import errors, pywrap_tensorflow
+
+    reader = pywrap_tensorflow.PyRecordReader_New(str(event_file))
+    n = 0
+    try:
+        while True:
+            reader.GetNext()
+            n += 1
+    except errors.OutOfRangeError:
+        return None
+    except errors.DataLossError as err:
+        return None if "truncated record" in str(err) else n
+    finally:
+        reader.file_handle.close()
 
 
 def tensorboard_points(path: str | os.PathLike[str]) -> dict[str, Points]:
@@ -63,8 +88,19 @@ def tensorboard_points(path: str | os.PathLike[str]) -> dict[str, Points]:
         )
         try:
             acc.Reload()
+            damage = [(f, damaged_at(f)) for f in sorted(folder.glob(_EVENT_GLOB)) if f.is_file()]
         except Exception as err:  # TensorBoard raises its own (and protobuf) errors
             raise ImportFormatError(f"{folder}: unreadable event file ({err}).") from err
+        for file, n_read in damage:
+            if n_read is not None:
+                warnings.warn(
+                    RuncastWarning(
+                        f"{file}: the event file is damaged after its first {n_read} records "
+                        "(a checksum fails); TensorBoard stops reading there, so later points "
+                        "of this file are missing from the import."
+                    ),
+                    stacklevel=3,
+                )
         rel = folder.relative_to(base).as_posix()
         prefix = "" if rel == "." else f"{rel}/"
         tags = acc.Tags()
