@@ -313,3 +313,39 @@ def test_resume_with_a_config_json_cannot_hold_is_a_clear_error(db_path: Path) -
         run.log({"loss": 1.0})
     with pytest.raises(InvalidInputError, match="cannot be stored as JSON"):  # was TypeError
         runcast.init(db=db_path, resume=run.id, config={(1, 2): 3})
+
+
+def test_finish_says_so_when_the_store_file_was_deleted_under_the_run(db_path: Path) -> None:
+    # SQLite went on writing into the deleted file: finish() returned and the points were gone
+    run = runcast.init(db=db_path)
+    run.log({"loss": 1.0})
+    run.flush()
+    for f in db_path.parent.glob(db_path.name + "*"):
+        f.unlink()
+    run.log({"loss": 0.5})
+    with pytest.raises(StoreError, match="was deleted or replaced while the run was recording"):
+        run.finish()
+
+
+def test_a_relative_store_path_still_names_the_same_file_after_a_chdir(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the writer thread opened the relative path after the chdir: another store got the points
+    monkeypatch.chdir(db_path.parent)
+    run = runcast.init(db=db_path.name)
+    monkeypatch.chdir(tmp_path.parent)  # training code that changes directory
+    run.log({"loss": 1.0})
+    run.finish()  # the same file: no false alarm either
+    assert _curve(db_path, run.id, "loss") == ([0], [1.0])
+    assert not (tmp_path.parent / db_path.name).exists()  # no second store made elsewhere
+
+
+@pytest.mark.parametrize("value", [1.0, torch.tensor(1.0)], ids=["float", "tensor"])
+def test_an_empty_metric_key_is_refused_at_log(db_path: Path, value: Any) -> None:
+    # the fast path took any str key: '' was buffered, and the store refuses it later
+    run = runcast.init(db=db_path)
+    run.log({"loss": 2.0})
+    with pytest.raises(InvalidInputError, match="non-empty strings"):
+        run.log({"": value})
+    run.finish()  # no error: the refused point never reached the writer
+    assert _curve(db_path, run.id, "loss") == ([0], [2.0])

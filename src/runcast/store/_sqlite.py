@@ -73,7 +73,9 @@ class SQLiteStore(Store):
     """
 
     def __init__(self, path: str | os.PathLike[str], create: bool = True) -> None:
-        self.path = Path(path)
+        # absolute: writers open their own connections later (the tracker's thread, forks), and
+        # a relative path would then name another file if the process changed directory
+        self.path = Path(path).absolute()
         self._conn: sqlite3.Connection | None = connect(self.path, create=create)
         # one connection shared by the calling threads: serialize its use
         self._lock = threading.RLock()

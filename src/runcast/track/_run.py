@@ -68,6 +68,9 @@ class Run:
         self.project = project
         self.config = config
         self.db: Path = store.path if store is not None else Path()
+        # which file the store is: SQLite goes on writing into a file deleted or replaced under
+        # it, so finish() compares, to say so instead of losing the points without a word
+        self._store_file = _file_id(self.db) if store is not None else None
         self.enabled = store is not None
         self.parent_id: str | None = None
         self.fork_step: int | None = None
@@ -139,17 +142,17 @@ class Run:
         has_tensor = False
         for key, value in row.items():
             kind = type(value)
-            if kind in _PLAIN and type(key) is str:
-                continue  # the fast path: a plain Python number
+            if kind in _PLAIN and type(key) is str and key:
+                continue  # the fast path: a plain Python number under a non-empty key
             if kind in TENSOR_TYPES and value.ndim == 0 and value.dtype in REAL_DTYPES:
-                if value.is_cpu and type(key) is str:
+                if value.is_cpu and type(key) is str and key:
                     # a CPU tensor: .item() involves no device sync, and converting now frees
                     # the tensor instead of keeping a second's worth of them alive until flush
                     row[key] = value.item()
                     continue
                 if not value.is_meta:  # a meta tensor has no value: check_value refuses it
                     has_tensor = True  # an accelerator tensor: converted in the writer thread
-                    if type(key) is str:
+                    if type(key) is str and key:
                         continue
             checked, tensor = check_value(key, value, step)  # anything else: a closer look
             row[key] = checked
@@ -261,6 +264,12 @@ class Run:
             raise StoreError(
                 f"Run {self.id}: some points could not be written to {str(self.db)!r}: {error}"
             ) from error
+        if self._store_file is not None and _file_id(self.db) != self._store_file:
+            raise StoreError(
+                f"Run {self.id}: the store file {str(self.db)!r} was deleted or replaced while "
+                "the run was recording, so the points written since then are not in it. Keep "
+                "stores in place while runs write to them."
+            )
 
     def __enter__(self) -> Run:
         return self
@@ -363,6 +372,14 @@ def init(
         store.close()
         raise
     return Run(store, info.id, info.name, project, cfg, None, None, flush_every)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _short(value: object) -> str:
