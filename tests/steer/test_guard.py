@@ -200,3 +200,19 @@ def test_divergence_level_outside_0_1_is_refused(level: float) -> None:
     # was accepted, and failed only at the first forecast check, deep in a training run
     with pytest.raises(InvalidInputError, match=r"divergence_level is a central interval"):
         InstabilityGuard("skip", divergence_level=level)
+
+
+def test_the_logging_resolution_is_remembered_past_the_window() -> None:
+    # found by the steer fuzz test: 20 steps in a row at exactly 2.0 (one bfloat16 level) fill
+    # a window, whose MAD and gaps are then 0, and the next step one level up scored z = 7800
+    g = InstabilityGuard("skip", window=20, min_history=20)
+    for step in range(20):
+        g.check(step, loss=2.0 if step % 2 else 2.0 - 1 / 128)
+    for step in range(20, 40):
+        g.check(step, loss=2.0)
+    d = g.check(40, loss=2.0 + 1 / 64)
+    assert d.action == "continue" and d.numbers["loss_z"] == pytest.approx(2.0)  # 2 levels up
+    # a resumed guard keeps what it learnt
+    resumed = InstabilityGuard("skip", window=20, min_history=20)
+    resumed.load_state_dict(g.state_dict())
+    assert resumed.check(41, loss=2.0 + 1 / 64).action == "continue"

@@ -44,15 +44,16 @@ GuardAction = Literal["warn", "skip", "lower_lr", "rollback"]
 _ACTIONS = ("warn", "skip", "lower_lr", "rollback")
 
 
-def robust_z(x: float, history: np.ndarray) -> float:
+def robust_z(x: float, history: np.ndarray, resolution: float = 0.0) -> float:
     """The robust z-score of ``x`` against ``history``: ``(x - median) / (1.4826 * MAD)``.
 
     A value logged at a coarse resolution (a loss in bfloat16 takes steps of 1/128 of its size)
     is known no finer than that step, so the scale is at least the smallest gap between the
-    history's distinct values; and when more than half the history is one value the MAD is 0
-    and says nothing of the spread, so the mean absolute deviation (times 1.2533, the normal's
-    sd) stands in. The scale has a floor (1e-6 of the median's size) so a perfectly flat
-    history does not turn the tiniest wiggle into an infinite z.
+    history's distinct values (or ``resolution``, the finest step seen before). When more than
+    half the history is one value the MAD is 0 and says nothing of the spread: the mean
+    absolute deviation (times 1.2533, the normal's sd) stands in. The scale has a floor (1e-6
+    of the median's size) so a perfectly flat history does not turn the tiniest wiggle into an
+    infinite z.
 
     Example:
         >>> round(robust_z(5.0, np.array([1.0, 2.0, 3.0])), 2)
@@ -68,11 +69,17 @@ def robust_z(x: float, history: np.ndarray) -> float:
         # 2 - 1/128 or 2 + 1/64) had MAD 0, and 18 of 300 steps of plain noise were "spikes"
         # (z ~ 8000); a value one resolution step up was never let into the history after
         spread = 1.4826 * mad if mad > 0 else 1.2533 * float(np.mean(dev))
-        levels = np.unique(history)
-        resolution = float(np.min(np.diff(levels))) if levels.size > 1 else 0.0
-        scale = max(spread, resolution, 1e-6 * max(abs(med), 1e-12))
+        scale = max(spread, resolution, _resolution(history), 1e-6 * max(abs(med), 1e-12))
         z = float(np.float64(x - med) / scale)
     return z if not math.isnan(z) else math.inf
+
+
+def _resolution(values: np.ndarray) -> float:
+    """The smallest gap between distinct values (0 for fewer than two), e.g. 1/128 for bfloat16
+    numbers near 1."""
+    levels = np.unique(values)
+    with np.errstate(over="ignore"):  # +-1e308 apart: an infinite gap, no warning
+        return float(np.min(np.diff(levels))) if levels.size > 1 else 0.0
 
 
 def _to_float(x: Any) -> float:
@@ -178,6 +185,9 @@ class InstabilityGuard:
         self.divergence_patience = divergence_patience
         self._loss: deque[float] = deque(maxlen=window)
         self._log_grad: deque[float] = deque(maxlen=window)
+        # the finest step between distinct good values seen so far, per stream: a window that
+        # happens to hold one bfloat16 level only (20 steps at 2.0) still knows its resolution
+        self._resolution = {"loss": 0.0, "log_grad": 0.0}
         self._good_steps = 0
         self._above_forecast = 0
         self._checkpoint: dict[str, Any] | None = None
@@ -186,10 +196,17 @@ class InstabilityGuard:
         self.events: list[Decision] = []
 
     # --- detection ----------------------------------------------------------------------------
-    def _spike(self, x: float, hist: deque[float]) -> float | None:
+    def _spike(self, x: float, hist: deque[float], name: str) -> float | None:
         if len(hist) < self.min_history:
             return None
-        return robust_z(x, np.fromiter(hist, dtype=np.float64))
+        return robust_z(x, np.fromiter(hist, dtype=np.float64), self._resolution[name])
+
+    def _remember(self, x: float, hist: deque[float], name: str) -> None:
+        hist.append(x)
+        gap = _resolution(np.fromiter(hist, dtype=np.float64))
+        if gap > 0:
+            old = self._resolution[name]
+            self._resolution[name] = gap if old == 0 else min(old, gap)
 
     def _diverging(self, step: int, loss: float, forecast: Forecast) -> tuple[bool, float]:
         steps = forecast.steps
@@ -230,7 +247,7 @@ class InstabilityGuard:
                 numbers[name] = v
         if not problems:
             if lv is not None:
-                z = self._spike(lv, self._loss)
+                z = self._spike(lv, self._loss, "loss")
                 numbers["loss"] = lv
                 if z is not None:
                     numbers["loss_z"] = z
@@ -238,7 +255,7 @@ class InstabilityGuard:
                         problems.append(f"loss spike {lv:.6g} (robust z {z:.1f})")
             if gv is not None:
                 lg = math.log(max(gv, 1e-30))
-                z = self._spike(lg, self._log_grad)
+                z = self._spike(lg, self._log_grad, "log_grad")
                 numbers["grad_norm"] = gv
                 if z is not None:
                     numbers["grad_norm_z"] = z
@@ -257,9 +274,9 @@ class InstabilityGuard:
             numbers["z_threshold"] = self.z_threshold
             return self._act(step, "; ".join(problems), numbers)
         if lv is not None:
-            self._loss.append(lv)
+            self._remember(lv, self._loss, "loss")
         if gv is not None:
-            self._log_grad.append(math.log(max(gv, 1e-30)))
+            self._remember(math.log(max(gv, 1e-30)), self._log_grad, "log_grad")
         self._good_steps += 1
         if self.model is not None and self._good_steps % self.checkpoint_every == 0:
             self.save_checkpoint(step)
@@ -371,6 +388,7 @@ class InstabilityGuard:
         return {
             "loss": list(self._loss),
             "log_grad": list(self._log_grad),
+            "resolution": dict(self._resolution),
             "good_steps": self._good_steps,
             "rollbacks": self.rollbacks,
             "above_forecast": self._above_forecast,
@@ -380,6 +398,8 @@ class InstabilityGuard:
         """Restore what :meth:`state_dict` returned."""
         self._loss = deque(state["loss"], maxlen=self.window)
         self._log_grad = deque(state["log_grad"], maxlen=self.window)
+        # a state saved before the resolution was kept has none: it is learnt again
+        self._resolution = {"loss": 0.0, "log_grad": 0.0, **state.get("resolution", {})}
         self._good_steps = int(state["good_steps"])
         self.rollbacks = int(state["rollbacks"])
         self._above_forecast = int(state["above_forecast"])

@@ -394,7 +394,15 @@ def analog_forecast(
         ]
         if scatter:
             pos = pos + noise * float(np.median(scatter)) * rng.standard_normal(n_paths)
-    samples = np.exp(pos) if log else pos
+    with np.errstate(over="ignore"):
+        samples = np.exp(pos) if log else pos
+    if not np.all(np.isfinite(samples)):
+        # found by fuzzing: a trial at 1e-300 among donors at 2 borrowed a rise of e^690
+        raise InvalidInputError(
+            f"The analog forecast of this trial (last value {float(fin.value[-1]):.3g}) leaves "
+            "the float range: its donors move on scales it cannot follow. Compare trials of "
+            "one metric on one scale."
+        )
     from runcast.forecast import Forecast
 
     return Forecast(

@@ -340,7 +340,7 @@ class Law:
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
             warnings.warn(
-                f"The {self.name} law predicts a loss of {out[j]!r} at step {int(st[j])}: this "
+                f"The {self.name} law predicts a loss of {float(out[j])!r} at step {int(st[j])}: this "
                 "schedule is far outside what it was fitted on. Do not trust these values; fit "
                 "on runs closer to this schedule.",
                 RuncastWarning,
