@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -237,3 +239,15 @@ def test_values_too_large_to_compare_are_an_invalid_input_error() -> None:
         analog_forecast(trial, 100, [(big, True)], direction="up")
     with pytest.raises(InvalidInputError, match=match):
         peer_forecast(trial, 100, [big], direction="up")
+
+
+def test_an_analog_forecast_that_leaves_the_float_range_is_refused() -> None:
+    # found by fuzzing: a trial at 1e-300 among donors near 2 (log scale) borrowed a level of
+    # e^690, and numpy's "overflow encountered in exp" reached the user before an inf forecast
+    s = np.arange(10, 110, 10)
+    donors = [(Curve(s, 2.0 + 1.0 / s), True), (Curve(s, 2.1 + 1.0 / s), True)]
+    trial = Curve(s[:3], 2e-300 * (1.0 + 1.0 / s[:3]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidInputError, match="leaves the float range"):
+            analog_forecast(trial, 100, donors, bandwidth=1e-3, mix=0.0)
