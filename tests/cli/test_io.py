@@ -88,4 +88,5 @@ def test_a_run_name_with_brackets_is_printed_as_given(db_path: Path, tmp_path: P
         app, ["import", "csv", str(f), "--name", "[/n]", "--db", str(db_path)], terminal_width=300
     )
     assert res.exit_code == 0, res.output
-    assert "a[b].csv" in res.output and "'[/n]'" in res.output
+    out = res.output.replace("\n", "")  # the shared console may wrap a long path
+    assert "a[b].csv" in out and "'[/n]'" in out

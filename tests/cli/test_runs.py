@@ -144,19 +144,19 @@ def test_rm_refuses_a_run_that_is_still_running_unless_forced(db_path: Path) -> 
 
 @pytest.mark.parametrize(
     "command",
-    [["list"], ["show", "x[/bold]"], ["export", "x[/bold]", "out.csv"], ["rm", "x[/bold]", "-y"]],
+    [["list"], ["show", "x[/b]"], ["export", "x[/b]", "out.csv"], ["rm", "x[/b]", "-y"]],
 )
 def test_names_with_brackets_are_shown_as_text_not_markup(
     db_path: Path, tmp_path: Path, command: list[str]
 ) -> None:
     # rich read "[/bold]" in a run's name as a closing tag: every command raised MarkupError
-    with runcast.init(name="x[/bold]", project="p[/]", config={"k[/i]": "v[/b]"}, db=db_path) as r:
+    with runcast.init(name="x[/b]", project="p[/]", config={"k[/i]": "v[/b]"}, db=db_path) as r:
         r.log({"loss[/red]": 1.0})
     if command[0] == "export":
         command = [*command[:2], str(tmp_path / "out.csv")]
     res = runner.invoke(app, ["runs", *command, "--db", str(db_path)], terminal_width=300)
     assert res.exit_code == 0, res.output
-    assert "x[/bold]" in res.output  # the name as it was given
+    assert "x[/b]" in res.output  # the name as it was given
 
 
 @pytest.mark.filterwarnings("ignore:Run .* NaN or inf:runcast.RuncastWarning")
