@@ -225,3 +225,10 @@ def test_an_unnamed_column_is_skipped_with_a_warning(tmp_path: Path) -> None:
     with pytest.warns(RuncastWarning, match="column 1 of the header has no name"):
         curves = read_csv(f)
     assert sorted(curves) == ["loss"]
+
+
+def test_jsonl_keys_that_collide_once_flattened_are_an_error(tmp_path: Path) -> None:
+    # {"a/b": 1, "a": {"b": 2}} kept 2 and dropped 1 without a word
+    f = _write(tmp_path, "a.jsonl", '{"step": 0, "a/b": 1, "a": {"b": 2}}\n')
+    with pytest.raises(ImportFormatError, match=r"a\.jsonl:1: the keys \['a/b'\] appear twice"):
+        read_jsonl(f)

@@ -212,7 +212,16 @@ def jsonl_points(
                         f"{where(p, line)}: expected one JSON object per line, like "
                         f'{{"step": 1, "loss": 2.3}}, but got {type(record).__name__}.'
                     )
-                row = dict(_flatten(record))
+                pairs = list(_flatten(record))
+                row = dict(pairs)
+                if len(row) < len(pairs):  # {"a/b": 1, "a": {"b": 2}}: one would hide the other
+                    names = [k for k, _ in pairs]
+                    twice = sorted({k for k in names if names.count(k) > 1})
+                    raise ImportFormatError(
+                        f"{where(p, line)}: the keys {twice} appear twice once nested objects "
+                        'are flattened with "/" (like "a/b" beside {"a": {"b": ...}}). Rename '
+                        "one of them in the file."
+                    )
                 if builder is None:
                     builder = TableBuilder(p, choose_step(row, step, p), wall, requested)
                     if requested:
