@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runcast.errors import InvalidInputError, StoreError
+from runcast.errors import InvalidInputError, RunNotFoundError, StoreError
 from runcast.store import Series, SQLiteStore, open_store
 from runcast.store._writer import CHUNK_POINTS, RunWriter
 
@@ -115,3 +115,17 @@ def test_a_batch_with_a_key_that_is_not_a_name_is_refused_whole(
     with store.writer(info.id) as w, pytest.raises(InvalidInputError, match="non-empty strings"):
         w.write({"loss": Series.of([0], [1.0]), key: Series.of([0], [2.0])})  # type: ignore[dict-item]
     assert store.summary(info.id) == {}  # nothing of the batch was written
+
+
+def test_writing_to_a_run_deleted_meanwhile_is_refused_and_leaves_no_orphans(
+    store: SQLiteStore,
+) -> None:
+    # the writer's cached metric ids took the points into chunks that belonged to no run
+    info = store.create_run()
+    with store.writer(info.id) as w:
+        w.write({"loss": Series.of([0], [1.0])})
+        store.delete(info.id)
+        with pytest.raises(RunNotFoundError, match="was deleted from the store"):
+            w.write({"loss": Series.of([1], [0.5])})
+    assert _n_chunks(store) == 0
+    assert store.conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 0

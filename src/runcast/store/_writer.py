@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from runcast.errors import InvalidInputError
+from runcast.errors import InvalidInputError, RunNotFoundError
 from runcast.store._schema import retry_busy
 
 #: Points per chunk row. 8192 points = 192 KiB of blobs: large enough that a 1M-point metric is
@@ -171,6 +171,14 @@ class RunWriter:
         new_tails: dict[int, _Tail | None] = {}
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # the run may have been deleted (runs rm --force) since this writer opened: points
+            # written now would belong to no run, unseen and never cleaned up
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (self.run_id,)).fetchone() is None:
+                n = sum(len(s) for s in batch.values())
+                raise RunNotFoundError(
+                    f"Run {self.run_id} was deleted from the store while it was being written; "
+                    f"{n} point(s) were not written."
+                )
             for key, series in batch.items():
                 metric_id = self._metric_ids.get(key)
                 if metric_id is None:
