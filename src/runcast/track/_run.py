@@ -30,6 +30,7 @@ from typing import Any
 from runcast.errors import InvalidInputError, RuncastWarning, StoreError
 from runcast.store import Status, default_path, open_store
 from runcast.store._sqlite import SQLiteStore
+from runcast.track._args import check_init, file_id, short
 from runcast.track._values import MAX_STEP, REAL_DTYPES, TENSOR_TYPES, check_step, check_value
 from runcast.track._writer import BackgroundWriter
 
@@ -70,7 +71,7 @@ class Run:
         self.db: Path = store.path if store is not None else Path()
         # which file the store is: SQLite goes on writing into a file deleted or replaced under
         # it, so finish() compares, to say so instead of losing the points without a word
-        self._store_file = _file_id(self.db) if store is not None else None
+        self._store_file = file_id(self.db) if store is not None else None
         self.enabled = store is not None
         self.parent_id: str | None = None
         self.fork_step: int | None = None
@@ -137,7 +138,7 @@ class Run:
         except (TypeError, ValueError):
             raise InvalidInputError(
                 f"run.log takes a dict of metric values, like run.log({{'loss': 0.5}}), but got "
-                f"{type(data).__name__} {_short(data)}. Nothing of this call was recorded."
+                f"{type(data).__name__} {short(data)}. Nothing of this call was recorded."
             ) from None
         has_tensor = False
         for key, value in row.items():
@@ -264,7 +265,7 @@ class Run:
             raise StoreError(
                 f"Run {self.id}: some points could not be written to {str(self.db)!r}: {error}"
             ) from error
-        if self._store_file is not None and _file_id(self.db) != self._store_file:
+        if self._store_file is not None and file_id(self.db) != self._store_file:
             raise StoreError(
                 f"Run {self.id}: the store file {str(self.db)!r} was deleted or replaced while "
                 "the run was recording, so the points written since then are not in it. Keep "
@@ -338,7 +339,7 @@ def init(
         >>> runcast.open_store(db).run(run.id).config
         {'lr': 0.1}
     """
-    _check_init(project, name, config, resume, flush_every)
+    check_init(project, name, config, resume, flush_every)
     _install_hooks()
     rank, world = _rank()
     cfg = dict(config or {})
@@ -372,44 +373,6 @@ def init(
         store.close()
         raise
     return Run(store, info.id, info.name, project, cfg, None, None, flush_every)
-
-
-def _file_id(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _short(value: object) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
-
-
-def _check_init(
-    project: object, name: object, config: object, resume: object, flush_every: object
-) -> None:
-    """Refuse init's bad arguments up front, before a run is created in the store."""
-    for arg, value in (("project", project), ("name", name), ("resume", resume)):
-        if not (isinstance(value, str) or (value is None and arg != "project")):
-            raise InvalidInputError(
-                f"runcast.init got {arg}={_short(value)} ({type(value).__name__}); "
-                f"{arg} must be a string."
-            )
-    if config is not None and not isinstance(config, Mapping):
-        raise InvalidInputError(
-            f"runcast.init got config={_short(config)} ({type(config).__name__}); config must "
-            "be a dict of hyper-parameters, like config={'lr': 3e-4}."
-        )
-    if (
-        isinstance(flush_every, bool)
-        or not isinstance(flush_every, int | float)
-        or not 0 < flush_every < float("inf")
-    ):
-        raise InvalidInputError(
-            f"flush_every must be a positive number of seconds, but got {flush_every=}."
-        )
 
 
 def _install_hooks() -> None:
