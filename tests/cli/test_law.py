@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,45 @@ def test_column_names_the_bad_cell(tmp_path: Path) -> None:
         _law.column(rows, "loss", path)
     with pytest.raises(ImportFormatError, match="no 'acc' column"):
         _law.read_rows(path, "acc")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("list.jsonl", "[1, 2]\n[3, 4]\n", r"each line must be a JSON object"),
+        ("bad.jsonl", '{"step": 1, "loss": 2}\n{not json\n', r"a line is not JSON"),
+        ("bin.csv", b"\xff\xfe\x00step,loss\n\x80", r"not a UTF-8 text log"),
+        ("frac.csv", "step,loss\n0.5,3.0\n1.5,2.9\n", r"steps must be whole numbers"),
+    ],
+)
+def test_malformed_logs_are_one_line_errors(
+    app: typer.Typer, tmp_path: Path, name: str, content: str | bytes, match: str
+) -> None:
+    # found by fuzzing the CLI: TypeError (', '.join of a list's ints), JSONDecodeError and
+    # UnicodeDecodeError tracebacks; fractional steps were truncated (0.5 became step 0) silently
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    res = CliRunner().invoke(app, ["law", "fit", str(path), "-s", COSINE])
+    assert res.exit_code == 1 and res.exception is not None  # typer.Exit(1), not a traceback
+    assert isinstance(res.exception, SystemExit), res.exception
+    assert "error:" in res.output and len(" ".join(res.output.split()).split(match)) == 2
+
+
+@pytest.mark.parametrize(
+    ("schedule", "match"),
+    [
+        ("bad.json", r"not a JSON schedule spec"),
+        ("cosine:peak=3e-4,total=1e12", r"past the 1e\+08"),
+    ],
+)
+def test_malformed_schedules_are_one_line_errors(
+    app: typer.Typer, tmp_path: Path, schedule: str, match: str
+) -> None:
+    # found by fuzzing: a .json schedule file with bad JSON raised JSONDecodeError, and a total of
+    # 1e12 steps a MemoryError (numpy asked for 7 TiB)
+    (tmp_path / "bad.json").write_text("{nope")
+    law = TRUTH.save(tmp_path / "law.json")
+    spec = str(tmp_path / schedule) if schedule.endswith(".json") else schedule
+    res = CliRunner().invoke(app, ["law", "predict", str(law), "-s", spec])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
+    assert re.search(match, " ".join(res.output.split())), res.output

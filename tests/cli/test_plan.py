@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,44 @@ def test_read_curve_takes_jsonl_with_an_lr_column(tmp_path: Path) -> None:
     assert curve.schedule is not None
     np.testing.assert_allclose(curve.schedule.array(), [1e-3, 7.5e-4, 5e-4, 2.5e-4])
     np.testing.assert_allclose(curve.value, [3.0, 2.9, 2.8, 2.7])
+
+
+def test_plan_takes_peak_and_warmup_from_an_lr_column(app: typer.Typer, tmp_path: Path) -> None:
+    # found by fuzzing: a run logged with its per-step 'lr' needed --peak ("Give the peak LR"),
+    # and planned with no warmup, though its own LRs said both
+    from runcast import Schedule
+    from runcast.forecast.laws import MultiPowerLaw
+
+    sched = Schedule.from_string("cosine:peak=3e-4,end=3e-5,warmup=200,total=3000")
+    lrs = sched.array()
+    loss = MultiPowerLaw.published("25M").predict(sched, np.arange(1, 3000))
+    rows = "".join(f"{s},{float(loss[s - 1])!r},{float(lrs[s])!r}\n" for s in range(1, 3000))
+    path = tmp_path / "run.csv"
+    path.write_text(f"step,loss,lr\n0,{float(loss[0])!r},0.0\n" + rows)
+    res = CliRunner().invoke(
+        app, ["plan", str(path), "--budget", "3000", "--no-free-form", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    # the run's peak, and its warmup to where the LR first reached 99% of it (step 198 of 200)
+    assert data["schedule"]["peak"] == pytest.approx(3e-4) and data["schedule"]["warmup"] == 198
+
+
+def test_plan_with_a_law_taking_schedules_below_zero_warns_of_none_it_ruled_out(
+    app: typer.Typer, tmp_path: Path
+) -> None:
+    # found by fuzzing: with a law whose annealing gain takes the loss below 0, the planner
+    # printed the law's "predicts a loss of -20.6" warning for a schedule it then ruled out
+    from runcast.forecast.laws import MultiPowerLaw
+
+    big = MultiPowerLaw({**MultiPowerLaw.published("25M").params, "B": 1e5})
+    law = big.save(tmp_path / "big.json")
+    base = "cosine:peak=3e-4,end=3e-4,total=3000"
+    args = ["plan", "--budget", "3000", "--law", str(law), "--peak", "3e-4", "--no-free-form"]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        res = CliRunner().invoke(app, [*args, "--baseline", base, "--json"])
+    assert res.exit_code == 0, res.output
+    # nothing about the schedules the search left out, and the plan is a positive loss
+    assert not [w for w in said if "predicts a loss of -" in str(w.message)]
+    assert json.loads(res.output)["loss"] > 0

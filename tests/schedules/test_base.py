@@ -84,3 +84,10 @@ def test_array_is_read_only_and_cached() -> None:
 def test_open_ended_needs_total() -> None:
     with pytest.raises(ScheduleError, match=r"schedule.array\(total\)"):
         Schedule.from_spec({"kind": "constant", "peak": 1.0}).array()
+
+
+def test_an_array_past_any_training_run_is_a_schedule_error() -> None:
+    # found by fuzzing the CLI: 'cosine:peak=3e-4,total=1e12' asked numpy for 7 TiB (MemoryError)
+    s = Schedule.from_string("cosine:peak=3e-4,total=1e12")
+    with pytest.raises(ScheduleError, match=r"1000000000000 steps is past the 1e\+08"):
+        s.array()

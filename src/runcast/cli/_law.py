@@ -30,11 +30,15 @@ LAW_NAMES = ("auto", "runcast", "mpl", "momentum")
 def parse_schedule(text: str) -> Schedule:
     """A schedule from JSON, a ``kind:key=val,...`` string, or a JSON file holding either a
     spec or a catalog-style entry ``{"schedule": {...}}``."""
+    from runcast.errors import ScheduleError
     from runcast.schedules import Schedule
 
     path = Path(text)
     if not text.strip().startswith("{") and path.suffix == ".json" and path.is_file():
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ScheduleError(f"{path}: not a JSON schedule spec ({err}).") from None
         if isinstance(data, dict) and isinstance(data.get("schedule"), dict):
             data = data["schedule"]
         return Schedule.from_spec(data)
@@ -51,13 +55,26 @@ def read_rows(path: Path, metric: str) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ImportFormatError(f"{path}: no such file.")
     opener: Any = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8") as fh:
-        if ".jsonl" in path.suffixes or ".ndjson" in path.suffixes:
-            rows = [json.loads(line) for line in fh if line.strip()]
-        else:
-            rows = list(csv.DictReader(fh))
+    jsonl = ".jsonl" in path.suffixes or ".ndjson" in path.suffixes
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8") as fh:
+            rows = (
+                [json.loads(line) for line in fh if line.strip()]
+                if jsonl
+                else [*csv.DictReader(fh)]
+            )
+    except UnicodeDecodeError as err:
+        raise ImportFormatError(f"{path}: not a UTF-8 text log ({err.reason}).") from None
+    except json.JSONDecodeError as err:
+        raise ImportFormatError(
+            f"{path}: a line is not JSON ({err}); each line of a .jsonl log is one object."
+        ) from None
     if not rows:
         raise ImportFormatError(f"{path}: the file has no data rows.")
+    if not all(isinstance(r, dict) for r in rows):
+        raise ImportFormatError(
+            f'{path}: each line must be a JSON object like {{"step": 100, "loss": 2.5}}.'
+        )
     for need in ("step", metric):
         if need not in rows[0]:
             raise ImportFormatError(
@@ -103,7 +120,9 @@ def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
     rows = read_rows(path, metric)
     steps, values = column(rows, "step", path), column(rows, metric, path)
     ok = np.isfinite(steps)
-    curve = Curve.from_unsorted(steps[ok].astype(np.int64), values[ok], name=path.name)
+    # float steps go to the Curve as they are: it refuses 1.5 by name, where astype(int) would
+    # have made it step 1 without a word (found by fuzzing the CLI)
+    curve = Curve.from_unsorted(steps[ok], values[ok], name=path.name)
     if schedule is not None:
         return curve.with_schedule(schedule)
     if "lr" not in rows[0]:

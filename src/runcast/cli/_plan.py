@@ -41,7 +41,9 @@ def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
                 "step from 0."
             )
         schedule = Schedule.from_array(lrs)
-    curve = Curve(steps.astype(np.int64), values, schedule=schedule, name=metric)
+    # float steps as they are: the Curve refuses 1.5 or a blank step by name (astype(int) made
+    # 1.5 step 1, and a blank one step -9.2e18)
+    curve = Curve(steps, values, schedule=schedule, name=metric)
     schedule.check_covers(curve.last_step + 1, f"{path.name}")
     return curve
 
@@ -189,11 +191,18 @@ def plan_command(
         fitted, curves = _load_law(law, list(files or []), schedule, metric)
         given = [Schedule.from_string(s) for s in schedule]
         if peak is None:
+            # the given schedules', else the fitted runs' own (an 'lr' column)
             peak = max((s.peak for s in given), default=None)
+            if peak is None:
+                peak = max((c.schedule.peak for c in curves if c.schedule), default=None)
         if peak is None:
             raise InvalidInputError("Give the peak LR with --peak.")
         if warmup is None:
             warm = [int(s.to_spec().get("warmup", 0)) for s in given if s.kind != "recorded"]
+            if not given:  # runs with an 'lr' column: where each one's LR first reached its peak
+                from runcast.forecast.laws._data import warmup_end
+
+                warm = [warmup_end(c.schedule.array()) for c in curves if c.schedule]
             warmup = max(warm, default=0)
         base = None if baseline is None else Schedule.from_string(baseline)
         # the free-form search takes several seconds: show that work is going on (on stderr,

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from runcast.schedules._torch import ScheduleLR
 
 FloatArray = npt.NDArray[np.float64]
+# array(total) holds 8 bytes a step: 1e8 steps is 800 MB, past any training run (LLM
+# pretraining is ~1e6 steps); beyond it a clear error, not a MemoryError or the OOM killer
+# (found by fuzzing the CLI: 'cosine:...,total=1e12' asked numpy for 7 TiB)
+MAX_STEPS = 10**8
 
 
 class Schedule:
@@ -261,6 +265,11 @@ class Schedule:
         total = int(total)
         if total < 0:
             raise ScheduleError(f"total must be non-negative, but got {total=}.")
+        if total > MAX_STEPS:
+            raise ScheduleError(
+                f"{total} steps is past the {MAX_STEPS:.0e} a schedule can lay out "
+                f"({8 * total / 2**30:.3g} GiB of LRs); no training run is that long."
+            )
         cached = self._cache.get(total)
         if cached is not None:
             return cached

@@ -8,6 +8,7 @@ schedule cannot win.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -78,11 +79,17 @@ class Objective:
         if hit is not None:
             return hit
         self.calls += 1
-        out = np.asarray(self.law.predict(schedule, [self.setting.last]), dtype=np.float64)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            out = np.asarray(self.law.predict(schedule, [self.setting.last]), dtype=np.float64)
         val = float(out.ravel()[-1]) if out.size else float("nan")
         # a loss law extrapolated far enough can predict a loss <= 0 (a huge annealing gain):
         # found by fuzzing, the planner then chose exactly that schedule as the "best"
-        val = val if np.isfinite(val) and val > 0 else float("inf")
+        if np.isfinite(val) and val > 0:
+            for w in said:  # what the law says of a schedule the search may pick, the user hears
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        else:  # ruled out here: the law's warning about it would only alarm
+            val = float("inf")
         if spec and len(self._memo) < 4096:
             self._memo[schedule] = val
         return val

@@ -23,6 +23,9 @@ from runcast.errors import FitError, InvalidInputError, RuncastWarning, Schedule
 from runcast.forecast._types import Forecast
 from runcast.schedules import Schedule
 
+# a law evaluates the LR of every step up to the last one asked for: no further than a schedule
+from runcast.schedules._base import MAX_STEPS
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -39,10 +42,6 @@ REACH_GROWTH = 3.5
 # Calibrated fitting each MPL-benchmark fit curve alone and predicting the other two: the 80th
 # percentile of |log error| rises from ~0.002 at dev 0 to ~0.004 at dev 0.5 and ~0.009 at 0.85.
 TRANSFER_ERROR = 5e-3
-# A law evaluates the LR of every step up to the last one asked for: 8 bytes a step, and a few
-# arrays that long. 1e8 steps (800 MB an array) is past any training run (LLM pretraining runs
-# are ~1e6 steps); beyond it, a clear error instead of a MemoryError or the OOM killer.
-MAX_STEPS = 10**8
 LAWS: dict[str, type[Law]] = {}
 
 
@@ -340,9 +339,9 @@ class Law:
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
             warnings.warn(
-                f"The {self.name} law predicts a loss of {float(out[j])!r} at step {int(st[j])}: this "
-                "schedule is far outside what it was fitted on. Do not trust these values; fit "
-                "on runs closer to this schedule.",
+                f"The {self.name} law predicts a loss of {float(out[j])!r} at step "
+                f"{int(st[j])}: this schedule is far outside what it was fitted on. Do not trust "
+                "these values; fit on runs closer to this schedule.",
                 RuncastWarning,
                 stacklevel=2,
             )
