@@ -6,6 +6,7 @@ import gzip
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -176,3 +177,80 @@ def test_malformed_schedules_are_one_line_errors(
     res = CliRunner().invoke(app, ["law", "predict", str(law), "-s", spec])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
     assert re.search(match, " ".join(res.output.split())), res.output
+
+
+def _fuzz_files(tmp: Path) -> tuple[list[str], list[str]]:
+    """Logs and saved laws, good and malformed, for the command-line fuzz test."""
+    spec = "cosine:peak=3e-4,end=3e-5,warmup=100,total=1500"
+    good = write_csv(tmp / "good.csv", COSINE)
+    logs = {
+        "empty.csv": "", "header.csv": "step,loss\n", "nostep.csv": "x,loss\n1,2\n",
+        "text.csv": "step,loss\n1,abc\n", "neg.csv": "step,loss\n-5,2\n1,1\n",
+        "blank.csv": "step,loss\n,1\n5,2\n", "huge.csv": "step,loss\n1,2\n1e20,1\n",
+        "list.jsonl": "[1]\n", "str.jsonl": '"a"\n', "bad.jsonl": "{x\n",
+        "negloss.csv": "step,loss\n" + "".join(f"{s},{s / 1e4 - 3}\n" for s in range(600, 1500)),
+        "lrbad.csv": "step,loss,lr\n0,3,abc\n",
+        "short.csv": "".join(f"{s},{3 - s / 1e4}\n" for s in range(600, 700, 20)),
+    }  # fmt: skip
+    for name, text in logs.items():
+        (tmp / name).write_text(text)
+    (tmp / "bin.csv").write_bytes(b"\xff\xfe\x00\x01")
+    laws = {
+        "good.json": TRUTH.to_dict(),
+        "neg.json": {**TRUTH.to_dict(), "params": {"L0": -1}},
+        "big.json": {**TRUTH.to_dict(), "params": {**TRUTH.params, "B": 1e5}},
+        "list.json": [1],
+    }
+    for name, data in laws.items():
+        (tmp / name).write_text(json.dumps(data))
+    (tmp / "broken.json").write_text("{nope")
+    # the sound ones weigh more: the fuzz must reach the fits, predictions and plans too
+    files = [str(good)] * 6 + [str(tmp / n) for n in [*logs, "bin.csv", "missing.csv"]]
+    saved = (
+        [str(tmp / "good.json")] * 4
+        + [str(tmp / n) for n in laws]
+        + [str(tmp / "broken.json"), spec]
+    )
+    return files, saved
+
+
+SCHEDULES = [
+    *[COSINE] * 6, "cosine:peak=3e-4", "{bad", "cosine:peak", "nope:peak=1", "", ":",
+    "constant:peak=0,total=12000", "cosine:peak=nan,total=12000", "cosine:peak=3e-4,total=10",
+    "cosine:peak=3e-4,total=1e12", '{"kind": "recorded", "lrs": [1e-3]}',
+]  # fmt: skip
+
+
+def test_random_command_lines_end_in_a_result_or_a_one_line_error(tmp_path: Path) -> None:
+    from runcast.cli import _plan
+
+    app = typer.Typer()
+    _law.register(app)
+    _plan.register(app)
+    app.callback()(lambda: None)  # a group: `law fit`, `plan`
+    files, laws = _fuzz_files(tmp_path)
+    rng = np.random.default_rng(0)
+
+    def pick(options: list[Any]) -> Any:
+        return options[int(rng.integers(len(options)))]
+
+    runner, done = CliRunner(), 0
+    for _ in range(60):
+        cmd = pick(["fit", "predict", "plan"])
+        if cmd == "fit":
+            args = ["law", "fit", pick(files), "-s", pick(SCHEDULES), "--law", pick(["mpl", "x"])]
+        elif cmd == "predict":
+            steps = pick([[], ["--steps", pick(["100,11999", "abc", "-5", ",", "99999999999"])]])
+            args = ["law", "predict", pick(laws), "-s", pick(SCHEDULES), *steps]
+        else:
+            args = ["plan", "--budget", pick(["3000", "3000", "1", "-5", "abc", "100000000000"]),
+                    "--law", pick(laws), "--peak", pick(["3e-4", "3e-4", "0", "nan", "abc"]),
+                    "--warmup", pick(["0", "0", "-1", "5000"]), "--no-free-form"]  # fmt: skip
+        res = runner.invoke(app, args)
+        # 0: a result; 2: click's usage error; 1: runcast's one-line error, never a traceback
+        assert res.exit_code in (0, 1, 2), (args, res.output)
+        assert res.exception is None or isinstance(res.exception, SystemExit), (args, res.exception)
+        if res.exit_code == 1:
+            assert "error:" in res.output, (args, res.output)
+        done += res.exit_code == 0
+    assert done >= 4  # some command lines are sound and get their answer
