@@ -91,3 +91,18 @@ def test_an_array_past_any_training_run_is_a_schedule_error() -> None:
     s = Schedule.from_string("cosine:peak=3e-4,total=1e12")
     with pytest.raises(ScheduleError, match=r"1000000000000 steps is past the 1e\+08"):
         s.array()
+
+
+@pytest.mark.parametrize("lrs", ["abc", [1e-3, "x"], [1e-3, None, {}]])
+def test_from_array_of_non_numbers_is_a_schedule_error(lrs: object) -> None:
+    # found by fuzzing: numpy's ValueError/TypeError ("could not convert string to float")
+    with pytest.raises(ScheduleError, match="needs numbers"):
+        Schedule.from_array(lrs)
+
+
+@pytest.mark.parametrize("peak", [None, 0.0, float("nan")])
+def test_refining_to_a_peak_of_zero_is_a_schedule_error(peak: float | None) -> None:
+    # found by fuzzing: an all-zero schedule refined to its own peak (0) came back all zero
+    s = Schedule.from_array(np.zeros(100))
+    with pytest.raises(ScheduleError, match="peak must be a positive LR"):
+        s.refine(np.ones(100), peak=peak)

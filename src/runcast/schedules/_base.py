@@ -111,7 +111,12 @@ class Schedule:
             >>> Schedule.from_array([1e-3, 5e-4]).array().tolist()
             [0.001, 0.0005]
         """
-        arr = np.asarray(lrs, dtype=np.float64)
+        try:
+            arr = np.asarray(lrs, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ScheduleError(
+                f"Schedule.from_array needs numbers (one LR per step), but got {lrs!r:.80}."
+            ) from None
         if arr.ndim != 1 or arr.size == 0:
             raise ScheduleError(
                 f"Schedule.from_array needs a non-empty 1-D array of per-step LRs, "
@@ -245,6 +250,12 @@ class Schedule:
         from runcast.schedules._refine import refined_schedule_lrs
 
         top = self.peak if peak is None else float(peak)
+        if not (np.isfinite(top) and top > 0):
+            # an all-zero schedule refined to its own peak of 0 came back all zero, unsaid
+            raise ScheduleError(
+                f"The refined schedule's peak must be a positive LR, but got {top!r}; pass "
+                "peak=..., or refine a schedule whose LR is not 0 everywhere."
+            )
         return Schedule.from_array(
             refined_schedule_lrs(grad_norms, self.total, window, power, top, warmup)
         )
