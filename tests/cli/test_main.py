@@ -31,3 +31,13 @@ def test_global_db_option_reaches_the_commands(tmp_path) -> None:  # type: ignor
     res = CliRunner().invoke(app, ["--db", str(db), "runs", "list"])
     assert res.exit_code == 0
     assert "r1" in res.output  # the run recorded in the store given by the global --db
+
+
+def test_an_error_quoting_brackets_prints_them_as_text(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # the error names the user's file; 'a[b]' and '[/x]' are text, not rich markup (the first
+    # lost its brackets, the second raised MarkupError inside the error handler)
+    for name in ("a[b].csv", "x[/x].csv"):
+        res = CliRunner().invoke(app, ["forecast", str(tmp_path / name), "-u", "10"])
+        assert res.exit_code == 1 and res.exception is not None
+        assert "MarkupError" not in repr(res.exception)
+        assert name in res.output.replace("\n", "")

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from runcast.errors import RuncastError
 
@@ -41,15 +42,22 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except RuncastError as err:
-        # soft_wrap: a path or a message must stay one line, whatever the terminal width
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        _print_error(str(err))
         raise typer.Exit(1) from err
     except OSError as err:
         # a folder that cannot be created, a disk that is full: the system's words and the path
         # say it all; a traceback would bury them
-        what = f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
-        err_console.print(f"[bold red]error:[/] {what}", highlight=False, soft_wrap=True)
+        _print_error(
+            f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
+        )
         raise typer.Exit(1) from err
+
+
+def _print_error(message: str) -> None:
+    # escaped: the message quotes the user's own names, and a path like 'a[b].csv' or a run
+    # named 'x[/bold]' is text, not markup (unescaped, one lost its brackets and the other
+    # raised MarkupError inside this very handler); soft_wrap keeps a path on one line
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def guarded(fn: Callable[[], T]) -> T:
