@@ -79,3 +79,19 @@ def test_report_on_a_missing_store(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["--db", str(tmp_path / "none.db"), "report", "x"])
     # reading never creates a store
     assert res.exit_code == 1 and not (tmp_path / "none.db").exists()
+
+
+def test_names_with_brackets_are_printed_as_text(db_path: Path, tmp_path: Path) -> None:
+    # a run named like rich markup, with a note to print (too few points for a forecast), and
+    # an output path with brackets: shown as they are, not eaten or raising MarkupError
+    with runcast.init(project="c", name="exp[/x]", db=str(db_path)) as run:
+        for s in range(3):
+            run.log({"loss": 2.0 - 0.1 * s}, step=s)
+    out = tmp_path / "r[1].html"
+    res = CliRunner().invoke(
+        app,
+        ["--db", str(db_path), "report", run.id, "-o", str(out), "--no-whatif"],
+        env={"COLUMNS": "300"},
+    )
+    assert res.exit_code == 0, res.output
+    assert f"Wrote {out}" in res.output and "exp[/x]:" in res.output

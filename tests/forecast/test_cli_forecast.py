@@ -143,3 +143,13 @@ def test_eval_forecast_checks_the_methods_before_forecasting(tmp_path: Path) -> 
     res = runner.invoke(app, ["eval", "forecast", str(_log(tmp_path)), "-m", "ensemble,bogus"])
     assert res.exit_code == 1 and "unknown 'bogus'" in res.output
     assert "skipped" not in res.output and "pfn+ensemble" in res.output  # the known ones listed
+
+
+def test_a_metric_key_with_brackets_is_printed_as_text(tmp_path: Path) -> None:
+    s = np.arange(0, 3001, 25)
+    path = tmp_path / "log.csv"
+    path.write_text("step,val[/x]\n" + "".join(f"{a},{2.0 + 5.0 / (1 + a / 100)}\n" for a in s))
+    args = ["forecast", str(path), "-u", "6000", "-k", "val[/x]", "-m", "ensemble"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "val[/x] at step 6000" in res.output

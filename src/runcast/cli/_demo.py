@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from runcast.cli._common import console, friendly_errors
 from runcast.errors import InvalidInputError
@@ -48,13 +49,16 @@ def _summary(res: DemoResult, report: Path | None) -> None:
     if res.notes:
         console.print(f"[dim]The live forecasts said ({len(res.notes)} distinct notes):[/]")
         for note in res.notes[:5]:
-            console.print(f"[dim]  {note}[/]", highlight=False)
+            console.print(f"[dim]  {escape(note)}[/]", highlight=False)
     if res.sample:
-        console.print(f"\n[dim]What the model writes now:[/]\n{res.sample}\n")
+        console.print(f"\n[dim]What the model writes now:[/]\n{escape(res.sample)}\n")
     if report is not None:
-        console.print(f"Report: [bold]{report}[/]  (open it in a browser; it works offline)")
+        console.print(
+            f"Report: [bold]{escape(str(report))}[/]  (open it in a browser; it works offline)"
+        )
     console.print(
-        f"Store:  {res.db}  (see it live next time: runcast --db {res.db} ui)\nRun id: {res.run_id}"
+        f"Store:  {escape(str(res.db))}  (see it live next time: runcast --db "
+        f"{escape(str(res.db))} ui)\nRun id: {res.run_id}"
     )
 
 

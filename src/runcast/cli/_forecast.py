@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 
 from runcast.cli._common import console, db_path, err_console, friendly_errors
 from runcast.errors import InvalidInputError
@@ -215,7 +216,7 @@ def forecast_cmd(
         lo80, hi80 = fin.interval(0.8)
         lo95, hi95 = fin.interval(0.95)
         console.print(
-            f"[bold]{key}[/] at step {until} ({f.method}, from {len(curve)} points to step "
+            f"[bold]{escape(key)}[/] at step {until} ({f.method}, from {len(curve)} points to step "
             f"{curve.last_step}):"
         )
         console.print(f"  median [bold]{fin.median:.6g}[/]")
@@ -300,7 +301,8 @@ def eval_forecast_cmd(
         console.print(table)
         for r in failed[:5]:
             err_console.print(
-                f"[yellow]skipped[/] {r.case} @ {r.fraction:.0%} {r.method}: {r.failed}"
+                f"[yellow]skipped[/] {escape(r.case)} @ {r.fraction:.0%} {r.method}: "
+                f"{escape(r.failed)}"
             )
 
 

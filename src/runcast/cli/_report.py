@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from runcast.cli._common import console, db_path, friendly_errors
 
@@ -56,13 +57,16 @@ def report(
 
             rep = build_report(store, runs, key, cutoff, whatif, on_run=on_run)
         path = write_html(rep, out)
-        console.print(f"Wrote [bold]{path}[/] ({path.stat().st_size / 1e6:.1f} MB, works offline)")
+        console.print(
+            f"Wrote [bold]{escape(str(path))}[/] "
+            f"({path.stat().st_size / 1e6:.1f} MB, works offline)"
+        )
         for p in rep.runs:
             for note in p.notes:
-                console.print(f"[yellow]{p.name}:[/] {note}")
+                console.print(f"[yellow]{escape(p.name)}:[/] {escape(note)}")
         if png is not None:
             for f in write_png(rep, png):
-                console.print(f"Wrote {f}")
+                console.print(f"Wrote {escape(str(f))}")
 
 
 def register(app: typer.Typer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from runcast.cli._common import console, db_path, friendly_errors
 from runcast.errors import InvalidInputError
@@ -36,7 +37,9 @@ def ui(
                 f"cannot listen on {host}:{port} ({err.strerror}); "
                 "pick another port with --port (0 picks a free one)."
             ) from err
-        console.print(f"runcast dashboard on [bold]{server.url}[/] over {path} (Ctrl+C stops it)")
+        console.print(
+            f"runcast dashboard on [bold]{server.url}[/] over {escape(str(path))} (Ctrl+C stops it)"
+        )
         if browser:
             webbrowser.open(server.url)
         try:
