@@ -91,7 +91,7 @@ def test_names_with_brackets_are_printed_as_text(db_path: Path, tmp_path: Path) 
     res = CliRunner().invoke(
         app,
         ["--db", str(db_path), "report", run.id, "-o", str(out), "--no-whatif"],
-        env={"COLUMNS": "300"},
     )
     assert res.exit_code == 0, res.output
-    assert f"Wrote {out}" in res.output and "exp[/x]:" in res.output
+    text = res.output.replace("\n", "")  # the shared console wraps a long path at its width
+    assert f"Wrote {out}" in text and "exp[/x]:" in text
