@@ -172,3 +172,31 @@ def test_random_restarts_stay_inside_the_bounds(name: str) -> None:
         for p in cls.PARAMS:
             # protects: every start value lies within its parameter's bounds
             assert p.lower <= start[p.name] <= p.upper, (p.name, start[p.name])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"law": ["mpl"]}, r"Unknown law \['mpl'\]"),
+        ({"min_step": "x"}, r"min_step must be a step .* but got min_step='x'"),
+        ({"min_step": -5}, r"min_step must be a step"),
+        ({"max_points": 8.5}, r"max_points must be a whole number >= 8, but got max_points=8\.5"),
+        ({"max_points": "x"}, r"max_points must be a whole number >= 8"),
+        (
+            {"restarts": 2.5},
+            r"restarts must be at least 1 \(a whole number\), but got restarts=2\.5",
+        ),
+        ({"huber_delta": "x"}, r"huber_delta must be positive"),
+        ({"prior_strength": float("nan")}, r"prior_strength must be a finite number >= 0"),
+        ({"prior_strength": -1.0}, r"prior_strength must be a finite number >= 0"),
+        ({"seed": "x"}, r"seed must be a whole number"),
+    ],
+)
+def test_malformed_fit_options_are_invalid_input_errors(kwargs: dict[str, Any], match: str) -> None:
+    # found by fuzzing fit_law's options: TypeErrors and ValueErrors from deep in numpy/scipy
+    # (slice indices, unhashable list, int('x')), or a FitError blaming the curve (nan priors)
+    curve = Curve(
+        np.arange(600, 12000, 100), np.linspace(3.5, 3.0, 114), schedule=Schedule.from_spec(COSINE)
+    )
+    with pytest.raises(InvalidInputError, match=match):
+        fit_law(curve, **{"law": "mpl", "fast": True, **kwargs})

@@ -275,20 +275,69 @@ def fit_law(
         >>> bool(err < 1e-3)
         True
     """
-    name = "runcast" if law == "auto" else law
-    if name not in LAWS:
+    name = law_name(law)
+    check_options(huber_delta=huber_delta, prior_strength=prior_strength, max_points=max_points)
+    if restarts is not None and (not _is_int(restarts) or restarts < 1):
         raise InvalidInputError(
-            f"Unknown law {law!r}; use 'auto' or one of: {', '.join(sorted(LAWS))}."
+            f"restarts must be at least 1 (a whole number), but got {restarts=}."
         )
-    if huber_delta <= 0 or not np.isfinite(huber_delta):
-        raise InvalidInputError(f"huber_delta must be positive, but got {huber_delta=}.")
-    if restarts is not None and restarts < 1:
-        raise InvalidInputError(f"restarts must be at least 1, but got {restarts=}.")
+    if min_step is not None and (not _is_int(min_step) or min_step < 0):
+        raise InvalidInputError(
+            f"min_step must be a step (a whole number >= 0), but got {min_step=}."
+        )
+    if not _is_int(seed):
+        raise InvalidInputError(f"seed must be a whole number, but got {seed=}.")
     return _fit_law(
         LAWS[name], curves, seed=seed, restarts=restarts, fast=fast, huber_delta=huber_delta,
         prior_strength=prior_strength, max_points=max_points, min_step=min_step,
         calibrate=calibrate,
     )  # fmt: skip
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def law_name(law: Any) -> str:
+    """The registered name of ``law`` (``"auto"`` is runcast's); anything else is an error.
+
+    Example:
+        >>> law_name("auto")
+        'runcast'
+    """
+    name = "runcast" if law == "auto" else law
+    if not isinstance(name, str) or name not in LAWS:
+        raise InvalidInputError(
+            f"Unknown law {law!r}; use 'auto' or one of: {', '.join(sorted(LAWS))}."
+        )
+    return name
+
+
+def check_options(*, huber_delta: Any, prior_strength: Any, max_points: Any) -> None:
+    """Refuse fit options a solver cannot use, naming the value (found by fuzzing: a string
+    or a fractional max_points were numpy/scipy TypeErrors; prior_strength=nan a FitError
+    that blamed the curve).
+
+    Example:
+        >>> check_options(huber_delta=1e-3, prior_strength=-1.0, max_points=256)
+        Traceback (most recent call last):
+        ...
+        runcast.errors.InvalidInputError: prior_strength must be a finite number >= 0 (0 turns the priors off), but got prior_strength=-1.0.
+    """  # noqa: E501
+    if not _is_real(huber_delta) or not (np.isfinite(huber_delta) and huber_delta > 0):
+        raise InvalidInputError(f"huber_delta must be positive, but got {huber_delta=}.")
+    ok = _is_real(prior_strength) and np.isfinite(prior_strength)
+    if not ok or prior_strength < 0:
+        raise InvalidInputError(
+            "prior_strength must be a finite number >= 0 (0 turns the priors off), but got "
+            f"{prior_strength=}."
+        )
+    if max_points is not None and (not _is_int(max_points) or max_points < 8):
+        raise InvalidInputError(f"max_points must be a whole number >= 8, but got {max_points=}.")
 
 
 def _fit_law(
@@ -310,8 +359,6 @@ def _fit_law(
     t0 = time.perf_counter()
     if max_points is None:
         max_points = 128 if fast else 256
-    if max_points < 8:
-        raise InvalidInputError(f"max_points must be at least 8, but got {max_points=}.")
     data = prepare_curves(curves, max_points=max_points, min_step=min_step)
     n = sum(c.steps.size for c in data)
     k = len(cls.PARAMS)

@@ -44,7 +44,7 @@ from runcast.errors import FitError, InvalidInputError, NotEnoughDataError
 from runcast.forecast.laws._areas import FloatArray
 from runcast.forecast.laws._base import DEFAULT_MODEL_ERROR, LAWS, Law, check_fit, lr_grid
 from runcast.forecast.laws._data import FitCurve, prepare_curves
-from runcast.forecast.laws._fit import _fit_law, best_of_starts, fit_law
+from runcast.forecast.laws._fit import _fit_law, best_of_starts, check_options, fit_law, law_name
 
 # What the multi-power form's laws share by default: the shape of the response to an LR drop.
 DEFAULT_SHARED: dict[str, tuple[str, ...]] = {
@@ -244,11 +244,7 @@ def fit_laws(
         >>> bool(err.max() < 3e-3)
         True
     """
-    name = "runcast" if law == "auto" else law
-    if name not in LAWS:
-        raise InvalidInputError(
-            f"Unknown law {law!r}; use 'auto' or one of: {', '.join(sorted(LAWS))}."
-        )
+    name = law_name(law)
     cls = LAWS[name]
     if not isinstance(groups, Mapping) or not groups:
         raise InvalidInputError(
@@ -262,8 +258,7 @@ def fit_laws(
             f"shared={list(share)} names {unknown}, not parameters of the {name} law; "
             f"choose among {names}."
         )
-    if huber_delta <= 0 or not np.isfinite(huber_delta):
-        raise InvalidInputError(f"huber_delta must be positive, but got {huber_delta=}.")
+    check_options(huber_delta=huber_delta, prior_strength=prior_strength, max_points=max_points)
     if pooling not in ("shared", "prior"):
         raise InvalidInputError(f"pooling must be 'shared' or 'prior', but got {pooling=}.")
     t0 = time.perf_counter()
