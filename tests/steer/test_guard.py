@@ -216,3 +216,11 @@ def test_the_logging_resolution_is_remembered_past_the_window() -> None:
     resumed = InstabilityGuard("skip", window=20, min_history=20)
     resumed.load_state_dict(g.state_dict())
     assert resumed.check(41, loss=2.0 + 1 / 64).action == "continue"
+
+
+def test_a_negative_grad_norm_is_caught() -> None:
+    # found by fuzzing: a negative "norm" was scored as log(1e-30) and the step called stable
+    g = InstabilityGuard("skip")
+    d = g.check(0, loss=2.0, grad_norm=-3.0)
+    assert d.action == "skip" and "a norm is >= 0" in d.reason
+    assert g.check(1, loss=2.0, grad_norm=0.0).action == "continue"  # zero is a norm

@@ -245,6 +245,11 @@ class InstabilityGuard:
             if v is not None and not math.isfinite(v):
                 problems.append(f"{name} is {v}")
                 numbers[name] = v
+        if gv is not None and math.isfinite(gv) and gv < 0:
+            # a norm is never negative: this is not the gradient norm (it was read as 1e-30, a
+            # "perfectly stable" step, before fuzzing found it)
+            problems.append(f"grad_norm is {gv}, but a norm is >= 0: pass the gradient's norm")
+            numbers["grad_norm"] = gv
         if not problems:
             if lv is not None:
                 z = self._spike(lv, self._loss, "loss")
