@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -79,3 +80,24 @@ def test_whatif_needs_points() -> None:
     sched = Schedule.from_spec(SPECS[0])
     with pytest.raises(InvalidInputError, match="at least 10 observed points"):
         whatif_data(Curve([0, 1, 2], [3.0, 2.0, 1.0], name="loss"), sched, 400)
+
+
+def test_an_alternative_the_law_takes_below_zero_is_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a law with a huge annealing gain: fine on the run's own constant LR, below 0 under any
+    # decay. The what-if keeps the run and the constant alternatives and names the dropped ones
+    # (before, law.forecast's FitError on one alternative lost the whole what-if panel)
+    import runcast
+    from runcast.forecast.laws import MultiPowerLaw
+
+    big = MultiPowerLaw({**MultiPowerLaw.published("25M").params, "B": 1e5})
+    monkeypatch.setattr(runcast, "fit_law", lambda curves: big)
+    sched = Schedule.from_spec({"kind": "constant", "peak": 3e-4, "warmup": 0, "total": 24000})
+    curve = Curve(np.arange(0, 24000, 600), np.linspace(4.0, 3.3, 40), name="loss")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no "predicts a loss of -25" warning for them
+        w = whatif_data(curve, sched, 24000, n_points=20)
+    assert [s.name for s in w.scenarios] == ["this run"]  # its own constant LR is all that is left
+    assert set(w.dropped) == {"cosine", "wsd 10% decay", "wsd 20% decay", "wsd 40% decay"}
+    assert w.scenarios[0].final == pytest.approx(3.233, abs=1e-3)

@@ -189,6 +189,11 @@ def build_panel(
             what = whatif_data(curve, schedule, total)
         except FORECAST_ERRORS as err:
             notes.append(f"No schedule what-if: {err}")
+        if what is not None and what.dropped:
+            notes.append(
+                f"Schedule what-if leaves out {', '.join(what.dropped)}: the law fitted to this "
+                "run takes them to a loss of 0 or below, far from anything it saw."
+            )
     elif whatif:
         notes.append(
             "No schedule what-if: the run has no schedule (log 'lr' or put the schedule spec "

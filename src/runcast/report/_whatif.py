@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from runcast.curve import Curve
-from runcast.errors import InvalidInputError
+from runcast.errors import FitError, InvalidInputError
 from runcast.schedules import Schedule
 
 FloatArray = npt.NDArray[np.float64]
@@ -43,6 +43,8 @@ class WhatIfData(NamedTuple):
     law: str
     total: int
     scenarios: tuple[Scenario, ...]
+    #: alternatives left out: the law takes them to a loss <= 0, which is no prediction
+    dropped: tuple[str, ...] = ()
 
     def best(self) -> Scenario:
         """The scenario with the lowest predicted final loss."""
@@ -130,16 +132,22 @@ def whatif_data(
     alts = alternative_schedules(schedule, total) if alternatives is None else alternatives
     named = [("this run", schedule, True)]
     named += [(n, s, False) for n, s in alts.items() if not np.allclose(s.array(total), own)]
-    scenarios = []
+    scenarios, dropped = [], []
     for name, sched, is_actual in named:
         # the line is the law's own prediction (smooth); the interval comes from its forecast,
         # whose paths carry parameter, model and observation noise
+        try:
+            lo, hi = law.forecast(sched, step).final.interval(0.8)
+        except FitError:
+            if is_actual:
+                raise  # the run's own schedule: no what-if without it
+            dropped.append(name)  # one alternative the law cannot follow, not the whole panel
+            continue
         loss = np.asarray(law.predict(sched, step), dtype=np.float64)
-        lo, hi = law.forecast(sched, step).final.interval(0.8)
         if not lo <= loss[-1] <= hi:
             # an interval that misses the law's own prediction is broken, not uncertain:
             # show none rather than a wrong one
             lo = hi = float("nan")
         lr = np.asarray(sched.array(total)[step], dtype=np.float64)
         scenarios.append(Scenario(name, step, lr, loss, float(loss[-1]), lo, hi, is_actual))
-    return WhatIfData(str(law.name), total, tuple(scenarios))
+    return WhatIfData(str(law.name), total, tuple(scenarios), tuple(dropped))
