@@ -3,8 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import runcast
 from runcast import Curve
-from runcast.errors import InvalidInputError, NotEnoughDataError, RuncastWarning
+from runcast.errors import (
+    InvalidCurveError,
+    InvalidInputError,
+    NotEnoughDataError,
+    RuncastWarning,
+)
 from runcast.forecast._prep import (
     MIN_POINTS,
     bin_curve,
@@ -65,6 +71,19 @@ def test_bin_curve_keeps_short_curves() -> None:
 def test_too_few_points_says_how_many() -> None:
     with pytest.raises(NotEnoughDataError, match=f"at least {MIN_POINTS}"):
         prepare(Curve([1, 2, 3], [3.0, 2.0, 1.0]), until=10)
+
+
+def test_values_too_large_to_forecast_say_to_rescale() -> None:
+    # a curve mixing +-1e308 made the grid posterior's weights NaN (numpy's "probabilities
+    # contain NaN" escaped the sweep pruner, which catches runcast errors only)
+    huge = np.array([1e308, -1e308, 1e308, -1e308, 1e308, -1e308, 1e308, -1e308])
+    with pytest.raises(InvalidCurveError, match=r"too large to forecast.*rescale"):
+        prepare(Curve(np.arange(8), huge), until=20)
+    with pytest.raises(InvalidCurveError, match=r"reach 2e\+101"):
+        runcast.forecast(Curve(np.arange(8), np.linspace(2e101, 1e101, 8)), until=20)
+    # a large but sane scale is forecast as any other (the fits work in normalised units)
+    f = runcast.forecast(Curve(np.arange(50), 1e80 * (1 + 1 / (1 + np.arange(50)))), until=100)
+    assert np.isfinite(f.final.median) and 1e80 < f.final.median < 1.2e80
 
 
 def test_until_before_last_step() -> None:

@@ -24,7 +24,12 @@ import numpy as np
 import numpy.typing as npt
 
 from runcast.curve import Curve
-from runcast.errors import InvalidInputError, NotEnoughDataError, RuncastWarning
+from runcast.errors import (
+    InvalidCurveError,
+    InvalidInputError,
+    NotEnoughDataError,
+    RuncastWarning,
+)
 from runcast.forecast._types import Direction
 
 FloatArray = npt.NDArray[np.float64]
@@ -211,6 +216,31 @@ def out_grid(last_step: int, until: int, steps: npt.ArrayLike | None, n: int) ->
     return grid[grid > last_step]
 
 
+#: values beyond this are refused: the fits' squared differences would overflow
+MAX_ABS_VALUE = 1e100
+
+
+def check_magnitude(value: FloatArray) -> None:
+    """Refuse values too large to forecast: every method squares differences of them.
+
+    Past ~1e154 the squares overflow to inf and a posterior's weights turn NaN; no metric worth
+    forecasting lives anywhere near :data:`MAX_ABS_VALUE`.
+
+    Example:
+        >>> check_magnitude(np.array([3.0, 1e12]))
+        >>> check_magnitude(np.array([1e308, -1e308]))
+        Traceback (most recent call last):
+        ...
+        runcast.errors.InvalidCurveError: The curve's values reach 1e+308, too large to forecast (the limit is 1e+100); rescale the metric (e.g. log it, or divide by a constant).
+    """  # noqa: E501
+    biggest = float(np.max(np.abs(value))) if value.size else 0.0
+    if biggest > MAX_ABS_VALUE:
+        raise InvalidCurveError(
+            f"The curve's values reach {biggest:.3g}, too large to forecast (the limit is "
+            f"{MAX_ABS_VALUE:.0e}); rescale the metric (e.g. log it, or divide by a constant)."
+        )
+
+
 def prepare(
     curve: Curve,
     until: int,
@@ -256,6 +286,7 @@ def prepare(
         raise InvalidInputError(f"direction must be 'down', 'up' or None, but got {direction!r}.")
     step = curve.step.astype(np.float64)
     value = np.asarray(curve.value, dtype=np.float64)
+    check_magnitude(value)
     dirn: Direction = direction or detect_direction(value, curve.name)
     sign = 1.0 if dirn == "down" else -1.0
     sd = noise_sd(value)

@@ -38,6 +38,7 @@ from runcast.forecast._calibrate import (
     refuse_below_zero,
     soft_floor,
 )
+from runcast.forecast._prep import check_magnitude
 from runcast.forecast._registry import register_method
 from runcast.forecast._types import Direction, Forecast
 from runcast.forecast.pfn._features import (
@@ -174,6 +175,7 @@ def pfn_quantiles(
 ) -> PfnQuantiles:
     """One forward pass: the trend quantiles of ``curve`` (arguments of :func:`pfn_forecast`)."""
     c = curve.finite()
+    check_magnitude(c.value)
     if len(c) < MIN_POINTS:
         raise NotEnoughDataError(
             f"The pfn forecaster needs at least {MIN_POINTS} finite points, but the curve has "
