@@ -40,7 +40,7 @@ def _as_steps(step: ArrayLike) -> npt.NDArray[np.int64]:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise InvalidCurveError(
-                f"Curve steps must be whole numbers, but step[{i}] = {raw[i]!r}. "
+                f"Curve steps must be whole numbers, but step[{i}] = {float(raw[i])!r}. "
                 "Pass integer training steps, not epochs or fractions."
             )
     steps = raw.astype(np.int64)
