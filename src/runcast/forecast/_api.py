@@ -193,11 +193,15 @@ def raw_forecast(
 
 def _check_positive(method: str, prep: Prepared, raw: RawForecast) -> None:
     """Refuse paths whose median takes a positive loss to 0 or below (``auto`` falls back)."""
-    if prep.direction == "down" and float(np.min(prep.to_values(prep.y))) > 0:
-        median = np.median(prep.to_values(raw.paths), axis=0)
-        refuse_below_zero(
-            method, median, prep.out_steps, last_step=prep.last_step, n_points=prep.n_points
-        )
+    if prep.direction != "down" or float(np.min(prep.to_values(prep.y))) <= 0:
+        return
+    values = prep.to_values(raw.paths)
+    if float(values.min()) > 0:
+        return  # no path reaches 0: the per-step median (~1 ms) is not needed
+    refuse_below_zero(
+        method, np.median(values, axis=0), prep.out_steps,
+        last_step=prep.last_step, n_points=prep.n_points,
+    )  # fmt: skip
 
 
 def _backtest(
