@@ -141,12 +141,13 @@ FLOOR_SHARE = 0.05
 def soft_floor(values: FloatArray, scale: float) -> FloatArray:
     """``scale * log(1 + exp(values / scale))``: a positive loss's forecast kept above 0.
 
-    A forecaster extrapolates in units normalised by the observed curve and knows nothing of a
-    loss being positive: the PFN on a short, very noisy curve (a few minibatch losses of 10, 4,
-    0.6), or a law fitted on a few points and extrapolated 100x past them, can send even the
-    median below 0. Applied only then (a positive median is kept positive by
-    :func:`positive_warp`). The map is monotone (quantiles stay quantiles) and leaves every value
-    above ``10 * scale`` as it was, to 5e-5 of ``scale``.
+    The PFN forecasts in units normalised by the observed curve and knows nothing of a loss
+    being positive: on a short, very noisy curve (a few minibatch losses of 10, 4, 0.6) its
+    median can head for 0, with lower quantiles far below it, too close for
+    :func:`positive_warp` (which works around the median) to hold them. Applied only then; a
+    median at or below 0 is no forecast at all (:func:`refuse_below_zero`). The map is monotone
+    (quantiles stay quantiles) and leaves every value above ``10 * scale`` as it was, to 5e-5 of
+    ``scale``.
 
     Example:
         >>> soft_floor(np.array([-5.0, 0.0, 1.0, 2.0]), 0.1).round(4).tolist()
@@ -158,7 +159,7 @@ def soft_floor(values: FloatArray, scale: float) -> FloatArray:
 def refuse_below_zero(
     method: str, median: FloatArray, steps: npt.ArrayLike, *, last_step: int, n_points: int
 ) -> None:
-    """Raise :class:`~runcast.FitError` when a positive loss's forecast median reaches 0.
+    """Raise :class:`~runcast.errors.FitError` when a positive loss's forecast median reaches 0.
 
     A law, a curve family or the PFN fitted on a few points and extrapolated far past them can
     take a loss below 0. No band around that median is a forecast, and flooring it would only
