@@ -76,6 +76,17 @@ def test_create_false_on_a_missing_store_says_how_to_make_one(db_path: Path) -> 
     assert not db_path.exists()
 
 
+def test_create_false_leaves_an_empty_file_as_it_is(db_path: Path) -> None:
+    # an empty file is a valid empty SQLite database: `runcast --db EMPTY runs list` wrote a
+    # whole store schema (320 kB) into it; reading must not write into the user's file
+    db_path.touch()
+    with pytest.raises(StoreError, match=r"an empty file at .*runcast\.init"):
+        open_store(db_path, create=False)
+    assert db_path.stat().st_size == 0
+    with open_store(db_path) as store:  # creating a store there is still fine
+        assert store.runs() == []
+
+
 def test_concurrent_creation_makes_one_schema(tmp_path: Path) -> None:
     # repeated: the race (a probe that read the application id before another connection
     # committed the schema and the table list after) showed up in about 1 round in 3

@@ -176,9 +176,12 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
         StoreError: ``create=False`` and there is no store at ``path``.
     """
     _check_file(path)
-    if not path.exists() and not create:
+    # an existing empty file is a valid empty SQLite database, but not a store yet: a command
+    # that only reads (create=False) must not write a schema into a file the user made
+    if not create and (not path.exists() or (path.is_file() and path.stat().st_size == 0)):
+        what = "an empty file" if path.exists() else "no runcast store"
         raise StoreError(
-            f"There is no runcast store at {str(path)!r}. Record a run with runcast.init(), "
+            f"There is {what} at {str(path)!r}. Record a run with runcast.init(), "
             "import one with `runcast import`, or pass another path with --db."
         )
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so the write lock is taken up
