@@ -102,3 +102,25 @@ def test_nans_are_dropped_with_a_warning() -> None:
 def test_steps_outside_the_horizon_are_rejected() -> None:
     with pytest.raises(InvalidInputError, match="steps= must lie after"):
         prepare(Curve(list(range(10)), np.linspace(3, 1, 10)), until=20, steps=[5, 15])
+
+
+@pytest.mark.parametrize(
+    ("steps", "match"),
+    [
+        ([], "steps= is empty"),
+        ([20000], "at most until=10000"),
+        ([5000.5], "whole step numbers"),
+        (["a"], "list of step numbers"),
+        ([[5000]], "list of step numbers"),
+    ],
+)
+@pytest.mark.parametrize("method", ["ensemble", "pfn", "pfn+ensemble", "law+pfn"])
+def test_every_method_checks_the_steps_it_is_asked_for(
+    steps: list[object], match: str, method: str
+) -> None:
+    # the PFN took [20000] past until=10000, turned 5000.5 into 5000 and raised IndexError on []
+    s = np.arange(0, 3001, 25)
+    c = Curve(s, 2.0 + 5.0 * ((s + 100) / 100.0) ** -0.6)
+    spec = {"kind": "cosine", "peak": 1e-3, "total": 10_001} if method == "law+pfn" else None
+    with pytest.raises(InvalidInputError, match=match):
+        runcast.forecast(c, 10_000, spec, method=method, steps=steps)

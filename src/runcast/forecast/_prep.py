@@ -203,7 +203,16 @@ def bin_curve(
 def out_grid(last_step: int, until: int, steps: npt.ArrayLike | None, n: int) -> IntArray:
     """The forecast steps: ``steps`` if given (checked), else up to ``n`` steps ending at until."""
     if steps is not None:
-        st = np.unique(np.asarray(steps, dtype=np.int64))
+        raw = np.asarray(steps)
+        if raw.ndim != 1 or raw.dtype.kind not in "iuf":
+            raise InvalidInputError(
+                f"steps= must be a list of step numbers, but got {str(steps)[:60]!r}."
+            )
+        if raw.dtype.kind == "f" and not np.all(np.isfinite(raw) & (raw == np.round(raw))):
+            raise InvalidInputError(
+                f"steps= must be whole step numbers, but got {str(steps)[:60]!r}."
+            )
+        st = np.unique(raw.astype(np.int64))
         if st.size == 0:
             raise InvalidInputError("steps= is empty; pass at least one step to forecast.")
         if st[0] <= last_step or st[-1] > until:

@@ -38,7 +38,7 @@ from runcast.forecast._calibrate import (
     refuse_below_zero,
     soft_floor,
 )
-from runcast.forecast._prep import check_magnitude
+from runcast.forecast._prep import check_magnitude, out_grid
 from runcast.forecast._registry import register_method
 from runcast.forecast._types import Direction, Forecast
 from runcast.forecast.pfn._features import (
@@ -187,7 +187,11 @@ def pfn_quantiles(
             f"until={until} must be after the last observed step {c.last_step}; "
             "pass the step the run will end at."
         )
-    want = _default_steps(c.last_step, until) if steps is None else np.asarray(steps, np.int64)
+    want = (
+        _default_steps(c.last_step, until)
+        if steps is None
+        else out_grid(c.last_step, until, steps, 0)
+    )
     step = c.step.astype(np.float64)
     value = c.value.astype(np.float64)
     dirn: Direction = direction or _direction(value)
