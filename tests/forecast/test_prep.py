@@ -124,3 +124,15 @@ def test_every_method_checks_the_steps_it_is_asked_for(
     spec = {"kind": "cosine", "peak": 1e-3, "total": 10_001} if method == "law+pfn" else None
     with pytest.raises(InvalidInputError, match=match):
         runcast.forecast(c, 10_000, spec, method=method, steps=steps)
+
+
+@pytest.mark.parametrize("until", ["abc", float("nan"), float("inf"), 1e20, 5000.7, None, True])
+@pytest.mark.parametrize("method", ["auto", "ensemble", "pfn"])
+def test_until_must_be_a_whole_step_number(until: object, method: str) -> None:
+    # inf raised OverflowError, 1e20 a numpy UFuncTypeError, None a TypeError, and 5000.7 was
+    # silently forecast to step 5000
+    s = np.arange(0, 3001, 25)
+    c = Curve(s, 2.0 + 5.0 * ((s + 100) / 100.0) ** -0.6)
+    with pytest.raises(InvalidInputError, match="until must be a whole step number"):
+        runcast.forecast(c, until, method=method)
+    assert runcast.forecast(c, 5000.0, method=method).steps[-1] == 5000  # a whole float is fine

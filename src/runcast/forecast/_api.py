@@ -50,7 +50,7 @@ from runcast.forecast._calibrate import (
     features,
     refuse_below_zero,
 )
-from runcast.forecast._prep import MIN_POINTS, Prepared, detect_direction, prepare
+from runcast.forecast._prep import MIN_POINTS, Prepared, as_until, detect_direction, prepare
 from runcast.forecast._registry import METHODS, get_method, register_method
 from runcast.forecast._types import Direction, Forecast
 from runcast.schedules import Schedule
@@ -329,6 +329,7 @@ def forecast(
         >>> bool(lo < f.final.median < hi), round(f.prob_below(2.5), 2)
         (True, 1.0)
     """
+    until = as_until(until)
     sched = _schedule_of(curve, schedule)
     name = resolve_method(method, sched)
     _load_methods()

@@ -225,6 +225,26 @@ def out_grid(last_step: int, until: int, steps: npt.ArrayLike | None, n: int) ->
     return grid[grid > last_step]
 
 
+def as_until(until: object) -> int:
+    """``until`` as a step number: a whole number up to 2**53 (``int``, numpy or a whole float).
+
+    Example:
+        >>> as_until(10_000.0)
+        10000
+        >>> as_until("a")
+        Traceback (most recent call last):
+        ...
+        runcast.errors.InvalidInputError: until must be a whole step number, but got 'a'.
+    """
+    try:
+        value = float(until)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(until, bool) or not (abs(value) <= 2**53 and value == round(value)):
+        raise InvalidInputError(f"until must be a whole step number, but got {until!r}.")
+    return int(value)
+
+
 #: values beyond this are refused: the fits' squared differences would overflow
 MAX_ABS_VALUE = 1e100
 
@@ -285,7 +305,7 @@ def prepare(
             "Log the metric more often, or wait for more steps."
         )
     last = curve.last_step
-    until = int(until)
+    until = as_until(until)
     if until <= last:
         raise InvalidInputError(
             f"until={until} must be after the curve's last observed step {last}; "

@@ -38,7 +38,7 @@ from runcast.forecast._calibrate import (
     refuse_below_zero,
     soft_floor,
 )
-from runcast.forecast._prep import check_magnitude, out_grid
+from runcast.forecast._prep import as_until, check_magnitude, out_grid
 from runcast.forecast._registry import register_method
 from runcast.forecast._types import Direction, Forecast
 from runcast.forecast.pfn._features import (
@@ -181,7 +181,7 @@ def pfn_quantiles(
             f"The pfn forecaster needs at least {MIN_POINTS} finite points, but the curve has "
             f"{len(c)}. Log more points (or forecast later in the run)."
         )
-    until = int(until)
+    until = as_until(until)
     if until <= c.last_step:
         raise InvalidInputError(
             f"until={until} must be after the last observed step {c.last_step}; "
