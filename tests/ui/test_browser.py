@@ -144,3 +144,35 @@ def test_report_opens_offline_with_plots(page: Any, live: Any, tmp_path: Path) -
     assert all(n >= 4 for n in n_traces), n_traces
     assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 12
     assert "done" in page.locator("table.summary").inner_text()
+
+
+HOSTILE = "<img src=x onerror=\"window.pwned=1\">a<b>c & [/x] 名前"
+
+
+def test_dashboard_shows_hostile_names_as_text_and_missing_points_as_gaps(
+    page: Any, db_path: Path
+) -> None:
+    with (
+        pytest.warns(runcast.errors.RuncastWarning, match="recorded as missing"),
+        runcast.init(project="<p>", name=HOSTILE, db=str(db_path)) as run,
+    ):
+        for s in range(20):
+            run.log({"loss": float("nan") if s == 10 else 3.0 - 0.1 * s}, step=s)
+    server = start(db_path, port=0)
+    try:
+        page.goto(server.url)
+        page.wait_for_selector(f"tr[data-run='{run.id}']")
+        page.wait_for_function("() => document.getElementById('curves').data.length >= 5")
+        page.wait_for_function("() => document.getElementById('curves').data[0].x.length === 20")
+        # the name is text in the run list: no <img> was made, its onerror never ran
+        assert page.locator("#runs img").count() == 0
+        assert page.evaluate("() => window.pwned") is None
+        assert HOSTILE in page.locator(f"tr[data-run='{run.id}']").inner_text()
+        # plotly draws the legend from its own small HTML: unescaped, "a<b>c" was drawn "ac"
+        legend = page.eval_on_selector_all(".legendtext", "els => els.map((e) => e.textContent)")
+        assert f"{HOSTILE} (raw)" in legend, legend
+        # the missing point at step 10 is a gap in the raw line (null), not a line across it
+        raw_y = page.evaluate("() => document.getElementById('curves').data[0].y")
+        assert raw_y[10] is None and raw_y[9] == pytest.approx(2.1)
+    finally:
+        stop(server)

@@ -52,8 +52,9 @@ function renderRuns() {
       : `<span class="muted">${r.forecast_note ? "—" : "…"}</span>`;
     const sw = sel ? `<span class="swatch" style="background:${colour(r.id)}"></span>` : "";
     tr.innerHTML = `<td><input type="checkbox" ${sel ? "checked" : ""}></td>` +
-      `<td>${sw}${escapeHTML(r.name)}</td><td><code>${r.id}</code></td>` +
-      `<td class="status-${r.status}">${r.status}</td><td>${r.last_step ?? "—"}</td>` +
+      `<td>${sw}${escapeHTML(r.name)}</td><td><code>${escapeHTML(r.id)}</code></td>` +
+      `<td class="status-${escapeHTML(r.status)}">${escapeHTML(r.status)}</td>` +
+      `<td>${escapeHTML(r.last_step ?? "—")}</td>` +
       `<td>${fmt(r.value)}</td><td class="forecast">${fc}</td>`;
     if (r.forecast_note) tr.querySelector(".forecast").title = r.forecast_note;
     tr.querySelector("input").addEventListener("change", (e) => toggle(r.id, e.target.checked));
@@ -63,6 +64,12 @@ function renderRuns() {
 
 function escapeHTML(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+// plotly reads trace names and titles as its own small HTML ("a<b>c" is drawn "ac", "&amp;"
+// as "&"); its entities show a run's name or a metric key exactly as written
+function plotlyText(s) {
+  return String(s).replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" }[c]));
 }
 
 function renderKeys() {
@@ -96,7 +103,7 @@ function layout() {
   return {
     margin: { t: 30, r: 20, b: 45, l: 60 },
     xaxis: { title: { text: "step" } },
-    yaxis: { title: { text: state.key } },
+    yaxis: { title: { text: plotlyText(state.key) } },
     legend: { orientation: "h", y: -0.2 },
     uirevision: "keep",      // keep the user's zoom across updates
   };
@@ -113,6 +120,7 @@ function addRunTraces(id, name) {
   ensurePlot();
   const div = document.getElementById("curves");
   const c = colour(id);
+  name = plotlyText(name);
   const base = div.data.length;
   const traces = [
     { x: [], y: [], mode: "lines", line: { color: rgba(c, 0.3), width: 1 }, name: `${name} (raw)` },
@@ -178,15 +186,17 @@ async function pollCurves() {
     }
     if (body.step.length === 0) continue;
     if (s.since === null) s.beta = Math.min(0.99, Math.max(0, 1 - 40 / body.step.length));
-    const xs = [], ys = [], es = [];
+    // a missing (NaN/inf) point is a gap in the raw line, never a line drawn across it; the
+    // EMA skips it, as the report's does
+    const xs = [], ys = [], xe = [], es = [];
     body.step.forEach((x, i) => {
       const v = body.value[i];
-      if (v === null) return;
-      xs.push(x); ys.push(v); es.push(emaPush(s, v));
+      xs.push(x); ys.push(v);
+      if (v !== null) { xe.push(x); es.push(emaPush(s, v)); }
     });
     s.since = body.step[body.step.length - 1];
-    if (xs.length && state.series[id] === s) {
-      Plotly.extendTraces(div, { x: [xs, xs], y: [ys, es] }, [s.idx.raw, s.idx.ema]);
+    if (state.series[id] === s) {
+      Plotly.extendTraces(div, { x: [xs, xe], y: [ys, es] }, [s.idx.raw, s.idx.ema]);
     }
   }
 }
@@ -227,7 +237,7 @@ function loop(fn, ms) {
 document.getElementById("key").addEventListener("change", async (e) => {
   state.key = e.target.value;
   rebuildPlot();
-  Plotly.relayout("curves", { "yaxis.title.text": state.key });
+  Plotly.relayout("curves", { "yaxis.title.text": plotlyText(state.key) });
   await pollCurves();
   await refreshBands();
 });
