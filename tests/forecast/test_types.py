@@ -77,3 +77,29 @@ def test_quantiles_of_never_reached_are_inf_not_nan() -> None:
     assert d.median == np.inf
     assert d.quantile(0.1) == 2.0
     assert d.interval(0.8) == (2.0, np.inf)
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: Forecast([1, 2], np.ones((0, 2))), "at least one sample path"),
+        (lambda: Forecast([1, 2], [["a", "b"]]), "samples must be numbers"),
+        (lambda: Forecast([1.5, 2], np.ones((3, 2))), "whole step numbers"),
+        (lambda: Forecast.from_quantiles([1], [0.9, 0.1], [[1.0], [2.0]]), "increasing"),
+        (lambda: Forecast.from_quantiles([1], [0.0, 0.5], [[1.0], [2.0]]), r"in \(0, 1\)"),
+        (lambda: Forecast.from_quantiles([1], [0.5], [[1.0]]), "at least two"),
+        (lambda: Forecast.from_quantiles([1], [0.1, 0.9], [[1.0], [2.0]], n_paths=0), "n_paths"),
+    ],
+)
+def test_a_forecast_built_by_hand_is_checked(build: object, match: str) -> None:
+    # each of these was accepted (and failed later, or took step 1.5 for 1) or raised numpy's
+    # ValueError
+    with pytest.raises(InvalidInputError, match=match):
+        build()
+
+
+def test_crossing_quantiles_are_rearranged() -> None:
+    # a quantile model's crossing levels are sorted per step: the 10% and 90% values swapped
+    f = Forecast.from_quantiles([1], [0.1, 0.5, 0.9], [[3.0], [2.0], [1.0]], n_paths=1000)
+    lo, hi = f.final.interval(0.8)
+    assert lo == pytest.approx(1.0, abs=0.01) and hi == pytest.approx(3.0, abs=0.01)

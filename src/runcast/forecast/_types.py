@@ -154,8 +154,16 @@ class Forecast:
         method: str = "",
         info: dict[str, Any] | None = None,
     ):
-        st = np.asarray(steps, dtype=np.int64).ravel()
-        sm = np.asarray(samples, dtype=np.float64)
+        raw_steps = np.asarray(steps).ravel()
+        if raw_steps.dtype.kind not in "iuf" or not np.all(raw_steps == np.round(raw_steps)):
+            raise InvalidInputError(
+                f"Forecast steps must be whole step numbers, but got {str(steps)[:60]!r}."
+            )
+        st = raw_steps.astype(np.int64)
+        try:
+            sm = np.asarray(samples, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise InvalidInputError(f"Forecast samples must be numbers: {err}.") from err
         if sm.ndim == 1:
             sm = sm[None, :]
         if sm.ndim != 2 or sm.shape[1] != st.size:
@@ -164,6 +172,8 @@ class Forecast:
             )
         if st.size == 0:
             raise InvalidInputError("A Forecast needs at least one step.")
+        if sm.shape[0] == 0:
+            raise InvalidInputError("A Forecast needs at least one sample path.")
         if st.size > 1 and (np.diff(st) <= 0).any():
             raise InvalidInputError("Forecast steps must be strictly increasing.")
         if not np.isfinite(sm).all():
@@ -193,6 +203,18 @@ class Forecast:
         which keeps every step's marginal exact (and makes steps monotone in that level).
         """
         lv = np.asarray(levels, dtype=np.float64)
+        if (
+            lv.ndim != 1
+            or lv.size < 2
+            or not (np.all(np.diff(lv) > 0) and lv[0] > 0 and lv[-1] < 1)
+        ):
+            raise InvalidInputError(
+                f"levels must be at least two increasing probabilities in (0, 1), but got "
+                f"{str(levels)[:60]!r}."
+            )
+        if int(n_paths) < 1:
+            raise InvalidInputError(f"n_paths must be at least 1, but got {n_paths!r}.")
+        # quantiles that cross (a quantile model's usual flaw) are rearranged: sorted per step
         qv = np.sort(np.asarray(values, dtype=np.float64), axis=0)
         u = (np.arange(n_paths) + 0.5) / n_paths
         # linear interpolation of each step's quantile function at the path levels
