@@ -186,3 +186,35 @@ def test_first_load_of_a_long_run_is_thinned(db_path: Any) -> None:
     # ~500 points instead of 20,000, the spike at step 12,345 among them
     assert len(got["step"]) <= 500 and len(everything["step"]) == 20_000
     assert 12_345 in got["step"] and got["step"][-1] == 19_999
+
+
+@pytest.mark.parametrize(
+    ("config", "why"),
+    [
+        ({"max_steps": float("inf")}, "cannot convert float infinity"),
+        ({"schedule": "nonsense"}, "Unknown schedule kind 'nonsense'"),
+        ({"schedule": {"kind": "cosine", "peak": -1.0, "total": 50}}, "'peak' must be finite"),
+    ],
+)
+def test_a_config_without_a_usable_plan_is_a_note_not_an_error(
+    db_path: Any, config: dict[str, Any], why: str
+) -> None:
+    import runcast
+
+    with runcast.init(project="p", name="odd", config=config, db=str(db_path)) as run:
+        for s in range(30):
+            run.log({"loss": 1.0 + 3.0 / (s + 1)}, step=s)
+    api = DashboardData(db_path)
+    try:
+        fc = api.forecast(run.id, "loss")
+        row = api.runs(wait=True)["runs"][0]
+    finally:
+        api.close()
+    # the reason and the fix are in the note; before, forecast() raised (OverflowError for
+    # max_steps=inf: the server dropped the connection) and the run list showed it as pending
+    assert (
+        fc["note"].startswith("No forecast: its config gives no usable schedule")
+        and why in fc["note"]
+    )
+    assert "max_steps" in fc["note"]
+    assert row["forecast"] is None and row["forecast_note"] == fc["note"]

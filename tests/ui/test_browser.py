@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import runcast
+from runcast.errors import RuncastWarning
 from runcast.report import build_report, write_html
 from runcast.ui import start, stop
 
@@ -146,18 +147,17 @@ def test_report_opens_offline_with_plots(page: Any, live: Any, tmp_path: Path) -
     assert "done" in page.locator("table.summary").inner_text()
 
 
-HOSTILE = "<img src=x onerror=\"window.pwned=1\">a<b>c & [/x] 名前"
+HOSTILE = '<img src=x onerror="window.pwned=1">a<b>c & [/x] 名前'
 
 
 def test_dashboard_shows_hostile_names_as_text_and_missing_points_as_gaps(
     page: Any, db_path: Path
 ) -> None:
-    with (
-        pytest.warns(runcast.errors.RuncastWarning, match="recorded as missing"),
-        runcast.init(project="<p>", name=HOSTILE, db=str(db_path)) as run,
-    ):
-        for s in range(20):
-            run.log({"loss": float("nan") if s == 10 else 3.0 - 0.1 * s}, step=s)
+    run = runcast.init(project="<p>", name=HOSTILE, db=str(db_path))
+    for s in range(20):
+        run.log({"loss": float("nan") if s == 10 else 3.0 - 0.1 * s}, step=s)
+    with pytest.warns(RuncastWarning, match="recorded as missing"):
+        run.finish()
     server = start(db_path, port=0)
     try:
         page.goto(server.url)

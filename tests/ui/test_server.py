@@ -78,3 +78,58 @@ def test_errors_are_json_with_the_reason(
     status, ctype, body = get(server.url + path.format(live=shared_live.live_id))
     assert status == code and ctype.startswith("application/json")
     assert message in json.loads(body)["error"]
+
+
+def raw_request(server: Any, request: bytes) -> tuple[int | None, dict[str, Any]]:
+    """Send ``request`` as it is (malformed ones too); the reply's status and JSON body.
+
+    A request line http.server cannot parse is answered the HTTP/0.9 way, the body alone
+    (status None here).
+    """
+    import socket
+
+    host, port = server.server_address[:2]
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(request)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    if not reply.startswith(b"HTTP/"):
+        return None, json.loads(reply)
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert b"Content-Type: application/json" in head
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "code", "message"),
+    [
+        (b"POST /api/runs HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 501, "Unsupported method"),
+        (b"DELETE /api/runs HTTP/1.1\r\n\r\n", 501, "Unsupported method"),
+        (b"GARBAGE\r\n\r\n", None, "Bad request"),
+        (b"GET / HTTP/9.9\r\n\r\n", None, "Invalid HTTP version"),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, "HTTP 414"),
+    ],
+)
+def test_http_servers_own_errors_are_json_too(
+    server: Any, request_bytes: bytes, code: int | None, message: str
+) -> None:
+    # http.server answered these with an HTML page the dashboard's fetch() could not read
+    status, body = raw_request(server, request_bytes)
+    assert status == code and message in body["error"]
+
+
+def test_an_unexpected_error_is_a_json_500_not_a_dropped_connection(
+    shared_live: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runcast.ui import start, stop
+
+    srv = start(shared_live.db, port=0)
+    try:
+        # stands in for a bug anywhere below the route: the page must still get JSON to show
+        monkeypatch.setattr(srv.data, "runs", lambda: 1 / 0)
+        status, ctype, body = get(srv.url + "api/runs")
+    finally:
+        stop(srv)
+    assert status == 500 and ctype.startswith("application/json")
+    assert "ZeroDivisionError" in json.loads(body)["error"]

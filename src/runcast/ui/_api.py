@@ -27,11 +27,14 @@ import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from runcast.errors import MetricNotFoundError, RuncastError
+
+if TYPE_CHECKING:
+    from runcast.schedules import Schedule
 
 _CACHE_MAX = 256
 
@@ -163,9 +166,18 @@ class DashboardData:
                 f"Run {info.id} has no metric {key!r}; it has: {', '.join(sorted(summ))}."
             )
         last = summ[key].last_step
+        # a config the schedule or the planned length cannot be read from (an unknown schedule
+        # kind, max_steps=inf) costs this run's forecast, with a note, not the reply: the run
+        # list would otherwise show it as pending for ever
         lr = self._store.curve(info.id, "lr") if "lr" in summ else None
-        schedule = run_schedule(info.config or {}, lr)
-        total = planned_total(info.config or {}, schedule)
+        plan_error: Exception | None = None
+        schedule: Schedule | None = None
+        total: int | None = None
+        try:
+            schedule = run_schedule(info.config or {}, lr)
+            total = planned_total(info.config or {}, schedule)
+        except FORECAST_ERRORS as err:
+            plan_error = err
         # recompute when the run has moved on by ~1% of its length, or its status changed
         grain = max((total or last + 1) // 100, 1)
         with self._lock:
@@ -173,6 +185,8 @@ class DashboardData:
             if hit is not None and hit[1] == info.status and last - hit[0] < grain:
                 return hit[2]
         try:
+            if plan_error is not None:
+                raise plan_error
             curve = self._store.curve(info.id, key)
             band = forecast_band(
                 curve, schedule, total, finished=info.status != "running", cutoff=self.cutoff
@@ -197,7 +211,13 @@ class DashboardData:
                 "actual_final": _num(band.actual_final),
             }
         except FORECAST_ERRORS as err:
-            payload = {"run": info.id, "key": key, "note": f"No forecast: {err}"}
+            why = str(err)
+            if err is plan_error:
+                why = (
+                    f"its config gives no usable schedule or planned length ({err}); fix "
+                    "config['schedule'] or the steps/max_steps value in the run's config"
+                )
+            payload = {"run": info.id, "key": key, "note": f"No forecast: {why}"}
         with self._lock:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.pop(next(iter(self._cache)))

@@ -66,6 +66,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (a method other than GET, a malformed request line, a URL
+        past 64 KiB) as the same JSON the API answers with, instead of its HTML page."""
+        short = self.responses.get(code, ("error", ""))[0]
+        body = json.dumps({"error": f"{message or short} (HTTP {code})"}).encode()
+        self.send_response(code, message)
+        self.send_header("Connection", "close")  # the request could not be parsed: start over
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and code >= HTTPStatus.OK and code not in (204, 304):
+            self.wfile.write(body)
+
     def _json(self, payload: Any, status: int = HTTPStatus.OK) -> None:
         body = json.dumps(payload, allow_nan=False).encode()
         self._send(status, body, "application/json")
@@ -82,6 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"error": str(err)}, HTTPStatus.BAD_REQUEST)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the browser went away mid-reply (a reload): nothing to tell it
+        except Exception as err:
+            # last resort (a bug, not bad input): the page gets JSON it can show and goes on
+            # polling, where the socket was dropped with a traceback on the terminal
+            self._json(
+                {"error": f"internal error ({type(err).__name__}: {err}); please report it"},
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+            )
 
     def _route(self, parts: list[str], query: dict[str, str]) -> None:
         data = self.server.data
