@@ -93,3 +93,18 @@ def test_shipped_model_is_calibrated_on_held_out_prior_draws() -> None:
     assert 0.74 <= inside.mean() <= 0.86, inside.mean()
     # and the median is sharp: typical error well under the normalised drop scale (1.0)
     assert np.median(np.abs(q[..., 1] - b.q_z)) < 0.2
+
+
+def test_a_file_that_is_not_weights_is_a_clear_error(tmp_path: Path) -> None:
+    from runcast.errors import InvalidInputError
+
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip archive")
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros(3))  # an .npz, but not one the trainer wrote
+    for path in (bad, other):
+        # were numpy's ValueError (pickled data) and a KeyError ('config is not a file')
+        with pytest.raises(InvalidInputError, match="is not a PFN weights file"):
+            load_weights(path)
+    with pytest.raises(InvalidInputError, match="weights must be a file path"):
+        load_weights(5)

@@ -69,3 +69,15 @@ def test_command_line_writes_loadable_weights(
     assert "final training loss" in text and str(out) in text
     w = load_weights(out)
     assert w.config["steps"] == 2 and w.config["seed"] == 1
+
+
+@pytest.mark.parametrize("args", [["--steps", "-5"], ["--steps", "0"], ["--batch", "0"]])
+def test_command_line_refuses_nothing_to_train(
+    tmp_path: Path, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --steps -5 trained no step and wrote weights with a NaN loss
+    out = tmp_path / "w.npz"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out", str(out)])
+    assert exit_info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+    assert not out.exists()

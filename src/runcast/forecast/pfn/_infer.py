@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import zipfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from runcast.errors import MissingDependencyError
+from runcast.errors import InvalidInputError, MissingDependencyError
 from runcast.forecast.pfn._features import FloatArray
 
 WEIGHTS = Path(__file__).with_name("weights.npz")
@@ -50,19 +51,30 @@ class Weights:
 @functools.lru_cache(maxsize=4)
 def load_weights(path: Path | str | None = None) -> Weights:
     """Load (once, then cached) weights written by ``python -m runcast.forecast.pfn.train``."""
+    if path is not None and not isinstance(path, (str, Path)):
+        raise InvalidInputError(f"weights must be a file path, but got {type(path).__name__}.")
     p = Path(path) if path is not None else WEIGHTS
     if not p.exists():
         raise MissingDependencyError(
             f"The PFN weights file {p} is missing. Reinstall runcast, or retrain them with "
             "`python -m runcast.forecast.pfn.train --out <path>` (needs torch)."
         )
-    with np.load(p, allow_pickle=False) as data:
-        meta = {"config", "borders"}
-        params = {
-            k: np.ascontiguousarray(data[k], dtype=np.float32) for k in data.files if k not in meta
-        }
-        config = json.loads(str(data["config"]))
-        borders = np.asarray(data["borders"], dtype=np.float64)
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            meta = {"config", "borders"}
+            params = {
+                k: np.ascontiguousarray(data[k], dtype=np.float32)
+                for k in data.files
+                if k not in meta
+            }
+            config = json.loads(str(data["config"]))
+            borders = np.asarray(data["borders"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        # not an .npz, or one without the config and bar borders the trainer writes
+        raise InvalidInputError(
+            f"{p} is not a PFN weights file ({type(err).__name__}: {err}). Pass a file written "
+            "by `python -m runcast.forecast.pfn.train --out <path>`."
+        ) from err
     return Weights(params, config, borders)
 
 

@@ -159,14 +159,25 @@ def _print_flush(line: str) -> None:
     print(line, flush=True)
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1 (``--steps -5`` trained nothing and wrote NaN)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, but got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     """The command line: parse arguments, train on one CPU thread, print the final loss."""
     p = argparse.ArgumentParser(prog="python -m runcast.forecast.pfn.train", description=__doc__)
-    p.add_argument("--steps", type=int, default=2400, help="optimiser steps (default 2400)")
+    p.add_argument("--steps", type=_positive, default=2400, help="optimiser steps (default 2400)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="weights file to write")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--batch", type=int, default=64, help="curves per step (default 64)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--batch", type=_positive, default=64, help="curves per step (default 64)")
+    p.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
     a = p.parse_args(argv)
     # one thread by default: training shares the machine, and it keeps runs reproducible
     torch.set_num_threads(a.threads)
