@@ -32,3 +32,24 @@ def test_write_png_single_run_without_extras(small_report: Any, tmp_path: Path) 
         runs=(small_report.runs[0]._replace(whatif=None, band=None, lr=None),)
     )
     assert [p.name for p in write_png(bare, tmp_path)] == ["alpha-id0.png"]
+
+
+@pytest.mark.parametrize("name", ["$\\foo$", "cost $5", "_base", "a$b$c"])
+def test_names_with_dollars_or_underscores_draw_as_written(
+    small_report: Any, tmp_path: Path, name: str
+) -> None:
+    import matplotlib.pyplot as plt
+
+    from runcast.report._mpl import _text
+
+    # "$\foo$" was mathtext: savefig raised ValueError (unknown symbol) and lost every figure
+    two = small_report._replace(runs=tuple(p._replace(name=name) for p in small_report.runs))
+    assert len(write_png(two, tmp_path)) == 5
+    # what matplotlib draws is the name itself, and a legend keeps a label starting with "_"
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label=_text(name))
+    texts = [t.get_text() for t in ax.legend().get_texts()]
+    fig.canvas.draw()
+    drawn = ax.get_legend().get_texts()[0]._preprocess_math(texts[0])[0]
+    plt.close(fig)
+    assert len(texts) == 1 and drawn.lstrip("\u200b") == name

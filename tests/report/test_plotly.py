@@ -79,3 +79,17 @@ def test_to_html_without_whatifs_or_bands(small_report: Any) -> None:
     )
     text = to_html(bare)
     assert text.count('class="plotly-graph-div"') == 1  # one run, no comparison, no what-if
+
+
+def test_names_and_keys_reach_plotly_as_literal_text(small_report: Any) -> None:
+    from runcast.report._plotly import comparison_figure
+
+    # plotly reads names and titles as its own HTML: "beta <b>" lost "<b>" and made the rest
+    # bold, "&amp;" showed as "&"; its entities make it draw what the user wrote
+    panel = small_report.runs[1]._replace(key="<i>loss</i> &amp;")
+    fig = run_figure(panel)
+    assert fig.layout.title.text == "beta &lt;b&gt; (id1): &lt;i&gt;loss&lt;/i&gt; &amp;amp;"
+    assert fig.layout.yaxis.title.text == "&lt;i&gt;loss&lt;/i&gt; &amp;amp;"
+    assert whatif_figure(panel).layout.title.text.startswith("beta &lt;b&gt;: what other")
+    names = [t.name for t in comparison_figure(small_report).data]
+    assert "beta &lt;b&gt;: loss (EMA β=0.9)" in names and "alpha: loss (EMA β=0.9)" in names

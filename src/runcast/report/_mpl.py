@@ -20,6 +20,20 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "run"
 
 
+def _text(s: str) -> str:
+    r"""``s`` as matplotlib draws it literally. A ``$`` starts mathtext (a run named ``$\x$``
+    made savefig raise ValueError, ``a$b$c`` drew ``b`` in italics), and a legend drops a label
+    that starts with ``_`` (a run named ``_base`` had no legend entry); an invisible zero-width
+    space in front keeps it.
+
+    Example:
+        >>> _text("cost $5$"), _text("_base") == "\u200b_base"
+        ('cost \\$5\\$', True)
+    """
+    s = s.replace("$", r"\$")
+    return "\u200b" + s if s.startswith("_") else s
+
+
 def _pyplot() -> Any:
     mpl = require("matplotlib", extra="png", purpose="to write PNG figures (--png)")
     mpl.use("Agg")  # no display needed; must happen before pyplot is imported
@@ -33,8 +47,9 @@ def _run_png(panel: RunPanel, colour: str, path: Path, plt: Any) -> None:
         2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
     c = panel.curve.thinned()
-    ax.plot(c.step, c.raw, color=colour, alpha=0.25, lw=0.8, label=f"{c.label} (raw)")
-    ax.plot(c.step, c.smooth, color=colour, lw=1.8, label=f"{c.label} (EMA β={c.beta:.3g})")
+    label = _text(c.label)
+    ax.plot(c.step, c.raw, color=colour, alpha=0.25, lw=0.8, label=f"{label} (raw)")
+    ax.plot(c.step, c.smooth, color=colour, lw=1.8, label=f"{label} (EMA β={c.beta:.3g})")
     b = panel.band
     if b is not None:
         ax.fill_between(b.step, b.lo95, b.hi95, color=colour, alpha=0.12, lw=0, label="95%")
@@ -58,8 +73,8 @@ def _run_png(panel: RunPanel, colour: str, path: Path, plt: Any) -> None:
         hi = float(c.smooth[c.step >= min(b.cutoff_step // 2, b.cutoff_step)].max(initial=lo))
         if hi > lo:
             ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.3 * (hi - lo))
-    ax.set_ylabel(panel.key)
-    ax.set_title(f"{panel.name} ({panel.run_id})")
+    ax.set_ylabel(_text(panel.key))
+    ax.set_title(_text(f"{panel.name} ({panel.run_id})"))
     ax.legend(fontsize=7, loc="upper right")
     if panel.lr is not None:
         ax_lr.plot(panel.lr.step, panel.lr.lr, color="#444", lw=1.2)
@@ -78,14 +93,14 @@ def _whatif_png(panel: RunPanel, path: Path, plt: Any) -> None:
     for i, s in enumerate(panel.whatif.scenarios):
         colour = "black" if s.is_actual else PALETTE[(i + 1) % len(PALETTE)]
         lw = 2.2 if s.is_actual else 1.3
-        ax.plot(s.step, s.loss, color=colour, lw=lw, label=f"{s.name}: {s.final:.4g}")
+        ax.plot(s.step, s.loss, color=colour, lw=lw, label=_text(f"{s.name}: {s.final:.4g}"))
         ax_lr.plot(s.step, s.lr, color=colour, lw=lw)
     tail = [s.loss[len(s.loss) // 4 :] for s in panel.whatif.scenarios]
     lo, hi = min(float(t.min()) for t in tail), max(float(t.max()) for t in tail)
     if hi > lo:
         ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
-    ax.set_ylabel(f"predicted {panel.key}")
-    ax.set_title(f"{panel.name}: schedule what-ifs (law {panel.whatif.law})")
+    ax.set_ylabel(_text(f"predicted {panel.key}"))
+    ax.set_title(_text(f"{panel.name}: schedule what-ifs (law {panel.whatif.law})"))
     ax.legend(fontsize=7)
     ax_lr.set_ylabel("LR")
     ax_lr.set_xlabel("step")
@@ -99,12 +114,12 @@ def _comparison_png(report: Report, path: Path, plt: Any) -> None:
     for i, p in enumerate(report.runs):
         colour = PALETTE[i % len(PALETTE)]
         c = p.curve.thinned()
-        ax.plot(c.step, c.smooth, color=colour, lw=1.6, label=p.name)
+        ax.plot(c.step, c.smooth, color=colour, lw=1.6, label=_text(p.name))
         if p.band is not None:
             ax.plot(p.band.step, p.band.median, color=colour, ls="--", lw=1)
     ax.set_xlabel("step")
-    ax.set_ylabel(report.key)
-    ax.set_title(f"Comparison: {report.key}")
+    ax.set_ylabel(_text(report.key))
+    ax.set_title(_text(f"Comparison: {report.key}"))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=150)

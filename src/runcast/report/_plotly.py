@@ -27,8 +27,19 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.4g}"
 
 
+def _text(s: str) -> str:
+    """``s`` as plotly shows it literally: plotly reads trace names and titles as its own small
+    HTML, so a run named ``a<b>c`` was drawn ``ac`` and ``&amp;`` as ``&``.
+
+    Example:
+        >>> _text("a<b>c & d")
+        'a&lt;b&gt;c &amp; d'
+    """
+    return html.escape(s, quote=False)
+
+
 def _prefix(name: str) -> str:
-    return f"{name}: " if name else ""
+    return f"{_text(name)}: " if name else ""
 
 
 def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
@@ -97,7 +108,7 @@ def curve_traces(c: CurveData, colour: str, name: str, go: Any, raw: bool = True
     """
     c = c.thinned()
     out = []
-    pre = _prefix(name)
+    pre, label = _prefix(name), _text(c.label)
     if raw:
         out.append(
             go.Scatter(
@@ -105,7 +116,7 @@ def curve_traces(c: CurveData, colour: str, name: str, go: Any, raw: bool = True
                 y=c.raw.tolist(),
                 mode="lines",
                 line={"color": _rgba(colour, 0.3), "width": 1},
-                name=f"{pre}{c.label} (raw)",
+                name=f"{pre}{_text(c.label)} (raw)",
             )
         )
     out.append(
@@ -114,7 +125,7 @@ def curve_traces(c: CurveData, colour: str, name: str, go: Any, raw: bool = True
             y=c.smooth.tolist(),
             mode="lines",
             line={"color": colour, "width": 2},
-            name=f"{pre}{c.label} (EMA β={c.beta:.3g})" if c.beta > 0 else f"{pre}{c.label}",
+            name=f"{pre}{label} (EMA β={c.beta:.3g})" if c.beta > 0 else f"{pre}{label}",
         )
     )
     return out
@@ -170,10 +181,10 @@ def run_figure(panel: RunPanel, colour: str = PALETTE[0]) -> Any:
             row=2,
             col=1,
         )
-    fig.update_yaxes(title_text=panel.key, row=1, col=1)
+    fig.update_yaxes(title_text=_text(panel.key), row=1, col=1)
     fig.update_yaxes(title_text="learning rate", row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
-    fig.update_layout(title=f"{panel.name} ({panel.run_id}): {panel.key}", height=560)
+    fig.update_layout(title=_text(f"{panel.name} ({panel.run_id}): {panel.key}"), height=560)
     return fig
 
 
@@ -187,7 +198,7 @@ def whatif_figure(panel: RunPanel) -> Any:
     for i, s in enumerate(panel.whatif.scenarios):
         colour = "black" if s.is_actual else PALETTE[(i + 1) % len(PALETTE)]
         width = 3 if s.is_actual else 1.5
-        label = f"{s.name}: final {_fmt(s.final)}"
+        label = f"{_text(s.name)}: final {_fmt(s.final)}"
         if np.isfinite(s.lo80):
             label += f" [80% {_fmt(s.lo80)}–{_fmt(s.hi80)}]"
         fig.add_trace(
@@ -217,11 +228,11 @@ def whatif_figure(panel: RunPanel) -> Any:
     lo = min(float(np.min(s.loss[len(s.loss) // 4 :])) for s in panel.whatif.scenarios)
     hi = max(float(np.max(s.loss[len(s.loss) // 4 :])) for s in panel.whatif.scenarios)
     pad = 0.1 * (hi - lo) or 0.1
-    fig.update_yaxes(title_text=f"predicted {panel.key}", range=[lo - pad, hi + pad], row=1)
+    fig.update_yaxes(title_text=_text(f"predicted {panel.key}"), range=[lo - pad, hi + pad], row=1)
     fig.update_yaxes(title_text="learning rate", row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_layout(
-        title=f"{panel.name}: what other schedules would give (law: {panel.whatif.law})",
+        title=_text(f"{panel.name}: what other schedules would give (law: {panel.whatif.law})"),
         height=520,
     )
     return fig
@@ -238,9 +249,9 @@ def comparison_figure(report: Report) -> Any:
         if p.band is not None:
             fig.add_traces(band_traces(p.band, colour, p.name, go)[1:3])
     fig.update_layout(
-        title=f"Comparison of {len(report.runs)} runs: {report.key}",
+        title=_text(f"Comparison of {len(report.runs)} runs: {report.key}"),
         xaxis_title="step",
-        yaxis_title=report.key,
+        yaxis_title=_text(report.key),
         height=500,
     )
     return fig
