@@ -107,3 +107,14 @@ def test_the_blind_mixture_is_scored_at_every_spread_with_its_share() -> None:
     assert early.features["anneal_left"] == 0.0
     assert late.cov95s.size == TAU_GRID.size and np.all(np.diff(late.cov95s) >= -1e-9)
     assert late.err(1.0) < 0.02
+
+
+def test_a_mixture_that_falls_back_is_scored_on_what_it_returned() -> None:
+    # six noisy minibatch losses: the PFN takes the loss below 0 and pfn+ensemble answers with
+    # the ensemble's own forecast; the harness scored that as a failure (its own remake of the
+    # two halves raised), though the method had answered
+    s = np.arange(1, 25)
+    curve = Curve(s, np.r_[[4.737, 3.924, 10.111, 7.091, 0.603, 3.393], np.full(18, 2.0)])
+    rec = evaluate_case(Case("mse", "toy", curve), 0.25, "pfn+ensemble")
+    assert not rec.failed and rec.method == "pfn+ensemble"
+    assert rec.crpss.size == 1 and np.isfinite(rec.crps(1.0))  # one forecast, at its own spread

@@ -160,6 +160,42 @@ def _score(
     return err, crps, coverage(noisy, st, vals, 0.8), coverage(noisy, st, vals, 0.95)
 
 
+def _mixture_scores(
+    method: str,
+    observed: Curve,
+    until: int,
+    sched: Schedule | None,
+    steps: npt.NDArray[np.int64],
+    seed: int,
+    taus: FloatArray,
+    truth_at: tuple[float, FloatArray, FloatArray],
+) -> tuple[FloatArray, dict[str, float]]:
+    """A mixture's scores at every spread in ``taus``, and the features its calibration sees.
+
+    The two raw components are made once (with and without noise) and mixed at every spread.
+    """
+    from runcast.forecast._api import forecast
+    from runcast.forecast._mixture import blind_inputs, mixture
+
+    one, other, seen = MIXTURES[method]
+    uncal: dict[str, Any] = {"steps": steps, "seed": seed, "calibrate": False}
+    parts = {
+        (m, nz): forecast(observed, until, sched, method=m, noise=nz, **uncal)
+        for m in (one, other)
+        for nz in (False, True)
+    }
+    share, feats = 0.5, dict(parts[(seen, True)].info.get("features", {}))
+    if method == "pfn+ensemble":
+        _, share, feats = blind_inputs(parts[(seen, True)])
+
+    def mixed(t: float, nz: bool) -> Forecast:
+        return mixture(parts[(one, nz)], parts[(other, nz)], t, share, method=method)
+
+    truth, st, vals = truth_at
+    scores = [_score(mixed(t, False), mixed(t, True), truth, st, vals) for t in map(float, taus)]
+    return np.array(scores), feats
+
+
 def evaluate_case(
     case: Case,
     fraction: float,
@@ -222,31 +258,20 @@ def evaluate_case(
                 ]
             )
         elif method in MIXTURES:
-            from runcast.forecast._mixture import blind_inputs, mixture
-
-            one, other, seen = MIXTURES[method]
             if method == "pfn+ensemble":
                 sched = None  # blind by design, as the method itself
             t0 = time.perf_counter()
-            forecast(observed, until, sched, method=method, steps=steps, seed=seed)
+            made = forecast(observed, until, sched, method=method, steps=steps, seed=seed)
             seconds = time.perf_counter() - t0
-            # the two raw components once (with and without noise), mixed at every spread
-            uncal: dict[str, Any] = {"steps": steps, "seed": seed, "calibrate": False}
-            parts = {
-                (m, nz): forecast(observed, until, sched, method=m, noise=nz, **uncal)
-                for m in (one, other)
-                for nz in (False, True)
-            }
-            share, feats = 0.5, dict(parts[(seen, True)].info.get("features", {}))
-            if method == "pfn+ensemble":
-                _, share, feats = blind_inputs(parts[(seen, True)])
-
-            def mixed(t: float, nz: bool) -> Forecast:
-                return mixture(parts[(one, nz)], parts[(other, nz)], t, share, method=method)
-
-            scores = np.array(
-                [_score(mixed(t, False), mixed(t, True), truth, st, vals) for t in map(float, taus)]
-            )
+            if made.method == method:
+                scores, feats = _mixture_scores(method, observed, until, sched, steps, seed,
+                                                taus, (truth, st, vals))  # fmt: skip
+            else:
+                # one half could not forecast this curve and the method returned the other's
+                # own calibrated forecast: that is the method's answer, scored as it is
+                trend = forecast(observed, until, sched, method=method, steps=steps, seed=seed,
+                                 noise=False)  # fmt: skip
+                scores = np.array([_score(trend, made, truth, st, vals)])
         else:
             t0 = time.perf_counter()
             noisy = forecast(observed, until, sched, method=method, steps=steps, seed=seed)
