@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from runcast.errors import InvalidInputError
+from runcast.errors import InvalidInputError, RuncastWarning
 from runcast.steer import TransformerMonitor, z_loss
 
 
@@ -99,3 +99,121 @@ def test_monitor_observe_qk_for_custom_attention() -> None:
 def test_monitor_rejects_bad_every() -> None:
     with pytest.raises(InvalidInputError, match="every"):
         TransformerMonitor(torch.nn.Identity(), every=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"coef": float("nan")}, "coef must be a finite number >= 0"),  # was a NaN loss
+        ({"coef": -1.0}, "coef must be a finite number >= 0"),  # rewarded a large log Z
+        ({"coef": "1e-4"}, "coef must be a finite number >= 0"),  # was torch's TypeError
+        ({"mask": torch.ones(3, dtype=torch.bool)}, r"\(3, 3\), but got \(3,\)"),  # broadcast
+        ({"mask": [[True] * 3] * 3}, "but got list"),  # was AttributeError
+    ],
+)
+def test_z_loss_refuses_bad_coef_and_mask(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        z_loss(torch.randn(3, 3, 5), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("logits", [torch.zeros(2, 0), torch.tensor(1.0), [[0.0, 1.0]]])
+def test_z_loss_refuses_what_is_not_logits(logits: object) -> None:
+    # no vocab axis was inf or an IndexError; a list an AttributeError
+    with pytest.raises(InvalidInputError, match=r"shape \(\.\.\., vocab\)"):
+        z_loss(logits)
+
+
+@pytest.mark.parametrize("mask", [None, torch.zeros(0, 4, dtype=torch.bool)])
+def test_z_loss_of_an_empty_batch_is_zero_with_a_gradient(mask: object) -> None:
+    logits = torch.zeros(0, 4, 7, requires_grad=True)
+    out = z_loss(logits, coef=1.0, mask=mask)
+    # the mean over no positions was NaN and turned the whole training loss NaN
+    assert out.item() == 0.0
+    out.backward()
+    assert logits.grad is not None and logits.grad.shape == (0, 4, 7)
+
+
+def test_monitor_reads_mha_arguments_in_the_modules_order() -> None:
+    torch.manual_seed(2)
+    e, h, b, t = 8, 2, 2, 4
+    mha = torch.nn.MultiheadAttention(e, h, batch_first=True)
+    x = torch.randn(b, t, e)
+    with TransformerMonitor(mha) as mon:
+        mha(x, x, x)
+        plain = mon.stats()["max_attn_logit"]
+        # the 5th positional argument is need_weights: it was read as the mask (AttributeError)
+        mha(x, x, x, None, True)
+        assert torch.equal(mon.stats()["max_attn_logit"], plain)
+        # a 3-D mask is (batch * heads, T, S): it did not broadcast against (batch, heads, T, S)
+        mask3 = torch.zeros(b * h, t, t, dtype=torch.bool)
+        mask3[:, :, -1] = True  # hide the last key
+        mha(x, x, x, attn_mask=mask3)
+        hidden_last = mon.stats()["max_attn_logit"]
+        mha(x[:, :-1], x[:, :-1], x[:, :-1])
+        assert torch.allclose(hidden_last, mon.stats()["max_attn_logit"])
+        # padded keys are masked too: huge padding values were reported as the largest logit
+        padded = x.clone()
+        padded[:, -1] = 100.0
+        pad = torch.zeros(b, t, dtype=torch.bool)
+        pad[:, -1] = True
+        mha(x, padded, padded, key_padding_mask=pad)
+        assert torch.allclose(mon.stats()["max_attn_logit"], hidden_last)
+
+
+def test_monitor_skips_an_empty_batch() -> None:
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    lin = torch.nn.Linear(8, 5)
+    empty = torch.zeros(0, 3, 8)
+    with TransformerMonitor(mha) as mon, TransformerMonitor(lin, output_layer=lin) as out:
+        # amax over nothing raised inside the model's forward, stopping training
+        mha(empty, empty, empty)
+        lin(empty)
+        assert mon.stats() == {} and out.stats() == {}
+
+
+class _TupleHead(torch.nn.Module):
+    """An output layer that returns (logits, cache), like many language-model heads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(4, 6)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.proj(x), None
+
+
+class _DictHead(torch.nn.Module):
+    """An output layer whose output holds no tensor the monitor can take for the logits."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"scores": x}
+
+
+def test_monitor_finds_logits_in_a_tuple_and_warns_when_there_are_none() -> None:
+    head = _TupleHead()
+    x = torch.randn(3, 4)
+    with TransformerMonitor(head, output_layer=head) as mon:
+        head(x)  # was AttributeError: 'tuple' object has no attribute 'detach'
+        ref = torch.logsumexp(head.proj(x), -1)
+        assert torch.allclose(mon.stats()["log_z_mean"], ref.mean())
+    named = _DictHead()
+    with TransformerMonitor(named, output_layer=named) as mon:
+        with pytest.warns(RuncastWarning, match="returned dict, not logits"):
+            named(x)
+        named(x)  # warned once, not at every forward
+        assert mon.stats() == {}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"model": lambda x: x}, "model must be a torch.nn.Module"),
+        ({"model": torch.nn.Identity(), "output_layer": "lm_head"}, "output_layer must be"),
+        ({"model": torch.nn.Identity(), "every": 2.5}, "integer >= 1, but got 2.5"),
+        ({"model": torch.nn.Identity(), "every": "2"}, "integer >= 1, but got '2'"),
+    ],
+)
+def test_monitor_refuses_what_it_cannot_hook(kwargs: dict[str, object], match: str) -> None:
+    model = kwargs.pop("model")
+    with pytest.raises(InvalidInputError, match=match):
+        TransformerMonitor(model, **kwargs)  # type: ignore[arg-type]

@@ -27,10 +27,14 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 from runcast._optional import require
-from runcast.errors import InvalidInputError
+from runcast.errors import InvalidInputError, RuncastWarning
+
+# torch.nn.MultiheadAttention.forward's positional arguments, in order
+_MHA_ARGS = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask")
 
 
 def z_loss(logits: Any, coef: float = 1e-4, mask: Any = None) -> Any:
@@ -47,12 +51,44 @@ def z_loss(logits: Any, coef: float = 1e-4, mask: Any = None) -> Any:
         0.0
     """
     torch = require("torch", extra="torch", purpose="for z_loss")
+    _check_coef(coef)
+    if not torch.is_tensor(logits) or logits.dim() == 0 or logits.shape[-1] == 0:
+        got = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
+        raise InvalidInputError(
+            f"z_loss needs logits as a torch tensor of shape (..., vocab) with vocab >= 1, but "
+            f"got {got}; pass the model's output logits."
+        )
     log_z = torch.logsumexp(logits.float(), dim=-1)
     sq = log_z.pow(2)
+    if sq.numel() == 0:
+        # an empty batch adds nothing (the mean of nothing was NaN and poisoned the loss);
+        # the sum keeps the result attached to the graph
+        return coef * sq.sum()
     if mask is not None:
+        if not torch.is_tensor(mask) or tuple(mask.shape) != tuple(sq.shape):
+            got = tuple(mask.shape) if torch.is_tensor(mask) else type(mask).__name__
+            # a mask that merely broadcasts, e.g. (T,) against (B, T) with B == T, would weigh
+            # the wrong positions without an error
+            raise InvalidInputError(
+                f"z_loss's mask must be a tensor of the logits' shape without the vocab axis, "
+                f"{tuple(sq.shape)}, but got {got}."
+            )
         m = mask.to(sq.dtype)
         return coef * (sq * m).sum() / m.sum().clamp_min(1.0)
     return coef * sq.mean()
+
+
+def _check_coef(coef: Any) -> None:
+    """A z-loss weight must be a finite number >= 0: a negative one rewards a large log Z (the
+    divergence the loss is there to prevent), NaN makes the whole training loss NaN."""
+    try:
+        value = float(coef)
+    except (TypeError, ValueError, RuntimeError):
+        value = math.nan
+    if isinstance(coef, (bool, str)) or not math.isfinite(value) or value < 0:
+        raise InvalidInputError(
+            f"z_loss's coef must be a finite number >= 0 (1e-4 is usual), but got {coef!r}."
+        )
 
 
 class TransformerMonitor:
@@ -82,8 +118,16 @@ class TransformerMonitor:
         self, model: Any, *, output_layer: Any = None, attention: bool = True, every: int = 1
     ) -> None:
         self._torch = require("torch", extra="torch", purpose="for TransformerMonitor")
-        if every < 1:
-            raise InvalidInputError(f"every must be >= 1, but got {every=}.")
+        nn = self._torch.nn
+        # every=2.5 counted forwards in fractions and every='2' was a TypeError
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise InvalidInputError(f"every must be an integer >= 1, but got {every!r}.")
+        for arg, mod in (("model", model), ("output_layer", output_layer)):
+            if mod is not None and not isinstance(mod, nn.Module):
+                raise InvalidInputError(
+                    f"TransformerMonitor's {arg} must be a torch.nn.Module (it hooks into its "
+                    f"forward), but got {type(mod).__name__}."
+                )
         self.every = every
         self._handles: list[Any] = []
         self._calls = 0
@@ -92,7 +136,7 @@ class TransformerMonitor:
         self._log_z_n = 0
         self._log_z_max: Any = None
         self.watched: list[str] = []
-        nn = self._torch.nn
+        self._warned_output = False
         if attention:
             for name, mod in model.named_modules():
                 if isinstance(mod, nn.MultiheadAttention):
@@ -131,18 +175,25 @@ class TransformerMonitor:
                 t, u = logits.shape[-2], logits.shape[-1]
                 keep = torch.ones(t, u, dtype=torch.bool, device=logits.device).tril(u - t)
                 logits = logits.masked_fill(~keep, -math.inf)
-            m = logits.amax()
-            self._max_logit = m if self._max_logit is None else torch.maximum(self._max_logit, m)
+            self._record_max(logits)
+
+    def _record_max(self, logits: Any) -> None:
+        if logits.numel() == 0:
+            return  # an empty batch has no logits (amax of nothing raised inside the forward)
+        m = logits.amax()
+        self._max_logit = m if self._max_logit is None else self._torch.maximum(self._max_logit, m)
 
     def _mha_hook(self, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if not self._active():
             return
         torch = self._torch
         F = torch.nn.functional
-        names = ("query", "key", "value")
-        vals = list(args) + [kwargs.get(n) for n in names[len(args) :]]
-        query, key = vals[0], vals[1]
-        if not mod.batch_first and query.dim() == 3:
+        # MultiheadAttention's own order: the 5th positional argument is need_weights, not the
+        # mask (read as one, mha(x, x, x, None, True) raised AttributeError)
+        arg = dict(zip(_MHA_ARGS, args, strict=False)) | kwargs
+        query, key = arg["query"], arg["key"]
+        batched = query.dim() == 3
+        if not mod.batch_first and batched:
             query, key = query.transpose(0, 1), key.transpose(0, 1)
         e, h = mod.embed_dim, mod.num_heads
         with torch.no_grad():
@@ -158,18 +209,21 @@ class TransformerMonitor:
             q = q.unflatten(-1, (h, e // h)).transpose(-3, -2)
             k = k.unflatten(-1, (h, e // h)).transpose(-3, -2)
             logits = torch.matmul(q.float(), k.float().transpose(-2, -1)) * (e // h) ** -0.5
-            mask = kwargs.get("attn_mask", args[4] if len(args) > 4 else None)
+            mask = arg.get("attn_mask")
             if mask is not None:
-                if mask.dtype == torch.bool:
-                    logits = logits.masked_fill(mask, -math.inf)
-                else:
-                    logits = logits + mask
-            elif kwargs.get("is_causal", False):
+                if batched and mask.dim() == 3:  # (batch * heads, T, S), as the module takes it
+                    mask = mask.unflatten(0, (-1, h))
+                logits = _apply_mask(logits, mask, torch)
+            elif arg.get("is_causal", False):
                 t, u = logits.shape[-2], logits.shape[-1]
                 keep = torch.ones(t, u, dtype=torch.bool, device=logits.device).tril(u - t)
                 logits = logits.masked_fill(~keep, -math.inf)
-            m = logits.amax()
-            self._max_logit = m if self._max_logit is None else torch.maximum(self._max_logit, m)
+            pad = arg.get("key_padding_mask")
+            if pad is not None:
+                # padded keys are no logits the softmax sees: left in, padding's values were
+                # reported as the largest attention logit
+                logits = _apply_mask(logits, pad[:, None, None, :] if batched else pad, torch)
+            self._record_max(logits)
 
     def _fused_hook(self, attn: Any) -> Any:
         def hook(mod: Any, args: Any, out: Any) -> None:
@@ -188,8 +242,22 @@ class TransformerMonitor:
         if not self._active():
             return
         torch = self._torch
+        logits = _logits_of(out, torch)
+        if logits is None:
+            if not self._warned_output:
+                self._warned_output = True
+                warnings.warn(
+                    f"TransformerMonitor: the output layer returned {type(out).__name__}, not "
+                    "logits, so log Z is not tracked; pass output_layer= the module whose "
+                    "output is the logits tensor.",
+                    RuncastWarning,
+                    stacklevel=2,
+                )
+            return
+        if logits.numel() == 0 or logits.shape[-1] == 0:
+            return  # an empty batch: nothing to add (amax of nothing raised inside the forward)
         with torch.no_grad():
-            log_z = torch.logsumexp(out.detach().float(), dim=-1)
+            log_z = torch.logsumexp(logits.detach().float(), dim=-1)
             s, mx = log_z.sum(), log_z.abs().amax()
             self._log_z_sum = s if self._log_z_sum is None else self._log_z_sum + s
             self._log_z_max = mx if self._log_z_max is None else torch.maximum(self._log_z_max, mx)
@@ -222,6 +290,26 @@ class TransformerMonitor:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+def _apply_mask(logits: Any, mask: Any, torch: Any) -> Any:
+    """A boolean mask (True = masked out) or an additive float mask, as attention applies it."""
+    if mask.dtype == torch.bool:
+        return logits.masked_fill(mask, -math.inf)
+    return logits + mask
+
+
+def _logits_of(out: Any, torch: Any) -> Any:
+    """The logits tensor in a module's output: itself, a model output's ``.logits``, or the first
+    item of a tuple (e.g. ``(logits, cache)``); None when there is none."""
+    if torch.is_tensor(out):
+        return out
+    logits = getattr(out, "logits", None)
+    if torch.is_tensor(logits):
+        return logits
+    if isinstance(out, (tuple, list)) and out and torch.is_tensor(out[0]):
+        return out[0]
+    return None
 
 
 def _is_gpt2_attention(mod: Any) -> bool:
