@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,3 +150,82 @@ def test_schedule_free_checkpoint_holds_eval_weights(
     else:
         # without runcast the Trainer saves the gradient point y: the bug this fixes
         assert torch.allclose(saved[key], probe.y[key], atol=1e-6)
+
+
+def test_evaluate_without_training_is_recorded(tmp_path: Path, db_path: Path) -> None:
+    cb = RuncastCallback(project="hf", name="eval-only", db=str(db_path))
+    trainer = Trainer(model=_model(), args=_args(tmp_path), eval_dataset=Tokens(16), callbacks=[cb])
+    got = trainer.evaluate()["eval_loss"]
+    # on_train_begin never comes for evaluate(): no run was started and the metrics were lost
+    cb.run.finish()
+    (info,) = runcast.open_store(db_path).runs(project="hf")
+    curve = runcast.open_store(db_path).curve(info.id, "eval_loss")
+    assert info.name == "eval-only" and curve.step.tolist() == [0]
+    assert curve.value[0] == pytest.approx(got)
+
+
+def test_train_twice_then_evaluate(tmp_path: Path, db_path: Path) -> None:
+    cb = RuncastCallback(project="hf", db=str(db_path))
+    trainer = Trainer(
+        model=_model(),
+        args=_args(tmp_path, max_steps=4),
+        train_dataset=Tokens(),
+        eval_dataset=Tokens(16),
+        callbacks=[cb],
+    )
+    trainer.train()
+    # the second train() logged into the run the first finished: StoreError at its first log
+    trainer.train()
+    # evaluate() after training did the same; now it says why its numbers are not recorded
+    with pytest.warns(runcast.RuncastWarning, match="eval_loss.*logged after train"):
+        trainer.evaluate()
+    store = runcast.open_store(db_path)
+    runs = store.runs(project="hf")
+    assert [r.status for r in runs] == ["finished", "finished"]  # one run per train()
+    assert all(store.curve(r.id, "loss").step.tolist() == [1, 2, 3, 4] for r in runs)
+
+
+def test_a_finished_run_is_refused_before_the_first_step(tmp_path: Path, db_path: Path) -> None:
+    run = runcast.init(project="hf", name="done", db=str(db_path))
+    run.finish()
+    trainer = Trainer(
+        model=_model(),
+        args=_args(tmp_path),
+        train_dataset=Tokens(),
+        callbacks=[RuncastCallback(run=run)],
+    )
+    # was a StoreError at the first log, logging_steps into training
+    with pytest.raises(runcast.errors.InvalidInputError, match="is finished"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
+class _LogsNumpyAndTensors(TrainerCallback):  # type: ignore[misc]
+    """Adds a numpy scalar and a 0-d tensor to every log, as a user's callback may."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        if logs is not None and "loss" in logs:
+            logs["acc_np"] = np.float32(0.25)
+            logs["acc_t"] = torch.tensor(0.5)
+
+
+def test_numpy_and_tensor_values_are_recorded_and_a_missing_stop_metric_warns(
+    tmp_path: Path, db_path: Path
+) -> None:
+    cb = RuncastCallback(
+        project="hf", db=str(db_path), stop_rule=StopRule(min_points=3), stop_metric="eval_acc"
+    )
+    trainer = Trainer(
+        model=_model(),
+        args=_args(tmp_path, max_steps=5),
+        train_dataset=Tokens(),
+        callbacks=[_LogsNumpyAndTensors(), cb],
+    )
+    # the stop rule never ran (no 'eval_acc' logged) and nothing said so
+    with pytest.warns(runcast.RuncastWarning, match="never checked: no log had 'eval_acc'"):
+        trainer.train()
+    store = runcast.open_store(db_path)
+    (info,) = store.runs(project="hf")
+    # np.float32 and torch scalars were dropped without a word
+    assert store.curve(info.id, "acc_np").value.tolist() == [0.25] * 5
+    assert store.curve(info.id, "acc_t").value.tolist() == [0.5] * 5

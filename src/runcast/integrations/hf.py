@@ -31,9 +31,12 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from runcast._optional import require
+from runcast.errors import InvalidInputError, RuncastWarning
 from runcast.steer._decision import Decision
 from runcast.steer._plateau import PlateauDetector
 from runcast.steer._stop import StopRule
@@ -89,10 +92,24 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
         self._steps: list[int] = []
         self._values: list[float] = []
         self._logs_seen = 0
+        self._warned_finished = False
 
     # --- recording -----------------------------------------------------------------------------
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Start the runcast run on the main process."""
+        """Start the runcast run on the main process (a new one for each ``train()``)."""
+        if _finished(self.run):
+            if not self._own_run:
+                # refused here, before any step: run.log raised StoreError at the first log,
+                # logging_steps into training
+                raise InvalidInputError(
+                    f"The run given to RuncastCallback(run=...), {self.run.id}, is finished; "
+                    "pass a running one (runcast.init(resume=ID) continues it) or leave run= "
+                    "unset so the callback starts one."
+                )
+            # a second train() (another round, or a resume from a checkpoint) with this
+            # callback: the run it recorded the first one into is finished; start another
+            self.run, self._own_run = None, False
+            self._steps, self._values, self._logs_seen = [], [], 0
         if self.run is None and state.is_world_process_zero:
             self.start_run(self.name or args.run_name, args.to_sanitized_dict())
 
@@ -101,20 +118,27 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
     ) -> None:
         """Record the logged numbers; check the stop rule every ``check_every`` logs."""
         logs = logs or {}
-        numbers = {
-            _RENAME.get(k, k): float(v)
-            for k, v in logs.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
-        }
-        if self.run is not None and state.is_world_process_zero and numbers:
-            self.run.log(numbers, step=int(state.global_step))
-        value = logs.get(self.stop_metric)
-        if self.stop_rule is None or not isinstance(value, (int, float)):
+        # numpy scalars and 0-d tensors count too: trainer.log({"acc": np.float32(0.9)}) was
+        # dropped without a word
+        found = {_RENAME.get(k, k): _number(v) for k, v in logs.items()}
+        values = {k: v for k, v in found.items() if v is not None}
+        if self.run is None and state.is_world_process_zero and values:
+            # trainer.evaluate() without train(): on_train_begin never came, and the eval
+            # metrics were lost; the run is finished when the process exits
+            self.start_run(self.name or args.run_name, args.to_sanitized_dict())
+        if _finished(self.run) and values:
+            # trainer.evaluate() after train(): the run was finished at the end of training and
+            # run.log raised StoreError out of evaluate()
+            self._warn_after_finish(values)
+        elif self.run is not None and state.is_world_process_zero and values:
+            self.run.log(values, step=int(state.global_step))
+        value = _number(logs.get(self.stop_metric))
+        if self.stop_rule is None or value is None:
             return
         zero = bool(state.is_world_process_zero)
         if zero:  # only the main process decides: the others keep nothing
             self._steps.append(int(state.global_step))
-            self._values.append(float(value))
+            self._values.append(value)
         self._logs_seen += 1
         if self._logs_seen % self.check_every or not state.max_steps:
             return
@@ -123,6 +147,19 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
         if zero:
             decision = self.decide(lambda: rule.decide(self._curve(), budget), state.global_step)
         self._act(decision, control, zero)
+
+    def _warn_after_finish(self, values: dict[str, float]) -> None:
+        if self._warned_finished:
+            return
+        self._warned_finished = True
+        warnings.warn(
+            f"RuncastCallback: {', '.join(sorted(values))} logged after train() ended are not "
+            f"recorded, since run {self.run.id} is finished. To record evaluations after "
+            "training, pass run=runcast.init(...) to the callback and call run.finish() "
+            "yourself when done. (Warned once.)",
+            RuncastWarning,
+            stacklevel=3,
+        )
 
     def _curve(self) -> Curve:
         from runcast.curve import Curve
@@ -169,4 +206,46 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
         optimizer = kwargs.get("optimizer")
         if optimizer is not None:
             set_mode(optimizer, train=False)
+        if self.stop_rule is not None and state.is_world_process_zero and not self._steps:
+            # a stop_metric the Trainer never logs (a typo, 'eval_loss' without evaluation)
+            # left the stop rule unchecked the whole run without a word
+            warnings.warn(
+                f"RuncastCallback's stop_rule was never checked: no log had {self.stop_metric!r}"
+                " as a number; set stop_metric= to a metric the Trainer logs (e.g. 'loss').",
+                RuncastWarning,
+                stacklevel=2,
+            )
         self.finish_run()
+
+
+def _number(v: Any) -> float | None:
+    """``v`` as a float when it is one number (Python, numpy or a 1-element tensor), else None.
+
+    Example:
+        >>> import numpy as np
+        >>> _number(np.float32(0.5)), _number(True), _number("x"), _number(np.array([1.0, 2.0]))
+        (0.5, None, None, None)
+    """
+    if isinstance(v, bool):
+        return None  # a flag, not a measurement
+    if isinstance(v, numbers.Real):
+        return float(v)
+    size = getattr(v, "size", None)
+    if callable(size):  # torch: size() is the shape, numel() the count
+        size = v.numel() if hasattr(v, "numel") else None
+    if size == 1 and hasattr(v, "item"):
+        item = v.item()
+        if isinstance(item, numbers.Real) and not isinstance(item, bool):
+            return float(item)
+    return None
+
+
+def _finished(run: Any) -> bool:
+    """Whether ``run`` was finished (its log() would raise). runcast.Run has no public flag."""
+    if run is None:
+        return False
+    # a disabled run (another rank's) is "finished" from the start but logs as a no-op until
+    # finish() is called on it
+    if getattr(run, "enabled", False):
+        return bool(getattr(run, "_finished", False))
+    return bool(getattr(run, "_closed", False))
