@@ -141,3 +141,49 @@ def test_schedule_free_checkpoint_holds_eval_weights(tmp_path: Path) -> None:
     assert torch.allclose(w, probe.x["net.0.weight"], atol=1e-6)  # evaluation weights x, not y
     # the optimizer state saved with them says "eval mode", so a resume is consistent
     assert state["optimizer_states"][0]["param_groups"][0]["train_mode"] is False
+
+
+def test_fit_twice_validate_after_and_validate_only(tmp_path: Path, db_path: Path) -> None:
+    cb = RuncastCallback(project="pl", db=str(db_path))
+    model = Regressor()
+    trainer = _trainer(tmp_path, [cb], max_steps=4)
+    trainer.fit(model, _loader())
+    # a second fit() logged into the run the first one finished: StoreError at its first batch
+    _trainer(tmp_path, [cb], max_steps=4).fit(model, _loader())
+    # so did validate() after fit(); now it says why its numbers are not recorded
+    with pytest.warns(runcast.RuncastWarning, match="val_loss logged after fit"):
+        trainer.validate(model, _loader(16, 1), verbose=False)
+    store = runcast.open_store(db_path)
+    runs = store.runs(project="pl")
+    assert [r.status for r in runs] == ["finished", "finished"]  # one run per fit()
+    assert all(store.curve(r.id, "loss").step.tolist() == [1, 2, 3, 4] for r in runs)
+    # validate() without fit(): on_fit_start never came, and the metrics were lost
+    alone = RuncastCallback(project="pl-val", db=str(db_path))
+    (got,) = _trainer(tmp_path, [alone]).validate(Regressor(), _loader(16, 1), verbose=False)
+    alone.run.finish()
+    (info,) = store.runs(project="pl-val")
+    assert store.curve(info.id, "val_loss").value.tolist() == [pytest.approx(got["val_loss"])]
+
+
+def test_a_finished_run_is_refused_before_the_first_step(tmp_path: Path, db_path: Path) -> None:
+    run = runcast.init(project="pl", name="done", db=str(db_path))
+    run.finish()
+    trainer = _trainer(tmp_path, [RuncastCallback(run=run)])
+    # was a StoreError at the first batch
+    with pytest.raises(runcast.errors.InvalidInputError, match="is finished"):
+        trainer.fit(Regressor(), _loader())
+    assert trainer.global_step == 0
+
+
+class _DictOutput(Regressor):
+    def training_step(self, batch: Any, idx: int) -> dict[str, Any]:
+        return {"loss": super().training_step(batch, idx), "n": len(batch[0])}
+
+
+def test_a_loss_key_missing_from_the_output_warns(tmp_path: Path, db_path: Path) -> None:
+    cb = RuncastCallback(project="pl", db=str(db_path), loss_key="train_loss")
+    # no loss was recorded (and a stop rule would never run) without a word
+    with pytest.warns(runcast.RuncastWarning, match=r"no 'train_loss' key \(it has loss, n\)"):
+        _trainer(tmp_path, [cb], max_steps=3).fit(_DictOutput(), _loader())
+    (info,) = runcast.open_store(db_path).runs(project="pl")
+    assert runcast.open_store(db_path).summary(info.id).keys() == {"lr"}

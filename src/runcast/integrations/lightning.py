@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from typing import Any
 
 from runcast._optional import require
+from runcast.errors import InvalidInputError, RuncastWarning
 from runcast.steer._decision import Decision
 from runcast.steer._plateau import PlateauDetector
 from runcast.steer._stop import StopRule
@@ -89,10 +91,23 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
         self._values: list[float] = []  # the losses already brought to the host
         self._pending: list[Any] = []  # 0-d tensors until a check needs floats
         self._checked_step = -1
+        self._warned: set[str] = set()  # what was already warned about, once per callback
 
     # --- run -----------------------------------------------------------------------------------
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-        """Start the runcast run on rank 0."""
+        """Start the runcast run on rank 0 (a new one for each ``fit()``)."""
+        if _finished(self.run):
+            if not self._own_run:
+                # refused before the first step: run.log raised StoreError at the first batch
+                raise InvalidInputError(
+                    f"The run given to RuncastCallback(run=...), {self.run.id}, is finished; "
+                    "pass a running one (runcast.init(resume=ID) continues it) or leave run= "
+                    "unset so the callback starts one."
+                )
+            # a second fit() with this callback: the first one's run is finished (its log()
+            # raised StoreError); record this one into a new run
+            self.run, self._own_run = None, False
+            self._steps, self._values, self._pending, self._checked_step = [], [], [], -1
         if self.run is None and trainer.is_global_zero:
             self.start_run(self.name, dict(getattr(pl_module, "hparams", {}) or {}))
 
@@ -117,6 +132,14 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
         step = int(trainer.global_step)
         zero = bool(trainer.is_global_zero)
         loss = outputs.get(self.loss_key) if isinstance(outputs, dict) else outputs
+        if isinstance(outputs, dict) and self.loss_key not in outputs:
+            # nothing was recorded as the loss and the stop rule never ran, without a word
+            self._warn_once(
+                "loss_key",
+                f"RuncastCallback: training_step's output has no {self.loss_key!r} key (it has "
+                f"{', '.join(map(str, outputs))}), so no loss is recorded; set loss_key= to the "
+                "key that holds the loss.",
+            )
         if loss is not None and hasattr(loss, "detach"):
             loss = loss.detach()
             if self.stop_rule is not None and zero:  # only rank 0 decides: others keep nothing
@@ -129,7 +152,7 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
             if trainer.optimizers:
                 row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
             if row:
-                self.run.log(row, step=step)
+                self._log(row, step)
         if self.stop_rule is None or step == 0 or step % self.check_every:
             return
         if step == self._checked_step:
@@ -181,10 +204,13 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
             for k, v in (trainer.callback_metrics.items() if zero else ())
             if (hasattr(v, "numel") and v.numel() == 1) or isinstance(v, (int, float))
         }
-        if self.run is not None and zero:
-            vals = {k: v for k, v in metrics.items() if k.startswith("val")}
-            if vals:
-                self.run.log(vals, step=step)
+        vals = {k: v for k, v in metrics.items() if k.startswith("val")}
+        if self.run is None and zero and vals:
+            # trainer.validate() without fit(): on_fit_start never came and the metrics were
+            # lost; the run is finished when the process exits
+            self.start_run(self.name, dict(getattr(pl_module, "hparams", {}) or {}))
+        if self.run is not None and zero and vals:
+            self._log(vals, step)
         if self.plateau is None:
             return
         decision = None
@@ -192,6 +218,24 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
             plateau, value = self.plateau, metrics[self.plateau_metric]
             decision = self.decide(lambda: plateau.update(step, value), step)
         self._apply(trainer, decision)  # every rank, even when rank 0 has no such metric
+
+    def _log(self, row: dict[str, Any], step: int) -> None:
+        if not _finished(self.run):
+            self.run.log(row, step=step)
+            return
+        # trainer.validate() after fit(): the run was finished at the end of fit and run.log
+        # raised StoreError out of validate()
+        self._warn_once(
+            "finished",
+            f"RuncastCallback: {', '.join(sorted(row))} logged after fit() ended are not "
+            f"recorded, since run {self.run.id} is finished. To record them, pass "
+            "run=runcast.init(...) to the callback and call run.finish() yourself when done.",
+        )
+
+    def _warn_once(self, what: str, message: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            warnings.warn(message + " (Warned once.)", RuncastWarning, stacklevel=3)
 
     # --- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
@@ -212,6 +256,17 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
                 checkpoint["optimizer_states"] = [
                     copy.deepcopy(trainer.strategy.optimizer_state(o)) for o in trainer.optimizers
                 ]
+
+
+def _finished(run: Any) -> bool:
+    """Whether ``run`` was finished (its log() would raise). runcast.Run has no public flag."""
+    if run is None:
+        return False
+    # a disabled run (another rank's) is "finished" from the start but logs as a no-op until
+    # finish() is called on it
+    if getattr(run, "enabled", False):
+        return bool(getattr(run, "_finished", False))
+    return bool(getattr(run, "_closed", False))
 
 
 def _dedupe(steps: list[int], values: list[float]) -> tuple[list[int], list[float]]:
