@@ -43,8 +43,8 @@ def test_names_with_dollars_or_underscores_draw_as_written(
     from runcast.report._mpl import _text
 
     # "$\foo$" was mathtext: savefig raised ValueError (unknown symbol) and lost every figure
-    two = small_report._replace(runs=tuple(p._replace(name=name) for p in small_report.runs))
-    assert len(write_png(two, tmp_path)) == 5
+    one = small_report._replace(runs=(small_report.runs[0]._replace(name=name, whatif=None),))
+    assert len(write_png(one, tmp_path)) == 1
     # what matplotlib draws is the name itself, and a legend keeps a label starting with "_"
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1], label=_text(name))
