@@ -145,3 +145,35 @@ def test_thinned_curve_data_keeps_the_full_curve_ema() -> None:
     np.testing.assert_array_equal(thin.smooth, full.smooth[idx])
     np.testing.assert_array_equal(thin.raw, v[idx])
     assert len(thin.step) <= 1000 and full.thinned(50_000) is full
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        # each was a TypeError or ValueError from Python or numpy, or a silently odd result
+        (lambda: ema([1.0, 2.0], "0.5"), "beta must be in"),
+        (lambda: ema([1.0, 2.0], None), "beta must be in"),
+        (lambda: ema(["a", "b"], 0.5), "ema needs numbers"),
+        (lambda: ema([[1.0, 2.0], [3.0, 4.0]], 0.5), r"1-D array\), but got shape \(2, 2\)"),
+        (lambda: thin_indices(np.arange(9.0), 2.5), "max_points must be a whole number"),
+        (lambda: thin_indices(np.arange(9.0), None), "max_points must be a whole number"),
+        (lambda: auto_beta("100"), "n must be a whole number"),  # type: ignore[arg-type]
+        (lambda: lr_data(_COSINE, 2.5), "total must be a whole number >= 1"),  # type: ignore[arg-type]
+        (lambda: lr_data(_COSINE, True), "total must be a whole number >= 1, but got True"),
+        (lambda: lr_data(_COSINE, 100, max_points=0), "max_points must be a whole number >= 2"),
+        (lambda: lr_data(_COSINE, 100, max_points=-3), "max_points must be a whole number >= 2"),
+    ],
+)
+def test_plot_data_refuses_odd_arguments(call: object, match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        call()  # type: ignore[operator]
+
+
+_COSINE = Schedule.from_spec({"kind": "cosine", "peak": 1.0, "total": 100})
+
+
+def test_ema_takes_numpy_scalars_and_lr_data_its_smallest_sample() -> None:
+    # numpy numbers are numbers: np.float32 must stay accepted by the type checks
+    assert ema([1.0, 3.0], np.float32(0.5)).tolist() == [1.0, pytest.approx(2.3333333)]
+    d = lr_data(_COSINE, 100, max_points=2)
+    assert d.step.tolist() == [0, 99]  # the first and the last step, always

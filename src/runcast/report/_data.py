@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -28,6 +29,18 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
+def _count(name: str, value: object, minimum: int) -> int:
+    """``value`` as a whole number >= ``minimum``, else an InvalidInputError naming it.
+
+    Example:
+        >>> _count("max_points", 10, 2)
+        10
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InvalidInputError(f"{name} must be a whole number >= {minimum}, but got {value!r}.")
+    return int(value)
+
+
 def auto_beta(n: int) -> float:
     """An EMA factor that averages about ``n / 40`` points (2.5% of the curve), in [0, 0.99].
 
@@ -35,7 +48,7 @@ def auto_beta(n: int) -> float:
         >>> auto_beta(4000), auto_beta(20)
         (0.99, 0.0)
     """
-    return float(np.clip(1.0 - 40.0 / max(n, 1), 0.0, 0.99))
+    return float(np.clip(1.0 - 40.0 / max(_count("n", n, 0), 1), 0.0, 0.99))
 
 
 def ema(values: npt.ArrayLike, beta: float) -> FloatArray:
@@ -50,9 +63,15 @@ def ema(values: npt.ArrayLike, beta: float) -> FloatArray:
         >>> ema([2.0, float("nan"), 4.0], beta=0.5).tolist()
         [2.0, nan, 3.3333333333333335]
     """
-    if not 0.0 <= beta < 1.0:
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0.0 <= beta < 1.0:
         raise InvalidInputError(f"The EMA factor beta must be in [0, 1), but got {beta=}.")
-    x = np.asarray(values, dtype=np.float64)
+    try:
+        x = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"ema needs numbers, but got {values!r:.80}: {err}.") from err
+    if x.ndim != 1:
+        # a 2-D array was averaged as one flattened curve, rows running into each other
+        raise InvalidInputError(f"ema needs one curve (a 1-D array), but got shape {x.shape}.")
     out = np.full(x.shape, np.nan)
     ok = np.isfinite(x)
     xs = x[ok]
@@ -80,6 +99,7 @@ def thin_indices(values: npt.ArrayLike, max_points: int) -> IntArray:
         >>> len(idx) <= 100, 501 in idx.tolist(), int(idx[0]), int(idx[-1])
         (True, True, 0, 999)
     """
+    max_points = _count("max_points", max_points, 0)
     x = np.asarray(values, dtype=np.float64)
     n = x.size
     if n <= max_points:
@@ -152,8 +172,9 @@ def lr_data(schedule: Schedule, total: int, max_points: int = 2000) -> LRData:
         >>> d.step.tolist()[-3:], d.lr.tolist()[-3:]
         ([7, 8, 9], [1.0, 1.0, 0.5])
     """
-    if total < 1:
-        raise InvalidInputError(f"total must be at least 1, but got {total=}.")
+    total = _count("total", total, 1)
+    # at least 2: the first and the last step are always drawn (0 drew an empty schedule)
+    max_points = _count("max_points", max_points, 2)
     lrs = schedule.array(total)
     idx = np.unique(np.linspace(0, total - 1, min(total, max_points)).round().astype(np.int64))
     return LRData(idx, np.asarray(lrs[idx], dtype=np.float64), schedule.kind)
