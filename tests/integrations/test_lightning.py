@@ -187,3 +187,22 @@ def test_a_loss_key_missing_from_the_output_warns(tmp_path: Path, db_path: Path)
         _trainer(tmp_path, [cb], max_steps=3).fit(_DictOutput(), _loader())
     (info,) = runcast.open_store(db_path).runs(project="pl")
     assert runcast.open_store(db_path).summary(info.id).keys() == {"lr"}
+
+
+class _Stream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+    """Batches with no length: Lightning cannot tell how many steps an epoch has."""
+
+    def __iter__(self) -> Any:
+        g = torch.Generator().manual_seed(0)
+        for _ in range(6):
+            x = torch.randn(8, 4, generator=g)
+            yield x, x[:, :1]
+
+
+def test_a_stop_rule_without_a_budget_warns(tmp_path: Path, db_path: Path) -> None:
+    cb = RuncastCallback(db=str(db_path), stop_rule=StopRule(min_points=2), check_every=2)
+    trainer = _trainer(tmp_path, [cb], max_steps=-1, max_epochs=1)
+    # the rule was skipped at every check without a word
+    with pytest.warns(runcast.RuncastWarning, match=r"set Trainer\(max_steps=\.\.\.\)"):
+        trainer.fit(Regressor(), torch.utils.data.DataLoader(_Stream(), batch_size=None))
+    assert trainer.global_step == 6 and cb.decisions == []

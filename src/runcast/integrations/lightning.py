@@ -176,7 +176,15 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
         budget = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
         if budget is None:
             budget = trainer.estimated_stepping_batches
-        if not budget or not math.isfinite(budget):
+        if not budget or budget <= 0 or not math.isfinite(budget):
+            # an iterable dataset with no length and no max_steps (Lightning says -1 or inf):
+            # the stop rule cannot weigh the steps left; it went unchecked without a word
+            self._warn_once(
+                "budget",
+                "RuncastCallback's stop_rule needs the planned number of steps, which Lightning "
+                "cannot tell here (no max_steps, and the training data has no length); set "
+                "Trainer(max_steps=...).",
+            )
             return None
         steps, vals = _dedupe(self._steps, self._values)
         return self.stop_rule.decide(Curve(steps, vals), int(budget))
