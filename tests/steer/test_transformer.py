@@ -217,3 +217,25 @@ def test_monitor_refuses_what_it_cannot_hook(kwargs: dict[str, object], match: s
     model = kwargs.pop("model")
     with pytest.raises(InvalidInputError, match=match):
         TransformerMonitor(model, **kwargs)  # type: ignore[arg-type]
+
+
+class _FusedAttention(torch.nn.Module):
+    """The shape of a GPT-2 attention the monitor hooks: a fused q/k/v projection c_attn."""
+
+    def __init__(self, e: int = 8, h: int = 2) -> None:
+        super().__init__()
+        self.c_attn = torch.nn.Linear(e, 3 * e)
+        self.split_size, self.head_dim = e, e // h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_attn(x)
+
+
+def test_monitor_skips_an_empty_batch_in_a_fused_attention() -> None:
+    attn = _FusedAttention()
+    with TransformerMonitor(attn) as mon:
+        assert mon.watched == [""]
+        attn(torch.zeros(0, 4, 8))  # raised from unflatten inside the forward
+        assert mon.stats() == {}
+        attn(torch.randn(2, 4, 8))
+        assert mon.stats()["max_attn_logit"].dim() == 0  # a real batch is still measured
