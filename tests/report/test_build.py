@@ -52,6 +52,8 @@ def test_run_schedule_from_a_logged_lr_interpolates_every_step() -> None:
         ({"steps": 77.0}, None, 77),
         ({"steps": True}, None, None),
         ({"total_steps": "lots"}, None, None),
+        ({"max_steps": float("inf")}, None, None),  # "no limit": was int(inf), an OverflowError
+        ({"max_steps": float("nan")}, None, None),
         ({}, None, None),
     ],
 )
@@ -129,6 +131,23 @@ def test_panel_without_schedule_says_why_no_whatif(db_path: Path) -> None:
     p = rep.runs[0]
     assert p.lr is None and p.whatif is None
     assert any("no schedule" in n for n in p.notes)
+
+
+@pytest.mark.parametrize(
+    "schedule", [{"kind": "bogus", "peak": 1e-3, "total": 30}, "cosine:peak=-1,total=30"]
+)
+def test_a_bad_schedule_in_one_runs_config_is_a_note_on_its_panel(
+    db_path: Path, schedule: object
+) -> None:
+    # a ScheduleError from one run's config failed the whole report
+    with runcast.init(project="t", name="odd", config={"schedule": schedule}, db=db_path) as run:
+        for s in range(30):
+            run.log({"loss": 3.0 - 0.02 * s}, step=s)
+    with runcast.open_store(db_path) as store:
+        rep = build_report(store, [run.id], whatif=True)
+    p = rep.runs[0]
+    assert p.lr is None and p.whatif is None
+    assert any("config['schedule'] is not usable" in n for n in p.notes)
 
 
 def test_build_report_errors_name_the_fix(store_two: tuple[Path, list[str]]) -> None:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from runcast.curve import Curve
-from runcast.errors import InvalidInputError, MetricNotFoundError, RuncastError
+from runcast.errors import InvalidInputError, MetricNotFoundError, RuncastError, ScheduleError
 from runcast.report._data import (
     BandData,
     CurveData,
@@ -107,7 +107,8 @@ def planned_total(config: Mapping[str, Any], schedule: Schedule | None) -> int |
         return int(schedule.total)
     for k in _TOTAL_KEYS:
         v = config.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 1:
+        # a finite whole number of steps (max_steps=inf is "no limit", not a length)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and 1 < v < 2**53:
             return int(v)
     return None
 
@@ -171,7 +172,12 @@ def build_panel(
     curve = store.curve(info.id, key)
     config = dict(info.config or {})
     notes: list[str] = []
-    schedule = run_schedule(config, store.curve(info.id, "lr") if "lr" in keys else None)
+    try:
+        schedule = run_schedule(config, store.curve(info.id, "lr") if "lr" in keys else None)
+    except ScheduleError as err:
+        # one run's bad config costs its forecast and what-if, not the whole report
+        notes.append(f"No schedule: config['schedule'] is not usable ({err}).")
+        schedule = None
     total = planned_total(config, schedule)
     finished = info.status != "running"
     lr = None
