@@ -191,7 +191,6 @@ def test_first_load_of_a_long_run_is_thinned(db_path: Any) -> None:
 @pytest.mark.parametrize(
     ("config", "why"),
     [
-        ({"max_steps": float("inf")}, "cannot convert float infinity"),
         ({"schedule": "nonsense"}, "Unknown schedule kind 'nonsense'"),
         ({"schedule": {"kind": "cosine", "peak": -1.0, "total": 50}}, "'peak' must be finite"),
     ],
@@ -210,11 +209,29 @@ def test_a_config_without_a_usable_plan_is_a_note_not_an_error(
         row = api.runs(wait=True)["runs"][0]
     finally:
         api.close()
-    # the reason and the fix are in the note; before, forecast() raised (OverflowError for
-    # max_steps=inf: the server dropped the connection) and the run list showed it as pending
+    # the reason and the fix are in the note; before, forecast() raised and the run list
+    # showed it as pending
     assert (
         fc["note"].startswith("No forecast: its config gives no usable schedule")
         and why in fc["note"]
     )
     assert "max_steps" in fc["note"]
     assert row["forecast"] is None and row["forecast_note"] == fc["note"]
+
+
+def test_max_steps_inf_means_no_planned_length(db_path: Any) -> None:
+    # "no limit" is no length: the run is forecast to its last step, as one without max_steps
+    # (before, int(inf) raised OverflowError and the server dropped the connection)
+    import runcast
+
+    with runcast.init(
+        project="p", name="odd", config={"max_steps": float("inf")}, db=db_path
+    ) as run:
+        for s in range(30):
+            run.log({"loss": 1.0 + 3.0 / (s + 1)}, step=s)
+    api = DashboardData(db_path)
+    try:
+        fc = api.forecast(run.id, "loss")
+    finally:
+        api.close()
+    assert "note" not in fc and fc["final"]["step"] == 29
