@@ -118,8 +118,10 @@ def test_context_manager_status(
 
 def test_logging_after_finish_is_an_error_and_finish_is_idempotent(db_path: Path) -> None:
     run = runcast.init(db=db_path)
+    assert not run.finished
     run.finish()
     run.finish()
+    assert run.finished  # the public flag callbacks read instead of private attributes
     with pytest.raises(StoreError, match="is finished"):
         run.log({"loss": 1.0})
 
@@ -191,9 +193,10 @@ def test_non_zero_rank_records_nothing_by_default(
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     run = runcast.init(db=db_path)
-    assert not run.enabled
+    assert not run.enabled and not run.finished  # records nothing, yet is not finished
     run.log({"loss": 1.0})
     run.finish()
+    assert run.finished
     assert not db_path.exists()  # not even a store file
     # a bug that logs after finish() shows on every rank, as on rank 0
     with pytest.raises(StoreError, match="is finished"):

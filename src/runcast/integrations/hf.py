@@ -241,11 +241,5 @@ def _number(v: Any) -> float | None:
 
 
 def _finished(run: Any) -> bool:
-    """Whether ``run`` was finished (its log() would raise). runcast.Run has no public flag."""
-    if run is None:
-        return False
-    # a disabled run (another rank's) is "finished" from the start but logs as a no-op until
-    # finish() is called on it
-    if getattr(run, "enabled", False):
-        return bool(getattr(run, "_finished", False))
-    return bool(getattr(run, "_closed", False))
+    """Whether ``run`` was finished (its log() would raise); no run is not finished."""
+    return run is not None and bool(run.finished)

@@ -93,6 +93,21 @@ class Run:
             self._push = self._writer.queue.append
             _LIVE.add(self)
 
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`finish` was called: :meth:`log` would now raise.
+
+        A disabled run (another DDP rank's) records nothing from the start, but it too is
+        finished only once :meth:`finish` is called.
+
+        Example:
+            >>> import tempfile, pathlib, runcast
+            >>> run = runcast.init(db=pathlib.Path(tempfile.mkdtemp()) / "f.db")
+            >>> run.finished, (run.finish(), run.finished)[1]
+            (False, True)
+        """
+        return self._finished if self.enabled else self._closed
+
     def __repr__(self) -> str:
         state = "finished" if self._finished else "running"
         return f"Run(id={self.id!r}, name={self.name!r}, project={self.project!r}, {state})"
