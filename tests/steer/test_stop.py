@@ -47,6 +47,11 @@ def test_stop_rule_gates() -> None:
     f = Forecast([49, 500], [[1.0, 1.0]])
     assert "min_points" in StopRule(min_points=100).decide(_curve(), 500, forecast=f).reason
     assert "end of its budget" in StopRule().decide(_curve(), 49, forecast=f).reason
+    # a budget of -1 (a trainer with no max_steps) said "reached the end of its budget -1"
+    for bad in (-1, 0, 2.5, "500"):
+        with pytest.raises(InvalidInputError, match="until must be the run's last step"):
+            StopRule().decide(_curve(), bad, forecast=f)
+    assert StopRule().decide(_curve(), np.int64(500), forecast=f).action == "stop"
 
 
 def test_stop_rule_with_real_forecast_on_a_flat_run() -> None:

@@ -140,7 +140,7 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
             self._steps.append(int(state.global_step))
             self._values.append(value)
         self._logs_seen += 1
-        if self._logs_seen % self.check_every or not state.max_steps:
+        if self._logs_seen % self.check_every or not state.max_steps or state.max_steps < 1:
             return
         rule, budget = self.stop_rule, int(state.max_steps)
         decision = None

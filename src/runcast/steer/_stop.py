@@ -104,6 +104,12 @@ class StopRule:
             schedule: the run's LR schedule (lets the forecast see a coming cooldown).
             forecast: a forecast already made (skips forecasting).
         """
+        if isinstance(until, bool) or not isinstance(until, (int, np.integer)) or until < 1:
+            # a budget of -1 (a trainer with no max_steps) read as "the run reached its end"
+            raise InvalidInputError(
+                f"until must be the run's last step (a whole number >= 1), but got {until!r}; "
+                "set the trainer's max_steps, or pass the planned number of steps."
+            )
         finite = curve.finite()
         n = len(finite.step)
         if n == 0:
