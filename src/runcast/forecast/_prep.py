@@ -240,8 +240,13 @@ def as_until(until: object) -> int:
         value = float(until)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         value = float("nan")
-    if isinstance(until, bool) or not (abs(value) <= 2**53 and value == round(value)):
+    if isinstance(until, bool) or not np.isfinite(value) or value != round(value):
         raise InvalidInputError(f"until must be a whole step number, but got {until!r}.")
+    if abs(value) > 2**53:
+        raise InvalidInputError(
+            f"until={until!r} is past the 2**53 steps a forecast can count exactly; forecast "
+            "an earlier step."
+        )
     return int(value)
 
 
