@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from runcast.errors import RuncastWarning
+from runcast.errors import InvalidInputError, RuncastWarning
 from runcast.steer._decision import Decision
 
 _log = logging.getLogger("runcast.integrations")
@@ -84,6 +84,26 @@ class RunOwner:
                 "then starts the run on rank 0 itself."
             )
         return dict(self.__dict__)
+
+    def release_finished_run(self) -> bool:
+        """Before a new ``train()``/``fit()``: drop this callback's own finished run (True: the
+        caller starts afresh, a new run and empty buffers); refuse a finished one the user gave.
+
+        A user's finished ``run=`` is refused here, before any step: its log() would raise
+        StoreError at the first log, steps into training. A second ``train()``/``fit()`` (another
+        round, or a resume from a checkpoint) finds the run of the first one finished, and
+        records into a new one.
+        """
+        if self.run is None or not self.run.finished:
+            return False
+        if not self._own_run:
+            raise InvalidInputError(
+                f"The run given to RuncastCallback(run=...), {self.run.id}, is finished; "
+                "pass a running one (runcast.init(resume=ID) continues it) or leave run= "
+                "unset so the callback starts one."
+            )
+        self.run, self._own_run = None, False
+        return True
 
     def start_run(self, name: str | None, framework_config: Mapping[str, Any]) -> None:
         """Start the run unless there is one; the user's ``config`` overrides the framework's."""

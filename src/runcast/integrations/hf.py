@@ -36,7 +36,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from runcast._optional import require
-from runcast.errors import InvalidInputError, RuncastWarning
+from runcast.errors import RuncastWarning
 from runcast.steer._decision import Decision
 from runcast.steer._plateau import PlateauDetector
 from runcast.steer._stop import StopRule
@@ -97,18 +97,7 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
     # --- recording -----------------------------------------------------------------------------
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Start the runcast run on the main process (a new one for each ``train()``)."""
-        if _finished(self.run):
-            if not self._own_run:
-                # refused here, before any step: run.log raised StoreError at the first log,
-                # logging_steps into training
-                raise InvalidInputError(
-                    f"The run given to RuncastCallback(run=...), {self.run.id}, is finished; "
-                    "pass a running one (runcast.init(resume=ID) continues it) or leave run= "
-                    "unset so the callback starts one."
-                )
-            # a second train() (another round, or a resume from a checkpoint) with this
-            # callback: the run it recorded the first one into is finished; start another
-            self.run, self._own_run = None, False
+        if self.release_finished_run():
             self._steps, self._values, self._logs_seen = [], [], 0
         if self.run is None and state.is_world_process_zero:
             self.start_run(self.name or args.run_name, args.to_sanitized_dict())
@@ -126,7 +115,7 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
             # trainer.evaluate() without train(): on_train_begin never came, and the eval
             # metrics were lost; the run is finished when the process exits
             self.start_run(self.name or args.run_name, args.to_sanitized_dict())
-        if _finished(self.run) and values:
+        if self.run is not None and self.run.finished and values:
             # trainer.evaluate() after train(): the run was finished at the end of training and
             # run.log raised StoreError out of evaluate()
             self._warn_after_finish(values)
@@ -238,8 +227,3 @@ def _number(v: Any) -> float | None:
         if isinstance(item, numbers.Real) and not isinstance(item, bool):
             return float(item)
     return None
-
-
-def _finished(run: Any) -> bool:
-    """Whether ``run`` was finished (its log() would raise); no run is not finished."""
-    return run is not None and bool(run.finished)

@@ -34,7 +34,7 @@ import warnings
 from typing import Any
 
 from runcast._optional import require
-from runcast.errors import InvalidInputError, RuncastWarning
+from runcast.errors import RuncastWarning
 from runcast.steer._decision import Decision
 from runcast.steer._plateau import PlateauDetector
 from runcast.steer._stop import StopRule
@@ -96,17 +96,7 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
     # --- run -----------------------------------------------------------------------------------
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         """Start the runcast run on rank 0 (a new one for each ``fit()``)."""
-        if _finished(self.run):
-            if not self._own_run:
-                # refused before the first step: run.log raised StoreError at the first batch
-                raise InvalidInputError(
-                    f"The run given to RuncastCallback(run=...), {self.run.id}, is finished; "
-                    "pass a running one (runcast.init(resume=ID) continues it) or leave run= "
-                    "unset so the callback starts one."
-                )
-            # a second fit() with this callback: the first one's run is finished (its log()
-            # raised StoreError); record this one into a new run
-            self.run, self._own_run = None, False
+        if self.release_finished_run():
             self._steps, self._values, self._pending, self._checked_step = [], [], [], -1
         if self.run is None and trainer.is_global_zero:
             self.start_run(self.name, dict(getattr(pl_module, "hparams", {}) or {}))
@@ -228,7 +218,7 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
         self._apply(trainer, decision)  # every rank, even when rank 0 has no such metric
 
     def _log(self, row: dict[str, Any], step: int) -> None:
-        if not _finished(self.run):
+        if self.run is None or not self.run.finished:
             self.run.log(row, step=step)
             return
         # trainer.validate() after fit(): the run was finished at the end of fit and run.log
@@ -264,11 +254,6 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
                 checkpoint["optimizer_states"] = [
                     copy.deepcopy(trainer.strategy.optimizer_state(o)) for o in trainer.optimizers
                 ]
-
-
-def _finished(run: Any) -> bool:
-    """Whether ``run`` was finished (its log() would raise); no run is not finished."""
-    return run is not None and bool(run.finished)
 
 
 def _dedupe(steps: list[int], values: list[float]) -> tuple[list[int], list[float]]:
