@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,7 @@ from runcast.steer._stop import StopRule
 require("transformers", extra="hf", purpose="for runcast.integrations.hf")
 from transformers import TrainerCallback  # noqa: E402  (after require: names the extra)
 
+from runcast.integrations._history import history_curve  # noqa: E402
 from runcast.integrations._run_owner import RunOwner, torch_broadcast  # noqa: E402
 from runcast.integrations._schedulefree import in_train_mode, set_mode  # noqa: E402
 
@@ -151,9 +151,7 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
         )
 
     def _curve(self) -> Curve:
-        from runcast.curve import Curve
-
-        return Curve(self._steps, [v if math.isfinite(v) else math.nan for v in self._values])
+        return history_curve(self._steps, self._values)
 
     def on_evaluate(
         self,

@@ -42,6 +42,7 @@ from runcast.steer._stop import StopRule
 require("lightning", extra="lightning", purpose="for runcast.integrations.lightning")
 from lightning.pytorch import Callback  # noqa: E402  (after require: names the extra)
 
+from runcast.integrations._history import history_curve  # noqa: E402
 from runcast.integrations._run_owner import RunOwner  # noqa: E402
 from runcast.integrations._schedulefree import (  # noqa: E402
     eval_mode,
@@ -154,8 +155,6 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
     def _check_stop(self, trainer: Any, step: int) -> Decision | None:
         import torch
 
-        from runcast.curve import Curve
-
         assert self.stop_rule is not None
         if self._pending:
             # note: one device sync per check (not per step): the buffered losses come to the host
@@ -176,8 +175,8 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
                 "Trainer(max_steps=...).",
             )
             return None
-        steps, vals = _dedupe(self._steps, self._values)
-        return self.stop_rule.decide(Curve(steps, vals), int(budget))
+        # gradient accumulation repeats a global step: the last value of each step counts
+        return self.stop_rule.decide(history_curve(self._steps, self._values), int(budget))
 
     def _apply(self, trainer: Any, decision: Decision | None) -> None:
         # every rank calls this at the same point; rank 0's decision wins everywhere
@@ -254,12 +253,3 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
                 checkpoint["optimizer_states"] = [
                     copy.deepcopy(trainer.strategy.optimizer_state(o)) for o in trainer.optimizers
                 ]
-
-
-def _dedupe(steps: list[int], values: list[float]) -> tuple[list[int], list[float]]:
-    """Keep the last value of each step (gradient accumulation repeats a global step)."""
-    last: dict[int, float] = {}
-    for s, v in zip(steps, values, strict=True):
-        last[s] = v if math.isfinite(v) else math.nan
-    keys = sorted(last)
-    return keys, [last[k] for k in keys]
