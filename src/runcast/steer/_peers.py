@@ -142,14 +142,14 @@ def peer_forecast(
     )
 
 
-# Values beyond this cannot be told apart by a kernel or a spread: their squares overflow
-# float64 (fuzzing: 2e300 raised OverflowError from inside the kernel, and a spread of inf made
-# every sample inf). No metric a training run reports comes near it.
-MAX_MAGNITUDE = 1e100
+# Values beyond the forecast's limit (MAX_ABS_VALUE) cannot be told apart by a kernel or a
+# spread either: their squares overflow float64 (fuzzing: 2e300 raised OverflowError from inside
+# the kernel, and a spread of inf made every sample inf). No metric a training run reports comes
+# near it.
 
 
 def _check_magnitude(curves: Sequence[Curve], what: str) -> None:
-    """Refuse values too large to compare (see ``MAX_MAGNITUDE``), naming the largest.
+    """Refuse values too large to compare (see ``MAX_ABS_VALUE``), naming the largest.
 
     Example:
         >>> from runcast.curve import Curve
@@ -158,10 +158,13 @@ def _check_magnitude(curves: Sequence[Curve], what: str) -> None:
         ...
         runcast.errors.InvalidInputError: A peer forecast cannot compare values as large as 2e+300 (beyond 1e+100); rescale the metric (e.g. report its log).
     """  # noqa: E501
+    # here, not at import: runcast.forecast would add ~0.6 s to importing runcast.steer
+    from runcast.forecast._prep import MAX_ABS_VALUE
+
     big = max((float(np.max(np.abs(c.finite().value), initial=0.0)) for c in curves), default=0.0)
-    if big > MAX_MAGNITUDE:
+    if big > MAX_ABS_VALUE:
         raise InvalidInputError(
-            f"A {what} cannot compare values as large as {big:.3g} (beyond {MAX_MAGNITUDE:.0e}); "
+            f"A {what} cannot compare values as large as {big:.3g} (beyond {MAX_ABS_VALUE:.0e}); "
             "rescale the metric (e.g. report its log)."
         )
 
