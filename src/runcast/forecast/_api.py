@@ -346,7 +346,7 @@ def forecast(
                 f"Method {name!r} needs the run's LR schedule: pass schedule=... (a Schedule, a "
                 "spec dict or a spec string), or use method='ensemble'."
             )
-        _check_schedule(sched, int(until))
+        _check_schedule(sched, until)
     if name in RAW_METHODS:
 
         def run(chosen: str) -> Forecast:
