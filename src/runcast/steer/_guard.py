@@ -59,6 +59,11 @@ def robust_z(x: float, history: np.ndarray, resolution: float = 0.0) -> float:
         >>> round(robust_z(5.0, np.array([1.0, 2.0, 3.0])), 2)
         2.02
     """
+    return _z(x, history, max(resolution, _resolution(history)))
+
+
+def _z(x: float, history: np.ndarray, resolution: float) -> float:
+    """:func:`robust_z` with the resolution already known (the guard keeps its window's)."""
     # values near float64's limit (1e308) overflow here to inf: z = inf is a spike, as it should
     # be, with no numpy RuntimeWarning at the user
     with np.errstate(over="ignore", invalid="ignore"):
@@ -69,7 +74,7 @@ def robust_z(x: float, history: np.ndarray, resolution: float = 0.0) -> float:
         # 2 - 1/128 or 2 + 1/64) had MAD 0, and 18 of 300 steps of plain noise were "spikes"
         # (z ~ 8000); a value one resolution step up was never let into the history after
         spread = 1.4826 * mad if mad > 0 else 1.2533 * float(np.mean(dev))
-        scale = max(spread, resolution, _resolution(history), 1e-6 * max(abs(med), 1e-12))
+        scale = max(spread, resolution, 1e-6 * max(abs(med), 1e-12))
         z = float(np.float64(x - med) / scale)
     return z if not math.isnan(z) else math.inf
 
@@ -188,6 +193,8 @@ class InstabilityGuard:
         # the finest step between distinct good values seen so far, per stream: a window that
         # happens to hold one bfloat16 level only (20 steps at 2.0) still knows its resolution
         self._resolution = {"loss": 0.0, "log_grad": 0.0}
+        # the smallest gap in each window as it is now, found once as a value joins it
+        self._gap = {"loss": 0.0, "log_grad": 0.0}
         self._good_steps = 0
         self._above_forecast = 0
         self._checkpoint: dict[str, Any] | None = None
@@ -199,11 +206,12 @@ class InstabilityGuard:
     def _spike(self, x: float, hist: deque[float], name: str) -> float | None:
         if len(hist) < self.min_history:
             return None
-        return robust_z(x, np.fromiter(hist, dtype=np.float64), self._resolution[name])
+        floor = max(self._resolution[name], self._gap[name])  # robust_z's, not found again
+        return _z(x, np.fromiter(hist, dtype=np.float64), floor)
 
     def _remember(self, x: float, hist: deque[float], name: str) -> None:
         hist.append(x)
-        gap = _resolution(np.fromiter(hist, dtype=np.float64))
+        gap = self._gap[name] = _resolution(np.fromiter(hist, dtype=np.float64))
         if gap > 0:
             old = self._resolution[name]
             self._resolution[name] = gap if old == 0 else min(old, gap)
@@ -405,6 +413,10 @@ class InstabilityGuard:
         self._log_grad = deque(state["log_grad"], maxlen=self.window)
         # a state saved before the resolution was kept has none: it is learnt again
         self._resolution = {"loss": 0.0, "log_grad": 0.0, **state.get("resolution", {})}
+        self._gap = {
+            name: _resolution(np.fromiter(hist, dtype=np.float64))
+            for name, hist in (("loss", self._loss), ("log_grad", self._log_grad))
+        }
         self._good_steps = int(state["good_steps"])
         self.rollbacks = int(state["rollbacks"])
         self._above_forecast = int(state["above_forecast"])
