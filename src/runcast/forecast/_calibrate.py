@@ -267,6 +267,12 @@ class Calibration:
     quadratic in ``log_frac``, fitted on cut-offs at 10-70% of a run, would otherwise turn the
     wrong way for a forecast from 1% of one.
 
+    ``ood[method]`` is the out-of-distribution term: a forecast unlike anything the model was
+    fitted on (a feature outside its box) gets ``log tau`` raised by ``ood`` times how far
+    outside the box it lies, summed over features in units of each feature's range. Its bands
+    widen there instead of staying as sharp as the nearest calibrated case; the coefficient is
+    chosen leave-one-family-out (``bench/forecast_cutoff.py``), and is never negative.
+
     Example:
         >>> cal = Calibration({"law": (0.5, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)})
         >>> round(cal.tau("law", 1.0), 4), round(cal.tau("law", 0.5), 4), cal.tau("other", 0.3)
@@ -274,10 +280,16 @@ class Calibration:
         >>> seen = Calibration(cal.models, {"law": [(-2.3, -0.36)] + [(0.0, 0.0)] * 7})
         >>> round(seen.tau("law", 1.0), 4), round(seen.tau("law", 0.5), 4)  # 1.0: as seen at 70%
         (1.1503, 0.8244)
+        >>> wary = Calibration(seen.models, seen.ranges, {"law": 1.0})
+        >>> round(wary.tau("law", 0.5), 4)  # inside the box: as before
+        0.8244
+        >>> round(seen.tau("law", 0.02), 3), round(wary.tau("law", 0.02), 3)  # 0.83 widths out
+        (0.165, 0.379)
     """
 
     models: Mapping[str, Sequence[float]]
     ranges: Mapping[str, Sequence[Sequence[float]]] = field(default_factory=dict)
+    ood: Mapping[str, float] = field(default_factory=dict)
 
     def log_tau(self, method: str, feats: Mapping[str, float]) -> float:
         """``log tau`` before clipping (0 for a method without a model)."""
@@ -286,11 +298,17 @@ class Calibration:
             return 0.0
         x = np.array([float(feats.get(k, 0.0)) for k in FEATURES])
         box = self.ranges.get(method)
+        excess = 0.0
         if box:
             lo, hi = np.asarray(box, dtype=np.float64)[: x.size].T
-            x[: lo.size] = np.clip(x[: lo.size], lo, hi)
+            inside = np.clip(x[: lo.size], lo, hi)
+            # a feature the fit never varied (a box of width 0) cannot say how far out it is
+            width = hi - lo
+            far = np.abs(x[: lo.size] - inside)
+            excess = float(np.sum(np.where(width > 0, far / np.where(width > 0, width, 1.0), 0.0)))
+            x[: lo.size] = inside
         full = np.r_[1.0, x]
-        return float(np.dot(coef, full[: len(coef)]))
+        return float(np.dot(coef, full[: len(coef)])) + max(self.ood.get(method, 0.0), 0.0) * excess
 
     def tau(self, method: str, fraction: float, feats: Mapping[str, float] | None = None) -> float:
         """The discrepancy scale of ``method`` when ``fraction`` of the run is observed.
@@ -308,6 +326,8 @@ class Calibration:
         body: dict[str, Any] = {"features": ["intercept", *FEATURES], "models": dict(self.models)}
         if self.ranges:
             body["ranges"] = {k: [list(r) for r in v] for k, v in self.ranges.items()}
+        if self.ood:
+            body["ood"] = dict(self.ood)
         return json.dumps(body, indent=1)
 
 
@@ -318,7 +338,9 @@ def default_calibration() -> Calibration:
         return Calibration({})
     raw = json.loads(TABLE_PATH.read_text())
     ranges = {k: [tuple(map(float, r)) for r in v] for k, v in raw.get("ranges", {}).items()}
-    return Calibration({k: tuple(float(c) for c in v) for k, v in raw["models"].items()}, ranges)
+    ood = {k: float(v) for k, v in raw.get("ood", {}).items()}
+    models = {k: tuple(float(c) for c in v) for k, v in raw["models"].items()}
+    return Calibration(models, ranges, ood)
 
 
 def coverage(forecast: Forecast, steps: FloatArray, truth: FloatArray, level: float) -> float:

@@ -120,6 +120,9 @@ class Record:
     observed: float = float("nan")  # last observed step / until: the calibration's key
     features: dict[str, float] = field(default_factory=dict)  # what the calibration model sees
     group: str = ""  # the case's cross-fitting group
+    #: whether the smoothed final value lies in the trend forecast's 80% / 95% final interval
+    cov80fs: FloatArray = field(default_factory=lambda: np.array([np.nan]), repr=False)
+    cov95fs: FloatArray = field(default_factory=lambda: np.array([np.nan]), repr=False)
 
     def _at(self, arr: FloatArray, tau: float) -> float:
         return float(np.interp(tau, TAU_GRID, arr)) if arr.size > 1 else float(arr[0])
@@ -140,6 +143,14 @@ class Record:
         """95% band coverage of the remaining observed values at ``tau``."""
         return self._at(self.cov95s, tau)
 
+    def cov80_final(self, tau: float) -> float:
+        """1 when the final value lies in the 80% interval of the final trend at ``tau``."""
+        return self._at(self.cov80fs, tau)
+
+    def cov95_final(self, tau: float) -> float:
+        """1 when the final value lies in the 95% interval of the final trend at ``tau``."""
+        return self._at(self.cov95fs, tau)
+
 
 def _eval_steps(curve: Curve, cut: int) -> tuple[FloatArray, FloatArray]:
     rest = curve.finite()
@@ -153,11 +164,16 @@ def _eval_steps(curve: Curve, cut: int) -> tuple[FloatArray, FloatArray]:
 
 def _score(
     trend: Forecast, noisy: Forecast, truth: float, st: FloatArray, vals: FloatArray
-) -> tuple[float, float, float, float]:
+) -> tuple[float, float, float, float, float, float]:
     final = trend.samples[:, -1]
     err = abs(float(np.median(final)) - truth) / abs(truth)
     crps = crps_samples(final, truth) / abs(truth)
-    return err, crps, coverage(noisy, st, vals, 0.8), coverage(noisy, st, vals, 0.95)
+    # the final value is judged against the trend's band: the truth is smoothed, so the
+    # per-step noise band would cover it too easily
+    lo80, hi80, lo95, hi95 = np.quantile(final, [0.1, 0.9, 0.025, 0.975])
+    f80 = float(lo80 <= truth <= hi80)
+    f95 = float(lo95 <= truth <= hi95)
+    return err, crps, coverage(noisy, st, vals, 0.8), coverage(noisy, st, vals, 0.95), f80, f95
 
 
 def _mixture_scores(
@@ -296,6 +312,8 @@ def evaluate_case(
         observed=observed.last_step / until,
         features=feats,
         group=case.cv_group,
+        cov80fs=scores[:, 4],
+        cov95fs=scores[:, 5],
     )
 
 

@@ -1,0 +1,162 @@
+"""Leave-one-family-out judgement of everything the forecast fits or chooses on data.
+
+A calibration fitted on some runs and scored on the same runs says little about a run of another
+kind: the bands learn the development curves. Here every family of runs is judged only by what
+was fitted and chosen without it:
+
+- :func:`lofo_calibration` fits the calibration model (:func:`~runcast.forecast._eval.
+  fit_calibration`) on the other families, and chooses its out-of-distribution coefficient
+  (``Calibration.ood``) by an inner leave-one-family-out over those other families only: each of
+  them is scored by a model fitted without it (and without the held-out family), and the
+  coefficient that puts their coverage closest to target is kept;
+- :func:`lofo_choice` picks, per cut-off, the method ``auto`` uses from the other families'
+  scores, so that the figure reported for a family is the method it would have been given.
+
+The records are scored once at every ``tau`` of a grid (:mod:`runcast.forecast._eval`), so none
+of this forecasts again: it refits small models on cached scores.
+
+Example:
+    >>> from runcast.forecast._eval import Record, TAU_GRID
+    >>> def rec(fam, i):  # 80% coverage at tau ~1, the same in every family
+    ...     cov = np.clip(TAU_GRID * 0.8, 0, 1)
+    ...     return Record(f"{fam}{i}", fam, 0.5, "ensemble", 1.0, 0.01, np.zeros(41),
+    ...                   np.zeros(41), cov, np.clip(TAU_GRID, 0, 1), observed=0.5,
+    ...                   features={"log_frac": -0.69})
+    >>> recs = [rec(f, i) for f in "abc" for i in range(3)]
+    >>> taus, oods = lofo_calibration(recs, ood_grid=(0.0,))
+    >>> sorted(oods["a"].items())
+    [('ensemble', 0.0)]
+    >>> round(taus[("a0", "ensemble", 0.5)], 1)
+    1.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from runcast.forecast._calibrate import Calibration
+from runcast.forecast._eval import CUTOFFS, Record, fit_calibration
+
+#: the out-of-distribution coefficients tried (0: no widening out of the box)
+OOD_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
+TauKey = tuple[str, str, float]
+
+
+def _family(r: Record) -> str:
+    return r.group or r.family
+
+
+def _miss(records: Sequence[Record], taus: Sequence[float]) -> float:
+    """The squared coverage miss, averaged over families (each family counts once)."""
+    by: dict[str, list[tuple[float, float]]] = {}
+    for r, t in zip(records, taus, strict=True):
+        by.setdefault(_family(r), []).append((r.cov80(t), r.cov95(t)))
+    misses = []
+    for cov in by.values():
+        c80, c95 = np.mean(cov, axis=0)
+        misses.append((c80 - 0.8) ** 2 + 4.0 * (c95 - 0.95) ** 2)
+    return float(np.mean(misses)) if misses else 0.0
+
+
+def choose_ood(
+    records: Sequence[Record],
+    cutoffs: Sequence[float] = CUTOFFS,
+    ood_grid: Sequence[float] = OOD_GRID,
+    *,
+    fit: Callable[[Sequence[Record]], Calibration] | None = None,
+) -> dict[str, float]:
+    """The OOD coefficient per method, chosen by leave-one-family-out within ``records``.
+
+    Each family's records get the ``log tau`` and box excess of a model fitted without that
+    family; per method, the grid value whose resulting coverage (averaged per family) is nearest
+    the 80% / 95% targets wins. With one family there is nothing held out: 0.
+    """
+    fit = fit or (lambda rs: fit_calibration(rs, cutoffs))
+    fams = sorted({_family(r) for r in records})
+    if len(fams) < 2 or len(ood_grid) == 1:
+        return {m: float(ood_grid[0]) for m in {r.method for r in records}}
+    base: dict[int, tuple[float, float]] = {}
+    for f in fams:
+        cal = fit([r for r in records if _family(r) != f])
+        probe = Calibration(cal.models, cal.ranges, {m: 1.0 for m in cal.models})
+        for i, r in enumerate(records):
+            if _family(r) == f and not r.failed:
+                lt = cal.log_tau(r.method, r.features)
+                base[i] = (lt, probe.log_tau(r.method, r.features) - lt)
+    out: dict[str, float] = {}
+    for m in sorted({r.method for r in records}):
+        idx = [i for i, r in enumerate(records) if r.method == m and i in base]
+        rs = [records[i] for i in idx]
+        if not rs:
+            continue
+
+        def miss(c: float, idx: list[int] = idx, rs: list[Record] = rs) -> float:
+            taus = [float(np.clip(np.exp(base[i][0] + c * base[i][1]), 0.02, 20.0)) for i in idx]
+            return _miss(rs, taus)
+
+        out[m] = float(min(ood_grid, key=miss))
+    return out
+
+
+def lofo_calibration(
+    records: Sequence[Record],
+    cutoffs: Sequence[float] = CUTOFFS,
+    ood_grid: Sequence[float] = OOD_GRID,
+) -> tuple[dict[TauKey, float], dict[str, dict[str, float]]]:
+    """Every record's ``tau`` from a calibration fitted and tuned without its family.
+
+    Returns ``(taus, oods)``: ``taus[(case, method, fraction)]``, and per held-out family the
+    OOD coefficients its model was given (chosen on the other families, :func:`choose_ood`).
+    """
+    taus: dict[TauKey, float] = {}
+    oods: dict[str, dict[str, float]] = {}
+    for g in sorted({_family(r) for r in records}):
+        train = [r for r in records if _family(r) != g]
+        cal = fit_calibration(train, cutoffs)
+        oods[g] = choose_ood(train, cutoffs, ood_grid)
+        cal = Calibration(cal.models, cal.ranges, oods[g])
+        for r in records:
+            if _family(r) == g:
+                taus[(r.case, r.method, r.fraction)] = cal.tau(r.method, r.observed, r.features)
+    return taus, oods
+
+
+def lofo_choice(
+    records: Sequence[Record],
+    candidates: Sequence[str],
+    tau_of: Callable[[Record], float],
+) -> dict[str, dict[float, str]]:
+    """Per held-out family and cut-off, the candidate with the best CRPS on the other families.
+
+    The score is the mean relative CRPS of the final value per family, averaged over families
+    (each family counts once, however many runs it has), at each record's own LOFO ``tau``;
+    a method that failed on a record scores that record as its CRPS would be 1 (100% off).
+    """
+    fams = sorted({_family(r) for r in records})
+    table: dict[tuple[str, str, float], list[float]] = {}
+    for r in records:
+        if r.method in candidates:
+            crps = 1.0 if r.failed else min(r.crps(tau_of(r)), 1.0)
+            table.setdefault((_family(r), r.method, r.fraction), []).append(crps)
+    fracs = sorted({r.fraction for r in records})
+    out: dict[str, dict[float, str]] = {}
+    for g in fams:
+        out[g] = {}
+        for fr in fracs:
+
+            def score(m: str, fr: float = fr, g: str = g) -> float:
+                vals = [np.mean(v) for (f, mm, ff), v in table.items()
+                        if f != g and mm == m and ff == fr]  # fmt: skip
+                return float(np.mean(vals)) if vals else np.inf
+
+            out[g][fr] = min(candidates, key=score)
+    return out
+
+
+def pick(choice: Mapping[str, Mapping[float, str]], family: str, fraction: float) -> str:
+    """The method chosen for ``family`` at ``fraction`` (the nearest cut-off's choice)."""
+    per = choice[family]
+    near = min(per, key=lambda f: abs(f - fraction))
+    return per[near]
