@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import runcast
-from runcast.demo import DemoConfig, Judged, StepInfo, final_level, train
+from runcast.demo import DemoConfig, Judged, StepInfo, train
 from runcast.errors import InvalidInputError
 
 TINY = {"batch": 8, "context": 16, "width": 32, "heads": 2, "layers": 1}
@@ -38,12 +38,6 @@ def test_judged_error_and_coverage() -> None:
     assert not Judged(20, 2.5, 2.4, 2.6, 2.0, "m").inside80
 
 
-def test_final_level_is_the_mean_of_the_last_two_percent() -> None:
-    v = np.r_[np.full(990, 5.0), np.arange(10.0)]
-    # 2% of 1000 = 20 points: ten 5.0 and 0..9
-    assert final_level(v) == pytest.approx((50 + 45) / 20)
-
-
 @pytest.mark.slow
 def test_train_records_the_run_and_judges_the_early_forecast(tmp_path: Path) -> None:
     cfg = DemoConfig(steps=120, seed=1, **TINY)  # type: ignore[arg-type]
@@ -64,12 +58,20 @@ def test_train_records_the_run_and_judges_the_early_forecast(tmp_path: Path) -> 
         assert store.keys(res.run_id) == ["loss", "lr", "val_loss"]
         # every step recorded, the same numbers the callback saw
         np.testing.assert_allclose(loss.value, [s.loss for s in seen])
-    assert res.final_loss == pytest.approx(final_level(loss.value))
+    # the loss reached is the one definition the report and the dashboard use too
+    assert res.final_loss == pytest.approx(runcast.report.reached(loss))
     # it learned: from ~ln(vocab)=4.5 to clearly lower in 120 tiny steps
     assert seen[0].loss > 4.0 and res.final_loss < 3.4
     j = res.judged
     assert j is not None and j.cutoff_step == 24 and j.actual == res.final_loss
     assert j.lo80 <= j.median <= j.hi80
+    # one forecast, one number: the report (and the dashboard, which calls the same
+    # forecast_band) shows exactly the interval the demo printed for the forecast at step 24
+    with runcast.open_store(res.db) as store:
+        band = runcast.report.build_report(store, [res.run_id], whatif=False).runs[0].band
+    assert band is not None and band.cutoff_step == j.cutoff_step
+    assert (band.final.median, band.final.lo80, band.final.hi80) == (j.median, j.lo80, j.hi80)
+    assert band.actual_final == j.actual
 
 
 def test_live_forecast_notes_failures_and_warnings_once() -> None:

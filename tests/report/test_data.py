@@ -8,7 +8,7 @@ import pytest
 from runcast import Curve, Schedule
 from runcast.errors import InvalidInputError
 from runcast.forecast import Forecast
-from runcast.report import auto_beta, band_data, curve_data, ema, lr_data, smoothed_final
+from runcast.report import auto_beta, band_data, curve_data, ema, lr_data, reached, trend
 from runcast.report._data import thin_indices
 
 
@@ -97,12 +97,41 @@ def test_band_data_reads_the_forecast_quantiles() -> None:
     assert b.actual_final == 400.0
 
 
-def test_smoothed_final_averages_the_last_points() -> None:
-    c = Curve(np.arange(1000), np.r_[np.full(980, 9.0), np.full(20, 2.0)])
-    # the last 2% = 20 points, all 2.0
-    assert smoothed_final(c) == 2.0
+def trend_reference(step: np.ndarray, value: np.ndarray, h: int) -> list[float]:
+    """Plain loop: per point, np.polyfit's line through the points up to h either side."""
+    out = []
+    for i in range(len(value)):
+        a, b = max(0, i - h), min(len(value), i + h + 1)
+        slope, icpt = np.polyfit(step[a:b].astype(float), value[a:b], 1)
+        out.append(float(slope * step[i] + icpt))
+    return out
+
+
+@pytest.mark.parametrize("spacing", ["even", "uneven"])
+def test_trend_is_a_local_line_fit(spacing: str) -> None:
+    rng = np.random.default_rng(0)
+    step = np.arange(0, 3000, 10) if spacing == "even" else np.unique(rng.integers(0, 9000, 300))
+    value = 2.0 + 5.0 * (step / 100.0 + 1.0) ** -0.5 + rng.normal(0, 0.05, step.size)
+    h = int(np.ceil(0.02 * step.size))  # 2% of the points either side
+    # the fast version (moving average inside, fits at the ends) against the plain loop
+    np.testing.assert_allclose(
+        trend(Curve(step, value)), trend_reference(step, value, h), rtol=1e-9, atol=1e-9
+    )
+
+
+def test_reached_is_the_trend_at_the_last_step_not_a_lagging_mean() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(3000)
+    truth = 1.0 + 0.3 * np.clip(2999 - t, 0, 600) / 600  # a cooldown still falling at the end
+    c = Curve(t, truth + rng.normal(0, 0.02, t.size))
+    # the mean of the last 2% lags ~0.015 above the end of a fall of 0.0005 a step; the trend
+    # ends where the curve does, within its noise (2 sd of a line's end through 61 points)
+    assert float(np.mean(c.value[-60:])) > 1.012
+    assert reached(c) == pytest.approx(1.0, abs=2 * 0.02 * (4 / 61) ** 0.5)
+    # NaN points are left out; a curve with none finite has reached nothing
+    assert reached(Curve([0, 1, 2], [3.0, np.nan, 3.0])) == 3.0
     with pytest.raises(InvalidInputError, match="no finite"):
-        smoothed_final(Curve([0, 1], [np.nan, np.nan], name="x"))
+        reached(Curve([0, 1], [np.nan, np.nan], name="x"))
 
 
 def thin_reference(values: np.ndarray, max_points: int) -> list[int]:

@@ -26,7 +26,7 @@ def _summary(res: DemoResult, report: Path | None) -> None:
 
     console.print(
         f"\nTrained a {res.n_params:,}-parameter char transformer for {res.steps} steps in "
-        f"{res.seconds:.0f} s. Final training loss (mean of the last 2% of steps): "
+        f"{res.seconds:.0f} s. Training loss reached (its trend at the last step): "
         f"[bold]{res.final_loss:.4f}[/]"
         + (f", validation loss {res.final_val_loss:.4f}." if res.final_val_loss else ".")
     )

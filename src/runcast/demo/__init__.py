@@ -10,6 +10,6 @@ Example:
     200
 """
 
-from runcast.demo._train import DemoConfig, DemoResult, Judged, StepInfo, final_level, train
+from runcast.demo._train import DemoConfig, DemoResult, Judged, StepInfo, train
 
-__all__ = ["DemoConfig", "DemoResult", "Judged", "StepInfo", "final_level", "train"]
+__all__ = ["DemoConfig", "DemoResult", "Judged", "StepInfo", "train"]

@@ -9,7 +9,6 @@ at the end it is compared with the loss the run actually reached.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -113,8 +112,9 @@ class StepInfo:
 class Judged:
     """The forecast made at ``cutoff_step`` against the loss reached at the end.
 
-    ``actual`` is the mean training loss of the last 2% of steps (at least 5): the per-step loss
-    is noisy, and the forecast's median estimates that smoothed level, not one minibatch.
+    ``actual`` is the loss the run reached: its trend at the last step
+    (:func:`runcast.report.reached`, the same number the report and the dashboard show). The
+    per-step loss is noisy, and the forecast is of that trend, not of one minibatch.
     """
 
     cutoff_step: int
@@ -152,17 +152,6 @@ class DemoResult:
     notes: list[str] = field(default_factory=list)
 
 
-def final_level(values: np.ndarray[Any, Any]) -> float:
-    """Mean of the last 2% of a noisy per-step curve (at least 5 points), ignoring NaN.
-
-    Example:
-        >>> final_level(np.array([5.0] * 95 + [1.0, 3.0, 2.0, 1.0, 3.0]))
-        2.0
-    """
-    k = max(5, math.ceil(0.02 * values.size))
-    return float(np.nanmean(values[-k:]))
-
-
 def _live_forecast(
     steps: list[int], losses: list[float], sched: Schedule, notes: list[str]
 ) -> Forecast | None:
@@ -171,17 +160,15 @@ def _live_forecast(
     Warnings and failures go to ``notes`` (each message once) instead of the terminal, where
     they would tear up the progress bar forty times a run; the CLI prints them at the end.
     """
-    from runcast.forecast import forecast
-    from runcast.report._build import FORECAST_ERRORS
+    from runcast.report._build import FORECAST_ERRORS, trend_forecast
 
     curve = Curve(steps, losses, schedule=sched, name="loss")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            # noise=False: the demo judges the final *smoothed* loss, not one noisy step
-            fc: Forecast | None = forecast(
-                curve, until=int(sched.total or 0) - 1, schedule=sched, noise=False
-            )
+            # the report's and the dashboard's own call: the forecast made at the cut-off is the
+            # same number in the summary, the report and the dashboard
+            fc: Forecast | None = trend_forecast(curve, sched, int(sched.total or 0) - 1)
         except FORECAST_ERRORS as err:
             # too early, or a fit that failed: keep the last good forecast, keep training
             caught_msg = f"step {steps[-1]}: no forecast ({err})"
@@ -280,7 +267,9 @@ def train(
                 on_step(StepInfo(step, cfg.steps, value, lr, live, val_loss))
         sample = _sample(model, data, cfg, torch)
         run_id = str(run.id)
-    actual = final_level(np.asarray(losses))
+    from runcast.report import reached
+
+    actual = reached(Curve(steps, losses, name="loss"))
     judged = None
     if judged_fc is not None:
         lo, hi = judged_fc.final.interval(0.8)

@@ -40,7 +40,8 @@ from runcast.report._data import (
     curve_data,
     ema,
     lr_data,
-    smoothed_final,
+    reached,
+    trend,
 )
 from runcast.report._whatif import Scenario, WhatIfData, alternative_schedules, whatif_data
 
@@ -88,8 +89,9 @@ __all__ = [
     "forecast_band",
     "lr_data",
     "planned_total",
+    "reached",
     "run_schedule",
-    "smoothed_final",
+    "trend",
     "whatif_data",
     "write_html",
     "write_png",

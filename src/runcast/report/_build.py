@@ -15,6 +15,7 @@ import numpy as np
 
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError, MetricNotFoundError, RuncastError, ScheduleError
+from runcast.forecast import Forecast
 from runcast.report._data import (
     BandData,
     CurveData,
@@ -22,7 +23,7 @@ from runcast.report._data import (
     band_data,
     curve_data,
     lr_data,
-    smoothed_final,
+    reached,
 )
 from runcast.report._whatif import WhatIfData, whatif_data
 from runcast.schedules import Schedule
@@ -120,7 +121,7 @@ def forecast_band(
     finished: bool,
     cutoff: float = 0.2,
 ) -> BandData:
-    """The forecast band of a run.
+    """The forecast band of a run's trend (see :func:`trend_forecast`).
 
     A run still training is forecast from its last step to its planned end. A finished run is
     forecast from ``cutoff`` of its length, so the picture shows the forecast against what
@@ -132,8 +133,6 @@ def forecast_band(
         >>> b.cutoff_step, b.final.step, b.actual_final
         (49, 99, None)
     """
-    import runcast
-
     data = curve.finite()
     if len(data) == 0:
         raise InvalidInputError(f"The curve {curve.name!r} has no finite points to forecast from.")
@@ -147,15 +146,33 @@ def forecast_band(
         # cutoff of the steps run (0..last): 20% of a 1500-step run is step 300, as in the demo
         cut = int(cutoff * (last + 1))
         start = data.until(cut)
-        actual: float | None = smoothed_final(data)
+        actual: float | None = reached(data)
     else:
         cut, start, actual = data.last_step, data, None
     if last <= cut:
         raise InvalidInputError(
             f"Nothing to forecast: the run is at step {cut} and its planned end is step {last}."
         )
-    fc = runcast.forecast(start, until=last, schedule=schedule)
-    return band_data(fc, cut, actual)
+    return band_data(trend_forecast(start, schedule, last), cut, actual)
+
+
+def trend_forecast(curve: Curve, schedule: Schedule | None, until: int) -> Forecast:
+    """The forecast every picture of a run shows: of its trend (``noise=False``), seeded.
+
+    The band is of the trend, not of single noisy points: a per-step training loss's own noise
+    made the band's edges jagged and wide, while the final value it is judged against
+    (:func:`~runcast.report.reached`) is a trend too. One call, so the demo's summary, the
+    report and the dashboard show the same numbers for the same run (the forecast is seeded).
+
+    Example:
+        >>> c = Curve(np.arange(50), 2.0 + 3.0 / np.sqrt(np.arange(50) + 1.0), name="loss")
+        >>> a, b = trend_forecast(c, None, 99), trend_forecast(c, None, 99)
+        >>> a.final.interval(0.8) == b.final.interval(0.8)
+        True
+    """
+    import runcast
+
+    return runcast.forecast(curve, until=until, schedule=schedule, noise=False, seed=0)
 
 
 def build_panel(
@@ -218,7 +235,7 @@ def build_panel(
         lr,
         band,
         what,
-        smoothed_final(curve) if len(curve.finite()) else float("nan"),
+        reached(curve) if len(curve.finite()) else float("nan"),
         tuple(notes),
     )
 
