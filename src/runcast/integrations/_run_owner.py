@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from runcast.errors import InvalidInputError, RuncastWarning
+from runcast.integrations._plan import PLAN_KEY, config_update
 from runcast.steer._decision import Decision
 
 _log = logging.getLogger("runcast.integrations")
@@ -123,6 +124,33 @@ class RunOwner:
         """Finish the run if this object started it (a given run is the caller's to finish)."""
         if self._own_run and self.run is not None:
             self.run.finish()
+
+    def record_plan(self, plan: Mapping[str, Any]) -> None:
+        """Add the planned schedule to a run that was given (an own run gets it at start)."""
+        if plan and self.run is not None and not self._own_run and PLAN_KEY not in self.run.config:
+            config_update(self.run, plan)
+
+    def append_after_finish(self, values: Mapping[str, float], step: int) -> bool:
+        """Record ``values`` into this object's own run after it finished; False for a given
+        run (the caller's to finish, and maybe already closed on purpose).
+
+        ``trainer.evaluate()`` after ``train()`` is how nearly everyone evaluates: its numbers
+        belong to the run that was just trained, at its last step. The run's status stays
+        finished; its points are written straight into the store.
+        """
+        if not self._own_run or self.run is None or not getattr(self.run, "enabled", False):
+            return False
+        import runcast
+        from runcast.store._writer import Series
+
+        store = runcast.open_store(self.run.db)
+        try:
+            with store.writer(self.run.id) as writer:
+                batch = {k: Series.of([step], [v]) for k, v in values.items()}
+                writer.write(batch, heartbeat=False)
+        finally:
+            store.close()
+        return True
 
     def decide(self, rule: Callable[[], Decision | None], step: int) -> Decision | None:
         """``rule()``, or None with a warning (once per callback) if it raises.

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import numbers
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ require("transformers", extra="hf", purpose="for runcast.integrations.hf")
 from transformers import TrainerCallback  # noqa: E402  (after require: names the extra)
 
 from runcast.integrations._history import history_curve  # noqa: E402
+from runcast.integrations._plan import PLAN_KEY, plan_entry  # noqa: E402
 from runcast.integrations._run_owner import RunOwner, torch_broadcast  # noqa: E402
 from runcast.integrations._schedulefree import in_train_mode, set_mode  # noqa: E402
 
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from runcast.curve import Curve
 
 _RENAME = {"learning_rate": "lr"}
+_log = logging.getLogger("runcast.integrations.hf")
 
 
 class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
@@ -99,8 +102,13 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
         """Start the runcast run on the main process (a new one for each ``train()``)."""
         if self.release_finished_run():
             self._steps, self._values, self._logs_seen = [], [], 0
-        if self.run is None and state.is_world_process_zero:
-            self.start_run(self.name or args.run_name, args.to_sanitized_dict())
+        if not state.is_world_process_zero:
+            return
+        plan = _trainer_plan(args, state, kwargs.get("lr_scheduler"))
+        if self.run is None:
+            self.start_run(self.name or args.run_name, {**args.to_sanitized_dict(), **plan})
+        else:
+            self.record_plan(plan)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
@@ -111,16 +119,18 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
         # dropped without a word
         found = {_RENAME.get(k, k): _number(v) for k, v in logs.items()}
         values = {k: v for k, v in found.items() if v is not None}
+        step = int(state.global_step)
         if self.run is None and state.is_world_process_zero and values:
             # trainer.evaluate() without train(): on_train_begin never came, and the eval
             # metrics were lost; the run is finished when the process exits
             self.start_run(self.name or args.run_name, args.to_sanitized_dict())
         if self.run is not None and self.run.finished and values:
-            # trainer.evaluate() after train(): the run was finished at the end of training and
-            # run.log raised StoreError out of evaluate()
-            self._warn_after_finish(values)
+            # trainer.evaluate() after train(): its numbers go into the run just trained, at its
+            # last step (a run given by the user and finished by them is left alone, with a word)
+            if not (state.is_world_process_zero and self.append_after_finish(values, step)):
+                self._warn_after_finish(values)
         elif self.run is not None and state.is_world_process_zero and values:
-            self.run.log(values, step=int(state.global_step))
+            self.run.log(values, step=step)
         value = _number(logs.get(self.stop_metric))
         if self.stop_rule is None or value is None:
             return
@@ -203,6 +213,30 @@ class RuncastCallback(RunOwner, TrainerCallback):  # type: ignore[misc]
                 stacklevel=2,
             )
         self.finish_run()
+
+
+def _trainer_plan(args: Any, state: Any, lr_scheduler: Any) -> dict[str, Any]:
+    """``{"runcast_plan": ...}``: the Trainer's own scheduler sampled over its ``max_steps``.
+
+    In the Trainer's step numbering: the LR at step ``s`` is the one it logs at global step
+    ``s`` (after ``s`` scheduler steps), so the plan covers steps 0 to ``max_steps``. Empty
+    when it cannot be known (no scheduler, an open-ended run, a plateau scheduler).
+    """
+    max_steps = int(getattr(state, "max_steps", 0) or 0)
+    if lr_scheduler is None or max_steps < 1:
+        return {}
+    from runcast.errors import RuncastError
+    from runcast.schedules._torch import planned_lrs
+
+    try:
+        lrs = planned_lrs(lr_scheduler, max_steps + 1)
+    except (RuncastError, TypeError, ValueError, AttributeError) as err:
+        _log.info("runcast records no planned schedule for this Trainer run: %s", err)
+        return {}
+    kind = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
+    warmup = args.get_warmup_steps(max_steps) if hasattr(args, "get_warmup_steps") else "?"
+    source = f"transformers Trainer: {kind}, warmup {warmup}, max_steps {max_steps}"
+    return {PLAN_KEY: plan_entry(lrs, source)}
 
 
 def _number(v: Any) -> float | None:

@@ -31,7 +31,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau  # noqa: E40
 if TYPE_CHECKING:
     from runcast.schedules._base import Schedule
 
-__all__ = ["ScheduleLR", "sample_torch"]
+__all__ = ["ScheduleLR", "planned_lrs", "sample_torch"]
 
 
 class ScheduleLR(LRScheduler):
@@ -228,3 +228,40 @@ def sample_torch(
             if t + 1 < total:
                 sched.step()
     return out
+
+
+def planned_lrs(scheduler: Any, total: int, *, group: int = 0) -> np.ndarray[Any, Any]:
+    """The LR of steps ``0 … total-1`` as ``scheduler`` plans them from its start.
+
+    A fresh scheduler is sampled on a copy (:func:`sample_torch`). One already stepped (a
+    trainer resumed from a checkpoint loads the scheduler's state before training starts) is
+    read in closed form where its kind has one (``LambdaLR``, what Hugging Face's schedulers
+    are); any other stepped scheduler cannot be replayed from its start and raises. Wrappers
+    that hold the scheduler as ``.scheduler`` (Accelerate's) are unwrapped.
+
+    Example:
+        >>> import torch
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        >>> sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 / (1 + t))
+        >>> opt.step(); sched.step()
+        >>> planned_lrs(sched, 3).tolist()
+        [1.0, 0.5, 0.3333333333333333]
+    """
+    from torch.optim.lr_scheduler import LambdaLR
+
+    inner = scheduler
+    while not isinstance(inner, LRScheduler) and hasattr(inner, "scheduler"):
+        inner = inner.scheduler
+    if isinstance(inner, LRScheduler) and inner.last_epoch == 0:
+        return sample_torch(inner, total, group=group)
+    if isinstance(inner, LambdaLR):
+        if total <= 0:
+            raise ScheduleError(f"total must be positive, but got {total=}.")
+        fn = inner.lr_lambdas[group] if group < len(inner.lr_lambdas) else inner.lr_lambdas[0]
+        base = float(inner.base_lrs[group])
+        return np.array([base * float(fn(t)) for t in range(int(total))], dtype=np.float64)
+    raise ScheduleError(
+        f"The {type(inner).__name__} has been stepped {getattr(inner, 'last_epoch', '?')} "
+        "times already, so its planned LRs cannot be replayed from step 0; record the plan "
+        "before training starts, or pass a runcast Schedule."
+    )
