@@ -74,7 +74,8 @@ class Report(NamedTuple):
 
 
 def run_schedule(config: Mapping[str, Any], lr: Curve | None = None) -> Schedule | None:
-    """The run's LR schedule: ``config["schedule"]`` if set, else the logged ``lr`` metric.
+    """The run's LR schedule: the recorded plan (``config["runcast_plan"]``), else
+    ``config["schedule"]``, else the logged ``lr`` metric where it covers the planned length.
 
     A logged LR is interpolated to every step from 0 to its last step.
 
@@ -84,17 +85,11 @@ def run_schedule(config: Mapping[str, Any], lr: Curve | None = None) -> Schedule
         >>> run_schedule({}, Curve([0, 2], [1.0, 3.0])).array().tolist()
         [1.0, 2.0, 3.0]
     """
-    spec = config.get("schedule")
-    if isinstance(spec, str):
-        return Schedule.from_string(spec)
-    if isinstance(spec, Mapping):
-        return Schedule.from_spec(spec)
-    if lr is not None:
-        ok = lr.finite()
-        if len(ok) >= 2:
-            every = np.arange(ok.last_step + 1)
-            return Schedule.from_array(np.interp(every, ok.step, ok.value))
-    return None
+    # the plan an integration recorded, a spec, or the logged lr when it covers the planned
+    # length (the lr logged so far is not the plan: runcast.integrations._plan)
+    from runcast.integrations._plan import planned_schedule
+
+    return planned_schedule(config, lr).schedule
 
 
 def planned_total(config: Mapping[str, Any], schedule: Schedule | None) -> int | None:
