@@ -49,7 +49,10 @@ function renderRuns() {
     if (sel) tr.classList.add("selected");
     const fc = r.forecast
       ? `${fmt(r.forecast.median)} <span class="muted">[${fmt(r.forecast.lo80)}, ${fmt(r.forecast.hi80)}] at step ${r.forecast.step}</span>`
-      : `<span class="muted">${r.forecast_note ? "—" : "…"}</span>`;
+      : r.forecast_note
+        // the reason there is no forecast, on the page (not only in a tooltip)
+        ? `<span class="muted note">${escapeHTML(r.forecast_note)}</span>`
+        : `<span class="muted">…</span>`;
     const sw = sel ? `<span class="swatch" style="background:${colour(r.id)}"></span>` : "";
     tr.innerHTML = `<td><input type="checkbox" ${sel ? "checked" : ""}></td>` +
       `<td>${sw}${escapeHTML(r.name)}</td><td><code>${escapeHTML(r.id)}</code></td>` +
@@ -203,6 +206,16 @@ async function pollCurves() {
 
 async function refreshBands() {
   const div = document.getElementById("curves");
+  const notes = [];
+  try {
+    await drawBands(div, notes);
+  } finally {
+    // a plotted run without a band says why, under the plot
+    document.getElementById("notes").textContent = notes.join("  ");
+  }
+}
+
+async function drawBands(div, notes) {
   for (const id of [...state.selected]) {
     const s = state.series[id];
     if (!s) continue;
@@ -212,6 +225,7 @@ async function refreshBands() {
     } catch (err) {
       continue;
     }
+    if (b.note) notes.push(`${(state.runs.find((r) => r.id === id) || { name: id }).name}: ${b.note}`);
     if (!b.step || state.series[id] !== s) continue;
     const stamp = `${b.cutoff_step}:${b.step.length}:${b.final.median}`;
     if (s.band === stamp) continue;
