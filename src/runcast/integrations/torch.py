@@ -67,6 +67,13 @@ class TrainingMonitor:
         every: record on every ``every``-th call only (returns ``{}`` otherwise).
         scale_invariant: the parameters whose effective LR to track; default: found from the
             first forward pass (see the module doc).
+        noise_scale: a :class:`runcast.steer.GradientNoiseScale` to feed each optimizer step,
+            logged as ``noise_scale`` (with ``batch_size``): micro-batch against accumulated
+            gradient, or under ``DistributedDataParallel`` this rank's gradient against the
+            all-reduced one (a communication hook; no extra backward or communication). Call
+            :meth:`record` once per optimizer step, after the last backward, before clipping.
+        batch_size: examples (or tokens) in one micro-batch on one rank; needed with
+            ``noise_scale``.
 
     Call :meth:`record` after ``loss.backward()`` and before ``optimizer.zero_grad()``.
     """
@@ -79,6 +86,8 @@ class TrainingMonitor:
         *,
         every: int = 1,
         scale_invariant: list[Any] | None = None,
+        noise_scale: Any = None,
+        batch_size: float | None = None,
     ) -> None:
         self._torch = require("torch", extra="torch", purpose="for TrainingMonitor")
         if every < 1:
@@ -109,6 +118,12 @@ class TrainingMonitor:
                 self._group_of[id(p)] = gi
         if not self._traced:
             self._install_trace()
+        self._noise: Any = None
+        if noise_scale is not None:
+            from runcast.integrations._noise_probe import NoiseProbe, check_batch_size
+
+            size = check_batch_size(batch_size)
+            self._noise = NoiseProbe(model, self._params, noise_scale, size)
 
     # --- finding scale-invariant weights on the first forward ---------------------------------
     def _install_trace(self) -> None:
@@ -154,6 +169,8 @@ class TrainingMonitor:
         if not self._traced:
             self._finish_trace()
         self._calls += 1
+        # the noise probe sums every step's norms, whether or not this call is recorded
+        noise = self._noise.step() if self._noise is not None else {}
         if (self._calls - 1) % self.every:
             return {}
         torch = self._torch
@@ -177,6 +194,7 @@ class TrainingMonitor:
                 # a weight at norm 0 (zero-initialised) has no effective LR yet: leave it out
                 # of the mean rather than log inf; all of them at 0 gives NaN (nanmean)
                 out["eff_lr"] = torch.nanmean(torch.where(torch.isinf(eff_all), torch.nan, eff_all))
+        out.update(noise)
         if self.run is not None:
             self.run.log(out, step=step)
         return out

@@ -21,6 +21,7 @@ Example:
 
 from runcast.steer._decision import Decision
 from runcast.steer._guard import InstabilityGuard, robust_z
+from runcast.steer._noise import GradientNoiseScale
 from runcast.steer._peers import analog_forecast, peer_forecast
 from runcast.steer._plateau import PlateauDetector
 from runcast.steer._prune import PruneRule, default_forecaster, prune_decision
@@ -29,6 +30,7 @@ from runcast.steer._transformer import TransformerMonitor, z_loss
 
 __all__ = [
     "Decision",
+    "GradientNoiseScale",
     "InstabilityGuard",
     "PlateauDetector",
     "PruneRule",
