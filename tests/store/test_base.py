@@ -1,4 +1,4 @@
-"""The Store interface's shared methods, checked on the SQLite store."""
+"""The Store interface's shared methods, checked on the SQLite and the PostgreSQL store."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from runcast import Curve
 from runcast.store import Series, Store, open_store
 
 
-def test_the_default_store_implements_the_interface(db_path: Path) -> None:
-    with open_store(db_path) as store:
+def test_the_default_store_implements_the_interface(store_db: Path | str) -> None:
+    with open_store(store_db) as store:
         assert isinstance(store, Store)
 
 
@@ -24,13 +24,13 @@ def test_the_default_store_implements_the_interface(db_path: Path) -> None:
     ],
 )
 def test_curve_sorts_and_deduplicates(
-    db_path: Path,
+    store_db: Path | str,
     steps: list[int],
     values: list[float],
     expected_steps: list[int],
     expected_values: list[float],
 ) -> None:
-    with open_store(db_path) as store:
+    with open_store(store_db) as store:
         run = store.create_run()
         with store.writer(run.id) as w:
             w.write({"loss": Series.of(steps, values)})
@@ -40,8 +40,8 @@ def test_curve_sorts_and_deduplicates(
         assert curve.value.tolist() == expected_values
 
 
-def test_curves_reads_every_metric(db_path: Path) -> None:
-    with open_store(db_path) as store:
+def test_curves_reads_every_metric(store_db: Path | str) -> None:
+    with open_store(store_db) as store:
         run = store.create_run()
         with store.writer(run.id) as w:
             w.write({"b": Series.of([0], [1.0]), "a": Series.of([0, 1], [2.0, 3.0])})
@@ -51,8 +51,8 @@ def test_curves_reads_every_metric(db_path: Path) -> None:
         assert list(store.curves(run.id, ["b"])) == ["b"]
 
 
-def test_a_closed_store_says_so(db_path: Path) -> None:
-    store = open_store(db_path)
+def test_a_closed_store_says_so(store_db: Path | str) -> None:
+    store = open_store(store_db)
     store.close()
     store.close()  # idempotent
     with pytest.raises(Exception, match="closed"):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from runcast.errors import RuncastError
-from runcast.store import Series, SQLiteStore, open_store
+from runcast.store import Series, SQLStore, open_store
 
 NAMES = ["a", "a", "λ ü", "x" * 200, "%", "_", "'; DROP TABLE runs; --", "a b"]
 LOOKUPS = ["", "%", "_", "'", "\\", "zz", "a%", "λ"]
@@ -28,7 +28,7 @@ STEPS: list[Any] = [[0, 1, 2], [5, 3, 5], [2**63 - 1], [2**63], [-1], ["a"], []]
 Model = dict[str, dict[str, dict[int, float]]]
 
 
-def _write(store: SQLiteStore, model: Model, rng: np.random.Generator) -> None:
+def _write(store: SQLStore, model: Model, rng: np.random.Generator) -> None:
     run = str(rng.choice(sorted(model)))
     key = str(rng.choice(["loss", "acc", "λ/ü", ""]))
     steps = STEPS[int(rng.integers(len(STEPS)))]
@@ -42,7 +42,7 @@ def _write(store: SQLiteStore, model: Model, rng: np.random.Generator) -> None:
             points[s] = v  # the later write of a step wins
 
 
-def _op(store: SQLiteStore, model: Model, rng: np.random.Generator) -> None:
+def _op(store: SQLStore, model: Model, rng: np.random.Generator) -> None:
     roll = rng.random()
     if roll < 0.2 or not model:
         config = CONFIGS[int(rng.integers(len(CONFIGS)))]
@@ -75,7 +75,7 @@ def _op(store: SQLiteStore, model: Model, rng: np.random.Generator) -> None:
             assert got.step.tolist() == sorted(s for s in pts if s > since)
 
 
-def _check(db: Path, model: Model) -> None:
+def _check(db: Path | str, model: Model) -> None:
     with open_store(db) as store:  # a second connection sees exactly the model
         assert sorted(r.id for r in store.runs()) == sorted(model)
         for run, keys in model.items():
@@ -88,10 +88,10 @@ def _check(db: Path, model: Model) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_random_store_operations_are_exact_or_refused(seed: int, db_path: Path) -> None:
+def test_random_store_operations_are_exact_or_refused(seed: int, store_db: Path | str) -> None:
     rng = np.random.default_rng(seed)
-    store = open_store(db_path)
-    assert isinstance(store, SQLiteStore)
+    store = open_store(store_db)
+    assert isinstance(store, SQLStore)
     model: Model = {}
     errors: list[str] = []
     for _ in range(60):
@@ -99,7 +99,7 @@ def test_random_store_operations_are_exact_or_refused(seed: int, db_path: Path) 
             _op(store, model, rng)
         except RuncastError as err:
             errors.append(str(err))
-        _check(db_path, model)
+        _check(store_db, model)
     store.close()
     assert model and errors  # both outcomes were exercised
     assert all(len(e) > 30 for e in errors), errors  # each error says what was wrong

@@ -1,25 +1,27 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from runcast.errors import InvalidInputError, RunNotFoundError, StoreError
-from runcast.store import Series, SQLiteStore, open_store
+from runcast.store import Series, SQLiteStore, SQLStore, open_store
+from runcast.store import _pg_writer as pg_writer
 from runcast.store._writer import CHUNK_POINTS, RunWriter
 
 
 @pytest.fixture
-def store(db_path: Path) -> SQLiteStore:
-    s = open_store(db_path)
-    assert isinstance(s, SQLiteStore)
-    return s
+def store(store_db: Path | str) -> Iterator[SQLStore]:
+    """An SQLite store, then a PostgreSQL one: every writer test runs on both writers."""
+    with open_store(store_db) as s:
+        yield s
 
 
-def _n_chunks(store: SQLiteStore) -> int:
-    return int(store.conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+def _n_chunks(store: SQLStore) -> int:
+    return int(store._fetch("SELECT count(*) FROM chunks")[0][0])
 
 
 def test_series_of_stores_inf_as_missing_and_broadcasts_wall() -> None:
@@ -29,7 +31,7 @@ def test_series_of_stores_inf_as_missing_and_broadcasts_wall() -> None:
     assert s.wall.tolist() == [5.0, 5.0, 5.0]
 
 
-def test_small_flushes_grow_one_chunk_instead_of_many(store: SQLiteStore) -> None:
+def test_small_flushes_grow_one_chunk_instead_of_many(store: SQLStore) -> None:
     info = store.create_run()
     with store.writer(info.id) as w:
         for i in range(300):  # a slow run: one point per flush
@@ -38,7 +40,7 @@ def test_small_flushes_grow_one_chunk_instead_of_many(store: SQLiteStore) -> Non
     assert store.curve(info.id, "loss").step.tolist() == list(range(300))
 
 
-def test_big_batches_are_split_into_full_chunks(store: SQLiteStore) -> None:
+def test_big_batches_are_split_into_full_chunks(store: SQLStore) -> None:
     info = store.create_run()
     n = CHUNK_POINTS * 2 + 10
     with store.writer(info.id) as w:
@@ -49,7 +51,7 @@ def test_big_batches_are_split_into_full_chunks(store: SQLiteStore) -> None:
     assert len(c) == n + 1 and (c.value == c.step).all()
 
 
-def test_a_step_written_twice_reads_as_the_later_value(store: SQLiteStore) -> None:
+def test_a_step_written_twice_reads_as_the_later_value(store: SQLStore) -> None:
     info = store.create_run()
     with store.writer(info.id) as w:
         w.write({"loss": Series.of([0, 1, 2], [3.0, 2.0, 1.0])})
@@ -66,17 +68,30 @@ def test_a_ragged_series_is_refused() -> None:
 
 
 def test_a_failed_write_leaves_nothing_half_written(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+    store: SQLStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     info = store.create_run()
-    real = RunWriter._append
+    if isinstance(store, SQLiteStore):
+        real = RunWriter._append
 
-    def fail_on_second(self: RunWriter, metric_id: int, series: Series) -> object:
-        if metric_id > 1:  # the second metric of the batch: simulate a disk error mid-way
-            raise sqlite3.OperationalError("database or disk is full")
-        return real(self, metric_id, series)
+        def fail_on_second(self: RunWriter, metric_id: int, series: Series) -> object:
+            if metric_id > 1:  # the second metric of the batch: simulate a disk error mid-way
+                raise sqlite3.OperationalError("database or disk is full")
+            return real(self, metric_id, series)
 
-    monkeypatch.setattr(RunWriter, "_append", fail_on_second)
+        monkeypatch.setattr(RunWriter, "_append", fail_on_second)
+    else:
+        import psycopg
+
+        real_row = pg_writer._summary_row
+
+        def fail_after_first(metric_id: int, series: Series) -> tuple[object, ...]:
+            # the batch's chunks are sent; its summaries fail mid-way, as a full disk would
+            if metric_id > 1:
+                raise psycopg.errors.DiskFull("could not extend file: disk is full")
+            return real_row(metric_id, series)
+
+        monkeypatch.setattr(pg_writer, "_summary_row", fail_after_first)
     with store.writer(info.id) as w, pytest.raises(StoreError, match="disk is full"):
         w.write({"good": Series.of([0], [1.0]), "bad": Series.of([0], [2.0])})
     assert store.keys(info.id) == []  # the first series of the same batch was rolled back
@@ -84,13 +99,13 @@ def test_a_failed_write_leaves_nothing_half_written(
 
 
 def test_steady_medium_flushes_start_new_chunks_instead_of_rewriting_big_ones(
-    store: SQLiteStore,
+    store: SQLStore,
 ) -> None:
     info = store.create_run()
     with store.writer(info.id) as w:
         for lo in range(0, 20_000, 100):  # a fast run flushing 100 points at a time
             w.write({"x": Series.of(np.arange(lo, lo + 100), np.zeros(100))})
-    sizes = [r[0] for r in store.conn.execute("SELECT n FROM chunks ORDER BY id")]
+    sizes = [r[0] for r in store._fetch("SELECT n FROM chunks ORDER BY id")]
     # growing stops once the tail holds 1/8 of a chunk and 8x the batch: each flush rewrites
     # at most ~1,100 points, and chunks stay large enough for fast reads
     assert max(sizes) == CHUNK_POINTS // 8 + 76  # 1024 reached at 1,100 = 11 batches
@@ -109,7 +124,7 @@ def test_series_of_refuses_steps_the_store_cannot_hold(step: list[object], match
 
 @pytest.mark.parametrize("key", ["", 5, None])
 def test_a_batch_with_a_key_that_is_not_a_name_is_refused_whole(
-    store: SQLiteStore, key: object
+    store: SQLStore, key: object
 ) -> None:
     info = store.create_run()
     with store.writer(info.id) as w, pytest.raises(InvalidInputError, match="non-empty strings"):
@@ -118,7 +133,7 @@ def test_a_batch_with_a_key_that_is_not_a_name_is_refused_whole(
 
 
 def test_writing_to_a_run_deleted_meanwhile_is_refused_and_leaves_no_orphans(
-    store: SQLiteStore,
+    store: SQLStore,
 ) -> None:
     # the writer's cached metric ids took the points into chunks that belonged to no run
     info = store.create_run()
@@ -128,4 +143,4 @@ def test_writing_to_a_run_deleted_meanwhile_is_refused_and_leaves_no_orphans(
         with pytest.raises(RunNotFoundError, match="was deleted from the store"):
             w.write({"loss": Series.of([1], [0.5])})
     assert _n_chunks(store) == 0
-    assert store.conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 0
+    assert store._fetch("SELECT count(*) FROM metrics")[0][0] == 0

@@ -1,6 +1,8 @@
 """The run store: runs, their config and status, and their metrics' points.
 
-SQLite in WAL mode is the embedded default (``./runcast.db``, or ``$RUNCAST_DB``, or ``db=``).
+SQLite in WAL mode is the embedded default (``./runcast.db``, or ``$RUNCAST_DB``, or ``db=``);
+a ``postgresql://`` URL in their place opens a PostgreSQL store that a team or a cluster shares
+(``pip install 'runcast[postgres]'``), and :func:`sync` copies runs recorded offline into it.
 Many processes may write to one store at once (sweep trials, DDP ranks); a process killed at any
 moment leaves a store that opens, with every point up to its last flush.
 
@@ -22,6 +24,8 @@ import os
 from pathlib import Path
 
 from runcast.store._base import Points, PointSink, Store
+from runcast.store._postgres import PostgresStore, is_url, redact
+from runcast.store._sql import SQLStore
 from runcast.store._sqlite import SQLiteStore
 from runcast.store._types import STATUSES, MetricSummary, RunInfo, Status
 from runcast.store._writer import Series
@@ -42,11 +46,28 @@ def default_path(db: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get("RUNCAST_DB") or DEFAULT_DB)
 
 
-def open_store(db: str | os.PathLike[str] | None = None, create: bool = True) -> Store:
+def default_db(db: str | os.PathLike[str] | None = None) -> Path | str:
+    """The store runcast uses, as :func:`default_path`, but a ``postgresql://`` URL (given, or
+    in ``$RUNCAST_DB``) stays the URL.
+
+    Example:
+        >>> default_db("postgresql://team@db/runs"), default_db("/tmp/x.db").name
+        ('postgresql://team@db/runs', 'x.db')
+    """
+    chosen = db if db is not None else os.environ.get("RUNCAST_DB")
+    if is_url(chosen):
+        assert isinstance(chosen, str)
+        return chosen
+    return default_path(db)
+
+
+def open_store(db: str | os.PathLike[str] | None = None, create: bool = True) -> SQLStore:
     """Open the run store at ``db`` (default ``$RUNCAST_DB`` or ./runcast.db).
 
     Args:
-        db: the store file. A missing file is created, unless ``create=False``.
+        db: the store file, or a ``postgresql://user:password@host/database`` URL (a team
+            store; needs ``runcast[postgres]``). A missing store is created (in PostgreSQL: a
+            schema ``runcast`` in that database), unless ``create=False``.
         create: with False, a missing store raises :class:`runcast.errors.StoreError`.
 
     Raises:
@@ -59,7 +80,10 @@ def open_store(db: str | os.PathLike[str] | None = None, create: bool = True) ->
         ...     store.runs()
         []
     """
-    return SQLiteStore(default_path(db), create=create)
+    where = default_db(db)
+    if isinstance(where, str):
+        return PostgresStore(where, create=create)
+    return SQLiteStore(where, create=create)
 
 
 __all__ = [
@@ -67,11 +91,16 @@ __all__ = [
     "MetricSummary",
     "PointSink",
     "Points",
+    "PostgresStore",
     "RunInfo",
+    "SQLStore",
     "SQLiteStore",
     "Series",
     "Status",
     "Store",
+    "default_db",
     "default_path",
+    "is_url",
     "open_store",
+    "redact",
 ]

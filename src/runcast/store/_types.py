@@ -28,6 +28,8 @@ class RunInfo:
         fork_step: the first step this run has that its parent also had (None if not a fork).
         last_step: the largest step recorded for any metric (None if no point yet).
         n_points: the number of points recorded, all metrics together.
+        host, pid: the machine and process that record the run (None when not known).
+        heartbeat: Unix time the run's writer last wrote or said it is alive.
 
     Example:
         >>> info = RunInfo(id="0a1b2c3d", name="base", project="default", status="finished")
@@ -46,6 +48,10 @@ class RunInfo:
     fork_step: int | None = None
     last_step: int | None = None
     n_points: int = 0
+    # who records the run: what tells a live run from a dead one (not part of its identity)
+    host: str | None = field(default=None, compare=False, repr=False)
+    pid: int | None = field(default=None, compare=False, repr=False)
+    heartbeat: float | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_fork(self) -> bool:

@@ -28,8 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from runcast.errors import InvalidInputError, RuncastWarning, StoreError
-from runcast.store import Status, default_path, open_store
-from runcast.store._sqlite import SQLiteStore
+from runcast.store import SQLStore, Status, default_db, open_store
 from runcast.track._args import check_init, file_id, short
 from runcast.track._values import MAX_STEP, REAL_DTYPES, TENSOR_TYPES, check_step, check_value
 from runcast.track._writer import BackgroundWriter
@@ -48,14 +47,14 @@ class Run:
     Attributes:
         id: the run's id in the store (changes if the run forks, see :meth:`log`).
         name, project, config: as given to :func:`runcast.init`.
-        db: the store file.
+        db: the store file (a ``postgresql://`` URL for a PostgreSQL store).
         enabled: False on a non-zero rank under torch.distributed (``log`` then does nothing).
         parent_id, fork_step: set when this run is a fork.
     """
 
     def __init__(
         self,
-        store: SQLiteStore | None,
+        store: SQLStore | None,
         run_id: str,
         name: str,
         project: str,
@@ -68,10 +67,11 @@ class Run:
         self.name = name
         self.project = project
         self.config = config
-        self.db: Path = store.path if store is not None else Path()
+        self.db: Path | str = store.location if store is not None else Path()
+        self._where = store.where if store is not None else ""  # a URL without its password
         # which file the store is: SQLite goes on writing into a file deleted or replaced under
         # it, so finish() compares, to say so instead of losing the points without a word
-        self._store_file = file_id(self.db) if store is not None else None
+        self._store_file = file_id(self.db) if isinstance(self.db, Path) and store else None
         self.enabled = store is not None
         self.parent_id: str | None = None
         self.fork_step: int | None = None
@@ -232,7 +232,7 @@ class Run:
             raise StoreError(f"Run {self.id}: the writer did not flush within {timeout} s.")
         if self._writer.error is not None:
             raise StoreError(
-                f"Run {self.id}: writing to {str(self.db)!r} failed ({self._writer.error}); "
+                f"Run {self.id}: writing to {self._where!r} failed ({self._writer.error}); "
                 "the points are kept in memory and retried."
             ) from self._writer.error
 
@@ -278,9 +278,9 @@ class Run:
             )
         if error is not None:
             raise StoreError(
-                f"Run {self.id}: some points could not be written to {str(self.db)!r}: {error}"
+                f"Run {self.id}: some points could not be written to {self._where!r}: {error}"
             ) from error
-        if self._store_file is not None and file_id(self.db) != self._store_file:
+        if self._store_file is not None and file_id(Path(self.db)) != self._store_file:
             raise StoreError(
                 f"Run {self.id}: the store file {str(self.db)!r} was deleted or replaced while "
                 "the run was recording, so the points written since then are not in it. Keep "
@@ -336,7 +336,8 @@ def init(
         project: groups runs (``runcast runs list --project``).
         name: a human name; default ``run-<id>``.
         config: hyper-parameters to record with the run (JSON-able; others stored as repr).
-        db: the store file; default ``$RUNCAST_DB`` or ./runcast.db.
+        db: the store file, or a ``postgresql://`` URL (a team store, ``runcast[postgres]``);
+            default ``$RUNCAST_DB`` or ./runcast.db.
         resume: the id (or name) of a run to continue. Steps continue after its last step. If
             it logs a step the run already has, the run forks: a new run (``parent_id``,
             ``fork_step`` set) gets a copy of the parent's points before that step, and
@@ -363,8 +364,7 @@ def init(
     if world > 1 and not rank_zero_only:
         name = f"{name or 'run'}/rank{rank}"
         cfg.update(rank=rank, world_size=world)
-    store = open_store(default_path(db))
-    assert isinstance(store, SQLiteStore)
+    store = open_store(default_db(db))
     try:
         if resume is not None:
             if store.run(resume).status == "running":
