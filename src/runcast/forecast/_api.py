@@ -44,9 +44,9 @@ from runcast.errors import (
     RuncastWarning,
     ScheduleError,
 )
+from runcast.forecast._bounds import with_bounds
 from runcast.forecast._calibrate import (
     RawForecast,
-from runcast.forecast._bounds import with_bounds
     default_calibration,
     features,
     refuse_below_zero,
@@ -277,9 +277,9 @@ def resolve_method(method: str, schedule: Schedule | None) -> str:
     return "pfn+ensemble" if "pfn+ensemble" in METHODS else "ensemble"
 
 
+@with_bounds  # within the metric's possible range: runcast.forecast._bounds
 def forecast(
     curve: Curve,
-@with_bounds  # within the metric's possible range: runcast.forecast._bounds
     until: int,
     schedule: Schedule | dict[str, Any] | str | None = None,
     method: str = "auto",
@@ -310,11 +310,11 @@ def forecast(
             False, the noise-free trend (e.g. the smoothed final loss).
         n_paths: sample paths in the forecast.
         seed: seeds the posterior sampling; the same inputs and seed give the same forecast.
-        **opts: method options; every method takes ``calibrate=False`` to skip the shipped
-            calibration (the method's own bands: ``tau = 1``, the PFN's raw spread).
         bounds: ``"auto"`` (default: from the curve's name and values, an accuracy in
             [0, 1], a loss above 0), ``(lo, hi)``, or None; a forecast that leaves them is
             made again on a log or logit scale (:mod:`runcast.forecast._bounds`).
+        **opts: method options; every method takes ``calibrate=False`` to skip the shipped
+            calibration (the method's own bands: ``tau = 1``, the PFN's raw spread).
 
     A constant curve gets a flat forecast and a :class:`~runcast.RuncastWarning`. A method
     whose median would take a positive loss to 0 or below raises
