@@ -24,6 +24,12 @@ budgets. Forecasts are cached in bench/_cache (``--fresh`` recomputes them).
     python bench/forecast_cutoff.py --quick          # mpl 100M + tdlt only, no MCMC
     python bench/forecast_cutoff.py --mcmc-grid --write-calibration
     python bench/forecast_cutoff.py --speed          # only the same-process timing table
+    python bench/forecast_cutoff.py --corpus         # leave-one-family-out on bench/corpus
+
+``--corpus`` is the judgement that counts: every family of the corpus (bench/corpus: generated
+runs of many kinds, and the public mpl/tdlt/pythia/OLMo/T5/OPT curves) is scored by a
+calibration fitted, an out-of-distribution coefficient chosen and an ``auto`` method picked
+without it (:mod:`runcast.forecast._lofo`), per family and pooled, beside the baselines.
 """
 
 from __future__ import annotations

@@ -123,6 +123,33 @@ def lofo_calibration(
     return taus, oods
 
 
+def _crps_table(
+    records: Sequence[Record], candidates: Sequence[str], tau_of: Callable[[Record], float]
+) -> dict[tuple[str, str, float], float]:
+    """Mean relative CRPS per (family, method, cut-off); a failed forecast scores 1 (100% off)."""
+    cells: dict[tuple[str, str, float], list[float]] = {}
+    for r in records:
+        if r.method in candidates:
+            crps = 1.0 if r.failed else min(r.crps(tau_of(r)), 1.0)
+            cells.setdefault((_family(r), r.method, r.fraction), []).append(crps)
+    return {k: float(np.mean(v)) for k, v in cells.items()}
+
+
+def _best(
+    table: Mapping[tuple[str, str, float], float],
+    candidates: Sequence[str],
+    fraction: float,
+    without: str | None,
+) -> str:
+    def score(m: str) -> float:
+        vals = [
+            v for (f, mm, ff), v in table.items() if f != without and mm == m and ff == fraction
+        ]
+        return float(np.mean(vals)) if vals else np.inf
+
+    return min(candidates, key=score)
+
+
 def lofo_choice(
     records: Sequence[Record],
     candidates: Sequence[str],
@@ -134,25 +161,22 @@ def lofo_choice(
     (each family counts once, however many runs it has), at each record's own LOFO ``tau``;
     a method that failed on a record scores that record as its CRPS would be 1 (100% off).
     """
-    fams = sorted({_family(r) for r in records})
-    table: dict[tuple[str, str, float], list[float]] = {}
-    for r in records:
-        if r.method in candidates:
-            crps = 1.0 if r.failed else min(r.crps(tau_of(r)), 1.0)
-            table.setdefault((_family(r), r.method, r.fraction), []).append(crps)
+    table = _crps_table(records, candidates, tau_of)
     fracs = sorted({r.fraction for r in records})
-    out: dict[str, dict[float, str]] = {}
-    for g in fams:
-        out[g] = {}
-        for fr in fracs:
+    return {
+        g: {fr: _best(table, candidates, fr, g) for fr in fracs}
+        for g in sorted({_family(r) for r in records})
+    }
 
-            def score(m: str, fr: float = fr, g: str = g) -> float:
-                vals = [np.mean(v) for (f, mm, ff), v in table.items()
-                        if f != g and mm == m and ff == fr]  # fmt: skip
-                return float(np.mean(vals)) if vals else np.inf
 
-            out[g][fr] = min(candidates, key=score)
-    return out
+def best_choice(
+    records: Sequence[Record],
+    candidates: Sequence[str],
+    tau_of: Callable[[Record], float],
+) -> dict[float, str]:
+    """Per cut-off, the candidate with the best CRPS over every family (what ships)."""
+    table = _crps_table(records, candidates, tau_of)
+    return {fr: _best(table, candidates, fr, None) for fr in sorted({r.fraction for r in records})}
 
 
 def pick(choice: Mapping[str, Mapping[float, str]], family: str, fraction: float) -> str:

@@ -1,0 +1,268 @@
+"""Leave-one-family-out forecast evaluation on the corpus (``forecast_cutoff.py --corpus``).
+
+Question: does ``runcast.forecast`` keep its promise (an 80% band that holds the truth about 80%
+of the time) on families of runs it was never calibrated or tuned on?
+
+Protocol. Every run of every corpus family is cut at 10/20/30/50/70% of its steps, and each
+method forecasts the rest (the validation loss for generated runs, the recorded loss for the
+public curves). Each family is then scored only by what was fitted and chosen without it:
+the calibration model (refitted on the other families), its out-of-distribution coefficient
+(chosen by an inner leave-one-family-out over the other families), and the method ``auto``
+picks at each cut-off (the best CRPS on the other families). Reported per family and pooled:
+median final-value error, CRPS, coverage of the 80%/95% bands over the rest of the curve and of
+the final value, ms per forecast, and the ratio of ``auto``'s error to the best baseline's
+(last value, least-squares power law).
+
+    python bench/forecast_lofo.py                    # every family, cached in bench/_cache
+    python bench/forecast_lofo.py --per-family 8     # at most 8 runs per family
+    python bench/forecast_lofo.py --write-calibration  # ship the model fitted on every family
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+import runcast
+from runcast.forecast._calibrate import TABLE_PATH, Calibration
+from runcast.forecast._eval import CUTOFFS, Case, Record, evaluate_case, fit_calibration
+from runcast.forecast._lofo import (
+    best_choice,
+    choose_ood,
+    lofo_calibration,
+    lofo_choice,
+    pick,
+)
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+CACHE = HERE / "_cache" / "forecast_lofo.pkl"
+WITH_SCHEDULE = ("law", "law+pfn", "pfn+schedule")
+BLIND = ("pfn+ensemble", "ensemble", "pfn")
+BASELINES = ("powerlaw", "last")
+#: a forecast on a sparse validation curve needs a few points before the cut-off
+MIN_OBSERVED = 6
+
+
+def corpus_cases(per_family: int | None, families: Sequence[str] | None = None) -> list[Case]:
+    """One case per corpus run: its validation loss (or its loss), with the run's schedule."""
+    from corpus import load
+
+    out: list[Case] = []
+    for fam in load.families():
+        if families and fam not in families:
+            continue
+        runs = [r for r in load.runs(family=fam) if not r.config.get("diverged")]
+        runs.sort(key=lambda r: r.id)
+        if per_family and len(runs) > per_family:
+            idx = np.unique(np.linspace(0, len(runs) - 1, per_family).round().astype(int))
+            runs = [runs[i] for i in idx]
+        for r in runs:
+            metric = next((m for m in ("val_loss", "loss", "train_loss") if m in r.metrics), None)
+            if metric is None:
+                continue
+            try:
+                curve = r.curve(metric)
+            except runcast.RuncastError:
+                continue
+            curve = curve.finite()
+            if len(curve) < 3 * MIN_OBSERVED or not np.all(curve.value > 0):
+                continue
+            out.append(Case(f"{fam}/{r.id}", fam, curve, curve.schedule, group=fam))
+    return out
+
+
+def score_all(cases: list[Case], fresh: bool, log: Callable[[str], None]) -> list[Record]:
+    cache: dict[tuple[str, float, str], Record] = {}
+    if CACHE.exists() and not fresh:
+        cache = pickle.loads(CACHE.read_bytes())
+    recs: list[Record] = []
+    t0 = time.time()
+    for i, case in enumerate(cases):
+        blind = Case(case.name, case.family, case.curve, None, case.group)
+        todo = [(case, m, m if m != "pfn" else "pfn+schedule") for m in ("law", "law+pfn", "pfn")]
+        todo += [(blind, m, m) for m in (*BLIND, *BASELINES)]
+        if case.schedule is None:
+            todo = [t for t in todo if t[0] is blind]
+        for frac in CUTOFFS:
+            for c, m, label in todo:
+                key = (case.name, frac, label)
+                if key not in cache:
+                    cache[key] = evaluate_case(c, frac, m)
+                    cache[key].method = label
+                recs.append(cache[key])
+        if (i + 1) % 10 == 0 or i + 1 == len(cases):
+            CACHE.parent.mkdir(exist_ok=True)
+            CACHE.write_bytes(pickle.dumps(cache))
+            log(f"[{i + 1}/{len(cases)}] {case.name} {time.time() - t0:.0f}s")
+    return recs
+
+
+def _fmt(xs: Sequence[float], pct: int = 0) -> str:
+    return "/".join(f"{100 * x:.{pct}f}" for x in xs)
+
+
+def family_table(recs: list[Record], tau_of: Callable[[Record], float], label: str,
+                 auto_of: Callable[[Record], bool]) -> str:
+    """Per family: auto's error, coverage (curve and final) by cut-off, ratio to best baseline."""
+    fams = sorted({r.family for r in recs})
+    lines = [
+        f"\n#### `auto` {label}, per family (each judged by models fitted and chosen without it)\n",
+        "| family | runs | median err % (10/20/30/50/70) | 80% cov | 95% cov | 80% cov final "
+        "| 95% cov final | err / best baseline (20%, 50%) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for fam in fams:
+        fr = [r for r in recs if r.family == fam]
+        auto = [r for r in fr if auto_of(r) and not r.failed]
+        if not auto:
+            continue
+        cells = defaultdict(list)
+        for frac in CUTOFFS:
+            a = [r for r in auto if r.fraction == frac]
+            cells["err"].append(np.median([r.err(tau_of(r)) for r in a]) if a else np.nan)
+            for k in ("cov80", "cov95", "cov80_final", "cov95_final"):
+                cells[k].append(np.mean([getattr(r, k)(tau_of(r)) for r in a]) if a else np.nan)
+        ratios = []
+        for frac in (0.2, 0.5):
+            a = [r.err(tau_of(r)) for r in auto if r.fraction == frac]
+            base = {b: [r.err(1.0) for r in fr
+                        if r.method == b and r.fraction == frac and not r.failed]
+                    for b in BASELINES}
+            best = min(float(np.median(v)) if v else np.inf for v in base.values())
+            ratios.append(np.median(a) / best if a and best > 0 else np.nan)
+        n = len({r.case for r in auto})
+        lines.append(
+            f"| {fam} | {n} | {_fmt(cells['err'], 2)} | {_fmt(cells['cov80'])} | "
+            f"{_fmt(cells['cov95'])} | {_fmt(cells['cov80_final'])} | "
+            f"{_fmt(cells['cov95_final'])} | {ratios[0]:.2f}, {ratios[1]:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def pooled_table(recs: list[Record], tau_of: Callable[[Record], float],
+                 rows: list[tuple[str, Callable[[Record], bool]]]) -> str:
+    """Pooled over families (each family weighs the same), by cut-off, one row per method."""
+    lines = [
+        "| method | median err % (10/20/30/50/70) | CRPS/|y| | 80% cov | 95% cov | "
+        "80% cov final | 95% cov final | worst family 80% / 95% | ms (median) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, sel in rows:
+        rs = [r for r in recs if sel(r) and not r.failed]
+        if not rs:
+            continue
+        err, crps, c80, c95, f80, f95 = [], [], [], [], [], []
+        for frac in CUTOFFS:
+            a = [r for r in rs if r.fraction == frac]
+            err.append(float(np.median([r.err(tau_of(r)) for r in a])) if a else np.nan)
+            by = defaultdict(list)
+            for r in a:
+                t = tau_of(r)
+                by[r.family].append((r.crps(t), r.cov80(t), r.cov95(t),
+                                     r.cov80_final(t), r.cov95_final(t)))
+            fam_means = np.array([np.mean(v, axis=0) for v in by.values()])
+            crps.append(float(np.mean(fam_means[:, 0])))
+            c80.append(float(np.mean(fam_means[:, 1])))
+            c95.append(float(np.mean(fam_means[:, 2])))
+            f80.append(float(np.mean(fam_means[:, 3])))
+            f95.append(float(np.mean(fam_means[:, 4])))
+        by_fam = defaultdict(list)
+        for r in rs:
+            by_fam[r.family].append((r.cov80(tau_of(r)), r.cov95(tau_of(r))))
+        fm = {f: np.mean(v, axis=0) for f, v in by_fam.items()}
+        worst80 = min(fm.values(), key=lambda c: -abs(c[0] - 0.8))[0]
+        worst95 = min(fm.values(), key=lambda c: -abs(c[1] - 0.95))[1]
+        ms = 1e3 * float(np.median([r.seconds for r in rs]))
+        lines.append(
+            f"| {label} | {_fmt(err, 2)} | {'/'.join(f'{c:.3f}' for c in crps)} | {_fmt(c80)} | "
+            f"{_fmt(c95)} | {_fmt(f80)} | {_fmt(f95)} | {100 * worst80:.0f} / {100 * worst95:.0f}"
+            f" | {ms:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--per-family", type=int, default=None)
+    ap.add_argument("--family", action="append", default=None)
+    ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--write-calibration", action="store_true")
+    args = ap.parse_args()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    t0 = time.time()
+    cases = corpus_cases(args.per_family, args.family)
+    fams = sorted({c.family for c in cases})
+    log(f"{len(cases)} cases in {len(fams)} families")
+    recs = score_all(cases, args.fresh, log)
+    calibrated = [r for r in recs if r.method not in BASELINES]
+    taus, oods = lofo_calibration(calibrated)
+
+    def tau_of(r: Record) -> float:
+        return taus.get((r.case, r.method, r.fraction), 1.0)
+
+    known = lofo_choice([r for r in recs if r.method in WITH_SCHEDULE], WITH_SCHEDULE, tau_of)
+    blind = lofo_choice([r for r in recs if r.method in BLIND], BLIND, tau_of)
+
+    def auto_known(r: Record) -> bool:
+        return r.family in known and r.method == pick(known, r.family, r.fraction)
+
+    def auto_blind(r: Record) -> bool:
+        return r.family in blind and r.method == pick(blind, r.family, r.fraction)
+
+    print(f"# forecast_lofo: {len(cases)} runs in {len(fams)} families x cut-offs {CUTOFFS}\n")
+    print("Families: " + ", ".join(f"{f} ({sum(c.family == f for c in cases)})" for f in fams))
+    rows: list[tuple[str, Callable[[Record], bool]]] = [
+        ("`auto`, schedule known (LOFO choice)", auto_known),
+        ("`auto`, blind (LOFO choice)", auto_blind),
+    ]
+    rows += [(f"`{m}`", lambda r, m=m: r.method == m) for m in (*WITH_SCHEDULE, *BLIND)]
+    rows += [(f"`{m}` (baseline)", lambda r, m=m: r.method == m) for m in BASELINES]
+    print("\n### Pooled (each family weighs the same)\n")
+    print(pooled_table(recs, tau_of, rows))
+    print(family_table(recs, tau_of, "with the schedule", auto_known))
+    print(family_table(recs, tau_of, "without the schedule", auto_blind))
+    print("\n#### What `auto` picked per cut-off, chosen without each family (counts over families)\n")
+    for name, ch in (("schedule known", known), ("blind", blind)):
+        for frac in CUTOFFS:
+            picks = defaultdict(int)
+            for g in ch:
+                picks[pick(ch, g, frac)] += 1
+            print(f"- {name} @ {frac:.0%}: " + ", ".join(f"{m} x{n}" for m, n in picks.items()))
+    ood_used = defaultdict(list)
+    for per in oods.values():
+        for m, c in per.items():
+            ood_used[m].append(c)
+    print("\nOOD coefficient chosen per held-out family (median, range): " + "; ".join(
+        f"{m} {np.median(v):g} ({min(v):g}-{max(v):g})" for m, v in sorted(ood_used.items())))
+    fails = [r for r in recs if r.failed]
+    print(f"\n{len(fails)} of {len(recs)} forecasts failed"
+          + (f", e.g. {fails[0].case} {fails[0].method}: {fails[0].failed[:160]}" if fails else ""))
+    print(f"\ntotal {time.time() - t0:.0f}s")
+    if args.write_calibration:
+        fitted = fit_calibration(calibrated)
+        ood = choose_ood(calibrated)
+        keep = [k for k, v in fitted.models.items() if v]
+        cal = Calibration({k: fitted.models[k] for k in keep},
+                          {k: fitted.ranges[k] for k in keep}, {k: ood.get(k, 0.0) for k in keep})
+        TABLE_PATH.write_text(cal.to_json() + "\n")
+        choice = {
+            "known": best_choice(recs, WITH_SCHEDULE, tau_of),
+            "blind": best_choice(recs, BLIND, tau_of),
+        }
+        log(f"wrote {TABLE_PATH}; choices {json.dumps(choice)}")
+
+
+if __name__ == "__main__":
+    main()
