@@ -43,6 +43,14 @@ from runcast.report._data import (
     reached,
     trend,
 )
+from runcast.report._profile import (
+    Profile,
+    TimeToTarget,
+    performance_profile,
+    profile_figure,
+    time_to_target,
+    write_profile_html,
+)
 from runcast.report._whatif import Scenario, WhatIfData, alternative_schedules, whatif_data
 
 
@@ -75,9 +83,11 @@ __all__ = [
     "CurveData",
     "FinalData",
     "LRData",
+    "Profile",
     "Report",
     "RunPanel",
     "Scenario",
+    "TimeToTarget",
     "WhatIfData",
     "alternative_schedules",
     "auto_beta",
@@ -88,11 +98,15 @@ __all__ = [
     "ema",
     "forecast_band",
     "lr_data",
+    "performance_profile",
     "planned_total",
+    "profile_figure",
     "reached",
     "run_schedule",
+    "time_to_target",
     "trend",
     "whatif_data",
     "write_html",
     "write_png",
+    "write_profile_html",
 ]
