@@ -19,6 +19,7 @@ Example:
     'continue'
 """
 
+from runcast.steer._cbs import Branch, CBSResult, measure_cbs
 from runcast.steer._decision import Decision
 from runcast.steer._guard import InstabilityGuard, robust_z
 from runcast.steer._noise import GradientNoiseScale
@@ -29,6 +30,8 @@ from runcast.steer._stop import StopRule, should_stop
 from runcast.steer._transformer import TransformerMonitor, z_loss
 
 __all__ = [
+    "Branch",
+    "CBSResult",
     "Decision",
     "GradientNoiseScale",
     "InstabilityGuard",
@@ -38,6 +41,7 @@ __all__ = [
     "TransformerMonitor",
     "analog_forecast",
     "default_forecaster",
+    "measure_cbs",
     "peer_forecast",
     "prune_decision",
     "robust_z",
