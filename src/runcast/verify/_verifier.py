@@ -1,0 +1,341 @@
+"""verify(): check a proof of training against its training script.
+
+The checks, in order (a later one runs only on a proof whose files are intact):
+
+- ``files``: the manifest parses and every checkpoint's bytes match its SHA-256;
+- ``commitment``: the data's Merkle root, the seed commitment, the config, the code and the
+  environment match what was committed, and the commitment's digest follows from them;
+- ``chain``: checkpoints every k steps up to the claimed last step, and the hash chain of the
+  batches, recomputed from the committed order, matches at every checkpoint;
+- ``init``: the first checkpoint is the model the committed seed builds, with a fresh optimizer;
+- ``replay``: a share of the segments, retrained from their first checkpoint on the committed
+  batches: a third those with the largest weight updates (Proof-of-Learning, Jia et al. 2021), a
+  third the most suspicious (see :mod:`runcast.verify._scan`), the rest drawn at random by the
+  verifier. Each must land on the recorded next checkpoint within ``replay_tolerance`` (distance
+  relative to the segment's own update, calibrated on honest replays across thread counts and
+  resumed runs: bench/README.md, "Proof of training");
+- ``memorisation``: the segments' records against the held-out tail right after each segment
+  (Choi et al. 2023). It fails when the tail has significantly the lower losses (the held-out
+  data was trained on), and, with ``memo_required``, when the segments' data shows no
+  significant memorisation. Small models that generalise (the digits families in
+  bench/README.md) memorise too little for the second rule, so it is off by default.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runcast.errors import InvalidInputError
+from runcast.verify._commit import DataOrder, canonical, derive_int
+from runcast.verify._hashing import chain_link, dataset_root, file_hash, sha256
+from runcast.verify._manifest import Proof, ProofFormatError, load_proof
+from runcast.verify._report import Check, VerifyReport
+from runcast.verify._scan import ScanResult, flat_state, scan, state_distance
+from runcast.verify._task import Task, code_hash, load_task
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """The verifier's settings (the defaults are calibrated: bench/README.md).
+
+    Args:
+        replay_share: share of the segments replayed (at least ``replay_min``): a third the
+            largest updates, a third the most suspicious, the rest drawn at random.
+        replay_min: the fewest segments replayed (all of them, if the run has fewer).
+        replay_tolerance: largest ``|replayed - recorded| / |recorded - start|`` accepted.
+        init_tolerance: largest absolute weight difference accepted for the initial model.
+        memo_records: records of each segment whose loss change is measured.
+        memo_tail: records of the held-out tail measured at every checkpoint.
+        memo_alpha: the significance level of the memorisation test's combined p-values.
+        memo_required: fail a run whose data shows no significant memorisation (for models
+            large enough to memorise, as in Choi et al. 2023).
+        seed: the verifier's own randomness (None: fresh); not the prover's to choose.
+    """
+
+    replay_share: float = 0.05
+    replay_min: int = 3
+    replay_tolerance: float = 1e-2
+    init_tolerance: float = 1e-6
+    memo_records: int = 64
+    memo_tail: int = 128
+    memo_alpha: float = 1e-3
+    memo_required: bool = False
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.replay_share <= 1:
+            raise InvalidInputError(f"replay_share must be in (0, 1], got {self.replay_share!r}.")
+        if self.memo_records < 2 or self.memo_tail < 2:
+            raise InvalidInputError("memo_records and memo_tail must be >= 2.")
+
+
+def _not_run(names: list[str], why: str) -> list[Check]:
+    return [Check(n, False, f"not run: {why}") for n in names]
+
+
+_LATER = ["commitment", "chain", "init", "replay", "memorisation"]
+
+
+def verify(
+    proof: str | Path,
+    task: Task | None = None,
+    *,
+    script: str | Path | None = None,
+    config: VerifyConfig | None = None,
+) -> VerifyReport:
+    """Verify the proof in folder ``proof`` against ``task`` (or the training ``script``).
+
+    A malformed or tampered proof is a failed check in the report, never an exception.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from runcast.verify import Task, train_with_proof, verify
+        >>> data = torch.utils.data.TensorDataset(torch.randn(200, 3), torch.randn(200, 1))
+        >>> task = Task(model=lambda: torch.nn.Linear(3, 1),
+        ...             optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.05),
+        ...             dataset=data, loss=lambda m, b: ((m(b[0]) - b[1]) ** 2).mean(dim=1))
+        >>> folder = train_with_proof(task, tempfile.mkdtemp(), steps=40, batch_size=8,
+        ...                           checkpoint_every=10)
+        >>> report = verify(folder, task)
+        >>> [c.name for c in report.checks if c.passed][:4]
+        ['files', 'commitment', 'chain', 'init']
+    """
+    cfg = config or VerifyConfig()
+    t0 = time.perf_counter()
+    try:
+        p = load_proof(proof)
+    except ProofFormatError as err:
+        return VerifyReport([Check("files", False, str(err)), *_not_run(_LATER, "no proof")])
+    if task is None:
+        if script is None:
+            raise InvalidInputError("verify() needs the training task or its script=.")
+        task = load_task(script, p.config)
+    checks = [_files(p)]
+    if not checks[0].passed:
+        checks += _not_run(_LATER, "the proof's files are not intact")
+        return VerifyReport(checks, time.perf_counter() - t0, p.training_seconds)
+    checks.append(_commitment(p, task, script))
+    order = DataOrder(p.commitment.seed, n_records=p.commitment.n_records,
+                      batch_size=p.batch_size, holdout=p.holdout)
+    checks.append(_chain(p, order))
+    try:
+        states = _States(p, task)
+        checks.append(_init(p, task, states, cfg))
+        rng = np.random.default_rng(cfg.seed if cfg.seed is not None else secrets.randbits(63))
+        steps = [e["step"] for e in p.checkpoints]
+        found = scan(task, states.load, steps, order, rng, cfg.memo_records, cfg.memo_tail)
+        checks.append(_replay(p, task, order, states, found, rng, cfg))
+        checks.append(_memorisation(p, found, cfg))
+    except ProofFormatError as err:
+        done = {c.name for c in checks}
+        checks += [Check(n, False, str(err)) for n in _LATER if n not in done]
+    except Exception as err:  # the script's own code failing on the proof's states
+        done = {c.name for c in checks}
+        checks += [Check(n, False, f"not run: {type(err).__name__}: {err}")
+                   for n in _LATER if n not in done]
+    return VerifyReport(checks, time.perf_counter() - t0, p.training_seconds)
+
+
+def _files(p: Proof) -> Check:
+    bad: list[str] = []
+    for e in p.checkpoints:
+        f = p.folder / e["file"]
+        if not f.is_file():
+            bad.append(f"{e['file']} is missing")
+        elif file_hash([f.read_bytes()]) != e["sha256"]:
+            bad.append(f"{e['file']} does not match its SHA-256")
+    if bad:
+        return Check("files", False, "; ".join(bad[:3]) + (" ..." if len(bad) > 3 else ""),
+                     {"bad_files": len(bad)})
+    return Check("files", True, f"manifest and {len(p.checkpoints)} checkpoints intact",
+                 {"checkpoints": len(p.checkpoints), "run": p.run})
+
+
+def _commitment(p: Proof, task: Task, script: str | Path | None) -> Check:
+    c = p.commitment
+    root, n = dataset_root(task.dataset)
+    problems = []
+    if root.hex() != c.data_root or n != c.n_records:
+        problems.append(f"the script's {n} records have Merkle root {root.hex()[:12]}..., the "
+                        f"commitment {c.n_records} records with root {c.data_root[:12]}...")
+    if sha256(b"runcast-seed" + bytes.fromhex(c.nonce)).hex() != c.seed_commitment:
+        problems.append("the revealed random value does not open the seed commitment")
+    if sha256(canonical(p.config)).hex() != c.config_sha256:
+        problems.append("the manifest's config is not the committed one")
+    if sha256(canonical(p.environment)).hex() != c.environment_sha256:
+        problems.append("the manifest's environment is not the committed one")
+    if c.digest.hex() != p.commitment_digest:
+        problems.append("the commitment digest does not follow from its fields")
+    if script is not None and c.code_sha256 and code_hash(script) != c.code_sha256:
+        problems.append(f"the script {str(script)!r} is not the committed code")
+    numbers = {"records": n, "data_root": root.hex(), "code_checked": bool(
+        script is not None and c.code_sha256)}
+    if problems:
+        return Check("commitment", False, "; ".join(problems), numbers)
+    return Check("commitment", True, f"{n} records, seed, config, code and environment match",
+                 numbers)
+
+
+def _chain(p: Proof, order: DataOrder) -> Check:
+    expected = list(range(0, p.steps, p.checkpoint_every)) + [p.steps]
+    steps = [e["step"] for e in p.checkpoints]
+    if steps != expected:
+        return Check("chain", False, f"checkpoints at steps {steps[:6]}..., expected every "
+                     f"{p.checkpoint_every} steps from 0 to {p.steps}", {"claimed_steps": p.steps})
+    link = p.commitment.digest
+    want = {e["step"]: e["chain"] for e in p.checkpoints}
+    if want[0] != link.hex():
+        return Check("chain", False, "the chain does not start at the commitment")
+    for step in range(p.steps):
+        link = chain_link(link, step, order.batch(step))
+        if step + 1 in want and want[step + 1] != link.hex():
+            return Check("chain", False, f"the batches recorded up to step {step + 1} are not "
+                         "the committed order", {"first_bad_step": step + 1})
+    return Check("chain", True, f"{p.steps} steps in the committed order", {"steps": p.steps})
+
+
+class _States:
+    """Checkpoints by index: the raw states (the last two kept) and a model loaded with one."""
+
+    def __init__(self, p: Proof, task: Task) -> None:
+        self.p = p
+        self.task = task
+        self._cache: dict[int, dict[str, Any]] = {}
+        self._model: Any = None
+        self._optimizer: Any = None
+
+    def __len__(self) -> int:
+        return len(self.p.checkpoints)
+
+    def get(self, i: int) -> dict[str, Any]:
+        import torch
+
+        if i not in self._cache:
+            name = self.p.checkpoints[i]["file"]
+            try:
+                state = torch.load(self.p.folder / name, weights_only=True)
+                if not isinstance(state, dict) or not {"model", "optimizer"} <= set(state):
+                    raise ValueError("it holds no model and optimizer state")
+            except Exception as err:  # a pickle that torch refuses: a bad proof, not a crash
+                raise ProofFormatError(f"checkpoint {name} cannot be read: {err}") from err
+            if len(self._cache) >= 2:
+                self._cache.pop(min(self._cache))
+            self._cache[i] = state
+        return self._cache[i]
+
+    def load(self, i: int, fresh: bool = False) -> tuple[Any, Any]:
+        """A model and optimizer holding checkpoint ``i`` (reused unless ``fresh``)."""
+        if fresh or self._model is None:
+            model = self.task.model()
+            optimizer = self.task.optimizer(model)
+            if fresh:
+                return _fill(model, optimizer, self.get(i), self.p.checkpoints[i]["file"])
+            self._model, self._optimizer = model, optimizer
+        return _fill(self._model, self._optimizer, self.get(i), self.p.checkpoints[i]["file"])
+
+
+def _fill(model: Any, optimizer: Any, state: dict[str, Any], name: str) -> tuple[Any, Any]:
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except Exception as err:  # shapes or names the script's model does not have
+        raise ProofFormatError(f"checkpoint {name} does not fit the script's model: {err}"
+                               ) from err
+    return model, optimizer
+
+
+def _init(p: Proof, task: Task, states: _States, cfg: VerifyConfig) -> Check:
+    import torch
+
+    torch.manual_seed(p.commitment.init_seed)
+    model = task.model()
+    fresh = task.optimizer(model).state_dict()
+    recorded = states.get(0)
+    ours, theirs = flat_state(model.state_dict()), flat_state(recorded["model"])
+    if ours.shape != theirs.shape:
+        return Check("init", False, "the first checkpoint's weights have another shape")
+    diff = float(np.max(np.abs(np.where(ours == theirs, 0.0, ours - theirs)))) if len(ours) else 0.0
+    if not diff <= cfg.init_tolerance:
+        return Check("init", False, f"the first checkpoint is not the model the committed seed "
+                     f"builds (largest difference {diff:.3g})", {"max_abs_diff": diff})
+    if recorded["optimizer"].get("state"):
+        return Check("init", False, "the first checkpoint's optimizer has already stepped")
+    if len(fresh.get("param_groups", [])) != len(recorded["optimizer"].get("param_groups", [])):
+        return Check("init", False, "the first checkpoint's optimizer is not the script's")
+    return Check("init", True, "the initial weights follow from the commitment",
+                 {"max_abs_diff": diff})
+
+
+def _choose(found: ScanResult, rng: np.random.Generator, cfg: VerifyConfig) -> list[int]:
+    n_seg = len(found.norms)
+    q = min(n_seg, max(cfg.replay_min, round(cfg.replay_share * n_seg)))
+    chosen: list[int] = []
+    for ranking in (np.argsort(-found.norms, kind="stable"),
+                    np.argsort(-found.suspicion, kind="stable")):
+        picked = [int(j) for j in ranking if int(j) not in chosen][: math.ceil(q / 3)]
+        chosen += picked
+    rest = [j for j in range(n_seg) if j not in chosen]
+    if rest and len(chosen) < q:
+        chosen += [int(j) for j in rng.choice(rest, size=min(q - len(chosen), len(rest)),
+                                              replace=False)]
+    return sorted(chosen[:q])
+
+
+def _replay(p: Proof, task: Task, order: DataOrder, states: _States, found: ScanResult,
+            rng: np.random.Generator, cfg: VerifyConfig) -> Check:
+    import torch
+
+    chosen = _choose(found, rng, cfg)
+    distances: dict[int, float] = {}
+    steps_replayed = 0
+    for j in chosen:
+        model, optimizer = states.load(j, fresh=True)
+        before = flat_state(model.state_dict())
+        model.train()
+        for step in range(p.checkpoints[j]["step"], p.checkpoints[j + 1]["step"]):
+            if p.seed_each_step:
+                torch.manual_seed(derive_int(p.commitment.seed, b"step%d" % step))
+            task.train_step(model, optimizer, task.batch(order.batch(step)), step)
+            steps_replayed += 1
+        got, want = flat_state(model.state_dict()), flat_state(states.get(j + 1)["model"])
+        update, miss = state_distance(want, before), state_distance(got, want)
+        distances[j] = miss / update if update > 0 else (0.0 if miss == 0 else math.inf)
+    worst = max(distances.values()) if distances else math.inf
+    numbers = {"segments": chosen, "distances": {str(k): v for k, v in distances.items()},
+               "largest_distance": worst, "tolerance": cfg.replay_tolerance,
+               "steps_replayed": steps_replayed, "gradient_steps_scan": found.gradient_steps,
+               "update_norms": found.norms.tolist(), "suspicion": found.suspicion.tolist()}
+    bad = [j for j, d in distances.items() if not d <= cfg.replay_tolerance]
+    if bad:
+        j = bad[0]
+        return Check("replay", False, f"segment {j} (steps {p.checkpoints[j]['step']}-"
+                     f"{p.checkpoints[j + 1]['step']}) replays to a model {distances[j]:.3g} of "
+                     f"its update away from the recorded one (tolerance "
+                     f"{cfg.replay_tolerance:g})", numbers)
+    return Check("replay", True, f"{len(chosen)} of {len(found.norms)} segments replayed within "
+                 f"{worst:.2g} of their update (tolerance {cfg.replay_tolerance:g})", numbers)
+
+
+def _memorisation(p: Proof, found: ScanResult, cfg: VerifyConfig) -> Check:
+    aucs = found.aucs
+    numbers = {"auc": [round(float(a), 4) for a in aucs], "p_values": found.pvalues.tolist(),
+               "mean_auc": float(aucs.mean()) if len(aucs) else math.nan,
+               "combined_p_value": found.combined_p, "reverse_p_value": found.reverse_p,
+               "alpha": cfg.memo_alpha, "records_scored": found.forward_records}
+    stats = f"mean AUC {numbers['mean_auc']:.3f}, combined p = {found.combined_p:.2g}"
+    if found.reverse_p <= cfg.memo_alpha:
+        return Check("memorisation", False, f"the held-out tail has lower losses than the data "
+                     f"claimed as trained ({stats}; reverse p = {found.reverse_p:.2g}): it was "
+                     "trained on", numbers)
+    if cfg.memo_required and not found.combined_p <= cfg.memo_alpha:
+        return Check("memorisation", False, f"the committed data shows no sign of having been "
+                     f"trained on ({stats} > {cfg.memo_alpha:g})", numbers)
+    return Check("memorisation", True, f"segments' data against the held-out tail: {stats}",
+                 numbers)

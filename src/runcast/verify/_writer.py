@@ -1,0 +1,87 @@
+"""Checkpoint writes off the training thread.
+
+The training thread only copies the weights and the optimizer state (a memory copy, which it
+must make before the next step changes them); serialising, hashing and writing happen in one
+background thread, so a step never waits on the disk. A failed write is raised at the next
+checkpoint or at ``close()``, never lost.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+from runcast.errors import RuncastError
+from runcast.verify._hashing import file_hash
+
+PROGRESS = "progress.json"
+
+
+def checkpoint_name(step: int) -> str:
+    """The file name of the checkpoint taken after ``step`` steps."""
+    return f"ckpt-{step:08d}.pt"
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (a reader never sees half a file)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+class CheckpointWriter:
+    """A background thread that saves, hashes and lists checkpoints in ``folder``."""
+
+    def __init__(self, folder: Path, entries: list[dict[str, Any]]) -> None:
+        self.folder = folder
+        self.entries = entries  # appended in the writer thread, in step order
+        self._queue: queue.Queue[tuple[int, dict[str, Any], str] | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="runcast-proof", daemon=True)
+        self._thread.start()
+
+    def put(self, step: int, payload: dict[str, Any], chain: str) -> None:
+        """Queue a checkpoint (``payload`` must be a copy the training will not change)."""
+        self.raise_error()
+        self._queue.put((step, payload, chain))
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise RuncastError(f"writing a proof checkpoint to {self.folder} failed: {err}") from err
+
+    def close(self) -> None:
+        """Wait for every queued checkpoint to be written."""
+        self._queue.put(None)
+        self._thread.join()
+        self.raise_error()
+
+    def _work(self) -> None:
+        import torch
+
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # after a failure, later checkpoints would leave a gap: skip them
+            step, payload, chain = item
+            try:
+                buf = io.BytesIO()
+                torch.save(payload, buf)
+                data = buf.getvalue()
+                name = checkpoint_name(step)
+                tmp = self.folder / (name + ".tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, self.folder / name)
+                self.entries.append(
+                    {"step": step, "file": name, "sha256": file_hash([data]), "chain": chain}
+                )
+                write_json(self.folder / PROGRESS, {"checkpoints": self.entries})
+            except BaseException as err:
+                self._error = err
