@@ -162,7 +162,7 @@ def test_malformed_logs_are_one_line_errors(
 @pytest.mark.parametrize(
     ("schedule", "match"),
     [
-        ("bad.json", r"not a JSON schedule spec"),
+        ("bad.json", r"bad\.json is not valid JSON: .* line 1, column 2"),
         ("cosine:peak=3e-4,total=1e12", r"past the 1e\+08"),
     ],
 )

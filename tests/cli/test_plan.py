@@ -180,8 +180,22 @@ def test_plan_with_a_law_taking_schedules_below_zero_warns_of_none_it_ruled_out(
     args = ["plan", "--budget", "3000", "--law", str(law), "--peak", "3e-4", "--no-free-form"]
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
-        res = CliRunner().invoke(app, [*args, "--baseline", base, "--json"])
+        res = CliRunner().invoke(app, [*args, "--warmup", "0", "--baseline", base, "--json"])
     assert res.exit_code == 0, res.output
-    # nothing about the schedules the search left out, and the plan is a positive loss
+    # nothing about the schedules the search left out (the command prints warnings as notes),
+    # and the plan is a positive loss
     assert not [w for w in said if "predicts a loss of -" in str(w.message)]
+    assert "predicts a loss of -" not in res.output
     assert json.loads(res.output)["loss"] > 0
+
+
+def test_plan_says_when_it_assumes_no_warmup(app: typer.Typer, law_file: Path) -> None:
+    args = ["plan", "--law", str(law_file), "--budget", "2000", "--peak", "3e-4", "--no-free-form"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    # a saved law has no schedule to take the warmup from: the plan's "warmup: 0" is said
+    assert "note: no --warmup and no schedule to take it from: planning with no warmup" in text
+    assert '"warmup": 0' in text
+    res = CliRunner().invoke(app, [*args, "--warmup", "100"])
+    assert res.exit_code == 0 and "no --warmup" not in res.output

@@ -170,3 +170,57 @@ def test_json_output_is_strict_json_with_null_for_nan(db_path: Path) -> None:
         run = data[0] if isinstance(data, list) else data
         assert run["config"] == {"x": None}
     assert data["metrics"]["loss"]["last_value"] is None
+
+
+LONG = "gpt2-tiny-cosine-lr3e-4-warmup30-bs16-seed0-run-with-a-long-name"
+
+
+def _name_column(output: str) -> str:
+    """The text of the table's name column, read off by position and joined."""
+    lines = output.splitlines()
+    head = next(i for i, ln in enumerate(lines) if " name " in ln)
+    start = lines[head].index(" name ") + 1
+    end = lines[head].index(" project ")
+    return "".join(ln[start:end].strip() for ln in lines[head + 2 :])
+
+
+def test_list_never_cuts_a_name_at_80_columns(db_path: Path) -> None:
+    with runcast.init(name=LONG, project="hf-runs", db=db_path) as r:
+        r.log({"loss": 1.0}, step=0)
+    res = runner.invoke(app, ["runs", "list", "--db", str(db_path)], terminal_width=80)
+    assert res.exit_code == 0, res.output
+    # the whole name, folded onto more lines (it was "gpt2-ti…"), and no column lost
+    assert "…" not in res.output and _name_column(res.output) == LONG
+    assert "finished" in res.output and "0s" in res.output
+    assert max(len(line) for line in res.output.splitlines()) <= 80
+
+
+@pytest.mark.filterwarnings("ignore:Run .* NaN or inf:runcast.RuncastWarning")
+def test_show_puts_metrics_first_and_folds_a_big_config(db_path: Path) -> None:
+    config = {f"arg{i:03d}": i for i in range(120)} | {"hub_token": None, "push_to": "None"}
+    with runcast.init(name="hf", config=config, db=db_path) as r:
+        r.log({"loss": 2.0}, step=0)
+        r.log({"loss": float("nan")}, step=1)
+    args = ["runs", "show", "hf", "--db", str(db_path)]
+    res = runner.invoke(app, args, terminal_width=120)
+    assert res.exit_code == 0, res.output
+    # the metrics come first; 122 TrainingArguments-like rows are one line, not a wall
+    assert res.output.index("metrics") < res.output.index("config")
+    assert f"config: 122 keys (runcast runs show {r.id} --config lists them)" in res.output
+    assert "arg000" not in res.output
+    # a metric whose last point is missing says so, not "nan"
+    assert "nan" not in res.output.lower()
+    res = runner.invoke(app, [*args, "--config"], terminal_width=120)
+    assert "arg000" in res.output and "arg119" in res.output
+    # missing config values are shown as missing, not as null or the text "None"
+    row = next(ln for ln in res.output.splitlines() if "hub_token" in ln)
+    assert "—" in row and "null" not in row
+    row = next(ln for ln in res.output.splitlines() if "push_to" in ln)
+    assert "—" in row and "None" not in row
+
+
+def test_show_lists_a_small_config_as_it_is(db_path: Path) -> None:
+    with runcast.init(name="s", config={"lr": 3e-4, "optim": "adamw"}, db=db_path) as r:
+        r.log({"loss": 2.0}, step=0)
+    res = runner.invoke(app, ["runs", "show", "s", "--db", str(db_path)], terminal_width=120)
+    assert "0.0003" in res.output and "adamw" in res.output and '"adamw"' not in res.output

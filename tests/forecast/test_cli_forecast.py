@@ -42,7 +42,7 @@ def test_a_target_already_reached_says_so(tmp_path: Path) -> None:
     log = str(_log(tmp_path))
     res = runner.invoke(app, ["forecast", log, "-u", "10000", "-m", "ensemble", "-t", "3.0"])
     assert res.exit_code == 0, res.output
-    assert f"3 already reached at step {first}" in res.output
+    assert f"3 already reached (by the trend) at step {first}" in res.output
     res = runner.invoke(
         app, ["forecast", log, "-u", "10000", "-m", "ensemble", "-t", "3", "--json"]
     )
@@ -153,3 +153,67 @@ def test_a_metric_key_with_brackets_is_printed_as_text(tmp_path: Path) -> None:
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "val[/x] at step 6000" in res.output
+
+
+def test_one_noisy_point_below_the_target_is_not_reaching_it(tmp_path: Path) -> None:
+    # the trend ends near 2.64; one point at step 2720 dips below 2.4: "reached" means the
+    # trend reached it, consistent with the forecast's chance of beating it (it printed
+    # "2.4 already reached at step 2720" beside P(beats 2.4) = 63%)
+    rng = np.random.default_rng(0)
+    s = np.arange(0, 3001)
+    v = 2.0 + 5.0 * ((s + 100) / 100.0) ** -0.6 + rng.normal(0, 0.03, s.size)
+    v[2720] = 2.35
+    path = tmp_path / "noisy.csv"
+    path.write_text("step,loss\n" + "".join(f"{a},{b}\n" for a, b in zip(s, v, strict=True)))
+    args = ["forecast", str(path), "-u", "10000", "-m", "ensemble", "-t", "2.4"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "already reached" not in res.output and "steps to 2.4: median" in res.output
+    out = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    assert out["already_reached_at_step"] is None
+    # the value reached so far is the trend at the last step, not the noisy last point
+    assert out["reached"] == pytest.approx(2.0 + 5.0 * 31.0**-0.6, abs=0.02)
+
+
+def _finished_run(tmp_path: Path) -> tuple[Path, float]:
+    """A run that annealed its LR to ~0 by its last step, with the LR logged at every step."""
+    s = np.arange(0, 3001)
+    lr = np.where(s < 2400, 1e-3, 1e-3 * (3000 - s) / 600 + 1e-6)
+    area = np.cumsum(lr) / 1e-3
+    v = 1.0 + 2.0 * (area / 100 + 1.0) ** -0.5 - 0.1 * (1e-3 - lr) / 1e-3
+    path = tmp_path / "done.csv"
+    rows = zip(s, lr, v, strict=True)
+    path.write_text("step,lr,loss\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
+    return path, float(v[-1])
+
+
+def test_a_finished_run_forecast_past_its_lr_holds_its_last_lr(tmp_path: Path) -> None:
+    path, last = _finished_run(tmp_path)
+    res = runner.invoke(app, ["forecast", str(path), "-u", "6000", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "holding it there to step 6000" in " ".join(res.output.split())
+    out = json.loads(res.output[res.output.index("{") :])
+    # with the LR at ~0 the loss stays where it ended (without the LR, the blind forecast
+    # carried the cooldown's fall on: a median far below the last value)
+    assert out["schedule_known"] is True
+    assert out["final"]["median"] == pytest.approx(last, rel=0.03)
+
+
+def test_a_forecast_far_past_the_data_says_so(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["forecast", str(_log(tmp_path)), "-u", "100000000000"])
+    assert res.exit_code == 0, res.output
+    assert "is 33,322,226x the 3,001 steps observed" in " ".join(res.output.split())
+    res = runner.invoke(app, ["forecast", str(_log(tmp_path)), "-u", "30000"])
+    assert "steps observed" not in res.output  # 10x: what the calibration covers
+
+
+def test_too_few_points_is_the_readmes_rule_for_every_method(tmp_path: Path) -> None:
+    path = tmp_path / "five.csv"
+    path.write_text("step,loss\n" + "".join(f"{i},{3.0 / (1 + i)}\n" for i in range(5)))
+    for method in ("auto", "pfn", "ensemble"):
+        res = runner.invoke(app, ["forecast", str(path), "-u", "40", "-m", method])
+        assert res.exit_code == 1
+        # 6 points, as the README says, never an internal method's own minimum
+        text = " ".join(res.output.split())
+        assert "Forecasting needs at least 6 finite points, but the curve has 5" in text
+        assert "pfn forecaster" not in text

@@ -23,7 +23,17 @@ app = typer.Typer(
 )
 
 # modules that each define register(app); order is the order of `runcast --help`
-_COMMAND_MODULES = ("_demo", "_runs", "_io", "_forecast", "_law", "_plan", "_report", "_ui")
+_COMMAND_MODULES = (
+    "_demo",
+    "_runs",
+    "_io",
+    "_forecast",
+    "_law",
+    "_plan",
+    "_report",
+    "_compare",
+    "_ui",
+)
 
 
 def _version(value: bool) -> None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -83,28 +82,22 @@ def show_note(
 
 
 _PASS_ARG = re.compile(r"\b([Pp]ass) (\w+)=(?:'<(\w+)>')?")
+#: the library's arguments that its errors suggest, and the options that set them (each
+#: command that can raise such an error has the option)
+_OPTIONS = {"step": "--step", "delimiter": "--delimiter", "format": "--format", "wall": "--wall"}
 
 
 def as_options(message: str) -> str:
     """``message`` with the Python arguments it suggests ("pass step='<column>'") named as the
-    running command's options ("pass --step COLUMN"), where the command has that option.
+    command's options ("pass --step COLUMN"): the user typed a command, not a call.
 
     Example:
-        >>> as_options("Pass step='<column>'.")  # outside a command: unchanged
-        "Pass step='<column>'."
+        >>> as_options("no step column found. Pass step='<column>'.")
+        'no step column found. Pass --step COLUMN.'
     """
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return message
-    options = {
-        opt[2:].replace("-", "_"): opt
-        for p in ctx.command.params
-        for opt in p.opts
-        if opt.startswith("--")
-    }
 
     def sub(m: re.Match[str]) -> str:
-        opt = options.get(m.group(2))
+        opt = _OPTIONS.get(m.group(2))
         if opt is None:
             return m.group(0)
         return f"{m.group(1)} {opt}" + (f" {m.group(3).upper()}" if m.group(3) else "")
@@ -194,7 +187,7 @@ def _plain_placeholders() -> None:
     """
     from typer import core
 
-    def option_type(self: Any, ctx: click.Context) -> str | None:
+    def option_type(self: Any, ctx: Any) -> str | None:
         if self.metavar is not None:
             return str(self.metavar)
         if self.is_flag or self.count:
@@ -212,7 +205,7 @@ def _plain_placeholders() -> None:
             name = f"[{name}]"
         return name + ("..." if self.nargs != 1 else "")
 
-    core.TyperOption.display_type_rich = option_type  # type: ignore[method-assign]
+    core.TyperOption.display_type_rich = option_type  # type: ignore[method-assign,assignment]
     core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
     core.TyperArgument.display_name_raw = property(argument_name)  # type: ignore[assignment,method-assign]
     core.TyperArgument._usage_display_name = argument_usage  # type: ignore[method-assign]

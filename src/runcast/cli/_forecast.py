@@ -6,7 +6,6 @@ stays fast.
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
-from runcast.cli._common import console, db_path, err_console, friendly_errors
+from runcast.cli._common import console, db_path, err_console, friendly_errors, parse_schedule
 from runcast.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -27,68 +26,38 @@ eval_app = typer.Typer(help="Evaluate runcast on your own runs.", no_args_is_hel
 _SOURCES = typer.Argument(..., help="CSV/JSONL logs (.gz too) or run ids.")
 
 
-def _read_gz(path: Path, key: str) -> dict[str, Any]:
-    """A gzipped CSV or JSONL log: its step, ``key`` and (if present) lr columns."""
-    import csv
-
-    import numpy as np
-
-    from runcast.errors import ImportFormatError
-
-    rows: list[dict[str, Any]] = []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        if ".jsonl" in path.name or ".ndjson" in path.name:
-            rows = [json.loads(line) for line in f if line.strip()]
-        else:
-            rows = list(csv.DictReader(f))
-    if not rows or "step" not in rows[0] or key not in rows[0]:
-        have = ", ".join(rows[0]) if rows else "nothing"
-        raise ImportFormatError(f"{path}: needs 'step' and {key!r} columns, but has {have}.")
-
-    def col(name: str) -> Any:
-        return np.array([float(r[name]) if r.get(name) not in ("", None) else np.nan for r in rows])
-
-    out = {"step": col("step"), key: col(key)}
-    if "lr" in rows[0]:
-        out["lr"] = col("lr")
-    return out
-
-
 #: names that are log files, never runs (a run's name could be anything else)
 _LOG_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".gz", ".tsv", ".txt")
 
 
-def load_curve(source: str, key: str = "loss", db: str | None = None) -> Curve:
-    """A curve from a CSV/JSONL file (``.gz`` too; an ``lr`` column becomes its schedule) or
-    from a run in the store (id, name or id prefix; its ``lr`` metric becomes its schedule)."""
+def load_curve(
+    source: str, key: str = "loss", db: str | None = None, step: str | None = None
+) -> Curve:
+    """A curve from a CSV/JSONL file (``.gz`` too; ``step`` names its step column; an ``lr``
+    column becomes its schedule) or from a run in the store (id, name or id prefix; its ``lr``
+    metric becomes its schedule)."""
     import numpy as np
 
-    from runcast.curve import Curve
     from runcast.errors import ImportFormatError, MetricNotFoundError
     from runcast.schedules import Schedule
 
     path = Path(source)
     if path.is_file():
-        if path.suffix == ".gz":
-            cols = _read_gz(path, key)
-            ok = np.isfinite(cols["step"])
-            curve = Curve.from_unsorted(cols["step"][ok].astype(np.int64), cols[key][ok], name=key)
-            lr = cols.get("lr")
-        else:
-            from runcast import io
+        from runcast import io
 
-            reader = io.read_jsonl if path.suffix in (".jsonl", ".ndjson") else io.read_csv
-            curves = reader(path)
-            if key not in curves:
-                raise ImportFormatError(
-                    f"{path}: has no {key!r} column; it has {', '.join(sorted(curves))}. "
-                    "Pick one with --key."
-                )
-            curve = curves[key]
-            lr_curve = curves.get("lr")
-            lr = None
-            if lr_curve is not None and len(lr_curve) == curve.last_step + 1:
-                lr = lr_curve.value
+        jsonl = {".jsonl", ".ndjson"} & {s.lower() for s in path.suffixes}
+        reader = io.read_jsonl if jsonl else io.read_csv
+        curves = reader(path, step=step)
+        if key not in curves:
+            raise ImportFormatError(
+                f"{path}: has no {key!r} column; it has {', '.join(sorted(curves))}. "
+                "Pick one with --key."
+            )
+        curve = curves[key]
+        lr_curve = curves.get("lr")
+        lr = None
+        if lr_curve is not None and len(lr_curve) == curve.last_step + 1:
+            lr = lr_curve.value
         if lr is not None and np.isfinite(lr).all() and len(lr) == curve.last_step + 1:
             curve = curve.with_schedule(Schedule.from_array(lr))
         return curve
@@ -117,29 +86,69 @@ def load_curve(source: str, key: str = "loss", db: str | None = None) -> Curve:
 
 
 def _schedule(spec: str | None) -> Schedule | None:
-    if spec is None:
-        return None
+    return None if spec is None else parse_schedule(spec)
+
+
+#: a recorded LR that has come down to this share of its peak is over: the run annealed
+ANNEALED = 0.1
+
+
+def _recorded_lr_until(curve: Curve, until: int) -> tuple[Curve, bool]:
+    """The curve with a recorded LR that covers ``until``, and whether a note was printed.
+
+    A recorded LR covers the logged steps only. If it has annealed (down to ``ANNEALED`` of its
+    peak), the run's schedule is over: its last LR is held to ``until`` (dropping it made the
+    law's blind stand-in extrapolate the cooldown's fall past the end of the run). Otherwise
+    the LR to come is unknown and the forecast goes on without a schedule.
+    """
+    import numpy as np
+
     from runcast.schedules import Schedule
 
-    text = spec.strip()
-    if text.startswith("{"):
-        return Schedule.from_spec(json.loads(text))
-    if Path(text).is_file():
-        return Schedule.from_spec(json.loads(Path(text).read_text()))
-    return Schedule.from_string(text)
+    sched = curve.schedule
+    if sched is None or sched.kind != "recorded" or (sched.total or 0) >= until + 1:
+        return curve, False
+    lrs = np.asarray(sched.array(), dtype=np.float64)
+    last = lrs.size - 1
+    if lrs[-1] <= ANNEALED * lrs.max():
+        held = np.concatenate([lrs, np.full(until - last, lrs[-1])])
+        err_console.print(
+            f"[yellow]note:[/] the recorded LR ends at step {last}, annealed to {lrs[-1]:.3g}: "
+            f"holding it there to step {until} (pass --schedule to say otherwise).",
+            highlight=False,
+        )
+        return curve.with_schedule(Schedule.from_array(held)), True
+    # a recorded LR column covers the past only: it cannot say what the LR will be
+    err_console.print(
+        f"[yellow]note:[/] the recorded LR covers steps 0..{last} only, not up to {until}; "
+        "forecasting without a schedule (pass --schedule for the law).",
+        highlight=False,
+    )
+    return curve.with_schedule(None), True
 
 
 def _fmt(v: float) -> str:
     return "never" if v == float("inf") else f"{v:.6g}"
 
 
-def _already_reached(curve: Any, target: float, direction: str) -> int | None:
-    """The first observed step at which the curve beat ``target``, or None."""
+def _already_reached(curve: Curve, target: float, direction: str) -> int | None:
+    """The step from which the curve's trend has beaten ``target``, or None if its trend at
+    the last step has not.
+
+    The trend (:func:`runcast.report.trend`), not single points: one noisy point below a
+    target says nothing about the run, and the forecast (of the trend) would still give the
+    target a fair chance of being missed.
+    """
     import numpy as np
 
-    c = curve.finite()
-    hit = c.value <= target if direction == "down" else c.value >= target
-    return int(c.step[np.argmax(hit)]) if hit.any() else None
+    from runcast.report import trend
+
+    t = trend(curve)
+    hit = t <= target if direction == "down" else t >= target
+    if t.size == 0 or not hit[-1]:
+        return None
+    missed = np.flatnonzero(~hit)
+    return int(curve.finite().step[missed[-1] + 1 if missed.size else 0])
 
 
 def _reach(samples: Any) -> tuple[float, float, float]:
@@ -161,26 +170,22 @@ def forecast_cmd(
     method: str = typer.Option(
         "auto", "--method", "-m", help="auto, law, law+pfn, pfn+ensemble, ensemble, pfn, ..."
     ),
+    step: str | None = typer.Option(
+        None, "--step", help="The log's step column (default: step, _step, global_step, iter...)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     db: str | None = typer.Option(None, "--db", help="The run store (for a run id)."),
 ) -> None:
-    """Forecast where a run will end: the final value with its 80%/95% intervals."""
+    """Forecast where a run will end: the final value (its trend) with 80%/95% intervals."""
     with friendly_errors():
         from runcast.forecast import forecast
 
         if target is not None and not math.isfinite(target):
             raise InvalidInputError(f"--target must be a finite number, but got {target}.")
-        curve = load_curve(source, key, db)
-        total = None if curve.schedule is None else curve.schedule.total
+        curve = load_curve(source, key, db, step)
         noted = False
-        if schedule is None and total is not None and total < until + 1:
-            noted = True
-            # a recorded LR column covers the past only: it cannot say what the LR will be
-            err_console.print(
-                f"[yellow]note:[/] the recorded LR covers steps 0..{total - 1} only, not up to "
-                f"{until}; forecasting without a schedule (pass --schedule for the law)."
-            )
-            curve = curve.with_schedule(None)
+        if schedule is None:
+            curve, noted = _recorded_lr_until(curve, until)
         sched = _schedule(schedule)
         f = forecast(curve, until, sched, method=method, noise=False)
         blind = sched is None and curve.schedule is None
@@ -193,6 +198,10 @@ def forecast_cmd(
             "final": f.final.to_dict(),
             "schedule_known": not blind,
         }
+        from runcast.report import reached as reached_value
+
+        now = reached_value(curve)
+        out["reached"] = now  # the trend at the last observed step, the forecast's start
         reached = _already_reached(curve, target, f.direction) if target is not None else None
         if target is not None:
             out["target"] = target
@@ -210,7 +219,9 @@ def forecast_cmd(
             # the blind forecast's largest misses are LR drops still to come (bench/README.md)
             err_console.print(
                 f"[yellow]note:[/] no LR schedule given: an LR drop after step {curve.last_step} "
-                "(a cooldown, a step decay) is not foreseen; pass --schedule to forecast it."
+                "(a cooldown, a step decay) is not foreseen; pass --schedule to forecast it.",
+                highlight=False,
+                soft_wrap=True,
             )
         fin = f.final
         lo80, hi80 = fin.interval(0.8)
@@ -219,7 +230,8 @@ def forecast_cmd(
             f"[bold]{escape(key)}[/] at step {until} ({f.method}, from {len(curve)} points to step "
             f"{curve.last_step}):"
         )
-        console.print(f"  median [bold]{fin.median:.6g}[/]")
+        console.print(f"  median [bold]{fin.median:.6g}[/]  (now {now:.6g}: the trend at step "
+                      f"{curve.last_step})")  # fmt: skip
         console.print(f"  80% interval [{lo80:.6g}, {hi80:.6g}]")
         console.print(f"  95% interval [{lo95:.6g}, {hi95:.6g}]")
         if target is not None:
@@ -227,7 +239,7 @@ def forecast_cmd(
             console.print(f"  P(beats {target:g}) = [bold]{f.prob_beats(target):.0%}[/]")
             if reached is not None:
                 # the forecast starts after the data: "steps to" would name its first step
-                console.print(f"  {target:g} already reached at step {reached}")
+                console.print(f"  {target:g} already reached (by the trend) at step {reached}")
             else:
                 console.print(
                     f"  steps to {target:g}: median {_fmt(med)} (80%: {_fmt(a)}..{_fmt(b)})"

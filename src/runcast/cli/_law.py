@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from runcast.cli._common import console, err_console, friendly_errors
+from runcast.cli._common import console, err_console, friendly_errors, parse_schedule
 
 if TYPE_CHECKING:
     from runcast.curve import Curve
@@ -25,24 +25,6 @@ law_app = typer.Typer(
     no_args_is_help=True,
 )
 LAW_NAMES = ("auto", "runcast", "mpl", "momentum")
-
-
-def parse_schedule(text: str) -> Schedule:
-    """A schedule from JSON, a ``kind:key=val,...`` string, or a JSON file holding either a
-    spec or a catalog-style entry ``{"schedule": {...}}``."""
-    from runcast.errors import ScheduleError
-    from runcast.schedules import Schedule
-
-    path = Path(text)
-    if not text.strip().startswith("{") and path.suffix == ".json" and path.is_file():
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ScheduleError(f"{path}: not a JSON schedule spec ({err}).") from None
-        if isinstance(data, dict) and isinstance(data.get("schedule"), dict):
-            data = data["schedule"]
-        return Schedule.from_spec(data)
-    return Schedule.from_string(text)
 
 
 def read_rows(path: Path, metric: str) -> list[dict[str, Any]]:
@@ -245,8 +227,8 @@ def predict_cmd(
         from runcast.errors import ScheduleError
         from runcast.forecast.laws import Law
 
-        fitted = Law.load(law_file)
         sched = parse_schedule(schedule)
+        fitted = Law.load(law_file)
         total = sched.total
         if total is None and not steps:
             raise ScheduleError(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from runcast.cli._common import console, err_console, friendly_errors
+from runcast.cli._common import console, err_console, friendly_errors, parse_schedule
 from runcast.cli._law import LAW_NAMES, column, read_rows
 
 if TYPE_CHECKING:
@@ -61,11 +61,10 @@ def lowest_fitted_lr(curves: list[Curve]) -> float | None:
 
 
 def _load_law(
-    law: str, files: list[Path], specs: list[str], metric: str
+    law: str, files: list[Path], given: list[Schedule], metric: str
 ) -> tuple[Any, list[Curve]]:
     from runcast.errors import InvalidInputError
     from runcast.forecast.laws import Law, fit_law
-    from runcast.schedules import Schedule
 
     if law not in LAW_NAMES:
         if files:
@@ -78,12 +77,12 @@ def _load_law(
             "Give the curves to fit (FILE... with --schedule for each), or a saved law with "
             "--law FILE.json."
         )
-    if specs and len(specs) not in (1, len(files)):
+    if given and len(given) not in (1, len(files)):
         raise InvalidInputError(
-            f"Got {len(specs)} --schedule for {len(files)} files; give one per file, in order "
+            f"Got {len(given)} --schedule for {len(files)} files; give one per file, in order "
             "(or one for all)."
         )
-    scheds: list[Schedule | None] = [Schedule.from_string(s) for s in specs] or [None]
+    scheds: list[Schedule | None] = [*given] or [None]
     if len(scheds) == 1:
         scheds = scheds * len(files)
     curves = [read_curve(p, metric, s) for p, s in zip(files, scheds, strict=True)]
@@ -184,12 +183,12 @@ def plan_command(
     """Plan the LR schedule with the lowest predicted final loss, and its gain over cosine."""
     with friendly_errors():
         from runcast.errors import InvalidInputError
-        from runcast.schedules import Schedule, plan_schedule
+        from runcast.schedules import plan_schedule
 
         if budget < 2:
             raise InvalidInputError("Give the run's length in steps with --budget N (N >= 2).")
-        fitted, curves = _load_law(law, list(files or []), schedule, metric)
-        given = [Schedule.from_string(s) for s in schedule]
+        given = [parse_schedule(s) for s in schedule]  # a typo is reported before any fit
+        fitted, curves = _load_law(law, list(files or []), given, metric)
         if peak is None:
             # the given schedules', else the fitted runs' own (an 'lr' column)
             peak = max((s.peak for s in given), default=None)
@@ -203,8 +202,17 @@ def plan_command(
                 from runcast.forecast.laws._data import warmup_end
 
                 warm = [warmup_end(c.schedule.array()) for c in curves if c.schedule]
+            if not warm:
+                # a saved law carries no schedule: say what the plan assumes instead of a
+                # silent "warmup: 0" in its spec
+                err_console.print(
+                    "[yellow]note:[/] no --warmup and no schedule to take it from: planning "
+                    "with no warmup (warmup 0); pass --warmup N for your run's warmup steps.",
+                    highlight=False,
+                    soft_wrap=True,
+                )
             warmup = max(warm, default=0)
-        base = None if baseline is None else Schedule.from_string(baseline)
+        base = None if baseline is None else parse_schedule(baseline, "--baseline")
         # the free-form search takes several seconds: show that work is going on (on stderr,
         # so --json output stays clean)
         with err_console.status(f"planning the best schedule for {budget} steps"):

@@ -21,6 +21,9 @@ runs_app = typer.Typer(
 )
 
 _DB = typer.Option(None, "--db", help="The run store (default: $RUNCAST_DB or ./runcast.db).")
+#: a config with more keys than this is folded into one line unless --config is given
+CONFIG_ROWS = 15
+_MISSING = "[dim]—[/]"
 _STATUS_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "killed": "yellow"}
 
 
@@ -76,6 +79,7 @@ def list_runs(
     db: str | None = _DB,
 ) -> None:
     """List the runs, newest first."""
+    from rich import box
     from rich.table import Table
 
     from runcast.errors import InvalidInputError
@@ -99,18 +103,24 @@ def list_runs(
             console.print(f"No runs in {where}.")
             return
         # every name below is the user's text: escaped, so "[/x]" in one is not rich markup
-        table = Table(title=f"{len(infos)} run(s) in {escape(db_path(db))}", title_justify="left")
-        for col, justify in (
-            ("id", "left"),
-            ("name", "left"),
-            ("project", "left"),
-            ("status", "left"),
-            ("last step", "right"),
-            ("points", "right"),
-            ("started", "left"),
-            ("took", "right"),
-        ):
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        # no vertical rules: eight columns and a full run name fit 80 columns
+        table = Table(
+            title=f"{len(infos)} run(s) in {escape(db_path(db))}",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+        )
+        # a name is never cut short ("gpt2-ti…" at 80 columns): it folds onto more lines, and
+        # the id, status and times keep their width; the other columns give way first
+        longest = max((len(r.name) for r in shown), default=4)
+        table.add_column("id", no_wrap=True)
+        table.add_column("name", overflow="fold", min_width=min(longest, 16))
+        table.add_column("project", overflow="fold")
+        table.add_column("status", no_wrap=True)
+        table.add_column("last step", justify="right")
+        table.add_column("points", justify="right")
+        table.add_column("started, took")
         for r in shown:
             style = _STATUS_STYLE.get(r.status, "")
             name = escape(r.name) + (
@@ -125,8 +135,7 @@ def list_runs(
                 f"[{style}]{r.status}[/]",
                 "" if r.last_step is None else f"{r.last_step:,}",
                 f"{r.n_points:,}",
-                _when(r.start_time),
-                _duration(r),
+                f"{_when(r.start_time)}, {_duration(r)}",
             )
         console.print(table)
         if len(infos) > len(shown):
@@ -137,9 +146,12 @@ def list_runs(
 def show(
     run: str = typer.Argument(..., help="Run id, id prefix or name."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    config: bool = typer.Option(
+        False, "--config", help=f"List every config key (over {CONFIG_ROWS} are folded)."
+    ),
     db: str | None = _DB,
 ) -> None:
-    """Show one run: its status, config and metrics."""
+    """Show one run: its status, metrics and config."""
     from rich.table import Table
 
     with friendly_errors(), _open(db) as store:
@@ -159,13 +171,6 @@ def show(
         )
         if info.is_fork:
             console.print(f"forked from run {escape(str(info.parent_id))} at step {info.fork_step}")
-        if info.config:
-            cfg = Table(title="config", title_justify="left")
-            cfg.add_column("key")
-            cfg.add_column("value")
-            for key, value in sorted(info.config.items()):
-                cfg.add_row(escape(str(key)), escape(json.dumps(value, default=str)))
-            console.print(cfg)
         metrics = Table(title="metrics", title_justify="left")
         for col in ("key", "points", "first step", "last step", "last value", "missing"):
             metrics.add_column(col, justify="left" if col == "key" else "right")
@@ -175,10 +180,36 @@ def show(
                 f"{m.n_points:,}",
                 f"{m.first_step:,}",
                 f"{m.last_step:,}",
-                f"{m.last_value:.6g}",
+                f"{m.last_value:.6g}" if math.isfinite(m.last_value) else _MISSING,
                 f"{m.n_missing:,}" if m.n_missing else "",
             )
+        # the metrics first: a trainer's config (120 TrainingArguments) buried them
         console.print(metrics if summary else "[dim]no metrics recorded yet[/]")
+        if not info.config:
+            return
+        if len(info.config) > CONFIG_ROWS and not config:
+            console.print(
+                f"config: {len(info.config)} keys (runcast runs show {escape(info.id)} --config "
+                "lists them)",
+                highlight=False,
+            )
+            return
+        cfg = Table(title="config", title_justify="left")
+        cfg.add_column("key")
+        cfg.add_column("value", overflow="fold")
+        for key, value in sorted(info.config.items()):
+            cfg.add_row(escape(str(key)), _config_value(value))
+        console.print(cfg)
+
+
+def _config_value(value: Any) -> str:
+    """A config value as the user wrote it; a missing one (None, or the text "None" some
+    trainers store for it) shown as missing, not as null or "None"."""
+    if value is None or value == "None" or (isinstance(value, float) and math.isnan(value)):
+        return _MISSING
+    if isinstance(value, str):
+        return escape(value)
+    return escape(json.dumps(value, default=str))
 
 
 @runs_app.command("rm")

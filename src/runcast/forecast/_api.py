@@ -27,6 +27,7 @@ run backtested itself, its noise, how much of the schedule is still to be anneal
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import time
 import warnings
@@ -40,6 +41,7 @@ from runcast.curve import Curve
 from runcast.errors import (
     FitError,
     InvalidInputError,
+    NotEnoughDataError,
     RuncastError,
     RuncastWarning,
     ScheduleError,
@@ -335,6 +337,8 @@ def forecast(
         (True, 1.0)
     """
     until = as_until(until)
+    if isinstance(curve, Curve) and not _INNER.get():
+        _check_reach(curve, until)
     sched = _schedule_of(curve, schedule)
     name = resolve_method(method, sched)
     _load_methods()
@@ -370,7 +374,44 @@ def forecast(
                           stacklevel=2)  # fmt: skip
             name, m = "pfn", get_method("pfn")
     kwargs = {"steps": steps, "direction": direction, "noise": noise, "n_paths": n_paths}
-    return m.fn(curve, until, sched, seed=seed, **kwargs, **opts)  # type: ignore[no-any-return]
+    token = _INNER.set(True)  # a mixture's own forecasts: checked and warned about once, here
+    try:
+        return m.fn(curve, until, sched, seed=seed, **kwargs, **opts)  # type: ignore[no-any-return]
+    finally:
+        _INNER.reset(token)
+
+
+#: set while a composite method (a mixture) runs its parts through :func:`forecast`
+_INNER: contextvars.ContextVar[bool] = contextvars.ContextVar("runcast_inner", default=False)
+#: a forecast past this many times the observed steps is warned about: the calibration was
+#: measured from 10% of a run on (bench/README.md, "Forecast the rest of a run")
+MAX_REACH = 10.0
+
+
+def _check_reach(curve: Curve, until: int) -> None:
+    """Checks every method shares, whatever it is: enough points, and how far past them.
+
+    Every method needs :data:`MIN_POINTS` finite points (the README's rule; ``"auto"`` used to
+    go on from 4 with the PFN, and at 3 named that internal method). A forecast more than
+    :data:`MAX_REACH` times the observed steps ahead is an extrapolation of the curve's form
+    that no calibration covers: it is made, with a warning saying how far.
+    """
+    c = curve.finite()
+    if len(c) < MIN_POINTS:
+        raise NotEnoughDataError(
+            f"Forecasting needs at least {MIN_POINTS} finite points, but the curve has {len(c)}. "
+            "Log the metric more often, or wait for more steps."
+        )
+    seen = c.last_step + 1
+    if until + 1 > MAX_REACH * seen:
+        warnings.warn(
+            f"until={until} is {(until + 1) / seen:,.0f}x the {seen:,} steps observed: a "
+            f"forecast more than {MAX_REACH:g}x past the data extrapolates the curve's form, "
+            "and its intervals are not calibrated that far. Forecast an earlier step, or wait "
+            "for more of the run.",
+            RuncastWarning,
+            stacklevel=3,
+        )
 
 
 def available_methods() -> dict[str, str]:
