@@ -73,6 +73,41 @@ def test_ui_says_when_the_port_is_taken(db_path: Path) -> None:
     assert res.exit_code == 1 and "pick another port with --port" in res.output
 
 
-def test_ui_needs_an_existing_store(tmp_path: Path) -> None:
-    res = CliRunner().invoke(app, ["--db", str(tmp_path / "no.db"), "ui", "--no-browser"])
-    assert res.exit_code == 1 and not (tmp_path / "no.db").exists()
+def _get(url: str, deadline: float) -> dict[str, object]:
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return dict(json.loads(r.read()))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_ui_starts_before_the_store_exists(tmp_path: Path, free_port: Callable[[], int]) -> None:
+    # a user opens the dashboard first, then starts training: it refused to start
+    db = tmp_path / "later.db"
+    port = free_port()
+    code = "import sys; from runcast.cli import main; sys.argv = ['runcast'] + sys.argv[1:]; main()"
+    args = ["--db", str(db), "ui", "--no-browser", "--port", str(port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    url = f"http://127.0.0.1:{port}/api/runs"
+    try:
+        body = _get(url, time.monotonic() + 60)
+        # an empty dashboard saying what it waits for; the dashboard never creates the store
+        assert body["runs"] == [] and "waiting for training to create" in str(body["note"])
+        assert not db.exists()
+        with runcast.init(project="u", name="late", db=str(db)) as run:
+            run.log({"loss": 1.0}, step=0)
+        body = _get(url, time.monotonic() + 60)
+        assert [r["name"] for r in body["runs"]] == ["late"]  # type: ignore[attr-defined]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "does not exist yet" in out.decode()

@@ -122,10 +122,18 @@ def test_errors(live: Any, tmp_path: Any) -> None:
             api.curve("nope", "loss")
     finally:
         api.close()
-    # the dashboard never creates a store where there is none
-    with pytest.raises(StoreError):
-        DashboardData(tmp_path / "missing.db")
+    # the dashboard never creates a store where there is none: it waits for one, with no runs
+    waiting = DashboardData(tmp_path / "missing.db")
+    try:
+        assert waiting.runs()["runs"] == [] and "waiting for training" in waiting.runs()["note"]
+        with pytest.raises(RunNotFoundError, match="has not been created"):
+            waiting.curve("nope", "loss")
+    finally:
+        waiting.close()
     assert not (tmp_path / "missing.db").exists()
+    (tmp_path / "junk.db").write_text("not a database")
+    with pytest.raises(StoreError):  # a file that is not a store is still an error
+        DashboardData(tmp_path / "junk.db")
 
 
 def test_polling_never_blocks_the_writer(live: Any) -> None:

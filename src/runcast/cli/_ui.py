@@ -40,6 +40,12 @@ def ui(
         console.print(
             f"runcast dashboard on [bold]{server.url}[/] over {escape(str(path))} (Ctrl+C stops it)"
         )
+        if server.data._open() is None:
+            console.print(
+                f"{escape(str(path))} does not exist yet: the dashboard shows the runs as soon "
+                "as training creates it.",
+                highlight=False,
+            )
         if browser:
             webbrowser.open(server.url)
         try:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from runcast.errors import MetricNotFoundError, RuncastError
+from runcast.errors import MetricNotFoundError, RuncastError, RunNotFoundError, StoreError
 
 if TYPE_CHECKING:
     from runcast.schedules import Schedule
@@ -53,7 +53,8 @@ class DashboardData:
     """What the dashboard's endpoints return, read from the store at ``db``.
 
     Args:
-        db: the store file (it must exist: the dashboard never creates one).
+        db: the store file. The dashboard never creates one: until a training process does,
+            it shows no runs.
         key: the default metric (``"loss"``).
         cutoff: for a finished run, the fraction of it the shown forecast starts from.
     """
@@ -64,7 +65,12 @@ class DashboardData:
         self.db = Path(db)
         self.key = key
         self.cutoff = cutoff
-        self._store = runcast.open_store(self.db, create=False)
+        self._opened: Any = None
+        self._open_lock = threading.Lock()
+        # a store file that does not exist yet (the dashboard opened before training) is
+        # waited for: the dashboard shows no runs until a training process creates it
+        if self.db.exists() or "://" in str(db):
+            self._opened = runcast.open_store(self.db, create=False)
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], tuple[int, str, dict[str, Any]]] = {}
         # one worker: forecasts for the run list are made one at a time, off the request path
@@ -74,7 +80,28 @@ class DashboardData:
     def close(self) -> None:
         """Stop the forecast worker and close the store."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._store.close()
+        if self._opened is not None:
+            self._opened.close()
+
+    def _open(self) -> Any:
+        """The store, opened once it exists (None until a training process creates it)."""
+        import runcast
+
+        if self._opened is None:
+            with self._open_lock:
+                if self._opened is None and self.db.exists():
+                    try:
+                        self._opened = runcast.open_store(self.db, create=False)
+                    except StoreError:
+                        return None  # created this very moment: its tables are on their way
+        return self._opened
+
+    @property
+    def _store(self) -> Any:
+        store = self._open()
+        if store is None:
+            raise RunNotFoundError(f"There are no runs yet: {self.db} has not been created.")
+        return store
 
     def _refresh(self, run_id: str, key: str) -> None:
         try:
@@ -101,6 +128,9 @@ class DashboardData:
         Without ``wait`` a run's forecast is the last one made (None until the background
         worker has made one); with ``wait`` every forecast is brought up to date first.
         """
+        if self._open() is None:
+            note = f"No runs yet: waiting for training to create {self.db}."
+            return {"runs": [], "key": self.key, "note": note}
         out = []
         for info in self._store.runs():
             summ = self._store.summary(info.id)

@@ -97,8 +97,9 @@ async function refreshRuns() {
   }
   renderKeys();
   renderRuns();
+  // before the store exists the reply says so: shown until training creates it
   document.getElementById("status").textContent =
-    `${state.runs.length} run(s) · updated ${new Date().toLocaleTimeString()}`;
+    `${body.note || `${state.runs.length} run(s)`} · updated ${new Date().toLocaleTimeString()}`;
 }
 
 // ---- plot ---------------------------------------------------------------------------------
