@@ -19,6 +19,7 @@ Example:
     'continue'
 """
 
+from runcast.steer._bswarmup import BatchSizeWarmup, WarmupBatchSampler
 from runcast.steer._cbs import Branch, CBSResult, measure_cbs
 from runcast.steer._decision import Decision
 from runcast.steer._guard import InstabilityGuard, robust_z
@@ -30,6 +31,7 @@ from runcast.steer._stop import StopRule, should_stop
 from runcast.steer._transformer import TransformerMonitor, z_loss
 
 __all__ = [
+    "BatchSizeWarmup",
     "Branch",
     "CBSResult",
     "Decision",
@@ -39,6 +41,7 @@ __all__ = [
     "PruneRule",
     "StopRule",
     "TransformerMonitor",
+    "WarmupBatchSampler",
     "analog_forecast",
     "default_forecaster",
     "measure_cbs",

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-Action = Literal["continue", "stop", "prune", "warn", "skip", "lower_lr", "rollback"]
-ACTIONS: tuple[str, ...] = ("continue", "stop", "prune", "warn", "skip", "lower_lr", "rollback")
+Action = Literal["continue", "stop", "prune", "warn", "skip", "lower_lr", "rollback", "grow_batch"]
+ACTIONS: tuple[str, ...] = get_args(Action)
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,8 @@ class Decision:
 
     Args:
         action: ``"continue"`` (do nothing) or what to do: ``"stop"``, ``"prune"``, ``"warn"``,
-            ``"skip"`` (skip this optimizer step), ``"lower_lr"``, ``"rollback"``.
+            ``"skip"`` (skip this optimizer step), ``"lower_lr"``, ``"rollback"``,
+            ``"grow_batch"`` (batch-size warmup: ``numbers["batch_size"]`` is the new one).
         reason: one sentence, with the numbers, that a person can read in a log.
         step: the training step the decision was made at (None if unknown).
         numbers: the quantities behind the decision (probabilities, thresholds, z-scores).
