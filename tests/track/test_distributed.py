@@ -35,7 +35,7 @@ CHILD = textwrap.dedent(
 )
 
 
-def _launch(db: Path, zero_only: bool, env: dict[str, str], port: int) -> list[str]:
+def _launch(db: Path | str, zero_only: bool, env: dict[str, str], port: int) -> list[str]:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, str(db), str(port), str(rank), "1" if zero_only else "0"],
@@ -56,12 +56,12 @@ def _launch(db: Path, zero_only: bool, env: dict[str, str], port: int) -> list[s
 
 @pytest.mark.slow
 def test_only_rank_zero_records_under_torch_distributed(
-    tmp_path: Path,
+    store_db: Path | str,
     free_port: Callable[[], int],
     launcher_free_env: Callable[[], dict[str, str]],
 ) -> None:
     # (rank_zero_only=False is checked with launcher env vars in test_run.py: cheaper)
-    db = tmp_path / "runcast.db"
+    db = store_db
     outs = _launch(db, zero_only=True, env=launcher_free_env(), port=free_port())
     assert outs == ["enabled", "disabled"]
     with open_store(db) as store:

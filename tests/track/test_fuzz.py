@@ -68,7 +68,7 @@ def _expected(value: Any) -> float:
     return f if math.isfinite(f) else math.nan
 
 
-def _one_run(rng: np.random.Generator, db: Path, errors: list[str]) -> None:
+def _one_run(rng: np.random.Generator, db: Path | str, errors: list[str]) -> None:
     if rng.random() < 0.2:
         bad = BAD_INIT[int(rng.integers(len(BAD_INIT)))]
         with pytest.raises(RuncastError) as err:
@@ -112,12 +112,16 @@ def _one_run(rng: np.random.Generator, db: Path, errors: list[str]) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_random_logging_is_recorded_exactly_or_refused_clearly(seed: int, tmp_path: Path) -> None:
+def test_random_logging_is_recorded_exactly_or_refused_clearly(
+    seed: int, tmp_path: Path, store_db: Path | str
+) -> None:
     rng = np.random.default_rng(seed)
     errors: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", runcast.RuncastWarning)
         for case in range(8):
-            _one_run(rng, tmp_path / f"fuzz{case}.db", errors)
+            # a fresh SQLite file per case; PostgreSQL's runs share one database
+            db = tmp_path / f"fuzz{case}.db" if isinstance(store_db, Path) else store_db
+            _one_run(rng, db, errors)
     assert errors  # the hostile inputs were drawn and refused
     assert all(len(e) > 40 for e in errors), errors  # and each error says what and why

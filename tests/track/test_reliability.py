@@ -1,4 +1,4 @@
-"""Kill -9 at random moments; many processes writing to one store at once."""
+"""Kill -9 at random moments; many processes writing to one store at once (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from runcast.store import open_store
 CHILD = str(Path(__file__).with_name("_child_logger.py"))
 
 
-def _start(db: Path, name: str, steps: int, mode: str) -> subprocess.Popen[str]:
+def _start(db: Path | str, name: str, steps: int, mode: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, CHILD, str(db), name, str(steps), mode],
         stdout=subprocess.PIPE,
@@ -27,8 +27,8 @@ def _start(db: Path, name: str, steps: int, mode: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_loses_only_unflushed_points(tmp_path: Path) -> None:
-    db = tmp_path / "runcast.db"
+def test_kill_9_at_random_moments_loses_only_unflushed_points(store_db: Path | str) -> None:
+    db = store_db
     rng = random.Random(20261122)
     n_kills, batch = 20, 4
     confirmed: dict[str, int] = {}
@@ -77,8 +77,8 @@ def test_kill_9_at_random_moments_loses_only_unflushed_points(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_eight_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "runcast.db"  # fresh: the eight also race to create the schema
+def test_eight_processes_writing_at_once_lose_nothing(store_db: Path | str) -> None:
+    db = store_db  # fresh: the eight also race to create the schema
     steps = 1500
     procs = [_start(db, f"w{i}", steps, "finish") for i in range(8)]
     for proc in procs:
