@@ -86,6 +86,14 @@ def build_sweep(gen: Any, sweep: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return sweep["id"], entry
 
 
+def _drop_unlisted(man: dict[str, Any]) -> None:
+    """Delete data files no manifest entry names (left by a build killed mid-write)."""
+    listed = {e["file"] for e in man["runs"].values()} | {e["file"] for e in man["sweeps"].values()}
+    for p in store.DATA.rglob("*.npz"):
+        if str(p.relative_to(store.DATA)) not in listed:
+            p.unlink()
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--family", action="append", help="a generator family (repeatable)")
@@ -103,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _build_once(args: argparse.Namespace) -> int:
     man = store.read_manifest()
+    if not args.list:
+        _drop_unlisted(man)
     todo: list[tuple[Any, str, dict[str, Any]]] = []
     for name in GENERATORS:
         try:
