@@ -30,9 +30,22 @@ import numpy as np
 from corpus import store
 
 # the generator modules, fastest first: a partial build still covers many families
-GENERATORS = ("gen_mlp_cls", "gen_linear", "gen_mlp_reg", "gen_sweeps_fast", "gen_mlp_overfit",
-              "gen_chartf", "gen_autoenc", "gen_cnn", "gen_finetune_mlp", "gen_rnn",
-              "gen_chartf_overfit", "gen_finetune_lm", "gen_long", "gen_sweeps_lm")
+GENERATORS = (
+    "gen_mlp_cls",
+    "gen_linear",
+    "gen_mlp_reg",
+    "gen_sweeps_fast",
+    "gen_mlp_overfit",
+    "gen_chartf",
+    "gen_autoenc",
+    "gen_cnn",
+    "gen_finetune_mlp",
+    "gen_rnn",
+    "gen_chartf_overfit",
+    "gen_finetune_lm",
+    "gen_long",
+    "gen_sweeps_lm",
+)
 
 
 def generator(name: str) -> Any:
@@ -41,8 +54,12 @@ def generator(name: str) -> Any:
 
 def _summary(rec: Any) -> dict[str, Any]:
     """Facts about a run for the manifest: lengths, final and best values, overfitting."""
-    out: dict[str, Any] = {"n_steps": len(rec.train_loss), "n_evals": len(rec.eval_step),
-                           "diverged": rec.diverged, "seconds": round(rec.seconds, 2)}
+    out: dict[str, Any] = {
+        "n_steps": len(rec.train_loss),
+        "n_evals": len(rec.eval_step),
+        "diverged": rec.diverged,
+        "seconds": round(rec.seconds, 2),
+    }
     vl = rec.evals.get("val_loss")
     if vl is not None and len(vl) and np.isfinite(vl).any():
         i = int(np.nanargmin(vl))
@@ -53,8 +70,10 @@ def _summary(rec: Any) -> dict[str, Any]:
         # overfits: the best validation loss comes before 70% of the run and the last is
         # at least 2% (relative) above it
         out["overfits"] = bool(
-            not rec.diverged and rec.eval_step[i] < 0.7 * rec.eval_step[-1]
-            and fin > vl[i] + 0.02 * abs(vl[i]))
+            not rec.diverged
+            and rec.eval_step[i] < 0.7 * rec.eval_step[-1]
+            and fin > vl[i] + 0.02 * abs(vl[i])
+        )
     va = rec.evals.get("val_acc")
     if va is not None and len(va):
         out["final_val_acc"] = float(va[-1])
@@ -66,8 +85,15 @@ def build_run(gen: Any, cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     rec = gen.run(cfg)
     rel = f"{gen.FAMILY}/{cfg['id']}.npz"
     size = store.write_arrays(rel, rec.arrays())
-    entry = {"id": cfg["id"], "family": gen.FAMILY, "config": cfg, "file": rel, "bytes": size,
-             "metrics": ["train_loss", "lr", "grad_norm", *rec.evals], **_summary(rec)}
+    entry = {
+        "id": cfg["id"],
+        "family": gen.FAMILY,
+        "config": cfg,
+        "file": rel,
+        "bytes": size,
+        "metrics": ["train_loss", "lr", "grad_norm", *rec.evals],
+        **_summary(rec),
+    }
     return cfg["id"], entry
 
 
@@ -99,8 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--family", action="append", help="a generator family (repeatable)")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--limit", type=int, default=None, help="at most this many new runs")
-    ap.add_argument("--loop", action="store_true",
-                    help="when done, look again for new generators and runs, until none is left")
+    ap.add_argument(
+        "--loop",
+        action="store_true",
+        help="when done, look again for new generators and runs, until none is left",
+    )
     args = ap.parse_args(argv)
     while True:
         n = _build_once(args)
@@ -137,7 +166,7 @@ def _build_once(args: argparse.Namespace) -> int:
             print(f"  {gen.FAMILY:18s} {kind:5s} {cfg['id']}")
         return 0
     if args.limit is not None:
-        todo = todo[:args.limit]
+        todo = todo[: args.limit]
     t0 = time.time()
     for k, (gen, kind, cfg) in enumerate(todo):
         if kind == "run":
@@ -147,8 +176,11 @@ def _build_once(args: argparse.Namespace) -> int:
             rid, entry = build_sweep(gen, cfg)
             man["sweeps"][rid] = entry
         store.write_manifest(man)
-        print(f"[{k + 1}/{len(todo)} {time.time() - t0:7.0f}s] {gen.FAMILY} {rid} "
-              f"{entry.get('seconds', '')}", flush=True)
+        print(
+            f"[{k + 1}/{len(todo)} {time.time() - t0:7.0f}s] {gen.FAMILY} {rid} "
+            f"{entry.get('seconds', '')}",
+            flush=True,
+        )
     return len(todo)
 
 

@@ -54,31 +54,97 @@ def schedule_spec(name: str, peak: float, total: int, warmup: int = 0) -> dict[s
         "cosine": {"kind": "cosine", "peak": peak, "end": end, "total": total},
         "cosine0": {"kind": "cosine", "peak": peak, "end": 0.0, "total": total},
         "linear": {"kind": "linear", "peak": peak, "end": 0.0, "total": total},
-        "wsd": {"kind": "wsd", "peak": peak, "end": 0.0, "total": total,
-                "decay_fraction": 0.2, "decay_shape": "linear"},
-        "wsd_sqrt": {"kind": "wsd", "peak": peak, "end": 0.0, "total": total,
-                     "decay_fraction": 0.2, "decay_shape": "1-sqrt"},
-        "wsd_exp": {"kind": "wsd", "peak": peak, "end": end, "total": total,
-                    "decay_fraction": 0.3, "decay_shape": "exponential"},
-        "wsd_cos": {"kind": "wsd", "peak": peak, "end": 0.0, "total": total,
-                    "decay_fraction": 0.1, "decay_shape": "cosine"},
-        "step811": {"kind": "multistep", "peak": peak, "total": total,
-                    "milestone_fractions": [0.8, 0.9], "gamma": 0.316},
-        "two_stage": {"kind": "two_stage", "peak": peak, "second": peak * 0.3,
-                      "switch": total // 2, "total": total},
-        "cyclic": {"kind": "cyclic", "peak": peak, "base": peak * 0.05,
-                   "period": max(total // 4, 1), "shape": "cosine", "total": total},
-        "cyclic_tri": {"kind": "cyclic", "peak": peak, "base": peak * 0.1,
-                       "period": max(total // 3, 1), "shape": "triangular", "total": total},
-        "inverse_sqrt": {"kind": "inverse_sqrt", "peak": peak, "total": total,
-                         "timescale": max(total // 20, 1)},
-        "power": {"kind": "power", "peak": peak, "a": peak * 4.0, "b": -0.3,
-                  "tokens_per_step": 1.0, "batch_size": 1.0, "total": total,
-                  "decay_fraction": 0.1},
-        "rewarm": {"kind": "sequence", "phases": [
-            {"kind": "cosine", "peak": peak, "end": peak * 0.1, "steps": total // 2},
-            {"kind": "cosine", "peak": peak * 0.5, "end": 0.0, "warmup": max(total // 20, 1),
-             "steps": total - total // 2}]},
+        "wsd": {
+            "kind": "wsd",
+            "peak": peak,
+            "end": 0.0,
+            "total": total,
+            "decay_fraction": 0.2,
+            "decay_shape": "linear",
+        },
+        "wsd_sqrt": {
+            "kind": "wsd",
+            "peak": peak,
+            "end": 0.0,
+            "total": total,
+            "decay_fraction": 0.2,
+            "decay_shape": "1-sqrt",
+        },
+        "wsd_exp": {
+            "kind": "wsd",
+            "peak": peak,
+            "end": end,
+            "total": total,
+            "decay_fraction": 0.3,
+            "decay_shape": "exponential",
+        },
+        "wsd_cos": {
+            "kind": "wsd",
+            "peak": peak,
+            "end": 0.0,
+            "total": total,
+            "decay_fraction": 0.1,
+            "decay_shape": "cosine",
+        },
+        "step811": {
+            "kind": "multistep",
+            "peak": peak,
+            "total": total,
+            "milestone_fractions": [0.8, 0.9],
+            "gamma": 0.316,
+        },
+        "two_stage": {
+            "kind": "two_stage",
+            "peak": peak,
+            "second": peak * 0.3,
+            "switch": total // 2,
+            "total": total,
+        },
+        "cyclic": {
+            "kind": "cyclic",
+            "peak": peak,
+            "base": peak * 0.05,
+            "period": max(total // 4, 1),
+            "shape": "cosine",
+            "total": total,
+        },
+        "cyclic_tri": {
+            "kind": "cyclic",
+            "peak": peak,
+            "base": peak * 0.1,
+            "period": max(total // 3, 1),
+            "shape": "triangular",
+            "total": total,
+        },
+        "inverse_sqrt": {
+            "kind": "inverse_sqrt",
+            "peak": peak,
+            "total": total,
+            "timescale": max(total // 20, 1),
+        },
+        "power": {
+            "kind": "power",
+            "peak": peak,
+            "a": peak * 4.0,
+            "b": -0.3,
+            "tokens_per_step": 1.0,
+            "batch_size": 1.0,
+            "total": total,
+            "decay_fraction": 0.1,
+        },
+        "rewarm": {
+            "kind": "sequence",
+            "phases": [
+                {"kind": "cosine", "peak": peak, "end": peak * 0.1, "steps": total // 2},
+                {
+                    "kind": "cosine",
+                    "peak": peak * 0.5,
+                    "end": 0.0,
+                    "warmup": max(total // 20, 1),
+                    "steps": total - total // 2,
+                },
+            ],
+        },
     }
     spec = dict(specs[name])
     if name == "power":
@@ -91,8 +157,23 @@ def schedule_spec(name: str, peak: float, total: int, warmup: int = 0) -> dict[s
     return {**spec, **w}
 
 
-SCHEDULES = ("constant", "cosine", "cosine0", "linear", "wsd", "wsd_sqrt", "wsd_exp", "wsd_cos",
-             "step811", "two_stage", "cyclic", "cyclic_tri", "inverse_sqrt", "power", "rewarm")
+SCHEDULES = (
+    "constant",
+    "cosine",
+    "cosine0",
+    "linear",
+    "wsd",
+    "wsd_sqrt",
+    "wsd_exp",
+    "wsd_cos",
+    "step811",
+    "two_stage",
+    "cyclic",
+    "cyclic_tri",
+    "inverse_sqrt",
+    "power",
+    "rewarm",
+)
 
 
 def make_schedule(spec: dict[str, Any], total: int) -> tuple[Schedule, np.ndarray]:
@@ -104,8 +185,14 @@ def make_schedule(spec: dict[str, Any], total: int) -> tuple[Schedule, np.ndarra
 OPTIMIZERS = ("adamw", "adam", "sgd", "schedulefree")
 
 
-def make_optimizer(name: str, params: list[nn.Parameter], lr: float, wd: float = 0.0,
-                   momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.99)) -> Any:
+def make_optimizer(
+    name: str,
+    params: list[nn.Parameter],
+    lr: float,
+    wd: float = 0.0,
+    momentum: float = 0.9,
+    betas: tuple[float, float] = (0.9, 0.99),
+) -> Any:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd, betas=betas)
     if name == "adam":
@@ -116,8 +203,9 @@ def make_optimizer(name: str, params: list[nn.Parameter], lr: float, wd: float =
         import schedulefree
 
         # warmup comes from the run's schedule (set into the param group each step)
-        return schedulefree.AdamWScheduleFree(params, lr=lr, weight_decay=wd, betas=betas,
-                                              warmup_steps=0)
+        return schedulefree.AdamWScheduleFree(
+            params, lr=lr, weight_decay=wd, betas=betas, warmup_steps=0
+        )
     raise ValueError(f"unknown optimizer {name!r}; use one of {OPTIMIZERS}")
 
 
@@ -143,8 +231,15 @@ class Task:
 class ArrayTask(Task):
     """Supervised arrays: classification (cross-entropy, accuracy) or regression (MSE, R^2)."""
 
-    def __init__(self, xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.ndarray,
-                 classify: bool, loss_kind: str = "auto") -> None:
+    def __init__(
+        self,
+        xtr: np.ndarray,
+        ytr: np.ndarray,
+        xva: np.ndarray,
+        yva: np.ndarray,
+        classify: bool,
+        loss_kind: str = "auto",
+    ) -> None:
         self.classify = classify
         self.xtr = torch.tensor(xtr, dtype=torch.float32)
         self.xva = torch.tensor(xva, dtype=torch.float32)
@@ -164,7 +259,7 @@ class ArrayTask(Task):
         if self._order is None or self._pos + size > self.n_train:
             self._order = rng.permutation(self.n_train)
             self._pos = 0
-        idx = torch.from_numpy(self._order[self._pos:self._pos + size])
+        idx = torch.from_numpy(self._order[self._pos : self._pos + size])
         self._pos += size
         return self.xtr[idx], self.ytr[idx]
 
@@ -191,14 +286,22 @@ class ArrayTask(Task):
 
     def metric_names(self) -> tuple[str, ...]:
         return {"ce": ("val_loss", "val_acc"), "mse": ("val_loss", "val_r2")}.get(
-            self.loss_kind, ("val_loss",))
+            self.loss_kind, ("val_loss",)
+        )
 
 
 class TextTask(Task):
     """Next-byte prediction on a text: random windows for training, fixed windows to validate."""
 
-    def __init__(self, data: np.ndarray, ctx: int, val_frac: float = 0.1, n_val: int = 64,
-                 train_limit: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        data: np.ndarray,
+        ctx: int,
+        val_frac: float = 0.1,
+        n_val: int = 64,
+        train_limit: int | None = None,
+        seed: int = 0,
+    ) -> None:
         cut = int(len(data) * (1 - val_frac))
         self.train = torch.from_numpy(data[:cut].astype(np.int64))
         if train_limit is not None:
@@ -208,8 +311,8 @@ class TextTask(Task):
         self.per_example = ctx
         g = np.random.default_rng(seed + 12345)
         starts = g.integers(0, len(val) - ctx - 1, size=n_val)
-        self.xva = torch.stack([val[s:s + ctx] for s in starts])
-        self.yva = torch.stack([val[s + 1:s + ctx + 1] for s in starts])
+        self.xva = torch.stack([val[s : s + ctx] for s in starts])
+        self.yva = torch.stack([val[s + 1 : s + ctx + 1] for s in starts])
         self.n_train = len(self.train)
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,10 +350,12 @@ class Record:
     info: dict[str, Any] = field(default_factory=dict)
 
     def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
-        out = {f"{prefix}train_loss": self.train_loss.astype(np.float32),
-               f"{prefix}lr": self.lr.astype(np.float32),
-               f"{prefix}grad_norm": self.grad_norm.astype(np.float32),
-               f"{prefix}eval_step": self.eval_step.astype(np.int32)}
+        out = {
+            f"{prefix}train_loss": self.train_loss.astype(np.float32),
+            f"{prefix}lr": self.lr.astype(np.float32),
+            f"{prefix}grad_norm": self.grad_norm.astype(np.float32),
+            f"{prefix}eval_step": self.eval_step.astype(np.int32),
+        }
         for k, v in self.evals.items():
             out[f"{prefix}{k}"] = v.astype(np.float32)
         return out
@@ -265,11 +370,23 @@ def eval_steps(total: int, every: int) -> set[int]:
     return {t for t in range(every - 1, total, every)} | {total - 1}
 
 
-def train(task: Task, model: nn.Module, *, optimizer: str, schedule: dict[str, Any], total: int,
-          batch_size: int, seed: int, eval_every: int, wd: float = 0.0, clip: float | None = None,
-          momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.99),
-          eval_at: set[int] | None = None,
-          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> Record:
+def train(
+    task: Task,
+    model: nn.Module,
+    *,
+    optimizer: str,
+    schedule: dict[str, Any],
+    total: int,
+    batch_size: int,
+    seed: int,
+    eval_every: int,
+    wd: float = 0.0,
+    clip: float | None = None,
+    momentum: float = 0.9,
+    betas: tuple[float, float] = (0.9, 0.99),
+    eval_at: set[int] | None = None,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+) -> Record:
     """Train ``model`` for ``total`` updates under ``schedule``; record every step and eval."""
     rng = np.random.default_rng(seed)
     _, lrs = make_schedule(schedule, total)
@@ -321,15 +438,21 @@ def train(task: Task, model: nn.Module, *, optimizer: str, schedule: dict[str, A
                 on_eval(t, m)
     secs = time.perf_counter() - t0
     n = t + 1 if diverged else total
-    return Record(train_loss=tl[:n], lr=lrs[:n], grad_norm=gn[:n],
-                  eval_step=np.asarray(ev_steps, dtype=np.int64),
-                  evals={k: np.asarray(v) for k, v in evs.items()}, diverged=diverged,
-                  seconds=secs)
+    return Record(
+        train_loss=tl[:n],
+        lr=lrs[:n],
+        grad_norm=gn[:n],
+        eval_step=np.asarray(ev_steps, dtype=np.int64),
+        evals={k: np.asarray(v) for k, v in evs.items()},
+        diverged=diverged,
+        seconds=secs,
+    )
 
 
 # --- data -------------------------------------------------------------------------------------
-def sklearn_data(name: str, seed: int = 0, n_train: int | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+def sklearn_data(
+    name: str, seed: int = 0, n_train: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
     """A scikit-learn dataset shipped with the package (or generated), standardised, split."""
     from sklearn import datasets
     from sklearn.model_selection import train_test_split
@@ -345,9 +468,15 @@ def sklearn_data(name: str, seed: int = 0, n_train: int | None = None
     elif name == "iris":
         x, y = datasets.load_iris(return_X_y=True)
     elif name == "synth_cls":
-        x, y = datasets.make_classification(n_samples=3000, n_features=40, n_informative=12,
-                                            n_classes=5, n_clusters_per_class=2, flip_y=0.05,
-                                            random_state=7)
+        x, y = datasets.make_classification(
+            n_samples=3000,
+            n_features=40,
+            n_informative=12,
+            n_classes=5,
+            n_clusters_per_class=2,
+            flip_y=0.05,
+            random_state=7,
+        )
     elif name == "diabetes":
         x, y = datasets.load_diabetes(return_X_y=True)
         classify = False
@@ -355,14 +484,16 @@ def sklearn_data(name: str, seed: int = 0, n_train: int | None = None
         x, y = datasets.make_friedman1(n_samples=3000, n_features=10, noise=1.0, random_state=7)
         classify = False
     elif name == "regression":
-        x, y = datasets.make_regression(n_samples=2000, n_features=30, n_informative=10,
-                                        noise=20.0, random_state=7)
+        x, y = datasets.make_regression(
+            n_samples=2000, n_features=30, n_informative=10, noise=20.0, random_state=7
+        )
         y = np.tanh(y / 150.0) * 150.0  # a mildly non-linear target
         classify = False
     else:
         raise ValueError(f"unknown dataset {name!r}")
-    xtr, xva, ytr, yva = train_test_split(x, y, test_size=0.25, random_state=seed,
-                                          stratify=y if classify else None)
+    xtr, xva, ytr, yva = train_test_split(
+        x, y, test_size=0.25, random_state=seed, stratify=y if classify else None
+    )
     if n_train is not None:
         xtr, ytr = xtr[:n_train], ytr[:n_train]
     if name != "digits":
@@ -383,12 +514,27 @@ def _stdlib_dir() -> str:
 # the texts: byte-level (values >= 128 folded to 127), each from files that ship with Python or
 # Debian; a config records the text's sha256 prefix, so a changed source is visible
 TEXT_SOURCES: dict[str, list[str]] = {
-    "pysrc": ["argparse.py", "typing.py", "dataclasses.py", "pathlib.py", "inspect.py",
-              "collections/__init__.py", "functools.py", "enum.py", "json/encoder.py",
-              "json/decoder.py", "subprocess.py", "tarfile.py"],
-    "licenses": ["/usr/share/common-licenses/GPL-3", "/usr/share/common-licenses/Apache-2.0",
-                 "/usr/share/common-licenses/LGPL-3", "/usr/share/common-licenses/MPL-2.0",
-                 "/usr/share/common-licenses/Artistic"],
+    "pysrc": [
+        "argparse.py",
+        "typing.py",
+        "dataclasses.py",
+        "pathlib.py",
+        "inspect.py",
+        "collections/__init__.py",
+        "functools.py",
+        "enum.py",
+        "json/encoder.py",
+        "json/decoder.py",
+        "subprocess.py",
+        "tarfile.py",
+    ],
+    "licenses": [
+        "/usr/share/common-licenses/GPL-3",
+        "/usr/share/common-licenses/Apache-2.0",
+        "/usr/share/common-licenses/LGPL-3",
+        "/usr/share/common-licenses/MPL-2.0",
+        "/usr/share/common-licenses/Artistic",
+    ],
     "pydoc": ["pydoc_data/topics.py"],
 }
 
@@ -407,8 +553,9 @@ def load_text(name: str) -> tuple[np.ndarray, str]:
 
 
 # --- models -----------------------------------------------------------------------------------
-def mlp(d_in: int, width: int, depth: int, d_out: int, act: str = "relu",
-        dropout: float = 0.0) -> nn.Module:
+def mlp(
+    d_in: int, width: int, depth: int, d_out: int, act: str = "relu", dropout: float = 0.0
+) -> nn.Module:
     acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
     layers: list[nn.Module] = []
     d = d_in
@@ -424,14 +571,16 @@ def mlp(d_in: int, width: int, depth: int, d_out: int, act: str = "relu",
 class CharTransformer(nn.Module):
     """A small pre-norm decoder-only transformer over bytes (vocab 128), learned positions."""
 
-    def __init__(self, d: int, layers: int, heads: int, ctx: int, vocab: int = 128,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, d: int, layers: int, heads: int, ctx: int, vocab: int = 128, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.emb = nn.Embedding(vocab, d)
         self.pos = nn.Parameter(torch.zeros(ctx, d))
         nn.init.normal_(self.pos, std=0.02)
-        block = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=dropout, batch_first=True,
-                                           norm_first=True, activation="gelu")
+        block = nn.TransformerEncoderLayer(
+            d, heads, 4 * d, dropout=dropout, batch_first=True, norm_first=True, activation="gelu"
+        )
         self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, vocab)
@@ -464,9 +613,14 @@ class SmallCNN(nn.Module):
     def __init__(self, c1: int, c2: int, n_cls: int = 10) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(c2 * 16, n_cls))
+            nn.Conv2d(1, c1, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(c2 * 16, n_cls),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.view(-1, 1, 8, 8))
@@ -480,8 +634,12 @@ def grid_iter(*axes: list[Any]) -> Iterator[tuple[Any, ...]]:
 
 # --- config sampling --------------------------------------------------------------------------
 # sensible peak-LR ranges per optimizer (log-uniform); sweeps widen them on purpose
-LR_RANGE = {"adamw": (3e-4, 1e-2), "adam": (3e-4, 1e-2), "sgd": (1e-2, 3e-1),
-            "schedulefree": (5e-4, 1e-2)}
+LR_RANGE = {
+    "adamw": (3e-4, 1e-2),
+    "adam": (3e-4, 1e-2),
+    "sgd": (1e-2, 3e-1),
+    "schedulefree": (5e-4, 1e-2),
+}
 
 
 def log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -493,20 +651,30 @@ def sig(x: float, digits: int = 3) -> float:
     return float(f"{x:.{digits}g}")
 
 
-def sample_common(rng: np.random.Generator, i: int, totals: list[int],
-                  batches: list[int], lr_scale: float = 1.0,
-                  optimizers: tuple[str, ...] = OPTIMIZERS) -> dict[str, Any]:
+def sample_common(
+    rng: np.random.Generator,
+    i: int,
+    totals: list[int],
+    batches: list[int],
+    lr_scale: float = 1.0,
+    optimizers: tuple[str, ...] = OPTIMIZERS,
+) -> dict[str, Any]:
     """Optimizer, peak LR, schedule (cycling through every kind), warmup, length, batch, seed."""
     opt = optimizers[i % len(optimizers)]
     lo, hi = LR_RANGE[opt]
     total = int(totals[int(rng.integers(len(totals)))])
     sched = SCHEDULES[(i * 7) % len(SCHEDULES)]
     warm = [0, 0.02, 0.05, 0.1][int(rng.integers(4))]
-    return {"optimizer": opt, "peak_lr": sig(log_uniform(rng, lo, hi) * lr_scale),
-            "schedule_name": sched, "warmup": int(warm * total), "total": total,
-            "batch_size": int(batches[int(rng.integers(len(batches)))]),
-            "seed": int(rng.integers(0, 1000)),
-            "wd": [0.0, 1e-4, 1e-2][int(rng.integers(3))]}
+    return {
+        "optimizer": opt,
+        "peak_lr": sig(log_uniform(rng, lo, hi) * lr_scale),
+        "schedule_name": sched,
+        "warmup": int(warm * total),
+        "total": total,
+        "batch_size": int(batches[int(rng.integers(len(batches)))]),
+        "seed": int(rng.integers(0, 1000)),
+        "wd": [0.0, 1e-4, 1e-2][int(rng.integers(3))],
+    }
 
 
 def spec_of(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -515,12 +683,25 @@ def spec_of(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def run_array_task(cfg: dict[str, Any], model: nn.Module, task: ArrayTask) -> Record:
     """Train an MLP-style model on an array task as ``cfg`` says; fill the run's facts."""
-    rec = train(task, model, optimizer=cfg["optimizer"], schedule=cfg["schedule"],
-                total=cfg["total"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                eval_every=cfg["eval_every"], wd=cfg["wd"], clip=cfg.get("clip"))
-    rec.info.update({"params": n_params(model),
-                     "examples_per_step": min(cfg["batch_size"], task.n_train),
-                     "n_train": task.n_train})
+    rec = train(
+        task,
+        model,
+        optimizer=cfg["optimizer"],
+        schedule=cfg["schedule"],
+        total=cfg["total"],
+        batch_size=cfg["batch_size"],
+        seed=cfg["seed"],
+        eval_every=cfg["eval_every"],
+        wd=cfg["wd"],
+        clip=cfg.get("clip"),
+    )
+    rec.info.update(
+        {
+            "params": n_params(model),
+            "examples_per_step": min(cfg["batch_size"], task.n_train),
+            "n_train": task.n_train,
+        }
+    )
     return rec
 
 
@@ -540,10 +721,23 @@ def lm_model(cfg: dict[str, Any]) -> nn.Module:
 
 
 def run_text_task(cfg: dict[str, Any], model: nn.Module, task: TextTask) -> Record:
-    rec = train(task, model, optimizer=cfg["optimizer"], schedule=cfg["schedule"],
-                total=cfg["total"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                eval_every=cfg["eval_every"], wd=cfg["wd"], clip=cfg.get("clip"))
-    rec.info.update({"params": n_params(model),
-                     "tokens_per_step": cfg["batch_size"] * cfg["ctx"],
-                     "train_tokens": task.n_train})
+    rec = train(
+        task,
+        model,
+        optimizer=cfg["optimizer"],
+        schedule=cfg["schedule"],
+        total=cfg["total"],
+        batch_size=cfg["batch_size"],
+        seed=cfg["seed"],
+        eval_every=cfg["eval_every"],
+        wd=cfg["wd"],
+        clip=cfg.get("clip"),
+    )
+    rec.info.update(
+        {
+            "params": n_params(model),
+            "tokens_per_step": cfg["batch_size"] * cfg["ctx"],
+            "train_tokens": task.n_train,
+        }
+    )
     return rec

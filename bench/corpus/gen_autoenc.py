@@ -24,9 +24,15 @@ def configs() -> list[dict[str, Any]]:
     out = []
     for i in range(24):
         c = common.sample_common(rng, i, [500, 1000, 2000], [16, 64, 256])
-        c.update({"dataset": "digits", "model": "autoencoder",
-                  "width": int(rng.choice([64, 128])), "bottleneck": int(rng.choice([2, 4, 8, 16])),
-                  "act": str(rng.choice(["relu", "tanh", "gelu"]))})
+        c.update(
+            {
+                "dataset": "digits",
+                "model": "autoencoder",
+                "width": int(rng.choice([64, 128])),
+                "bottleneck": int(rng.choice([2, 4, 8, 16])),
+                "act": str(rng.choice(["relu", "tanh", "gelu"])),
+            }
+        )
         c["eval_every"] = max(c["total"] // 100, 1)
         c["schedule"] = common.spec_of(c)
         c["id"] = common.run_id(FAMILY, c)
@@ -42,8 +48,15 @@ def run(cfg: dict[str, Any]) -> Record:
     task.yva = task.xva
     w, b = cfg["width"], cfg["bottleneck"]
     act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU}[cfg["act"]]
-    model = torch.nn.Sequential(torch.nn.Linear(64, w), act(), torch.nn.Linear(w, b), act(),
-                                torch.nn.Linear(b, w), act(), torch.nn.Linear(w, 64))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, w),
+        act(),
+        torch.nn.Linear(w, b),
+        act(),
+        torch.nn.Linear(b, w),
+        act(),
+        torch.nn.Linear(w, 64),
+    )
     return common.run_array_task(cfg, model, task)
 
 
@@ -51,4 +64,3 @@ if __name__ == "__main__":
     from corpus import build
 
     build.main(["--family", FAMILY, *sys.argv[1:]])
-

@@ -26,12 +26,21 @@ def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1310)
     out = []
     for i in range(18):
-        c = common.sample_common(rng, i, [500, 1000, 1500, 2000], [8, 16, 32],
-                                 lr_scale=0.5)
+        c = common.sample_common(rng, i, [500, 1000, 1500, 2000], [8, 16, 32], lr_scale=0.5)
         size = list(SIZES)[i % 3]
         d, layers, heads = SIZES[size]
-        c.update({"text": TEXTS[(i // 3) % 3], "model": "transformer", "size": size, "d": d,
-                  "layers": layers, "heads": heads, "ctx": 32, "clip": 1.0})
+        c.update(
+            {
+                "text": TEXTS[(i // 3) % 3],
+                "model": "transformer",
+                "size": size,
+                "d": d,
+                "layers": layers,
+                "heads": heads,
+                "ctx": 32,
+                "clip": 1.0,
+            }
+        )
         c["text_sha"] = common.text(c["text"])[1]
         c["eval_every"] = max(c["total"] // 60, 1)
         c["schedule"] = common.spec_of(c)
@@ -51,4 +60,3 @@ if __name__ == "__main__":
     from corpus import build
 
     build.main(["--family", FAMILY, *sys.argv[1:]])
-

@@ -22,13 +22,25 @@ def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1312)
     out = []
     for i in range(6):
-        c = common.sample_common(rng, i, [1200, 1500, 2000], [16, 32],
-                                 optimizers=("adamw", "adam", "schedulefree", "sgd"),
-                                 lr_scale=0.7)
+        c = common.sample_common(
+            rng,
+            i,
+            [1200, 1500, 2000],
+            [16, 32],
+            optimizers=("adamw", "adam", "schedulefree", "sgd"),
+            lr_scale=0.7,
+        )
         c["wd"] = 0.0
-        c.update({"text": ("licenses", "pysrc")[i % 2], "model": "transformer",
-                  "size": "small", "ctx": 32, "clip": 1.0,
-                  "train_limit": int(rng.choice([4000, 8000, 16000]))})
+        c.update(
+            {
+                "text": ("licenses", "pysrc")[i % 2],
+                "model": "transformer",
+                "size": "small",
+                "ctx": 32,
+                "clip": 1.0,
+                "train_limit": int(rng.choice([4000, 8000, 16000])),
+            }
+        )
         c["d"], c["layers"], c["heads"] = {"small": (48, 3, 4), "medium": (64, 4, 4)}[c["size"]]
         c["text_sha"] = common.text(c["text"])[1]
         c["eval_every"] = max(c["total"] // 60, 1)
@@ -49,4 +61,3 @@ if __name__ == "__main__":
     from corpus import build
 
     build.main(["--family", FAMILY, *sys.argv[1:]])
-

@@ -23,8 +23,14 @@ def configs() -> list[dict[str, Any]]:
     out = []
     for i in range(24):
         c = common.sample_common(rng, i, [500, 1000, 2000], [16, 32, 64, 128])
-        c.update({"dataset": "digits", "model": "cnn", "c1": int(rng.choice([4, 8])),
-                  "c2": int(rng.choice([8, 16]))})
+        c.update(
+            {
+                "dataset": "digits",
+                "model": "cnn",
+                "c1": int(rng.choice([4, 8])),
+                "c2": int(rng.choice([8, 16])),
+            }
+        )
         c["eval_every"] = max(c["total"] // 100, 1)
         c["schedule"] = common.spec_of(c)
         c["id"] = common.run_id(FAMILY, c)
@@ -44,4 +50,3 @@ if __name__ == "__main__":
     from corpus import build
 
     build.main(["--family", FAMILY, *sys.argv[1:]])
-

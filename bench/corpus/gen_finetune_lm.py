@@ -25,10 +25,22 @@ def configs() -> list[dict[str, Any]]:
     out = []
     for i in range(8):
         c = common.sample_common(rng, i, [500, 1000, 1500], [16, 32], lr_scale=0.3)
-        c.update({"text": "licenses", "pretrain_text": ("pysrc", "pydoc")[i % 2],
-                  "model": "transformer", "size": "tiny", "d": 32, "layers": 2, "heads": 2,
-                  "ctx": 32, "clip": 1.0, "pretrain_steps": int(rng.choice([300, 800])),
-                  "pretrain_lr": 3e-3, "pretrain_seed": int(rng.integers(0, 2))})
+        c.update(
+            {
+                "text": "licenses",
+                "pretrain_text": ("pysrc", "pydoc")[i % 2],
+                "model": "transformer",
+                "size": "tiny",
+                "d": 32,
+                "layers": 2,
+                "heads": 2,
+                "ctx": 32,
+                "clip": 1.0,
+                "pretrain_steps": int(rng.choice([300, 800])),
+                "pretrain_lr": 3e-3,
+                "pretrain_seed": int(rng.integers(0, 2)),
+            }
+        )
         c["eval_every"] = max(c["total"] // 60, 1)
         c["schedule"] = common.spec_of(c)
         c["id"] = common.run_id(FAMILY, c)
@@ -42,11 +54,20 @@ def run(cfg: dict[str, Any]) -> Record:
         common.seed_all(2000 + cfg["pretrain_seed"])
         model = common.lm_model(cfg)
         pre = common.TextTask(common.text(cfg["pretrain_text"])[0], cfg["ctx"], n_val=8)
-        spec = common.schedule_spec("cosine", cfg["pretrain_lr"], cfg["pretrain_steps"],
-                                    cfg["pretrain_steps"] // 20)
-        common.train(pre, model, optimizer="adamw", schedule=spec, total=cfg["pretrain_steps"],
-                     batch_size=16, seed=cfg["pretrain_seed"], eval_every=cfg["pretrain_steps"],
-                     clip=1.0)
+        spec = common.schedule_spec(
+            "cosine", cfg["pretrain_lr"], cfg["pretrain_steps"], cfg["pretrain_steps"] // 20
+        )
+        common.train(
+            pre,
+            model,
+            optimizer="adamw",
+            schedule=spec,
+            total=cfg["pretrain_steps"],
+            batch_size=16,
+            seed=cfg["pretrain_seed"],
+            eval_every=cfg["pretrain_steps"],
+            clip=1.0,
+        )
         _PRETRAINED[key] = {k: v.clone() for k, v in model.state_dict().items()}
     common.seed_all(cfg["seed"])
     model = common.lm_model(cfg)
@@ -59,4 +80,3 @@ if __name__ == "__main__":
     from corpus import build
 
     build.main(["--family", FAMILY, *sys.argv[1:]])
-

@@ -28,10 +28,19 @@ def configs() -> list[dict[str, Any]]:
     out = []
     for i in range(24):
         c = common.sample_common(rng, i, [500, 1000, 2000], [16, 32, 64], lr_scale=0.5)
-        c.update({"pair": PAIRS[i % 2], "model": "mlp", "width": int(rng.choice([64, 128])),
-                  "depth": 2, "act": "relu", "pretrain_steps": int(rng.choice([300, 1000, 2000])),
-                  "pretrain_lr": 3e-3, "pretrain_seed": int(rng.integers(0, 3)),
-                  "freeze_body": bool(rng.random() < 0.25)})
+        c.update(
+            {
+                "pair": PAIRS[i % 2],
+                "model": "mlp",
+                "width": int(rng.choice([64, 128])),
+                "depth": 2,
+                "act": "relu",
+                "pretrain_steps": int(rng.choice([300, 1000, 2000])),
+                "pretrain_lr": 3e-3,
+                "pretrain_seed": int(rng.integers(0, 3)),
+                "freeze_body": bool(rng.random() < 0.25),
+            }
+        )
         c["eval_every"] = max(c["total"] // 100, 1)
         c["schedule"] = common.spec_of(c)
         c["id"] = common.run_id(FAMILY, c)
@@ -64,17 +73,32 @@ def _body(cfg: dict[str, Any], d_in: int) -> torch.nn.Sequential:
 
 def run(cfg: dict[str, Any]) -> Record:
     first, second = _tasks(cfg["pair"], cfg["pretrain_seed"])
-    key = (cfg["pair"], cfg["width"], cfg["depth"], cfg["act"], cfg["pretrain_steps"],
-           cfg["pretrain_lr"], cfg["pretrain_seed"])
+    key = (
+        cfg["pair"],
+        cfg["width"],
+        cfg["depth"],
+        cfg["act"],
+        cfg["pretrain_steps"],
+        cfg["pretrain_lr"],
+        cfg["pretrain_seed"],
+    )
     d_in = first.xtr.shape[1]
     if key not in _PRETRAINED:
         common.seed_all(1000 + cfg["pretrain_seed"])
         model = _body(cfg, d_in)
-        spec = common.schedule_spec("cosine", cfg["pretrain_lr"], cfg["pretrain_steps"],
-                                    cfg["pretrain_steps"] // 20)
-        common.train(first, model, optimizer="adamw", schedule=spec,
-                     total=cfg["pretrain_steps"], batch_size=64, seed=cfg["pretrain_seed"],
-                     eval_every=cfg["pretrain_steps"])
+        spec = common.schedule_spec(
+            "cosine", cfg["pretrain_lr"], cfg["pretrain_steps"], cfg["pretrain_steps"] // 20
+        )
+        common.train(
+            first,
+            model,
+            optimizer="adamw",
+            schedule=spec,
+            total=cfg["pretrain_steps"],
+            batch_size=64,
+            seed=cfg["pretrain_seed"],
+            eval_every=cfg["pretrain_steps"],
+        )
         _PRETRAINED[key] = {k: v.clone() for k, v in model.state_dict().items()}
     common.seed_all(cfg["seed"])
     model = _body(cfg, d_in)
@@ -92,4 +116,3 @@ if __name__ == "__main__":
     from corpus import build
 
     build.main(["--family", FAMILY, *sys.argv[1:]])
-

@@ -45,4 +45,3 @@ if __name__ == "__main__":
     from corpus import build
 
     build.main(["--family", FAMILY, *sys.argv[1:]])
-

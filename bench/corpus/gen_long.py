@@ -26,8 +26,15 @@ def configs() -> list[dict[str, Any]]:
     for i in range(10):
         c = common.sample_common(rng, i, [8000, 12000, 20000], [32, 64], lr_scale=0.3)
         ds = SETS[i % len(SETS)]
-        c.update({"dataset": ds, "model": ("mlp", "linear")[(i // 5) % 2], "width": 64,
-                  "depth": 2, "act": "relu"})
+        c.update(
+            {
+                "dataset": ds,
+                "model": ("mlp", "linear")[(i // 5) % 2],
+                "width": 64,
+                "depth": 2,
+                "act": "relu",
+            }
+        )
         if ds in ("friedman1", "diabetes") and c["optimizer"] == "sgd":
             c["clip"] = 5.0
         c["eval_every"] = max(c["total"] // 100, 1)
@@ -53,4 +60,3 @@ if __name__ == "__main__":
     from corpus import build
 
     build.main(["--family", FAMILY, *sys.argv[1:]])
-

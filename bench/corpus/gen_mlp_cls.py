@@ -27,9 +27,15 @@ def configs() -> list[dict[str, Any]]:
     out = []
     for i in range(48):
         c = common.sample_common(rng, i, [500, 1000, 1500, 2000, 3000], [16, 32, 64, 128, 256])
-        c.update({"dataset": DATASETS[i % len(DATASETS)], "model": "mlp",
-                  "width": int(rng.choice([32, 64, 128, 256])), "depth": int(rng.integers(1, 4)),
-                  "act": str(rng.choice(["relu", "tanh", "gelu"]))})
+        c.update(
+            {
+                "dataset": DATASETS[i % len(DATASETS)],
+                "model": "mlp",
+                "width": int(rng.choice([32, 64, 128, 256])),
+                "depth": int(rng.integers(1, 4)),
+                "act": str(rng.choice(["relu", "tanh", "gelu"])),
+            }
+        )
         c["eval_every"] = max(c["total"] // 100, 1)
         c["schedule"] = common.spec_of(c)
         c["id"] = common.run_id(FAMILY, c)

@@ -18,21 +18,41 @@ from corpus.common import Record
 
 FAMILY = "mlp_overfit"
 # (dataset, training examples)
-SETS = (("digits", 150), ("digits", 300), ("breast_cancer", 60), ("wine", 40),
-        ("synth_cls", 200), ("friedman1", 100), ("diabetes", 80), ("regression", 120))
+SETS = (
+    ("digits", 150),
+    ("digits", 300),
+    ("breast_cancer", 60),
+    ("wine", 40),
+    ("synth_cls", 200),
+    ("friedman1", 100),
+    ("diabetes", 80),
+    ("regression", 120),
+)
 
 
 def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1304)
     out = []
     for i in range(24):
-        c = common.sample_common(rng, i, [1000, 2000, 3000], [16, 32, 64],
-                                 optimizers=("adamw", "adam", "sgd", "schedulefree"))
+        c = common.sample_common(
+            rng,
+            i,
+            [1000, 2000, 3000],
+            [16, 32, 64],
+            optimizers=("adamw", "adam", "sgd", "schedulefree"),
+        )
         c["wd"] = 0.0
         ds, n = SETS[i % len(SETS)]
-        c.update({"dataset": ds, "n_train": n, "model": "mlp",
-                  "width": int(rng.choice([128, 256])), "depth": 2,
-                  "act": "relu"})
+        c.update(
+            {
+                "dataset": ds,
+                "n_train": n,
+                "model": "mlp",
+                "width": int(rng.choice([128, 256])),
+                "depth": 2,
+                "act": "relu",
+            }
+        )
         if ds in ("friedman1", "diabetes", "regression"):
             c["peak_lr"] = common.sig(c["peak_lr"] * 0.5)
             if c["optimizer"] == "sgd":
@@ -46,8 +66,9 @@ def configs() -> list[dict[str, Any]]:
 
 def run(cfg: dict[str, Any]) -> Record:
     common.seed_all(cfg["seed"])
-    xtr, ytr, xva, yva, classify = common.sklearn_data(cfg["dataset"], seed=cfg["seed"] % 3,
-                                                       n_train=cfg["n_train"])
+    xtr, ytr, xva, yva, classify = common.sklearn_data(
+        cfg["dataset"], seed=cfg["seed"] % 3, n_train=cfg["n_train"]
+    )
     task = common.ArrayTask(xtr, ytr, xva, yva, classify=classify)
     d_out = int(ytr.max()) + 1 if classify else 1
     model = common.mlp(xtr.shape[1], cfg["width"], cfg["depth"], d_out, cfg["act"])
@@ -58,4 +79,3 @@ if __name__ == "__main__":
     from corpus import build
 
     build.main(["--family", FAMILY, *sys.argv[1:]])
-

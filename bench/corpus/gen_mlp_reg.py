@@ -24,11 +24,16 @@ def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1303)
     out = []
     for i in range(36):
-        c = common.sample_common(rng, i, [500, 1000, 2000, 3000], [16, 32, 64, 256],
-                                 lr_scale=0.5)
-        c.update({"dataset": DATASETS[i % len(DATASETS)], "model": "mlp",
-                  "width": int(rng.choice([32, 64, 128])), "depth": int(rng.integers(1, 4)),
-                  "act": str(rng.choice(["relu", "tanh", "gelu"]))})
+        c = common.sample_common(rng, i, [500, 1000, 2000, 3000], [16, 32, 64, 256], lr_scale=0.5)
+        c.update(
+            {
+                "dataset": DATASETS[i % len(DATASETS)],
+                "model": "mlp",
+                "width": int(rng.choice([32, 64, 128])),
+                "depth": int(rng.integers(1, 4)),
+                "act": str(rng.choice(["relu", "tanh", "gelu"])),
+            }
+        )
         if c["optimizer"] == "sgd":
             c["clip"] = 5.0  # MSE with SGD at these LRs needs a clip to stay finite
         c["eval_every"] = max(c["total"] // 100, 1)
@@ -50,4 +55,3 @@ if __name__ == "__main__":
     from corpus import build
 
     build.main(["--family", FAMILY, *sys.argv[1:]])
-

@@ -24,8 +24,16 @@ def configs() -> list[dict[str, Any]]:
     out = []
     for i in range(14):
         c = common.sample_common(rng, i, [500, 1000, 1500], [8, 16, 32], lr_scale=0.7)
-        c.update({"text": TEXTS[i % 3], "model": ("gru", "lstm")[(i // 3) % 2], "ctx": 32,
-                  "d_emb": 24, "hidden": int(rng.choice([48, 64, 96, 128])), "clip": 1.0})
+        c.update(
+            {
+                "text": TEXTS[i % 3],
+                "model": ("gru", "lstm")[(i // 3) % 2],
+                "ctx": 32,
+                "d_emb": 24,
+                "hidden": int(rng.choice([48, 64, 96, 128])),
+                "clip": 1.0,
+            }
+        )
         c["text_sha"] = common.text(c["text"])[1]
         c["eval_every"] = max(c["total"] // 60, 1)
         c["schedule"] = common.spec_of(c)
@@ -45,4 +53,3 @@ if __name__ == "__main__":
     from corpus import build
 
     build.main(["--family", FAMILY, *sys.argv[1:]])
-

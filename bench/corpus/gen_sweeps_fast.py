@@ -23,33 +23,134 @@ sweep_facts = sweeps_common.sweep_facts
 # (steps; for epochs: one epoch), batch, number of trials, space
 _MLP = {"width": [16, 32, 64, 128, 256], "depth": [1, 2, 3], "act": ["relu", "tanh"]}
 SWEEPS: dict[str, dict[str, Any]] = {
-    "digits_mlp_loss": dict(dataset="digits", model="mlp", metric="val_loss", unit="epoch",
-                            budget=20, batch=64, n=40, space=_MLP),
-    "digits_mlp_acc": dict(dataset="digits", model="mlp", metric="val_acc", unit="epoch",
-                           budget=12, batch=32, n=40,
-                           space={**_MLP, "width": [8, 16, 32, 64]}),
-    "breast_cancer_mlp": dict(dataset="breast_cancer", model="mlp", metric="val_loss",
-                              unit="epoch", budget=30, batch=32, n=40, space=_MLP),
-    "wine_mlp_acc": dict(dataset="wine", model="mlp", metric="val_acc", unit="epoch",
-                         budget=40, batch=16, n=40, space=_MLP),
-    "synth_cls_mlp_acc": dict(dataset="synth_cls", model="mlp", metric="val_acc", unit="epoch",
-                              budget=12, batch=64, n=40, space=_MLP),
-    "diabetes_mlp": dict(dataset="diabetes", model="mlp", metric="val_loss", unit="step",
-                         budget=600, every=15, batch=32, n=40, space=_MLP, lr_shift=0.3),
-    "friedman1_mlp": dict(dataset="friedman1", model="mlp", metric="val_loss", unit="step",
-                          budget=800, every=20, batch=64, n=40, space=_MLP, lr_shift=0.3),
-    "regression_mlp_r2": dict(dataset="regression", model="mlp", metric="val_r2", unit="step",
-                              budget=600, every=15, batch=32, n=40, space=_MLP, lr_shift=0.3),
-    "digits_linear": dict(dataset="digits", model="linear", metric="val_loss", unit="epoch",
-                          budget=12, batch=32, n=40, space={}),
-    "digits_cnn_acc": dict(dataset="digits", model="cnn", metric="val_acc", unit="epoch",
-                           budget=8, batch=64, n=40, space={"c1": [4, 8], "c2": [8, 16]}),
-    "digits_autoenc": dict(dataset="digits", model="autoencoder", metric="val_loss",
-                           unit="step", budget=800, every=20, batch=64, n=40,
-                           space={"width": [32, 64, 128], "bottleneck": [4, 8, 16]}),
-    "digits_small_mlp": dict(dataset="digits", model="mlp", metric="val_loss", unit="epoch",
-                             budget=40, batch=16, n=40, n_train=200,
-                             space={"width": [64, 128, 256], "depth": [2, 3], "act": ["relu"]}),
+    "digits_mlp_loss": dict(
+        dataset="digits",
+        model="mlp",
+        metric="val_loss",
+        unit="epoch",
+        budget=20,
+        batch=64,
+        n=40,
+        space=_MLP,
+    ),
+    "digits_mlp_acc": dict(
+        dataset="digits",
+        model="mlp",
+        metric="val_acc",
+        unit="epoch",
+        budget=12,
+        batch=32,
+        n=40,
+        space={**_MLP, "width": [8, 16, 32, 64]},
+    ),
+    "breast_cancer_mlp": dict(
+        dataset="breast_cancer",
+        model="mlp",
+        metric="val_loss",
+        unit="epoch",
+        budget=30,
+        batch=32,
+        n=40,
+        space=_MLP,
+    ),
+    "wine_mlp_acc": dict(
+        dataset="wine",
+        model="mlp",
+        metric="val_acc",
+        unit="epoch",
+        budget=40,
+        batch=16,
+        n=40,
+        space=_MLP,
+    ),
+    "synth_cls_mlp_acc": dict(
+        dataset="synth_cls",
+        model="mlp",
+        metric="val_acc",
+        unit="epoch",
+        budget=12,
+        batch=64,
+        n=40,
+        space=_MLP,
+    ),
+    "diabetes_mlp": dict(
+        dataset="diabetes",
+        model="mlp",
+        metric="val_loss",
+        unit="step",
+        budget=600,
+        every=15,
+        batch=32,
+        n=40,
+        space=_MLP,
+        lr_shift=0.3,
+    ),
+    "friedman1_mlp": dict(
+        dataset="friedman1",
+        model="mlp",
+        metric="val_loss",
+        unit="step",
+        budget=800,
+        every=20,
+        batch=64,
+        n=40,
+        space=_MLP,
+        lr_shift=0.3,
+    ),
+    "regression_mlp_r2": dict(
+        dataset="regression",
+        model="mlp",
+        metric="val_r2",
+        unit="step",
+        budget=600,
+        every=15,
+        batch=32,
+        n=40,
+        space=_MLP,
+        lr_shift=0.3,
+    ),
+    "digits_linear": dict(
+        dataset="digits",
+        model="linear",
+        metric="val_loss",
+        unit="epoch",
+        budget=12,
+        batch=32,
+        n=40,
+        space={},
+    ),
+    "digits_cnn_acc": dict(
+        dataset="digits",
+        model="cnn",
+        metric="val_acc",
+        unit="epoch",
+        budget=8,
+        batch=64,
+        n=40,
+        space={"c1": [4, 8], "c2": [8, 16]},
+    ),
+    "digits_autoenc": dict(
+        dataset="digits",
+        model="autoencoder",
+        metric="val_loss",
+        unit="step",
+        budget=800,
+        every=20,
+        batch=64,
+        n=40,
+        space={"width": [32, 64, 128], "bottleneck": [4, 8, 16]},
+    ),
+    "digits_small_mlp": dict(
+        dataset="digits",
+        model="mlp",
+        metric="val_loss",
+        unit="epoch",
+        budget=40,
+        batch=16,
+        n=40,
+        n_train=200,
+        space={"width": [64, 128, 256], "depth": [2, 3], "act": ["relu"]},
+    ),
 }
 
 
@@ -67,14 +168,21 @@ def sweeps() -> list[dict[str, Any]]:
             total = every * s["budget"]
         else:
             every, total = s["every"], s["budget"]
-        trials = sweeps_common.sample_trials(1400 + k, s["n"], total, s["space"],
-                                             lr_shift=s.get("lr_shift", 1.0))
-        meta = {"id": f"sweep-{name}", "name": name, "family": FAMILY,
-                **{key: v for key, v in s.items() if key not in ("space", "n")},
-                "space": {key: list(v) for key, v in s["space"].items()},
-                "direction": "maximize" if s["metric"] in ("val_acc", "val_r2") else "minimize",
-                "report_every": every, "total_steps": total, "n_reports": total // every,
-                "n_train": n_train}
+        trials = sweeps_common.sample_trials(
+            1400 + k, s["n"], total, s["space"], lr_shift=s.get("lr_shift", 1.0)
+        )
+        meta = {
+            "id": f"sweep-{name}",
+            "name": name,
+            "family": FAMILY,
+            **{key: v for key, v in s.items() if key not in ("space", "n")},
+            "space": {key: list(v) for key, v in s["space"].items()},
+            "direction": "maximize" if s["metric"] in ("val_acc", "val_r2") else "minimize",
+            "report_every": every,
+            "total_steps": total,
+            "n_reports": total // every,
+            "n_train": n_train,
+        }
         out.append({**meta, "trials": [{**t, "batch_size": s["batch"]} for t in trials]})
     return out
 
@@ -87,9 +195,15 @@ def _model(s: dict[str, Any], cfg: dict[str, Any], d_in: int, d_out: int) -> tor
     if s["model"] == "cnn":
         return common.SmallCNN(cfg["c1"], cfg["c2"])
     w, b = cfg["width"], cfg["bottleneck"]
-    return torch.nn.Sequential(torch.nn.Linear(64, w), torch.nn.ReLU(), torch.nn.Linear(w, b),
-                               torch.nn.ReLU(), torch.nn.Linear(b, w), torch.nn.ReLU(),
-                               torch.nn.Linear(w, 64))
+    return torch.nn.Sequential(
+        torch.nn.Linear(64, w),
+        torch.nn.ReLU(),
+        torch.nn.Linear(w, b),
+        torch.nn.ReLU(),
+        torch.nn.Linear(b, w),
+        torch.nn.ReLU(),
+        torch.nn.Linear(w, 64),
+    )
 
 
 def run_trial(s: dict[str, Any], cfg: dict[str, Any]) -> Record:
@@ -104,9 +218,18 @@ def run_trial(s: dict[str, Any], cfg: dict[str, Any]) -> Record:
     model = _model(s, cfg, xtr.shape[1], d_out)
     every = s["report_every"]
     when = {t for t in range(every - 1, s["total_steps"], every)}
-    rec = common.train(task, model, optimizer=cfg["optimizer"], schedule=cfg["schedule"],
-                       total=cfg["total"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                       eval_every=every, wd=cfg["wd"], eval_at=when)
+    rec = common.train(
+        task,
+        model,
+        optimizer=cfg["optimizer"],
+        schedule=cfg["schedule"],
+        total=cfg["total"],
+        batch_size=cfg["batch_size"],
+        seed=cfg["seed"],
+        eval_every=every,
+        wd=cfg["wd"],
+        eval_at=when,
+    )
     sweeps_common.pad_reports(rec, task.metric_names(), sorted(when))
     rec.info.update({"params": common.n_params(model)})
     return rec

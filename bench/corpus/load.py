@@ -33,15 +33,12 @@ from runcast.schedules import Schedule
 ROOT = Path(__file__).resolve().parent
 MANIFEST = ROOT / "manifest.json"
 DATA = ROOT / "data"
-SHARED = Path(
-    os.environ.get("RUNCAST_SHARED_DATA", ROOT.parents[2] / "shared" / "data")
-).resolve()
+SHARED = Path(os.environ.get("RUNCAST_SHARED_DATA", ROOT.parents[2] / "shared" / "data")).resolve()
 
 PUBLIC_FAMILIES = ("mpl", "tdlt", "pythia", "olmo", "t5", "opt")
 PER_STEP = ("train_loss", "lr", "grad_norm")
 
-__all__ = ["PUBLIC_FAMILIES", "CorpusRun", "Sweep", "families", "manifest", "run", "runs",
-           "sweeps"]
+__all__ = ["PUBLIC_FAMILIES", "CorpusRun", "Sweep", "families", "manifest", "run", "runs", "sweeps"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,8 +57,7 @@ class CorpusRun:
     metrics: tuple[str, ...]
     source: str
     facts: dict[str, Any] = field(default_factory=dict)
-    _read: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = field(default=None,
-                                                                            repr=False)
+    _read: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
     _schedule: Callable[[], Schedule | None] | None = field(default=None, repr=False)
 
     @property
@@ -88,8 +84,7 @@ class CorpusRun:
         """One metric as a :class:`runcast.Curve` carrying the run's schedule (if known)."""
         steps, values = self.arrays(metric)
         v = np.where(np.isfinite(values), values, np.nan)
-        return Curve(steps, v, schedule=self.schedule if schedule else None,
-                     name=metric)
+        return Curve(steps, v, schedule=self.schedule if schedule else None, name=metric)
 
     def __repr__(self) -> str:
         return f"CorpusRun({self.id!r}, family={self.family!r}, metrics={list(self.metrics)})"
@@ -130,8 +125,10 @@ class Sweep:
         return int(self.facts["best_trial"])
 
     def __repr__(self) -> str:
-        return (f"Sweep({self.name!r}, {len(self.trials)} trials, {self.metric} "
-                f"{self.direction}, {self.n_reports} reports every {self.report_every} steps)")
+        return (
+            f"Sweep({self.name!r}, {len(self.trials)} trials, {self.metric} "
+            f"{self.direction}, {self.n_reports} reports every {self.report_every} steps)"
+        )
 
 
 # --- generated runs ---------------------------------------------------------------------------
@@ -160,9 +157,15 @@ def _spec_schedule(spec_json: str) -> Schedule:
     return Schedule.from_spec(json.loads(spec_json))
 
 
-def _generated(entry: dict[str, Any], *, prefix: str = "", rid: str | None = None,
-               family: str | None = None, source: str = "generated",
-               file: str | None = None) -> CorpusRun:
+def _generated(
+    entry: dict[str, Any],
+    *,
+    prefix: str = "",
+    rid: str | None = None,
+    family: str | None = None,
+    source: str = "generated",
+    file: str | None = None,
+) -> CorpusRun:
     rel = file or entry["file"]
     cfg = entry["config"]
 
@@ -176,9 +179,16 @@ def _generated(entry: dict[str, Any], *, prefix: str = "", rid: str | None = Non
     spec = json.dumps(cfg["schedule"], sort_keys=True)
     metrics = tuple(entry.get("metrics") or ())
     facts = {k: v for k, v in entry.items() if k not in ("config", "metrics")}
-    return CorpusRun(id=rid or entry["id"], family=family or entry["family"], config=cfg,
-                     metrics=metrics, source=source, facts=facts, _read=read,
-                     _schedule=lambda: _spec_schedule(spec))
+    return CorpusRun(
+        id=rid or entry["id"],
+        family=family or entry["family"],
+        config=cfg,
+        metrics=metrics,
+        source=source,
+        facts=facts,
+        _read=read,
+        _schedule=lambda: _spec_schedule(spec),
+    )
 
 
 def _sweep(entry: dict[str, Any]) -> Sweep:
@@ -186,23 +196,49 @@ def _sweep(entry: dict[str, Any]) -> Sweep:
     for t in entry["trials"]:
         i = t["index"]
         names = ["train_loss", "lr", "grad_norm", *_sweep_metrics(entry)]
-        trials.append(_generated({**t, "metrics": names}, prefix=f"t{i:03d}__",
-                                 rid=f"{entry['id']}/t{i:03d}", family=entry["family"],
-                                 source="sweep", file=entry["file"]))
-    keys = ("id", "name", "metric", "direction", "unit", "report_every", "n_reports",
-            "total_steps", "trials")
-    return Sweep(id=entry["id"], name=entry["name"], metric=entry["metric"],
-                 direction=entry["direction"], unit=entry["unit"],
-                 report_every=int(entry["report_every"]), n_reports=int(entry["n_reports"]),
-                 total_steps=int(entry["total_steps"]), trials=tuple(trials),
-                 facts={k: v for k, v in entry.items() if k not in keys})
+        trials.append(
+            _generated(
+                {**t, "metrics": names},
+                prefix=f"t{i:03d}__",
+                rid=f"{entry['id']}/t{i:03d}",
+                family=entry["family"],
+                source="sweep",
+                file=entry["file"],
+            )
+        )
+    keys = (
+        "id",
+        "name",
+        "metric",
+        "direction",
+        "unit",
+        "report_every",
+        "n_reports",
+        "total_steps",
+        "trials",
+    )
+    return Sweep(
+        id=entry["id"],
+        name=entry["name"],
+        metric=entry["metric"],
+        direction=entry["direction"],
+        unit=entry["unit"],
+        report_every=int(entry["report_every"]),
+        n_reports=int(entry["n_reports"]),
+        total_steps=int(entry["total_steps"]),
+        trials=tuple(trials),
+        facts={k: v for k, v in entry.items() if k not in keys},
+    )
 
 
 def _sweep_metrics(entry: dict[str, Any]) -> list[str]:
     if entry.get("model") == "autoencoder":
         return ["val_loss"]
-    if entry["metric"] == "val_r2" or entry.get("dataset") in ("diabetes", "friedman1",
-                                                                "regression"):
+    if entry["metric"] == "val_r2" or entry.get("dataset") in (
+        "diabetes",
+        "friedman1",
+        "regression",
+    ):
         return ["val_loss", "val_r2"]
     return ["val_loss", "val_acc"]
 
@@ -233,8 +269,7 @@ def _public_catalog_runs() -> list[CorpusRun]:
         loss = "val_loss" if e["loss_kind"] == "validation" else "train_loss"
         has_lr = "lr" in e["columns"]
 
-        def read(metric: str, rel: str = rel, loss: str = loss
-                 ) -> tuple[np.ndarray, np.ndarray]:
+        def read(metric: str, rel: str = rel, loss: str = loss) -> tuple[np.ndarray, np.ndarray]:
             t = _table(rel)
             return _dedupe(t["step"], t["loss" if metric == loss else "lr"])
 
@@ -243,13 +278,26 @@ def _public_catalog_runs() -> list[CorpusRun]:
                 return _recorded(rel)
             return _spec_schedule(json.dumps(spec, sort_keys=True))
 
-        cfg = {"model": e["model"], "file": rel, "loss_kind": e["loss_kind"],
-               "schedule": spec, "role": e.get("role")}
+        cfg = {
+            "model": e["model"],
+            "file": rel,
+            "loss_kind": e["loss_kind"],
+            "schedule": spec,
+            "role": e.get("role"),
+        }
         if spec.get("total") is not None:
             cfg["total"] = int(spec["total"])
-        out.append(CorpusRun(id=rid, family=fam, config=cfg,
-                             metrics=(loss, "lr") if has_lr else (loss,), source="public",
-                             _read=read, _schedule=sched))
+        out.append(
+            CorpusRun(
+                id=rid,
+                family=fam,
+                config=cfg,
+                metrics=(loss, "lr") if has_lr else (loss,),
+                source="public",
+                _read=read,
+                _schedule=sched,
+            )
+        )
     return out
 
 
@@ -267,24 +315,38 @@ def _olmo_runs() -> list[CorpusRun]:
     out = []
     for model in sorted(set(t["model_name"].tolist())):
         rows = t["model_name"] == model
-        cols = [c for c in t if c.endswith("CrossEntropyLoss")
-                and np.isfinite(t[c][rows].astype(float)).sum() > 20]
+        cols = [
+            c
+            for c in t
+            if c.endswith("CrossEntropyLoss") and np.isfinite(t[c][rows].astype(float)).sum() > 20
+        ]
         # val_loss: the corpus measured at the most checkpoints (C4 / mC4 preferred on ties)
-        main = max(cols, key=lambda c: (np.isfinite(t[c][rows].astype(float)).sum(),
-                                        "c4" in c))
+        main = max(cols, key=lambda c: (np.isfinite(t[c][rows].astype(float)).sum(), "c4" in c))
         names = {"val_loss": main, **{f"val_loss:{c.split('/')[0]}": c for c in cols}}
 
-        def read(metric: str, rows: np.ndarray = rows, names: dict[str, str] = names
-                 ) -> tuple[np.ndarray, np.ndarray]:
+        def read(
+            metric: str, rows: np.ndarray = rows, names: dict[str, str] = names
+        ) -> tuple[np.ndarray, np.ndarray]:
             tt = _table(rel)
             v = tt[names[metric]][rows].astype(float)
             ok = np.isfinite(v)
             return _dedupe(tt["Step"][rows][ok], v[ok])
 
-        out.append(CorpusRun(id=f"olmo-{model}", family="olmo",
-                             config={"model": model, "file": rel, "val_loss_column": main,
-                                     "loss_kind": "validation"},
-                             metrics=tuple(names), source="public", _read=read))
+        out.append(
+            CorpusRun(
+                id=f"olmo-{model}",
+                family="olmo",
+                config={
+                    "model": model,
+                    "file": rel,
+                    "val_loss_column": main,
+                    "loss_kind": "validation",
+                },
+                metrics=tuple(names),
+                source="public",
+                _read=read,
+            )
+        )
     return out
 
 
@@ -304,10 +366,16 @@ def _t5_runs() -> list[CorpusRun]:
             v[v > (12.0 if metric == "val_loss" else 1.0)] = np.nan
             return _dedupe(tt["steps"][rows], v)
 
-        out.append(CorpusRun(id=f"t5-{model}", family="t5",
-                             config={"model": f"t5-{model}", "file": rel,
-                                     "loss_kind": "validation"},
-                             metrics=("val_loss", "val_acc"), source="public", _read=read))
+        out.append(
+            CorpusRun(
+                id=f"t5-{model}",
+                family="t5",
+                config={"model": f"t5-{model}", "file": rel, "loss_kind": "validation"},
+                metrics=("val_loss", "val_acc"),
+                source="public",
+                _read=read,
+            )
+        )
     return out
 
 
@@ -315,8 +383,9 @@ def _opt_runs() -> list[CorpusRun]:
     rel = "scaling/hitchhiker/opt_trajectories.csv"
     t = _table(rel)
     out = []
-    for size in sorted(set(t["model_size"].tolist()), key=lambda s: float(s[:-1]) * (
-            1e3 if s.endswith("b") else 1)):
+    for size in sorted(
+        set(t["model_size"].tolist()), key=lambda s: float(s[:-1]) * (1e3 if s.endswith("b") else 1)
+    ):
         rows = t["model_size"] == size
 
         def read(metric: str, rows: np.ndarray = rows) -> tuple[np.ndarray, np.ndarray]:
@@ -324,10 +393,20 @@ def _opt_runs() -> list[CorpusRun]:
             ppl = tt["ppl"][rows].astype(float)
             return _dedupe(tt["steps"][rows], np.log(ppl) if metric == "val_loss" else ppl)
 
-        out.append(CorpusRun(id=f"opt-{size}", family="opt",
-                             config={"model": f"opt-{size}", "file": rel,
-                                     "loss_kind": "validation (log perplexity)"},
-                             metrics=("val_loss", "val_ppl"), source="public", _read=read))
+        out.append(
+            CorpusRun(
+                id=f"opt-{size}",
+                family="opt",
+                config={
+                    "model": f"opt-{size}",
+                    "file": rel,
+                    "loss_kind": "validation (log perplexity)",
+                },
+                metrics=("val_loss", "val_ppl"),
+                source="public",
+                _read=read,
+            )
+        )
     return out
 
 
@@ -336,13 +415,15 @@ def _public() -> tuple[CorpusRun, ...]:
     if not (SHARED / "catalog.json").exists():
         raise FileNotFoundError(
             f"the public curves are not at {SHARED}; set RUNCAST_SHARED_DATA to the folder of "
-            "shared/data, or call runs(public=False)")
+            "shared/data, or call runs(public=False)"
+        )
     return (*_public_catalog_runs(), *_olmo_runs(), *_t5_runs(), *_opt_runs())
 
 
 # --- the API ----------------------------------------------------------------------------------
-def runs(family: str | Iterable[str] | None = None, *, public: bool = True,
-         include_sweeps: bool = False) -> list[CorpusRun]:
+def runs(
+    family: str | Iterable[str] | None = None, *, public: bool = True, include_sweeps: bool = False
+) -> list[CorpusRun]:
     """Every run of the corpus (or of ``family``: one name or several), generated first.
 
     ``public=False`` leaves out ../shared/data; ``include_sweeps=True`` adds every sweep trial
@@ -350,8 +431,7 @@ def runs(family: str | Iterable[str] | None = None, *, public: bool = True,
     """
     want = None if family is None else ({family} if isinstance(family, str) else set(family))
     man = manifest()
-    out = [_generated(e) for e in man["runs"].values()
-           if want is None or e["family"] in want]
+    out = [_generated(e) for e in man["runs"].values() if want is None or e["family"] in want]
     if include_sweeps and (want is None or "sweeps" in want):
         for sw in sweeps():
             out.extend(sw.trials)
@@ -379,5 +459,8 @@ def families(*, public: bool = True) -> list[str]:
 
 def sweeps(name: str | None = None) -> list[Sweep]:
     """Every recorded sweep (or the one called ``name``)."""
-    return [_sweep(e) for e in manifest()["sweeps"].values()
-            if name is None or e["name"] == name or e["id"] == name]
+    return [
+        _sweep(e)
+        for e in manifest()["sweeps"].values()
+        if name is None or e["name"] == name or e["id"] == name
+    ]

@@ -27,8 +27,11 @@ def read_manifest(path: Path = MANIFEST) -> dict[str, Any]:
 
 def write_manifest(man: dict[str, Any], path: Path = MANIFEST) -> None:
     tmp = path.with_suffix(".json.tmp")
-    man = {"format": FORMAT, "runs": dict(sorted(man["runs"].items())),
-           "sweeps": dict(sorted(man["sweeps"].items()))}
+    man = {
+        "format": FORMAT,
+        "runs": dict(sorted(man["runs"].items())),
+        "sweeps": dict(sorted(man["sweeps"].items())),
+    }
     tmp.write_text(json.dumps(man, indent=1, sort_keys=False, default=_jsonable) + "\n")
     os.replace(tmp, path)
 

@@ -1,6 +1,6 @@
 """Print the corpus's family and sweep tables (markdown); --readme writes them into README.md.
 
-    .venv/bin/python bench/corpus/summary.py [--readme]
+.venv/bin/python bench/corpus/summary.py [--readme]
 """
 
 from __future__ import annotations
@@ -47,8 +47,11 @@ def family_table() -> str:
     sizes: dict[str, int] = defaultdict(int)
     for e in man["runs"].values():
         sizes[e["family"]] += e["bytes"]
-    out = ["| family | runs | steps | optimizers | schedule kinds | overfit | diverged | "
-           "MB | what it exercises |", "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| family | runs | steps | optimizers | schedule kinds | overfit | diverged | "
+        "MB | what it exercises |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for fam in load.families():
         rs = rows.get(fam, [])
         if not rs:
@@ -66,22 +69,29 @@ def family_table() -> str:
             over = f"{sum(bool(r.facts.get('overfits')) for r in rs)}"
             div = f"{sum(bool(r.facts.get('diverged')) for r in rs)}"
             mb = f"{sizes[fam] / 2**20:.2f}"
-        out.append(f"| {fam} | {len(rs)} | {steps} | {opts} | {kinds} | {over} | {div} | "
-                   f"{mb} | {WHAT.get(fam, '')} |")
+        out.append(
+            f"| {fam} | {len(rs)} | {steps} | {opts} | {kinds} | {over} | {div} | "
+            f"{mb} | {WHAT.get(fam, '')} |"
+        )
     return "\n".join(out)
 
 
 def sweep_table() -> str:
-    out = ["| sweep | trials | model | objective | budget | reports | diverged | late bloomers "
-           "| best's rank at 25% | MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| sweep | trials | model | objective | budget | reports | diverged | late bloomers "
+        "| best's rank at 25% | MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in load.sweeps():
         f = s.facts
-        budget = (f"{f['budget']} epochs" if s.unit == "epoch" else f"{s.total_steps} steps")
-        out.append(f"| {s.name} | {len(s.trials)} | {f['model']} on {f['dataset']} | "
-                   f"{s.metric} ({s.direction[:3]}) | {budget} | {s.n_reports} | "
-                   f"{len(f['diverged_trials'])} | {len(f['late_bloomers'])} | "
-                   f"{f['best_rank_at_quarter'] + 1} of {len(s.trials)} | "
-                   f"{f['bytes'] / 2**20:.2f} |")
+        budget = f"{f['budget']} epochs" if s.unit == "epoch" else f"{s.total_steps} steps"
+        out.append(
+            f"| {s.name} | {len(s.trials)} | {f['model']} on {f['dataset']} | "
+            f"{s.metric} ({s.direction[:3]}) | {budget} | {s.n_reports} | "
+            f"{len(f['diverged_trials'])} | {len(f['late_bloomers'])} | "
+            f"{f['best_rank_at_quarter'] + 1} of {len(s.trials)} | "
+            f"{f['bytes'] / 2**20:.2f} |"
+        )
     return "\n".join(out)
 
 
@@ -92,19 +102,22 @@ def totals() -> str:
     n_trials = sum(len(e["trials"]) for e in man["sweeps"].values())
     steps = sum(e["n_steps"] for e in man["runs"].values())
     secs = sum(e["seconds"] for e in man["runs"].values()) + sum(
-        t["seconds"] for e in man["sweeps"].values() for t in e["trials"])
+        t["seconds"] for e in man["sweeps"].values() for t in e["trials"]
+    )
     fams = len(load.families(public=False))
-    return (f"{len(man['runs'])} generated runs in {fams} families ({steps:,} recorded steps), "
-            f"{len(man['sweeps'])} sweeps with {n_trials} trials; bench/corpus takes "
-            f"{size / 2**20:.1f} MB; generation took {secs / 3600:.1f} h of wall time on a "
-            f"shared 2-core machine.")
+    return (
+        f"{len(man['runs'])} generated runs in {fams} families ({steps:,} recorded steps), "
+        f"{len(man['sweeps'])} sweeps with {n_trials} trials; bench/corpus takes "
+        f"{size / 2**20:.1f} MB; generation took {secs / 3600:.1f} h of wall time on a "
+        f"shared 2-core machine."
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--readme", action="store_true")
     args = ap.parse_args()
-    text = (f"{totals()}\n\n{family_table()}\n\n### Sweeps\n\n{sweep_table()}\n")
+    text = f"{totals()}\n\n{family_table()}\n\n### Sweeps\n\n{sweep_table()}\n"
     print(text)
     if args.readme:
         readme = Path(load.__file__).with_name("README.md")

@@ -16,14 +16,23 @@ import numpy as np
 from corpus import common
 
 # wide peak-LR ranges: the top decade diverges for most models
-SWEEP_LR = {"adamw": (1e-4, 0.3), "adam": (1e-4, 0.3), "sgd": (1e-3, 3.0),
-            "schedulefree": (1e-4, 0.2)}
+SWEEP_LR = {
+    "adamw": (1e-4, 0.3),
+    "adam": (1e-4, 0.3),
+    "sgd": (1e-3, 3.0),
+    "schedulefree": (1e-4, 0.2),
+}
 SWEEP_SCHEDULES = ("constant", "cosine", "wsd", "linear", "step811")
 
 
-def sample_trials(seed: int, n: int, total: int, space: dict[str, list[Any]],
-                  optimizers: tuple[str, ...] = ("adamw", "sgd", "schedulefree"),
-                  lr_shift: float = 1.0) -> list[dict[str, Any]]:
+def sample_trials(
+    seed: int,
+    n: int,
+    total: int,
+    space: dict[str, list[Any]],
+    optimizers: tuple[str, ...] = ("adamw", "sgd", "schedulefree"),
+    lr_shift: float = 1.0,
+) -> list[dict[str, Any]]:
     """``n`` random configs: optimizer, LR (log-uniform, wide), schedule, warmup, + ``space``."""
     rng = np.random.default_rng(seed)
     out = []
@@ -43,15 +52,19 @@ def sample_trials(seed: int, n: int, total: int, space: dict[str, list[Any]],
                 c[k] = c[k].item()
         # every 8th trial is a deliberate slow starter: SGD or a low LR, long warmup, decay
         if i % 8 == 7:
-            c.update({"optimizer": "sgd" if i % 16 == 7 else "adamw",
-                      "schedule_name": "cosine", "warmup_frac": 0.3})
+            c.update(
+                {
+                    "optimizer": "sgd" if i % 16 == 7 else "adamw",
+                    "schedule_name": "cosine",
+                    "warmup_frac": 0.3,
+                }
+            )
             lo, hi = SWEEP_LR[c["optimizer"]]
             c["peak_lr"] = common.sig(float(np.sqrt(lo * hi)) * lr_shift * rng.uniform(0.5, 2))
         c["seed"] = int(rng.integers(0, 1000))
         c["total"] = total
         c["warmup"] = int(c["warmup_frac"] * total)
-        c["schedule"] = common.schedule_spec(c["schedule_name"], c["peak_lr"], total,
-                                             c["warmup"])
+        c["schedule"] = common.schedule_spec(c["schedule_name"], c["peak_lr"], total, c["warmup"])
         out.append(c)
     return out
 
@@ -75,10 +88,13 @@ def sweep_facts(entry: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[st
     top5 = [int(i) for i in order_final[:5] if np.isfinite(finals[i])]
     late = [i for i in top5 if early_rank[i] >= n / 2]
     best = int(order_final[0])
-    return {"best_trial": best, "best_value": float(finals[best] * sign),
-            "diverged_trials": [int(i) for i in range(n) if entry["trials"][i]["diverged"]],
-            "late_bloomers": late,
-            "best_rank_at_quarter": int(early_rank[best])}
+    return {
+        "best_trial": best,
+        "best_value": float(finals[best] * sign),
+        "diverged_trials": [int(i) for i in range(n) if entry["trials"][i]["diverged"]],
+        "late_bloomers": late,
+        "best_rank_at_quarter": int(early_rank[best]),
+    }
 
 
 def pad_reports(rec: common.Record, names: tuple[str, ...], steps: list[int]) -> None:

@@ -14,7 +14,6 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 from corpus import load  # noqa: E402
-
 from runcast import Curve  # noqa: E402
 from runcast.schedules import Schedule  # noqa: E402
 
@@ -81,8 +80,18 @@ def test_corpus_covers_optimizers_schedules_and_lengths(
     opts = {r.config["optimizer"] for r in generated}
     assert opts == {"adamw", "adam", "sgd", "schedulefree"}
     kinds = {r.schedule.kind for r in generated if r.schedule is not None}
-    assert {"constant", "cosine", "linear", "wsd", "multistep", "two_stage", "cyclic",
-            "sequence", "inverse_sqrt", "power"} <= kinds
+    assert {
+        "constant",
+        "cosine",
+        "linear",
+        "wsd",
+        "multistep",
+        "two_stage",
+        "cyclic",
+        "sequence",
+        "inverse_sqrt",
+        "power",
+    } <= kinds
     totals = [r.config["total"] for r in generated]
     assert min(totals) == 500 and max(totals) == 20_000
     assert len({r.config["batch_size"] for r in generated}) >= 5
@@ -100,7 +109,7 @@ def test_public_families_load_through_the_same_api(shared_data: Path) -> None:
             assert c.schedule is not None
             c.schedule.check_covers(c.last_step + 1)
     t5 = load.run("t5-base").curve("val_loss").finite()
-    assert 10.0 < t5.value[0] and 0.5 < t5.value[-1] < 1.5  # negated source values read back
+    assert t5.value[0] > 10.0 and 0.5 < t5.value[-1] < 1.5  # negated source values read back
     opt = load.run("opt-125m").curve("val_loss")
     assert np.log(30.0) < opt.value[-1] < np.log(31.0)
 
@@ -113,14 +122,16 @@ def test_sweeps_have_late_bloomers_and_divergent_trials() -> None:
     for s in sws:
         v = s.values()
         assert v.shape == (len(s.trials), s.n_reports) and len(s.trials) >= 40, s.name
-        assert s.report_steps.tolist() == [s.report_every * (k + 1) - 1
-                                           for k in range(s.n_reports)], s.name
+        assert s.report_steps.tolist() == [
+            s.report_every * (k + 1) - 1 for k in range(s.n_reports)
+        ], s.name
         sign = 1.0 if s.direction == "minimize" else -1.0
         final = np.where(np.isfinite(v[:, -1]), v[:, -1] * sign, np.inf)
         assert int(np.argmin(final)) == s.best_trial, s.name
         assert s.facts["late_bloomers"], s.name
         assert s.facts["diverged_trials"] or np.nanmax(v[:, 0] * sign) > 2 * np.nanmin(
-            v[:, 0] * sign), s.name
+            v[:, 0] * sign
+        ), s.name
 
 
 def test_size_budget() -> None:
