@@ -29,6 +29,13 @@ def test_runs_lists_status_value_and_forecast(live: Any) -> None:
     # still falling: the forecast end is below the current value
     assert fc["median"] < run["value"]
     assert done["forecast"]["step"] == 299
+    # a finished run's value reached is the one the report gives (its trend at the last
+    # step); a running run has not reached anything yet
+    from runcast import Curve
+    from runcast.report import reached
+
+    want = reached(Curve(np.arange(300), [loss_at(s, 1) for s in range(300)]))
+    assert done["reached"] == pytest.approx(want) and run["reached"] is None
 
 
 def test_run_list_never_waits_for_a_forecast(live: Any) -> None:

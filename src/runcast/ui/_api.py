@@ -151,6 +151,9 @@ class DashboardData:
                 fc = self.forecast(info.id, key) if wait else self._cached_forecast(info.id, key)
                 if fc is not None and "final" in fc:
                     row["forecast"] = fc["final"]
+                    # a finished run's value reached (its trend at the last step), the number
+                    # the report and the demo give; "value" is the last point, labelled so
+                    row["reached"] = fc.get("actual_final")
                 elif fc is not None:
                     row["forecast_note"] = fc.get("note")
             out.append(row)

@@ -58,7 +58,12 @@ function renderRuns() {
       `<td>${sw}${escapeHTML(r.name)}</td><td><code>${escapeHTML(r.id)}</code></td>` +
       `<td class="status-${escapeHTML(r.status)}">${escapeHTML(r.status)}</td>` +
       `<td>${escapeHTML(r.last_step ?? "—")}</td>` +
-      `<td>${fmt(r.value)}</td><td class="forecast">${fc}</td>`;
+      // one definition of what a run reached (its trend at the last step, as in the report);
+      // the last raw point is labelled as such
+      (r.reached != null
+        ? `<td>${fmt(r.reached)} <span class="muted">reached · last point ${fmt(r.value)}</span></td>`
+        : `<td>${fmt(r.value)} <span class="muted">last point</span></td>`) +
+      `<td class="forecast">${fc}</td>`;
     if (r.forecast_note) tr.querySelector(".forecast").title = r.forecast_note;
     tr.querySelector("input").addEventListener("change", (e) => toggle(r.id, e.target.checked));
     tbody.appendChild(tr);
