@@ -176,13 +176,16 @@ def test_train_twice_then_evaluate(tmp_path: Path, db_path: Path) -> None:
     trainer.train()
     # the second train() logged into the run the first finished: StoreError at its first log
     trainer.train()
-    # evaluate() after training did the same; now it says why its numbers are not recorded
-    with pytest.warns(runcast.RuncastWarning, match="eval_loss.*logged after train"):
-        trainer.evaluate()
+    # evaluate() after training did the same; now its numbers go into the run just trained
+    got = trainer.evaluate()
     store = runcast.open_store(db_path)
     runs = store.runs(project="hf")
     assert [r.status for r in runs] == ["finished", "finished"]  # one run per train()
     assert all(store.curve(r.id, "loss").step.tolist() == [1, 2, 3, 4] for r in runs)
+    newest = runs[0]  # newest first: the second train()'s run, at its last step
+    evals = store.curve(newest.id, "eval_loss")
+    assert evals.step.tolist() == [4]
+    assert evals.value[0] == pytest.approx(got["eval_loss"])
 
 
 def test_a_finished_run_is_refused_before_the_first_step(tmp_path: Path, db_path: Path) -> None:

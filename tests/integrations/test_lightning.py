@@ -150,13 +150,14 @@ def test_fit_twice_validate_after_and_validate_only(tmp_path: Path, db_path: Pat
     trainer.fit(model, _loader())
     # a second fit() logged into the run the first one finished: StoreError at its first batch
     _trainer(tmp_path, [cb], max_steps=4).fit(model, _loader())
-    # so did validate() after fit(); now it says why its numbers are not recorded
-    with pytest.warns(runcast.RuncastWarning, match="val_loss logged after fit"):
-        trainer.validate(model, _loader(16, 1), verbose=False)
+    # so did validate() after fit(); now its numbers go into the run that trainer fitted
+    (got,) = trainer.validate(model, _loader(16, 1), verbose=False)
     store = runcast.open_store(db_path)
     runs = store.runs(project="pl")
     assert [r.status for r in runs] == ["finished", "finished"]  # one run per fit()
     assert all(store.curve(r.id, "loss").step.tolist() == [1, 2, 3, 4] for r in runs)
+    vals = store.curve(runs[0].id, "val_loss")
+    assert vals.step.tolist() == [4] and vals.value[0] == pytest.approx(got["val_loss"])
     # validate() without fit(): on_fit_start never came, and the metrics were lost
     alone = RuncastCallback(project="pl-val", db=str(db_path))
     (got,) = _trainer(tmp_path, [alone]).validate(Regressor(), _loader(16, 1), verbose=False)

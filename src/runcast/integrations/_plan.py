@@ -205,4 +205,3 @@ def config_update(run: Any, values: Mapping[str, Any]) -> None:
     finally:
         store.close()
     run.config.update(values)
-

@@ -33,6 +33,8 @@ import math
 import warnings
 from typing import Any
 
+import numpy as np
+
 from runcast._optional import require
 from runcast.errors import RuncastWarning
 from runcast.steer._decision import Decision
@@ -43,6 +45,7 @@ require("lightning", extra="lightning", purpose="for runcast.integrations.lightn
 from lightning.pytorch import Callback  # noqa: E402  (after require: names the extra)
 
 from runcast.integrations._history import history_curve  # noqa: E402
+from runcast.integrations._plan import PLAN_KEY, plan_entry  # noqa: E402
 from runcast.integrations._run_owner import RunOwner  # noqa: E402
 from runcast.integrations._schedulefree import (  # noqa: E402
     eval_mode,
@@ -93,14 +96,25 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
         self._pending: list[Any] = []  # 0-d tensors until a check needs floats
         self._checked_step = -1
         self._warned: set[str] = set()  # what was already warned about, once per callback
+        # the metric tensors last recorded, by key: a value Lightning logged anew is a new
+        # object (held here, so its id cannot be reused), one left from an epoch is the same
+        self._seen: dict[str, Any] = {}
+        self._step_keys: set[str] = set()  # keys logged anew by training steps
+        self._epoch_keys: set[str] = set()  # keys first logged at an epoch end or validation
 
     # --- run -----------------------------------------------------------------------------------
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         """Start the runcast run on rank 0 (a new one for each ``fit()``)."""
         if self.release_finished_run():
             self._steps, self._values, self._pending, self._checked_step = [], [], [], -1
-        if self.run is None and trainer.is_global_zero:
-            self.start_run(self.name, dict(getattr(pl_module, "hparams", {}) or {}))
+        if not trainer.is_global_zero:
+            return
+        self._seen = {}
+        plan = _trainer_plan(trainer)
+        if self.run is None:
+            self.start_run(self.name, {**dict(getattr(pl_module, "hparams", {}) or {}), **plan})
+        else:
+            self.record_plan(plan)
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         """Leave schedule-free optimizers in eval mode (final weights = x); finish the run."""
@@ -142,6 +156,7 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
                 row["loss"] = loss
             if trainer.optimizers:
                 row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+            row.update(self._fresh_metrics(trainer, epoch=False))
             if row:
                 self._log(row, step)
         if self.stop_rule is None or step == 0 or step % self.check_every:
@@ -151,6 +166,41 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
         self._checked_step = step
         decision = self.decide(lambda: self._check_stop(trainer, step), step) if zero else None
         self._apply(trainer, decision)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        """Record the epoch-level metrics of ``self.log`` (``on_epoch=True``)."""
+        if self.run is not None and trainer.is_global_zero:
+            row = self._fresh_metrics(trainer)
+            if row:
+                self._log(row, int(trainer.global_step))
+
+    def _fresh_metrics(self, trainer: Any, epoch: bool = True) -> dict[str, Any]:
+        """What ``self.log`` logged since the last call, as 0-d tensors (no device sync here).
+
+        A metric logged both per step and per epoch is also listed under its bare name, a
+        copy of one of the two: only ``<name>_step`` and ``<name>_epoch`` are recorded. After a
+        training step (``epoch=False``) the metrics first seen at an epoch's end or a
+        validation are left out: Lightning hands them over again as new objects.
+        """
+        metrics = trainer.callback_metrics
+        out: dict[str, Any] = {}
+        for key, value in metrics.items():
+            if value is self._seen.get(key) or key == self.loss_key:
+                continue
+            self._seen[key] = value
+            if epoch and key not in self._step_keys:
+                self._epoch_keys.add(key)
+            elif not epoch:
+                if key in self._epoch_keys or key.endswith("_epoch"):
+                    continue
+                self._step_keys.add(key)
+            if f"{key}_step" in metrics or f"{key}_epoch" in metrics:
+                continue
+            if hasattr(value, "numel") and value.numel() == 1:
+                out[key] = value.detach().reshape(())
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[key] = float(value)
+        return out
 
     def _check_stop(self, trainer: Any, step: int) -> Decision | None:
         import torch
@@ -201,7 +251,7 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
             for k, v in (trainer.callback_metrics.items() if zero else ())
             if (hasattr(v, "numel") and v.numel() == 1) or isinstance(v, (int, float))
         }
-        vals = {k: v for k, v in metrics.items() if k.startswith("val")}
+        vals = self._fresh_metrics(trainer) if zero else {}
         if self.run is None and zero and vals:
             # trainer.validate() without fit(): on_fit_start never came and the metrics were
             # lost; the run is finished when the process exits
@@ -220,8 +270,11 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
         if self.run is None or not self.run.finished:
             self.run.log(row, step=step)
             return
-        # trainer.validate() after fit(): the run was finished at the end of fit and run.log
-        # raised StoreError out of validate()
+        # trainer.validate() after fit(): its numbers go into the run just trained, at its
+        # last step (a run the user gave, and finished, is left alone with a word)
+        floats = {k: float(v) for k, v in row.items()}
+        if self.append_after_finish(floats, step):
+            return
         self._warn_once(
             "finished",
             f"RuncastCallback: {', '.join(sorted(row))} logged after fit() ended are not "
@@ -253,3 +306,54 @@ class RuncastCallback(RunOwner, Callback):  # type: ignore[misc]
                 checkpoint["optimizer_states"] = [
                     copy.deepcopy(trainer.strategy.optimizer_state(o)) for o in trainer.optimizers
                 ]
+
+
+def _trainer_plan(trainer: Any) -> dict[str, Any]:
+    """``{"runcast_plan": ...}``: the configured scheduler of the first optimizer over the
+    planned optimizer steps (``max_steps``, else ``estimated_stepping_batches``).
+
+    In Lightning's step numbering: the LR at step ``s`` is the one read after ``s`` optimizer
+    steps, as the callback logs it. A scheduler stepping per epoch holds each epoch's LR over
+    its steps; no scheduler is a constant LR. Empty when it cannot be known (a plateau
+    scheduler, an open-ended run).
+    """
+    from runcast.errors import RuncastError
+    from runcast.schedules._torch import planned_lrs
+
+    total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+    try:
+        total = total or trainer.estimated_stepping_batches
+    except (RuntimeError, ValueError, TypeError, AttributeError):
+        return {}
+    if not trainer.optimizers or not total or not math.isfinite(total) or total < 1:
+        return {}
+    total = int(total)
+    opt = trainer.optimizers[0]
+    configs = [c for c in trainer.lr_scheduler_configs if c.scheduler.optimizer is opt]
+    steps = np.arange(total + 1)
+    try:
+        if not configs:
+            lrs = np.full(total + 1, float(opt.param_groups[0]["lr"]))
+            source = f"lightning: constant LR, {total} steps"
+        elif configs[0].reduce_on_plateau:
+            return {}
+        else:
+            cfg = configs[0]
+            every = max(int(cfg.frequency or 1), 1)
+            if cfg.interval == "step":
+                at = steps // every
+            else:
+                epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+                per_epoch = max(total // epochs, 1)
+                at = (np.maximum(steps, 1) - 1) // per_epoch // every
+            lrs = planned_lrs(cfg.scheduler, int(at.max()) + 1)[at]
+            source = f"lightning: {type(cfg.scheduler).__name__} per {cfg.interval}, {total} steps"
+    except (RuncastError, TypeError, ValueError, AttributeError) as err:
+        warnings.warn(
+            f"RuncastCallback records no planned schedule for this run ({err}); forecasts "
+            "will not know the LR to come.",
+            RuncastWarning,
+            stacklevel=3,
+        )
+        return {}
+    return {PLAN_KEY: plan_entry(lrs, source)}

@@ -74,8 +74,15 @@ class TrainingMonitor:
             :meth:`record` once per optimizer step, after the last backward, before clipping.
         batch_size: examples (or tokens) in one micro-batch on one rank; needed with
             ``noise_scale``.
+        schedule: the planned LR schedule, recorded in the run (``config["runcast_plan"]``)
+            so forecasts know the LR to come: a :class:`runcast.Schedule`, or the torch
+            scheduler driving ``optimizer`` (sampled on a copy, before its first step).
+        total_steps: the planned number of steps (the last step is ``total_steps - 1``);
+            needed with a torch scheduler or a schedule without a ``total``.
 
-    Call :meth:`record` after ``loss.backward()`` and before ``optimizer.zero_grad()``.
+    Call :meth:`record` after ``loss.backward()`` and before ``optimizer.zero_grad()``, and
+    before clipping the gradients (or pass the norm ``clip_grad_norm_`` returns as
+    ``grad_norm``): a clipped norm hides the very spike it should show.
     """
 
     def __init__(
@@ -88,10 +95,17 @@ class TrainingMonitor:
         scale_invariant: list[Any] | None = None,
         noise_scale: Any = None,
         batch_size: float | None = None,
+        schedule: Any = None,
+        total_steps: int | None = None,
     ) -> None:
         self._torch = require("torch", extra="torch", purpose="for TrainingMonitor")
         if every < 1:
             raise InvalidInputError(f"every must be >= 1, but got {every=}.")
+        self.plan = _plan(schedule, total_steps)
+        if self.plan and run is not None:
+            from runcast.integrations._plan import config_update
+
+            config_update(run, self.plan)
         self.model = model
         self.optimizer = optimizer
         self.run = run
@@ -160,11 +174,13 @@ class TrainingMonitor:
         return [self._names.get(id(p), "?") for p in self._scale_invariant]
 
     # --- per step ------------------------------------------------------------------------------
-    def record(self, step: int, loss: Any = None) -> dict[str, Any]:
+    def record(self, step: int, loss: Any = None, *, grad_norm: Any = None) -> dict[str, Any]:
         """The step's signals as 0-d tensors (and logged to ``run`` if one was given).
 
-        Keys: ``loss`` (if given), ``lr``, ``grad_norm`` (the global L2 norm of all gradients),
-        ``param_norm`` (of all trainable parameters), ``eff_lr`` (see the module doc).
+        Keys: ``loss`` (if given), ``lr``, ``grad_norm`` (the global L2 norm of all gradients,
+        or the ``grad_norm`` given: pass what ``clip_grad_norm_`` returned, the norm before
+        clipping, when you record after clipping), ``param_norm`` (of all trainable
+        parameters), ``eff_lr`` (see the module doc).
         """
         if not self._traced:
             self._finish_trace()
@@ -181,7 +197,10 @@ class TrainingMonitor:
             groups = self.optimizer.param_groups
             out["lr"] = float(groups[0]["lr"])
             grads = [p.grad for p in self._params if p.grad is not None]
-            if grads:
+            if grad_norm is not None:
+                given = grad_norm.detach() if hasattr(grad_norm, "detach") else grad_norm
+                out["grad_norm"] = given if hasattr(given, "detach") else _number(given)
+            elif grads:
                 out["grad_norm"] = _global_norm(torch, grads)
             out["param_norm"] = _global_norm(torch, self._params)
             if self._scale_invariant:
@@ -198,6 +217,34 @@ class TrainingMonitor:
         if self.run is not None:
             self.run.log(out, step=step)
         return out
+
+
+def _plan(schedule: Any, total_steps: int | None) -> dict[str, Any]:
+    """``{"runcast_plan": ...}`` of a Schedule or a torch scheduler (empty for None)."""
+    if schedule is None:
+        return {}
+    from runcast.integrations._plan import PLAN_KEY, plan_entry
+    from runcast.schedules import Schedule
+
+    if total_steps is not None and (not isinstance(total_steps, int) or total_steps < 2):
+        raise InvalidInputError(f"total_steps must be an int >= 2, but got {total_steps!r}.")
+    if isinstance(schedule, Schedule):
+        total = total_steps if total_steps is not None else schedule.total
+        if total is None:
+            raise InvalidInputError(
+                f"The {schedule.kind!r} schedule has no 'total'; pass total_steps=N so the "
+                "run's planned end is known."
+            )
+        return {PLAN_KEY: plan_entry(schedule.array(total), f"Schedule {schedule.kind}")}
+    if total_steps is None:
+        raise InvalidInputError(
+            f"A torch scheduler ({type(schedule).__name__}) does not say how long the run is; "
+            "pass total_steps=N (the number of optimizer steps planned)."
+        )
+    from runcast.schedules._torch import planned_lrs
+
+    lrs = planned_lrs(schedule, total_steps)
+    return {PLAN_KEY: plan_entry(lrs, f"torch {type(schedule).__name__}")}
 
 
 def _number(value: Any) -> float:
