@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "_report",
     "_compare",
     "_ui",
+    "_sync",
 )
 
 

@@ -2,14 +2,16 @@
 
 The law fitted on smaller models' checkpoints gives the curve ``L(N, D_t)`` of the larger model
 at every step (``D_t = t x tokens per step``), with the law's own spread. Once the larger run has
-begun, its first points say how far the law is off for this model: the law and the forecast
-become one posterior over an offset ``c`` (in loss) that shifts the whole curve. Prior:
-``c ~ Normal(0, s_law^2)``, ``s_law`` the law's spread at the run's end. Data: the mean
-difference between the run's points (past ``drop_first`` of its planned length) and the law,
-whose error is the points' own scatter over ``sqrt(n)`` plus ``drift``: how much the offset of
-a curve's start differs from that of its end, as a fraction of the loss (chosen
-leave-one-family-out, see bench/README.md, "Scaling laws"). Few points or a law that fits them
-well leave the law in charge; many points that disagree with it move the curve.
+begun, its first points say how far the law is off for this model, and the law and the forecast
+become one posterior over that model's offset ``c`` (in log loss) at the end of its run.
+Prior: ``c ~ Normal(0, s_law^2)``, ``s_law`` the law's spread at the run's end. Data: the mean
+log difference between the run's points (past ``drop_first`` of its planned length) and the law.
+That early offset is not the final one: the law is fitted on late checkpoints and a schedule's
+decay comes later. The smaller runs (``reference``) show how it moves: for each, the change from
+its offset over the same fraction of its run to its offset at its end. Their median is added to
+the run's early offset, and their spread (or ``drift``, without a reference) is the error of
+that step. A run whose start agrees with the law keeps the law's curve; one that disagrees, with
+smaller runs that say such a disagreement lasts, moves it (see bench/README.md, "Scaling laws").
 
 Example:
     >>> import numpy as np
@@ -22,10 +24,10 @@ Example:
     >>> fc = predict_curve(law, 3e9, steps, tokens_per_step=2e6)
     >>> round(float(fc.final.median), 3)
     2.268
-    >>> seen = Curve(steps[:4], 0.05 + 1.8 + 480 / 3e9**0.35 + 2000 / (steps[:4] * 2e6)**0.37)
+    >>> seen = Curve(steps[:4], 1.03 * (1.8 + 480 / 3e9**0.35 + 2000 / (steps[:4] * 2e6)**0.37))
     >>> fc2 = predict_curve(law, 3e9, steps, tokens_per_step=2e6, observed=seen)
-    >>> bool(fc2.final.median > fc.final.median)
-    True
+    >>> round(float(fc2.final.median), 3), round(fc2.info["early_offset"], 3)
+    (2.337, 0.03)
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ from runcast.curve import Curve
 from runcast.errors import InvalidInputError
 from runcast.forecast import Forecast
 from runcast.scaling._law import ScalingLaw
+from runcast.scaling._points import ScalingData
 
-#: chosen leave-one-family-out (bench/scaling.py)
-DEFAULT_DRIFT = 0.005
+#: the relative early-to-final offset change assumed without reference runs
+DEFAULT_DRIFT = 0.01
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class CurvePrior:
     Attributes:
         drop_first: points at or before this fraction of the planned last step are ignored (the
             warmup; the Hitchhiker's guide drops the first 10% for the same reason).
-        drift: the relative difference between a curve's early and final offset from the law.
+        drift: without reference runs, the spread of the change of a run's offset from the law
+            between its start and its end, in log loss.
     """
 
     drop_first: float = 0.1
@@ -71,6 +75,7 @@ def predict_curve(
     tokens_per_step: float,
     observed: Curve | None = None,
     unique: float | None = None,
+    reference: ScalingData | None = None,
     prior: CurvePrior | None = None,
     draws: int = 1000,
 ) -> Forecast:
@@ -83,6 +88,8 @@ def predict_curve(
         tokens_per_step: tokens per optimizer step (batch size x sequence length).
         observed: the run's own points so far; combined with the law as one posterior.
         unique: unique tokens, for the data-constrained form.
+        reference: the smaller runs' points, every checkpoint (``drop_first=0``), grouped by
+            run: how a run's offset from the law changes from its start to its end.
         prior: how the run's points update the law (:class:`CurvePrior`).
 
     Returns:
@@ -94,48 +101,64 @@ def predict_curve(
     st = np.asarray(steps)
     if st.ndim != 1 or st.size == 0 or st.dtype.kind not in "iuf" or (st <= 0).any():
         raise InvalidInputError(f"steps must be positive step numbers, but got {steps!r:.80}.")
+    if st.size > 1 and (np.diff(st) <= 0).any():
+        raise InvalidInputError("steps must be strictly increasing.")
     if not (isinstance(tokens_per_step, (int, float)) and tokens_per_step > 0):
         raise InvalidInputError(f"tokens_per_step must be > 0, but got {tokens_per_step!r}.")
     pred = law.predict(n, st * float(tokens_per_step), unique=unique, draws=draws)
-    samples = pred.samples
+    logs = np.log(pred.samples)
     info: dict[str, Any] = {"n": float(n), "tokens_per_step": float(tokens_per_step)}
     if observed is not None:
-        shift, sd, used = _offset(
-            law, n, observed, st, float(tokens_per_step), unique, cfg, pred.samples[:, -1]
-        )
-        if used:
-            # the posterior replaces the law's spread at the end: re-centre its paths on the
-            # shifted curve and scale them to the posterior sd
-            end = samples[:, -1]
-            spread = max(float(np.std(end)), 1e-12)
-            scale = sd / spread
-            samples = pred.point + shift + (samples - np.median(samples, axis=0)) * scale
-            info.update(offset=shift, offset_sd=sd, n_observed=used)
-    return Forecast(st.astype(np.int64), samples, method="scaling", info=info)
+        c = observed.finite()
+        keep = (c.step > cfg.drop_first * float(st[-1])) & (c.step > 0)
+        if keep.any():
+            at = c.step[keep].astype(np.float64)
+            law_at = law.predict(n, at * tokens_per_step, unique=unique, draws=1).point
+            resid = np.log(c.value[keep]) - np.log(law_at)
+            seen = float(c.step[keep][-1]) / float(st[-1])
+            shift, shift_sd, typical = _drift(law, reference, cfg, seen)
+            prior_sd = max(float(np.std(logs[:, -1])), 1e-9)
+            early = float(np.mean(resid))
+            # a start unlike the reference runs' starts says this run is not like them, so
+            # how their offsets moved is weaker evidence for how this one will: its distance
+            # from theirs counts as error too (the evidence is discounted, not trusted blindly)
+            noise = float(np.var(resid)) / resid.size + shift_sd**2 + (early - typical) ** 2
+            precision = 1.0 / prior_sd**2 + 1.0 / max(noise, 1e-18)
+            mean = (early + shift) / max(noise, 1e-18) / precision
+            sd = float(np.sqrt(1.0 / precision))
+            # the posterior replaces the law's spread at the end: the paths keep their shape
+            # around the law's curve, shifted by the offset and scaled to its posterior sd
+            point = np.log(pred.point)
+            logs = point + mean + (logs - np.median(logs, axis=0)) * (sd / prior_sd)
+            info.update(offset=mean, offset_sd=sd, early_offset=early, drift=shift,
+                        n_observed=int(resid.size))
+    return Forecast(st.astype(np.int64), np.exp(logs), method="scaling", info=info)
 
 
-def _offset(
-    law: ScalingLaw,
-    n: float,
-    observed: Curve,
-    steps: np.ndarray,
-    tokens_per_step: float,
-    unique: float | None,
-    cfg: CurvePrior,
-    final_samples: np.ndarray,
-) -> tuple[float, float, int]:
-    """The posterior mean and sd of the run's offset from the law, and the points used."""
-    c = observed.finite()
-    keep = (c.step > cfg.drop_first * float(steps[-1])) & (c.step > 0)
-    prior_sd = float(np.std(final_samples))
-    if not keep.any():
-        return 0.0, prior_sd, 0
-    at = c.step[keep].astype(np.float64)
-    law_at = law.predict(n, at * tokens_per_step, unique=unique, draws=1).point
-    resid = c.value[keep] - law_at
-    c_hat = float(np.mean(resid))
-    final = float(np.median(final_samples))
-    noise = float(np.std(resid)) ** 2 / resid.size + (cfg.drift * final) ** 2
-    precision = 1.0 / max(prior_sd**2, 1e-18) + 1.0 / max(noise, 1e-18)
-    mean = (c_hat / max(noise, 1e-18)) / precision
-    return mean, float(np.sqrt(1.0 / precision)), int(resid.size)
+def _drift(
+    law: ScalingLaw, reference: ScalingData | None, cfg: CurvePrior, seen: float
+) -> tuple[float, float, float]:
+    """How a run's log offset from the law changes from its start (``drop_first`` to ``seen``
+    of its length) to its end, over the reference runs: the median change, its spread, and the
+    median offset of their starts (0, ``drift`` and 0 without a reference)."""
+    if reference is None:
+        return 0.0, cfg.drift, 0.0
+    changes, starts = [], []
+    pred = law.predict(reference.n, reference.d, unique=reference.unique, draws=1).point
+    resid = np.log(reference.loss) - np.log(pred)
+    for g in np.unique(reference.group):
+        idx = np.flatnonzero(reference.group == g)
+        frac = reference.d[idx] / reference.d[idx].max()
+        early = idx[(frac > cfg.drop_first) & (frac <= seen)]
+        if early.size == 0:
+            continue
+        last = idx[np.argmax(reference.d[idx])]
+        starts.append(float(np.mean(resid[early])))
+        changes.append(float(resid[last]) - starts[-1])
+    if len(changes) < 2:
+        return 0.0, cfg.drift, 0.0
+    ch = np.asarray(changes)
+    med = float(np.median(ch))
+    # a robust spread (MAD), so that one odd run (one that overfits late) does not set it
+    mad = 1.4826 * float(np.median(np.abs(ch - med)))
+    return med, max(mad, 1e-4), float(np.median(starts))

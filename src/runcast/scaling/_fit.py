@@ -79,6 +79,7 @@ def polish(obj: Objective, start: FloatArray, weight: FloatArray) -> tuple[Float
         args=(weight,),
         jac=True,
         method="L-BFGS-B",
+        bounds=obj.form.bounds(),
         options={"maxiter": 3000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
     )
     return np.asarray(res.x, dtype=np.float64), float(res.fun)
@@ -89,7 +90,8 @@ def fit_theta(obj: Objective, weight: FloatArray, starts: FloatArray | None = No
     grid = obj.form.grid() if starts is None else starts
     scores = obj.many(grid, weight)
     order = np.argsort(scores)[: min(_TOP_STARTS, len(grid))]
-    best, best_f = grid[order[0]], np.inf
+    best: FloatArray = np.asarray(grid[order[0]], dtype=np.float64)
+    best_f = np.inf
     for i in order:
         if not np.isfinite(scores[i]):
             continue

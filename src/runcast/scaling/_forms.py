@@ -141,6 +141,14 @@ class Form:
             jac[:, 5] = 0.0 if dlogd_dr is None else -w_d * beta * dlogd_dr
         return lse, jac
 
+    def bounds(self) -> list[tuple[float | None, float | None]]:
+        """Bounds for L-BFGS-B: exponents in [0, 4] (a loss that grows with N or D is no
+        scaling law), ``R*`` in [0.1, 1000] epochs; E, A, B free (their logs are unbounded)."""
+        out: list[tuple[float | None, float | None]] = [(None, None)] * 3 + [(0.0, 4.0)] * 2
+        if self.needs_unique:
+            out.append((float(np.log(0.1)), float(np.log(1000.0))))
+        return out
+
     def grid(self) -> FloatArray:
         """Starting points: Hoffmann et al.'s grid (alpha, beta in 0..2, e in -1..1, a, b in
         0..25), and three repetition half-lives for the data-constrained form."""

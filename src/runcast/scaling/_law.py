@@ -336,16 +336,19 @@ def fit_scaling(
         n: parameter counts, or a :class:`ScalingData` (from a table, curves or the store).
         d: training tokens of each point.
         loss: the loss of each point.
-        form: ``"chinchilla"`` or ``"data_constrained"`` (needs ``unique`` tokens).
+        form: ``"chinchilla"``, ``"data_constrained"`` (needs ``unique`` tokens) or ``"auto"``
+            (data-constrained where some point saw a token twice, else Chinchilla).
         unique: unique tokens of each point, for the data-constrained form.
         config: the fit's knobs (:class:`ScalingConfig`).
 
     Example: see the module docstring.
     """
     cfg = config or ScalingConfig()
-    if form not in FORMS:
-        raise InvalidInputError(f"Unknown form {form!r}; use one of {', '.join(FORMS)}.")
+    if form not in (*FORMS, "auto"):
+        raise InvalidInputError(f"Unknown form {form!r}; use one of auto, {', '.join(FORMS)}.")
     data = _as_data(n, d, loss, unique)
+    if form == "auto":
+        form = "data_constrained" if data.repeats else "chinchilla"
     f = FORMS[form]
     if len(data) < f.size + 1:
         raise NotEnoughDataError(

@@ -203,10 +203,10 @@ class ScalingData:
         """Points from loss curves, one per model: every checkpoint past ``drop_first``.
 
         ``drop_first`` is a fraction of each curve's last step: checkpoints at or before it are
-        left out (0.1 is the Hitchhiker's guide's recommendation).
+        left out (0.1 is the Hitchhiker's guide's recommendation; 1 keeps final losses only).
         """
-        if not 0.0 <= drop_first < 1.0:
-            raise InvalidInputError(f"drop_first must be in [0, 1), but got {drop_first=}.")
+        if not 0.0 <= drop_first <= 1.0:
+            raise InvalidInputError(f"drop_first must be in [0, 1], but got {drop_first=}.")
         if isinstance(max_per_run, bool) or not isinstance(max_per_run, int) or max_per_run < 1:
             raise InvalidInputError(
                 f"max_per_run must be a whole number >= 1, not {max_per_run!r}."
@@ -223,7 +223,9 @@ class ScalingData:
             c = curve.finite()
             if len(c) == 0:
                 continue
-            keep = np.flatnonzero((c.step > drop_first * c.last_step) & (c.step > 0))
+            # the last checkpoint always stays: drop_first=1 fits final losses only
+            late = (c.step > drop_first * c.last_step) | (c.step == c.last_step)
+            keep = np.flatnonzero(late & (c.step > 0))
             keep = thin(keep, max_per_run)
             parts.append((float(n_params[i]), c.step[keep] * tps[i], c.value[keep], uniq[i], i))
         if not parts or sum(p[1].size for p in parts) == 0:
