@@ -32,11 +32,11 @@ from corpus import store
 # the generator modules, fastest first: a partial build still covers many families
 GENERATORS = (
     "gen_mlp_cls",
-    "gen_linear",
-    "gen_mlp_reg",
     "gen_sweeps_fast",
     "gen_mlp_overfit",
     "gen_chartf",
+    "gen_linear",
+    "gen_mlp_reg",
     "gen_autoenc",
     "gen_cnn",
     "gen_finetune_mlp",
@@ -107,7 +107,8 @@ def build_sweep(gen: Any, sweep: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     rel = f"sweeps/{sweep['id']}.npz"
     size = store.write_arrays(rel, arrays)
     meta = {k: v for k, v in sweep.items() if k != "trials"}
-    entry = {**meta, "file": rel, "bytes": size, "trials": trials}
+    names = sorted({k.split("__", 1)[1] for k in arrays} - {"eval_step"})
+    entry = {**meta, "file": rel, "bytes": size, "metrics": names, "trials": trials}
     entry.update(gen.sweep_facts(entry, arrays))
     return sweep["id"], entry
 

@@ -26,7 +26,7 @@ def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1310)
     out = []
     for i in range(18):
-        c = common.sample_common(rng, i, [500, 1000, 1500, 2000], [8, 16, 32], lr_scale=0.5)
+        c = common.sample_common(rng, i, [500, 800, 1200, 2000], [8, 16, 32], lr_scale=0.5)
         size = list(SIZES)[i % 3]
         d, layers, heads = SIZES[size]
         c.update(

@@ -21,8 +21,8 @@ FAMILY = "cnn"
 def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1306)
     out = []
-    for i in range(24):
-        c = common.sample_common(rng, i, [500, 1000, 2000], [16, 32, 64, 128])
+    for i in range(20):
+        c = common.sample_common(rng, i, [500, 800, 1500], [16, 32, 64, 128])
         c.update(
             {
                 "dataset": "digits",

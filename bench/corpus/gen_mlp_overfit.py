@@ -37,7 +37,7 @@ def configs() -> list[dict[str, Any]]:
         c = common.sample_common(
             rng,
             i,
-            [1000, 2000, 3000],
+            [800, 1500, 2500],
             [16, 32, 64],
             optimizers=("adamw", "adam", "sgd", "schedulefree"),
         )

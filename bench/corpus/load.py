@@ -232,6 +232,8 @@ def _sweep(entry: dict[str, Any]) -> Sweep:
 
 
 def _sweep_metrics(entry: dict[str, Any]) -> list[str]:
+    if entry.get("metrics"):
+        return [m for m in entry["metrics"] if m not in PER_STEP]
     if entry.get("model") == "autoencoder":
         return ["val_loss"]
     if entry["metric"] == "val_r2" or entry.get("dataset") in (
