@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,15 @@ import numpy as np
 import pytest
 
 from runcast.report import write_html
-from runcast.report._plotly import figures, run_figure, to_html, whatif_figure, y_range
+from runcast.report._plotly import (
+    MEDIAN_COLOUR,
+    figures,
+    run_figure,
+    to_html,
+    whatif_colour,
+    whatif_figure,
+    y_range,
+)
 
 
 def test_html_embeds_plotly_once_and_needs_no_network(small_report: Any, tmp_path: Path) -> None:
@@ -44,10 +53,13 @@ def test_run_figure_draws_the_plot_data(small_report: Any) -> None:
     ema = next(t for n, t in by_name.items() if n.startswith("loss (EMA"))
     np.testing.assert_array_equal(raw.y, panel.curve.raw)
     np.testing.assert_allclose(ema.y, panel.curve.smooth)
-    med = next(t for n, t in by_name.items() if n.startswith("forecast median"))
+    med = next(t for n, t in by_name.items() if n.startswith("trend forecast median"))
     np.testing.assert_allclose(med.y, panel.band.median)
+    # the median is drawn in ink, on top: in the run's colour it hid under the smoothed curve
+    assert med.line.color == MEDIAN_COLOUR != ema.line.color
+    assert list(fig.data).index(med) > list(fig.data).index(ema)
     # the 80% band is a closed polygon: upper edge forward, lower edge back
-    b80 = by_name["forecast 80%"]
+    b80 = by_name["trend forecast 80%"]
     n = len(panel.band.step)
     np.testing.assert_allclose(b80.y[:n], panel.band.hi80)
     np.testing.assert_allclose(b80.y[n:], panel.band.lo80[::-1])
@@ -64,12 +76,28 @@ def test_y_range_frames_the_forecast_not_the_first_steps(small_report: Any) -> N
     # the first loss (~3.5) is far above what the forecast is about (~1.6-2.0)
     assert hi < panel.curve.raw[0]
     assert lo < panel.band.final.lo80 and hi > panel.band.median.max()
+    # the whole 95% band is inside the axis (it ran off the top)
+    assert lo < panel.band.lo95.min() and hi > panel.band.hi95.max()
+
+
+def _rgb(colour: str) -> np.ndarray:
+    return np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+
+def test_whatif_colours_are_told_apart() -> None:
+    # cosine and "wsd 40%" were a green and a cyan 0x2f apart in red and 0x07 in green
+    colours = [whatif_colour(i, False) for i in range(1, 6)]
+    gaps = [np.linalg.norm(_rgb(a) - _rgb(b)) for a, b in itertools.combinations(colours, 2)]
+    assert len(set(colours)) == 5 and min(gaps) > 100
+    assert whatif_colour(0, True) == "black"
 
 
 def test_whatif_figure_has_one_curve_and_one_lr_per_scenario(small_report: Any) -> None:
     fig = whatif_figure(small_report.runs[0])
     assert len(fig.data) == 4
-    assert fig.data[0].name.startswith("this run: final") and fig.data[0].line.width == 3
+    # the run's own line is the law's fit, labelled so (not the value the run reached)
+    assert fig.data[0].name.startswith("this run (the law's fit): final")
+    assert fig.data[0].line.width == 3
     assert "[80% " in fig.data[0].name
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from runcast._optional import require
 from runcast.report._build import Report, RunPanel
-from runcast.report._plotly import PALETTE
+from runcast.report._plotly import MEDIAN_COLOUR, PALETTE, whatif_colour, y_range
 
 
 def _safe(name: str) -> str:
@@ -52,9 +52,14 @@ def _run_png(panel: RunPanel, colour: str, path: Path, plt: Any) -> None:
     ax.plot(c.step, c.smooth, color=colour, lw=1.8, label=f"{label} (EMA β={c.beta:.3g})")
     b = panel.band
     if b is not None:
-        ax.fill_between(b.step, b.lo95, b.hi95, color=colour, alpha=0.12, lw=0, label="95%")
-        ax.fill_between(b.step, b.lo80, b.hi80, color=colour, alpha=0.25, lw=0, label="80%")
-        ax.plot(b.step, b.median, color=colour, ls="--", lw=1.2, label="forecast median")
+        # the band is of the trend (see report._build.trend_forecast), drawn under the median
+        ax.fill_between(b.step, b.lo95, b.hi95, color=colour, alpha=0.15, lw=0,
+                        label="trend forecast 95%")  # fmt: skip
+        ax.fill_between(b.step, b.lo80, b.hi80, color=colour, alpha=0.3, lw=0,
+                        label="trend forecast 80%")  # fmt: skip
+        # in ink, on top: in the run's colour it hid under the smoothed curve
+        ax.plot(b.step, b.median, color=MEDIAN_COLOUR, ls="--", lw=1.6, zorder=5,
+                label=f"forecast median (made at step {b.cutoff_step})")  # fmt: skip
         ax.axvline(b.cutoff_step, color="grey", ls=":", lw=1)
         f = b.final
         ax.errorbar(
@@ -64,15 +69,15 @@ def _run_png(panel: RunPanel, colour: str, path: Path, plt: Any) -> None:
             fmt="D",
             color=colour,
             capsize=4,
-            label=f"final {f.median:.4g} [{f.lo80:.4g}, {f.hi80:.4g}]",
+            zorder=6,
+            label=f"final {f.median:.4g} [80%: {f.lo80:.4g}, {f.hi80:.4g}]",
         )
         if b.actual_final is not None:
-            ax.plot([f.step], [b.actual_final], "kx", ms=8, label=f"reached {b.actual_final:.4g}")
-        # the early steps dwarf the interesting part; show from the cutoff's level upward a bit
-        lo = min(float(b.lo95.min()), float(c.smooth[c.step >= b.cutoff_step].min(initial=1e300)))
-        hi = float(c.smooth[c.step >= min(b.cutoff_step // 2, b.cutoff_step)].max(initial=lo))
-        if hi > lo:
-            ax.set_ylim(lo - 0.1 * (hi - lo), hi + 0.3 * (hi - lo))
+            ax.plot([f.step], [b.actual_final], "kx", ms=8, zorder=7,
+                    label=f"reached {b.actual_final:.4g} (trend at the last step)")  # fmt: skip
+        # the HTML report's range: from half the cut-off on, the whole band included (its
+        # 95% ran off the top of the axis); the first steps would dwarf the rest
+        ax.set_ylim(*y_range(panel))
     ax.set_ylabel(_text(panel.key))
     ax.set_title(_text(f"{panel.name} ({panel.run_id})"))
     ax.legend(fontsize=7, loc="upper right")
@@ -91,9 +96,10 @@ def _whatif_png(panel: RunPanel, path: Path, plt: Any) -> None:
         2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [2.5, 1]}
     )
     for i, s in enumerate(panel.whatif.scenarios):
-        colour = "black" if s.is_actual else PALETTE[(i + 1) % len(PALETTE)]
+        colour = whatif_colour(i, s.is_actual)
         lw = 2.2 if s.is_actual else 1.3
-        ax.plot(s.step, s.loss, color=colour, lw=lw, label=_text(f"{s.name}: {s.final:.4g}"))
+        name = f"{s.name} (the law's fit)" if s.is_actual else s.name
+        ax.plot(s.step, s.loss, color=colour, lw=lw, label=_text(f"{name}: {s.final:.4g}"))
         ax_lr.plot(s.step, s.lr, color=colour, lw=lw)
     tail = [s.loss[len(s.loss) // 4 :] for s in panel.whatif.scenarios]
     lo, hi = min(float(t.min()) for t in tail), max(float(t.max()) for t in tail)

@@ -16,6 +16,18 @@ from runcast.report._data import BandData, CurveData
 
 # one colour per run (plotly's default qualitative palette), bands drawn in the run's colour
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
+#: the schedule what-ifs: five of Okabe and Ito's colour-blind-safe colours, the five furthest
+#: apart (at least 138 in RGB; plotly's palette gave cosine and "wsd 40%" a green and a cyan
+#: that were hard to tell apart), yellow left out (unreadable on white)
+WHATIF_PALETTE = ("#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#882255", "#7f7f7f")
+#: the forecast median is drawn in ink on top of the run's colour: in the run's own colour it
+#: hid under the smoothed curve of a finished run
+MEDIAN_COLOUR = "#222222"
+
+
+def whatif_colour(i: int, is_actual: bool) -> str:
+    """The colour of the ``i``-th what-if scenario (the run's own schedule: black)."""
+    return "black" if is_actual else WHATIF_PALETTE[(i - 1) % len(WHATIF_PALETTE)]
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -42,8 +54,11 @@ def _prefix(name: str) -> str:
     return f"{_text(name)}: " if name else ""
 
 
-def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
-    """Plotly traces of a forecast band: 95% and 80% fills, the median, the final interval."""
+def band_traces(
+    band: BandData, colour: str, name: str, go: Any, median_colour: str = MEDIAN_COLOUR
+) -> list[Any]:
+    """Plotly traces of a forecast band of the trend: 95% and 80% fills, the median (in ink,
+    on top), the final interval, and the value reached."""
     x = band.step.tolist()
     pre = _prefix(name)
     out = []
@@ -56,7 +71,7 @@ def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
                 fillcolor=_rgba(colour, alpha),
                 line={"width": 0},
                 hoverinfo="skip",
-                name=f"{pre}forecast {lvl}%",
+                name=f"{pre}trend forecast {lvl}%",
                 legendgroup=f"{name}-fc",
             )
         )
@@ -65,8 +80,8 @@ def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
             x=x,
             y=band.median.tolist(),
             mode="lines",
-            line={"color": colour, "dash": "dash"},
-            name=f"{pre}forecast median (made at step {band.cutoff_step})",
+            line={"color": median_colour, "dash": "dash", "width": 2},
+            name=f"{pre}trend forecast median (made at step {band.cutoff_step})",
             legendgroup=f"{name}-fc",
         )
     )
@@ -94,7 +109,7 @@ def band_traces(band: BandData, colour: str, name: str, go: Any) -> list[Any]:
                 y=[band.actual_final],
                 mode="markers",
                 marker={"color": "black", "symbol": "x", "size": 9},
-                name=f"{pre}reached {_fmt(band.actual_final)}",
+                name=f"{pre}reached {_fmt(band.actual_final)} (trend at the last step)",
             )
         )
     return out
@@ -134,18 +149,21 @@ def curve_traces(c: CurveData, colour: str, name: str, go: Any, raw: bool = True
 def y_range(panel: RunPanel) -> list[float]:
     """A y-range that shows the part of the run a forecast is about, not the first steps.
 
-    It spans the smoothed curve from half the forecast's cutoff on, the forecast median and
-    the final 80% interval, padded by 10%; the first steps of a loss are often 3x higher and
-    would flatten everything else.
+    It spans the smoothed curve from half the forecast's cutoff on and the whole forecast
+    band (95% included: it ran off the top of the axis), padded by 10%; the first steps of a
+    loss are often 3x higher and would flatten everything else.
     """
     c, b = panel.curve, panel.band
     start = 0 if b is None else b.cutoff_step // 2
     vals = [c.smooth[(c.step >= start) & np.isfinite(c.smooth)]]
     if b is not None:
-        vals += [b.median, np.array([b.final.lo80, b.final.hi80])]
+        vals += [b.median, b.lo95, b.hi95, np.array([b.final.lo95, b.final.hi95])]
         if b.actual_final is not None:
             vals.append(np.array([b.actual_final]))
     allv = np.concatenate(vals)
+    allv = allv[np.isfinite(allv)]
+    if allv.size == 0:
+        return [0.0, 1.0]
     lo, hi = float(allv.min()), float(allv.max())
     pad = 0.1 * (hi - lo) or 0.1 * abs(hi) or 0.1
     return [lo - pad, hi + pad]
@@ -196,9 +214,12 @@ def whatif_figure(panel: RunPanel) -> Any:
     assert panel.whatif is not None
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3])
     for i, s in enumerate(panel.whatif.scenarios):
-        colour = "black" if s.is_actual else PALETTE[(i + 1) % len(PALETTE)]
+        colour = whatif_colour(i, s.is_actual)
         width = 3 if s.is_actual else 1.5
-        label = f"{_text(s.name)}: final {_fmt(s.final)}"
+        # every line here is the law's prediction: the run's own is the law's fit to it, not
+        # the value it reached (the summary's), so it is labelled as such
+        name = f"{s.name} (the law's fit)" if s.is_actual else s.name
+        label = f"{_text(name)}: final {_fmt(s.final)}"
         if np.isfinite(s.lo80):
             label += f" [80% {_fmt(s.lo80)}–{_fmt(s.hi80)}]"
         fig.add_trace(
@@ -247,7 +268,8 @@ def comparison_figure(report: Report) -> Any:
         colour = PALETTE[i % len(PALETTE)]
         fig.add_traces(curve_traces(p.curve, colour, p.name, go, raw=False))
         if p.band is not None:
-            fig.add_traces(band_traces(p.band, colour, p.name, go)[1:3])
+            # the 80% band and the median, in the run's colour: several runs share the plot
+            fig.add_traces(band_traces(p.band, colour, p.name, go, median_colour=colour)[1:3])
     fig.update_layout(
         title=_text(f"Comparison of {len(report.runs)} runs: {report.key}"),
         xaxis_title="step",
@@ -266,6 +288,10 @@ def figures(report: Report) -> list[tuple[str, Any]]:
         out.append((f"{p.name}", run_figure(p, PALETTE[i % len(PALETTE)])))
         if p.whatif is not None:
             out.append((f"{p.name}: schedule what-ifs", whatif_figure(p)))
+    if report.scaling is not None:
+        from runcast.report._scaling import scaling_figure
+
+        out.append(("Scaling law", scaling_figure(report.scaling)))
     return out
 
 
@@ -293,7 +319,8 @@ def _summary_table(report: Report) -> str:
         )
     head = (
         "<tr><th>run</th><th>id</th><th>status</th><th>last step</th>"
-        f"<th>{html.escape(report.key)} reached</th><th>forecast final value</th>"
+        f"<th>{html.escape(report.key)} reached <small>(trend at the last step)</small></th>"
+        "<th>forecast final value <small>(of the trend)</small></th>"
         "<th>best schedule (predicted)</th></tr>"
     )
     return f"<table class='summary'>{head}{''.join(rows)}</table>"
@@ -327,7 +354,10 @@ def to_html(report: Report) -> str:
         )
     parts.append(
         f"<footer>Made by runcast on {html.escape(report.created)}. Faint lines: raw points; "
-        "solid: bias-corrected EMA; shaded: the forecast's 80% and 95% intervals.</footer>"
+        "solid: bias-corrected EMA; dashed and shaded: the forecast of the trend (the smoothed "
+        "curve, not single noisy points), its median and 80% and 95% intervals. A run's value "
+        "reached is its trend at the last step; the what-ifs' lines are a loss law's "
+        "predictions.</footer>"
     )
     parts.append("</body></html>")
     return "\n".join(parts)
