@@ -27,6 +27,7 @@ from runcast.store._base import Points, PointSink, Store
 from runcast.store._postgres import PostgresStore, is_url, redact
 from runcast.store._sql import SQLStore
 from runcast.store._sqlite import SQLiteStore
+from runcast.store._sync import SyncReport, sync
 from runcast.store._types import STATUSES, MetricSummary, RunInfo, Status
 from runcast.store._writer import Series
 
@@ -98,9 +99,11 @@ __all__ = [
     "Series",
     "Status",
     "Store",
+    "SyncReport",
     "default_db",
     "default_path",
     "is_url",
     "open_store",
     "redact",
+    "sync",
 ]

@@ -1,7 +1,7 @@
 """The store interface: what the tracker, importers, CLI, reports and dashboard rely on.
 
-The SQLite store is the one implementation today; a server database serving a team would
-implement the same abstract methods, and everything above it keeps working.
+Two implementations share one schema and one set of queries (``_sql.py``): SQLite for one
+machine, PostgreSQL for a team or a cluster; everything above the interface works with either.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +17,8 @@ import numpy.typing as npt
 from runcast.curve import Curve
 from runcast.store._types import MetricSummary, RunInfo, Status
 from runcast.store._writer import Series
+
+_S = TypeVar("_S", bound="Store")
 
 
 class Points(NamedTuple):
@@ -154,7 +156,7 @@ class Store(abc.ABC):
         wanted = self.keys(run) if keys is None else list(keys)
         return {k: self.curve(run, k) for k in wanted}
 
-    def __enter__(self) -> Store:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(
