@@ -25,11 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _scaling_data as sd  # noqa: E402
-
-from runcast import Curve  # noqa: E402
-from runcast.errors import NotEnoughDataError  # noqa: E402
-from runcast.scaling import (  # noqa: E402
+import _scaling_data as sd
+from runcast import Curve
+from runcast.errors import NotEnoughDataError
+from runcast.scaling import (
     ScalingConfig,
     ScalingData,
     ScalingLaw,
@@ -54,7 +53,8 @@ OBSERVED = 0.2
 
 
 def chinchilla(n_boot: int) -> None:
-    rows = list(csv.DictReader(open(sd.DATA / "chinchilla_points.csv")))
+    with open(sd.DATA / "chinchilla_points.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     n = np.array([float(r["Model Size"]) for r in rows])
     c = np.array([float(r["Training FLOP"]) for r in rows])
     y = np.array([float(r["loss"]) for r in rows])
@@ -68,19 +68,25 @@ def chinchilla(n_boot: int) -> None:
     iv = law.param_intervals(0.95)
     print(f"\n### Chinchilla refit: 240 points, Huber delta 1e-3, {n_boot} bootstrap refits\n")
     print(f"Fit + bootstrap: **{secs:.2f} s** (goal: within 20 s).\n")
-    print("| parameter | runcast | runcast 95% bootstrap | Epoch AI (SE) | Epoch ± 1.96 SE "
-          "| inside Epoch's interval | within 1 SE |")
+    print(
+        "| parameter | runcast | runcast 95% bootstrap | Epoch AI (SE) | Epoch ± 1.96 SE "
+        "| inside Epoch's interval | within 1 SE |"
+    )
     print("|---|---:|---:|---:|---:|:---:|:---:|")
     for k, (est, se) in EPOCH.items():
         v = law.params[k]
         lo, hi = est - 1.96 * se, est + 1.96 * se
-        print(f"| {k} | {v:.4g} | [{iv[k][0]:.4g}, {iv[k][1]:.4g}] | {est:.4g} ({se:.3g}) "
-              f"| [{lo:.4g}, {hi:.4g}] | {'yes' if lo <= v <= hi else 'NO'} "
-              f"| {'yes' if abs(v - est) <= se else 'no'} |")
+        print(
+            f"| {k} | {v:.4g} | [{iv[k][0]:.4g}, {iv[k][1]:.4g}] | {est:.4g} ({se:.3g}) "
+            f"| [{lo:.4g}, {hi:.4g}] | {'yes' if lo <= v <= hi else 'NO'} "
+            f"| {'yes' if abs(v - est) <= se else 'no'} |"
+        )
     a = law.optimal(5.76e23)
-    print(f"\nCompute-optimal at Chinchilla's budget (5.76e23 FLOP): N = {a.n[0] / 1e9:.1f}B "
-          f"[80% {a.n_interval[0][0] / 1e9:.1f}-{a.n_interval[1][0] / 1e9:.1f}B], "
-          f"D/N = {a.d[0] / a.n[0]:.1f} tokens per parameter.")
+    print(
+        f"\nCompute-optimal at Chinchilla's budget (5.76e23 FLOP): N = {a.n[0] / 1e9:.1f}B "
+        f"[80% {a.n_interval[0][0] / 1e9:.1f}-{a.n_interval[1][0] / 1e9:.1f}B], "
+        f"D/N = {a.d[0] / a.n[0]:.1f} tokens per parameter."
+    )
 
 
 def split(runs: list[sd.Run]) -> list[tuple[str, list[sd.Run], list[sd.Run]]]:
@@ -121,12 +127,16 @@ class Pred:
         return bool(lo <= self.truth <= hi)
 
 
-def predict_family(fam: str, runs: list[sd.Run], drop: float, delta: float, n_boot: int
-                   ) -> tuple[list[Pred], dict[str, object]]:
+def predict_family(
+    fam: str, runs: list[sd.Run], drop: float, delta: float, n_boot: int
+) -> tuple[list[Pred], dict[str, object]]:
     preds, laws = [], {}
     for g, small, big in split(runs):
-        law = fit_scaling(data_of(small, drop), form="auto",
-                          config=ScalingConfig(huber_delta=delta, n_boot=n_boot, inflation=1.0))
+        law = fit_scaling(
+            data_of(small, drop),
+            form="auto",
+            config=ScalingConfig(huber_delta=delta, n_boot=n_boot, inflation=1.0),
+        )
         laws[g] = law
         for r in big:
             point = float(law.predict(r.n, r.d[-1], unique=r.unique, draws=1).point[0])
@@ -185,18 +195,24 @@ def main() -> None:
     for f, runs in fams.items():
         drop, delta = chosen[f]  # type: ignore[misc]
         preds_by[f], laws_by[f] = predict_family(f, runs, drop, delta, args.boot)
-    cover = {f: {k: float(np.mean([p.covered(k) for p in preds_by[f]])) for k in INFLATIONS}
-             for f in fams}
+    cover = {
+        f: {k: float(np.mean([p.covered(k) for p in preds_by[f]])) for k in INFLATIONS}
+        for f in fams
+    }
     cover_gap = {f: {k: abs(v - 0.8) for k, v in cs.items()} for f, cs in cover.items()}
     k_by = {f: lofo_pick(cover_gap, f, relative=False) for f in fams}
 
     print("\n### A larger model's final loss from the smaller ones\n")
-    print("Checkpoints dropped (a fraction of each run's tokens; 1 = final losses only) and "
-          "Huber delta chosen leave-one-family-out among "
-          f"drop {DROPS} × delta {DELTAS}; the anchor is the Hitchhiker's guide's procedure "
-          "(drop 10%, delta 1e-3) on the same data, and the guide's reported ~4% ARE.\n")
-    print("| family | predictions | choice (drop, delta) | ARE mean | ARE max | anchor ARE mean "
-          "| inflation (LOFO) | 80% interval holds truth |")
+    print(
+        "Checkpoints dropped (a fraction of each run's tokens; 1 = final losses only) and "
+        "Huber delta chosen leave-one-family-out among "
+        f"drop {DROPS} × delta {DELTAS}; the anchor is the Hitchhiker's guide's procedure "
+        "(drop 10%, delta 1e-3) on the same data, and the guide's reported ~4% ARE.\n"
+    )
+    print(
+        "| family | predictions | choice (drop, delta) | ARE mean | ARE max | anchor ARE mean "
+        "| inflation (LOFO) | 80% interval holds truth |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     all_hits, all_are = [], []
     for f in fams:
@@ -206,11 +222,15 @@ def main() -> None:
         all_hits += hits
         all_are += [p.are() for p in ps]
         drop, delta = chosen[f]  # type: ignore[misc]
-        print(f"| {f} | {len(ps)} | ({drop}, {delta:g}) | {100 * np.mean([p.are() for p in ps]):.2f}% "
-              f"| {100 * max(p.are() for p in ps):.2f}% | {100 * are[f][anchor]:.2f}% | {k} "
-              f"| {sum(hits)}/{len(hits)} |")
-    print(f"| **all** | {len(all_are)} | | **{100 * np.mean(all_are):.2f}%** | "
-          f"{100 * max(all_are):.2f}% | | | **{100 * np.mean(all_hits):.0f}%** |")
+        print(
+            f"| {f} | {len(ps)} | ({drop}, {delta:g}) | {100 * np.mean([p.are() for p in ps]):.2f}% "
+            f"| {100 * max(p.are() for p in ps):.2f}% | {100 * are[f][anchor]:.2f}% | {k} "
+            f"| {sum(hits)}/{len(hits)} |"
+        )
+    print(
+        f"| **all** | {len(all_are)} | | **{100 * np.mean(all_are):.2f}%** | "
+        f"{100 * max(all_are):.2f}% | | | **{100 * np.mean(all_hits):.0f}%** |"
+    )
     print("\nEvery prediction (truth, point prediction, 80% interval):\n")
     print("| family | run | truth | predicted | ARE | 80% interval |")
     print("|---|---|---:|---:|---:|---|")
@@ -219,8 +239,10 @@ def main() -> None:
             rng = np.random.default_rng(0)
             logs = p.boot_logs + rng.standard_normal(p.boot_logs.size) * k_by[f] * p.ext_base  # type: ignore[operator]
             lo, hi = np.exp(np.quantile(logs, [0.1, 0.9]))
-            print(f"| {f} | {p.name} | {p.truth:.4f} | {p.point:.4f} | {100 * p.are():.2f}% "
-                  f"| [{lo:.4f}, {hi:.4f}] |")
+            print(
+                f"| {f} | {p.name} | {p.truth:.4f} | {p.point:.4f} | {100 * p.are():.2f}% "
+                f"| [{lo:.4f}, {hi:.4f}] |"
+            )
     print("\nMean ARE of every option on every family (the table the choices were made from):\n")
     print("| drop, delta | " + " | ".join(fams) + " |")
     print("|---|" + "---:|" * len(fams))
@@ -231,8 +253,9 @@ def main() -> None:
     print(f"\nTotal bench time: {time.perf_counter() - t_start:.0f} s.")
 
 
-def curves(fams: dict[str, list[sd.Run]], chosen: dict[str, object], k_by: dict[str, object],
-           n_boot: int) -> None:
+def curves(
+    fams: dict[str, list[sd.Run]], chosen: dict[str, object], k_by: dict[str, object], n_boot: int
+) -> None:
     """The largest model's curve from the law alone and with its own first 20%."""
     rows: dict[str, list[tuple[float, ...]]] = {f: [] for f in fams}
     for f, runs in fams.items():
@@ -250,35 +273,46 @@ def curves(fams: dict[str, list[sd.Run]], chosen: dict[str, object], k_by: dict[
                 late = steps > 0.1 * steps[-1]
                 curve_are = np.mean(np.abs(alone.median[late] - r.loss[late]) / r.loss[late])
                 plain = predict_curve(law, r.n, steps, UNIT, observed=obs, unique=r.unique)
-                both = predict_curve(law, r.n, steps, UNIT, observed=obs, unique=r.unique,
-                                     reference=reference)
+                both = predict_curve(
+                    law, r.n, steps, UNIT, observed=obs, unique=r.unique, reference=reference
+                )
                 lo, hi = both.final.interval(0.8)
-                rows[f].append((
-                    float(curve_are),
-                    abs(alone.final.median - truth) / truth,
-                    abs(plain.final.median - truth) / truth,
-                    abs(both.final.median - truth) / truth,
-                    float(lo <= truth <= hi),
-                    float(np.mean(seen)),
-                ))
+                rows[f].append(
+                    (
+                        float(curve_are),
+                        abs(alone.final.median - truth) / truth,
+                        abs(plain.final.median - truth) / truth,
+                        abs(both.final.median - truth) / truth,
+                        float(lo <= truth <= hi),
+                        float(np.mean(seen)),
+                    )
+                )
     print(f"\n### The largest model's curve: the law alone, and with its first {OBSERVED:.0%}\n")
-    print("The law's curve over the run's whole length (mean ARE past its first 10%) and its "
-          "final loss; then the posterior with the run's own first 20% of tokens, without and "
-          "with the smaller runs as reference for how the offset moves (no fitted constant).\n")
-    print("| family | runs | law alone: curve ARE | law alone: final ARE "
-          "| + first 20%, no reference | + first 20% and reference: final ARE "
-          "| its 80% interval holds truth |")
+    print(
+        "The law's curve over the run's whole length (mean ARE past its first 10%) and its "
+        "final loss; then the posterior with the run's own first 20% of tokens, without and "
+        "with the smaller runs as reference for how the offset moves (no fitted constant).\n"
+    )
+    print(
+        "| family | runs | law alone: curve ARE | law alone: final ARE "
+        "| + first 20%, no reference | + first 20% and reference: final ARE "
+        "| its 80% interval holds truth |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     pooled = [x for f in fams for x in rows[f]]
     for f in fams:
         v = np.array(rows[f])
-        print(f"| {f} | {len(v)} | {100 * v[:, 0].mean():.2f}% | {100 * v[:, 1].mean():.2f}% "
-              f"| {100 * v[:, 2].mean():.2f}% | {100 * v[:, 3].mean():.2f}% "
-              f"| {int(v[:, 4].sum())}/{len(v)} |")
+        print(
+            f"| {f} | {len(v)} | {100 * v[:, 0].mean():.2f}% | {100 * v[:, 1].mean():.2f}% "
+            f"| {100 * v[:, 2].mean():.2f}% | {100 * v[:, 3].mean():.2f}% "
+            f"| {int(v[:, 4].sum())}/{len(v)} |"
+        )
     p = np.array(pooled)
-    print(f"| **all** | {len(p)} | {100 * p[:, 0].mean():.2f}% | {100 * p[:, 1].mean():.2f}% "
-          f"| {100 * p[:, 2].mean():.2f}% | **{100 * p[:, 3].mean():.2f}%** "
-          f"| {100 * p[:, 4].mean():.0f}% |")
+    print(
+        f"| **all** | {len(p)} | {100 * p[:, 0].mean():.2f}% | {100 * p[:, 1].mean():.2f}% "
+        f"| {100 * p[:, 2].mean():.2f}% | **{100 * p[:, 3].mean():.2f}%** "
+        f"| {100 * p[:, 4].mean():.0f}% |"
+    )
 
 
 if __name__ == "__main__":

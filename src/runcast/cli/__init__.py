@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "_forecast",
     "_law",
     "_plan",
+    "_scale",
     "_report",
     "_compare",
     "_ui",

@@ -71,6 +71,8 @@ class Report(NamedTuple):
     key: str
     runs: tuple[RunPanel, ...]
     created: str
+    #: a scaling-law panel (runcast.report._scaling.ScalingPanel), drawn after the runs
+    scaling: Any = None
 
 
 def run_schedule(config: Mapping[str, Any], lr: Curve | None = None) -> Schedule | None:
