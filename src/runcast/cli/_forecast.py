@@ -161,7 +161,12 @@ def _reach(samples: Any) -> tuple[float, float, float]:
 
 def forecast_cmd(
     source: str = typer.Argument(..., help="A CSV/JSONL log (.gz too) or a run id/name."),
-    until: int = typer.Option(..., "--until", "-u", help="The last step to forecast."),
+    until: int | None = typer.Option(
+        None, "--until", "-u", help="The last step to forecast (default: a run's planned end)."
+    ),
+    from_step: int | None = typer.Option(
+        None, "--from", help="Forecast as of this step (a finished run seen from earlier)."
+    ),
     key: str = typer.Option("loss", "--key", "-k", help="The metric to forecast."),
     schedule: str | None = typer.Option(
         None, "--schedule", "-s", help="The LR schedule: JSON, a spec string or a JSON file."
@@ -183,6 +188,18 @@ def forecast_cmd(
         if target is not None and not math.isfinite(target):
             raise InvalidInputError(f"--target must be a finite number, but got {target}.")
         curve = load_curve(source, key, db, step)
+        # a run's recorded plan (schedule, planned end) and --from: runcast.integrations._plan
+        from runcast.integrations._plan import as_of, run_forecast_input
+
+        if Path(source).is_file():
+            curve, until = as_of(curve, None, until, from_step)
+        else:
+            from runcast.store import open_store
+
+            with open_store(db_path(db), create=False) as store:
+                curve, until = run_forecast_input(
+                    store, source, key, until=until, from_step=from_step
+                )
         noted = False
         if schedule is None:
             curve, noted = _recorded_lr_until(curve, until)

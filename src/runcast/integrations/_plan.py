@@ -205,3 +205,71 @@ def config_update(run: Any, values: Mapping[str, Any]) -> None:
     finally:
         store.close()
     run.config.update(values)
+
+
+def as_of(
+    curve: Curve, plan: RunPlan | None, until: int | None, from_step: int | None
+) -> tuple[Curve, int]:
+    """The curve as seen at ``from_step`` (all of it when None), with the plan's schedule, and
+    the step to forecast until (default: the planned end, else the curve's last step).
+
+    Example:
+        >>> from runcast.curve import Curve
+        >>> c = Curve(range(0, 100, 10), [1.0 / (1 + s) for s in range(0, 100, 10)], name="loss")
+        >>> cut, until = as_of(c, RunPlan(None, 300, ""), None, 40)
+        >>> cut.last_step, until
+        (40, 299)
+    """
+    whole = curve
+    if from_step is not None:
+        if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0:
+            raise InvalidInputError(f"--from must be a step >= 0, but got {from_step!r}.")
+        curve = curve.until(from_step)
+        if len(curve.finite()) == 0:
+            raise InvalidInputError(
+                f"{curve.name or 'The curve'} has no points up to step {from_step} (its first "
+                f"is step {int(whole.step[0])}); forecast from a later step."
+            )
+    if until is None:
+        if plan is not None and plan.total is not None:
+            until = plan.total - 1
+        elif from_step is not None:
+            until = whole.last_step
+        else:
+            raise InvalidInputError(
+                "The run's planned end is unknown (no recorded plan, schedule spec or steps-like "
+                "config key): pass --until STEP."
+            )
+    if until <= curve.last_step:
+        raise InvalidInputError(
+            f"until={until} must be after the last observed step {curve.last_step}: nothing is "
+            "left to forecast. Pass --from STEP to forecast as of an earlier step, or a later "
+            "--until."
+        )
+    if plan is not None and plan.schedule is not None:
+        curve = curve.with_schedule(plan.schedule)
+    return curve, until
+
+
+def run_forecast_input(
+    store: Any, run: str, key: str, *, until: int | None = None, from_step: int | None = None
+) -> tuple[Curve, int]:
+    """A stored run's ``key`` as of ``from_step``, with its planned schedule, and the step to
+    forecast until (default: its planned end). What ``runcast forecast RUN`` reads.
+
+    Example:
+        >>> import os, tempfile, runcast
+        >>> db = os.path.join(tempfile.mkdtemp(), "f.db")
+        >>> plan = plan_entry([1e-3] * 50 + [1e-4] * 50, "by hand")
+        >>> with runcast.init(name="r", db=db, config={PLAN_KEY: plan}) as run:
+        ...     for s in range(0, 100, 5):
+        ...         run.log({"loss": 2.0 + 1.0 / (1 + s)}, step=s)
+        >>> curve, until = run_forecast_input(runcast.open_store(db), "r", "loss", from_step=40)
+        >>> curve.last_step, until, curve.schedule.total
+        (40, 99, 100)
+    """
+    info = store.run(run)
+    curve = store.curve(info.id, key)
+    lr = store.curve(info.id, "lr") if "lr" in store.keys(info.id) else None
+    plan = planned_schedule(info.config or {}, lr)
+    return as_of(curve, plan, until, from_step)
