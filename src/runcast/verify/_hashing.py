@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from runcast.verify._task import Records
 
 
 def sha256(data: bytes) -> bytes:
@@ -55,7 +58,7 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
     return level[0]
 
 
-def dataset_root(dataset: Sequence[Any]) -> tuple[bytes, int]:
+def dataset_root(dataset: Records) -> tuple[bytes, int]:
     """The Merkle root over every record of ``dataset``, and the number of records."""
     n = len(dataset)
     tensors = getattr(dataset, "tensors", None)

@@ -103,9 +103,14 @@ def load_proof(folder: str | Path) -> Proof:
         name = _need(e, "file", str, where)
         if "/" in name or "\\" in name or name.startswith("."):
             raise ProofFormatError(f"{where} names the file {name!r}, outside the proof folder.")
-        checked.append({"step": step, "file": name,
-                        "sha256": _hex(_need(e, "sha256", str, where), f"{where} sha256"),
-                        "chain": _hex(_need(e, "chain", str, where), f"{where} chain")})
+        checked.append(
+            {
+                "step": step,
+                "file": name,
+                "sha256": _hex(_need(e, "sha256", str, where), f"{where} sha256"),
+                "chain": _hex(_need(e, "chain", str, where), f"{where} chain"),
+            }
+        )
     run = m.get("run")
     return Proof(
         folder=path,

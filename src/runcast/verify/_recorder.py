@@ -29,7 +29,8 @@ import copy
 import json
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ import numpy as np
 from runcast.errors import InvalidInputError
 from runcast.verify._commit import Commitment, DataOrder, derive_int, environment
 from runcast.verify._hashing import chain_link, dataset_root
-from runcast.verify._task import code_hash
+from runcast.verify._task import Records, code_hash
 from runcast.verify._writer import PROGRESS, CheckpointWriter, write_json
 
 FORMAT = "runcast-proof"
@@ -69,12 +70,14 @@ class ProofRecorder:
             the run gets a ``proof_checkpoint`` point at every checkpoint).
         seed_each_step: reseed torch before every step (from the commitment), so that a step
             that draws random numbers (dropout) replays exactly.
+        nonce: the committed random value (32 bytes); leave it None (fresh randomness) except
+            to reproduce a run in a test: a prover who picks it can grind for an order.
     """
 
     def __init__(
         self,
         path: str | Path,
-        dataset: Sequence[Any],
+        dataset: Records,
         *,
         steps: int,
         batch_size: int,
@@ -84,6 +87,7 @@ class ProofRecorder:
         code: str | Path | None = None,
         run: Any = None,
         seed_each_step: bool = False,
+        nonce: bytes | None = None,
         _resume: dict[str, Any] | None = None,
     ) -> None:
         self.steps = _positive("steps", steps)
@@ -104,8 +108,10 @@ class ProofRecorder:
                 )
             self.path.mkdir(parents=True, exist_ok=True)
             root, n = dataset_root(dataset)
+            if nonce is not None and (not isinstance(nonce, bytes) or len(nonce) != 32):
+                raise InvalidInputError(f"nonce must be 32 bytes, got {nonce!r}.")
             self.commitment = Commitment.make(
-                secrets.token_bytes(32),
+                nonce if nonce is not None else secrets.token_bytes(32),
                 data_root=root,
                 n_records=n,
                 config=self.config,
@@ -121,8 +127,11 @@ class ProofRecorder:
             self.commitment = Commitment(**_resume["commitment"])
             self.environment = _resume["environment"]
             self.entries = list(_resume["checkpoints"])
-            self._chain = bytes.fromhex(self.entries[-1]["chain"]) if self.entries else (
-                self.commitment.digest)
+            self._chain = (
+                bytes.fromhex(self.entries[-1]["chain"])
+                if self.entries
+                else (self.commitment.digest)
+            )
             self.holdout = float(_resume["protocol"]["holdout"])
         self.order = DataOrder(
             self.commitment.seed,
@@ -135,22 +144,33 @@ class ProofRecorder:
         self._t0 = 0.0
 
     @classmethod
-    def resume(cls, path: str | Path, dataset: Sequence[Any], *, run: Any = None) -> ProofRecorder:
+    def resume(cls, path: str | Path, dataset: Records, *, run: Any = None) -> ProofRecorder:
         """Continue an interrupted proof from its last checkpoint (see :meth:`start`)."""
         folder = Path(path)
         try:
             saved = json.loads((folder / COMMITMENT).read_text())
-            progress = json.loads((folder / PROGRESS).read_text()) if (
-                folder / PROGRESS).exists() else {"checkpoints": []}
+            progress = (
+                json.loads((folder / PROGRESS).read_text())
+                if (folder / PROGRESS).exists()
+                else {"checkpoints": []}
+            )
         except (OSError, ValueError) as err:
             raise InvalidInputError(f"cannot resume the proof in {str(folder)!r}: {err}") from err
         saved["checkpoints"] = progress["checkpoints"]
         saved["training_seconds"] = progress.get("training_seconds", 0.0)
         p = saved["protocol"]
-        rec = cls(folder, dataset, steps=p["steps"], batch_size=p["batch_size"],
-                  checkpoint_every=p["checkpoint_every"], config=saved["config"], run=run,
-                  seed_each_step=p["seed_each_step"], _resume=saved)
-        root, n = dataset_root(dataset)
+        rec = cls(
+            folder,
+            dataset,
+            steps=p["steps"],
+            batch_size=p["batch_size"],
+            checkpoint_every=p["checkpoint_every"],
+            config=saved["config"],
+            run=run,
+            seed_each_step=p["seed_each_step"],
+            _resume=saved,
+        )
+        root, _ = dataset_root(dataset)
         if root.hex() != rec.commitment.data_root:
             raise InvalidInputError(
                 f"the dataset given to resume {str(folder)!r} is not the one committed to "
@@ -170,6 +190,11 @@ class ProofRecorder:
         import torch
 
         torch.manual_seed(self.init_seed)
+
+    @property
+    def next_step(self) -> int:
+        """The next step to record (the number of steps recorded so far)."""
+        return self._next
 
     @property
     def tail(self) -> np.ndarray:
@@ -202,6 +227,14 @@ class ProofRecorder:
             if self.seed_each_step:
                 torch.manual_seed(derive_int(self.commitment.seed, b"step%d" % step))
             yield step, self.order.batch(step)
+
+    def batch_sampler(self) -> _CommittedSampler:
+        """A ``batch_sampler`` for a ``DataLoader`` that yields the committed batches.
+
+        For trainers that own the loop (Lightning, Hugging Face): the proof callbacks in
+        :mod:`runcast.integrations` read back which indices each step trained on.
+        """
+        return _CommittedSampler(self)
 
     def record(self, step: int, indices: Any, model: Any, optimizer: Any) -> None:
         """Record that ``step`` trained on ``indices`` (call it after ``optimizer.step()``)."""
@@ -249,16 +282,22 @@ class ProofRecorder:
             self._seconds += time.perf_counter() - self._t0
             self._writer.close()
             self._writer = None
-            write_json(self.path / PROGRESS, {"checkpoints": self.entries,
-                                              "training_seconds": self._seconds})
+            write_json(
+                self.path / PROGRESS,
+                {"checkpoints": self.entries, "training_seconds": self._seconds},
+            )
 
     def _public(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         run = None
         if self.run is not None:
-            run = {"id": str(self.run.id), "project": str(getattr(self.run, "project", "")),
-                   "name": str(getattr(self.run, "name", "")), "db": str(getattr(self.run, "db", ""))}
+            run = {
+                "id": str(self.run.id),
+                "project": str(getattr(self.run, "project", "")),
+                "name": str(getattr(self.run, "name", "")),
+                "db": str(getattr(self.run, "db", "")),
+            }
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -277,3 +316,24 @@ class ProofRecorder:
             "training_seconds": self._seconds,
             "resumes": self._resumed,
         }
+
+
+class _CommittedSampler:
+    """Yields the committed batches from the recorder's next step; remembers what it gave out
+    (a DataLoader may fetch ahead), for the proof callbacks to pop in order."""
+
+    def __init__(self, recorder: ProofRecorder) -> None:
+        self.recorder = recorder
+        self.given: deque[tuple[int, np.ndarray]] = deque()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step, idx in self.recorder.batches():
+            self.given.append((step, idx))
+            yield idx.tolist()
+
+    def __len__(self) -> int:
+        return self.recorder.steps - self.recorder.next_step
+
+    def pop(self) -> tuple[int, np.ndarray]:
+        """The oldest batch given out and not yet recorded."""
+        return self.given.popleft()

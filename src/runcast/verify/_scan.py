@@ -14,8 +14,8 @@ For every segment (checkpoint j to j+1) the pass measures
   suspicious. Without such a state it falls back on the memorisation test's z.
 
 Example:
-    >>> cosine(np.ones(3), np.ones(3))
-    1.0
+    >>> round(cosine(np.ones(3), -np.ones(3)), 6)
+    -1.0
 """
 
 from __future__ import annotations
@@ -50,8 +50,11 @@ class ScanResult:
 
 def flat_state(state: dict[str, Any]) -> np.ndarray:
     """A model state's floating-point tensors as one float64 vector (name order)."""
-    parts = [v.detach().cpu().double().numpy().ravel() for k, v in sorted(state.items())
-             if hasattr(v, "is_floating_point") and v.is_floating_point()]
+    parts = [
+        v.detach().cpu().double().numpy().ravel()
+        for k, v in sorted(state.items())
+        if hasattr(v, "is_floating_point") and v.is_floating_point()
+    ]
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
@@ -79,20 +82,31 @@ def first_moment(model: Any, optimizer: Any) -> np.ndarray | None:
 def gradient(task: Any, model: Any, indices: np.ndarray) -> np.ndarray:
     model.zero_grad(set_to_none=False)
     task.loss(model, task.batch(indices)).mean().backward()
-    return np.concatenate([
-        (p.grad if p.grad is not None else p.detach() * 0).detach().double().numpy().ravel()
-        for p in model.parameters()
-    ])
+    return np.concatenate(
+        [
+            (p.grad if p.grad is not None else p.detach() * 0).detach().double().numpy().ravel()
+            for p in model.parameters()
+        ]
+    )
 
 
-def scan(task: Any, load: Any, steps: list[int], order: Any, rng: np.random.Generator,
-         memo_records: int, memo_tail: int) -> ScanResult:
+def scan(
+    task: Any,
+    load: Any,
+    steps: list[int],
+    order: Any,
+    rng: np.random.Generator,
+    memo_records: int,
+    memo_tail: int,
+    last_batches: int = 2,
+) -> ScanResult:
     """Walk the checkpoints once (``load(j)`` gives checkpoint j as (model, optimizer))."""
     import torch
 
     n_seg = len(steps) - 1
     n_tail = min(memo_tail, len(order.tail))
-    probe = order.tail[: order.batch_size]  # a held-out batch: the suspicion score's control
+    # held-out records, as many as the last batches: the suspicion score's control
+    probe = order.tail[: last_batches * order.batch_size]
     norms, aucs, pvals, susp = (np.zeros(n_seg) for _ in range(4))
     grads = forwards = 0
     model, _ = load(0)
@@ -110,18 +124,29 @@ def scan(task: Any, load: Any, steps: list[int], order: Any, rng: np.random.Gene
             losses = task.loss(model, task.batch(np.concatenate([sample, tail])))
         losses = losses.detach().double().cpu().numpy().ravel()
         forwards += len(sample) + len(tail)
-        aucs[j], pvals[j] = segment_auc(losses[: len(sample)], losses[len(sample):])
+        aucs[j], pvals[j] = segment_auc(losses[: len(sample)], losses[len(sample) :])
         moment = first_moment(model, optimizer)
         if moment is not None:
             model.train()
-            g_last = gradient(task, model, order.batch(steps[j + 1] - 1))
+            lo = max(steps[j], steps[j + 1] - last_batches)
+            g_last = gradient(
+                task, model, np.concatenate([order.batch(s) for s in range(lo, steps[j + 1])])
+            )
             g_probe = gradient(task, model, probe)
             grads += 2
             susp[j] = cosine(moment, g_probe) - cosine(moment, g_last)
         else:
             susp[j] = -_z(pvals[j])
-    return ScanResult(norms, aucs, pvals, susp, stouffer(pvals.tolist()),
-                      stouffer((1.0 - pvals).tolist()), grads, forwards)
+    return ScanResult(
+        norms,
+        aucs,
+        pvals,
+        susp,
+        stouffer(pvals.tolist()),
+        stouffer((1.0 - pvals).tolist()),
+        grads,
+        forwards,
+    )
 
 
 def _z(p: float) -> float:

@@ -43,13 +43,22 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from runcast.errors import InvalidInputError
 
 StepFn = Callable[[Any, Any, Any, int], Any]
+
+
+class Records(Protocol):
+    """What a dataset must offer: a length and the record at an index (a torch Dataset with
+    ``__len__``, a list, a TensorDataset)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ class Task:
 
     model: Callable[[], Any]
     optimizer: Callable[[Any], Any]
-    dataset: Sequence[Any]
+    dataset: Records
     loss: Callable[[Any, Any], Any]
     step: StepFn | None = None
     collate: Callable[[list[Any]], Any] | None = None
@@ -89,8 +98,10 @@ class Task:
             return tuple(t[idx] for t in tensors)
         records = [self.dataset[int(i)] for i in indices]
         if isinstance(records[0], tuple | list):
-            return tuple(torch.stack([torch.as_tensor(r[j]) for r in records]) for j in
-                         range(len(records[0])))
+            return tuple(
+                torch.stack([torch.as_tensor(r[j]) for r in records])
+                for j in range(len(records[0]))
+            )
         return torch.stack([torch.as_tensor(r) for r in records])
 
     def train_step(self, model: Any, optimizer: Any, batch: Any, step: int) -> Any:
@@ -120,8 +131,10 @@ def load_task(script: str | Path, config: Mapping[str, Any] | None = None) -> Ta
     """
     path = Path(script)
     if not path.is_file():
-        raise InvalidInputError(f"training script {str(path)!r} does not exist; give the path "
-                                "of the Python file that defines `task`.")
+        raise InvalidInputError(
+            f"training script {str(path)!r} does not exist; give the path "
+            "of the Python file that defines `task`."
+        )
     name = f"_runcast_task_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

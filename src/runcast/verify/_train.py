@@ -44,9 +44,18 @@ def train_with_proof(
     if resume:
         rec = ProofRecorder.resume(path, task.dataset, run=run)
     else:
-        rec = ProofRecorder(path, task.dataset, steps=steps, batch_size=batch_size,
-                            checkpoint_every=checkpoint_every, holdout=holdout,
-                            config=task.config, code=code, run=run, seed_each_step=seed_each_step)
+        rec = ProofRecorder(
+            path,
+            task.dataset,
+            steps=steps,
+            batch_size=batch_size,
+            checkpoint_every=checkpoint_every,
+            holdout=holdout,
+            config=task.config,
+            code=code,
+            run=run,
+            seed_each_step=seed_each_step,
+        )
     rec.seed()
     model = task.model()
     optimizer = task.optimizer(model)

@@ -53,7 +53,9 @@ class CheckpointWriter:
     def raise_error(self) -> None:
         if self._error is not None:
             err, self._error = self._error, None
-            raise RuncastError(f"writing a proof checkpoint to {self.folder} failed: {err}") from err
+            raise RuncastError(
+                f"writing a proof checkpoint to {self.folder} failed: {err}"
+            ) from err
 
     def close(self) -> None:
         """Wait for every queued checkpoint to be written."""

@@ -64,9 +64,13 @@ def digits_cnn(config: Mapping[str, Any] | None = None) -> Task:
     return Task(
         model=lambda: torch.nn.Sequential(
             torch.nn.Unflatten(1, (1, 8, 8)),
-            torch.nn.Conv2d(1, c, 3, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv2d(c, 2 * c, 3, padding=1), torch.nn.ReLU(),
-            torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(2 * c * 16, 10),
+            torch.nn.Conv2d(1, c, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(c, 2 * c, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(2 * c * 16, 10),
         ),
         optimizer=lambda m: torch.optim.Adam(m.parameters(), lr=cfg["lr"]),
         dataset=torch.utils.data.TensorDataset(x, y),
