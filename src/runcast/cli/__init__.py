@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "_scale",
     "_report",
     "_compare",
+    "_verify",
     "_ui",
     "_sync",
 )
