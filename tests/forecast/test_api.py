@@ -186,3 +186,29 @@ def test_calibrate_false_gives_the_raw_bands_for_every_method(method: str) -> No
         assert raw.info["tau"] == 1.0  # the method's own discrepancy scale
     # every method records what the calibration model saw (the README points users at it)
     assert cal.info["features"]["log_frac"] == pytest.approx(np.log(3000 / 10_000), abs=0.01)
+
+
+@pytest.mark.parametrize("n", [3, 4, 5])
+def test_every_method_needs_six_points(n: int) -> None:
+    # the README's rule for every method: "auto" went on from 4 points with the PFN and at 3
+    # said "The pfn forecaster needs at least 4 finite points", naming an internal method
+    c = Curve(np.arange(n) * 10, 3.0 / (1.0 + np.arange(n)))
+    want = f"^Forecasting needs at least 6 finite points, but the curve has {n}"
+    for method in ("auto", "pfn+ensemble", "ensemble"):
+        with pytest.raises(NotEnoughDataError, match=want):
+            forecast(c, until=100, method=method)
+
+
+def test_a_forecast_far_past_its_data_warns_once() -> None:
+    s = np.arange(0, 3001, 25)
+    c = Curve(s, 2.0 + 5.0 * ((s + 100) / 100.0) ** -0.6)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        forecast(c, until=100_000_000_000)
+    far = [w for w in said if "steps observed" in str(w.message)]
+    # once, though the mixture forecasts with each of its halves inside
+    assert len(far) == 1 and "33,322,226x the 3,001 steps observed" in str(far[0].message)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        forecast(c, until=30_000)  # 10x the data: what the calibration covers
+    assert not [w for w in said if "steps observed" in str(w.message)]
