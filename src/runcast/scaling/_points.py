@@ -263,11 +263,11 @@ class ScalingData:
         for info in infos:
             cfg = dict(info.config or {})
             curve = store.curve(info.id, key)
-            size = _config_number(cfg, PARAM_KEYS, info, "its parameter count", "n_params")
+            size = _config_number(cfg, PARAM_KEYS, info, "parameter count", "n_params")
             per_step = _first_number(cfg, TOKENS_PER_STEP_KEYS)
             if per_step is None:
                 total = _config_number(
-                    cfg, TOTAL_TOKENS_KEYS, info, "its tokens", "tokens_per_step (or tokens)"
+                    cfg, TOTAL_TOKENS_KEYS, info, "token count", "tokens_per_step (or tokens)"
                 )
                 last = int(cfg.get("steps") or cfg.get("total_steps") or curve.last_step or 1)
                 per_step = total / max(last, 1)
