@@ -35,6 +35,8 @@ import numbers
 import warnings
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from runcast._optional import require
 from runcast.errors import RuncastWarning
 from runcast.steer._decision import Decision
@@ -44,6 +46,7 @@ from runcast.steer._stop import StopRule
 require("transformers", extra="hf", purpose="for runcast.integrations.hf")
 from transformers import TrainerCallback  # noqa: E402  (after require: names the extra)
 
+from runcast.integrations._batch_hf import BatchSizeWarmupCallback  # noqa: E402, F401
 from runcast.integrations._history import history_curve  # noqa: E402
 from runcast.integrations._plan import PLAN_KEY, plan_entry  # noqa: E402
 from runcast.integrations._run_owner import RunOwner, torch_broadcast  # noqa: E402
@@ -219,8 +222,9 @@ def _trainer_plan(args: Any, state: Any, lr_scheduler: Any) -> dict[str, Any]:
     """``{"runcast_plan": ...}``: the Trainer's own scheduler sampled over its ``max_steps``.
 
     In the Trainer's step numbering: the LR at step ``s`` is the one it logs at global step
-    ``s`` (after ``s`` scheduler steps), so the plan covers steps 0 to ``max_steps``. Empty
-    when it cannot be known (no scheduler, an open-ended run, a plateau scheduler).
+    ``s``, the LR that step ``s`` trained with (after ``s - 1`` scheduler steps), so the plan
+    covers steps 0 to ``max_steps``. Empty when it cannot be known (no scheduler, an
+    open-ended run, a plateau scheduler).
     """
     max_steps = int(getattr(state, "max_steps", 0) or 0)
     if lr_scheduler is None or max_steps < 1:
@@ -229,14 +233,15 @@ def _trainer_plan(args: Any, state: Any, lr_scheduler: Any) -> dict[str, Any]:
     from runcast.schedules._torch import planned_lrs
 
     try:
-        lrs = planned_lrs(lr_scheduler, max_steps + 1)
+        sampled = planned_lrs(lr_scheduler, max_steps)
     except (RuncastError, TypeError, ValueError, AttributeError) as err:
         _log.info("runcast records no planned schedule for this Trainer run: %s", err)
         return {}
     kind = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
     warmup = args.get_warmup_steps(max_steps) if hasattr(args, "get_warmup_steps") else "?"
     source = f"transformers Trainer: {kind}, warmup {warmup}, max_steps {max_steps}"
-    return {PLAN_KEY: plan_entry(lrs, source)}
+    # step 0 (before any update) is given the first step's LR
+    return {PLAN_KEY: plan_entry(np.concatenate([sampled[:1], sampled]), source)}
 
 
 def _number(v: Any) -> float | None:
