@@ -121,6 +121,17 @@ def _drop_unlisted(man: dict[str, Any]) -> None:
             p.unlink()
 
 
+def _refresh_sweep_facts(man: dict[str, Any]) -> None:
+    """Recompute every stored sweep's facts with the current rule (no training)."""
+    from corpus import sweeps_common
+
+    for entry in man["sweeps"].values():
+        with np.load(store.DATA / entry["file"]) as z:
+            arrays = {k: z[k] for k in z.files}
+        entry.update(sweeps_common.sweep_facts(entry, arrays))
+    store.write_manifest(man)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--family", action="append", help="a generator family (repeatable)")
@@ -143,6 +154,7 @@ def _build_once(args: argparse.Namespace) -> int:
     man = store.read_manifest()
     if not args.list:
         _drop_unlisted(man)
+        _refresh_sweep_facts(man)
     todo: list[tuple[Any, str, dict[str, Any]]] = []
     for name in GENERATORS:
         try:

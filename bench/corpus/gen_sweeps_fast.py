@@ -25,9 +25,9 @@ _MLP = {"width": [16, 32, 64, 128, 256], "depth": [1, 2, 3], "act": ["relu", "ta
 _ROWS = [
     # name, dataset, model, metric, unit, budget (epochs or steps), report every (steps;
     # epoch budgets report every epoch), batch, space, LR shift, training examples
-    ("digits_mlp_loss", "digits", "mlp", "val_loss", "epoch", 20, 0, 128, _MLP, 1.0, None),
+    ("digits_mlp_loss2", "digits", "mlp", "val_loss", "epoch", 20, 0, 128, _MLP, 1.0, None),
     (
-        "digits_mlp_acc",
+        "digits_mlp_acc2",
         "digits",
         "mlp",
         "val_acc",
@@ -40,7 +40,7 @@ _ROWS = [
         None,
     ),
     ("breast_cancer_mlp", "breast_cancer", "mlp", "val_loss", "epoch", 30, 0, 64, _MLP, 1.0, None),
-    ("wine_mlp_acc", "wine", "mlp", "val_acc", "epoch", 40, 0, 32, _MLP, 1.0, None),
+    ("wine_mlp_loss", "wine", "mlp", "val_loss", "epoch", 40, 0, 32, _MLP, 1.0, None),
     ("synth_cls_mlp_acc", "synth_cls", "mlp", "val_acc", "epoch", 12, 0, 128, _MLP, 1.0, None),
     ("diabetes_mlp", "diabetes", "mlp", "val_loss", "step", 400, 10, 32, _MLP, 0.3, None),
     ("friedman1_mlp", "friedman1", "mlp", "val_loss", "step", 500, 20, 64, _MLP, 0.3, None),
@@ -86,6 +86,8 @@ _ROWS = [
         200,
     ),
 ]
+# the first sweeps built put a slow starter at every 8th trial; later ones at every 5th
+SLOW_EVERY_8 = ("breast_cancer_mlp", "synth_cls_mlp_acc", "diabetes_mlp")
 SWEEPS: dict[str, dict[str, Any]] = {
     r[0]: {
         "dataset": r[1],
@@ -119,7 +121,12 @@ def sweeps() -> list[dict[str, Any]]:
         else:
             every, total = s["every"], s["budget"]
         trials = sweeps_common.sample_trials(
-            1400 + k, s["n"], total, s["space"], lr_shift=s.get("lr_shift", 1.0)
+            1400 + k,
+            s["n"],
+            total,
+            s["space"],
+            lr_shift=s.get("lr_shift", 1.0),
+            slow_every=8 if name in SLOW_EVERY_8 else 5,
         )
         meta = {
             "id": f"sweep-{name}",
@@ -127,6 +134,7 @@ def sweeps() -> list[dict[str, Any]]:
             "family": FAMILY,
             **{key: v for key, v in s.items() if key not in ("space", "n")},
             "space": {key: list(v) for key, v in s["space"].items()},
+            "slow_every": 8 if name in SLOW_EVERY_8 else 5,
             "direction": "maximize" if s["metric"] in ("val_acc", "val_r2") else "minimize",
             "report_every": every,
             "total_steps": total,

@@ -32,8 +32,11 @@ def sample_trials(
     space: dict[str, list[Any]],
     optimizers: tuple[str, ...] = ("adamw", "sgd", "schedulefree"),
     lr_shift: float = 1.0,
+    slow_every: int = 8,
 ) -> list[dict[str, Any]]:
-    """``n`` random configs: optimizer, LR (log-uniform, wide), schedule, warmup, + ``space``."""
+    """``n`` random configs: optimizer, LR (log-uniform, wide), schedule, warmup, + ``space``.
+
+    Every ``slow_every``-th trial is a deliberate slow starter (30% warmup, then a decay)."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -50,12 +53,13 @@ def sample_trials(
             c[k] = vals[int(rng.integers(len(vals)))]
             if isinstance(c[k], np.generic):
                 c[k] = c[k].item()
-        # every 8th trial is a deliberate slow starter: SGD or a low LR, long warmup, decay
-        if i % 8 == 7:
+        # deliberate slow starters: SGD or AdamW, long warmup, cosine (or WSD) decay
+        if i % slow_every == slow_every - 1:
+            k = i // slow_every
             c.update(
                 {
-                    "optimizer": "sgd" if i % 16 == 7 else "adamw",
-                    "schedule_name": "cosine",
+                    "optimizer": "sgd" if k % 2 == 0 else "adamw",
+                    "schedule_name": "wsd" if slow_every != 8 and k % 3 == 1 else "cosine",
                     "warmup_frac": 0.3,
                 }
             )
@@ -69,30 +73,49 @@ def sample_trials(
     return out
 
 
+def late_bloomers(values: np.ndarray, direction: str, top: int = 5) -> dict[int, int]:
+    """Trials in the final top ``top`` that, at some report in the first half of the budget,
+    ranked in the worse half (where a median rule would have stopped them): index -> that
+    worst rank (0 = best). ``values`` is ``(trials, reports)``; NaN ranks last."""
+    sign = 1.0 if direction == "minimize" else -1.0
+    v = np.where(np.isfinite(values), values * sign, np.inf)
+    n, r = v.shape
+    finals = v[:, -1]
+    ranks = np.argsort(np.argsort(v[:, : max(r // 2, 1)], axis=0, kind="stable"), axis=0)
+    out = {}
+    for i in np.argsort(finals, kind="stable")[:top]:
+        worst = int(ranks[i].max())
+        if np.isfinite(finals[i]) and worst >= n / 2:
+            out[int(i)] = worst
+    return out
+
+
 def sweep_facts(entry: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Best trial, diverged trials, and late bloomers (in the final top 5 but in the worse half
-    after a quarter of the budget), for the manifest."""
+    """Best trial, diverged trials and late bloomers (see :func:`late_bloomers`)."""
     metric, sign = entry["metric"], (1.0 if entry["direction"] == "minimize" else -1.0)
     n = len(entry["trials"])
-    finals = np.full(n, np.inf)
-    early = np.full(n, np.inf)
+    values = np.stack([arrays[f"t{i:03d}__{metric}"].astype(np.float64) for i in range(n)])
+    finals = np.where(np.isfinite(values[:, -1]), values[:, -1] * sign, np.inf)
     q = max(entry["n_reports"] // 4 - 1, 0)
+    early = np.where(np.isfinite(values[:, q]), values[:, q] * sign, np.inf)
+    early_rank = np.argsort(np.argsort(early, kind="stable"), kind="stable")
+    best = int(np.argmin(finals))
+    late = late_bloomers(values, entry["direction"])
+    # divergent: non-finite, or ending with a training loss above the one it started with
+    # (a too-high LR that blew the model up without producing NaN)
+    divergent = []
     for i in range(n):
-        v = arrays[f"t{i:03d}__{metric}"].astype(np.float64) * sign
-        if len(v) == entry["n_reports"] and np.isfinite(v[-1]):
-            finals[i] = v[-1]
-        if len(v) > q and np.isfinite(v[q]):
-            early[i] = v[q]
-    order_final = np.argsort(finals)
-    early_rank = np.argsort(np.argsort(early))
-    top5 = [int(i) for i in order_final[:5] if np.isfinite(finals[i])]
-    late = [i for i in top5 if early_rank[i] >= n / 2]
-    best = int(order_final[0])
+        tl = arrays[f"t{i:03d}__train_loss"].astype(np.float64)
+        tail = tl[-max(len(tl) // 10, 1) :]
+        if entry["trials"][i]["diverged"] or not np.isfinite(tl).all() or tail.mean() > tl[0]:
+            divergent.append(i)
     return {
         "best_trial": best,
         "best_value": float(finals[best] * sign),
         "diverged_trials": [int(i) for i in range(n) if entry["trials"][i]["diverged"]],
-        "late_bloomers": late,
+        "divergent_trials": divergent,
+        "late_bloomers": sorted(late),
+        "late_bloomer_worst_ranks": [late[i] for i in sorted(late)],
         "best_rank_at_quarter": int(early_rank[best]),
     }
 

@@ -129,9 +129,7 @@ def test_sweeps_have_late_bloomers_and_divergent_trials() -> None:
         final = np.where(np.isfinite(v[:, -1]), v[:, -1] * sign, np.inf)
         assert int(np.argmin(final)) == s.best_trial, s.name
         assert s.facts["late_bloomers"], s.name
-        assert s.facts["diverged_trials"] or np.nanmax(v[:, 0] * sign) > 2 * np.nanmin(
-            v[:, 0] * sign
-        ), s.name
+        assert s.facts["divergent_trials"], s.name
 
 
 def test_size_budget() -> None:
