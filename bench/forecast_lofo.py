@@ -60,7 +60,7 @@ def corpus_cases(per_family: int | None, families: Sequence[str] | None = None) 
     for fam in load.families():
         if families and fam not in families:
             continue
-        runs = [r for r in load.runs(family=fam) if not r.config.get("diverged")]
+        runs = [r for r in load.runs(family=fam) if not r.facts.get("diverged")]
         runs.sort(key=lambda r: r.id)
         if per_family and len(runs) > per_family:
             idx = np.unique(np.linspace(0, len(runs) - 1, per_family).round().astype(int))

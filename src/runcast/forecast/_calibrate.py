@@ -410,6 +410,7 @@ def fit_log_tau(
     ridge: float = 1e-3,
     targets: tuple[float, float] = (0.8, 0.95),
     level_weights: tuple[float, float] = (1.0, 1.0),
+    warm: FloatArray | None = None,
 ) -> FloatArray:
     """Coefficients of ``log tau = X @ coef`` that put coverage on target in every bin.
 
@@ -422,6 +423,8 @@ def fit_log_tau(
     and far too narrow on another; the per-family bins are what make the features earn their
     keep. The CRPS term breaks the ties coverage leaves: on a noisy per-step curve the noise
     band alone covers the values, and without it any trend band, however absurd, would do.
+    ``warm`` (coefficients of a fit on nearly the same records) starts the search there when it
+    beats the flat start: leave-one-family-out refits converge in a fraction of the calls.
 
     Example:
         >>> grid = np.array([0.0, 0.5, 1.0, 2.0, 4.0])
@@ -435,6 +438,11 @@ def fit_log_tau(
 
     lo, hi = np.log(TAU_RANGE[0]), np.log(TAU_RANGE[1])
     masks = [np.asarray(b, dtype=bool) for b in bins]
+    # the bins' means as one matrix product (a bin's row averages its records): with a bin per
+    # family and cut-off there are dozens of bins, and the optimiser calls this thousands of times
+    used = [(m, w) for m, w in zip(masks, bin_weights, strict=True) if m.any()]
+    mean_of = np.array([m / m.sum() for m, _ in used]).reshape(len(used), X.shape[0])
+    wts = np.array([w for _, w in used])
 
     def loss(coef: FloatArray) -> float:
         tau = np.exp(np.clip(X @ coef, lo, hi))
@@ -442,19 +450,17 @@ def fit_log_tau(
         total = ridge * float(np.sum(coef[1:] ** 2))
         if crps is not None and sharpness > 0:
             total += sharpness * float(np.mean(_at_tau(grid, crps, tau)))
-        for m, wt in zip(masks, bin_weights, strict=True):
-            if m.any():
-                total += wt * (
-                    level_weights[0] * (float(c80[m].mean()) - targets[0]) ** 2
-                    + level_weights[1] * (float(c95[m].mean()) - targets[1]) ** 2
-                )
-        return total
+        miss = level_weights[0] * (mean_of @ c80 - targets[0]) ** 2
+        miss += level_weights[1] * (mean_of @ c95 - targets[1]) ** 2
+        return total + float(wts @ miss)
 
     # start from the best flat tau (a 1-D scan), then let the slopes move
     flat = min(
         np.geomspace(*TAU_RANGE, 61), key=lambda t: loss(np.r_[np.log(t), np.zeros(X.shape[1] - 1)])
     )
     start = np.r_[np.log(flat), np.zeros(X.shape[1] - 1)]
+    if warm is not None and loss(np.asarray(warm, dtype=np.float64)) < loss(start):
+        start = np.asarray(warm, dtype=np.float64)
     res = minimize(loss, start, method="Powell", options={"xtol": 1e-2, "ftol": 1e-6})
     best = res.x if res.fun <= loss(start) else start
     return np.asarray(best, dtype=np.float64)

@@ -349,7 +349,11 @@ LEVEL_WEIGHTS = (1.0, 4.0)
 
 
 def fit_calibration(
-    records: Sequence[Record], cutoffs: Sequence[float] = CUTOFFS, *, ridge: float = 1e-3
+    records: Sequence[Record],
+    cutoffs: Sequence[float] = CUTOFFS,
+    *,
+    ridge: float = 1e-3,
+    warm: Calibration | None = None,
 ) -> Calibration:
     """Fit the calibration model of every method scored on a tau grid, from ``records``.
 
@@ -358,6 +362,7 @@ def fit_calibration(
     coverage is on target at every cut-off over all runs, and, with weight
     :data:`FAMILY_WEIGHT` split over the families, for every family at every cut-off. Each
     feature's range over the records is kept with the model (forecasts are clipped to it).
+    ``warm``: a model fitted on nearly the same records, whose coefficients start the search.
     """
     models: dict[str, tuple[float, ...]] = {}
     ranges: dict[str, list[tuple[float, float]]] = {}
@@ -399,6 +404,7 @@ def fit_calibration(
             sharpness=SHARPNESS,
             ridge=ridge,
             level_weights=LEVEL_WEIGHTS,
+            warm=_warm_start(warm, m, used),
         )
         models[m] = tuple(round(float(c), 5) + 0.0 for c in coef)  # + 0.0: no "-0.0"
         # what the model saw: a forecast's features are clipped to this box (no extrapolation)
@@ -408,6 +414,15 @@ def fit_calibration(
             for a, b in zip(lows, highs, strict=True)
         ]
     return Calibration(models, ranges)
+
+
+def _warm_start(
+    warm: Calibration | None, method: str, used: npt.NDArray[np.bool_]
+) -> FloatArray | None:
+    coef = None if warm is None else warm.models.get(method)
+    if not coef or len(coef) != used.size:
+        return None
+    return np.asarray(coef, dtype=np.float64)[used]
 
 
 def cross_fitted_tau(

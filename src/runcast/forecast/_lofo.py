@@ -40,7 +40,7 @@ from runcast.forecast._calibrate import Calibration
 from runcast.forecast._eval import CUTOFFS, Record, fit_calibration
 
 #: the out-of-distribution coefficients tried (0: no widening out of the box)
-OOD_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
+OOD_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 TauKey = tuple[str, str, float]
 
 
@@ -65,21 +65,21 @@ def choose_ood(
     cutoffs: Sequence[float] = CUTOFFS,
     ood_grid: Sequence[float] = OOD_GRID,
     *,
-    fit: Callable[[Sequence[Record]], Calibration] | None = None,
+    warm: Calibration | None = None,
 ) -> dict[str, float]:
     """The OOD coefficient per method, chosen by leave-one-family-out within ``records``.
 
     Each family's records get the ``log tau`` and box excess of a model fitted without that
     family; per method, the grid value whose resulting coverage (averaged per family) is nearest
-    the 80% / 95% targets wins. With one family there is nothing held out: 0.
+    the 80% / 95% targets wins. With one family there is nothing held out: 0. ``warm``: the
+    model fitted on all of ``records``, from which the refits start.
     """
-    fit = fit or (lambda rs: fit_calibration(rs, cutoffs))
     fams = sorted({_family(r) for r in records})
     if len(fams) < 2 or len(ood_grid) == 1:
         return {m: float(ood_grid[0]) for m in {r.method for r in records}}
     base: dict[int, tuple[float, float]] = {}
     for f in fams:
-        cal = fit([r for r in records if _family(r) != f])
+        cal = fit_calibration([r for r in records if _family(r) != f], cutoffs, warm=warm)
         probe = Calibration(cal.models, cal.ranges, {m: 1.0 for m in cal.models})
         for i, r in enumerate(records):
             if _family(r) == f and not r.failed:
@@ -115,7 +115,7 @@ def lofo_calibration(
     for g in sorted({_family(r) for r in records}):
         train = [r for r in records if _family(r) != g]
         cal = fit_calibration(train, cutoffs)
-        oods[g] = choose_ood(train, cutoffs, ood_grid)
+        oods[g] = choose_ood(train, cutoffs, ood_grid, warm=cal)
         cal = Calibration(cal.models, cal.ranges, oods[g])
         for r in records:
             if _family(r) == g:
