@@ -44,6 +44,11 @@ def _num(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def _exists(db: Path | str) -> bool:
+    """Whether the store can be opened: a file that exists, or a server's URL."""
+    return isinstance(db, str) or db.exists()
+
+
 def _nums(a: Any) -> list[float | None]:
     arr = np.asarray(a, dtype=np.float64)
     return [None if not math.isfinite(v) else v for v in arr.tolist()]
@@ -61,21 +66,26 @@ class DashboardData:
 
     def __init__(self, db: str | Path, key: str = "loss", cutoff: float = 0.2) -> None:
         import runcast
+        from runcast.store import is_url
 
-        self.db = Path(db)
+        # a postgresql:// URL stays text (Path would fold its //); it has no file to wait for
+        self.db: Path | str = db if is_url(db) else Path(db)
         self.key = key
         self.cutoff = cutoff
         self._opened: Any = None
         self._open_lock = threading.Lock()
         # a store file that does not exist yet (the dashboard opened before training) is
         # waited for: the dashboard shows no runs until a training process creates it
-        if self.db.exists() or "://" in str(db):
+        if _exists(self.db):
             self._opened = runcast.open_store(self.db, create=False)
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], tuple[int, str, dict[str, Any]]] = {}
         # one worker: forecasts for the run list are made one at a time, off the request path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runcast-forecast")
         self._pending: set[tuple[str, str]] = set()
+        # the run list's view of each forecast: (last step, status) it was made at, and its
+        # final value or note. A run whose points and status did not change costs nothing
+        self._listed: dict[tuple[str, str], tuple[int, str, dict[str, Any]]] = {}
 
     def close(self) -> None:
         """Stop the forecast worker and close the store."""
@@ -89,7 +99,7 @@ class DashboardData:
 
         if self._opened is None:
             with self._open_lock:
-                if self._opened is None and self.db.exists():
+                if self._opened is None and _exists(self.db):
                     try:
                         self._opened = runcast.open_store(self.db, create=False)
                     except StoreError:
@@ -103,37 +113,62 @@ class DashboardData:
             raise RunNotFoundError(f"There are no runs yet: {self.db} has not been created.")
         return store
 
-    def _refresh(self, run_id: str, key: str) -> None:
+    def _refresh(self, run_id: str, key: str, last: int, status: str) -> None:
         try:
-            self.forecast(run_id, key)
+            self._list_forecast(run_id, key, last, status)
         except RuncastError:
             pass  # e.g. the run was deleted meanwhile; the list shows no forecast
         finally:
             with self._lock:
                 self._pending.discard((run_id, key))
 
-    def _cached_forecast(self, run_id: str, key: str) -> dict[str, Any] | None:
-        """The last forecast made (possibly stale), and a fresh one queued; never waits."""
+    def _list_forecast(self, run_id: str, key: str, last: int, status: str) -> dict[str, Any]:
+        """The forecast, as the run list keeps it (made at ``last``, ``status``)."""
+        payload = self.forecast(run_id, key)
         with self._lock:
-            hit = self._cache.get((run_id, key))
-            if (run_id, key) not in self._pending:
+            self._listed[(run_id, key)] = (last, status, payload)
+        return payload
+
+    def _cached_forecast(
+        self, run_id: str, key: str, last: int, status: str
+    ) -> dict[str, Any] | None:
+        """The last forecast made (possibly stale), and a fresh one queued only when the run
+        got new points or a new status since; never waits."""
+        with self._lock:
+            hit = self._listed.get((run_id, key))
+            fresh = hit is not None and hit[0] == last and hit[1] == status
+            if not fresh and (run_id, key) not in self._pending:
                 self._pending.add((run_id, key))
-                self._pool.submit(self._refresh, run_id, key)
+                self._pool.submit(self._refresh, run_id, key, last, status)
         return None if hit is None else hit[2]
 
     # -- endpoints ----------------------------------------------------------------------------
-    def runs(self, wait: bool = False) -> dict[str, Any]:
-        """All runs, newest first, each with its last value and forecast final value.
+    def runs(
+        self,
+        wait: bool = False,
+        project: str | None = None,
+        status: str | None = None,
+        name: str | None = None,
+        limit: int = 200,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """A page of the runs, newest first, each with its last value and forecast final value.
 
         Without ``wait`` a run's forecast is the last one made (None until the background
-        worker has made one); with ``wait`` every forecast is brought up to date first.
+        worker has made one; remade only once the run has new points or a new status); with
+        ``wait`` every forecast is brought up to date first. ``project``, ``status`` and
+        ``name`` (text the name contains) filter; ``limit`` and ``offset`` page, and ``total``
+        says how many runs match. A poll reads the page in three queries, whatever the store's
+        size, and forecasts only the runs that changed.
         """
         if self._open() is None:
             note = f"No runs yet: waiting for training to create {self.db}."
-            return {"runs": [], "key": self.key, "note": note}
+            return {"runs": [], "key": self.key, "note": note, "total": 0}
+        page, total = self._store.runs_page(project, status, name, limit, offset)
+        summaries = self._store.summaries([info.id for info in page])
         out = []
-        for info in self._store.runs():
-            summ = self._store.summary(info.id)
+        for info in page:
+            summ = summaries[info.id]
             key = self.key if self.key in summ else (sorted(summ)[0] if summ else None)
             row: dict[str, Any] = {
                 "id": info.id,
@@ -148,7 +183,12 @@ class DashboardData:
                 "forecast": None,
             }
             if key is not None:
-                fc = self.forecast(info.id, key) if wait else self._cached_forecast(info.id, key)
+                last = summ[key].last_step
+                fc = (
+                    self._list_forecast(info.id, key, last, info.status)
+                    if wait
+                    else self._cached_forecast(info.id, key, last, info.status)
+                )
                 if fc is not None and "final" in fc:
                     row["forecast"] = fc["final"]
                     # a finished run's value reached (its trend at the last step), the number
@@ -157,7 +197,7 @@ class DashboardData:
                 elif fc is not None:
                     row["forecast_note"] = fc.get("note")
             out.append(row)
-        return {"runs": out, "key": self.key}
+        return {"runs": out, "key": self.key, "total": total, "offset": offset, "limit": limit}
 
     def curve(
         self,

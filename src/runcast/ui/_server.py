@@ -4,7 +4,8 @@ Routes:
     ``/``                                   the page (``static/index.html``)
     ``/static/<file>``                      its script and style, and plotly.min.js taken from
                                             the installed plotly package (no CDN, works offline)
-    ``/api/runs``                           runs with status, last value, forecast final value
+    ``/api/runs?project=P&status=S&name=T&limit=N&offset=K``   a page of the runs (newest
+                                            first) with status, last value, forecast final value
     ``/api/runs/<id>/curve?key=K&since_step=S&max_points=N``   points with step > S
     ``/api/runs/<id>/forecast?key=K``       the forecast band
 """
@@ -116,7 +117,17 @@ class _Handler(BaseHTTPRequestHandler):
         if parts[0] == "static" and len(parts) == 2:
             self._static(parts[1])
         elif parts == ["api", "runs"]:
-            self._json(data.runs())
+            # a page of the list, filtered: ?project=P&status=S&name=TEXT&limit=N&offset=K
+            limit, offset = _int_arg(query, "limit"), _int_arg(query, "offset")
+            self._json(
+                data.runs(
+                    project=query.get("project") or None,
+                    status=query.get("status") or None,
+                    name=query.get("name") or None,
+                    limit=200 if limit is None else limit,
+                    offset=offset or 0,
+                )
+            )
         elif len(parts) == 4 and parts[:2] == ["api", "runs"] and parts[3] == "curve":
             since_step = _int_arg(query, "since_step")
             max_points = _int_arg(query, "max_points")
@@ -166,7 +177,7 @@ def start(
         >>> runcast.open_store(db).close()
         >>> srv = start(db, port=0)
         >>> urllib.request.urlopen(srv.url + "api/runs").read()
-        b'{"runs": [], "key": "loss"}'
+        b'{"runs": [], "key": "loss", "total": 0, "offset": 0, "limit": 200}'
         >>> stop(srv)
     """
     server = DashboardServer(DashboardData(db, key=key), host, port)
