@@ -243,6 +243,10 @@ def main() -> None:
                 f"| {f} | {p.name} | {p.truth:.4f} | {p.point:.4f} | {100 * p.are():.2f}% "
                 f"| [{lo:.4f}, {hi:.4f}] |"
             )
+    pooled = lofo_pick(are, fam="")
+    pooled_k = lofo_pick(cover_gap, fam="", relative=False)
+    print(f"\nChosen on all four families together (runcast's defaults): (drop, delta) = {pooled}, "
+          f"inflation = {pooled_k}.")
     print("\nMean ARE of every option on every family (the table the choices were made from):\n")
     print("| drop, delta | " + " | ".join(fams) + " |")
     print("|---|" + "---:|" * len(fams))

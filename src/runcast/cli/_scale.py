@@ -67,7 +67,7 @@ def fit_cmd(
             "--drop-first",
             help="Leave out each run's checkpoints before this fraction of it (1: final only).",
         ),
-    ] = 0.1,
+    ] = 0.5,
     form: Annotated[str, typer.Option("--form", help=f"One of {', '.join(FORM_NAMES)}.")] = "auto",
     boot: Annotated[int, typer.Option("--boot", help="Bootstrap refits (0: none).")] = 200,
     delta: Annotated[float, typer.Option("--delta", help="Huber delta on log loss.")] = 1e-3,

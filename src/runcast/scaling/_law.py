@@ -17,7 +17,7 @@ Example:
     >>> round(law.params["alpha"], 2), round(law.params["beta"], 2)
     (0.35, 0.37)
     >>> round(float(law.predict(3e9, 6e10).median[0]), 3)
-    2.235
+    2.237
 """
 
 from __future__ import annotations
