@@ -46,7 +46,7 @@ EPOCH = {  # Besiroglu et al. 2024, Table 1: estimate and bootstrap standard err
     "beta": (0.3658, 0.02),
 }
 UNIT = 1e6  # tokens per pseudo-step: D is given in tokens, curves are indexed by step
-DROPS = (0.1, 0.3, 0.5, 1.0)
+DROPS: tuple[float | str, ...] = ("auto", 0.1, 0.3, 0.5, 1.0)
 DELTAS = (1e-3, 1e-2, 1e-1)
 INFLATIONS = (0.5, 1.0, 1.5, 2.0, 3.0)
 OBSERVED = 0.2
@@ -99,7 +99,7 @@ def split(runs: list[sd.Run]) -> list[tuple[str, list[sd.Run], list[sd.Run]]]:
     return out
 
 
-def data_of(runs: list[sd.Run], drop: float) -> ScalingData:
+def data_of(runs: list[sd.Run], drop: float | str) -> ScalingData:
     curves = [Curve(np.round(r.d / UNIT).astype(np.int64), r.loss) for r in runs]
     uniq = [r.unique if r.unique is not None else np.inf for r in runs]
     return ScalingData.from_curves(curves, [r.n for r in runs], UNIT, uniq, drop_first=drop)
@@ -128,7 +128,7 @@ class Pred:
 
 
 def predict_family(
-    fam: str, runs: list[sd.Run], drop: float, delta: float, n_boot: int
+    fam: str, runs: list[sd.Run], drop: float | str, delta: float, n_boot: int
 ) -> tuple[list[Pred], dict[str, object]]:
     preds, laws = [], {}
     for g, small, big in split(runs):

@@ -78,3 +78,14 @@ def test_from_store_reads_config(db_path: Path) -> None:
     assert np.unique(pts.group).size == 2
     with pytest.raises(InvalidInputError, match="has no parameter count"):
         ScalingData.from_store(store, project="other")
+
+
+def test_auto_uses_final_losses_only_with_many_runs() -> None:
+    c = Curve(np.arange(1, 101), np.linspace(4.0, 3.0, 100))
+    few = ScalingData.from_curves([c] * 3, [1e8, 2e8, 4e8], 1e6)
+    many = ScalingData.from_curves([c] * 12, np.geomspace(1e8, 1e9, 12).tolist(), 1e6)
+    # 3 runs: every checkpoint past the first half; 12 runs: one final loss each
+    assert len(few) == 3 * 20 and few.d.min() > 50e6
+    assert len(many) == 12 and (many.d == 100e6).all()
+    with pytest.raises(InvalidInputError, match="'auto'"):
+        ScalingData.from_curves([c], [1e8], 1e6, drop_first="half")

@@ -62,12 +62,13 @@ def fit_cmd(
     ] = None,
     key: Annotated[str, typer.Option("--key", "-k", help="The metric of the runs.")] = "loss",
     drop_first: Annotated[
-        float,
+        str,
         typer.Option(
             "--drop-first",
-            help="Leave out each run's checkpoints before this fraction of it (1: final only).",
+            help="Leave out each run's checkpoints before this fraction of it (1: final only; "
+            "auto: final losses with 12 runs or more, else the second half of each run).",
         ),
-    ] = 0.5,
+    ] = "auto",
     form: Annotated[str, typer.Option("--form", help=f"One of {', '.join(FORM_NAMES)}.")] = "auto",
     boot: Annotated[int, typer.Option("--boot", help="Bootstrap refits (0: none).")] = 200,
     delta: Annotated[float, typer.Option("--delta", help="Huber delta on log loss.")] = 1e-3,
@@ -90,8 +91,16 @@ def fit_cmd(
             # a table is used as given (--drop-first applies to the checkpoints of runs)
             data = ScalingData.from_table(table, n_col, d_col, loss_col, unique_col, group_col)
         else:
+            drop: float | str = drop_first
+            if drop_first != "auto":
+                try:
+                    drop = float(drop_first)
+                except ValueError:
+                    raise InvalidInputError(
+                        f"--drop-first must be a fraction in [0, 1] or 'auto', not {drop_first!r}."
+                    ) from None
             with runcast.open_store(db_path(db), create=False) as store:
-                data = ScalingData.from_store(store, run, project, key, drop_first)
+                data = ScalingData.from_store(store, run, project, key, drop)
         cfg = ScalingConfig(huber_delta=delta, n_boot=boot)
         with err_console.status(f"fitting a scaling law to {len(data)} points"):
             law = fit_scaling(data, form=form, config=cfg)

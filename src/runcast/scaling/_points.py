@@ -5,8 +5,9 @@ count and tokens per step), or runs in the store (their config gives both). Chec
 run share a ``group``, so the bootstrap resamples runs, not checkpoints. As the Hitchhiker's
 guide (Choshen et al. 2025) recommends, intermediate checkpoints are used, but the first part of
 each curve (``drop_first``, a fraction of the run's tokens) is dropped: early losses follow the
-warmup, not the law; on the families runcast was checked on, dropping the first half did better
-than the guide's 10% (``DEFAULT_DROP_FIRST``). Long curves are thinned to ``max_per_run``
+warmup, not the law. With many runs, their final losses alone are best (Chinchilla's approach
+3); with few, checkpoints past the first half did better than the guide's 10% on the families
+runcast was checked on (``drop_first="auto"`` picks). Long curves are thinned to ``max_per_run``
 checkpoints so that a run logged every step does not outweigh one logged a hundred times.
 
 Example:
@@ -35,9 +36,13 @@ from runcast.errors import InvalidInputError, NotEnoughDataError
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-#: the fraction of each run left out: chosen leave-one-family-out on real model families among
-#: 0.1 (the Hitchhiker's guide's), 0.3, 0.5 and final losses only (bench/README.md)
-DEFAULT_DROP_FIRST = 0.5
+#: which checkpoints to fit, chosen leave-one-family-out on real model families among 0.1 (the
+#: Hitchhiker's guide's), 0.3, 0.5, final losses only, and "auto" (bench/README.md): final
+#: losses when there are at least ``AUTO_FINAL_RUNS`` runs (two per parameter of the
+#: data-constrained form), else every checkpoint past the first half of its run
+DEFAULT_DROP_FIRST = "auto"
+AUTO_FINAL_RUNS = 12
+AUTO_DROP_FIRST = 0.5
 
 #: config keys read for a run's parameter count and its tokens (per step, or in all)
 PARAM_KEYS = ("n_params", "num_params", "params", "parameters", "N")
@@ -202,16 +207,22 @@ class ScalingData:
         n_params: Sequence[float],
         tokens_per_step: float | Sequence[float],
         unique: float | Sequence[float] | None = None,
-        drop_first: float = DEFAULT_DROP_FIRST,
+        drop_first: float | str = DEFAULT_DROP_FIRST,
         max_per_run: int = 20,
     ) -> ScalingData:
         """Points from loss curves, one per model: every checkpoint past ``drop_first``.
 
         ``drop_first`` is a fraction of each curve's last step: checkpoints at or before it are
-        left out (0.1 is the Hitchhiker's guide's recommendation; 1 keeps final losses only).
+        left out (0.1 is the Hitchhiker's guide's recommendation; 1 keeps final losses only;
+        ``"auto"``: final losses with 12 runs or more, else checkpoints past the first half).
         """
-        if not 0.0 <= drop_first <= 1.0:
-            raise InvalidInputError(f"drop_first must be in [0, 1], but got {drop_first=}.")
+        if drop_first == "auto":
+            enough = sum(len(c.finite()) > 0 for c in curves) >= AUTO_FINAL_RUNS
+            drop_first = 1.0 if enough else AUTO_DROP_FIRST
+        if not isinstance(drop_first, (int, float)) or not 0.0 <= drop_first <= 1.0:
+            raise InvalidInputError(
+                f"drop_first must be in [0, 1] or 'auto', but got {drop_first=}."
+            )
         if isinstance(max_per_run, bool) or not isinstance(max_per_run, int) or max_per_run < 1:
             raise InvalidInputError(
                 f"max_per_run must be a whole number >= 1, not {max_per_run!r}."
@@ -252,7 +263,7 @@ class ScalingData:
         runs: Sequence[str] | None = None,
         project: str | None = None,
         key: str = "loss",
-        drop_first: float = DEFAULT_DROP_FIRST,
+        drop_first: float | str = DEFAULT_DROP_FIRST,
         max_per_run: int = 20,
     ) -> ScalingData:
         """Points from runs in a store: each run's config gives its parameter count
