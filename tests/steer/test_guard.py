@@ -211,7 +211,8 @@ def test_the_logging_resolution_is_remembered_past_the_window() -> None:
     for step in range(20, 40):
         g.check(step, loss=2.0)
     d = g.check(40, loss=2.0 + 1 / 64)
-    assert d.action == "continue" and d.numbers["loss_z"] == pytest.approx(2.0)  # 2 levels up
+    # 2 levels up (on the log scale a level is 1/128 relative: 2.0 - 1/128 to 2.0 is 0.39%)
+    assert d.action == "continue" and d.numbers["loss_z"] == pytest.approx(2.0, rel=0.01)
     # a resumed guard keeps what it learnt
     resumed = InstabilityGuard("skip", window=20, min_history=20)
     resumed.load_state_dict(g.state_dict())

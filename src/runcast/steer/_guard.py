@@ -2,8 +2,16 @@
 
 Detection is a robust z-score over a sliding window of recent *good* steps: ``z = (x - median)
 / (1.4826 * MAD)``. Median and MAD ignore the spikes they are meant to catch (a mean and standard
-deviation would be dragged up by the first spike and then miss the next). Gradient norms are
-scored on a log scale, since they move by factors, not by amounts. Only upward moves count.
+deviation would be dragged up by the first spike and then miss the next). Gradient norms and
+positive losses are scored on a log scale, since they move by factors, not by amounts: a
+classifier's loss near 0 varies by factors from batch to batch, and on its own scale that
+spread shrinks with the loss until an ordinary batch scores as a spike (measured on the corpus:
+bench/README.md, "Guard false alarms"). A loss that is ever 0 or below is scored on its own
+scale from then on. Only upward moves count.
+
+With ``run=``, every event is recorded in the run: a ``guard_<action>`` point of 1 at its step
+(``guard_warn``, ``guard_skip``, ``guard_lower_lr``, ``guard_rollback``, ``guard_stop``) and its
+reason under ``config["runcast_guard_events"]`` (the first 100).
 
 What to do is the user's choice (``action``):
 
@@ -42,6 +50,9 @@ if TYPE_CHECKING:
 
 GuardAction = Literal["warn", "skip", "lower_lr", "rollback"]
 _ACTIONS = ("warn", "skip", "lower_lr", "rollback")
+#: the run config key holding the guard's events with their reasons
+EVENTS_KEY = "runcast_guard_events"
+_MAX_RECORDED = 100
 
 
 def robust_z(x: float, history: np.ndarray, resolution: float = 0.0) -> float:
@@ -119,6 +130,9 @@ class InstabilityGuard:
         max_rollbacks: after this many rollbacks the guard asks to stop the run.
         divergence_level: with a forecast, the central interval the loss must stay under.
         divergence_patience: checks in a row above that interval that count as divergence.
+        log_loss: score a positive loss on a log scale (see the module doc); False scores it
+            on its own scale.
+        run: a :class:`runcast.Run` to record every event in (see the module doc).
 
     Example:
         >>> g = InstabilityGuard(action="skip")
@@ -142,6 +156,8 @@ class InstabilityGuard:
         max_rollbacks: int = 3,
         divergence_level: float = 0.98,
         divergence_patience: int = 5,
+        log_loss: bool = True,
+        run: Any = None,
     ) -> None:
         if action not in _ACTIONS:
             raise InvalidInputError(
@@ -189,6 +205,7 @@ class InstabilityGuard:
         self.divergence_level = divergence_level
         self.divergence_patience = divergence_patience
         self._loss: deque[float] = deque(maxlen=window)
+        self._loss_raw: deque[float] = deque(maxlen=window)  # the same losses, as given
         self._log_grad: deque[float] = deque(maxlen=window)
         # the finest step between distinct good values seen so far, per stream: a window that
         # happens to hold one bfloat16 level only (20 steps at 2.0) still knows its resolution
@@ -201,6 +218,8 @@ class InstabilityGuard:
         self.checkpoint_step: int | None = None
         self.rollbacks = 0
         self.events: list[Decision] = []
+        self.log_loss = bool(log_loss)
+        self.run = run
 
     # --- detection ----------------------------------------------------------------------------
     def _spike(self, x: float, hist: deque[float], name: str) -> float | None:
@@ -260,7 +279,9 @@ class InstabilityGuard:
             numbers["grad_norm"] = gv
         if not problems:
             if lv is not None:
-                z = self._spike(lv, self._loss, "loss")
+                if self.log_loss and lv <= 0:
+                    self._loss_to_linear()
+                z = self._spike(self._loss_value(lv), self._loss, "loss")
                 numbers["loss"] = lv
                 if z is not None:
                     numbers["loss_z"] = z
@@ -287,13 +308,39 @@ class InstabilityGuard:
             numbers["z_threshold"] = self.z_threshold
             return self._act(step, "; ".join(problems), numbers)
         if lv is not None:
-            self._remember(lv, self._loss, "loss")
+            self._remember(self._loss_value(lv), self._loss, "loss")
+            self._loss_raw.append(lv)
         if gv is not None:
             self._remember(math.log(max(gv, 1e-30)), self._log_grad, "log_grad")
         self._good_steps += 1
         if self.model is not None and self._good_steps % self.checkpoint_every == 0:
             self.save_checkpoint(step)
         return Decision("continue", "stable", step=step, numbers=numbers)
+
+    def _loss_value(self, loss: float) -> float:
+        """The loss as the window holds it: its log while every loss has been positive."""
+        return math.log(loss) if self.log_loss else loss
+
+    def _loss_to_linear(self) -> None:
+        """A loss of 0 or below has no log: from now on the window holds losses as they are."""
+        self.log_loss = False
+        # the losses as given, not exp(log(x)): a round trip is off in the last bits, and a
+        # window of identical values would turn that into a spread
+        self._loss = deque(self._loss_raw, maxlen=self.window)
+        self._resolution["loss"] = 0.0
+        self._gap["loss"] = _resolution(np.fromiter(self._loss, dtype=np.float64))
+
+    def _record(self, d: Decision) -> None:
+        """The event as a run point at its step, and its reason in the run's config."""
+        if self.run is None:
+            return
+        self.run.log({f"guard_{d.action}": 1.0}, step=d.step)
+        if len(self.events) <= _MAX_RECORDED:
+            from runcast.integrations._plan import config_update
+
+            event = {"step": d.step, "action": d.action, "reason": d.reason}
+            events = [*self.run.config.get(EVENTS_KEY, []), event]
+            config_update(self.run, {EVENTS_KEY: events})
 
     # --- actions ------------------------------------------------------------------------------
     def _act(self, step: int, what: str, numbers: dict[str, float]) -> Decision:
@@ -337,6 +384,7 @@ class InstabilityGuard:
                 numbers=numbers,
             )
         self.events.append(d)
+        self._record(d)
         return d
 
     def lower_lr(self) -> list[float]:
@@ -400,16 +448,19 @@ class InstabilityGuard:
         """The detector's windows and counters (not the checkpoint), for exact resume."""
         return {
             "loss": list(self._loss),
+            "loss_raw": list(self._loss_raw),
             "log_grad": list(self._log_grad),
             "resolution": dict(self._resolution),
             "good_steps": self._good_steps,
             "rollbacks": self.rollbacks,
             "above_forecast": self._above_forecast,
+            "log_loss": self.log_loss,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
         self._loss = deque(state["loss"], maxlen=self.window)
+        self._loss_raw = deque(state.get("loss_raw", state["loss"]), maxlen=self.window)
         self._log_grad = deque(state["log_grad"], maxlen=self.window)
         # a state saved before the resolution was kept has none: it is learnt again
         self._resolution = {"loss": 0.0, "log_grad": 0.0, **state.get("resolution", {})}
@@ -420,3 +471,5 @@ class InstabilityGuard:
         self._good_steps = int(state["good_steps"])
         self.rollbacks = int(state["rollbacks"])
         self._above_forecast = int(state["above_forecast"])
+        # a state saved before losses were scored in log holds them as they are
+        self.log_loss = bool(state.get("log_loss", False))
