@@ -121,12 +121,21 @@ def connect(url: str) -> Any:
     return conn
 
 
+def _probe(conn: Any) -> tuple[bool, bool]:
+    """Whether runcast's schema and its meta table exist, read from the catalog tables: a
+    fresh snapshot per statement, where to_regclass() may answer from a stale cache and miss
+    a store that another process created a moment ago."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s), "
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s AND tablename = 'meta')",
+        (SCHEMA, SCHEMA),
+    ).fetchone()
+    return bool(row[0]), bool(row[1])
+
+
 def _open_schema(conn: Any, where: str, create: bool) -> None:
     """Check (or create) runcast's tables in the connected database."""
-    found = conn.execute(
-        "SELECT to_regnamespace(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
-        (SCHEMA, f"{SCHEMA}.meta"),
-    ).fetchone()
+    found = _probe(conn)
     if not found[1]:
         if found[0]:
             raise NotAStoreError(
@@ -141,7 +150,7 @@ def _open_schema(conn: Any, where: str, create: bool) -> None:
         with conn.transaction():
             # one creator at a time: processes starting together on a new database wait here
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('runcast-create-schema'))")
-            if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.meta",)).fetchone()[0] is None:
+            if not _probe(conn)[1]:
                 for statement in _DDL.split(";"):
                     conn.execute(statement)
                 conn.execute(

@@ -1,0 +1,318 @@
+"""The PostgreSQL store at team scale, side by side with SQLite where both apply.
+
+Starts its own PostgreSQL server (Debian's binaries, a Unix socket in a temporary folder, the
+server's default durable settings: fsync on) and measures:
+
+1. 32 writer processes logging at once into one PostgreSQL store: points lost, errors.
+2. kill -9 of writers at random moments, 20 times: the store opens and reads after every round,
+   each killed run holds every step up to its last confirmed flush, with no gap.
+3. Logging overhead on a 1.5 ms training step (torch matmuls, one thread), PostgreSQL and SQLite
+   in one run: blocks of steps take turns (plain, control, SQLite, PostgreSQL, then reversed);
+   "control" is the plain loop again, the noise floor. Each logged block ends with a flush.
+4. The dashboard's run list (``/api/runs``'s ``DashboardData.runs``) at 10,000 runs, on SQLite
+   and PostgreSQL: the first load, then the polls after it; the old full listing as the anchor.
+5. ``runcast sync`` of 1,000,000 points from an SQLite file into PostgreSQL, then again.
+
+    python bench/store_postgres.py            # everything (~5-10 minutes on 2 cores)
+    python bench/store_postgres.py --quick    # smaller sizes, to try it
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import runcast
+from runcast.store import Series, SQLStore, open_store, sync
+from runcast.store._pg_server import TempPostgres
+from runcast.store._writer import CHUNK_POINTS, _blobs
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time, runcast
+    db, name, steps, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    run = runcast.init(project="bench", name=name, db=db, flush_every=0.05)
+    print(f"id {run.id}", flush=True)
+    for step in range(steps):
+        run.log({"a": float(step), "b": 2.0 * step, "c": -1.0 * step}, step=step)
+        if mode == "kill" and step % 7 == 6:
+            run.flush()
+            print(f"flushed {step}", flush=True)
+        elif step % 10 == 0:
+            time.sleep(0.002)  # a training step's worth of pause
+    run.finish()
+    print("done", flush=True)
+    """
+)
+
+
+def _start(db: str, name: str, steps: int, mode: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, db, name, str(steps), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def bench_writers(url: str, n_procs: int, steps: int) -> dict[str, Any]:
+    start = time.perf_counter()
+    procs = [_start(url, f"w{i}", steps, "finish") for i in range(n_procs)]
+    errors = 0
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        errors += proc.returncode != 0 or "Error" in err or not out.strip().endswith("done")
+    took = time.perf_counter() - start
+    with open_store(url) as store:
+        runs = [r for r in store.runs("bench") if r.name.startswith("w")]
+        stored = sum(r.n_points for r in runs)
+        exact = all(
+            np.array_equal(store.curve(r.id, "b").value, 2.0 * np.arange(steps)) for r in runs
+        )
+        finished = sum(r.status == "finished" for r in runs)
+    expected = n_procs * steps * 3
+    return {"procs": n_procs, "expected": expected, "lost": expected - stored, "errors": errors,
+            "exact": exact, "finished": finished, "seconds": took}  # fmt: skip
+
+
+def bench_kills(url: str, n_kills: int, seed: int = 20261206) -> dict[str, Any]:
+    rng = random.Random(seed)
+    confirmed: dict[str, int] = {}
+    consistent, per_round = True, 4
+    for round_ in range(n_kills // per_round):
+        procs = {f"k{round_}-{i}": _start(url, f"k{round_}-{i}", 10**9, "kill")
+                 for i in range(per_round)}  # fmt: skip
+        head: dict[str, str] = {}
+        for name, proc in procs.items():
+            if rng.random() < 0.2:  # during start-up: import, store open, run creation
+                time.sleep(rng.uniform(0.0, 0.3))
+                head[name] = ""
+            else:
+                assert proc.stdout is not None
+                head[name] = proc.stdout.readline()
+                time.sleep(rng.uniform(0.0, 0.25))
+            proc.send_signal(signal.SIGKILL)
+        for name, proc in procs.items():
+            out, _ = proc.communicate(timeout=60)
+            lines = (head[name] + out).splitlines()
+            flushed = [int(x.split()[1]) for x in lines if x.startswith("flushed")]
+            confirmed[name] = flushed[-1] if flushed else -1
+        with open_store(url) as store:  # opens and reads after every round
+            for info in store.runs("bench"):
+                if info.name.startswith("k"):
+                    consistent &= info.status == "killed"
+                    for key in store.keys(info.id):
+                        store.curve(info.id, key)
+    kept_beyond, checked = [], 0
+    with open_store(url) as store:
+        by_name = {r.name: r for r in store.runs("bench")}
+        for name, last in confirmed.items():
+            if last < 0:
+                continue
+            checked += 1
+            for key, scale in (("a", 1.0), ("b", 2.0), ("c", -1.0)):
+                c = store.curve(by_name[name].id, key)
+                whole = np.array_equal(c.step, np.arange(len(c))) and c.step[-1] >= last
+                consistent &= whole and np.array_equal(c.value, scale * c.step)
+            kept_beyond.append(int(c.step[-1]) - last)
+    return {"kills": n_kills, "checked": checked, "consistent": consistent,
+            "max_kept_beyond_flush": max(kept_beyond or [0])}  # fmt: skip
+
+
+def bench_overhead(url: str, sqlite: Path, rounds: int, block: int) -> dict[str, float]:
+    import torch
+
+    torch.set_num_threads(1)
+    x, w = torch.randn(64, 256), torch.randn(256, 256)
+    reps = 1
+    while True:  # calibrate a step of ~1.5 ms
+        t = time.perf_counter()
+        for _ in range(50):
+            for _ in range(reps):
+                x = torch.tanh(x @ w) * 0.5
+        per = (time.perf_counter() - t) / 50
+        if per >= 1.5e-3 or reps > 10_000:
+            break
+        reps = max(reps + 1, int(reps * 1.5e-3 / per))
+
+    def step() -> float:
+        nonlocal x
+        for _ in range(reps):
+            x = torch.tanh(x @ w) * 0.5
+        return 0.1
+
+    runs = {"sqlite": runcast.init(project="overhead", db=sqlite),
+            "postgresql": runcast.init(project="overhead", db=url)}  # fmt: skip
+    totals = {k: 0.0 for k in ("plain", "control", "sqlite", "postgresql")}
+    counter = {"n": 0}
+
+    def block_of(variant: str) -> float:
+        run = runs.get(variant)
+        t = time.perf_counter()
+        for _ in range(block):
+            loss = step()
+            if run is not None:
+                i = counter["n"] = counter["n"] + 1
+                run.log({"loss": loss, "lr": 1e-3, "grad_norm": 0.5}, step=i)
+        if run is not None:
+            run.flush()  # charge the writer's commit to this block
+        return time.perf_counter() - t
+
+    order = ["plain", "control", "sqlite", "postgresql"]
+    for r in range(rounds):
+        for variant in order if r % 2 == 0 else order[::-1]:
+            totals[variant] += block_of(variant)
+    for run in runs.values():
+        run.finish()
+    base = totals["plain"]
+    return {"step_ms": 1e3 * base / (rounds * block),
+            **{k: 100.0 * (v / base - 1.0) for k, v in totals.items() if k != "plain"}}  # fmt: skip
+
+
+def fill_runs(store: SQLStore, n_runs: int, points: int = 50) -> None:
+    """``n_runs`` finished runs of 2 metrics, written as SQL rows in batches (fast set-up)."""
+    steps = np.arange(points)
+    loss = Series.of(steps, 3.0 * (steps + 1.0) ** -0.3, wall=1.7e9)
+    acc = Series.of(steps, 1 - (steps + 1.0) ** -0.5, wall=1.7e9)
+    run_sql = ("INSERT INTO runs(id, project, name, status, config, start_time, end_time, "
+               "host, pid, heartbeat) VALUES (?, ?, ?, 'finished', '{}', ?, ?, 'x', 1, ?)")  # fmt: skip
+    for lo in range(0, n_runs, 500):
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        for i in range(lo, min(lo + 500, n_runs)):
+            rid = f"{i:08x}"
+            statements.append((run_sql, (rid, f"p{i % 10}", f"run-{i}", 1.7e9 + i, 1.7e9 + i, 1.7e9 + i)))  # fmt: skip
+            for j, (key, s) in enumerate((("loss", loss), ("acc", acc))):
+                mid = 2 * i + j + 1
+                statements.append((
+                    "INSERT INTO metrics(id, run_id, key, n_points, n_missing, first_step, "
+                    "last_step, last_value) VALUES (?, ?, ?, ?, 0, 0, ?, ?)",
+                    (mid, rid, key, points, points - 1, float(s.value[-1])),
+                ))  # fmt: skip
+                statements.append((
+                    "INSERT INTO chunks(metric_id, min_step, max_step, n, steps, vals, walls) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (mid, *_blobs(s)),
+                ))  # fmt: skip
+        store._execute(statements, "fill the bench store")
+
+
+def bench_api(db: Path | str, n_runs: int, polls: int) -> dict[str, float]:
+    from runcast.ui._api import DashboardData
+
+    with open_store(db) as store:
+        fill_runs(store, n_runs)
+        t = time.perf_counter()  # the anchor: every run listed, then each one's summary
+        for info in store.runs():
+            store.summary(info.id)
+        full_listing = time.perf_counter() - t
+    api = DashboardData(db)
+    try:
+        t = time.perf_counter()
+        first = api.runs()
+        first_s = time.perf_counter() - t
+        t = time.perf_counter()
+        api._pool.submit(lambda: None).result()  # the page's forecasts, made in the background
+        forecasts_s = time.perf_counter() - t
+        times = []
+        for _ in range(polls):
+            t = time.perf_counter()
+            body = api.runs()
+            times.append(time.perf_counter() - t)
+        assert body["total"] == n_runs and all(r["forecast"] for r in body["runs"])
+        filt = []
+        for i in range(polls):
+            t = time.perf_counter()
+            api.runs(project=f"p{i % 10}", name="run-1", offset=20)
+            filt.append(time.perf_counter() - t)
+    finally:
+        api.close()
+    return {"runs": n_runs, "page": len(first["runs"]), "first_ms": 1e3 * first_s,
+            "forecasts_s": forecasts_s, "poll_median_ms": 1e3 * statistics.median(times),
+            "poll_max_ms": 1e3 * max(times), "filtered_median_ms": 1e3 * statistics.median(filt),
+            "full_listing_ms": 1e3 * full_listing}  # fmt: skip
+
+
+def bench_sync(local: Path, url: str, n_points: int) -> dict[str, float]:
+    per_metric = 10_000
+    n_runs = n_points // (2 * per_metric)
+    with open_store(local) as store:
+        for i in range(n_runs):
+            info = store.create_run("laptop", f"r{i}", status="finished", end_time=2e9)
+            steps = np.arange(per_metric)
+            with store.writer(info.id) as w:
+                w.write({"loss": Series.of(steps, np.linspace(3, 1, per_metric), wall=1.7e9),
+                         "lr": Series.of(steps, np.full(per_metric, 1e-3), wall=1.7e9)},
+                        heartbeat=False)  # fmt: skip
+    with open_store(local) as src, open_store(url) as dst:
+        t = time.perf_counter()
+        first = sync(src, dst)
+        first_s = time.perf_counter() - t
+        t = time.perf_counter()
+        again = sync(src, dst)
+        again_s = time.perf_counter() - t
+        exact = all(
+            np.array_equal(src.points(r.id, "loss").value, dst.points(r.id, "loss").value)
+            for r in src.runs()
+        )
+    assert CHUNK_POINTS > 0
+    return {"points": first.points, "runs": n_runs, "first_s": first_s,
+            "second_points": again.points, "second_s": again_s, "exact": exact}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    q = args.quick
+    tmp = Path(tempfile.mkdtemp(prefix="runcast-bench-"))
+    with TempPostgres(settings={}) as pg:  # the server's defaults: fsync on, durable commits
+        print(f"PostgreSQL server: {pg.bin}; machine: {os.cpu_count()} cores\n")
+        w = bench_writers(pg.new_database("writers"), 8 if q else 32, 500 if q else 2000)
+        print("### 32 writer processes on one PostgreSQL store\n")
+        print("| writers | points expected | lost | errors | curves exact | finished | seconds |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| {w['procs']} | {w['expected']:,} | {w['lost']} | {w['errors']} | {w['exact']} "
+              f"| {w['finished']}/{w['procs']} | {w['seconds']:.1f} |\n")  # fmt: skip
+        k = bench_kills(pg.new_database("kills"), 8 if q else 20)
+        print("### kill -9 at random moments\n")
+        print("| kills | runs with a confirmed flush | store consistent | max steps kept past the last confirmed flush |")
+        print("|---|---|---|---|")
+        print(f"| {k['kills']} | {k['checked']} | {k['consistent']} | {k['max_kept_beyond_flush']} |\n")
+        o = bench_overhead(pg.new_database("overhead"), tmp / "overhead.db",
+                           6 if q else 20, 200 if q else 400)  # fmt: skip
+        print("### Logging overhead on a training step (3 metrics per step)\n")
+        print("| step (ms) | control (noise floor) | SQLite | PostgreSQL |")
+        print("|---|---|---|---|")
+        print(f"| {o['step_ms']:.2f} | {o['control']:+.2f}% | {o['sqlite']:+.2f}% "
+              f"| {o['postgresql']:+.2f}% |\n")  # fmt: skip
+        print("### The dashboard's run list (`/api/runs`, a page of 200)\n")
+        print("| store | runs | first load (ms) | its page's forecasts (s) | poll median (ms) | poll max (ms) | filtered poll median (ms) | anchor: list + summary of every run (ms) |")
+        print("|---|---|---|---|---|---|---|---|")
+        n = 1000 if q else 10_000
+        for label, db in (("SQLite", tmp / "api.db"), ("PostgreSQL", pg.new_database("api"))):
+            a = bench_api(db, n, 10 if q else 30)
+            print(f"| {label} | {a['runs']:,} | {a['first_ms']:.0f} | {a['forecasts_s']:.1f} "
+                  f"| {a['poll_median_ms']:.0f} | {a['poll_max_ms']:.0f} "
+                  f"| {a['filtered_median_ms']:.0f} | {a['full_listing_ms']:.0f} |")  # fmt: skip
+        s = bench_sync(tmp / "local.db", pg.new_database("team"), 100_000 if q else 1_000_000)
+        print("\n### runcast sync: SQLite file -> PostgreSQL\n")
+        print("| points | runs | first sync (s) | exact copy | second sync: points | second sync (s) |")
+        print("|---|---|---|---|---|---|")
+        print(f"| {s['points']:,} | {s['runs']} | {s['first_s']:.1f} | {s['exact']} "
+              f"| {s['second_points']} | {s['second_s']:.2f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
