@@ -25,7 +25,7 @@ def configs() -> list[dict[str, Any]]:
         c = common.sample_common(
             rng,
             i,
-            [1200, 1500, 2000],
+            [1000, 1500],
             [16, 32],
             optimizers=("adamw", "adam", "schedulefree", "sgd"),
             lr_scale=0.7,
@@ -35,13 +35,13 @@ def configs() -> list[dict[str, Any]]:
             {
                 "text": ("licenses", "pysrc")[i % 2],
                 "model": "transformer",
-                "size": "small",
+                "size": ("tiny", "small")[(i // 2) % 2],
                 "ctx": 32,
                 "clip": 1.0,
                 "train_limit": int(rng.choice([4000, 8000, 16000])),
             }
         )
-        c["d"], c["layers"], c["heads"] = {"small": (48, 3, 4), "medium": (64, 4, 4)}[c["size"]]
+        c["d"], c["layers"], c["heads"] = {"tiny": (32, 2, 2), "small": (48, 3, 4)}[c["size"]]
         c["text_sha"] = common.text(c["text"])[1]
         c["eval_every"] = max(c["total"] // 60, 1)
         c["schedule"] = common.spec_of(c)
