@@ -73,13 +73,15 @@ def sample_trials(
     return out
 
 
-def late_bloomers(values: np.ndarray, direction: str, top: int = 5) -> dict[int, int]:
-    """Trials in the final top ``top`` that, at some report in the first half of the budget,
-    ranked in the worse half (where a median rule would have stopped them): index -> that
-    worst rank (0 = best). ``values`` is ``(trials, reports)``; NaN ranks last."""
+def late_bloomers(values: np.ndarray, direction: str, top: int | None = None) -> dict[int, int]:
+    """Trials in the final top ``top`` (default: the best quarter) that, at some report in the
+    first half of the budget, ranked in the worse half (where a median rule would have stopped
+    them): index -> that worst rank (0 = best). ``values`` is ``(trials, reports)``; NaN ranks
+    last."""
     sign = 1.0 if direction == "minimize" else -1.0
     v = np.where(np.isfinite(values), values * sign, np.inf)
     n, r = v.shape
+    top = max(n // 4, 1) if top is None else top
     finals = v[:, -1]
     ranks = np.argsort(np.argsort(v[:, : max(r // 2, 1)], axis=0, kind="stable"), axis=0)
     out = {}
