@@ -27,7 +27,6 @@ run backtested itself, its noise, how much of the schedule is still to be anneal
 
 from __future__ import annotations
 
-import contextvars
 import importlib
 import time
 import warnings
@@ -54,57 +53,45 @@ from runcast.forecast._calibrate import (
     refuse_below_zero,
 )
 from runcast.forecast._prep import MIN_POINTS, Prepared, as_until, detect_direction, prepare
-from runcast.forecast._registry import METHODS, get_method, register_method
+from runcast.forecast._registry import METHODS, TABLE, get_method, register_method
 from runcast.forecast._types import Direction, Forecast
 from runcast.schedules import Schedule
 
 RawFn = Callable[..., RawForecast]
 #: runcast's own calibrated methods: fn(prepared, schedule, n_paths=, seed=, **opts) -> RawForecast
 RAW_METHODS: dict[str, RawFn] = {}
-_SUMMARIES = {
-    "ensemble": "Bayesian ensemble of Domhan et al.'s parametric families (no schedule needed)",
-    "law": "a loss law over the known LR schedule, fitted to the observed part",
-    "last": "baseline: the last smoothed value, flat",
-    "powerlaw": "baseline: least-squares power law c + a t^-alpha",
-    "mcmc": "baseline: emcee MCMC over the parametric ensemble (slow; needs emcee)",
-    "law+pfn": "equal mixture of the law and the schedule-aware PFN (the law alone without PFN)",
-    "pfn+ensemble": (
-        "the blind PFN mixed with the ensemble, the ensemble's share growing with the observed "
-        "share of the run (schedule-agnostic)"
-    ),
-}
-_NEEDS_SCHEDULE = {"law"}
-_MODULES = ("_ensemble", "_baselines", "_known")
 #: the backtest ratio is kept in this range: a lucky backtest of a smooth eval curve can be 100x
 #: better than the typical extrapolation, and the calibration model weighs it (in log) anyway
 BACKTEST_RANGE = (0.01, 100.0)
 
 
 def _load_methods() -> None:
-    """Import the method modules once; registering is a side effect of importing them."""
+    """Import the modules of :data:`~runcast.forecast._registry.TABLE` once.
+
+    runcast's own calibrated methods export ``RAW`` (name -> raw function), wrapped here with
+    the calibration; the others register themselves on import. The learned forecaster
+    (``pfn``, and the ``pfn+ensemble`` mixture built on it) is there only with torch.
+    """
     if RAW_METHODS:
         return
-    for mod in _MODULES:
-        m = importlib.import_module(f"runcast.forecast.{mod}")
-        RAW_METHODS.update(getattr(m, "RAW", {}))
-    for name in RAW_METHODS:
-        register_method(name, needs_schedule=name in _NEEDS_SCHEDULE, summary=_SUMMARIES[name])(
-            _wrap(name)
-        )
-    try:  # H7's learned forecaster registers "pfn" on import, when it is present
-        importlib.import_module("runcast.forecast.pfn")
-    except ImportError as err:
-        if err.name not in ("runcast.forecast.pfn", "torch"):
-            raise
+    for spec in TABLE:
+        try:
+            mod = importlib.import_module(f"runcast.forecast.{spec.module}")
+        except ImportError as err:
+            if err.name not in ("runcast.forecast.pfn", "torch"):
+                raise
+            continue
+        raw = getattr(mod, "RAW", {})
+        if spec.name in raw:
+            RAW_METHODS[spec.name] = raw[spec.name]
+            register_method(spec.name)(_wrap(spec.name))
     from runcast.forecast._known import forecast_blend
 
-    register_method("law+pfn", needs_schedule=True, summary=_SUMMARIES["law+pfn"])(forecast_blend)
+    register_method("law+pfn")(forecast_blend)
     if "pfn" in METHODS:
         from runcast.forecast._mixture import forecast_pfn_ensemble
 
-        register_method("pfn+ensemble", needs_schedule=False, summary=_SUMMARIES["pfn+ensemble"])(
-            forecast_pfn_ensemble
-        )
+        register_method("pfn+ensemble")(forecast_pfn_ensemble)
 
 
 def _wrap(name: str) -> Callable[..., Forecast]:
@@ -337,7 +324,7 @@ def forecast(
         (True, 1.0)
     """
     until = as_until(until)
-    if isinstance(curve, Curve) and not _INNER.get():
+    if isinstance(curve, Curve):
         _check_reach(curve, until)
     sched = _schedule_of(curve, schedule)
     name = resolve_method(method, sched)
@@ -348,41 +335,45 @@ def forecast(
         dirn = direction or (detect_direction(values, curve.name) if values.size else "down")
         if dirn != "down":
             name = "pfn" if "pfn" in METHODS else "ensemble"
+    kwargs: dict[str, Any] = {"steps": steps, "direction": direction, "noise": noise,
+                              "n_paths": n_paths, "seed": seed, **opts}  # fmt: skip
+    try:
+        return run_method(name, curve, until, sched, **kwargs)
+    except FitError as err:
+        # too few points (an InvalidInputError too): the PFN cannot help, and the message says
+        # what to do; an explicit method is the user's choice, so its error stands
+        fallback = method == "auto" and name in RAW_METHODS and "pfn" in METHODS
+        if not fallback or isinstance(err, InvalidInputError):
+            raise
+        # auto answers with the PFN (which uses the schedule) rather than no forecast
+        warnings.warn(f"{err} Forecasting with method='pfn' instead.", RuncastWarning,
+                      stacklevel=2)  # fmt: skip
+        return run_method("pfn", curve, until, sched, **kwargs)
+
+
+def run_method(
+    name: str, curve: Curve, until: int, schedule: Schedule | None, **kwargs: Any
+) -> Forecast:
+    """One named method, as it is: no ``auto``, no fallback, no bounds (the first layer).
+
+    The mixtures build on this, never on :func:`forecast`, so the public checks, warnings and
+    the bounds apply once, around the whole forecast. ``schedule`` is the resolved schedule (or
+    None); ``kwargs`` are :func:`forecast`'s keyword arguments.
+    """
+    _load_methods()
     m = get_method(name)
     if m.needs_schedule:
-        if sched is None:
+        if schedule is None:
             raise InvalidInputError(
                 f"Method {name!r} needs the run's LR schedule: pass schedule=... (a Schedule, a "
                 "spec dict or a spec string), or use method='ensemble'."
             )
-        _check_schedule(sched, until)
+        _check_schedule(schedule, until)
     if name in RAW_METHODS:
-
-        def run(chosen: str) -> Forecast:
-            return _run_raw(chosen, curve, until, sched, steps=steps, direction=direction,
-                            noise=noise, n_paths=n_paths, seed=seed, **opts)  # fmt: skip
-
-        try:
-            return run(name)
-        except FitError as err:
-            # too few points (an InvalidInputError too): the PFN cannot help, and the message
-            # says what to do; an explicit method is the user's choice, so its error stands
-            if method != "auto" or "pfn" not in METHODS or isinstance(err, InvalidInputError):
-                raise
-            # auto answers with the PFN (which uses the schedule) rather than no forecast
-            warnings.warn(f"{err} Forecasting with method='pfn' instead.", RuncastWarning,
-                          stacklevel=2)  # fmt: skip
-            name, m = "pfn", get_method("pfn")
-    kwargs = {"steps": steps, "direction": direction, "noise": noise, "n_paths": n_paths}
-    token = _INNER.set(True)  # a mixture's own forecasts: checked and warned about once, here
-    try:
-        return m.fn(curve, until, sched, seed=seed, **kwargs, **opts)  # type: ignore[no-any-return]
-    finally:
-        _INNER.reset(token)
+        return _run_raw(name, curve, until, schedule, **kwargs)
+    return m.fn(curve, until, schedule, **kwargs)  # type: ignore[no-any-return]
 
 
-#: set while a composite method (a mixture) runs its parts through :func:`forecast`
-_INNER: contextvars.ContextVar[bool] = contextvars.ContextVar("runcast_inner", default=False)
 #: a forecast past this many times the observed steps is warned about: the calibration was
 #: measured from 10% of a run on (bench/README.md, "Forecast the rest of a run")
 MAX_REACH = 10.0

@@ -259,17 +259,17 @@ def forecast_blend(curve: Curve, until: int, schedule: Schedule | None, **opts: 
     (``f.info["spread"]``, from the law's features; ``calibrate=False`` keeps 1, the raw
     mixture). Falls back to the law alone when the PFN is not installed.
     """
-    from runcast.forecast._api import forecast
+    from runcast.forecast._api import run_method
     from runcast.forecast._calibrate import default_calibration
     from runcast.forecast._registry import METHODS
 
     if "pfn" not in METHODS:
-        return forecast(curve, until, schedule, method="law", **opts)
+        return run_method("law", curve, until, schedule, **opts)
     calibrate = bool(opts.pop("calibrate", True))
     # the components' own bands (uncalibrated): the mixture is calibrated as a whole
-    law = forecast(curve, until, schedule, method="law", calibrate=False, **opts)
+    law = run_method("law", curve, until, schedule, calibrate=False, **opts)
     opts = {**opts, "steps": law.steps}
-    pfn = forecast(curve, until, schedule, method="pfn", calibrate=False, **opts)
+    pfn = run_method("pfn", curve, until, schedule, calibrate=False, **opts)
     spread = 1.0
     if calibrate:
         frac = float(law.info["last_observed_step"]) / float(law.steps[-1])

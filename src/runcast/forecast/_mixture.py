@@ -124,21 +124,21 @@ def forecast_pfn_ensemble(
     few points, a fit that takes a positive loss below 0), the other's own calibrated forecast
     is returned (its ``method`` says which).
     """
-    from runcast.forecast._api import forecast
+    from runcast.forecast._api import run_method
     from runcast.forecast._calibrate import default_calibration
 
     del schedule  # blind: see the docstring
     blind = curve if curve.schedule is None else Curve(curve.step, curve.value, name=curve.name)
     calibrate = bool(opts.pop("calibrate", True))
     try:
-        ens = forecast(blind, until, None, method="ensemble", calibrate=False, **opts)
+        ens = run_method("ensemble", blind, until, None, calibrate=False, **opts)
     except RuncastError:
-        return forecast(blind, until, None, method="pfn", calibrate=calibrate, **opts)
+        return run_method("pfn", blind, until, None, calibrate=calibrate, **opts)
     opts = {**opts, "steps": ens.steps}
     try:
-        pfn = forecast(blind, until, None, method="pfn", calibrate=False, **opts)
+        pfn = run_method("pfn", blind, until, None, calibrate=False, **opts)
     except RuncastError:
-        return forecast(blind, until, None, method="ensemble", calibrate=calibrate, **opts)
+        return run_method("ensemble", blind, until, None, calibrate=calibrate, **opts)
     frac, share, feats = blind_inputs(ens)
     spread = default_calibration().tau("pfn+ensemble", frac, feats) if calibrate else 1.0
     info: dict[str, Any] = {

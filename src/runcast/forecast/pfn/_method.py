@@ -299,11 +299,4 @@ def pfn_forecast(
     return out
 
 
-register_method(
-    "pfn",
-    needs_schedule=False,
-    summary=(
-        "learned amortised forecaster (LC-PFN style transformer trained on a synthetic prior "
-        "that includes LR-schedule effects); uses the schedule when given; a few ms per forecast"
-    ),
-)(pfn_forecast)
+register_method("pfn")(pfn_forecast)
