@@ -101,3 +101,26 @@ def test_an_alternative_the_law_takes_below_zero_is_left_out(
     assert [s.name for s in w.scenarios] == ["this run"]  # its own constant LR is all that is left
     assert set(w.dropped) == {"cosine", "wsd 10% decay", "wsd 20% decay", "wsd 40% decay"}
     assert w.scenarios[0].final == pytest.approx(3.233, abs=1e-3)
+
+
+def test_whatif_refuses_a_metric_that_is_no_loss() -> None:
+    # the report fitted a loss law to val_acc and named the schedule with the LOWEST accuracy
+    # "best"; an accuracy (it rises, and lives in [0, 1]) gets no what-if, with the reason
+    sched = Schedule.from_spec(SPECS[1])
+    steps = np.arange(0, 400, 10)
+    acc = Curve(steps, 0.9 - 0.5 * (1 + steps / 20.0) ** -0.7, name="val_acc")
+    with pytest.raises(InvalidInputError, match="what-ifs model a loss, and 'val_acc' is not"):
+        whatif_data(acc, sched, 400)
+
+
+def test_a_law_that_fits_poorly_recommends_nothing() -> None:
+    # beside "fits poorly (typical relative residual 0.39)" the report still named a best
+    # schedule with intervals of [0.05, 732]: now it says the fit is poor and shows none
+    from runcast.errors import FitError
+
+    sched = Schedule.from_spec(SPECS[1])
+    steps = np.arange(0, 400, 5)
+    rng = np.random.default_rng(0)
+    loss = (2.0 + 1.0 / np.sqrt(1 + steps)) * np.exp(0.4 * rng.standard_normal(steps.size))
+    with pytest.raises(FitError, match=r"fits this run poorly .* no schedule is recommended"):
+        whatif_data(Curve(steps, loss, name="loss"), sched, 400)

@@ -11,13 +11,14 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from runcast.curve import Curve
-from runcast.errors import FitError, InvalidInputError
+from runcast.errors import FitError, InvalidInputError, RuncastWarning
 from runcast.schedules import Schedule
 
 FloatArray = npt.NDArray[np.float64]
@@ -118,7 +119,12 @@ def whatif_data(
         >>> max(w.scenarios, key=lambda sc: sc.final).name
         'constant'
     """
+    import warnings
+
     import runcast
+    from runcast.forecast._bounds import infer_bounds
+    from runcast.forecast._prep import detect_direction
+    from runcast.forecast.laws._fit import POOR_FIT_RESIDUAL
 
     observed = curve.finite().with_schedule(schedule)
     if len(observed) < 10:
@@ -126,7 +132,25 @@ def whatif_data(
             f"A what-if needs at least 10 observed points to fit a law, but {curve.name!r} has "
             f"{len(observed)}."
         )
-    law = runcast.fit_law([observed])
+    # the laws model a loss falling with the LR's annealing; an accuracy or any metric that
+    # rises is no loss, and the schedule with its lowest value would not be the best
+    bounds = infer_bounds(curve.name, observed.value)
+    rises = detect_direction(observed.value, curve.name) == "up"
+    if rises or (bounds is not None and math.isfinite(bounds.hi)):
+        raise InvalidInputError(
+            f"Schedule what-ifs model a loss, and {curve.name!r} is not one ("
+            f"{'it rises' if rises else bounds.why if bounds else ''}); ask for them on a loss "
+            "(--key loss or val_loss)."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuncastWarning)  # said below, as the reason for none
+        law = runcast.fit_law([observed])
+    if law.noise > POOR_FIT_RESIDUAL:
+        raise FitError(
+            f"The {law.name} law fits this run poorly (typical relative residual "
+            f"{law.noise:.2g} > {POOR_FIT_RESIDUAL}), so its what-ifs would be guesses: none is "
+            "shown and no schedule is recommended."
+        )
     step = np.unique(np.linspace(1, total - 1, min(n_points, total - 1)).round().astype(np.int64))
     own = np.asarray(schedule.array(total), dtype=np.float64)
     alts = alternative_schedules(schedule, total) if alternatives is None else alternatives
