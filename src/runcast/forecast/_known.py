@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError, RuncastWarning
@@ -78,12 +77,15 @@ def _areas(
     """``S1`` and one ``S2`` row per decay in ``lams``; cached, since a run is forecast again
     and again with the same schedule (every few steps by a pruner), and on a 143k-step schedule
     these O(T) passes are most of a forecast's time."""
+    from runcast.forecast.laws._areas import momentum_series
+
     lrs = np.asarray(schedule.array(until + 1), dtype=np.float64)
     peak = float(lrs.max()) if lrs.size and lrs.max() > 0 else 1.0
     eta = lrs / peak
-    s1 = np.cumsum(eta)
-    drop = np.maximum(np.concatenate([[0.0], eta[:-1] - eta[1:]]), 0.0)
-    s2 = np.stack([np.cumsum(lfilter([1.0 - lam], [1.0, -lam], drop)) for lam in lams])
+    s1 = np.cumsum(eta)  # the laws' forward area over every step
+    # the laws' momentum area (one tested area code), drops only, scaled so a full anneal -> 1
+    s2 = np.stack([(1.0 - lam) * np.cumsum(momentum_series(eta, lam, anneal_only=True))
+                   for lam in lams])  # fmt: skip
     s1.setflags(write=False)
     s2.setflags(write=False)
     return s1, s2

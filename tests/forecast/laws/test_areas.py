@@ -41,13 +41,15 @@ def test_forward_and_momentum_areas_match_references(name: str) -> None:
     # the vectorised cumulative sum is the plain sum of LRs up to and including each step
     np.testing.assert_allclose(forward_area(lrs, steps), forward_area_reference(lrs, steps))
     for lam in (0.9, 0.999):
-        # the IIR filter is the momentum recursion of Tissue et al., step for step
-        np.testing.assert_allclose(
-            momentum_area(lrs, steps, lam),
-            momentum_area_reference(lrs, steps, lam),
-            rtol=1e-10,
-            atol=1e-15,
-        )
+        for anneal_only in (False, True):
+            # the IIR filter is the momentum recursion of Tissue et al., step for step, in both
+            # conventions (signed, as the fitted laws; drops only, as the known-schedule path)
+            np.testing.assert_allclose(
+                momentum_area(lrs, steps, lam, anneal_only=anneal_only),
+                momentum_area_reference(lrs, steps, lam, anneal_only=anneal_only),
+                rtol=1e-10,
+                atol=1e-15,
+            )
 
 
 @pytest.mark.parametrize("name", ["cosine", "wsd_exp", "two_stage"])

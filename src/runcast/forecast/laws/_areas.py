@@ -55,21 +55,41 @@ def forward_area_reference(lrs: FloatArray, steps: IntArray) -> FloatArray:
     return np.array(out, dtype=np.float64)
 
 
-def _momentum(lrs: FloatArray, lam: float) -> FloatArray:
+def momentum_series(lrs: FloatArray, lam: float, *, anneal_only: bool = False) -> FloatArray:
+    """The momentum ``m_i = lam*m_{i-1} + (eta_{i-1} - eta_i)`` of every step, in O(T).
+
+    ``anneal_only``: count LR drops only, so a warm-up's rise is not credited as negative
+    annealing (the known-schedule forecaster's convention; the fitted laws keep Tissue et al.'s
+    signed form).
+
+    Example:
+        >>> momentum_series(np.array([0.0, 1.0, 0.0]), 0.5).tolist()
+        [0.0, -1.0, 0.5]
+        >>> momentum_series(np.array([0.0, 1.0, 0.0]), 0.5, anneal_only=True).tolist()
+        [0.0, 0.0, 1.0]
+    """
     drop = np.zeros_like(lrs)
     drop[1:] = lrs[:-1] - lrs[1:]
+    if anneal_only:
+        drop = np.maximum(drop, 0.0)
     # m_i = lam * m_{i-1} + drop_i is an IIR filter: one C loop over T steps, not Python.
     return np.asarray(lfilter([1.0], [1.0, -lam], drop), dtype=np.float64)
 
 
-def momentum_area(lrs: FloatArray, steps: IntArray, lam: float) -> FloatArray:
+_momentum = momentum_series
+
+
+def momentum_area(
+    lrs: FloatArray, steps: IntArray, lam: float, *, anneal_only: bool = False
+) -> FloatArray:
     """``S2(t) = sum_{i<=t} m_i`` with ``m_i = lam*m_{i-1} + (eta_{i-1} - eta_i)``, in O(T).
 
     Example:
         >>> momentum_area(np.array([1.0, 0.0, 0.0]), np.array([1, 2]), 0.5).tolist()
         [1.0, 1.5]
     """
-    return np.asarray(np.cumsum(_momentum(lrs, lam))[steps], dtype=np.float64)
+    m = momentum_series(lrs, lam, anneal_only=anneal_only)
+    return np.asarray(np.cumsum(m)[steps], dtype=np.float64)
 
 
 def momentum_area_grad(lrs: FloatArray, steps: IntArray, lam: float) -> FloatArray:
@@ -86,12 +106,15 @@ def momentum_area_grad(lrs: FloatArray, steps: IntArray, lam: float) -> FloatArr
     return np.asarray(np.cumsum(q)[steps], dtype=np.float64)
 
 
-def momentum_area_reference(lrs: FloatArray, steps: IntArray, lam: float) -> FloatArray:
+def momentum_area_reference(
+    lrs: FloatArray, steps: IntArray, lam: float, *, anneal_only: bool = False
+) -> FloatArray:
     """Plain-loop reference of :func:`momentum_area`."""
     m, s2 = 0.0, 0.0
     series = []
     for i in range(len(lrs)):
-        m = lam * m + (float(lrs[i - 1] - lrs[i]) if i > 0 else 0.0)
+        drop = float(lrs[i - 1] - lrs[i]) if i > 0 else 0.0
+        m = lam * m + (max(drop, 0.0) if anneal_only else drop)
         s2 += m
         series.append(s2)
     return np.array([series[int(t)] for t in steps], dtype=np.float64)
