@@ -2,7 +2,7 @@
 
 When the run's full LR schedule is known (its future steps too), the shape of the rest of the
 curve is mostly determined by it: a cosine's decay or a WSD cooldown lowers the loss in a way no
-schedule-agnostic family can foresee from the observed part. This path fits one of H3's laws
+schedule-agnostic family can foresee from the observed part. This path fits one of the loss laws
 (:func:`runcast.forecast.laws.fit_law`, in its fast single-start mode) to the observed part,
 already binned and despiked by :mod:`runcast.forecast._prep`, and samples its parameter
 posterior (Laplace approximation) along the schedule up to ``until``. The calibrated
@@ -41,7 +41,7 @@ from runcast.schedules import Schedule
 
 FloatArray = npt.NDArray[np.float64]
 
-#: ``law="grid"`` (default): runcast's own fast fit below; any other name goes to H3's fit_law
+#: ``law="grid"`` (default): runcast's own fast fit below; any other name goes to laws.fit_law
 DEFAULT_LAW = "grid"
 #: the exponent grid of the forward-area power law and the momentum decays of the annealing area
 ALPHAS: FloatArray = np.geomspace(0.03, 3.0, 48)

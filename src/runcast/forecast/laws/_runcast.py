@@ -1,38 +1,12 @@
 """runcast's law: the multi-power law's form, fitted as a strongly regularised MAP estimate.
 
-Why not the plain least-squares optimum? On the multi-power law paper's benchmark, runcast's
-exact Huber optimum fits the three fit curves 2-13x better than the paper's published parameters
-yet predicts the other schedules worse. Reimplementing the paper's own fitting procedure (read
-from its repository) showed why: it never reaches the optimum. It starts the amplitude ``B`` of
-the loss drop from an instant-drop surrogate (``L0 + A*S1^-alpha + B*eta_t``), and AdamW with a
-step of 0.05 and early stopping after ~100 steps barely moves ``B`` (its weight decay shrinks it a
-little) while ``C, beta, gamma`` drift from 1, 0.5, 0.5 to about 2, 0.6, 0.6. That path is an
-implicit regulariser: four parameters that three short curves cannot pin down (``B, C, beta,
-gamma`` trade off against each other) stay near typical values. The exact optimum instead finds
-a larger ``B`` with a slowly saturating drop (``beta`` ~ 0.15-0.3) that still pays off long after
-the fitted steps, and so overstates what a long, slow decay gains.
-
-runcast makes that regularisation explicit: the same weak priors as the multi-power law, made
-``PRIOR_SCALE`` times stronger. The strength was chosen by cross-validation on the benchmark's
-three *fit* curves (leave one curve out; fit all three cut at step 12000 and predict the rest)
-and on independent per-step runs (tdlt: fit two schedules, predict the third); the benchmark's
-six predict curves were never used for it. Scales 20-30 were best and flat; 10 and 100 worse
-(bench/schedule_transfer.py prints the selection table).
-
-The priors on the drop's shape are centred at ``C = 1, beta = 0.45`` (the multi-power law's own
-priors: 2 and 0.6; ``gamma`` stays at 0.6), chosen the same way on a grid of centres (gamma 0.45
-/ 0.6 / 0.75, C 1 / 2 / 4, beta 0.45 / 0.6 / 0.8, then a few beyond its edge). Mean LOCO / horizon
-error, worst LOCO error 25M / 100M / 400M, tdlt LOCO: the old centres 0.00125 / 0.00109, 0.0105 /
-0.0044 / 0.0117, 0.00255; ``C 1, beta 0.45`` 0.00105 / 0.00087, 0.0104 / 0.0043 / 0.0048,
-0.00255 (no worse anywhere). Slower saturation still (``beta 0.3``: 0.00105 / 0.00068, 0.00249)
-scores better on those but worse on long-horizon extrapolation of independent runs (Pythia,
-fit the first third of 143k cosine steps, predict the rest: 0.02288 old, 0.02303 chosen, 0.02330
-with beta 0.3), the direction in which the unregularised fit fails, so the search stopped there.
-
-Tried and not used: fitting from a quarter of the warmup's length after warmup (the loss just
-after warmup falls faster than the area law allows). It lowered the mean LOCO / horizon errors
-(0.00120 / 0.00093 vs 0.00125 / 0.00109) but raised the worst LOCO error at 25M from 0.0105 to
-0.0147: the skipped points, extrapolated back, are then the worst predicted.
+The plain least-squares optimum of the multi-power law fits its fit curves better than the
+paper's published parameters yet predicts other schedules worse: three short curves cannot pin
+down the drop's four parameters (``B, C, beta, gamma``), and the optimum overstates what a long,
+slow decay gains. runcast makes the regularisation explicit: the multi-power law's own weak
+priors made ``PRIOR_SCALE`` times stronger, centred at ``C = 1, beta = 0.45``, both chosen by
+cross-validation on fit curves only (the selection tables and what was tried are in
+bench/README.md, "Research log: the regularised multi-power law").
 """
 
 from __future__ import annotations
