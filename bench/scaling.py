@@ -231,6 +231,12 @@ def main() -> None:
         f"| **all** | {len(all_are)} | | **{100 * np.mean(all_are):.2f}%** | "
         f"{100 * max(all_are):.2f}% | | | **{100 * np.mean(all_hits):.0f}%** |"
     )
+    rest = [p for p in preds_by["datablations"] if "44ep" not in p.name]
+    print(
+        f"| datablations without the 44-epoch runs (their loss rises at the end: overfitting, "
+        f"which no form here models) | {len(rest)} | | {100 * np.mean([p.are() for p in rest]):.2f}% "
+        f"| {100 * max(p.are() for p in rest):.2f}% | | | |"
+    )
     print("\nEvery prediction (truth, point prediction, 80% interval):\n")
     print("| family | run | truth | predicted | ARE | 80% interval |")
     print("|---|---|---:|---:|---:|---|")
@@ -245,8 +251,10 @@ def main() -> None:
             )
     pooled = lofo_pick(are, fam="")
     pooled_k = lofo_pick(cover_gap, fam="", relative=False)
-    print(f"\nChosen on all four families together (runcast's defaults): (drop, delta) = {pooled}, "
-          f"inflation = {pooled_k}.")
+    print(
+        f"\nChosen on all four families together (runcast's defaults): (drop, delta) = {pooled}, "
+        f"inflation = {pooled_k}."
+    )
     print("\nMean ARE of every option on every family (the table the choices were made from):\n")
     print("| drop, delta | " + " | ".join(fams) + " |")
     print("|---|" + "---:|" * len(fams))
@@ -289,6 +297,7 @@ def curves(
                         abs(both.final.median - truth) / truth,
                         float(lo <= truth <= hi),
                         float(np.mean(seen)),
+                        float("44ep" in r.name),
                     )
                 )
     print(f"\n### The largest model's curve: the law alone, and with its first {OBSERVED:.0%}\n")
@@ -316,6 +325,12 @@ def curves(
         f"| **all** | {len(p)} | {100 * p[:, 0].mean():.2f}% | {100 * p[:, 1].mean():.2f}% "
         f"| {100 * p[:, 2].mean():.2f}% | **{100 * p[:, 3].mean():.2f}%** "
         f"| {100 * p[:, 4].mean():.0f}% |"
+    )
+    v = np.array([x for x in rows["datablations"] if not x[6]])
+    print(
+        f"| datablations without the 44-epoch runs | {len(v)} | {100 * v[:, 0].mean():.2f}% "
+        f"| {100 * v[:, 1].mean():.2f}% | {100 * v[:, 2].mean():.2f}% "
+        f"| {100 * v[:, 3].mean():.2f}% | {int(v[:, 4].sum())}/{len(v)} |"
     )
 
 

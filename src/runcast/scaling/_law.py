@@ -36,7 +36,7 @@ from runcast.scaling._forms import FORMS, FloatArray, Form, Inputs
 from runcast.scaling._points import ScalingData
 
 #: the interval inflation, chosen leave-one-family-out (bench/scaling.py)
-DEFAULT_INFLATION = 1.5
+DEFAULT_INFLATION = 0.5
 #: without a backtest (fewer than 3 sizes), the extrapolation spread is this many residual sds
 NO_BACKTEST_FACTOR = 3.0
 
