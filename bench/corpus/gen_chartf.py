@@ -1,7 +1,7 @@
-"""Family chartf: byte-level decoder-only transformers in three sizes (~35k, ~80k, ~180k
-parameters) on three texts that ship with Python or Debian (Python stdlib source, the Debian
-licence texts, pydoc topics), context 32, every optimizer and schedule kind, 500-4000 steps.
-Plenty of text per parameter: these keep improving."""
+"""Family chartf: byte-level decoder-only transformers in three sizes (tiny 35k, small 99k,
+medium 215k parameters) on three texts that ship with Python or Debian (Python stdlib source,
+the Debian licence texts, pydoc topics), context 32, every optimizer and schedule kind, 500-2000
+steps. Plenty of text per parameter: these keep improving."""
 
 from __future__ import annotations
 
