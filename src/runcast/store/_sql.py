@@ -208,8 +208,13 @@ class SQLStore(Store):
             args.append(f"%{escaped}%")
         cond = f" WHERE {' AND '.join(where)}" if where else ""
         total = int(self._fetch(f"SELECT count(*) FROM runs r{cond}", tuple(args))[0][0])
+        # the page first, by the runs table alone; the totals then for its rows only
+        page = (
+            f"SELECT r.*, {self._SEQ} AS seq_ FROM runs r{cond} "
+            f"ORDER BY r.start_time DESC, {self._SEQ} DESC LIMIT ? OFFSET ?"
+        )
         rows = self._fetch(
-            f"{RUN_QUERY}{cond} ORDER BY r.start_time DESC, {self._SEQ} DESC LIMIT ? OFFSET ?",
+            f"SELECT {_RUN_COLUMNS} FROM ({page}) r ORDER BY r.start_time DESC, r.seq_ DESC",
             (*args, limit, offset),
         )
         now = time.time()
