@@ -1,11 +1,11 @@
 """Build the documentation's picture: docs/report.png, the report ``runcast demo`` writes.
 
-Runs the demo (or reads a demo folder already made with ``--demo-dir``), opens its
-report.html in headless Chromium and takes the top of the page, so the README's picture is
-always the report the current code writes: the same forecast, the same numbers, the same
-drawing. The PNG carries what it shows (the run's forecast and the value it reached) and a
-digest of the code that drew it; ``tests/docs/test_build.py`` fails when that code changed
-since the picture was taken.
+Runs the demo (or reads the store of a demo already run, ``--demo-dir``), writes its run's
+report with the current code, opens it in headless Chromium and takes the top of the page,
+so the README's picture is always the report the current code writes: the same forecast, the
+same numbers, the same drawing. The PNG carries what it shows (the run's forecast and the
+value it reached) and a digest of the code that drew it; ``tests/docs/test_build.py`` fails
+when that code changed since the picture was taken.
 
     ./dev docs                         # the demo (~2 min on a CPU core), then the picture
     ./dev docs --demo-dir runcast-demo # from a demo already run
@@ -37,7 +37,8 @@ SOURCES = (
     "src/runcast/report/_plotly.py",
 )
 KEY = "runcast-docs"
-VIEW = {"width": 1200, "height": 860}
+#: the summary, the run's figure and its schedule what-ifs
+VIEW = {"width": 1200, "height": 1400}
 
 
 def digest(root: Path = ROOT) -> str:
@@ -77,14 +78,16 @@ def run_demo(out: Path, steps: int) -> None:
     app(["demo", "--out", str(out), "--steps", str(steps)], standalone_mode=False)
 
 
-def shown(demo_dir: Path) -> dict[str, Any]:
-    """What the picture shows: the report's numbers for the demo's run."""
+def write_report(demo_dir: Path, html: Path) -> dict[str, Any]:
+    """The demo run's report, written by the current code to ``html``, and what it shows."""
     import runcast
-    from runcast.report import build_report
+    from runcast.report import build_report, write_html
 
     with runcast.open_store(demo_dir / "runcast.db", create=False) as store:
-        run = store.runs()[0]
-        panel = build_report(store, [run.id], whatif=False).runs[0]
+        run = store.runs()[0]  # the newest: the demo's
+        rep = build_report(store, [run.id])
+    write_html(rep, html)
+    panel = rep.runs[0]
     assert panel.band is not None, "the demo's run has no forecast band"
     f = panel.band.final
     return {
@@ -128,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         demo_dir = args.demo_dir or Path(tmp) / "runcast-demo"
         if args.demo_dir is None:
             run_demo(demo_dir, args.steps)
-        meta = shown(demo_dir)
-        png = add_text(screenshot(demo_dir / "report.html"), KEY, json.dumps(meta))
+        html = Path(tmp) / "report.html"
+        meta = write_report(demo_dir, html)
+        png = add_text(screenshot(html), KEY, json.dumps(meta))
     args.out.write_bytes(png)
     print(f"wrote {args.out}: {json.dumps(meta)}")
     return 0

@@ -231,17 +231,20 @@ def band_data(fc: Forecast, cutoff_step: int, actual_final: float | None = None)
 
 
 #: the trend at a point is a straight line fitted to this share of the curve's points around it
-TREND_SHARE = 0.04
+#: (half of it at the ends). On the demo's per-step loss (noise 0.063 a step), the line through
+#: the last 2% ended 0.03 above the loss's level (1.136, where a line through the last 10 or 20%
+#: gives 1.105-1.107): 5% at the end keeps the noise of the end value near 0.015
+TREND_SHARE = 0.1
 #: ... at least this many points on each side (a short eval curve) and at most this many (a
-#: million-step per-step log: 200 points already cut the noise ~14x)
-TREND_HALF = (4, 200)
+#: million-step per-step log: 500 points already cut the noise ~20x)
+TREND_HALF = (4, 500)
 
 
 def trend(curve: Curve) -> FloatArray:
     """The curve's trend at each finite point: a local straight-line fit to its neighbours.
 
     Each point's value is the least-squares line through the points up to ``h`` either side
-    (``h`` = 2% of the points, 4 to 200), evaluated at that point. Inside the curve the window
+    (``h`` = 5% of the points, 4 to 500), evaluated at that point. Inside the curve the window
     is centred; at the ends it is one-sided, so the last value is where the line through the
     last points ends, not their mean (which lags behind a curve still falling). This is the
     trend a ``noise=False`` forecast forecasts, and what :func:`reached` reads off.
@@ -258,7 +261,7 @@ def trend(curve: Curve) -> FloatArray:
     n = y.size
     h = int(np.clip(np.ceil(TREND_SHARE / 2 * n), *TREND_HALF))
     if n < 3:
-        return y.copy()
+        return np.array(y, dtype=np.float64)
     h = min(h, n - 1)
     out = np.empty(n)
     # the centred windows: a line fitted to points spread evenly around x_i passes through
@@ -272,8 +275,8 @@ def trend(curve: Curve) -> FloatArray:
         # a window is even when its 2h step gaps are all equal: no change between neighbours
         d = np.diff(x)
         change = np.concatenate([[0], np.cumsum(d[1:] != d[:-1])])  # changes among d[:k+1]
-        i = np.arange(h, n - h)
-        uneven[h : n - h] = change[i + h - 1] != change[i - h]
+        mid = np.arange(h, n - h)
+        uneven[h : n - h] = change[mid + h - 1] != change[mid - h]
     for i in np.flatnonzero(uneven):
         a, b = max(0, i - h), min(n, i + h + 1)
         xs = x[a:b] - x[i]  # centred on the point: no cancellation on large step numbers

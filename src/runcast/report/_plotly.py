@@ -310,7 +310,10 @@ def _summary_table(report: Report) -> str:
         best = "—"
         if p.whatif is not None:
             w = p.whatif.best()
-            best = f"{html.escape(w.name)} ({_fmt(w.final)})"
+            # the what-ifs are the law's numbers: "this run" at the law's fit, not the value
+            # the run reached (the column before)
+            fit = "the law's fit: " if w.is_actual else ""
+            best = f"{html.escape(w.name)} ({fit}{_fmt(w.final)})"
         last = int(p.curve.step[-1]) if len(p.curve.step) else 0
         rows.append(
             f"<tr><td>{html.escape(p.name)}</td><td><code>{html.escape(p.run_id)}</code></td>"
