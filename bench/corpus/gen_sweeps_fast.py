@@ -85,9 +85,22 @@ _ROWS = [
         1.0,
         200,
     ),
-    # wider LR ranges (x3): these two sweeps were added for divergent trials
+    # wider LR ranges (x3): these sweeps were added for divergent trials
     ("iris_mlp_loss", "iris", "mlp", "val_loss", "epoch", 40, 0, 16, _MLP, 3.0, None),
     ("synth_cls_mlp_loss", "synth_cls", "mlp", "val_loss", "epoch", 25, 0, 256, _MLP, 3.0, None),
+    (
+        "digits_small_mlp2",
+        "digits",
+        "mlp",
+        "val_loss",
+        "epoch",
+        40,
+        0,
+        32,
+        {"width": [64, 128, 256], "depth": [2, 3], "act": ["relu"]},
+        3.0,
+        200,
+    ),
 ]
 # the first sweeps built put a slow starter at every 8th trial; later ones at every 5th
 SLOW_EVERY_8 = ("breast_cancer_mlp", "synth_cls_mlp_acc", "diabetes_mlp")

@@ -20,7 +20,7 @@ TOTAL, EVERY, BATCH, CTX = 200, 10, 16, 32
 
 def sweeps() -> list[dict[str, Any]]:
     space = {"hidden": [32, 64, 96], "d_emb": [16, 32]}
-    trials = sweeps_common.sample_trials(1450, 40, TOTAL, space, lr_shift=0.3)
+    trials = sweeps_common.sample_trials(1450, 40, TOTAL, space, slow_every=5)
     meta = {
         "id": "sweep-licenses_gru",
         "name": "licenses_gru",
