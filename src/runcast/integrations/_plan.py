@@ -273,3 +273,27 @@ def run_forecast_input(
     lr = store.curve(info.id, "lr") if "lr" in store.keys(info.id) else None
     plan = planned_schedule(info.config or {}, lr)
     return as_of(curve, plan, until, from_step)
+
+
+def check_units(schedule: Schedule | None, budget: int, what: str) -> None:
+    """Refuse a sweep trial's schedule planned in other units than the pruner's budget.
+
+    A schedule of 10,000 optimizer steps beside a budget of 100 Tune iterations would be read
+    step for step: its warmup taken for the whole run. One step more (a budget counted from 1)
+    is the same plan.
+
+    Example:
+        >>> s = Schedule.from_spec({"kind": "cosine", "peak": 0.1, "total": 10_000})
+        >>> check_units(s, 100, "total_steps")
+        Traceback (most recent call last):
+        ...
+        runcast.errors.InvalidInputError: The trial's runcast_schedule plans 10000 steps, but total_steps is 100: give the schedule in the same units ('total': 100), e.g. Tune iterations rather than optimizer steps.
+    """  # noqa: E501
+    total = None if schedule is None else schedule.total
+    if total is None or total in (budget, budget + 1):
+        return
+    raise InvalidInputError(
+        f"The trial's runcast_schedule plans {total} steps, but {what} is {budget}: give the "
+        f"schedule in the same units ('total': {budget}), e.g. Tune iterations rather than "
+        "optimizer steps."
+    )

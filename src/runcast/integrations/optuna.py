@@ -38,6 +38,7 @@ from runcast._optional import require
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError
 from runcast.integrations._history import history_curve
+from runcast.integrations._plan import check_units
 from runcast.schedules import Schedule
 from runcast.steer._decision import Decision
 from runcast.steer._prune import Forecaster, PeerMethod, PruneRule
@@ -162,6 +163,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         best = (max(values) if maximize else min(values)) if values else None
         self._rule.mode = "max" if maximize else "min"
         schedule = self._schedule(trial)
+        check_units(schedule, int(total), "the trial's total steps (the steps it reports at)")
         peers, peer_schedules = self._curves(complete)
         stopped, stopped_schedules = self._curves(
             study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from runcast._optional import require
 from runcast.errors import InvalidInputError
+from runcast.integrations._plan import check_units
 from runcast.schedules import Schedule
 from runcast.steer._decision import Decision
 from runcast.steer._prune import Forecaster, PeerMethod, PruneRule
@@ -154,7 +155,9 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             return str(TrialScheduler.CONTINUE)
         if trial.trial_id not in self._history:
             spec = (getattr(trial, "config", None) or {}).get(SCHEDULE_KEY)
-            self._schedules[trial.trial_id] = None if spec is None else Schedule.from_spec(spec)
+            sched = None if spec is None else Schedule.from_spec(spec)
+            check_units(sched, self.total_steps, f"total_steps (in {self.time_attr!r} units)")
+            self._schedules[trial.trial_id] = sched
         steps, values = self._history.setdefault(trial.trial_id, ([], []))
         steps.append(int(result[self.time_attr]))
         values.append(float(result[self._metric]))
