@@ -142,7 +142,17 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="when done, look again for new generators and runs, until none is left",
     )
+    ap.add_argument(
+        "--refresh",
+        action="store_true",
+        help="only recompute the stored sweeps' facts and drop unlisted data files",
+    )
     args = ap.parse_args(argv)
+    if args.refresh:
+        man = store.read_manifest()
+        _drop_unlisted(man)
+        _refresh_sweep_facts(man)
+        return
     while True:
         n = _build_once(args)
         if not args.loop or n == 0 or args.list:
