@@ -83,7 +83,7 @@ def list_runs(
     from rich.table import Table
 
     from runcast.errors import InvalidInputError
-    from runcast.store import STATUSES
+    from runcast.store import STATUSES, redact
 
     with friendly_errors(), _open(db) as store:
         if status is not None and status not in STATUSES:
@@ -97,7 +97,7 @@ def list_runs(
             console.print_json(_json([_as_dict(r) for r in shown]))
             return
         if not infos:
-            where = escape(db_path(db)) + (
+            where = escape(redact(db_path(db))) + (
                 f" for project {escape(repr(project))}" if project else ""
             )
             console.print(f"No runs in {where}.")
@@ -105,7 +105,7 @@ def list_runs(
         # every name below is the user's text: escaped, so "[/x]" in one is not rich markup
         # no vertical rules: eight columns and a full run name fit 80 columns
         table = Table(
-            title=f"{len(infos)} run(s) in {escape(db_path(db))}",
+            title=f"{len(infos)} run(s) in {escape(redact(db_path(db)))}",
             title_justify="left",
             box=box.SIMPLE_HEAD,
             pad_edge=False,

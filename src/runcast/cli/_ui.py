@@ -26,6 +26,7 @@ def ui(
     """Serve a live dashboard of the runs in the store (Ctrl+C stops it)."""
     import webbrowser
 
+    from runcast.store import redact
     from runcast.ui import DashboardData, DashboardServer
 
     with friendly_errors():
@@ -38,7 +39,8 @@ def ui(
                 "pick another port with --port (0 picks a free one)."
             ) from err
         console.print(
-            f"runcast dashboard on [bold]{server.url}[/] over {escape(str(path))} (Ctrl+C stops it)"
+            f"runcast dashboard on [bold]{server.url}[/] over {escape(redact(path))} "
+            "(Ctrl+C stops it)"
         )
         if server.data._open() is None:
             console.print(
