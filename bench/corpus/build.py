@@ -37,13 +37,13 @@ GENERATORS = (
     "gen_chartf",
     "gen_linear",
     "gen_mlp_reg",
+    "gen_long",
     "gen_autoenc",
     "gen_cnn",
     "gen_finetune_mlp",
     "gen_rnn",
     "gen_chartf_overfit",
     "gen_finetune_lm",
-    "gen_long",
     "gen_sweeps_lm",
 )
 
