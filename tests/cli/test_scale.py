@@ -139,6 +139,7 @@ def test_fit_from_runs_writes_html(app: typer.Typer, db_path: Path, tmp_path: Pa
             "Unknown form",
         ),
         (["scale", "optimal", "{missing}", "--flops", "1e20"], "not a saved scaling law"),
+        (["scale", "fit", "--drop-first", "half", "--db", "{db}"], "--drop-first must be"),
     ],
 )
 def test_errors_are_one_line(
@@ -162,7 +163,12 @@ def test_errors_are_one_line(
             str(law_path),
         ],
     )
-    subs = {"{law}": str(law_path), "{table}": str(table), "{missing}": str(tmp_path / "x.json")}
+    subs = {
+        "{law}": str(law_path),
+        "{table}": str(table),
+        "{missing}": str(tmp_path / "x.json"),
+        "{db}": str(tmp_path / "none.db"),
+    }
     res = runner.invoke(app, [subs.get(a, a) for a in args])
     assert res.exit_code == 1
     assert msg in res.output and "Traceback" not in res.output

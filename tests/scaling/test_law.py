@@ -89,6 +89,11 @@ def test_data_constrained_recovers_the_half_life() -> None:
     fresh = law.predict(1e9, 1e11, unique=1e11).median[0]
     repeated = law.predict(1e9, 1e11, unique=5e9).median[0]
     assert repeated > fresh + 0.01
+    # with little unique data, the compute-optimal model is bigger and sees fewer tokens
+    # (Muennighoff et al.: spend compute on parameters rather than on more epochs)
+    free = law.optimal(1e21)
+    scarce = law.optimal(1e21, unique=2e9)
+    assert scarce.n[0] > 1.2 * free.n[0] and scarce.loss[0] > free.loss[0]
 
 
 def test_save_and_load(law: ScalingLaw, tmp_path: Path) -> None:

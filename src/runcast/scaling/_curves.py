@@ -132,8 +132,13 @@ def predict_curve(
             # around the law's curve, shifted by the offset and scaled to its posterior sd
             point = np.log(pred.point)
             logs = point + mean + (logs - np.median(logs, axis=0)) * (sd / prior_sd)
-            info.update(offset=mean, offset_sd=sd, early_offset=early, drift=shift,
-                        n_observed=int(resid.size))
+            info.update(
+                offset=mean,
+                offset_sd=sd,
+                early_offset=early,
+                drift=shift,
+                n_observed=int(resid.size),
+            )
     return Forecast(st.astype(np.int64), np.exp(logs), method="scaling", info=info)
 
 

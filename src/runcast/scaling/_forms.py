@@ -62,6 +62,8 @@ def effective_log_data(
     """
     d = np.exp(log_d)
     rstar = np.exp(log_rstar)
+    # no repetition (unique = inf, or D <= U): computed with U = D, where D' = D exactly
+    unique = np.where(np.isfinite(unique) & (unique < d), unique, d)
     reps = np.maximum(d / unique - 1.0, 0.0)
     decay = np.exp(-reps / rstar)
     dprime = unique * (1.0 + rstar * (1.0 - decay))
