@@ -19,13 +19,21 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scaling"
+DATA = (
+    Path(
+        os.environ.get(
+            "RUNCAST_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+        )
+    )
+    / "scaling"
+)
 
 
 @dataclass
