@@ -69,8 +69,10 @@ def test_fast_and_reference_agree_step_by_step_for_200_steps() -> None:
             for key in ("z", "x", "exp_avg", "exp_avg_sq"):
                 sf, sr = fast.state[pf][key], ref.state[pr][key]
                 assert torch.allclose(sf, sr, rtol=1e-6, atol=1e-6), (i, key)
+        # the two sum in another order (dot products vs g * (z - x)): float32 rounding, which
+        # is relative to the loss, not to the step (small when loss and <g, z - x> cancel)
         assert fast.metrics()["sfp/step_size"] == pytest.approx(
-            ref.metrics()["sfp/step_size"], rel=1e-6
+            ref.metrics()["sfp/step_size"], abs=1e-6
         )
     assert worst < 1e-6
     assert fast.global_state["step"] == 200
@@ -92,7 +94,7 @@ def test_first_step_is_the_polyak_step_of_the_formula() -> None:
     # step 1: z = x, so <g, z - x> = 0; warmup 1/4; the bias-corrected L1 average is ||g||_1
     alpha = 0.25 * float(loss) / (l1 * math.sqrt(math.pi / 2))
     m = opt.metrics()
-    assert m["sfp/step_size"] == pytest.approx(alpha, rel=1e-9)
+    assert m["sfp/step_size"] == pytest.approx(alpha, rel=1e-6)  # float32 sums
     assert m["sfp/inner"] == 0.0
     assert m["sfp/avg_weight"] == 1.0  # warm start: x follows z
     assert m["sfp/beta"] == pytest.approx(0.9 + 0.065 / 1000)
