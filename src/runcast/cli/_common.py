@@ -194,7 +194,8 @@ def _plain_placeholders() -> None:
             return None
         label = str(self.display_type(ctx)).strip("<>")  # e.g. "int", "list[str]", "a|b"
         label = re.sub(r"^list\[(.*)\]$", r"\1", label)  # a repeatable option: one value
-        return _TYPE_NAMES.get(label, label.upper())
+        kind, _, rest = label.partition(" ")  # "int range": INTEGER RANGE, as click says
+        return " ".join([_TYPE_NAMES.get(kind, kind.upper()), rest.upper()]).strip()
 
     def argument_name(self: Any) -> str:
         return str(self.metavar or (self.name or "").upper())
