@@ -99,10 +99,10 @@ def bench_kills(url: str, n_kills: int, seed: int = 20261206) -> dict[str, Any]:
             if rng.random() < 0.2:  # during start-up: import, store open, run creation
                 time.sleep(rng.uniform(0.0, 0.3))
                 head[name] = ""
-            else:
+            else:  # mid-logging: after its first confirmed flush, at a random moment
                 assert proc.stdout is not None
-                head[name] = proc.stdout.readline()
-                time.sleep(rng.uniform(0.0, 0.25))
+                head[name] = proc.stdout.readline() + proc.stdout.readline()
+                time.sleep(rng.uniform(0.0, 0.5))
             proc.send_signal(signal.SIGKILL)
         for name, proc in procs.items():
             out, _ = proc.communicate(timeout=60)
@@ -162,9 +162,10 @@ def bench_overhead(url: str, sqlite: Path, rounds: int, block: int) -> dict[str,
     variants = ("plain", "control", "sqlite", "postgresql")
     clocks = {"wall": time.perf_counter, "thread": time.thread_time, "process": time.process_time}
     totals = {(v, c): 0.0 for v in variants for c in clocks}
+    per_round: dict[str, list[float]] = {v: [] for v in variants[1:]}  # thread clock
     counter = {"n": 0}
 
-    def block_of(variant: str) -> None:
+    def block_of(variant: str) -> float:
         run = runs.get(variant)
         start = {c: f() for c, f in clocks.items()}
         for _ in range(block):
@@ -174,12 +175,15 @@ def bench_overhead(url: str, sqlite: Path, rounds: int, block: int) -> dict[str,
                 run.log({"loss": loss, "lr": 1e-3, "grad_norm": 0.5}, step=i)
         if run is not None:
             run.flush()  # charge the writer's commit to this block (it commits once a second)
-        for c, f in clocks.items():
-            totals[(variant, c)] += f() - start[c]
+        took = {c: f() - start[c] for c, f in clocks.items()}
+        for c, t in took.items():
+            totals[(variant, c)] += t
+        return took["thread"]
 
     for r in range(rounds):
-        for variant in variants if r % 2 == 0 else variants[::-1]:
-            block_of(variant)
+        took = {v: block_of(v) for v in (variants if r % 2 == 0 else variants[::-1])}
+        for v in variants[1:]:  # paired with the plain block of the same round
+            per_round[v].append(100.0 * (took[v] / took["plain"] - 1.0))
     for run in runs.values():
         run.finish()
     out = {"step_ms": 1e3 * totals[("plain", "thread")] / (rounds * block),
@@ -187,6 +191,7 @@ def bench_overhead(url: str, sqlite: Path, rounds: int, block: int) -> dict[str,
     for v in variants[1:]:
         for c in clocks:
             out[f"{v}_{c}"] = 100.0 * (totals[(v, c)] / totals[("plain", c)] - 1.0)
+        out[f"{v}_median"] = statistics.median(per_round[v])
     return out
 
 
@@ -305,58 +310,67 @@ def bench_sync(local: Path, url: str, n_points: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="writers,kills,overhead,api,sync",
+                        help="which parts to run, comma-separated")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    q = args.quick
+    q, only = args.quick, set(args.only.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="runcast-bench-"))
     with TempPostgres(settings={}) as pg:  # the server's defaults: fsync on, durable commits
         print(f"PostgreSQL server: {pg.bin}; machine: {os.cpu_count()} cores\n")
-        w = bench_writers(pg.new_database("writers"), 8 if q else 32, 500 if q else 2000)
-        print("### 32 writer processes on one PostgreSQL store\n")
-        print("| writers | points expected | lost | errors | curves exact | finished | seconds |")
-        print("|---|---|---|---|---|---|---|")
-        print(f"| {w['procs']} | {w['expected']:,} | {w['lost']} | {w['errors']} | {w['exact']} "
-              f"| {w['finished']}/{w['procs']} | {w['seconds']:.1f} |\n")  # fmt: skip
-        k = bench_kills(pg.new_database("kills"), 8 if q else 20)
-        print("### kill -9 at random moments\n")
-        print("| kills | runs with a confirmed flush | store consistent | max steps kept past the last confirmed flush |")
-        print("|---|---|---|---|")
-        print(f"| {k['kills']} | {k['checked']} | {k['consistent']} | {k['max_kept_beyond_flush']} |\n")
-        o = bench_overhead(pg.new_database("overhead"), tmp / "overhead.db",
-                           6 if q else 10, 200)  # fmt: skip
-        print("### Logging overhead on a training step (3 metrics per step)\n")
-        print(f"A step: {o['step_ms']:.2f} ms of CPU ({o['wall_step_ms']:.2f} ms of wall time "
-              "on this machine).\n")  # fmt: skip
-        print("| clock | control (noise floor) | SQLite | PostgreSQL |")
-        print("|---|---|---|---|")
-        for c in ("thread", "process", "wall"):
-            print(f"| {c} | {o['control_' + c]:+.2f}% | {o['sqlite_' + c]:+.2f}% "
-                  f"| {o['postgresql_' + c]:+.2f}% |")  # fmt: skip
-        print()
-        c = bench_log_cost(pg.new_database("cost"), tmp / "cost.db", 5_000 if q else 20_000)
-        print("CPU per logged step (3 metrics), against a 1.5 ms step:\n")
-        print("| store | training thread: run.log (us) | writer thread (us) | run.log / 1.5 ms | both / 1.5 ms |")
-        print("|---|---|---|---|---|")
-        for label in ("sqlite", "postgresql"):
-            log_us, writer_us = c[f"{label}_log_us"], c[f"{label}_writer_us"]
-            print(f"| {label} | {log_us:.1f} | {writer_us:.1f} | {log_us / 15:.2f}% "
-                  f"| {(log_us + writer_us) / 15:.2f}% |")  # fmt: skip
-        print()
-        print("### The dashboard's run list (`/api/runs`, a page of 200)\n")
-        print("| store | runs | first load (ms) | its page's forecasts (s) | poll median (ms) | poll max (ms) | filtered poll median (ms) | anchor: list + summary of every run (ms) |")
-        print("|---|---|---|---|---|---|---|---|")
-        n = 1000 if q else 10_000
-        for label, db in (("SQLite", tmp / "api.db"), ("PostgreSQL", pg.new_database("api"))):
-            a = bench_api(db, n, 10 if q else 30)
-            print(f"| {label} | {a['runs']:,} | {a['first_ms']:.0f} | {a['forecasts_s']:.1f} "
-                  f"| {a['poll_median_ms']:.0f} | {a['poll_max_ms']:.0f} "
-                  f"| {a['filtered_median_ms']:.0f} | {a['full_listing_ms']:.0f} |")  # fmt: skip
-        s = bench_sync(tmp / "local.db", pg.new_database("team"), 100_000 if q else 1_000_000)
-        print("\n### runcast sync: SQLite file -> PostgreSQL\n")
-        print("| points | runs | first sync (s) | exact copy | second sync: points | second sync (s) |")
-        print("|---|---|---|---|---|---|")
-        print(f"| {s['points']:,} | {s['runs']} | {s['first_s']:.1f} | {s['exact']} "
-              f"| {s['second_points']} | {s['second_s']:.2f} |")  # fmt: skip
+        if "writers" in only:
+            w = bench_writers(pg.new_database("writers"), 8 if q else 32, 500 if q else 2000)
+            print("### 32 writer processes on one PostgreSQL store\n")
+            print("| writers | points expected | lost | errors | curves exact | finished | seconds |")
+            print("|---|---|---|---|---|---|---|")
+            print(f"| {w['procs']} | {w['expected']:,} | {w['lost']} | {w['errors']} | {w['exact']} "
+                  f"| {w['finished']}/{w['procs']} | {w['seconds']:.1f} |\n")  # fmt: skip
+        if "kills" in only:
+            k = bench_kills(pg.new_database("kills"), 8 if q else 20)
+            print("### kill -9 at random moments\n")
+            print("| kills | runs with a confirmed flush | store consistent | max steps kept past the last confirmed flush |")
+            print("|---|---|---|---|")
+            print(f"| {k['kills']} | {k['checked']} | {k['consistent']} | {k['max_kept_beyond_flush']} |\n")
+        if "overhead" in only:
+            o = bench_overhead(pg.new_database("overhead"), tmp / "overhead.db",
+                               6 if q else 16, 200)  # fmt: skip
+            print("### Logging overhead on a training step (3 metrics per step)\n")
+            print(f"A step: {o['step_ms']:.2f} ms of CPU ({o['wall_step_ms']:.2f} ms of wall time "
+                  "on this machine).\n")  # fmt: skip
+            print("| clock | control (noise floor) | SQLite | PostgreSQL |")
+            print("|---|---|---|---|")
+            for c in ("thread", "process", "wall", "median"):
+                label = "thread, median of rounds" if c == "median" else c
+                print(f"| {label} | {o['control_' + c]:+.2f}% | {o['sqlite_' + c]:+.2f}% "
+                      f"| {o['postgresql_' + c]:+.2f}% |")  # fmt: skip
+            print()
+            c = bench_log_cost(pg.new_database("cost"), tmp / "cost.db", 5_000 if q else 20_000)
+            print("CPU per logged step (3 metrics), against a 1.5 ms step:\n")
+            print("| store | training thread: run.log (us) | writer thread (us) | run.log / 1.5 ms | both / 1.5 ms |")
+            print("|---|---|---|---|---|")
+            for label in ("sqlite", "postgresql"):
+                log_us, writer_us = c[f"{label}_log_us"], c[f"{label}_writer_us"]
+                print(f"| {label} | {log_us:.1f} | {writer_us:.1f} | {log_us / 15:.2f}% "
+                      f"| {(log_us + writer_us) / 15:.2f}% |")  # fmt: skip
+            print()
+        if "api" in only:
+            print("### The dashboard's run list (`/api/runs`, a page of 200)\n")
+            print("| store | runs | first load (ms) | its page's forecasts (s) | poll median (ms) | poll max (ms) | filtered poll median (ms) | anchor: list + summary of every run (ms) |")
+            print("|---|---|---|---|---|---|---|---|")
+            n = 1000 if q else 10_000
+            for label, db in (("SQLite", tmp / "api.db"), ("PostgreSQL", pg.new_database("api"))):
+                a = bench_api(db, n, 10 if q else 30)
+                print(f"| {label} | {a['runs']:,} | {a['first_ms']:.0f} | {a['forecasts_s']:.1f} "
+                      f"| {a['poll_median_ms']:.0f} | {a['poll_max_ms']:.0f} "
+                      f"| {a['filtered_median_ms']:.0f} | {a['full_listing_ms']:.0f} |")  # fmt: skip
+            print()
+        if "sync" in only:
+            s = bench_sync(tmp / "local.db", pg.new_database("team"), 100_000 if q else 1_000_000)
+            print("### runcast sync: SQLite file -> PostgreSQL\n")
+            print("| points | runs | first sync (s) | exact copy | second sync: points | second sync (s) |")
+            print("|---|---|---|---|---|---|")
+            print(f"| {s['points']:,} | {s['runs']} | {s['first_s']:.1f} | {s['exact']} "
+                  f"| {s['second_points']} | {s['second_s']:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
