@@ -133,9 +133,9 @@ class NormProjector:
 
     def metrics(self) -> dict[str, float]:
         """``nap/eff_lr/<name>``: each weight's effective LR, ``lr / norm²`` (needs optimizer)."""
-        weights = self._ready()
         if self.optimizer is None:
             return {}
+        weights = self._ready()
         lr_of = {id(p): float(g["lr"]) for g in self.optimizer.param_groups for p in g["params"]}
         out = {}
         for p, target in zip(weights, self._targets, strict=True):
