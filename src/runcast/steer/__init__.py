@@ -5,6 +5,9 @@ Every rule returns a :class:`Decision` that records what to do and why, with the
 - :class:`StopRule` / :func:`should_stop`: the forecast says the remaining budget will improve
   the metric by less than a tolerance (with a stated confidence).
 - :class:`PlateauDetector`: no new best evaluation for ``patience`` evaluations.
+- :class:`EarlyStopper`: the validation metric has turned (overfitting, judged against its
+  noise) or a :class:`StopRule` says the rest is not worth it; keeps the best step.
+  :class:`TrainingPlateau` stops from the training dynamics alone (no validation set).
 - :func:`prune_decision` / :class:`PruneRule`: the sweep pruning rule shared by the Optuna and
   Ray Tune integrations: ``P(final beats best completed) < threshold``, with the forecast from
   the sweep's other trials (:func:`analog_forecast`, or :func:`peer_forecast`) or the trial's
@@ -22,6 +25,8 @@ Example:
 from runcast.steer._bswarmup import BatchSizeWarmup, WarmupBatchSampler
 from runcast.steer._cbs import Branch, CBSResult, measure_cbs
 from runcast.steer._decision import Decision
+from runcast.steer._dynamics import TrainingPlateau
+from runcast.steer._early import EarlyStopper, eval_noise
 from runcast.steer._guard import InstabilityGuard, robust_z
 from runcast.steer._noise import GradientNoiseScale
 from runcast.steer._peers import analog_forecast, peer_forecast
@@ -35,15 +40,18 @@ __all__ = [
     "Branch",
     "CBSResult",
     "Decision",
+    "EarlyStopper",
     "GradientNoiseScale",
     "InstabilityGuard",
     "PlateauDetector",
     "PruneRule",
     "StopRule",
+    "TrainingPlateau",
     "TransformerMonitor",
     "WarmupBatchSampler",
     "analog_forecast",
     "default_forecaster",
+    "eval_noise",
     "measure_cbs",
     "peer_forecast",
     "prune_decision",
