@@ -44,6 +44,7 @@ from runcast.steer._stop import StopRule
 require("lightning", extra="lightning", purpose="for runcast.integrations.lightning")
 from lightning.pytorch import Callback  # noqa: E402  (after require: names the extra)
 
+from runcast.integrations._batch_lightning import BatchSizeWarmupCallback  # noqa: E402, F401
 from runcast.integrations._history import history_curve  # noqa: E402
 from runcast.integrations._plan import PLAN_KEY, plan_entry  # noqa: E402
 from runcast.integrations._run_owner import RunOwner  # noqa: E402
