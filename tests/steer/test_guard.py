@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,8 +166,13 @@ def test_a_bfloat16_loss_is_not_a_stream_of_spikes(sd: float) -> None:
         step for step, v in enumerate(noisy.tolist()) if g.check(step, loss=v).action != "continue"
     ]
     assert flagged == []  # noise at the logging resolution is never a spike
-    # a real spike (15% up, over 20 resolution steps) still is
-    assert g.check(1000, loss=2.3).action == "skip"
+    # a loss 4x its median is a spike; 15% up (over 20 resolution steps) is one only for a guard
+    # told to take rises under min_factor (3x) too: at the default it is no alarm
+    assert g.check(1000, loss=8.0).action == "skip"
+    assert g.check(1001, loss=2.3).action == "continue"
+    keen = InstabilityGuard("skip", min_factor=1.0)
+    keen.load_state_dict(g.state_dict())
+    assert keen.check(1002, loss=2.3).action == "skip"
 
 
 def test_values_near_the_float_limit_need_no_numpy_warnings() -> None:
@@ -225,3 +231,45 @@ def test_a_negative_grad_norm_is_caught() -> None:
     d = g.check(0, loss=2.0, grad_norm=-3.0)
     assert d.action == "skip" and "a norm is >= 0" in d.reason
     assert g.check(1, loss=2.0, grad_norm=0.0).action == "continue"  # zero is a norm
+
+
+def test_a_classifier_loss_near_zero_is_scored_by_factors() -> None:
+    # a classifier's batch loss near 0 varies by factors: on its own scale (the previous
+    # default) an ordinary batch 5x the median scored z ~ 30 and was rolled back; in log it is
+    # noise, while 100x the median is still a spike
+    rng = np.random.default_rng(1)
+    loss = 0.01 * np.exp(0.6 * rng.standard_normal(400))
+    loss[300] = 0.05  # an ordinary heavy batch, 5x the median
+    for scale, expect in (({}, []), ({"log_loss": False, "min_factor": 1.0}, [300])):
+        g = InstabilityGuard("skip", **scale)  # type: ignore[arg-type]
+        flagged = [t for t in range(400) if g.check(t, loss=float(loss[t])).action != "continue"]
+        assert (300 in flagged) == bool(expect), (scale, flagged)
+    g = InstabilityGuard("skip")
+    for t in range(300):
+        g.check(t, loss=float(loss[t]))
+    assert g.check(300, loss=1.0).action == "skip"  # 100x: a spike however noisy the window
+
+
+def test_a_loss_that_underflows_to_zero_raises_no_alarm() -> None:
+    # a loss of exactly 0.0 (float32 underflow at the end of learning) switched the guard to
+    # its own scale, where the next 1e-4 scored z ~ 150: 210 alarms on one corpus run
+    g = InstabilityGuard("skip")
+    values = [2.3 * 0.97**t for t in range(300)] + [0.0, 1e-4, 0.0, 3e-5] * 50
+    flagged = [t for t, v in enumerate(values) if g.check(t, loss=v).action != "continue"]
+    assert flagged == []
+
+
+def test_guard_events_are_recorded_in_the_run(tmp_path: Path) -> None:
+    import runcast
+
+    db = str(tmp_path / "g.db")
+    with runcast.init(name="g", db=db) as run:
+        g = InstabilityGuard("skip", run=run)
+        for t in range(50):
+            g.check(t, loss=2.0 + 0.01 * (t % 3))
+        assert g.check(50, loss=float("nan")).action == "skip"
+    info = runcast.open_store(db).run(run.id)
+    assert runcast.open_store(db).curve(info.id, "guard_skip").step.tolist() == [50]
+    assert info.config["runcast_guard_events"] == [
+        {"step": 50, "action": "skip", "reason": "loss is nan; skip this step"}
+    ]

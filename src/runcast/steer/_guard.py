@@ -5,9 +5,11 @@ Detection is a robust z-score over a sliding window of recent *good* steps: ``z 
 deviation would be dragged up by the first spike and then miss the next). Gradient norms and
 positive losses are scored on a log scale, since they move by factors, not by amounts: a
 classifier's loss near 0 varies by factors from batch to batch, and on its own scale that
-spread shrinks with the loss until an ordinary batch scores as a spike (measured on the corpus:
-bench/README.md, "Guard false alarms"). A loss that is ever 0 or below is scored on its own
-scale from then on. Only upward moves count.
+spread shrinks with the loss until an ordinary batch scores as a spike. On the log scale a spike
+is also at least ``min_factor`` (3) times the window's median, and anything ``max_factor`` (50)
+times it is a spike whatever the spread (measured on the corpus: bench/README.md, "Guard false
+alarms"). A loss that is ever below 0 is scored on its own scale from then on. Only upward moves
+count.
 
 With ``run=``, every event is recorded in the run: a ``guard_<action>`` point of 1 at its step
 (``guard_warn``, ``guard_skip``, ``guard_lower_lr``, ``guard_rollback``, ``guard_stop``) and its
@@ -53,6 +55,7 @@ _ACTIONS = ("warn", "skip", "lower_lr", "rollback")
 #: the run config key holding the guard's events with their reasons
 EVENTS_KEY = "runcast_guard_events"
 _MAX_RECORDED = 100
+_LOSS_FLOOR = 1e-4
 
 
 def robust_z(x: float, history: np.ndarray, resolution: float = 0.0) -> float:
@@ -132,6 +135,10 @@ class InstabilityGuard:
         divergence_patience: checks in a row above that interval that count as divergence.
         log_loss: score a positive loss on a log scale (see the module doc); False scores it
             on its own scale.
+        min_factor: a spike of a gradient norm or a log-scored loss is also at least this
+            many times the window's median (1 turns this off).
+        max_factor: a gradient norm or a log-scored loss this many times the window's median
+            is a spike whatever its z (inf turns this off).
         run: a :class:`runcast.Run` to record every event in (see the module doc).
 
     Example:
@@ -157,6 +164,8 @@ class InstabilityGuard:
         divergence_level: float = 0.98,
         divergence_patience: int = 5,
         log_loss: bool = True,
+        min_factor: float = 3.0,
+        max_factor: float = 50.0,
         run: Any = None,
     ) -> None:
         if action not in _ACTIONS:
@@ -218,7 +227,16 @@ class InstabilityGuard:
         self.checkpoint_step: int | None = None
         self.rollbacks = 0
         self.events: list[Decision] = []
+        if not 1 <= min_factor <= max_factor:
+            raise InvalidInputError(
+                f"Need 1 <= min_factor <= max_factor, but got {min_factor=}, {max_factor=}."
+            )
         self.log_loss = bool(log_loss)
+        self.min_factor = float(min_factor)
+        self.max_factor = float(max_factor)
+        # losses below 1e-4 of the largest good one are scored as that floor: a loss that
+        # reaches 0.0 (a float underflow) or 1e-7 is at the end of learning, not unstable
+        self._loss_peak = 0.0
         self.run = run
 
     # --- detection ----------------------------------------------------------------------------
@@ -226,7 +244,20 @@ class InstabilityGuard:
         if len(hist) < self.min_history:
             return None
         floor = max(self._resolution[name], self._gap[name])  # robust_z's, not found again
-        return _z(x, np.fromiter(hist, dtype=np.float64), floor)
+        values = np.fromiter(hist, dtype=np.float64)
+        z = _z(x, values, floor)
+        if not (name == "log_grad" or (name == "loss" and self.log_loss)):
+            return z
+        # on a log scale, x - median is log(x / median): a value fewer than min_factor times
+        # the median is the run's own noise, however quiet the run was before; one max_factor
+        # times it is a spike, however noisy
+        with np.errstate(invalid="ignore", over="ignore"):
+            up = x - float(np.median(values))
+        if z > self.z_threshold and up < math.log(self.min_factor):
+            return min(z, self.z_threshold)
+        if z <= self.z_threshold and up >= math.log(self.max_factor):
+            return math.nextafter(self.z_threshold, math.inf)
+        return z
 
     def _remember(self, x: float, hist: deque[float], name: str) -> None:
         hist.append(x)
@@ -279,7 +310,7 @@ class InstabilityGuard:
             numbers["grad_norm"] = gv
         if not problems:
             if lv is not None:
-                if self.log_loss and lv <= 0:
+                if self.log_loss and lv < 0:
                     self._loss_to_linear()
                 z = self._spike(self._loss_value(lv), self._loss, "loss")
                 numbers["loss"] = lv
@@ -310,6 +341,7 @@ class InstabilityGuard:
         if lv is not None:
             self._remember(self._loss_value(lv), self._loss, "loss")
             self._loss_raw.append(lv)
+            self._loss_peak = max(self._loss_peak, lv)
         if gv is not None:
             self._remember(math.log(max(gv, 1e-30)), self._log_grad, "log_grad")
         self._good_steps += 1
@@ -318,8 +350,11 @@ class InstabilityGuard:
         return Decision("continue", "stable", step=step, numbers=numbers)
 
     def _loss_value(self, loss: float) -> float:
-        """The loss as the window holds it: its log while every loss has been positive."""
-        return math.log(loss) if self.log_loss else loss
+        """The loss as the window holds it: while no loss was negative, the log of the loss or
+        of 1e-4 of the largest good loss, whichever is larger."""
+        if not self.log_loss:
+            return loss
+        return math.log(max(loss, _LOSS_FLOOR * self._loss_peak, 1e-300))
 
     def _loss_to_linear(self) -> None:
         """A loss of 0 or below has no log: from now on the window holds losses as they are."""
@@ -455,6 +490,7 @@ class InstabilityGuard:
             "rollbacks": self.rollbacks,
             "above_forecast": self._above_forecast,
             "log_loss": self.log_loss,
+            "loss_peak": self._loss_peak,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -473,3 +509,4 @@ class InstabilityGuard:
         self._above_forecast = int(state["above_forecast"])
         # a state saved before losses were scored in log holds them as they are
         self.log_loss = bool(state.get("log_loss", False))
+        self._loss_peak = float(state.get("loss_peak", max(self._loss_raw, default=0.0)))
