@@ -73,6 +73,8 @@ class Report(NamedTuple):
     created: str
     #: a scaling-law panel (runcast.report._scaling.ScalingPanel), drawn after the runs
     scaling: Any = None
+    #: batch size, noise scale and CBS of each run that recorded them (report._batch.BatchData)
+    batch: tuple[Any, ...] = ()
 
 
 def run_schedule(config: Mapping[str, Any], lr: Curve | None = None) -> Schedule | None:
@@ -277,9 +279,13 @@ def build_report(
             on_run(r)
         panels.append(build_panel(store, r, key, cutoff, whatif))
     names = ", ".join(p.name for p in panels)
+    from runcast.report._batch import batch_data
+
+    batch = tuple(d for d in (batch_data(store, p.run_id) for p in panels) if d is not None)
     return Report(
         title or f"runcast report: {names}",
         key,
         tuple(panels),
         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        batch=batch,
     )

@@ -153,4 +153,9 @@ def write_pngs(report: Report, out_dir: str | Path) -> list[Path]:
             path = out / f"{_safe(p.name)}-{p.run_id}-whatif.png"
             _whatif_png(p, path, plt)
             written.append(path)
+    if report.batch:
+        from runcast.report._batch import batch_png
+
+        for d in report.batch:
+            written.append(batch_png(d, out / f"{_safe(d.name)}-{d.run_id}-batch.png", plt))
     return written

@@ -288,6 +288,10 @@ def figures(report: Report) -> list[tuple[str, Any]]:
         out.append((f"{p.name}", run_figure(p, PALETTE[i % len(PALETTE)])))
         if p.whatif is not None:
             out.append((f"{p.name}: schedule what-ifs", whatif_figure(p)))
+    if report.batch:
+        from runcast.report._batch import batch_figure
+
+        out.extend((f"{d.name}: batch size", batch_figure(d)) for d in report.batch)
     if report.scaling is not None:
         from runcast.report._scaling import scaling_figure
 
