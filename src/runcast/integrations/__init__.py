@@ -12,12 +12,17 @@ Each integration is a module that imports its library lazily (installing the mat
 Schedule-free optimizers are switched to eval mode around evaluation and checkpointing by every
 integration; :func:`eval_mode` does it in a plain loop.
 
+Every integration records the run's planned LR schedule and length in its config
+(``config["runcast_plan"]``); :func:`planned_schedule` reads it back, as the dashboard, the
+reports and ``runcast forecast RUN`` do.
+
 Example:
     >>> from runcast.integrations import eval_mode, is_schedule_free
     >>> is_schedule_free(object())
     False
 """
 
+from runcast.integrations._plan import PLAN_KEY, RunPlan, planned_schedule
 from runcast.integrations._schedulefree import (
     eval_mode,
     in_train_mode,
@@ -26,4 +31,13 @@ from runcast.integrations._schedulefree import (
     unwrap_optimizer,
 )
 
-__all__ = ["eval_mode", "in_train_mode", "is_schedule_free", "set_mode", "unwrap_optimizer"]
+__all__ = [
+    "PLAN_KEY",
+    "RunPlan",
+    "eval_mode",
+    "in_train_mode",
+    "is_schedule_free",
+    "planned_schedule",
+    "set_mode",
+    "unwrap_optimizer",
+]
