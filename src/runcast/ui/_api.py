@@ -227,6 +227,15 @@ class DashboardData:
             "value": _nums(value),
         }
 
+    def batch(self, run_id: str) -> dict[str, Any]:
+        """The run's batch size, noise scale and measured CBS intervals (report._batch)."""
+        from runcast.report._batch import batch_data
+
+        d = batch_data(self._store, run_id)
+        if d is None:
+            return {"run": run_id, "note": "no batch_size, noise_scale or cbs_lo/cbs_hi recorded"}
+        return {"run": d.run_id, **d.to_dict()}
+
     def forecast(self, run_id: str, key: str) -> dict[str, Any]:
         """The forecast band of ``key`` (cached until the run moves on), or a note why none."""
         from runcast.report import forecast_band, planned_total, run_schedule

@@ -8,6 +8,7 @@ Routes:
                                             first) with status, last value, forecast final value
     ``/api/runs/<id>/curve?key=K&since_step=S&max_points=N``   points with step > S
     ``/api/runs/<id>/forecast?key=K``       the forecast band
+    ``/api/runs/<id>/batch``                batch size, noise scale, measured CBS intervals
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
             since_step = _int_arg(query, "since_step")
             max_points = _int_arg(query, "max_points")
             self._json(data.curve(parts[2], query.get("key", data.key), since_step, max_points))
+        elif len(parts) == 4 and parts[:2] == ["api", "runs"] and parts[3] == "batch":
+            self._json(data.batch(parts[2]))
         elif len(parts) == 4 and parts[:2] == ["api", "runs"] and parts[3] == "forecast":
             self._json(data.forecast(parts[2], query.get("key", data.key)))
         else:

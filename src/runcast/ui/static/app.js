@@ -262,6 +262,37 @@ document.getElementById("key").addEventListener("change", async (e) => {
   await refreshBands();
 });
 
+// batch size (steps), noise scale (dashed) and measured CBS intervals of the selected runs that
+// recorded them, on one log axis (report/_batch.py computes the same data for the report)
+async function drawBatch() {
+  const div = document.getElementById("batch");
+  const traces = [];
+  for (const id of [...state.selected]) {
+    let b;
+    try {
+      b = await getJSON(`/api/runs/${encodeURIComponent(id)}/batch`);
+    } catch (err) {
+      continue;
+    }
+    if (b.note) continue;
+    const name = plotlyText(b.name);
+    traces.push({ x: b.batch.step, y: b.batch.value, name: `${name}: batch size`,
+      mode: "lines", line: { shape: "hv", width: 2 } });
+    traces.push({ x: b.noise_scale.step, y: b.noise_scale.value, name: `${name}: noise scale`,
+      mode: "lines", line: { dash: "dash" } });
+    const top = b.cbs.lo.map((lo, i) => (b.cbs.hi[i] === null ? lo : b.cbs.hi[i] - lo));
+    traces.push({ x: b.cbs.step, y: b.cbs.lo, name: `${name}: CBS [lo, hi]`, mode: "markers",
+      error_y: { type: "data", symmetric: false, array: top, arrayminus: b.cbs.lo.map(() => 0) } });
+  }
+  div.hidden = traces.length === 0;
+  if (traces.length) {
+    Plotly.react(div, traces, { title: "batch size and critical batch size",
+      xaxis: { title: { text: "step" } }, yaxis: { type: "log", title: { text: "batch size" } },
+      margin: { t: 40 } });
+  }
+}
+
 loop(refreshRuns, RUNS_MS);
 loop(pollCurves, POLL_MS);
 loop(refreshBands, BAND_MS);
+loop(drawBatch, BAND_MS);
