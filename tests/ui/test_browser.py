@@ -176,3 +176,28 @@ def test_dashboard_shows_hostile_names_as_text_and_missing_points_as_gaps(
         assert raw_y[10] is None and raw_y[9] == pytest.approx(2.1)
     finally:
         stop(server)
+
+
+def test_a_run_without_a_forecast_says_why_on_the_page(page: Any, db_path: Path) -> None:
+    # the reason was only in a tooltip ("—" on the page): a user saw no forecast and no reason
+    run = runcast.init(project="ui", name="bare", db=str(db_path))
+    for s in range(30):
+        run.log({"loss": 3.0 / (1.0 + s) ** 0.5}, step=s)
+    run.flush()
+    server = start(db_path, port=0)
+    try:
+        page.goto(server.url)
+        cell = f"tr[data-run='{run.id}'] .forecast"
+        page.wait_for_function(
+            f"() => /planned length is unknown/.test(document.querySelector(\"{cell}\")"
+            "?.textContent ?? '')",
+            timeout=60_000,
+        )
+        page.locator(f"tr[data-run='{run.id}'] input").check()
+        page.wait_for_function(
+            "() => /bare: No forecast/.test(document.getElementById('notes').textContent)",
+            timeout=30_000,
+        )
+    finally:
+        stop(server)
+        run.finish()
