@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "_law",
     "_plan",
     "_scale",
+    "_cbs",
     "_report",
     "_compare",
     "_verify",
