@@ -92,9 +92,11 @@ IMPORTERS: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_random_log_files_import_exactly_or_fail_clearly(seed: int, tmp_path: Path) -> None:
+def test_random_log_files_import_exactly_or_fail_clearly(
+    seed: int, tmp_path: Path, store_db: Path | str
+) -> None:
     rng = np.random.default_rng(seed)
-    db = tmp_path / "store.db"
+    db = store_db
     with runcast.init(name="kept", db=db) as run:  # recorded before: must stay as it is
         for s in range(5):
             run.log({"loss": 1.0 / (s + 1)})

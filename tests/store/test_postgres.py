@@ -112,3 +112,12 @@ def test_processes_opening_a_new_store_at_once_make_one_schema(postgres_url: str
     assert all(p.returncode == 0 for p in procs), errors
     with open_store(postgres_url) as store:
         assert len(store.runs("race")) == 6
+
+
+def test_a_metric_key_with_a_nul_character_is_refused_whole(postgres_url: str) -> None:
+    with open_store(postgres_url) as store:
+        info = store.create_run()
+        refused = pytest.raises(runcast.errors.InvalidInputError, match="NUL")
+        with store.writer(info.id) as w, refused:
+            w.write({"loss": Series.of([0], [1.0]), "a\x00b": Series.of([0], [2.0])})
+        assert store.summary(info.id) == {}  # nothing of the batch was written

@@ -88,6 +88,12 @@ class PostgresRunWriter:
                 f"Metric keys must be non-empty strings, but the batch for run {self.run_id} "
                 f"has {bad[:3]}. Nothing of it was written."
             )
+        nul = [k for k in batch if "\x00" in k]
+        if nul:  # PostgreSQL text cannot hold a NUL character
+            raise InvalidInputError(
+                f"Metric keys in a PostgreSQL store cannot contain NUL characters, but the batch "
+                f"for run {self.run_id} has {nul[:3]}. Rename them; nothing of it was written."
+            )
         batch = {k: s for k, s in batch.items() if len(s)}
         if not batch and not heartbeat:
             return
