@@ -128,6 +128,8 @@ def test_reached_is_the_trend_at_the_last_step_not_a_lagging_mean() -> None:
     # ends where the curve does, within its noise (2 sd of a line's end through 151 points)
     assert float(np.mean(c.value[-60:])) > 1.012
     assert reached(c) == pytest.approx(1.0, abs=2 * 0.02 * (4 / 151) ** 0.5)
+    # the trend's own last value, computed from the last window alone
+    assert reached(c) == pytest.approx(float(trend(c)[-1]), rel=1e-9)
     # NaN points are left out; a curve with none finite has reached nothing
     assert reached(Curve([0, 1, 2], [3.0, np.nan, 3.0])) == 3.0
     with pytest.raises(InvalidInputError, match="no finite"):
