@@ -21,11 +21,11 @@ FAMILY = "chartf_overfit"
 def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1312)
     out = []
-    for i in range(6):
+    for i in range(5):
         c = common.sample_common(
             rng,
             i,
-            [1000, 1500],
+            [1000, 1200],
             [16, 32],
             optimizers=("adamw", "adam", "schedulefree", "sgd"),
             lr_scale=0.7,

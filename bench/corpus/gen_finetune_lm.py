@@ -23,7 +23,7 @@ _PRETRAINED: dict[tuple[Any, ...], dict[str, torch.Tensor]] = {}
 def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1313)
     out = []
-    for i in range(8):
+    for i in range(6):
         c = common.sample_common(rng, i, [500, 800], [16, 32], lr_scale=0.3)
         c.update(
             {

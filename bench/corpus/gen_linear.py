@@ -23,7 +23,7 @@ DATASETS = ("digits", "breast_cancer", "wine", "synth_cls", "iris")
 def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1302)
     out = []
-    for i in range(66):
+    for i in range(72):
         c = common.sample_common(rng, i, [500, 1000, 2000], [8, 32, 128, 512])
         c.update({"dataset": DATASETS[i % len(DATASETS)], "model": "linear"})
         c["eval_every"] = max(c["total"] // 100, 1)
