@@ -23,7 +23,7 @@ def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1305)
     out = []
     for i in range(24):
-        c = common.sample_common(rng, i, [500, 1000, 2000], [16, 64, 256])
+        c = common.sample_common(rng, i, [500, 1000, 1500], [16, 64, 256])
         c.update(
             {
                 "dataset": "digits",

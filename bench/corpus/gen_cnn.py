@@ -22,7 +22,7 @@ def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1306)
     out = []
     for i in range(20):
-        c = common.sample_common(rng, i, [500, 800, 1500], [16, 32, 64, 128])
+        c = common.sample_common(rng, i, [500, 800, 1000], [16, 32, 64, 128])
         c.update(
             {
                 "dataset": "digits",

@@ -27,7 +27,7 @@ def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1307)
     out = []
     for i in range(24):
-        c = common.sample_common(rng, i, [500, 1000, 2000], [16, 32, 64], lr_scale=0.5)
+        c = common.sample_common(rng, i, [500, 1000, 1500], [16, 32, 64], lr_scale=0.5)
         c.update(
             {
                 "pair": PAIRS[i % 2],

@@ -24,7 +24,7 @@ def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1302)
     out = []
     for i in range(72):
-        c = common.sample_common(rng, i, [500, 1000, 2000], [8, 32, 128, 512])
+        c = common.sample_common(rng, i, [500, 800, 1200], [8, 32, 128, 512])
         c.update({"dataset": DATASETS[i % len(DATASETS)], "model": "linear"})
         c["eval_every"] = max(c["total"] // 100, 1)
         c["schedule"] = common.spec_of(c)

@@ -24,7 +24,7 @@ def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1303)
     out = []
     for i in range(40):
-        c = common.sample_common(rng, i, [500, 1000, 2000, 3000], [16, 32, 64, 256], lr_scale=0.5)
+        c = common.sample_common(rng, i, [500, 1000, 1500, 2000], [16, 32, 64, 256], lr_scale=0.5)
         c.update(
             {
                 "dataset": DATASETS[i % len(DATASETS)],
