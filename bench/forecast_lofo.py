@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import runcast
-from runcast.forecast._calibrate import TABLE_PATH, Calibration
+from runcast.forecast._calibrate import TABLE_PATH, Calibration, turned
 from runcast.forecast._eval import CUTOFFS, Case, Record, evaluate_case, fit_calibration
 from runcast.forecast._lofo import (
     best_choice,
@@ -41,6 +41,7 @@ from runcast.forecast._lofo import (
     lofo_choice,
     pick,
 )
+from runcast.forecast._prep import prepare
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -70,13 +71,16 @@ def corpus_cases(per_family: int | None, families: Sequence[str] | None = None) 
             if metric is None:
                 continue
             try:
-                curve = r.curve(metric)
+                # the schedule travels in the case, not in the curve: a blind method given a
+                # curve that carries its schedule would see it (forecast() reads curve.schedule)
+                curve = r.curve(metric, schedule=False)
+                sched = r.schedule
             except runcast.RuncastError:
                 continue
             curve = curve.finite()
             if len(curve) < 3 * MIN_OBSERVED or not np.all(curve.value > 0):
                 continue
-            out.append(Case(f"{fam}/{r.id}", fam, curve, curve.schedule, group=fam))
+            out.append(Case(f"{fam}/{r.id}", fam, curve, sched, group=fam))
     return out
 
 
@@ -99,11 +103,27 @@ def score_all(cases: list[Case], fresh: bool, log: Callable[[str], None]) -> lis
                     cache[key] = evaluate_case(c, frac, m)
                     cache[key].method = label
                 recs.append(cache[key])
+        _add_turned(case, [r for r in recs[-len(CUTOFFS) * len(todo):]])
         if (i + 1) % 10 == 0 or i + 1 == len(cases):
             CACHE.parent.mkdir(exist_ok=True)
             CACHE.write_bytes(pickle.dumps(cache))
             log(f"[{i + 1}/{len(cases)}] {case.name} {time.time() - t0:.0f}s")
     return recs
+
+
+def _add_turned(case: Case, recs: list[Record]) -> None:
+    """Give records scored before the ``turned`` feature existed the value forecast() computes.
+
+    It is a function of the observed part only (``_calibrate.turned`` of the prepared curve),
+    so adding it afterwards is what the forecast would have recorded; no forecast is rerun.
+    """
+    full = case.curve
+    until, first = full.last_step, int(full.step[0])
+    for r in recs:
+        if r.failed or "turned" in r.features:
+            continue
+        cut = int(first + r.fraction * (until - first))
+        r.features["turned"] = turned(prepare(full.until(cut), until).y)
 
 
 def _fmt(xs: Sequence[float], pct: int = 0) -> str:

@@ -194,6 +194,7 @@ FEATURES: tuple[str, ...] = (
     "anneal_left",
     "lr_dropped",
     "ens_share",
+    "turned",
 )
 #: the discrepancy scale is kept in this range whatever the features say
 TAU_RANGE = (0.02, 20.0)
@@ -226,6 +227,8 @@ def features(
     - ``ens_share``: the ensemble's share of the ``"pfn+ensemble"`` mixture (set by that method;
       0 here, for every single method): the share ramps up from 30% to 50% of the run observed,
       which the smooth ``log_frac`` terms cannot follow.
+    - ``turned``: how far the curve has come back up from its lowest level (:func:`turned`): an
+      overfitting validation loss, which the methods forecast to keep falling.
 
     Example:
         >>> import runcast
@@ -251,7 +254,34 @@ def features(
         "anneal_left": anneal,
         "lr_dropped": dropped,
         "ens_share": 0.0,
+        "turned": turned(prep.y),
     }
+
+
+def turned(y: FloatArray) -> float:
+    """How far a falling curve has come back up from its lowest level, in units of its range.
+
+    ``y`` in the falling orientation (a loss, or a negated accuracy). The curve is smoothed by a
+    moving mean over a tenth of its points (at least 3), so one noisy point does not count;
+    the result is 0 for a curve still at its lowest and up to 1 for one back at its start. A
+    validation loss that has turned (overfitting) is what no loss law or learned prior of
+    falling curves can follow: the calibration widens its bands on it.
+
+    Example:
+        >>> round(turned(np.r_[np.linspace(3, 1, 50), np.linspace(1, 2, 50)]), 2)
+        0.43
+        >>> turned(np.linspace(3, 1, 100))
+        0.0
+    """
+    y = np.asarray(y, dtype=np.float64)
+    k = max(3, y.size // 10)
+    if y.size < 2 * k:
+        return 0.0
+    smooth = np.convolve(y, np.ones(k) / k, mode="valid")
+    span = float(np.max(y) - np.min(y))
+    if span <= 0:
+        return 0.0
+    return float(np.clip((smooth[-1] - np.min(smooth)) / span, 0.0, 1.0))
 
 
 @dataclass(frozen=True)

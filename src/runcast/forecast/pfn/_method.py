@@ -37,6 +37,7 @@ from runcast.forecast._calibrate import (
     positive_warp,
     refuse_below_zero,
     soft_floor,
+    turned,
 )
 from runcast.forecast._prep import as_until, check_magnitude, out_grid
 from runcast.forecast._registry import register_method
@@ -120,6 +121,7 @@ class PfnQuantiles:
     fraction: float  # last observed step / until
     info: dict[str, Any]
     positive: bool = False  # a loss whose every observed value is > 0 (it stays positive)
+    turned: float = 0.0  # how far the observed curve came back up (_calibrate.turned)
 
     def calibration_features(self) -> dict[str, float]:
         """What the calibration model sees (as :func:`runcast.forecast._calibrate.features`)."""
@@ -131,6 +133,7 @@ class PfnQuantiles:
             "log_frac": lf,
             "log_frac2": lf * lf,
             "log_noise": float(np.clip(np.log(noise / max(change, 1e-12)), -8.0, 8.0)),
+            "turned": self.turned,
         }
 
     def finish(self, spread: float = 1.0, *, noise: bool = True, n_paths: int = 512) -> Forecast:
@@ -243,7 +246,8 @@ def pfn_quantiles(
         # the median heads for 0: its lower quantiles go through a soft floor (the positive
         # warp in finish() works around the median, which is too close to 0 here to hold them)
         yq = soft_floor(yq, floor)
-    return PfnQuantiles(want, yq, sign, dirn, point_sd, c.last_step / until, info, positive)
+    return PfnQuantiles(want, yq, sign, dirn, point_sd, c.last_step / until, info, positive,
+                        turned(value))  # fmt: skip
 
 
 def pfn_forecast(
