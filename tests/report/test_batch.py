@@ -15,12 +15,11 @@ from runcast.report._batch import batch_data, batch_figure
 
 def _run(db: Path) -> str:
     with runcast.init(project="b", name="warm", db=db) as run:
+        extra = {0: {"batch_size": 8}, 50: {"cbs_lo": 16, "cbs_hi": 32}, 60: {"batch_size": 16}}
+        extra[150] = {"cbs_lo": 64}  # every batch size passed: no upper end
         for s in range(200):
-            run.log({"loss": 3.0 / (1 + s) ** 0.3, "noise_scale": 2.0 + s / 10}, step=s)
-        run.log({"batch_size": 8}, step=0)
-        run.log({"batch_size": 16}, step=60)
-        run.log({"cbs_lo": 16, "cbs_hi": 32}, step=50)
-        run.log({"cbs_lo": 64}, step=150)  # every batch size passed: no upper end
+            point = {"loss": 3.0 / (1 + s) ** 0.3, "noise_scale": 2.0 + s / 10}
+            run.log({**point, **extra.get(s, {})}, step=s)
     return run.id
 
 

@@ -14,11 +14,9 @@ from runcast.ui._server import start, stop
 def test_batch_endpoint(tmp_path: Path) -> None:
     db = tmp_path / "d.db"
     with runcast.init(name="w", db=db) as run:
+        extra = {0: {"batch_size": 4}, 5: {"cbs_lo": 8, "cbs_hi": 16}, 10: {"batch_size": 8}}
         for s in range(20):
-            run.log({"loss": 1.0 / (s + 1), "noise_scale": 3.0 + s}, step=s)
-        run.log({"batch_size": 4}, step=0)
-        run.log({"batch_size": 8}, step=10)
-        run.log({"cbs_lo": 8, "cbs_hi": 16}, step=5)
+            run.log({"loss": 1.0 / (s + 1), "noise_scale": 3.0 + s, **extra.get(s, {})}, step=s)
     with runcast.init(name="plain", db=db) as plain:
         plain.log({"loss": 1.0}, step=0)
     data = DashboardData(db)
