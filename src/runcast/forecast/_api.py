@@ -250,19 +250,26 @@ def _run_raw(
     return out
 
 
-def resolve_method(method: str, schedule: Schedule | None) -> str:
+def resolve_method(method: str, schedule: Schedule | None, fraction: float | None = None) -> str:
     """The method ``"auto"`` stands for, given whether a schedule is known.
 
-    With a schedule, the law. Without, the learned PFN mixed with the parametric ensemble when
-    the PFN is installed: on ``bench/forecast_cutoff.py`` it has a better CRPS than MCMC over the
-    parametric ensemble at every cut-off, and than the PFN alone from 30% of a run on; else the
-    ensemble.
+    The shipped calibration holds, per cut-off, the method with the best CRPS judged
+    leave-one-family-out on the corpus (``bench/forecast_lofo.py --write-calibration``); the
+    ``fraction`` of the run observed picks the nearest cut-off. Without that table (or its
+    method installed): the law with a schedule; without one, the PFN mixed with the ensemble,
+    else the ensemble.
     """
     if method != "auto":
         return method
+    _load_methods()
+    if fraction is not None:
+        chosen = default_calibration().auto_method(schedule is not None, fraction)
+        # "pfn+schedule" is the PFN's calibration key when it is given the schedule
+        chosen = "pfn" if chosen == "pfn+schedule" else chosen
+        if chosen in METHODS and (schedule is not None or not METHODS[chosen].needs_schedule):
+            return chosen
     if schedule is not None:
         return "law"
-    _load_methods()
     return "pfn+ensemble" if "pfn+ensemble" in METHODS else "ensemble"
 
 
@@ -327,9 +334,9 @@ def forecast(
     if isinstance(curve, Curve):
         _check_reach(curve, until)
     sched = _schedule_of(curve, schedule)
-    name = resolve_method(method, sched)
-    _load_methods()
-    if method == "auto" and name == "law" and isinstance(curve, Curve):
+    seen = curve.finite().last_step if isinstance(curve, Curve) else None
+    name = resolve_method(method, sched, None if seen is None else seen / max(until, 1))
+    if method == "auto" and name in ("law", "law+pfn") and isinstance(curve, Curve):
         # the laws model a loss over its schedule; an accuracy goes to the PFN, which uses it
         values = curve.finite().value
         dirn = direction or (detect_direction(values, curve.name) if values.size else "down")

@@ -320,6 +320,21 @@ class Calibration:
     models: Mapping[str, Sequence[float]]
     ranges: Mapping[str, Sequence[Sequence[float]]] = field(default_factory=dict)
     ood: Mapping[str, float] = field(default_factory=dict)
+    #: what ``method="auto"`` uses, per cut-off: ``{"known": {0.1: "law", ...}, "blind": ...}``
+    auto: Mapping[str, Mapping[float, str]] = field(default_factory=dict)
+
+    def auto_method(self, schedule_known: bool, fraction: float) -> str | None:
+        """The method chosen leave-one-family-out for this case (the nearest cut-off), if any.
+
+        Example:
+            >>> cal = Calibration({}, auto={"known": {0.1: "pfn", 0.5: "law"}})
+            >>> cal.auto_method(True, 0.2), cal.auto_method(True, 0.9), cal.auto_method(False, 0.5)
+            ('pfn', 'law', None)
+        """
+        table = self.auto.get("known" if schedule_known else "blind")
+        if not table:
+            return None
+        return table[min(table, key=lambda f: abs(f - fraction))]
 
     def log_tau(self, method: str, feats: Mapping[str, float]) -> float:
         """``log tau`` before clipping (0 for a method without a model)."""
@@ -358,6 +373,8 @@ class Calibration:
             body["ranges"] = {k: [list(r) for r in v] for k, v in self.ranges.items()}
         if self.ood:
             body["ood"] = dict(self.ood)
+        if self.auto:
+            body["auto"] = {k: {str(f): m for f, m in v.items()} for k, v in self.auto.items()}
         return json.dumps(body, indent=1)
 
 
@@ -369,8 +386,9 @@ def default_calibration() -> Calibration:
     raw = json.loads(TABLE_PATH.read_text())
     ranges = {k: [tuple(map(float, r)) for r in v] for k, v in raw.get("ranges", {}).items()}
     ood = {k: float(v) for k, v in raw.get("ood", {}).items()}
+    auto = {k: {float(f): str(m) for f, m in v.items()} for k, v in raw.get("auto", {}).items()}
     models = {k: tuple(float(c) for c in v) for k, v in raw["models"].items()}
-    return Calibration(models, ranges, ood)
+    return Calibration(models, ranges, ood, auto)
 
 
 def coverage(forecast: Forecast, steps: FloatArray, truth: FloatArray, level: float) -> float:
