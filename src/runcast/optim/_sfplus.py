@@ -81,7 +81,10 @@ class ScheduleFreePlus(torch.optim.Optimizer):
         r: the power of the step count in the averaging weights.
         weight_power: the power of the largest step size so far in the averaging weights.
         norm_beta: decay of the running average of the gradient's L1 norm.
-        loss_floor: a lower bound of the loss (the Polyak target), 0 for cross-entropy.
+        loss_floor: a lower bound of the loss (the Polyak target). 0 is always safe for
+            cross-entropy but far below what a language model can reach: there the step grows
+            as the gradients shrink; a floor near the reachable loss (or ``lr < 1``) tames it
+            (see bench/README.md, "Time to result").
         foreach: use the fused multi-tensor kernels (default) or the plain per-tensor loop.
         average_loss: under ``torch.distributed``, average the loss over ``process_group``'s
             ranks before the step (leave on: without it the replicas drift apart).
