@@ -12,7 +12,8 @@ Four questions, each answered side by side in one run (single thread, CPU):
    measured CBS (and by the noise scale) on the same examples; final held-out loss and steps.
 4. Cost: measure_cbs at its documented defaults against the run it measures (examples, seconds).
 
-Command: ``OMP_NUM_THREADS=1 .venv/bin/python bench/batch_size.py [--quick]``
+Command: ``OMP_NUM_THREADS=1 .venv/bin/python bench/batch_size.py [--quick] [--steps N
+--checkpoints A,B,C --figure PNG]``
 """
 
 from __future__ import annotations
@@ -91,16 +92,16 @@ def estimator_table(seeds: int) -> list[str]:
 
 # --- the character transformer ------------------------------------------------------------------
 DATA = CharData.from_text(load_text())
-CONTEXT = 32
-BASE_LR = 2e-3
+CONTEXT = 16
+BASE_LR = 3e-3
 BASE_BATCH = 4  # sequences of CONTEXT characters
 MICRO = 2  # micro-batch of the noise scale's two-batch pair (2 micro-batches per step)
 
 
 def make_model(seed: int) -> tuple[CharTransformer, torch.optim.Optimizer]:
     torch.manual_seed(seed)
-    model = CharTransformer(ModelConfig(vocab=DATA.vocab, context=CONTEXT, width=48, heads=4,
-                                        layers=2))
+    model = CharTransformer(ModelConfig(vocab=DATA.vocab, context=CONTEXT, width=32, heads=4,
+                                        layers=1))
     return model, torch.optim.Adam(model.parameters(), lr=BASE_LR)
 
 
@@ -208,22 +209,25 @@ def train_schedule(seed: int, examples: int, warmup: BatchSizeWarmup | None, fix
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a smoke run (minutes)")
+    parser.add_argument("--steps", type=int, default=2000, help="steps of the base runs")
+    parser.add_argument("--checkpoints", default="25,250,1900", help="where to measure the CBS")
+    parser.add_argument("--figure", default=str(FIGURE), help="where to write the figure")
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     seeds = 3
-    steps = 600 if args.quick else 3000
-    checkpoints = [20, 100, 300] if args.quick else [20, 100, 400, 1200, 2800]
+    steps = 400 if args.quick else args.steps
+    checkpoints = [20, 300] if args.quick else [int(c) for c in args.checkpoints.split(",")]
     ks = (1, 2, 4, 8, 16, 32)
-    window = 512 if args.quick else 1024
+    window = 256 if args.quick else 512
     examples = steps * BASE_BATCH
     top = 64
 
     print("## Batch size (bench/batch_size.py)\n")
     print("### 1. Noise-scale estimator: linear regression, batches 16 and 256, "
           "1,000 updates\n")
-    print("\n".join(estimator_table(seeds=3 if args.quick else 10)))
-    print(f"\n({time.perf_counter() - t0:.0f} s)\n")
+    print("\n".join(estimator_table(seeds=3 if args.quick else 5)), flush=True)
+    print(f"\n({time.perf_counter() - t0:.0f} s)\n", flush=True)
 
     runs = [base_run(s, steps, checkpoints, window, ks) for s in range(seeds)]
     print(f"### 2. Critical batch size over training: char transformer, batch {BASE_BATCH} x "
@@ -242,8 +246,8 @@ def main() -> None:
         ns = statistics.mean(near) if near and ck > 10 else float("nan")
         print(f"| {ck} | {ck * BASE_BATCH:,} | {text} | {lo:g} | {ns:.1f} |")
         trajectory.append((ck * BASE_BATCH, lo))
-    print(f"\n({time.perf_counter() - t0:.0f} s)\n")
-    draw(runs, checkpoints, ks)
+    print(f"\n({time.perf_counter() - t0:.0f} s)\n", flush=True)
+    draw(runs, checkpoints, ks, Path(args.figure))
 
     print(f"### 3. Batch-size warmup on {examples:,} examples (held-out loss, mean of "
           f"{seeds} seeds)\n")
@@ -279,7 +283,7 @@ def main() -> None:
           f"measured CBS reaches the small batch's loss within its spread with >= 30% fewer "
           f"steps): {'met' if ok else 'NOT met'} ({warm_loss:.4f}, {fewer:.0%} fewer steps). "
           f"Noise scale at the end of the base runs: {noise_final:.1f}.")
-    print(f"\n({time.perf_counter() - t0:.0f} s)\n")
+    print(f"\n({time.perf_counter() - t0:.0f} s)\n", flush=True)
 
     print("### 4. measure_cbs cost at its documented defaults (ks 1-16, window 0.9% of the run)\n")
     run = runs[0]
@@ -298,7 +302,9 @@ def main() -> None:
           f"(examples); total bench time {time.perf_counter() - t0:.0f} s.")
 
 
-def draw(runs: list[dict[str, Any]], checkpoints: list[int], ks: tuple[int, ...]) -> None:
+def draw(
+    runs: list[dict[str, Any]], checkpoints: list[int], ks: tuple[int, ...], path: Path
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -319,13 +325,13 @@ def draw(runs: list[dict[str, Any]], checkpoints: list[int], ks: tuple[int, ...]
     ax.plot([], [], color="grey", lw=1, ls="--", label="noise scale B_simple (2 micro-batches)")
     ax.set_xscale("log")
     ax.set_yscale("log", base=2)
-    ax.set_xlabel("step (batch 4 sequences of 32 characters)")
+    ax.set_xlabel(f"step (batch {BASE_BATCH} sequences of {CONTEXT} characters)")
     ax.set_ylabel("batch size (sequences)")
     ax.set_title("Critical batch size over training, 3 seeds (colours)")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(FIGURE, dpi=110)
-    print(f"Figure: {FIGURE.relative_to(HERE.parent)}\n")
+    fig.savefig(path, dpi=110)
+    print(f"Figure: {path}\n")
 
 
 if __name__ == "__main__":
