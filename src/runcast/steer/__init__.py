@@ -15,6 +15,9 @@ Every rule returns a :class:`Decision` that records what to do and why, with the
 - :class:`InstabilityGuard`: loss and grad-norm spikes (robust z), NaN/inf, forecast divergence;
   warn, skip, lower the LR, or roll back.
 - :class:`TransformerMonitor` and :func:`z_loss`: attention-logit growth and output log Z.
+- :class:`GradientNoiseScale`: B_simple from gradient norms at two batch sizes;
+  :func:`measure_cbs`: the critical batch size bracketed by branched runs;
+  :class:`BatchSizeWarmup` / :class:`WarmupBatchSampler`: grow the batch as the CBS grows.
 
 Example:
     >>> from runcast.steer import PlateauDetector
