@@ -31,8 +31,8 @@ from corpus import load
 from runcast.steer import InstabilityGuard
 
 VARIANTS = {
-    "log, x3..x50 (default)": {},
-    "log, x3, no x50": {"max_factor": math.inf},
+    "log, x3..x50, floor 1e-3 (default)": {},
+    "log, x3..x50, floor 1e-4": {"loss_floor": 1e-4},
     "as is (before)": {"log_loss": False, "min_factor": 1.0, "max_factor": math.inf},
 }
 INJECT = (("loss x10", 10.0, 1.0), ("loss x100", 100.0, 1.0), ("grad x100", 1.0, 100.0))

@@ -55,7 +55,6 @@ _ACTIONS = ("warn", "skip", "lower_lr", "rollback")
 #: the run config key holding the guard's events with their reasons
 EVENTS_KEY = "runcast_guard_events"
 _MAX_RECORDED = 100
-_LOSS_FLOOR = 1e-4
 
 
 def robust_z(x: float, history: np.ndarray, resolution: float = 0.0) -> float:
@@ -139,6 +138,9 @@ class InstabilityGuard:
             many times the window's median (1 turns this off).
         max_factor: a gradient norm or a log-scored loss this many times the window's median
             is a spike whatever its z (inf turns this off).
+        loss_floor: a log-scored loss below this share of the largest good loss so far is
+            scored as that share: a loss at the end of learning (1e-7, or 0.0 from a float
+            underflow) moves by factors that are no instability.
         run: a :class:`runcast.Run` to record every event in (see the module doc).
 
     Example:
@@ -166,6 +168,7 @@ class InstabilityGuard:
         log_loss: bool = True,
         min_factor: float = 3.0,
         max_factor: float = 50.0,
+        loss_floor: float = 1e-3,
         run: Any = None,
     ) -> None:
         if action not in _ACTIONS:
@@ -234,8 +237,9 @@ class InstabilityGuard:
         self.log_loss = bool(log_loss)
         self.min_factor = float(min_factor)
         self.max_factor = float(max_factor)
-        # losses below 1e-4 of the largest good one are scored as that floor: a loss that
-        # reaches 0.0 (a float underflow) or 1e-7 is at the end of learning, not unstable
+        if not 0 <= loss_floor < 1:
+            raise InvalidInputError(f"loss_floor must be in [0, 1), but got {loss_floor=}.")
+        self.loss_floor = float(loss_floor)
         self._loss_peak = 0.0
         self.run = run
 
@@ -351,10 +355,10 @@ class InstabilityGuard:
 
     def _loss_value(self, loss: float) -> float:
         """The loss as the window holds it: while no loss was negative, the log of the loss or
-        of 1e-4 of the largest good loss, whichever is larger."""
+        of ``loss_floor`` times the largest good loss, whichever is larger."""
         if not self.log_loss:
             return loss
-        return math.log(max(loss, _LOSS_FLOOR * self._loss_peak, 1e-300))
+        return math.log(max(loss, self.loss_floor * self._loss_peak, 1e-300))
 
     def _loss_to_linear(self) -> None:
         """A loss of 0 or below has no log: from now on the window holds losses as they are."""
