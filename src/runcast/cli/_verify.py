@@ -31,12 +31,13 @@ def verify_cmd(
     replay_share: Annotated[
         float, typer.Option("--replay-share", help="Share of the segments to retrain (at least 3).")
     ] = 0.05,
-    tolerance: Annotated[
+    noise_factor: Annotated[
         float,
         typer.Option(
-            "--tolerance", help="Largest replay distance, relative to the segment's update."
+            "--noise-factor",
+            help="Replay tolerance, in multiples of the model's measured rounding noise.",
         ),
-    ] = 1e-2,
+    ] = 100.0,
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch threads for the replay.")
     ] = None,
@@ -50,7 +51,7 @@ def verify_cmd(
             import torch
 
             torch.set_num_threads(threads)
-        config = VerifyConfig(replay_share=replay_share, replay_tolerance=tolerance, seed=seed)
+        config = VerifyConfig(replay_share=replay_share, noise_factor=noise_factor, seed=seed)
         report = verify(proof, script=train, config=config)
     if as_json:
         print(json.dumps(report.to_dict(), default=str))

@@ -238,6 +238,10 @@ class ProofRecorder:
 
     def record(self, step: int, indices: Any, model: Any, optimizer: Any) -> None:
         """Record that ``step`` trained on ``indices`` (call it after ``optimizer.step()``)."""
+        if self._writer is None:
+            raise InvalidInputError(
+                "call ProofRecorder.start(model, optimizer) before recording steps."
+            )
         if step != self._next:
             raise InvalidInputError(
                 f"ProofRecorder.record got step {step}, expected {self._next}: every step is "

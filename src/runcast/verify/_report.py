@@ -31,6 +31,7 @@ class VerifyReport:
     checks: list[Check]
     verify_seconds: float = 0.0
     training_seconds: float = 0.0
+    work_share: float = math.nan  # verification work in training steps, per step trained
 
     @property
     def passed(self) -> bool:
@@ -62,6 +63,7 @@ class VerifyReport:
             "verify_seconds": self.verify_seconds,
             "training_seconds": self.training_seconds,
             "cost_share": None if math.isnan(self.cost_share) else self.cost_share,
+            "work_share": None if math.isnan(self.work_share) else self.work_share,
         }
 
     def __str__(self) -> str:
@@ -72,5 +74,10 @@ class VerifyReport:
             lines.append(
                 f"  verification took {self.verify_seconds:.2f} s, "
                 f"{100 * self.cost_share:.1f}% of the {self.training_seconds:.2f} s of training"
+                + (
+                    f" (work: {100 * self.work_share:.1f}% of the training steps)"
+                    if not math.isnan(self.work_share)
+                    else ""
+                )
             )
         return "\n".join(lines)

@@ -44,7 +44,7 @@ class ScanResult:
     suspicion: np.ndarray
     combined_p: float  # evidence that the segments' data was trained on
     reverse_p: float  # evidence that the held-out tail was (it should not have been)
-    gradient_steps: int  # forward-backward passes spent (the verifier's cost)
+    gradient_records: int  # records through a forward-backward pass (the verifier's cost)
     forward_records: int
 
 
@@ -129,11 +129,10 @@ def scan(
         if moment is not None:
             model.train()
             lo = max(steps[j], steps[j + 1] - last_batches)
-            g_last = gradient(
-                task, model, np.concatenate([order.batch(s) for s in range(lo, steps[j + 1])])
-            )
+            last = np.concatenate([order.batch(s) for s in range(lo, steps[j + 1])])
+            g_last = gradient(task, model, last)
             g_probe = gradient(task, model, probe)
-            grads += 2
+            grads += len(last) + len(probe)
             susp[j] = cosine(moment, g_probe) - cosine(moment, g_last)
         else:
             susp[j] = -_z(pvals[j])

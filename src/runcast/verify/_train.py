@@ -22,12 +22,14 @@ def train_with_proof(
     seed_each_step: bool = False,
     resume: bool = False,
     stop_after: int | None = None,
+    nonce: bytes | None = None,
 ) -> Path:
     """Train ``task`` for ``steps`` steps on the committed order, recording a proof in ``path``.
 
     Args:
         resume: continue the interrupted proof in ``path`` from its last checkpoint.
         stop_after: stop (as if interrupted) once this many steps are done; resume later.
+        nonce: the committed random value (see :class:`ProofRecorder`); None: fresh.
 
     Example:
         >>> import tempfile, torch
@@ -55,6 +57,7 @@ def train_with_proof(
             code=code,
             run=run,
             seed_each_step=seed_each_step,
+            nonce=nonce,
         )
     rec.seed()
     model = task.model()

@@ -46,7 +46,9 @@ from runcast.verify._writer import write_json
 Attack = Callable[..., tuple[Path, Task]]
 
 
-def _recorder(task: Task, folder: Path, steps: int, batch_size: int, every: int) -> ProofRecorder:
+def _recorder(
+    task: Task, folder: Path, steps: int, batch_size: int, every: int, nonce: bytes | None = None
+) -> ProofRecorder:
     return ProofRecorder(
         folder,
         task.dataset,
@@ -54,7 +56,13 @@ def _recorder(task: Task, folder: Path, steps: int, batch_size: int, every: int)
         batch_size=batch_size,
         checkpoint_every=every,
         config=task.config,
+        nonce=nonce,
     )
+
+
+def _other(nonce: bytes | None) -> bytes | None:
+    """Another run's nonce: reproducible when the attacked run's is."""
+    return None if nonce is None else bytes(b ^ 0xFF for b in nonce)
 
 
 def _start(rec: ProofRecorder, task: Task) -> tuple[Any, Any]:
@@ -72,9 +80,15 @@ def _honest(task: Task, rec: ProofRecorder, model: Any, opt: Any, step: int) -> 
 
 
 def data_substitution(
-    task: Task, folder: Path, *, steps: int, batch_size: int, checkpoint_every: int
+    task: Task,
+    folder: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    checkpoint_every: int,
+    nonce: bytes | None = None,
 ) -> tuple[Path, Task]:
-    rec = _recorder(task, folder, steps, batch_size, checkpoint_every)
+    rec = _recorder(task, folder, steps, batch_size, checkpoint_every, nonce)
     model, opt = _start(rec, task)
     n_seg = steps // checkpoint_every
     lo, hi = (n_seg // 2) * checkpoint_every, (n_seg // 2 + 1) * checkpoint_every
@@ -89,9 +103,15 @@ def data_substitution(
 
 
 def reordered_batches(
-    task: Task, folder: Path, *, steps: int, batch_size: int, checkpoint_every: int
+    task: Task,
+    folder: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    checkpoint_every: int,
+    nonce: bytes | None = None,
 ) -> tuple[Path, Task]:
-    rec = _recorder(task, folder, steps, batch_size, checkpoint_every)
+    rec = _recorder(task, folder, steps, batch_size, checkpoint_every, nonce)
     model, opt = _start(rec, task)
     for s0 in range(0, steps, checkpoint_every):
         seg = list(range(s0, min(s0 + checkpoint_every, steps)))
@@ -112,14 +132,26 @@ def _rewrite(folder: Path, index: int, source: Path) -> None:
 
 
 def spliced_checkpoint(
-    task: Task, folder: Path, *, steps: int, batch_size: int, checkpoint_every: int
+    task: Task,
+    folder: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    checkpoint_every: int,
+    nonce: bytes | None = None,
 ) -> tuple[Path, Task]:
     train_with_proof(
-        task, folder, steps=steps, batch_size=batch_size, checkpoint_every=checkpoint_every
+        task,
+        folder,
+        steps=steps,
+        batch_size=batch_size,
+        checkpoint_every=checkpoint_every,
+        nonce=nonce,
     )
     other = train_with_proof(
         task,
         tempfile.mkdtemp(prefix="runcast-other-"),
+        nonce=_other(nonce),
         steps=steps,
         batch_size=batch_size,
         checkpoint_every=checkpoint_every,
@@ -131,11 +163,17 @@ def spliced_checkpoint(
 
 
 def fabricated_segments(
-    task: Task, folder: Path, *, steps: int, batch_size: int, checkpoint_every: int
+    task: Task,
+    folder: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    checkpoint_every: int,
+    nonce: bytes | None = None,
 ) -> tuple[Path, Task]:
     import torch
 
-    rec = _recorder(task, folder, steps, batch_size, checkpoint_every)
+    rec = _recorder(task, folder, steps, batch_size, checkpoint_every, nonce)
     model, opt = _start(rec, task)
     half = (steps // checkpoint_every // 2) * checkpoint_every
     for step in range(half):
@@ -162,9 +200,15 @@ def fabricated_segments(
 
 
 def skipped_steps(
-    task: Task, folder: Path, *, steps: int, batch_size: int, checkpoint_every: int
+    task: Task,
+    folder: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    checkpoint_every: int,
+    nonce: bytes | None = None,
 ) -> tuple[Path, Task]:
-    rec = _recorder(task, folder, steps, batch_size, checkpoint_every)
+    rec = _recorder(task, folder, steps, batch_size, checkpoint_every, nonce)
     model, opt = _start(rec, task)
     for step, idx in rec.batches():
         if step % 2 == 0:
@@ -174,11 +218,17 @@ def skipped_steps(
 
 
 def foreign_init(
-    task: Task, folder: Path, *, steps: int, batch_size: int, checkpoint_every: int
+    task: Task,
+    folder: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    checkpoint_every: int,
+    nonce: bytes | None = None,
 ) -> tuple[Path, Task]:
     import torch
 
-    rec = _recorder(task, folder, steps, batch_size, checkpoint_every)
+    rec = _recorder(task, folder, steps, batch_size, checkpoint_every, nonce)
     model, opt = _start(rec, task)  # checkpoint 0: the committed init
     torch.manual_seed(12345)  # ... but training starts from weights the prover chose
     model.load_state_dict(task.model().state_dict())
@@ -203,11 +253,17 @@ def _outside_records(task: Task, n: int) -> Any:
 
 
 def data_added(
-    task: Task, folder: Path, *, steps: int, batch_size: int, checkpoint_every: int
+    task: Task,
+    folder: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    checkpoint_every: int,
+    nonce: bytes | None = None,
 ) -> tuple[Path, Task]:
     import torch
 
-    rec = _recorder(task, folder, steps, batch_size, checkpoint_every)
+    rec = _recorder(task, folder, steps, batch_size, checkpoint_every, nonce)
     model, opt = _start(rec, task)
     extra = _outside_records(task, 256)
     for step, idx in rec.batches():
@@ -219,12 +275,23 @@ def data_added(
 
 
 def data_added_to_script(
-    task: Task, folder: Path, *, steps: int, batch_size: int, checkpoint_every: int
+    task: Task,
+    folder: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    checkpoint_every: int,
+    nonce: bytes | None = None,
 ) -> tuple[Path, Task]:
     import torch
 
     train_with_proof(
-        task, folder, steps=steps, batch_size=batch_size, checkpoint_every=checkpoint_every
+        task,
+        folder,
+        steps=steps,
+        batch_size=batch_size,
+        checkpoint_every=checkpoint_every,
+        nonce=nonce,
     )
     extra = _outside_records(task, 64)
     base = task.batch(np.arange(len(task.dataset)))
@@ -235,13 +302,20 @@ def data_added_to_script(
 
 
 def adversarial_spoof(
-    task: Task, folder: Path, *, steps: int, batch_size: int, checkpoint_every: int
+    task: Task,
+    folder: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    checkpoint_every: int,
+    nonce: bytes | None = None,
 ) -> tuple[Path, Task]:
     import torch
 
     target_run = train_with_proof(
         task,
         tempfile.mkdtemp(prefix="runcast-target-"),
+        nonce=_other(nonce),
         steps=steps,
         batch_size=batch_size,
         checkpoint_every=checkpoint_every,
@@ -249,7 +323,7 @@ def adversarial_spoof(
     last = json.loads((target_run / MANIFEST).read_text())["checkpoints"][-1]["file"]
     target = torch.load(target_run / last, weights_only=True)["model"]
     short = 2 * min(checkpoint_every, 8)  # the short trajectory the spoof claims
-    rec = _recorder(task, folder, short, batch_size, short // 2)
+    rec = _recorder(task, folder, short, batch_size, short // 2, nonce)
     model, opt = _start(rec, task)
     start = {k: v.detach().clone() for k, v in model.state_dict().items()}
     names = [n for n, _ in model.named_parameters()]

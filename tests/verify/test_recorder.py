@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import runcast
+from runcast.errors import InvalidInputError
+from runcast.verify import ProofRecorder, Task, load_proof, train_with_proof, verify
+
+
+def test_proof_folder_layout(honest_proof: Path) -> None:
+    proof = load_proof(honest_proof)
+    # a checkpoint every 20 steps from 0 to 120, each with its hash and chain link
+    assert [e["step"] for e in proof.checkpoints] == [0, 20, 40, 60, 80, 100, 120]
+    assert all(len(e["sha256"]) == 64 and len(e["chain"]) == 64 for e in proof.checkpoints)
+    assert proof.checkpoints[0]["chain"] == proof.commitment_digest
+    assert (honest_proof / "commitment.json").exists()
+    saved = torch.load(honest_proof / proof.checkpoints[-1]["file"], weights_only=True)
+    assert set(saved) == {"model", "optimizer", "step"} and saved["step"] == 120
+    assert saved["optimizer"]["state"]  # SGD's momentum buffers are in the checkpoint
+
+
+def test_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path: Path, mlp_task: Task) -> None:
+    kw = {"steps": 60, "batch_size": 32, "checkpoint_every": 20, "nonce": bytes(range(32))}
+    whole = train_with_proof(mlp_task, tmp_path / "whole", **kw)  # type: ignore[arg-type]
+    part = train_with_proof(mlp_task, tmp_path / "part", stop_after=30, **kw)  # type: ignore[arg-type]
+    assert not (part / "manifest.json").exists()  # an interrupted run claims nothing
+    train_with_proof(mlp_task, part, resume=True, **kw)  # type: ignore[arg-type]
+    a = json.loads((whole / "manifest.json").read_text())
+    b = json.loads((part / "manifest.json").read_text())
+    # steps 20-30 were trained twice (lost at the interruption): the same bytes either way
+    assert [e["sha256"] for e in a["checkpoints"]] == [e["sha256"] for e in b["checkpoints"]]
+    assert b["resumes"] == 1
+    assert verify(part, mlp_task).passed
+
+
+def test_run_is_linked_to_the_store(tmp_path: Path, mlp_task: Task) -> None:
+    run = runcast.init(project="proof", name="mlp", db=tmp_path / "runs.db")
+    folder = train_with_proof(
+        mlp_task, tmp_path / "p", steps=40, batch_size=32, checkpoint_every=20, run=run
+    )
+    run.finish()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["run"]["id"] == run.id and manifest["run"]["project"] == "proof"
+    curve = runcast.open_store(tmp_path / "runs.db").curve(run.id, "proof_checkpoint")
+    assert list(curve.step) == [0, 20, 40]
+
+
+def test_recorder_refuses_misuse(tmp_path: Path) -> None:
+    data = torch.utils.data.TensorDataset(torch.randn(64, 2), torch.randn(64, 1))
+    rec = ProofRecorder(tmp_path, data, steps=4, batch_size=8, checkpoint_every=2)
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(InvalidInputError, match="start"):
+        rec.record(0, np.arange(8), model, opt)
+    rec.start(model, opt)
+    with pytest.raises(InvalidInputError, match="expected 0"):
+        rec.record(1, np.arange(8), model, opt)
+    rec.close()
+    with pytest.raises(InvalidInputError, match="already holds a proof"):
+        ProofRecorder(tmp_path, data, steps=4, batch_size=8)
+    with pytest.raises(InvalidInputError, match="steps"):
+        ProofRecorder(tmp_path / "x", data, steps=0, batch_size=8)
+    with pytest.raises(InvalidInputError, match="not the one committed"):
+        ProofRecorder.resume(tmp_path, torch.utils.data.TensorDataset(torch.zeros(64, 2)))
+
+
+def test_checkpoints_are_written_off_the_training_thread(tmp_path: Path) -> None:
+    import threading
+
+    from runcast.verify import _writer
+
+    seen: list[str] = []
+    real = _writer.file_hash
+
+    def spy(chunks: list[bytes]) -> str:
+        seen.append(threading.current_thread().name)
+        return real(chunks)
+
+    _writer.file_hash = spy  # type: ignore[assignment]
+    try:
+        data = torch.utils.data.TensorDataset(torch.randn(64, 2), torch.randn(64, 1))
+        task = Task(
+            model=lambda: torch.nn.Linear(2, 1),
+            optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
+            dataset=data,
+            loss=lambda m, b: ((m(b[0]) - b[1]) ** 2).mean(dim=1),
+        )
+        train_with_proof(task, tmp_path, steps=4, batch_size=8, checkpoint_every=2)
+    finally:
+        _writer.file_hash = real  # type: ignore[assignment]
+    assert seen == ["runcast-proof"] * 3  # every hash (and write) in the writer thread
