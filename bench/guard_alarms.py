@@ -46,7 +46,9 @@ def streams(max_steps: int) -> list[tuple[str, str, np.ndarray, np.ndarray | Non
             continue
         _, loss = run.arrays("train_loss")
         grad = run.arrays("grad_norm")[1] if "grad_norm" in run.metrics else None
-        out.append((run.family, run.id, loss[:max_steps], None if grad is None else grad[:max_steps]))
+        out.append(
+            (run.family, run.id, loss[:max_steps], None if grad is None else grad[:max_steps])
+        )
     for fam in ("tdlt", "pythia"):
         for run in load.runs(family=fam):
             if "train_loss" not in run.metrics:
@@ -98,7 +100,13 @@ def main() -> None:
             alarms, caught = replay(loss, grad, opts, args.inject, seed=i)
             r = rows.setdefault(
                 (variant, fam),
-                {"runs": 0, "steps": 0, "alarms": 0, "alarm_runs": 0, **{k: [] for k, *_ in INJECT}},
+                {
+                    "runs": 0,
+                    "steps": 0,
+                    "alarms": 0,
+                    "alarm_runs": 0,
+                    **{k: [] for k, *_ in INJECT},
+                },
             )
             r["runs"] += 1
             r["steps"] += int(np.isfinite(loss).sum())

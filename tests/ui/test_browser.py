@@ -189,7 +189,7 @@ def test_a_run_without_a_forecast_says_why_on_the_page(page: Any, db_path: Path)
         page.goto(server.url)
         cell = f"tr[data-run='{run.id}'] .forecast"
         page.wait_for_function(
-            f"() => /planned length is unknown/.test(document.querySelector(\"{cell}\")"
+            f'() => /planned length is unknown/.test(document.querySelector("{cell}")'
             "?.textContent ?? '')",
             timeout=60_000,
         )
