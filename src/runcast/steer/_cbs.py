@@ -208,7 +208,8 @@ def measure_cbs(
         batch_size: the run's batch size (examples, or tokens: the unit of the answer).
         ks: the batch multipliers, increasing (default 1, 2, 4, 8, 16).
         rule: ``"sqrt"`` scales the LR by ``sqrt(k)`` (Adam), ``"linear"`` by ``k`` (SGD).
-        window: examples each branch trains on; default ``0.9%`` of ``run_examples``.
+        window: examples each branch trains on; default ``0.9%`` of ``run_examples`` (made for
+            long runs: on a short one, give a window that holds 8+ steps of the largest batch).
         run_examples: the run's examples in all (for the default window and the cost line).
         ema: the smoothing of the per-step losses (the paper: 0.5).
         tolerance: how much worse than the best smaller batch size a branch may end (0.01).
