@@ -92,7 +92,9 @@ function renderKeys() {
 }
 
 async function refreshRuns() {
-  const body = await getJSON("/api/runs");
+  // a page of the newest runs; the filter box narrows it by name on the server
+  const filter = document.getElementById("filter").value.trim();
+  const body = await getJSON(`/api/runs${filter ? `?name=${encodeURIComponent(filter)}` : ""}`);
   state.runs = body.runs;
   if (state.key === null) state.key = body.key;
   if (state.selected.length === 0 && state.runs.length > 0) {
@@ -104,7 +106,7 @@ async function refreshRuns() {
   renderRuns();
   // before the store exists the reply says so: shown until training creates it
   document.getElementById("status").textContent =
-    `${body.note || `${state.runs.length} run(s)`} · updated ${new Date().toLocaleTimeString()}`;
+    `${body.note || (body.total > state.runs.length ? `${state.runs.length} of ${body.total} runs (newest)` : `${state.runs.length} run(s)`)} · updated ${new Date().toLocaleTimeString()}`;
 }
 
 // ---- plot ---------------------------------------------------------------------------------
