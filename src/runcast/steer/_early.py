@@ -255,7 +255,11 @@ class EarlyStopper:
         if step >= self.until:
             return Decision("continue", "the run reached the end of its budget", step=step)
         curve = Curve(np.asarray(self.steps), np.asarray(self.values))
-        return self.stop_rule.decide(curve, self.until, schedule=self.schedule)
+        try:
+            return self.stop_rule.decide(curve, self.until, schedule=self.schedule)
+        except (ValueError, ArithmeticError) as err:
+            # a forecast that fails numerically must not end the training loop: no evidence
+            return Decision("continue", f"no forecast ({type(err).__name__}: {err})", step=step)
 
     def state_dict(self) -> dict[str, Any]:
         """The stopper's state, for checkpoints (the rule objects are settings, not state)."""

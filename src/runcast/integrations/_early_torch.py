@@ -1,0 +1,151 @@
+"""Early stopping in a plain PyTorch loop, keeping the weights of the best evaluation.
+
+:class:`BestWeights` copies a module's weights (off the device, so a long run holds one spare
+copy in host memory, not on the accelerator) each time the validation metric reaches a new
+best, and puts them back when asked; with a schedule-free optimizer it copies the evaluation
+weights ``x``. :class:`EarlyStopping` joins it to a :class:`runcast.steer.EarlyStopper`: feed it
+the training loss and each evaluation, stop when it says so, then :meth:`EarlyStopping.restore`.
+The HF and Lightning callbacks (``runcast.integrations.hf`` / ``.lightning``:
+``EarlyStopCallback``) use the same two pieces.
+
+Example:
+    >>> import torch
+    >>> from runcast.steer import EarlyStopper
+    >>> model = torch.nn.Linear(1, 1)
+    >>> es = EarlyStopping(model, EarlyStopper(window=2, z=0.5, trend_z=0.5, min_evals=3))
+    >>> for step, val in enumerate([3.0, 2.0, 1.5, 1.6, 1.9]):
+    ...     with torch.no_grad():
+    ...         _ = model.weight.fill_(float(step))  # stands in for training
+    ...     if es.evaluate(step, val):
+    ...         break
+    >>> es.restore(), float(model.weight)  # back to the weights of the best step
+    (2, 2.0)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from runcast._optional import require
+from runcast.errors import InvalidInputError
+from runcast.integrations._schedulefree import eval_mode
+from runcast.steer._decision import Decision
+from runcast.steer._early import EarlyStopper
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _torch() -> Any:
+    # imported when first used, so importing runcast.integrations.torch stays cheap
+    return require("torch", extra="torch", purpose="for runcast.integrations.torch")
+
+
+class BestWeights:
+    """Keep a copy of a module's weights at its best step, and restore them.
+
+    Args:
+        device: where the copy lives (``"cpu"``: host memory, the accelerator's stays free).
+
+    Example:
+        >>> import torch
+        >>> m = torch.nn.Linear(2, 1)
+        >>> keep = BestWeights()
+        >>> keep.keep(m, step=7)
+        >>> _ = torch.nn.init.zeros_(m.weight)
+        >>> keep.restore(m), bool(m.weight.abs().sum() > 0)
+        (7, True)
+    """
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = _torch().device(device)
+        self.state: dict[str, torch.Tensor] | None = None
+        self.step: int | None = None
+
+    def keep(self, module: torch.nn.Module, step: int, optimizer: Any = None) -> None:
+        """Copy ``module``'s weights as those of ``step`` (evaluation weights if schedule-free)."""
+        torch = _torch()
+        opts = () if optimizer is None else (optimizer,)
+        # note: a device-to-host copy (a sync), once per new best evaluation, never per step
+        with eval_mode(*opts), torch.no_grad():
+            self.state = {
+                k: v.detach().to(self.device, copy=True) for k, v in module.state_dict().items()
+            }
+        self.step = int(step)
+
+    def restore(self, module: torch.nn.Module) -> int | None:
+        """Load the kept weights into ``module``; returns their step (None: nothing kept)."""
+        if self.state is None:
+            return None
+        module.load_state_dict(self.state)
+        return self.step
+
+
+class EarlyStopping:
+    """A plain loop's early stopping: an :class:`EarlyStopper` plus the best weights.
+
+    Args:
+        model: the module whose weights to keep.
+        stopper: the rule (default ``EarlyStopper()``).
+        optimizer: a schedule-free optimizer's evaluation weights are the ones kept.
+        device: where the kept copy lives.
+
+    ``decision`` is the decision that stopped the run (None while it runs); ``stopper.decisions``
+    keeps all of them with their reasons and numbers.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        stopper: EarlyStopper | None = None,
+        *,
+        optimizer: Any = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not isinstance(model, _torch().nn.Module):
+            raise InvalidInputError(
+                f"EarlyStopping keeps a torch.nn.Module's weights, but got {type(model).__name__}."
+            )
+        self.model, self.optimizer = model, optimizer
+        self.stopper = stopper if stopper is not None else EarlyStopper()
+        self.best = BestWeights(device)
+        self.decision: Decision | None = None
+
+    @property
+    def best_step(self) -> int | None:
+        return self.stopper.best_step
+
+    def train_step(self, step: int, loss: float) -> Decision:
+        """Record one step's training loss: pass a float you already have (converting a device
+        tensor here would sync every step)."""
+        d = self.stopper.observe_train(step, loss)
+        if d and self.decision is None:
+            self.decision = d
+        return d
+
+    def evaluate(self, step: int, value: float) -> Decision:
+        """Record an evaluation; keeps the weights on a new best; a true result means stop."""
+        d = self.stopper.evaluate(step, value)
+        if self.stopper.best_step == step and self.best.step != step:
+            self.best.keep(self.model, step, self.optimizer)
+        if d and self.decision is None:
+            self.decision = d
+        return d
+
+    def restore(self) -> int | None:
+        """Put the best evaluation's weights back into the model; returns that step."""
+        return self.best.restore(self.model)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rule's state and the kept weights (``torch.save`` them with your checkpoint)."""
+        return {
+            "stopper": self.stopper.state_dict(),
+            "best": self.best.state,
+            "step": self.best.step,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`."""
+        self.stopper.load_state_dict(state["stopper"])
+        self.best.state, self.best.step = state["best"], state["step"]
+        self.decision = self.stopper.decisions[0] if self.stopper.decisions else None
