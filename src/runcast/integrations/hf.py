@@ -47,6 +47,7 @@ require("transformers", extra="hf", purpose="for runcast.integrations.hf")
 from transformers import TrainerCallback  # noqa: E402  (after require: names the extra)
 
 from runcast.integrations._batch_hf import BatchSizeWarmupCallback  # noqa: E402, F401
+from runcast.integrations._early_hf import EarlyStopCallback  # noqa: E402, F401
 from runcast.integrations._history import history_curve  # noqa: E402
 from runcast.integrations._plan import PLAN_KEY, plan_entry  # noqa: E402
 from runcast.integrations._run_owner import RunOwner, torch_broadcast  # noqa: E402

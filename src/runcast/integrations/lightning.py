@@ -45,6 +45,7 @@ require("lightning", extra="lightning", purpose="for runcast.integrations.lightn
 from lightning.pytorch import Callback  # noqa: E402  (after require: names the extra)
 
 from runcast.integrations._batch_lightning import BatchSizeWarmupCallback  # noqa: E402, F401
+from runcast.integrations._early_lightning import EarlyStopCallback  # noqa: E402, F401
 from runcast.integrations._history import history_curve  # noqa: E402
 from runcast.integrations._plan import PLAN_KEY, plan_entry  # noqa: E402
 from runcast.integrations._run_owner import RunOwner  # noqa: E402

@@ -36,6 +36,7 @@ from typing import Any
 
 from runcast._optional import require
 from runcast.errors import InvalidInputError
+from runcast.integrations._early_torch import BestWeights, EarlyStopping  # noqa: F401
 
 _NORMS = (
     "LayerNorm",
