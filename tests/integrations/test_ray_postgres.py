@@ -22,7 +22,13 @@ TOTAL = 30
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
     # two CPUs: two trials train at once, each in its own Ray worker process
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(
+        num_cpus=2,
+        object_store_memory=200 * 2**20,  # trials pass no objects; another test may run Ray too
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     yield
     ray.shutdown()
 
