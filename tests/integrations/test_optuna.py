@@ -189,10 +189,55 @@ def test_pruner_collects_pruned_trials_curves() -> None:
     assert all(10 <= int(c.step[-1]) < TOTAL for c in stopped)  # stopped after the warm-up
 
 
-def test_pruner_needs_total_steps_and_single_objective() -> None:
-    study = optuna.create_study(pruner=ForecastPruner())
-    with pytest.raises(InvalidInputError, match="runcast_total_steps"):
-        study.optimize(_objective([0.5]), n_trials=1)
+def test_pruner_without_arguments_infers_the_budget_and_keeps_the_forecast() -> None:
+    # written as every Optuna pruner is: no budget; it is where completed trials ended
+    floors = [0.5, 0.45, 2.0, 3.0, 0.4]
+    pruner = ForecastPruner()
+    study = optuna.create_study(pruner=pruner)
+    study.optimize(_objective(floors), n_trials=len(floors))
+    assert [t.state.name for t in study.trials] == [
+        "COMPLETE",
+        "COMPLETE",
+        "PRUNED",
+        "PRUNED",
+        "COMPLETE",
+    ]
+    assert not study.trials[0].user_attrs and not study.trials[4].user_attrs
+    for t in study.trials[2:4]:
+        kept = t.user_attrs["runcast_forecast"]
+        assert kept["final_step"] == TOTAL  # the inferred budget: completed trials' last step
+        assert kept["step"] == t.last_step < TOTAL
+        assert kept["best"] == pytest.approx(0.45 + 2.0 / TOTAL)
+        assert kept["p_beat"] < 0.05
+        # the estimate a sampler can use instead of the lost trial: worse than the best, and
+        # (pruned at its second report, the peers' improvement borrowed) not above its truth
+        assert kept["best"] < kept["final_lo80"] <= kept["final_median"] <= kept["final_hi80"]
+        assert kept["final_median"] < floors[t.number] + 2.0 / TOTAL
+
+
+@pytest.mark.parametrize(("argument", "attribute", "expect"), [(90, None, 90), (90, 120, 120)])
+def test_pruner_budget_argument_and_trial_attribute_win_over_inference(
+    argument: int, attribute: int | None, expect: int
+) -> None:
+    pruner = ForecastPruner(argument, n_min_trials=1)
+    study = optuna.create_study(pruner=pruner)
+
+    def objective(trial: Any) -> float:
+        if attribute is not None:
+            trial.set_user_attr("runcast_total_steps", attribute)
+        floor = [0.5, 3.0][trial.number]
+        for step in range(1, TOTAL + 1):
+            trial.report(floor + 2.0 / step, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return floor + 2.0 / TOTAL
+
+    study.optimize(objective, n_trials=2)
+    assert study.trials[1].state.name == "PRUNED"
+    assert study.trials[1].user_attrs["runcast_forecast"]["final_step"] == expect
+
+
+def test_pruner_needs_a_single_objective() -> None:
     multi = optuna.create_study(directions=["minimize", "minimize"], pruner=ForecastPruner(10))
     multi.ask()
     with pytest.raises(InvalidInputError, match="single-objective"):

@@ -54,6 +54,23 @@ def test_forecast_scheduler_stops_losers(ray_session: None, tmp_path: Any) -> No
     assert [s.kind for s in sched._schedules.values() if s is not None] == ["constant"] * 4
 
 
+@pytest.mark.slow
+def test_forecast_scheduler_infers_the_budget(ray_session: None, tmp_path: Any) -> None:
+    # no total_steps: the last training_iteration a completed trial reported (as Optuna's
+    # HyperbandPruner with max_resource="auto")
+    sched = ForecastScheduler(grace_period=8, n_min_trials=1)
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"floor": tune.grid_search([0.1, 1.5])},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", scheduler=sched),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    )
+    iters = {r.config["floor"]: r.metrics["training_iteration"] for r in tuner.fit()}
+    assert iters[0.1] == TOTAL and 8 <= iters[1.5] < TOTAL / 2, iters
+    (stop,) = [d for d in sched.decisions.values() if d.action == "prune"]
+    assert stop.numbers["final_step"] == TOTAL
+
+
 def test_forecast_scheduler_settings() -> None:
     with pytest.raises(InvalidInputError, match="mode"):
         ForecastScheduler(total_steps=10, mode="median")

@@ -5,16 +5,23 @@ values: after ``n_warmup_steps`` and once ``n_min_trials`` trials have completed
 pruned when ``P(its final value beats the best completed value) < threshold``. Every decision is
 kept, with its reason and numbers, in ``pruner.decisions[trial.number]``.
 
-Tell the pruner where a trial ends (``total_steps``, or the trial's user attribute
-``"runcast_total_steps"``), and optionally its LR schedule as a spec dict in the user attribute
-``"runcast_schedule"``: trials whose schedules match are then the closest evidence of how a
-trial goes on (a coming cooldown included). Report the same metric the objective returns.
+Where a trial ends is, in this order: the trial's user attribute ``"runcast_total_steps"``,
+the ``total_steps`` argument, else inferred from the study as Optuna's ``HyperbandPruner`` does
+with ``max_resource="auto"``: the last step any completed trial reported (no trial is pruned
+before one has completed). Optionally give a trial's LR schedule as a spec dict in the user
+attribute ``"runcast_schedule"``: trials whose schedules match are then the closest evidence of
+how a trial goes on (a coming cooldown included). Report the same metric the objective returns.
+
+A pruned trial keeps its forecast in the user attribute ``"runcast_forecast"``: a dict with
+the forecast final value (``"final_median"``, its 80% interval ``"final_lo80"`` and
+``"final_hi80"``), ``"p_beat"`` (the chance it had of beating the best), the ``"best"`` it was
+compared with and the ``"step"`` it was pruned at. A sampler or a person can read the estimate
+instead of throwing the trial away (``study.trials[i].user_attrs["runcast_forecast"]``).
 
 Example:
     >>> import optuna
     >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
-    >>> pruner = ForecastPruner(total_steps=50, n_warmup_steps=10)
-    >>> study = optuna.create_study(pruner=pruner)
+    >>> study = optuna.create_study(pruner=ForecastPruner())  # the budget inferred
     >>> def objective(trial):
     ...     rate = trial.suggest_float("rate", 0.01, 0.2)
     ...     for step in range(1, 51):
@@ -23,9 +30,9 @@ Example:
     ...         if trial.should_prune():
     ...             raise optuna.TrialPruned()
     ...     return loss
-    >>> study.optimize(objective, n_trials=3)
+    >>> study.optimize(objective, n_trials=6)
     >>> len(study.trials)
-    3
+    6
 """
 
 from __future__ import annotations
@@ -49,14 +56,18 @@ import optuna  # noqa: E402  (after require: a missing optuna names the extra to
 _log = logging.getLogger("runcast.integrations.optuna")
 TOTAL_ATTR = "runcast_total_steps"
 SCHEDULE_ATTR = "runcast_schedule"
+FORECAST_ATTR = "runcast_forecast"
+# the numbers of a prune decision kept in a pruned trial's FORECAST_ATTR
+_FORECAST_KEYS = ("final_median", "final_lo80", "final_hi80", "p_beat", "best", "final_step")
 
 
 class ForecastPruner(optuna.pruners.BasePruner):
     """Prune trials whose forecast gives them too small a chance of beating the best.
 
     Args:
-        total_steps: the step at which every trial ends (or per trial, the user attribute
-            ``"runcast_total_steps"``).
+        total_steps: the step at which every trial ends (per trial, the user attribute
+            ``"runcast_total_steps"`` wins); None (default): the last step any completed trial
+            reported, as Optuna's ``HyperbandPruner(max_resource="auto")`` infers it.
         threshold: prune when ``P(final beats best completed) < threshold``.
         n_warmup_steps: never prune before this step.
         n_warmup_reports: never prune a trial with fewer reported values (its first value
@@ -114,6 +125,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         )
         self._last_checked: dict[int, int] = {}
         self._schedules: dict[int, Schedule | None] = {}
+        self._finished: dict[int, Curve | None] = {}
         self.decisions: dict[int, Decision] = {}
 
     @property
@@ -129,11 +141,19 @@ class ForecastPruner(optuna.pruners.BasePruner):
         return self._schedules[trial.number]
 
     def _curves(self, trials: list[Any]) -> tuple[list[Curve], list[Schedule | None]]:
+        # finished (completed or pruned) trials never change: each curve is built once, not at
+        # every decision of every later trial (that was half a sweep replay's time)
         curves, schedules = [], []
         for t in trials:
-            if len(t.intermediate_values) >= 2:
-                pts = sorted(t.intermediate_values.items())
-                curves.append(history_curve([p for p, _ in pts], [v for _, v in pts]))
+            if t.number not in self._finished:
+                curve = None
+                if len(t.intermediate_values) >= 2:
+                    pts = sorted(t.intermediate_values.items())
+                    curve = history_curve([p for p, _ in pts], [v for _, v in pts])
+                self._finished[t.number] = curve
+            curve = self._finished[t.number]
+            if curve is not None:
+                curves.append(curve)
                 schedules.append(self._schedule(t))
         return curves, schedules
 
@@ -151,13 +171,15 @@ class ForecastPruner(optuna.pruners.BasePruner):
         if last is not None and step < last + self.interval_steps:
             return False
         self._last_checked[trial.number] = step
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         total = trial.user_attrs.get(TOTAL_ATTR, self.total_steps)
         if total is None:
-            raise InvalidInputError(
-                "ForecastPruner needs to know where a trial ends: pass "
-                "ForecastPruner(total_steps=N) or trial.set_user_attr('runcast_total_steps', N)."
-            )
-        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            # as HyperbandPruner(max_resource="auto"): the budget is where completed trials
+            # ended; before one has, nothing is known to compare with, so nothing is pruned
+            ends = [t.last_step for t in complete if t.last_step is not None]
+            if not ends:
+                return False
+            total = max(ends)
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
         values = [t.value for t in complete if t.value is not None]
         best = (max(values) if maximize else min(values)) if values else None
@@ -184,4 +206,9 @@ class ForecastPruner(optuna.pruners.BasePruner):
         self.decisions[trial.number] = decision
         if decision.action == "prune":
             _log.info("runcast pruned trial %d: %s", trial.number, decision)
+            kept = {k: decision.numbers[k] for k in _FORECAST_KEYS if k in decision.numbers}
+            if kept:
+                kept["step"] = step
+                # the pruner gets a frozen copy of the trial: write through the study's storage
+                study._storage.set_trial_user_attr(trial._trial_id, FORECAST_ATTR, kept)
         return decision.action == "prune"

@@ -4,6 +4,9 @@
 (the same rule as the Optuna pruner) on every result: after ``grace_period`` and once
 ``n_min_trials`` trials have completed, a trial is stopped when ``P(its final value beats the
 best completed value) < threshold``. Decisions are kept in ``scheduler.decisions[trial_id]``.
+Without ``total_steps`` the budget is inferred as Optuna's ``HyperbandPruner(max_resource=
+"auto")`` does: the last ``time_attr`` any completed trial reported (no trial is stopped before
+one has completed).
 The forecast comes from the sweep's other trials, completed and stopped (see
 :func:`runcast.steer.analog_forecast`); put a trial's LR schedule spec in its config under
 ``"runcast_schedule"`` and trials with the same schedule count as the closest evidence.
@@ -46,7 +49,8 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
     Args:
         metric: the reported metric to forecast (or set through ``TuneConfig(metric=...)``).
         mode: ``"min"`` or ``"max"`` (or through ``TuneConfig(mode=...)``).
-        total_steps: the value of ``time_attr`` at which every trial ends.
+        total_steps: the value of ``time_attr`` at which every trial ends; None (default):
+            the last value any completed trial reported.
         time_attr: the result field that counts steps (default ``training_iteration``).
         threshold: stop when ``P(final beats best completed) < threshold``.
         grace_period: never stop a trial before this many steps (the warm-up).
@@ -72,7 +76,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         *,
         metric: str | None = None,
         mode: str | None = None,
-        total_steps: int,
+        total_steps: int | None = None,
         time_attr: str = "training_iteration",
         threshold: float = 0.05,
         grace_period: int = 0,
@@ -87,7 +91,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         super().__init__()  # type: ignore[no-untyped-call]
         if mode not in (None, "min", "max"):
             raise InvalidInputError(f"mode must be 'min' or 'max', but got {mode!r}.")
-        if total_steps < 1:
+        if total_steps is not None and total_steps < 1:
             raise InvalidInputError(f"total_steps must be >= 1, but got {total_steps=}.")
         self._metric = metric
         self._mode = mode
@@ -155,18 +159,26 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             return str(TrialScheduler.CONTINUE)
         if trial.trial_id not in self._history:
             spec = (getattr(trial, "config", None) or {}).get(SCHEDULE_KEY)
-            sched = None if spec is None else Schedule.from_spec(spec)
-            check_units(sched, self.total_steps, f"total_steps (in {self.time_attr!r} units)")
-            self._schedules[trial.trial_id] = sched
+            self._schedules[trial.trial_id] = None if spec is None else Schedule.from_spec(spec)
         steps, values = self._history.setdefault(trial.trial_id, ([], []))
         steps.append(int(result[self.time_attr]))
         values.append(float(result[self._metric]))
+        total = self.total_steps
+        if total is None:
+            # as HyperbandPruner(max_resource="auto"): where completed trials ended
+            ends = [self._history[t][0][-1] for t in self._finals if self._history.get(t, [[]])[0]]
+            if not ends:
+                return str(TrialScheduler.CONTINUE)
+            total = max(ends)
+        check_units(
+            self._schedules[trial.trial_id], total, f"total_steps (in {self.time_attr!r} units)"
+        )
         peers, peer_schedules = self._curves(self._finals)
         stopped, stopped_schedules = self._curves(self._stopped)
         decision = self._rule.decide(
             steps,
             values,
-            total_steps=self.total_steps,
+            total_steps=total,
             best=self._best(),
             n_completed=len(self._finals),
             schedule=self._schedules[trial.trial_id],
@@ -191,6 +203,12 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         final = None
         if result and self._metric in result:
             final = float(result[self._metric])
+            steps, values = self._history.setdefault(trial.trial_id, ([], []))
+            at = result.get(self.time_attr)
+            if at is not None and (not steps or int(at) > steps[-1]):
+                # a last result Tune gave only here: it is where this trial ended
+                steps.append(int(at))
+                values.append(final)
         elif self._history.get(trial.trial_id):
             final = self._history[trial.trial_id][1][-1]
         if final is not None:
