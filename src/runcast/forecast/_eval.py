@@ -377,7 +377,9 @@ def fit_calibration(
         X = np.array([[1.0, *(r.features.get(k, 0.0) for k in FEATURES)] for r in rs])
         c80 = np.array([r.cov80s for r in rs])
         c95 = np.array([r.cov95s for r in rs])
-        crps = np.array([np.nan_to_num(r.crpss, nan=1.0, posinf=1.0) for r in rs])
+        # a relative CRPS past 1 (100% off) says nothing more, and one path gone to 1e50 at a
+        # large tau would otherwise outweigh every other record in the sharpness term
+        crps = np.array([np.minimum(np.nan_to_num(r.crpss, nan=1.0, posinf=1.0), 1.0) for r in rs])
         frac = np.array([r.fraction for r in rs])
         fam = np.array([r.family for r in rs])
         fams = sorted(set(fam.tolist()))
