@@ -1,0 +1,165 @@
+"""EarlyStopper: the turn test against the noise, the forecast rule, the best step, state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from runcast.curve import Curve
+from runcast.errors import InvalidInputError
+from runcast.forecast import Forecast
+from runcast.steer import EarlyStopper, StopRule, eval_noise
+
+
+def _overfit(seed: int, n: int = 80, noise: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """A validation curve that falls to a minimum at evaluation 30, then rises; training falls."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(n, dtype=float)
+    val = 1.0 + 2.0 * np.exp(-i / 6) + 0.004 * np.maximum(i - 30, 0) ** 1.3
+    train = 3.0 * np.exp(-i / 10) + 0.1
+    return val + rng.normal(0, noise, n), train
+
+
+def _run(es: EarlyStopper, val: np.ndarray, train: np.ndarray | None = None) -> int | None:
+    for k, v in enumerate(val):
+        tl = None if train is None else float(train[k])
+        if es.evaluate(10 * k, float(v), train_loss=tl):
+            return k
+    return None
+
+
+@pytest.mark.parametrize("sigma", [0.001, 0.01, 0.05])
+def test_eval_noise_reads_the_noise_not_the_trend(sigma: float) -> None:
+    rng = np.random.default_rng(1)
+    x = np.linspace(0, 1, 500)
+    v = 3.0 * np.exp(-3 * x) + rng.normal(0, sigma, x.size)
+    # within 15% of the true noise, although the curve falls by 2.85 over the series
+    assert eval_noise(v) == pytest.approx(sigma, rel=0.15)
+    assert np.isnan(eval_noise(np.array([1.0, 2.0, np.nan])))  # too few points
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_stops_soon_after_an_overfitting_turn(seed: int) -> None:
+    val, train = _overfit(seed)
+    es = EarlyStopper(window=5, z=2.0, trend_z=2.0)
+    k = _run(es, val, train)
+    # it stops after the minimum (evaluation 30 +- noise) but well before the end (80)
+    assert k is not None and 30 < k < 60
+    d = es.decisions[0]
+    assert d.action == "stop" and d.reason.startswith("validation turned")
+    assert d.numbers["rise"] > d.numbers["rise_needed"] and d.numbers["trend_t"] > 2.0
+    # the best step is the minimum the run reached before stopping
+    assert es.best_value == pytest.approx(float(np.min(val[: k + 1])))
+    assert es.best_step == 10 * int(np.argmin(val[: k + 1]))
+
+
+def test_one_bad_evaluation_does_not_stop() -> None:
+    i = np.arange(60, dtype=float)
+    val = 1.0 + np.exp(-i / 10)
+    val[30] += 0.5  # one evaluation far off (a bad batch of the eval set)
+    es = EarlyStopper(window=3, z=1.0, trend_z=1.0)
+    assert _run(es, val, 2.0 - i / 60) is None
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_noisy_plateau_that_still_falls_is_not_stopped(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    i = np.arange(100, dtype=float)
+    val = 1.0 + np.exp(-i / 8) - 0.0005 * i + rng.normal(0, 0.01, i.size)
+    assert _run(EarlyStopper(), val, 2.0 - i / 100) is None
+
+
+def test_rising_training_loss_is_not_overfitting() -> None:
+    val, _ = _overfit(0)
+    rising = np.linspace(1.0, 3.0, val.size)  # training diverges too: an instability
+    assert _run(EarlyStopper(), val, rising) is None
+    assert _run(EarlyStopper(), val, None) is not None  # no train loss: validation alone
+
+
+def test_mode_max_mirrors_min() -> None:
+    val, train = _overfit(3)
+    k_min = _run(EarlyStopper(), val, train)
+    es = EarlyStopper(mode="max")
+    assert _run(es, -val, train) == k_min
+    assert es.best_value == pytest.approx(-float(np.min(val[: k_min + 1])))  # type: ignore[operator]
+
+
+def test_min_rise_asks_for_a_material_rise() -> None:
+    val, train = _overfit(0)
+    k = _run(EarlyStopper(), val, train)
+    k_rise = _run(EarlyStopper(min_rise=0.05), val, train)
+    assert k is not None and k_rise is not None and k_rise > k  # a 5% rise comes later
+
+
+def test_forecast_rule_stops_a_run_whose_rest_will_not_pay() -> None:
+    flat = Forecast([0, 1000], np.full((50, 2), 1.0))
+
+    def forecaster(curve: Curve, until: int) -> Forecast:
+        return flat
+
+    rule = StopRule(tolerance=0.01, relative=True, forecaster=forecaster)
+    es = EarlyStopper(stop_rule=rule, until=1000, forecast_every=2)
+    first = next(k for k in range(20) if es.evaluate(10 * k, 1.0 + 1e-4 * (20 - k)))
+    # StopRule's min_points is 10 and it is asked every 2nd evaluation: the 10th decides
+    assert first == 9 and es.decisions[0].reason.startswith("stopped learning")
+    assert es.decisions[0].numbers["p_improve"] == 0.0
+    assert es.best_step == 90 and es.stopped
+
+
+def test_a_failing_forecast_does_not_end_training() -> None:
+    def broken(curve: Curve, until: int) -> Forecast:
+        raise ValueError("Probabilities contain NaN")
+
+    es = EarlyStopper(stop_rule=StopRule(forecaster=broken), until=1000)
+    ds = [es.evaluate(k, 1.0 / (k + 1)) for k in range(15)]
+    assert not any(ds) and "no forecast (ValueError" in ds[-1].reason
+
+
+def test_state_dict_resumes_exactly() -> None:
+    val, train = _overfit(4)
+    whole = EarlyStopper()
+    ref = [
+        whole.evaluate(10 * k, float(v), train_loss=float(t))
+        for k, (v, t) in enumerate(zip(val, train, strict=True))
+    ]
+    a = EarlyStopper()
+    for k in range(25):
+        a.evaluate(10 * k, float(val[k]), train_loss=float(train[k]))
+    a.observe_train(251, 0.5)  # a pending training loss travels too
+    b = EarlyStopper()
+    b.load_state_dict(a.state_dict())
+    assert b._pending == [0.5]
+    b._pending = []
+    rest = [b.evaluate(10 * k, float(val[k]), train_loss=float(train[k])) for k in range(25, 80)]
+    assert [d.action for d in rest] == [d.action for d in ref[25:]]
+    assert (
+        b.best_step == whole.best_step and b.decisions[0].to_dict() == whole.decisions[0].to_dict()
+    )
+
+
+def test_observe_train_feeds_the_interval_median() -> None:
+    es = EarlyStopper()
+    for s, loss in enumerate([5.0, 1.0, 2.0]):
+        es.observe_train(s, loss)
+    es.evaluate(2, 1.0)
+    assert es.train == [2.0]  # the median of the interval, robust to the first spike
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"mode": "up"},
+        {"window": 1},
+        {"z": -1.0},
+        {"trend_z": float("nan")},
+        {"stop_rule": StopRule()},  # without until
+    ],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidInputError):
+        EarlyStopper(**kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_value_names_it() -> None:
+    with pytest.raises(InvalidInputError, match="'abc' at step 3"):
+        EarlyStopper().evaluate(3, "abc")  # type: ignore[arg-type]
