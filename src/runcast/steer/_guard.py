@@ -7,9 +7,10 @@ positive losses are scored on a log scale, since they move by factors, not by am
 classifier's loss near 0 varies by factors from batch to batch, and on its own scale that
 spread shrinks with the loss until an ordinary batch scores as a spike. On the log scale a spike
 is also at least ``min_factor`` (3) times the window's median, and anything ``max_factor`` (50)
-times it is a spike whatever the spread (measured on the corpus: bench/README.md, "Guard false
-alarms"). A loss that is ever below 0 is scored on its own scale from then on. Only upward moves
-count.
+times it is a spike whatever the spread; a loss under ``loss_floor`` of its largest good value
+is scored at that floor (measured on the corpus: bench/README.md, "The guard's false alarms and
+caught spikes at its defaults"). A loss that is ever below 0 is scored on its own scale from
+then on. Only upward moves count.
 
 With ``run=``, every event is recorded in the run: a ``guard_<action>`` point of 1 at its step
 (``guard_warn``, ``guard_skip``, ``guard_lower_lr``, ``guard_rollback``, ``guard_stop``) and its
