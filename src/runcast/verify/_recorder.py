@@ -81,7 +81,7 @@ class ProofRecorder:
         *,
         steps: int,
         batch_size: int,
-        checkpoint_every: int = 50,
+        checkpoint_every: int = 100,
         holdout: float = 0.1,
         config: Mapping[str, Any] | None = None,
         code: str | Path | None = None,

@@ -105,8 +105,9 @@ def scan(
 
     n_seg = len(steps) - 1
     n_tail = min(memo_tail, len(order.tail))
-    # held-out records, as many as the last batches: the suspicion score's control
-    probe = order.tail[: last_batches * order.batch_size]
+    # a held-out batch: the suspicion score's control (only the ranking of segments by the
+    # score matters, so a control smaller than the last batches biases nothing)
+    probe = order.tail[: order.batch_size]
     norms, aucs, pvals, susp = (np.zeros(n_seg) for _ in range(4))
     grads = forwards = 0
     model, _ = load(0)

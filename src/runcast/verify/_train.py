@@ -15,7 +15,7 @@ def train_with_proof(
     *,
     steps: int,
     batch_size: int,
-    checkpoint_every: int = 50,
+    checkpoint_every: int = 100,
     holdout: float = 0.1,
     code: str | Path | None = None,
     run: Any = None,
