@@ -29,9 +29,9 @@ import torch
 
 from runcast.verify import VerifyConfig, train_with_proof, verify
 from runcast.verify._commit import DataOrder
+from runcast.verify._recorder import ProofRecorder
 from runcast.verify.attacks import ATTACKS
 from runcast.verify.examples import FAMILIES
-from runcast.verify._recorder import ProofRecorder
 
 BATCH = 32
 
@@ -56,14 +56,21 @@ def honest_runs(family: str, steps: int, every: int, n_plain: int) -> list[dict[
         torch.set_num_threads(1)
         report = verify(folder, task, config=VerifyConfig(seed=i))
         rp = report.check("replay").numbers
-        rows.append({
-            "family": family, "kind": kind, "passed": report.passed, "failed": report.failed,
-            "distance": rp.get("largest_distance", math.nan),
-            "noise": rp.get("rounding_noise", math.nan), "tolerance": rp.get("tolerance", math.nan),
-            "mean_auc": report.check("memorisation").numbers.get("mean_auc", math.nan),
-            "memo_p": report.check("memorisation").numbers.get("combined_p_value", math.nan),
-            "cost": report.cost_share, "work": report.work_share,
-        })
+        rows.append(
+            {
+                "family": family,
+                "kind": kind,
+                "passed": report.passed,
+                "failed": report.failed,
+                "distance": rp.get("largest_distance", math.nan),
+                "noise": rp.get("rounding_noise", math.nan),
+                "tolerance": rp.get("tolerance", math.nan),
+                "mean_auc": report.check("memorisation").numbers.get("mean_auc", math.nan),
+                "memo_p": report.check("memorisation").numbers.get("combined_p_value", math.nan),
+                "cost": report.cost_share,
+                "work": report.work_share,
+            }
+        )
     return rows
 
 
@@ -71,8 +78,7 @@ def attack_runs(family: str, steps: int, every: int, draws: int) -> list[dict[st
     rows = []
     for name, attack in ATTACKS.items():
         task = FAMILIES[family](None)
-        folder, shipped = attack(task, tmp(), steps=steps, batch_size=BATCH,
-                                 checkpoint_every=every)
+        folder, shipped = attack(task, tmp(), steps=steps, batch_size=BATCH, checkpoint_every=every)
         caught, failed, dist, noise = 0, set(), [], []
         for d in range(draws):
             report = verify(folder, shipped, config=VerifyConfig(seed=100 + d))
@@ -81,11 +87,22 @@ def attack_runs(family: str, steps: int, every: int, draws: int) -> list[dict[st
             rp = report.check("replay").numbers
             dist.append(rp.get("largest_distance", math.nan))
             noise.append(rp.get("rounding_noise", math.nan))
-        rows.append({"family": family, "attack": name, "caught": caught, "draws": draws,
-                     "checks": sorted(failed), "distance": float(np.nanmin(dist)) if
-                     not all(math.isnan(x) for x in dist) else math.nan,
-                     "noise": float(np.nanmax(noise)) if not all(math.isnan(x) for x in noise)
-                     else math.nan, "replay_only": failed == {"replay"}})
+        rows.append(
+            {
+                "family": family,
+                "attack": name,
+                "caught": caught,
+                "draws": draws,
+                "checks": sorted(failed),
+                "distance": float(np.nanmin(dist))
+                if not all(math.isnan(x) for x in dist)
+                else math.nan,
+                "noise": float(np.nanmax(noise))
+                if not all(math.isnan(x) for x in noise)
+                else math.nan,
+                "replay_only": failed == {"replay"},
+            }
+        )
     return rows
 
 
@@ -122,11 +139,14 @@ def lofo(honest: list[dict[str, Any]], attacks: list[dict[str, Any]]) -> list[di
     out = []
     cfg = VerifyConfig()
     for fam in FAMILIES:
-        ratios = [r["distance"] / max(r["noise"], 1e-300) for r in honest
-                  if r["family"] != fam and math.isfinite(r["distance"])]
+        ratios = [
+            r["distance"] / max(r["noise"], 1e-300)
+            for r in honest
+            if r["family"] != fam and math.isfinite(r["distance"])
+        ]
         factor = 2 * max(ratios)
 
-        def tol(noise: float) -> float:
+        def tol(noise: float, factor: float = factor) -> float:
             return min(cfg.replay_tolerance_cap, max(cfg.replay_tolerance, factor * noise))
 
         mine = [r for r in honest if r["family"] == fam]
@@ -134,10 +154,18 @@ def lofo(honest: list[dict[str, Any]], attacks: list[dict[str, Any]]) -> list[di
         # attacks caught by replay alone: still caught at this family's held-out tolerance?
         replay_only = [a for a in attacks if a["family"] == fam and a["replay_only"]]
         kept = sum(a["distance"] > tol(a["noise"]) for a in replay_only)
-        out.append({"family": fam, "factor": factor, "honest": len(mine), "alarms": alarms,
-                    "replay_attacks": len(replay_only), "still_caught": kept,
-                    "max_honest_tol": max(tol(r["noise"]) for r in mine),
-                    "max_honest_dist": max(r["distance"] for r in mine)})
+        out.append(
+            {
+                "family": fam,
+                "factor": factor,
+                "honest": len(mine),
+                "alarms": alarms,
+                "replay_attacks": len(replay_only),
+                "still_caught": kept,
+                "max_honest_tol": max(tol(r["noise"]) for r in mine),
+                "max_honest_dist": max(r["distance"] for r in mine),
+            }
+        )
     return out
 
 
@@ -148,10 +176,18 @@ def long_run(family: str, steps: int, every: int) -> dict[str, Any]:
     folder = train_with_proof(task, tmp(), steps=steps, batch_size=BATCH, checkpoint_every=every)
     wall = time.perf_counter() - t0
     report = verify(folder, task, config=VerifyConfig(seed=7))
-    return {"family": family, "steps": steps, "every": every, "passed": report.passed,
-            "train_s": report.training_seconds, "verify_s": report.verify_seconds,
-            "cost": report.cost_share, "work": report.work_share, "wall": wall,
-            "replayed": report.check("replay").numbers.get("segments")}
+    return {
+        "family": family,
+        "steps": steps,
+        "every": every,
+        "passed": report.passed,
+        "train_s": report.training_seconds,
+        "verify_s": report.verify_seconds,
+        "cost": report.cost_share,
+        "work": report.work_share,
+        "wall": wall,
+        "replayed": report.check("replay").numbers.get("segments"),
+    }
 
 
 def main() -> None:
@@ -168,29 +204,37 @@ def main() -> None:
     print("|---|---|---|---|")
     for fam in FAMILIES:
         o = overhead(fam, 200 if args.quick else 400, 2 if args.quick else 4)
-        print(f"| {fam} | {o['base_ms']:.3f} | {o['rec_ms']:.3f} | {100 * o['overhead']:+.1f}% |",
-              flush=True)
+        print(
+            f"| {fam} | {o['base_ms']:.3f} | {o['rec_ms']:.3f} | {100 * o['overhead']:+.1f}% |",
+            flush=True,
+        )
 
     honest, attacks = [], []
     for fam in FAMILIES:
         honest += honest_runs(fam, steps, every, plain)
         attacks += attack_runs(fam, steps, every, draws)
     print(f"\n## Honest runs ({steps} steps, a checkpoint every {every}; defaults)\n")
-    print("| family | kind | runs | false alarms | largest replay distance | largest tolerance "
-          "| mean memorisation AUC | median memo p | cost (time) | work share |")
+    print(
+        "| family | kind | runs | false alarms | largest replay distance | largest tolerance "
+        "| mean memorisation AUC | median memo p | cost (time) | work share |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for fam in FAMILIES:
         for kind in ("plain", "2 threads", "resumed"):
             rs = [r for r in honest if r["family"] == fam and r["kind"] == kind]
-            print(f"| {fam} | {kind} | {len(rs)} | {sum(not r['passed'] for r in rs)} | "
-                  f"{max(r['distance'] for r in rs):.2g} | {max(r['tolerance'] for r in rs):.2g} | "
-                  f"{np.mean([r['mean_auc'] for r in rs]):.3f} | "
-                  f"{np.median([r['memo_p'] for r in rs]):.2g} | "
-                  f"{100 * np.median([r['cost'] for r in rs]):.0f}% | "
-                  f"{100 * np.median([r['work'] for r in rs]):.1f}% |")
+            print(
+                f"| {fam} | {kind} | {len(rs)} | {sum(not r['passed'] for r in rs)} | "
+                f"{max(r['distance'] for r in rs):.2g} | {max(r['tolerance'] for r in rs):.2g} | "
+                f"{np.mean([r['mean_auc'] for r in rs]):.3f} | "
+                f"{np.median([r['memo_p'] for r in rs]):.2g} | "
+                f"{100 * np.median([r['cost'] for r in rs]):.0f}% | "
+                f"{100 * np.median([r['work'] for r in rs]):.1f}% |"
+            )
     bad = [r for r in honest if not r["passed"]]
-    print(f"\nfalse alarms: {len(bad)} of {len(honest)} honest runs"
-          + "".join(f"\n- {r['family']} {r['kind']}: {r['failed']}" for r in bad))
+    print(
+        f"\nfalse alarms: {len(bad)} of {len(honest)} honest runs"
+        + "".join(f"\n- {r['family']} {r['kind']}: {r['failed']}" for r in bad)
+    )
 
     print(f"\n## Attacks ({draws} verifier draws each; defaults)\n")
     print("| attack | " + " | ".join(FAMILIES) + " |")
@@ -203,23 +247,28 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
     print("\n## Replay tolerance, leave-one-family-out\n")
-    print("| held-out family | noise factor (from the others) | honest runs | false alarms | "
-          "largest honest distance | its largest tolerance | replay-caught attacks still caught |")
+    print(
+        "| held-out family | noise factor (from the others) | honest runs | false alarms | "
+        "largest honest distance | its largest tolerance | replay-caught attacks still caught |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in lofo(honest, attacks):
-        print(f"| {r['family']} | {r['factor']:.3g} | {r['honest']} | {r['alarms']} | "
-              f"{r['max_honest_dist']:.2g} | {r['max_honest_tol']:.2g} | "
-              f"{r['still_caught']}/{r['replay_attacks']} |")
+        print(
+            f"| {r['family']} | {r['factor']:.3g} | {r['honest']} | {r['alarms']} | "
+            f"{r['max_honest_dist']:.2g} | {r['max_honest_tol']:.2g} | "
+            f"{r['still_caught']}/{r['replay_attacks']} |"
+        )
 
     print(f"\n## Verification cost at the defaults ({huge} steps, a checkpoint every 100)\n")
-    print("| family | steps | passed | training (s) | verification (s) | time share | "
-          "work share |")
+    print("| family | steps | passed | training (s) | verification (s) | time share | work share |")
     print("|---|---|---|---|---|---|---|")
     rows = [long_run("digits_mlp", huge, 100)]
     for r in rows:
-        print(f"| {r['family']} | {r['steps']} | {r['passed']} | {r['train_s']:.1f} | "
-              f"{r['verify_s']:.2f} | {100 * r['cost']:.1f}% | {100 * r['work']:.1f}% |",
-              flush=True)
+        print(
+            f"| {r['family']} | {r['steps']} | {r['passed']} | {r['train_s']:.1f} | "
+            f"{r['verify_s']:.2f} | {100 * r['cost']:.1f}% | {100 * r['work']:.1f}% |",
+            flush=True,
+        )
     print(f"\n(total {time.time() - t_start:.0f} s)")
 
 

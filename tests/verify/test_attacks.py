@@ -30,7 +30,7 @@ CAUGHT_BY = {
 def test_attack_is_caught(tmp_path: Path, family: str, attack: str) -> None:
     task = FAMILIES[family](None)
     folder, shipped = ATTACKS[attack](
-        task, tmp_path, steps=160, batch_size=32, checkpoint_every=20, nonce=bytes(32)
+        task, tmp_path, steps=80, batch_size=32, checkpoint_every=20, nonce=bytes(32)
     )
     report = verify(folder, shipped, config=VerifyConfig(seed=0))
     assert not report.passed, str(report)
