@@ -72,8 +72,8 @@ def _args(tmp: Path, **kw: Any) -> TrainingArguments:
 
 
 def _warmup() -> BatchSizeWarmup:
-    # CBS(x) = x / 4 examples: 4 -> 8 at 32 examples seen, -> 16 at 64
-    return BatchSizeWarmup(4, 16, cbs=[(0, 0), (400, 100)])
+    # CBS(x) = x / 4 + 0.5: past 8 at 32 examples seen (4 -> 8), past 16 at 64
+    return BatchSizeWarmup(4, 16, cbs=[(0, 0.5), (400, 100.5)])
 
 
 def test_accumulation_follows_the_warmup_with_the_lr_rule(tmp_path: Path) -> None:

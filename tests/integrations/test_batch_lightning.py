@@ -69,7 +69,7 @@ def _trainer(tmp: Path, callbacks: list[Any], **kw: Any) -> Trainer:
 
 
 def _warmup() -> BatchSizeWarmup:
-    return BatchSizeWarmup(4, 16, cbs=[(0, 0), (400, 100)])  # CBS = examples / 4
+    return BatchSizeWarmup(4, 16, cbs=[(0, 0.5), (400, 100.5)])  # CBS = examples / 4 + 0.5
 
 
 def test_accumulation_follows_the_warmup_with_the_lr_rule(tmp_path: Path) -> None:

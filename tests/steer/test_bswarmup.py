@@ -34,11 +34,13 @@ def test_lr_rule_and_reason() -> None:
     # one update can double twice (40 >= 2 x 16): 8 -> 32, SGD's LR x 4
     assert (w.batch_size, w.lr_factor) == (32, 4.0)
     assert d.step == 3 and d.numbers["previous"] == 8 and d.numbers["cbs"] == 40
-    assert d.reason == "CBS 40 (measured trajectory at 0 examples) >= 2 x 8: batch 8 -> 32, LR x 4"
-    adam = BatchSizeWarmup(8, 64, cbs=[(0, 16)])
+    assert d.reason == "CBS 40 (measured trajectory at 0 examples) > 2 x 8: batch 8 -> 32, LR x 4"
+    adam = BatchSizeWarmup(8, 64, cbs=[(0, 17)])
     adam.update(0, 0)
     assert adam.lr_factor == pytest.approx(math.sqrt(2))
-    assert not adam.update(1, 10)  # 16 < 2 x 16: "continue"
+    assert not adam.update(1, 10)  # 17 <= 2 x 16: "continue"
+    exact = BatchSizeWarmup(8, 64, cbs=[(0, 16)])
+    assert not exact.update(0, 0)  # the CBS must exceed twice the batch, not equal it
 
 
 def test_never_shrinks_and_never_passes_max_batch() -> None:
@@ -89,7 +91,7 @@ def test_state_dict_resumes_exactly_with_the_noise_source() -> None:
 
 
 def test_accumulation() -> None:
-    w = BatchSizeWarmup(8, 64, cbs=[(0, 32)])
+    w = BatchSizeWarmup(8, 64, cbs=[(0, 33)])
     w.update(0, 0)
     assert w.accumulation(4) == 8
     with pytest.raises(InvalidInputError, match="must divide base_batch"):
@@ -127,7 +129,7 @@ def test_sampler_follows_the_batch_size_and_resumes_exactly() -> None:
         sizes.append(len(batch))
         seen += len(batch)
         w.update(step, seen)
-    assert sizes == [2, 2, 4, 8, 8, 8]  # CBS(x) = x examples: doubles at 4 and 8 seen
+    assert sizes == [2, 2, 2, 4, 8, 8]  # CBS(x) = x examples: doubles past 4 and 8 seen
     # every epoch is a permutation: the first 13 indices drawn are all distinct
     flat = [i for b in batches for i in b]
     assert sorted(flat[:13]) == list(range(13))

@@ -17,7 +17,7 @@ Example:
     >>> w.update(step=10, examples=500).action, w.batch_size
     ('grow_batch', 16)
     >>> w.update(step=20, examples=5000).reason
-    'CBS 200 (measured trajectory at 5,000 examples) >= 2 x 16: batch 16 -> 64, LR x 2'
+    'CBS 200 (measured trajectory at 5,000 examples) > 2 x 16: batch 16 -> 64, LR x 2'
     >>> w.batch_size, round(w.lr_factor, 4)  # sqrt(64 / 8)
     (64, 2.8284)
 """
@@ -43,7 +43,7 @@ def _whole(name: str, value: object) -> int:
 
 
 class BatchSizeWarmup:
-    """Decide the batch size from the CBS, doubling it while the CBS is at least twice it.
+    """Decide the batch size from the CBS, doubling it while the CBS exceeds twice it.
 
     Args:
         base_batch: the batch size to start at (examples, or tokens: the CBS's unit).
@@ -130,20 +130,21 @@ class BatchSizeWarmup:
         return self.multiplier * b, f"{self.multiplier:g} x noise scale {b:.3g}"
 
     def update(self, step: int, examples: float) -> Decision:
-        """Grow the batch if the CBS after ``examples`` examples is at least twice it.
+        """Grow the batch if the CBS after ``examples`` examples exceeds twice it.
 
         Returns a ``"grow_batch"`` decision (``numbers``: the new ``batch_size``, the
         ``previous`` one, the ``cbs`` and the ``lr_factor``) or ``"continue"``.
         """
         cbs, source = self.cbs_at(examples)
         new = self.batch_size
-        # double while the CBS is at least twice the batch (a NaN noise scale never grows it)
-        while cbs >= 2 * new and 2 * new <= self.max_batch:
+        # double while the CBS exceeds twice the batch, so the batch stays below the CBS (a
+        # measured lower bound of it, on a grid of powers of two); a NaN never grows it
+        while cbs > 2 * new and 2 * new <= self.max_batch:
             new *= 2
         if new == self.batch_size:
             return Decision(
                 "continue",
-                f"CBS {cbs:.3g} ({source}) < 2 x {self.batch_size}, or at max_batch",
+                f"CBS {cbs:.3g} ({source}) <= 2 x {self.batch_size}, or at max_batch",
                 step=step,
                 numbers={"batch_size": self.batch_size, "cbs": cbs},
             )
@@ -151,7 +152,7 @@ class BatchSizeWarmup:
         factor = lr_factor(new / old, self.rule)
         decision = Decision(
             "grow_batch",
-            f"CBS {cbs:.3g} ({source}) >= 2 x {old}: batch {old} -> {new}, LR x {factor:.4g}",
+            f"CBS {cbs:.3g} ({source}) > 2 x {old}: batch {old} -> {new}, LR x {factor:.4g}",
             step=step,
             numbers={
                 "batch_size": new,
@@ -186,7 +187,7 @@ class BatchSizeWarmup:
             >>> a = BatchSizeWarmup(4, 16, cbs=[(0, 9)]); _ = a.update(0, 0)
             >>> b = BatchSizeWarmup(4, 16, cbs=[(0, 9)]); b.load_state_dict(a.state_dict())
             >>> b.batch_size, str(b.decisions[0])
-            (8, 'grow_batch at step 0: CBS 9 (measured trajectory at 0 examples) >= 2 x 4: batch 4 -> 8, LR x 1.414')
+            (8, 'grow_batch at step 0: CBS 9 (measured trajectory at 0 examples) > 2 x 4: batch 4 -> 8, LR x 1.414')
         """  # noqa: E501
         try:
             size = _whole("batch_size", state["batch_size"])
