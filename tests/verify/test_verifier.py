@@ -117,7 +117,7 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], str]] = {
     "wrong type": (_wrong_type, "files"),
     "flipped byte": (_flip_byte, "files"),
     "deleted checkpoint": (_delete_checkpoint, "files"),
-    "not a checkpoint": (_not_a_checkpoint, "init"),
+    "not a checkpoint": (_not_a_checkpoint, "replay"),
     "path escape": (_path_escape, "files"),
     "edited config": (_edit_config, "commitment"),
     "edited nonce": (_edit_nonce, "commitment"),
