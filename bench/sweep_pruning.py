@@ -501,6 +501,11 @@ def main() -> None:
         default=None,
         help="replay one development sweep (default: the corpus, leave one sweep out)",
     )
+    ap.add_argument(
+        "--specs",
+        action="store_true",
+        help="corpus: give runcast each trial's schedule (runcast_schedule: the analog forecast)",
+    )
     ap.add_argument("--jobs", type=int, default=1, help="corpus: worker processes")
     ap.add_argument("--only", nargs="*", help="corpus: replay only these sweeps")
     ap.add_argument("--thresholds", default="0.005,0.01,0.02,0.05", help="corpus: grid")
@@ -958,6 +963,7 @@ def corpus_main(args: argparse.Namespace) -> None:
             label,
             creplay_optuna,
             lambda sw, th=float(th), wr=int(wr): ForecastPruner(threshold=th, n_warmup_reports=wr),
+            args.specs,
         )
     if args.ray_runcast:
         run(
