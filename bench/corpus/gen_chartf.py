@@ -25,7 +25,7 @@ TEXTS = ("pysrc", "licenses", "pydoc")
 def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1310)
     out = []
-    for i in range(18):
+    for i in range(24):
         c = common.sample_common(rng, i, [500, 800, 1200, 2000], [8, 16, 32], lr_scale=0.5)
         size = list(SIZES)[i % 3]
         d, layers, heads = SIZES[size]

@@ -21,7 +21,7 @@ FAMILY = "chartf_overfit"
 def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1312)
     out = []
-    for i in range(5):
+    for i in range(8):
         c = common.sample_common(
             rng,
             i,

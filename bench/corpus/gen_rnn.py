@@ -22,7 +22,7 @@ TEXTS = ("pysrc", "licenses", "pydoc")
 def configs() -> list[dict[str, Any]]:
     rng = np.random.default_rng(1311)
     out = []
-    for i in range(10):
+    for i in range(12):
         c = common.sample_common(rng, i, [500, 800], [8, 16, 32], lr_scale=0.7)
         c.update(
             {
