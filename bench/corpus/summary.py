@@ -78,9 +78,10 @@ def family_table() -> str:
 
 def sweep_table() -> str:
     out = [
-        "| sweep | trials | model | objective | budget | reports | diverged | late bloomers "
+        "| sweep | trials | model | objective | budget | reports | diverged (NaN) | divergent "
+        "| late bloomers "
         "| best's rank at 25% | MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in load.sweeps():
         f = s.facts
@@ -88,7 +89,8 @@ def sweep_table() -> str:
         out.append(
             f"| {s.name} | {len(s.trials)} | {f['model']} on {f['dataset']} | "
             f"{s.metric} ({s.direction[:3]}) | {budget} | {s.n_reports} | "
-            f"{len(f['diverged_trials'])} | {len(f['late_bloomers'])} | "
+            f"{len(f['diverged_trials'])} | {len(f['divergent_trials'])} | "
+            f"{len(f['late_bloomers'])} | "
             f"{f['best_rank_at_quarter'] + 1} of {len(s.trials)} | "
             f"{f['bytes'] / 2**20:.2f} |"
         )
