@@ -30,7 +30,7 @@ def verify_cmd(
     ] = None,
     replay_share: Annotated[
         float, typer.Option("--replay-share", help="Share of the segments to retrain (at least 3).")
-    ] = 0.05,
+    ] = 0.04,
     noise_factor: Annotated[
         float,
         typer.Option(
