@@ -6,9 +6,9 @@ was fitted and chosen without it:
 
 - :func:`lofo_calibration` fits the calibration model (:func:`~runcast.forecast._eval.
   fit_calibration`) on the other families, and chooses its out-of-distribution coefficient
-  (``Calibration.ood``) by an inner leave-one-family-out over those other families only: each of
-  them is scored by a model fitted without it (and without the held-out family), and the
-  coefficient that puts their coverage closest to target is kept;
+  (``Calibration.ood``) by an inner cross-validation over those other families only (four
+  folds of families): each of them is scored by a model fitted without its fold (and without
+  the held-out family), and the coefficient that puts their coverage closest to target is kept;
 - :func:`lofo_choice` picks, per cut-off, the method ``auto`` uses from the other families'
   scores, so that the figure reported for a family is the method it would have been given.
 
@@ -66,23 +66,28 @@ def choose_ood(
     ood_grid: Sequence[float] = OOD_GRID,
     *,
     warm: Calibration | None = None,
+    n_folds: int = 4,
 ) -> dict[str, float]:
-    """The OOD coefficient per method, chosen by leave-one-family-out within ``records``.
+    """The OOD coefficient per method, chosen by cross-validation over families in ``records``.
 
-    Each family's records get the ``log tau`` and box excess of a model fitted without that
-    family; per method, the grid value whose resulting coverage (averaged per family) is nearest
-    the 80% / 95% targets wins. With one family there is nothing held out: 0. ``warm``: the
-    model fitted on all of ``records``, from which the refits start.
+    The families fall into ``n_folds`` folds; each family's records get the ``log tau`` and box
+    excess of a model fitted without its fold; per method, the grid value whose resulting
+    coverage (averaged per family) is nearest the 80% / 95% targets wins. With one family
+    there is nothing held out: 0. ``warm``: the model fitted on all of ``records``, from which
+    the refits start.
     """
     fams = sorted({_family(r) for r in records})
     if len(fams) < 2 or len(ood_grid) == 1:
         return {m: float(ood_grid[0]) for m in {r.method for r in records}}
+    # families held out in folds (every family in exactly one): each is scored by a model
+    # fitted without its fold; folds of one family each is leave-one-family-out
+    folds = [fams[i::n_folds] for i in range(min(n_folds, len(fams)))]
     base: dict[int, tuple[float, float]] = {}
-    for f in fams:
-        cal = fit_calibration([r for r in records if _family(r) != f], cutoffs, warm=warm)
+    for fold in folds:
+        cal = fit_calibration([r for r in records if _family(r) not in fold], cutoffs, warm=warm)
         probe = Calibration(cal.models, cal.ranges, {m: 1.0 for m in cal.models})
         for i, r in enumerate(records):
-            if _family(r) == f and not r.failed:
+            if _family(r) in fold and not r.failed:
                 lt = cal.log_tau(r.method, r.features)
                 base[i] = (lt, probe.log_tau(r.method, r.features) - lt)
     out: dict[str, float] = {}
