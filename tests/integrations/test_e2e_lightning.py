@@ -102,7 +102,7 @@ def test_lightning_end_to_end(tmp_path: Path, e2e: Any) -> None:
     assert lrs.size == 61 and lrs[0] == pytest.approx(0.05) and lrs[-1] == pytest.approx(0.0)
     # an accuracy is forecast inside [0, 1], on the dashboard as everywhere
     assert watch.acc_band is not None
-    assert 0.0 <= min(watch.acc_band["lo95"]) and max(watch.acc_band["hi95"]) <= 1.0
+    assert min(watch.acc_band["lo95"]) >= 0.0 and max(watch.acc_band["hi95"]) <= 1.0
     # runcast forecast RUN --from 12 (20%): the configured cosine, to the planned end
     out = e2e.cli_forecast_from(db, info.id, 12, key="train_loss")
     assert out["schedule_known"] is True and out["until"] == 60
