@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
+import runcast
 from runcast import Curve, Schedule
-from runcast.errors import InvalidInputError
+from runcast.errors import FitError, InvalidInputError
 from runcast.forecast._api import BACKTEST_RANGE
 from runcast.forecast._known import areas, fit_known
 from runcast.forecast._prep import prepare
@@ -184,3 +187,25 @@ def test_batched_posterior_matches_the_plain_one() -> None:
     # the batched matmuls are the same posterior (means, covariances, evidences)
     for a, b in zip(fast, ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_a_fit_with_no_finite_evidence_is_a_fit_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # NaN evidence everywhere (seen on sweep curves) made rng.choice raise numpy's ValueError
+    # "Probabilities contain NaN" out of forecast(); it must be a FitError auto can fall back from
+    import runcast.forecast._known as known
+
+    real = known._bayes_k
+
+    def nan_evidence(*args: Any, **kwargs: Any) -> Any:
+        mean, cov, log_ev = real(*args, **kwargs)
+        return mean, cov, np.full_like(log_ev, np.nan)
+
+    monkeypatch.setattr(known, "_bayes_k", nan_evidence)
+    spec = {"kind": "cosine", "peak": 1e-3, "end": 1e-4, "warmup": 100, "total": 10_000}
+    steps = np.arange(200, 4001, 20)
+    curve = runcast.Curve(steps, 2.0 + 3.0 * (steps / 100.0) ** -0.4)
+    with pytest.raises(FitError, match="cannot be fitted"):
+        runcast.forecast(curve, until=9_999, schedule=spec, method="law")
+    # auto still answers (its fallback, not the law)
+    f = runcast.forecast(curve, until=9_999, schedule=spec)
+    assert f.method != "law" and np.isfinite(f.final.median)

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from runcast.curve import Curve
-from runcast.errors import InvalidInputError, RuncastWarning
+from runcast.errors import FitError, InvalidInputError, RuncastWarning
 from runcast.forecast._calibrate import RawForecast
 from runcast.forecast._prep import Prepared
 from runcast.forecast._types import Forecast
@@ -152,8 +152,16 @@ def fit_grid(p: Prepared, schedule: Schedule, *, n_paths: int = 400, seed: int =
     floor = (1.2533 * p.noise_y) ** 2 / float(p.weight.mean())
     sigma2 = max(float(np.nanmin(sse)) / max(float(w.sum()) - 4.0, 1.0), floor, 1e-12)
     mean, cov, log_ev = _bayes_k(X, p.y, w, prior_mean, prior_sd, sigma2)
-    ok = (mean[:, 1] > 0) & np.isfinite(log_ev)
-    log_ev = np.where(ok, log_ev, -np.inf) if ok.any() else log_ev
+    finite = np.isfinite(log_ev) & np.all(np.isfinite(mean), axis=1)
+    ok = (mean[:, 1] > 0) & finite
+    if not finite.any():
+        # a degenerate curve or schedule (an area of 0 at a fitted step): no design fits, and
+        # sampling from NaN weights would fail inside numpy; auto falls back to the PFN
+        raise FitError(
+            "The schedule-aware law cannot be fitted to this curve (no finite fit over its "
+            "schedule). Use method='pfn' or method='ensemble'."
+        )
+    log_ev = np.where(ok if ok.any() else finite, log_ev, -np.inf)
     prob = np.exp(log_ev - log_ev.max())
     prob /= prob.sum()
     picks = rng.choice(prob.size, size=n_paths, p=prob)
