@@ -103,11 +103,12 @@ def test_features_are_clipped_to_what_the_model_saw() -> None:
 
 def test_the_shipped_blind_model_does_not_narrow_a_very_early_forecast() -> None:
     # fitted on cut-offs at 10-70% of a run: its quadratic in log_frac, extrapolated, made a
-    # forecast from 1% of a run narrower than one from 10%
+    # forecast from 1% of a run narrower than one from 10%; out of the box it may only widen
+    # (the out-of-distribution term), never narrow
     cal = default_calibration()
     early = cal.tau("pfn+ensemble", 0.01, {"log_frac": np.log(0.01), "log_frac2": 21.2})
     seen = cal.tau("pfn+ensemble", 0.1)
-    assert early == pytest.approx(seen, rel=0.05)
+    assert early >= seen * 0.95
 
 
 @pytest.mark.parametrize(

@@ -148,7 +148,9 @@ def _scale(b: Bounds, values: FloatArray) -> _Scale:
         return np.log(np.maximum(sign * (y - edge), eps))
 
     def back_log(z: FloatArray) -> FloatArray:
-        return edge + sign * np.exp(np.minimum(z, 700.0))
+        # exp(-800) underflows to 0.0, i.e. onto the bound a log scale never reaches: the
+        # smallest positive float keeps such a far tail strictly inside
+        return edge + sign * np.maximum(np.exp(np.minimum(z, 700.0)), np.finfo(np.float64).tiny)
 
     return _Scale("log", to_log, back_log)
 

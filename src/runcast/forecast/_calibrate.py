@@ -126,7 +126,11 @@ def positive_warp(values: FloatArray, median: FloatArray) -> FloatArray:
     """
     m = np.broadcast_to(median, values.shape)
     d = values - m
-    warped = d + np.sqrt(d * d + m * m)
+    root = np.sqrt(d * d + m * m)
+    # d + root cancels to 0.0 for a path far below the median (d << -m); the same value written
+    # as m^2 / (root - d) stays positive there
+    with np.errstate(divide="ignore", invalid="ignore"):
+        warped = np.where(d >= 0, d + root, (m * m) / (root - d))
     # an even number of paths takes the median between two paths, where the warp's curvature
     # moves it by ~1e-5: rescale so the median is exactly the one given
     mid = np.median(warped, axis=0)
