@@ -150,7 +150,8 @@ def _scale(b: Bounds, values: FloatArray) -> _Scale:
     def back_log(z: FloatArray) -> FloatArray:
         # exp(-800) underflows to 0.0, i.e. onto the bound a log scale never reaches: the
         # smallest positive float keeps such a far tail strictly inside
-        return edge + sign * np.maximum(np.exp(np.minimum(z, 700.0)), np.finfo(np.float64).tiny)
+        tail = np.maximum(np.exp(np.minimum(z, 700.0)), np.finfo(np.float64).tiny)
+        return np.asarray(edge + sign * tail, dtype=np.float64)
 
     return _Scale("log", to_log, back_log)
 
