@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 
 from runcast.errors import InvalidInputError, RunNotFoundError, StoreError
-from runcast.store._writer import CHUNK_POINTS, Series, _blobs, _concat, _should_grow, _Tail
+from runcast.store._writer import (
+    CHUNK_POINTS,
+    Series,
+    _blobs,
+    _concat,
+    _should_grow,
+    _Tail,
+    check_keys,
+)
 
 _SUMMARY = (
     "UPDATE metrics SET n_points = n_points + %s, n_missing = n_missing + %s, "
@@ -82,12 +90,7 @@ class PostgresRunWriter:
         """Write every series of ``batch`` in one transaction, or nothing."""
         import psycopg
 
-        bad = [k for k in batch if not isinstance(k, str) or not k]
-        if bad:  # run.log refuses these too; a metric must be found again by its key
-            raise InvalidInputError(
-                f"Metric keys must be non-empty strings, but the batch for run {self.run_id} "
-                f"has {bad[:3]}. Nothing of it was written."
-            )
+        check_keys(self.run_id, batch)
         nul = [k for k in batch if "\x00" in k]
         if nul:  # PostgreSQL text cannot hold a NUL character
             raise InvalidInputError(

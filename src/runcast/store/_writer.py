@@ -120,6 +120,19 @@ def _blobs(s: Series) -> tuple[int, int, int, bytes, bytes, bytes]:
     )
 
 
+def check_keys(run_id: str, batch: Mapping[str, Series]) -> None:
+    """Refuse a batch with a metric key that is not a non-empty string (every store's rule).
+
+    ``run.log`` refuses these too; a metric must be found again by its key.
+    """
+    bad = [k for k in batch if not isinstance(k, str) or not k]
+    if bad:
+        raise InvalidInputError(
+            f"Metric keys must be non-empty strings, but the batch for run {run_id} "
+            f"has {bad[:3]}. Nothing of it was written."
+        )
+
+
 class RunWriter:
     """Appends batches of points to one run of an SQLite store.
 
@@ -154,12 +167,7 @@ class RunWriter:
 
     def write(self, batch: Mapping[str, Series], heartbeat: bool = True) -> None:
         """Write every series of ``batch`` in one transaction (retried while the store is busy)."""
-        bad = [k for k in batch if not isinstance(k, str) or not k]
-        if bad:  # run.log refuses these too; a metric must be found again by its key
-            raise InvalidInputError(
-                f"Metric keys must be non-empty strings, but the batch for run {self.run_id} "
-                f"has {bad[:3]}. Nothing of it was written."
-            )
+        check_keys(self.run_id, batch)
         batch = {k: s for k, s in batch.items() if len(s)}
         if not batch and not heartbeat:
             return
