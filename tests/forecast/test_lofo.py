@@ -1,0 +1,47 @@
+"""Leave-one-family-out: nothing fitted or chosen on a family may judge that family."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from runcast.forecast._eval import TAU_GRID, Record
+from runcast.forecast._lofo import best_choice, lofo_calibration, lofo_choice, pick
+
+
+def _rec(fam: str, i: int, method: str = "ensemble", need: float = 1.0, crps: float = 0.1,
+         frac: float = 0.5) -> Record:  # fmt: skip
+    # coverage reaches its target at tau = need; CRPS flat in tau
+    c80 = np.clip(TAU_GRID * 0.8 / need, 0, 1)
+    c95 = np.clip(TAU_GRID * 0.95 / need, 0, 1)
+    return Record(f"{fam}{i}", fam, frac, method, 1.0, 0.01, np.zeros(TAU_GRID.size),
+                  np.full(TAU_GRID.size, crps), c80, c95, observed=frac,
+                  features={"log_frac": float(np.log(frac))})  # fmt: skip
+
+
+def test_a_familys_taus_do_not_depend_on_its_own_records() -> None:
+    recs = [_rec(f, i, need=n) for f, n in (("a", 1.0), ("b", 2.0), ("c", 3.0)) for i in range(3)]
+    taus, _ = lofo_calibration(recs, ood_grid=(0.0,))
+    # family a changed beyond recognition: its own taus must not move (they come from b and c)
+    changed = [dataclasses.replace(r, cov80s=np.clip(TAU_GRID * 0.8 / 9.0, 0, 1),
+                                   cov95s=np.clip(TAU_GRID * 0.95 / 9.0, 0, 1))
+               if r.family == "a" else r for r in recs]  # fmt: skip
+    taus2, _ = lofo_calibration(changed, ood_grid=(0.0,))
+    for i in range(3):
+        assert taus2[(f"a{i}", "ensemble", 0.5)] == taus[(f"a{i}", "ensemble", 0.5)]
+    # while the families it helps judge do see the change
+    assert taus2[("b0", "ensemble", 0.5)] != taus[("b0", "ensemble", 0.5)]
+
+
+def test_the_method_chosen_for_a_family_is_chosen_on_the_others() -> None:
+    # family a alone loves method x (CRPS 0.01 against 0.5); b and c prefer y
+    recs = []
+    for fam in "abc":
+        x_crps, y_crps = (0.01, 0.5) if fam == "a" else (0.3, 0.2)
+        recs += [_rec(fam, 0, "x", crps=x_crps), _rec(fam, 0, "y", crps=y_crps)]
+    choice = lofo_choice(recs, ("x", "y"), lambda r: 1.0)
+    assert pick(choice, "a", 0.5) == "y"  # a is judged by what the others chose
+    assert pick(choice, "b", 0.5) == "x"  # without b: a (0.01) and c (0.3) make x best
+    # what ships is chosen on every family: x's mean 0.203 beats y's 0.3
+    assert best_choice(recs, ("x", "y"), lambda r: 1.0) == {0.5: "x"}
