@@ -681,9 +681,9 @@ def spec_of(cfg: dict[str, Any]) -> dict[str, Any]:
     return schedule_spec(cfg["schedule_name"], cfg["peak_lr"], cfg["total"], cfg["warmup"])
 
 
-def run_array_task(cfg: dict[str, Any], model: nn.Module, task: ArrayTask) -> Record:
-    """Train an MLP-style model on an array task as ``cfg`` says; fill the run's facts."""
-    rec = train(
+def train_cfg(cfg: dict[str, Any], model: nn.Module, task: Any) -> Record:
+    """Train ``model`` on ``task`` with the optimizer, schedule and budget ``cfg`` names."""
+    return train(
         task,
         model,
         optimizer=cfg["optimizer"],
@@ -695,6 +695,11 @@ def run_array_task(cfg: dict[str, Any], model: nn.Module, task: ArrayTask) -> Re
         wd=cfg["wd"],
         clip=cfg.get("clip"),
     )
+
+
+def run_array_task(cfg: dict[str, Any], model: nn.Module, task: ArrayTask) -> Record:
+    """Train an MLP-style model on an array task as ``cfg`` says; fill the run's facts."""
+    rec = train_cfg(cfg, model, task)
     rec.info.update(
         {
             "params": n_params(model),
@@ -721,18 +726,8 @@ def lm_model(cfg: dict[str, Any]) -> nn.Module:
 
 
 def run_text_task(cfg: dict[str, Any], model: nn.Module, task: TextTask) -> Record:
-    rec = train(
-        task,
-        model,
-        optimizer=cfg["optimizer"],
-        schedule=cfg["schedule"],
-        total=cfg["total"],
-        batch_size=cfg["batch_size"],
-        seed=cfg["seed"],
-        eval_every=cfg["eval_every"],
-        wd=cfg["wd"],
-        clip=cfg.get("clip"),
-    )
+    """Train a language model on a text task as ``cfg`` says; fill the run's facts."""
+    rec = train_cfg(cfg, model, task)
     rec.info.update(
         {
             "params": n_params(model),
