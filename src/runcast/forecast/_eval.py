@@ -12,6 +12,8 @@ For every case (a full curve), cut-off fraction and method, the harness forecast
   calibrated distributions.
 - ``cov80`` / ``cov95``: the share of the remaining *observed* values (up to 100 of them, evenly
   spread) inside the 80% / 95% bands of the forecast with observation noise (``noise=True``).
+- ``cov80_final`` / ``cov95_final``: whether the smoothed final value lies in the trend's 80% /
+  95% interval at the last step.
 - ``seconds``: wall time of the forecast (preparation, fit, sampling, calibration).
 
 runcast's own methods give their uncalibrated paths once (the PFN its quantiles once); the
