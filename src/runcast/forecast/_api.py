@@ -1,28 +1,13 @@
 """``runcast.forecast``: the rest of a run from its beginning, with calibrated uncertainty.
 
-Methods (``method=``):
-
-- ``"auto"`` (default): ``"law"`` when a schedule is known (argument, or ``curve.schedule``)
-  and the curve is a loss; else ``"pfn+ensemble"`` when the learned forecaster is installed (it
-  measures best without a schedule), else ``"ensemble"``. An accuracy with a schedule goes to
-  ``"pfn"``, which uses the schedule.
-- ``"law"``: the schedule-aware path (:mod:`runcast.forecast._known`): a loss law over the LR
-  schedule fitted to the observed part, so a cosine's decay or a WSD cooldown that has not
-  started yet is forecast. Needs the schedule up to ``until``.
-- ``"ensemble"``: the schedule-agnostic Bayesian ensemble of Domhan et al.'s parametric families
-  with an exact grid posterior (:mod:`runcast.forecast._ensemble`).
-- ``"pfn"``: the learned LC-PFN-style forecaster, when installed (:mod:`runcast.forecast.pfn`);
-  it uses the schedule when given (then the best CRPS on the benchmark).
-- ``"law+pfn"``: an equal mixture of ``"law"`` and ``"pfn"`` with the schedule.
-- ``"pfn+ensemble"``: the blind PFN mixed with the ensemble, whose share of the paths grows from
-  none (up to 30% of the run observed) to half (from 50%) (:mod:`runcast.forecast._mixture`).
-- baselines: ``"last"`` (last smoothed value), ``"powerlaw"`` (least-squares power law),
-  ``"mcmc"`` (emcee over the parametric ensemble; slow, needs ``emcee``).
-
-Every method's intervals are calibrated on real runs (:mod:`runcast.forecast._calibrate`): the
-parametric ones add a model-discrepancy term, the PFN scales its spread, each by a factor that a
-small model computes from what the forecast can see (how much of the run is observed, how the
-run backtested itself, its noise, how much of the schedule is still to be annealed).
+The methods are listed once, in :data:`runcast.forecast._registry.TABLE`. This module is the
+layer on top of them: :func:`run_method` runs one as it is, and :func:`forecast` adds the
+public checks, ``"auto"`` (the law when a schedule is known and the curve is a loss, else the
+blind PFN mixed with the ensemble, or a per-cut-off choice when the shipped calibration holds
+one), the fallback to the PFN when the law refuses, and the bounds of the metric. Every
+method's intervals are calibrated by :mod:`runcast.forecast._calibrate`, from what the forecast
+can see, judged leave-one-family-out (bench/README.md, "Forecasts on runs runcast has never
+seen").
 """
 
 from __future__ import annotations
@@ -331,14 +316,15 @@ def forecast(
         (True, True)
     """
     until = as_until(until)
-    if isinstance(curve, Curve):
-        _check_reach(curve, until)
+    finite = curve.finite() if isinstance(curve, Curve) else None
+    if finite is not None:
+        _check_reach(finite, until)
     sched = _schedule_of(curve, schedule)
-    seen = curve.finite().last_step if isinstance(curve, Curve) else None
-    name = resolve_method(method, sched, None if seen is None else seen / max(until, 1))
-    if method == "auto" and name in ("law", "law+pfn") and isinstance(curve, Curve):
+    seen = None if finite is None else finite.last_step / max(until, 1)
+    name = resolve_method(method, sched, seen)
+    if method == "auto" and name in ("law", "law+pfn") and finite is not None:
         # the laws model a loss over its schedule; an accuracy goes to the PFN, which uses it
-        values = curve.finite().value
+        values = finite.value
         dirn = direction or (detect_direction(values, curve.name) if values.size else "down")
         if dirn != "down":
             name = "pfn" if "pfn" in METHODS else "ensemble"
@@ -394,7 +380,7 @@ def _check_reach(curve: Curve, until: int) -> None:
     :data:`MAX_REACH` times the observed steps ahead is an extrapolation of the curve's form
     that no calibration covers: it is made, with a warning saying how far.
     """
-    c = curve.finite()
+    c = curve.finite()  # callers pass it finite already; then this is the curve itself
     if len(c) < MIN_POINTS:
         raise NotEnoughDataError(
             f"Forecasting needs at least {MIN_POINTS} finite points, but the curve has {len(c)}. "
