@@ -142,7 +142,7 @@ def with_fallback(recs: list[Record]) -> list[Record]:
         if r.method == "law" and r.failed.startswith("FitError") and alt and not alt.failed:
             r = copy.copy(alt)
             r.method = "law"
-            r.scored_as = "pfn+schedule"  # type: ignore[attr-defined]
+            r.calibrated_as = "pfn+schedule"
         out.append(r)
     return out
 
@@ -253,7 +253,7 @@ def main() -> None:
 
     def tau_of(r: Record) -> float:
         # a law record answered by the PFN fallback is calibrated as the PFN
-        return taus.get((r.case, getattr(r, "scored_as", r.method), r.fraction), 1.0)
+        return taus.get((r.case, r.calibration_key, r.fraction), 1.0)
 
     known = lofo_choice([r for r in recs if r.method in WITH_SCHEDULE], WITH_SCHEDULE, tau_of)
     blind = lofo_choice([r for r in recs if r.method in BLIND], BLIND, tau_of)
@@ -279,7 +279,7 @@ def main() -> None:
     old = default_calibration()
 
     def old_tau(r: Record) -> float:
-        return old.tau(getattr(r, "scored_as", r.method), r.observed, r.features)
+        return old.tau(r.calibration_key, r.observed, r.features)
 
     print("\nThe same methods under the calibration shipped before this run (`_calibration.json` "
           "as it was; fitted on the development curves mpl/tdlt/pythia, so those families are "
@@ -316,7 +316,7 @@ def main() -> None:
                               {k: ood.get(k, 0.0) for k in keep})
 
         def shipped_tau(r: Record) -> float:
-            return shipped.tau(getattr(r, "scored_as", r.method), r.observed, r.features)
+            return shipped.tau(r.calibration_key, r.observed, r.features)
 
         choice = {
             "known": best_choice(recs, WITH_SCHEDULE, shipped_tau),

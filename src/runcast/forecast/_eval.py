@@ -125,6 +125,14 @@ class Record:
     #: whether the smoothed final value lies in the trend forecast's 80% / 95% final interval
     cov80fs: FloatArray = field(default_factory=lambda: np.array([np.nan]), repr=False)
     cov95fs: FloatArray = field(default_factory=lambda: np.array([np.nan]), repr=False)
+    #: the calibration that scores this record when another method answered for ``method``
+    #: (``forecast()``'s fallback); empty: ``method``'s own
+    calibrated_as: str = ""
+
+    @property
+    def calibration_key(self) -> str:
+        """The method whose calibration model gives this record's ``tau``."""
+        return self.calibrated_as or self.method
 
     def _at(self, arr: FloatArray, tau: float) -> float:
         return float(np.interp(tau, TAU_GRID, arr)) if arr.size > 1 else float(arr[0])
