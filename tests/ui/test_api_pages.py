@@ -71,3 +71,44 @@ def test_a_forecast_is_remade_only_for_the_runs_that_got_new_points(
         assert made == [ids["lr-4"]]  # one run moved on: one forecast
     finally:
         api.close()
+
+
+def test_a_page_is_read_with_its_summaries_and_matches_the_run_by_run_reads(
+    store_db: Path | str,
+) -> None:
+    ids = _fill(store_db)
+    with open_store(store_db) as store:
+        bare = store.create_run("a", "bare", start_time=2e9)  # the newest, without a point
+        with store.writer(ids["lr-11"]) as w:
+            w.write({"acc": Series.of([0, 35, 70], [0.1, float("nan"), 0.5])}, heartbeat=False)
+        page = store.runs_page(limit=3)
+        assert page.total == 13 and [r.name for r in page.runs] == ["bare", "lr-11", "lr-10"]
+        for info in page.runs:  # one query gives what a run-by-run read gives
+            assert info == store.run(info.id)
+            assert page.summaries[info.id] == store.summary(info.id)
+        assert page.summaries[bare.id] == {} and page.runs[0].last_step is None
+        assert list(page.summaries[ids["lr-11"]]) == ["acc", "loss"]
+        assert page.runs[1].last_step == 70 and page.runs[1].n_points == 63
+        assert page.summaries[ids["lr-11"]]["acc"].n_missing == 1
+        past = store.runs_page(project="a", limit=5, offset=50)
+        assert past.runs == [] and past.total == 7
+
+
+def test_an_older_store_gets_the_run_list_s_index_when_opened(store_db: Path | str) -> None:
+    _fill(store_db)
+    with open_store(store_db) as store:  # a store made before the index existed
+        store._execute([("DROP INDEX runs_by_time", ())], "drop the index")
+    listed = (
+        "SELECT name FROM sqlite_master WHERE type = 'index'"
+        if isinstance(store_db, Path)
+        else "SELECT indexname FROM pg_catalog.pg_indexes WHERE schemaname = 'runcast'"
+    )
+    with open_store(store_db, create=False) as store:  # the dashboard's way of opening it
+        assert "runs_by_time" in {r[0] for r in store._fetch(listed)}
+        if isinstance(store_db, Path):  # newest first is a walk down it, not a sort
+            plan = store._fetch(
+                "EXPLAIN QUERY PLAN SELECT id FROM runs r ORDER BY r.start_time DESC, "
+                "r.rowid DESC LIMIT 5"
+            )
+            assert any("runs_by_time" in str(row) for row in plan), plan
+        assert [r.name for r in store.runs_page(limit=2).runs] == ["lr-11", "lr-10"]

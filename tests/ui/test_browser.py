@@ -201,3 +201,53 @@ def test_a_run_without_a_forecast_says_why_on_the_page(page: Any, db_path: Path)
     finally:
         stop(server)
         run.finish()
+
+
+def test_run_list_pages_with_previous_and_next(page: Any, db_path: Path) -> None:
+    # the list asks the server for one page at a time: 7 runs at 3 a page are 3 pages
+    with runcast.open_store(db_path) as store:
+        ids = [
+            store.create_run("ui", f"r{i}", status="finished", start_time=1e9 + i, end_time=2e9).id
+            for i in range(7)
+        ]
+    newest = ids[::-1]
+    server = start(db_path, port=0)
+
+    def shown() -> list[str]:
+        rows = page.locator("#runs tbody tr")
+        return [rows.nth(i).get_attribute("data-run") for i in range(rows.count())]
+
+    def wait_for(first: str, n: int) -> None:
+        page.wait_for_function(
+            f"() => {{ const r = document.querySelectorAll('#runs tbody tr'); return r.length "
+            f"=== {n} && r[0].dataset.run === '{first}'; }}",
+            timeout=15_000,
+        )
+
+    try:
+        page.goto(server.url + "?per_page=3")
+        wait_for(newest[0], 3)
+        assert shown() == newest[:3]
+        assert page.locator("#page-info").inner_text() == "runs 1–3 of 7 (newest first)"
+        assert page.locator("#newer").is_disabled() and page.locator("#older").is_enabled()
+        page.locator("#older").click()
+        wait_for(newest[3], 3)
+        assert shown() == newest[3:6]
+        assert page.locator("#page-info").inner_text() == "runs 4–6 of 7 (newest first)"
+        page.locator("#older").click()
+        wait_for(newest[6], 1)
+        assert page.locator("#older").is_disabled() and page.locator("#newer").is_enabled()
+        # the page stays put across the list's own refreshes (every 2 s)
+        page.wait_for_timeout(2500)
+        assert shown() == newest[6:]
+        page.locator("#newer").click()
+        wait_for(newest[3], 3)
+        # a filter starts again from its newest match; one page of matches needs no pager
+        page.locator("#filter").fill("r1")
+        wait_for(ids[1], 1)
+        assert page.locator("#pager").is_hidden()
+        page.locator("#filter").fill("")
+        wait_for(newest[0], 3)
+        assert page.locator("#pager").is_visible()
+    finally:
+        stop(server)

@@ -28,7 +28,7 @@ from runcast.store._postgres import PostgresStore, is_url, redact
 from runcast.store._sql import SQLStore
 from runcast.store._sqlite import SQLiteStore
 from runcast.store._sync import SyncReport, sync
-from runcast.store._types import STATUSES, MetricSummary, RunInfo, Status
+from runcast.store._types import STATUSES, MetricSummary, RunInfo, RunsPage, Status
 from runcast.store._writer import Series
 
 #: Where the store is when no path is given: $RUNCAST_DB, else ./runcast.db.
@@ -94,6 +94,7 @@ __all__ = [
     "Points",
     "PostgresStore",
     "RunInfo",
+    "RunsPage",
     "SQLStore",
     "SQLiteStore",
     "Series",

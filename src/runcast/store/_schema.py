@@ -8,6 +8,8 @@ Python tuples; and the writer thread spends almost no time holding the GIL.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import random
 import sqlite3
 import time
@@ -41,6 +43,7 @@ CREATE TABLE runs(
     heartbeat REAL
 );
 CREATE INDEX runs_by_project ON runs(project, start_time);
+CREATE INDEX runs_by_time ON runs(start_time);
 CREATE TABLE metrics(
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -152,6 +155,25 @@ def _create(conn: sqlite3.Connection) -> None:
         raise
 
 
+#: Indexes added after a store's schema was first written, each with the statement that makes
+#: it: an older store gets them when it is next opened (a reader of any version ignores them).
+LATER_INDEXES = {
+    # the run list, newest first, as a walk down this index (the rowid breaks ties): a page of
+    # 200 of 10,000 runs in 0.7 ms, where sorting the whole table took 8 ms a poll
+    "runs_by_time": "CREATE INDEX IF NOT EXISTS runs_by_time ON runs(start_time)",
+}
+
+
+def _add_indexes(conn: sqlite3.Connection) -> None:
+    """Make the :data:`LATER_INDEXES` an older store lacks (best effort: a store the user may
+    only read keeps working without them, just slower to list)."""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    for name, sql in LATER_INDEXES.items():
+        if name not in have:
+            with contextlib.suppress(StoreError):
+                retry_busy(functools.partial(conn.execute, sql), f"add the index {name}", 5.0)
+
+
 def _probe(conn: sqlite3.Connection) -> tuple[int, int, list[str]]:
     # one read transaction, so the three reads see one snapshot: read one by one, a store that
     # another process creates in between looks like "no application id, but tables", i.e. like
@@ -239,6 +261,7 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
         # synchronous=NORMAL in WAL mode survives a killed process (only power loss can drop
         # the last transactions) and makes each batch commit far cheaper than FULL.
         retry_busy(lambda: conn.execute("PRAGMA synchronous = NORMAL"), "set up the store")
+        _add_indexes(conn)
     except BaseException:
         conn.close()
         raise

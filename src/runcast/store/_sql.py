@@ -23,7 +23,7 @@ import numpy as np
 from runcast.errors import InvalidInputError, MetricNotFoundError, RunNotFoundError, StoreError
 from runcast.store._base import Points, PointSink, Store
 from runcast.store._config import config_json
-from runcast.store._types import STATUSES, MetricSummary, RunInfo, Status
+from runcast.store._types import STATUSES, MetricSummary, RunInfo, RunsPage, Status
 from runcast.store._writer import STEP_DTYPE, VALUE_DTYPE, Series
 
 #: A run whose heartbeat is older than this (seconds) is taken as dead, whatever its pid says
@@ -42,6 +42,8 @@ _RUN_COLUMNS = (
     "(SELECT coalesce(sum(m.n_points), 0) FROM metrics m WHERE m.run_id = r.id)"
 )
 RUN_QUERY = f"SELECT {_RUN_COLUMNS} FROM runs r"
+# the same first 12 columns (what _info reads), of a page's subquery p
+_PAGE_COLUMNS = _RUN_COLUMNS.split(", (SELECT")[0].replace("r.", "p.")
 _RUN_FIELDS = (
     "id, project, name, status, config, start_time, end_time, parent_id, fork_step, host, pid, "
     "heartbeat"
@@ -169,9 +171,9 @@ class SQLStore(Store):
         name: str | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> tuple[list[RunInfo], int]:
-        """One page of the runs, newest first, and how many match in all: what a dashboard
-        shows of a store with thousands of runs.
+    ) -> RunsPage:
+        """One page of the runs, newest first, with their metric summaries and how many match
+        in all: what a dashboard shows of a store with thousands of runs, in one query.
 
         Args:
             project: only this project's runs.
@@ -185,8 +187,8 @@ class SQLStore(Store):
             >>> store = SQLiteStore(pathlib.Path(tempfile.mkdtemp()) / "p.db")
             >>> for i in range(5):
             ...     _ = store.create_run("p", f"lr-{i}", start_time=float(i))
-            >>> page, total = store.runs_page(name="LR", limit=2, offset=1)
-            >>> [r.name for r in page], total
+            >>> page = store.runs_page(name="LR", limit=2, offset=1)
+            >>> [r.name for r in page.runs], page.total
             (['lr-3', 'lr-2'], 5)
         """
         if status is not None:
@@ -207,42 +209,46 @@ class SQLStore(Store):
             where.append("lower(r.name) LIKE ? ESCAPE '\\'")
             args.append(f"%{escaped}%")
         cond = f" WHERE {' AND '.join(where)}" if where else ""
-        total = int(self._fetch(f"SELECT count(*) FROM runs r{cond}", tuple(args))[0][0])
-        # the page first, by the runs table alone; the totals then for its rows only
+        count = f"SELECT count(*) FROM runs r{cond}"
+        # one round trip (each one waits for a busy server's scheduler): the page by the runs
+        # table alone (newest first is a walk down runs_by_time), its runs' metrics joined to
+        # it, and the count of every match as a column
         page = (
             f"SELECT r.*, {self._SEQ} AS seq_ FROM runs r{cond} "
             f"ORDER BY r.start_time DESC, {self._SEQ} DESC LIMIT ? OFFSET ?"
         )
         rows = self._fetch(
-            f"SELECT {_RUN_COLUMNS} FROM ({page}) r ORDER BY r.start_time DESC, r.seq_ DESC",
-            (*args, limit, offset),
+            f"SELECT {_PAGE_COLUMNS}, ({count}), "
+            f"m.key, m.n_points, m.first_step, m.last_step, m.last_value, m.n_missing "
+            f"FROM ({page}) p LEFT JOIN metrics m ON m.run_id = p.id "
+            "ORDER BY p.start_time DESC, p.seq_ DESC, m.key",
+            (*args, *args, limit, offset),
         )
+        if not rows:  # past the last page: the count alone
+            return RunsPage([], int(self._fetch(count, tuple(args))[0][0]), {})
+        by_run: dict[str, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            by_run.setdefault(r[0], []).append(r)
         now = time.time()
-        return [self._info(r, now) for r in rows], total
-
-    def summaries(self, run_ids: Sequence[str]) -> dict[str, dict[str, MetricSummary]]:
-        """:meth:`summary` of several runs (by exact id) in one query; a run without points, or
-        not in the store, maps to ``{}``."""
-        out: dict[str, dict[str, MetricSummary]] = {r: {} for r in run_ids}
-        ids = list(out)
-        for lo in range(0, len(ids), 500):  # under every driver's limit on parameters
-            part = ids[lo : lo + 500]
-            marks = ", ".join("?" * len(part))
-            rows = self._fetch(
-                "SELECT run_id, key, n_points, first_step, last_step, last_value, n_missing "
-                f"FROM metrics WHERE run_id IN ({marks}) AND n_points > 0 ORDER BY key",
-                tuple(part),
-            )
-            for r in rows:
-                out[r[0]][r[1]] = MetricSummary(
-                    key=r[1],
-                    n_points=int(r[2]),
-                    first_step=int(r[3]),
-                    last_step=int(r[4]),
-                    last_value=float("nan") if r[5] is None else float(r[5]),
-                    n_missing=int(r[6]),
+        runs, summaries = [], {}
+        for rid, group in by_run.items():
+            metrics = [g[13:] for g in group if g[13] is not None]
+            steps = [int(m[3]) for m in metrics if m[3] is not None]
+            n_points = sum(int(m[1]) for m in metrics)
+            runs.append(self._info((*group[0][:12], max(steps, default=None), n_points), now))
+            summaries[rid] = {
+                m[0]: MetricSummary(
+                    key=m[0],
+                    n_points=int(m[1]),
+                    first_step=int(m[2]),
+                    last_step=int(m[3]),
+                    last_value=float("nan") if m[4] is None else float(m[4]),
+                    n_missing=int(m[5]),
                 )
-        return out
+                for m in metrics
+                if int(m[1]) > 0
+            }
+        return RunsPage(runs, int(rows[0][12]), summaries)
 
     def run(self, run: str) -> RunInfo:
         """One run by id, by name (the newest of that name) or by a unique id prefix.

@@ -84,3 +84,23 @@ class MetricSummary:
     def span(self) -> int:
         """Steps between the first and the last point."""
         return self.last_step - self.first_step
+
+
+@dataclass(frozen=True)
+class RunsPage:
+    """One page of a store's runs, newest first, as :meth:`SQLStore.runs_page` reads it.
+
+    Attributes:
+        runs: the runs of the page.
+        total: how many runs match the filter in all (every page together).
+        summaries: each run's :class:`MetricSummary` by metric key (``{}`` before its first
+            point), read with the page.
+
+    Example:
+        >>> RunsPage(runs=[], total=0, summaries={}).total
+        0
+    """
+
+    runs: list[RunInfo]
+    total: int
+    summaries: dict[str, dict[str, MetricSummary]]

@@ -158,17 +158,16 @@ class DashboardData:
         worker has made one; remade only once the run has new points or a new status); with
         ``wait`` every forecast is brought up to date first. ``project``, ``status`` and
         ``name`` (text the name contains) filter; ``limit`` and ``offset`` page, and ``total``
-        says how many runs match. A poll reads the page in three queries, whatever the store's
+        says how many runs match. A poll reads the page in one query, whatever the store's
         size, and forecasts only the runs that changed.
         """
         if self._open() is None:
             note = f"No runs yet: waiting for training to create {self.db}."
             return {"runs": [], "key": self.key, "note": note, "total": 0}
-        page, total = self._store.runs_page(project, status, name, limit, offset)
-        summaries = self._store.summaries([info.id for info in page])
+        page = self._store.runs_page(project, status, name, limit, offset)
         out = []
-        for info in page:
-            summ = summaries[info.id]
+        for info in page.runs:
+            summ = page.summaries[info.id]
             key = self.key if self.key in summ else (sorted(summ)[0] if summ else None)
             row: dict[str, Any] = {
                 "id": info.id,
@@ -197,7 +196,7 @@ class DashboardData:
                 elif fc is not None:
                     row["forecast_note"] = fc.get("note")
             out.append(row)
-        return {"runs": out, "key": self.key, "total": total, "offset": offset, "limit": limit}
+        return {"runs": out, "key": self.key, "total": page.total, "offset": offset, "limit": limit}
 
     def curve(
         self,

@@ -8,9 +8,15 @@ const POLL_MS = 1000;        // new points
 const RUNS_MS = 2000;        // run list
 const BAND_MS = 3000;        // forecast bands
 
+// runs per page of the list: 50, or ?per_page=N in the page's address (1 to 500)
+const PER_PAGE = Math.min(500, Math.max(1,
+  parseInt(new URLSearchParams(location.search).get("per_page"), 10) || 50));
+
 const state = {
   key: null,
   runs: [],                  // last /api/runs reply
+  offset: 0,                 // the list's page: runs skipped, newest first
+  total: 0,                  // runs that match the filter, in all
   selected: [],              // run ids, in the order they were picked
   series: {},                // run id -> {since, m, n, beta, idx: {raw, ema, lo95, lo80, med}}
   plotted: false,
@@ -92,10 +98,21 @@ function renderKeys() {
 }
 
 async function refreshRuns() {
-  // a page of the newest runs; the filter box narrows it by name on the server
+  // one page of the newest runs; the filter box narrows them by name on the server
   const filter = document.getElementById("filter").value.trim();
-  const body = await getJSON(`/api/runs${filter ? `?name=${encodeURIComponent(filter)}` : ""}`);
+  const offset = state.offset;
+  const q = new URLSearchParams({ limit: PER_PAGE, offset });
+  if (filter) q.set("name", filter);
+  const body = await getJSON(`/api/runs?${q}`);
+  // a reply for a page or filter the user has since left is dropped, not drawn over the new one
+  if (offset !== state.offset || filter !== document.getElementById("filter").value.trim()) return;
+  if (body.total > 0 && offset >= body.total) {
+    // runs were deleted or the filter narrowed under this page: show the last page there is
+    state.offset = Math.floor((body.total - 1) / PER_PAGE) * PER_PAGE;
+    return refreshRuns();
+  }
   state.runs = body.runs;
+  state.total = body.total;
   if (state.key === null) state.key = body.key;
   if (state.selected.length === 0 && state.runs.length > 0) {
     // start with the newest running run (or the newest run): what a user opens the page for
@@ -104,10 +121,38 @@ async function refreshRuns() {
   }
   renderKeys();
   renderRuns();
+  renderPager();
   // before the store exists the reply says so: shown until training creates it
   document.getElementById("status").textContent =
-    `${body.note || (body.total > state.runs.length ? `${state.runs.length} of ${body.total} runs (newest)` : `${state.runs.length} run(s)`)} · updated ${new Date().toLocaleTimeString()}`;
+    `${body.note || `${body.total} run(s)`} · updated ${new Date().toLocaleTimeString()}`;
 }
+
+// previous/next page of the run list, and which runs of how many this page shows
+function renderPager() {
+  const n = state.runs.length;
+  document.getElementById("page-info").textContent = n === 0 ? "no runs" :
+    `runs ${state.offset + 1}–${state.offset + n} of ${state.total} (newest first)`;
+  document.getElementById("newer").disabled = state.offset === 0;
+  document.getElementById("older").disabled = state.offset + n >= state.total;
+  document.getElementById("pager").hidden = state.total <= PER_PAGE && state.offset === 0;
+}
+
+async function turnPage(delta) {
+  state.offset = Math.max(0, state.offset + delta * PER_PAGE);
+  await refreshRuns();
+}
+
+function showError(err) {
+  document.getElementById("status").textContent = `error: ${err.message}`;
+}
+
+document.getElementById("newer").addEventListener("click", () => turnPage(-1).catch(showError));
+document.getElementById("older").addEventListener("click", () => turnPage(1).catch(showError));
+// a new filter starts again from its newest runs
+document.getElementById("filter").addEventListener("input", () => {
+  state.offset = 0;
+  refreshRuns().catch(showError);
+});
 
 // ---- plot ---------------------------------------------------------------------------------
 function layout() {
@@ -248,9 +293,7 @@ async function drawBands(div, notes) {
 
 function loop(fn, ms) {
   const tick = async () => {
-    try { await fn(); } catch (err) {
-      document.getElementById("status").textContent = `error: ${err.message}`;
-    }
+    try { await fn(); } catch (err) { showError(err); }
     setTimeout(tick, ms);
   };
   tick();
