@@ -176,7 +176,7 @@ def _bayes_k_reference(
 
 
 def test_batched_posterior_matches_the_plain_one() -> None:
-    from runcast.forecast._known import _bayes_k
+    from runcast.forecast.laws._grid import _bayes_k
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((7, 40, 3))
@@ -192,15 +192,15 @@ def test_batched_posterior_matches_the_plain_one() -> None:
 def test_a_fit_with_no_finite_evidence_is_a_fit_error(monkeypatch: pytest.MonkeyPatch) -> None:
     # NaN evidence everywhere (seen on sweep curves) made rng.choice raise numpy's ValueError
     # "Probabilities contain NaN" out of forecast(); it must be a FitError auto can fall back from
-    import runcast.forecast._known as known
+    import runcast.forecast.laws._grid as grid
 
-    real = known._bayes_k
+    real = grid._bayes_k
 
     def nan_evidence(*args: Any, **kwargs: Any) -> Any:
         mean, cov, log_ev = real(*args, **kwargs)
         return mean, cov, np.full_like(log_ev, np.nan)
 
-    monkeypatch.setattr(known, "_bayes_k", nan_evidence)
+    monkeypatch.setattr(grid, "_bayes_k", nan_evidence)
     spec = {"kind": "cosine", "peak": 1e-3, "end": 1e-4, "warmup": 100, "total": 10_000}
     steps = np.arange(200, 4001, 20)
     curve = runcast.Curve(steps, 2.0 + 3.0 * (steps / 100.0) ** -0.4)

@@ -24,7 +24,7 @@ law_app = typer.Typer(
     help="Loss laws over LR schedules: fit runs, predict the loss of any schedule.",
     no_args_is_help=True,
 )
-LAW_NAMES = ("auto", "runcast", "mpl", "momentum")
+LAW_NAMES = ("auto", "runcast", "mpl", "momentum", "grid")
 
 
 def read_rows(path: Path, metric: str) -> list[dict[str, Any]]:

@@ -20,8 +20,8 @@ is observed, how far off the method was when the run backtested itself, how nois
 against the change still to come, and how much of the LR schedule is still to be annealed. Per
 method it is a log-linear model (:class:`Calibration`) read from ``_calibration.json``, fitted
 by :func:`fit_log_tau` so that coverage is on target at every cut-off over all runs *and* per
-family of runs (``bench/forecast_cutoff.py --write-calibration``; that bench reports coverage
-cross-fitted, each group of sibling runs judged by a model fitted without it).
+family of runs (``bench/forecast_lofo.py --write-calibration``; that bench judges each family
+of the corpus by a model fitted without it).
 
 Example:
     >>> cal = Calibration({"ensemble": (0.0, -0.5)})  # log tau = -0.5 log(fraction observed)

@@ -26,14 +26,13 @@ Example:
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from runcast.curve import Curve
-from runcast.errors import FitError, InvalidInputError, RuncastWarning
+from runcast.errors import InvalidInputError, RuncastWarning
 from runcast.forecast._calibrate import RawForecast
 from runcast.forecast._prep import Prepared
 from runcast.forecast._types import Forecast
@@ -41,23 +40,15 @@ from runcast.schedules import Schedule
 
 FloatArray = npt.NDArray[np.float64]
 
-#: ``law="grid"`` (default): runcast's own fast fit below; any other name goes to laws.fit_law
+#: ``law="grid"`` (default): the grid law's closed-form fit; any other name goes to laws.fit_law
 DEFAULT_LAW = "grid"
-#: the exponent grid of the forward-area power law and the momentum decays of the annealing area
-ALPHAS: FloatArray = np.geomspace(0.03, 3.0, 48)
-LAMBDAS = (0.99, 0.995, 0.999)
-#: prior of the loss drop a full anneal (LR to 0) would bring, as a fraction of the loss: cooldowns
-#: of LLM pre-training runs bring a few percent (Hagele et al. 2024; Tissue et al. 2024)
-ANNEAL_GAIN = 0.04
-PRIOR_SD = (2.0, 10.0)  # asymptote and amplitude, normalised units (as the ensemble's)
-
-
 def areas(schedule: Schedule, until: int, lam: float) -> tuple[FloatArray, FloatArray]:
     """Forward area ``S1`` (sum of LR / peak) and annealing area ``S2`` of every step to until.
 
     ``S2 = sum_i m_i`` with ``m_i = lam m_{i-1} + (eta_{i-1} - eta_i)`` (Tissue et al. 2024),
     LR in units of the peak and ``m`` scaled by ``1 - lam`` so a full anneal tends to ``S2 = 1``;
-    LR increases (warm-up) are not credited as negative annealing.
+    LR increases (warm-up) are not credited as negative annealing (the grid law's areas,
+    :func:`runcast.forecast.laws._grid.grid_areas`).
 
     Example:
         >>> s = Schedule.from_spec({"kind": "two_stage", "peak": 1.0, "second": 0.0,
@@ -66,125 +57,41 @@ def areas(schedule: Schedule, until: int, lam: float) -> tuple[FloatArray, Float
         >>> float(s1[9]), round(float(s2[4999]), 2)
         (10.0, 1.0)
     """
-    s1, s2 = _areas(schedule, until, (lam,))
+    from runcast.forecast.laws._grid import grid_areas
+
+    s1, s2, _ = grid_areas(schedule, until, (lam,))
     return s1, s2[0]
 
 
-@lru_cache(maxsize=16)
-def _areas(
-    schedule: Schedule, until: int, lams: tuple[float, ...]
-) -> tuple[FloatArray, FloatArray]:
-    """``S1`` and one ``S2`` row per decay in ``lams``; cached, since a run is forecast again
-    and again with the same schedule (every few steps by a pruner), and on a 143k-step schedule
-    these O(T) passes are most of a forecast's time."""
-    from runcast.forecast.laws._areas import momentum_series
-
-    lrs = np.asarray(schedule.array(until + 1), dtype=np.float64)
-    peak = float(lrs.max()) if lrs.size and lrs.max() > 0 else 1.0
-    eta = lrs / peak
-    s1 = np.cumsum(eta)  # the laws' forward area over every step
-    # the laws' momentum area (one tested area code), drops only, scaled so a full anneal -> 1
-    s2 = np.stack([(1.0 - lam) * np.cumsum(momentum_series(eta, lam, anneal_only=True))
-                   for lam in lams])  # fmt: skip
-    s1.setflags(write=False)
-    s2.setflags(write=False)
-    return s1, s2
-
-
-def _bayes_k(
-    X: FloatArray,
-    y: FloatArray,
-    w: FloatArray,
-    prior_mean: FloatArray,
-    prior_sd: FloatArray,
-    sigma2: float,
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Gaussian posterior of ``y ~ X b`` for a batch of designs ``X[K, n, k]``.
-
-    Returns the posterior means ``[K, k]``, covariances ``[K, k, k]`` and log evidences ``[K]``.
-    """
-    Xw = X * w[None, :, None]
-    prec0 = np.diag(1.0 / prior_sd**2)
-    # batched matmuls, not einsum: numpy's einsum runs these (K, n, 3) contractions unblocked
-    # (measured on 144 designs x 200 points: 5.1 ms vs 2.4 ms; a law forecast with its backtest
-    # makes four calls); tests/forecast/test_known.py checks it against the plain per-design form
-    XwT = Xw.transpose(0, 2, 1)
-    P = XwT @ X / sigma2 + prec0[None]
-    b = XwT @ y / sigma2 + (prec0 @ prior_mean)[None]
-    cov = np.linalg.inv(P)
-    mean = (cov @ b[:, :, None])[:, :, 0]
-    r = y[None, :] - (X @ mean[:, :, None])[:, :, 0]
-    d = mean - prior_mean[None]
-    quad = (r * r * w[None]).sum(axis=1) / sigma2 + ((d @ prec0) * d).sum(axis=1)
-    _, logdet = np.linalg.slogdet(P)
-    log_ev = -0.5 * quad - 0.5 * logdet - float(np.sum(np.log(prior_sd)))
-    return mean, cov, log_ev
-
-
 def fit_grid(p: Prepared, schedule: Schedule, *, n_paths: int = 400, seed: int = 0) -> RawForecast:
-    """Tissue et al.'s law ``L0 + A S1^-alpha - C S2`` on a grid of (alpha, lam), Bayesian.
+    """The grid law (:class:`~runcast.forecast.laws.GridLaw`) fitted to the prepared points and
+    sampled to ``until``.
 
-    For every cell the linear parameters ``(L0, A, C)`` have a Gaussian prior and posterior in
-    closed form (the same construction as the ensemble's), which makes the fit a few batched
-    3x3 solves (~5 ms) with no optimiser to diverge. The prior on ``C`` (the gain of a full
-    anneal, :data:`ANNEAL_GAIN` of the loss) is what lets a cooldown that has not started yet
-    be forecast from a constant-LR beginning.
+    The prior on ``C`` (the gain of a full anneal, ``laws._grid.ANNEAL_GAIN`` of the loss) is
+    what lets a cooldown that has not started yet be forecast from a constant-LR beginning. The
+    forecast's ``info["params"]`` holds the best cell, a ``GridLaw`` on the schedule's LR scale.
     """
+    from runcast.forecast.laws._grid import ANNEAL_GAIN, PRIOR_SD, grid_areas, grid_posterior
+
     rng = np.random.default_rng(seed)
     fit_steps = np.round(p.x).astype(np.int64)
-    w = p.weight / p.weight.mean()
     gain = ANNEAL_GAIN * abs(p.center) / p.scale
-    prior_mean = np.array([0.0, 0.0, gain])
-    prior_sd = np.array([*PRIOR_SD, gain])
-    designs, cols = [], []
-    s1, s2_all = _areas(schedule, p.until, LAMBDAS)
-    for s2 in s2_all:
-        x = s1[fit_steps] / s1[p.last_step]
-        g = x[None, :] ** -ALPHAS[:, None]
-        g = g / g.max(axis=1, keepdims=True)
-        X = np.stack([np.ones_like(g), g, -np.broadcast_to(s2[fit_steps], g.shape)], axis=2)
-        designs.append(X)
-        cols.append((s1, s2))
-    X = np.concatenate(designs)
-    # noise: the best (nearly unregularised) fit's residual SD, floored by the measured bin noise
-    ls_mean, _, _ = _bayes_k(X, p.y, w, prior_mean, 1e3 * prior_sd, 1.0)
-    sse = np.sum(w * (p.y[None] - (X @ ls_mean[:, :, None])[:, :, 0]) ** 2, axis=1)
-    floor = (1.2533 * p.noise_y) ** 2 / float(p.weight.mean())
-    sigma2 = max(float(np.nanmin(sse)) / max(float(w.sum()) - 4.0, 1.0), floor, 1e-12)
-    mean, cov, log_ev = _bayes_k(X, p.y, w, prior_mean, prior_sd, sigma2)
-    finite = np.isfinite(log_ev) & np.all(np.isfinite(mean), axis=1)
-    ok = (mean[:, 1] > 0) & finite
-    if not finite.any():
-        # a degenerate curve or schedule (an area of 0 at a fitted step): no design fits, and
-        # sampling from NaN weights would fail inside numpy; auto falls back to the PFN
-        raise FitError(
-            "The schedule-aware law cannot be fitted to this curve (no finite fit over its "
-            "schedule). Use method='pfn' or method='ensemble'."
-        )
-    log_ev = np.where(ok if ok.any() else finite, log_ev, -np.inf)
-    prob = np.exp(log_ev - log_ev.max())
-    prob /= prob.sum()
-    picks = rng.choice(prob.size, size=n_paths, p=prob)
-    chol = np.linalg.cholesky(cov[picks] + 1e-12 * np.eye(3)[None])
-    coefs = mean[picks] + np.einsum("kij,kj->ki", chol, rng.standard_normal((n_paths, 3)))
-    coefs[:, 1:] = np.maximum(coefs[:, 1:], 0.0)
+    s1, s2, peak = grid_areas(schedule, p.until)
+    post = grid_posterior(
+        p.y, p.weight, s1[fit_steps], s2[:, fit_steps], peak=peak,
+        prior_mean=np.array([0.0, 0.0, gain]), prior_sd=np.array([*PRIOR_SD, gain]),
+        noise_floor=(1.2533 * p.noise_y) ** 2 / float(p.weight.mean()),
+    )  # fmt: skip
     at = np.concatenate([[p.last_step], p.out_steps])
-    paths = np.empty((n_paths, at.size))
-    n_alpha = len(ALPHAS)
-    for li, (s1, s2) in enumerate(cols):
-        rows = np.flatnonzero(picks // n_alpha == li)
-        if rows.size == 0:
-            continue
-        alpha = ALPHAS[picks[rows] % n_alpha]
-        x_fit0 = s1[fit_steps[0]] / s1[p.last_step]
-        g = (s1[at][None, :] / s1[p.last_step]) ** -alpha[:, None] / x_fit0 ** -alpha[:, None]
-        paths[rows] = coefs[rows, :1] + coefs[rows, 1:2] * g - coefs[rows, 2:3] * s2[at][None, :]
-    best = int(np.argmax(prob))
+    paths = post.sample(s1[at], s2[:, at], n_paths, rng)
+    alpha, lam = post.cell(post.best)
+    law = post.law(p.center, p.scale)
     info: dict[str, Any] = {
-        "law": "momentum-grid",
-        "alpha": float(ALPHAS[best % n_alpha]),
-        "lam": LAMBDAS[best // n_alpha],
-        "anneal_gain": float(mean[best, 2] * p.scale),
+        "law": "grid",
+        "alpha": alpha,
+        "lam": lam,
+        "anneal_gain": float(post.mean[post.best, 2] * p.scale),
+        "params": dict(law.params),
     }
     return RawForecast(p, paths[:, 1:], anchor=float(np.median(paths[:, 0])), info=info)
 

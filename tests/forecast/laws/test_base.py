@@ -12,7 +12,7 @@ import pytest
 from runcast import Schedule
 from runcast.errors import FitError, InvalidInputError, RuncastWarning, ScheduleError
 from runcast.forecast import Forecast
-from runcast.forecast.laws import LAWS, Law, MomentumLaw, MultiPowerLaw, RuncastLaw
+from runcast.forecast.laws import LAWS, GridLaw, Law, MomentumLaw, MultiPowerLaw, RuncastLaw
 from runcast.forecast.laws._base import Param
 
 MPL_25M = MultiPowerLaw.published("25M").params
@@ -26,11 +26,13 @@ def make(name: str) -> Law:
         return MultiPowerLaw(MPL_25M)
     if name == "momentum":
         return MomentumLaw(MOM)
+    if name == "grid":
+        return GridLaw(MOM)
     return RuncastLaw(MPL_25M)
 
 
 def test_every_law_is_registered() -> None:
-    assert set(LAWS) == {"mpl", "momentum", "runcast"}
+    assert set(LAWS) == {"mpl", "momentum", "runcast", "grid"}
 
 
 @pytest.mark.parametrize("name", sorted(LAWS))
@@ -138,7 +140,7 @@ def test_a_variant_inheriting_a_name_does_not_replace_the_registered_law() -> No
 def test_forecast_refuses_a_loss_the_law_takes_below_zero(name: str) -> None:
     # found by fuzzing: predict() warned, but forecast() returned paths ending near -20 for a
     # positive loss (its fallback for bad sampled paths was the point fit, itself negative)
-    big = {**MPL_25M, "B": 1e5} if name != "momentum" else {**MOM, "C": 1e3}
+    big = {**MPL_25M, "B": 1e5} if name not in ("momentum", "grid") else {**MOM, "C": 1e3}
     law = type(make(name))(big)
     with pytest.raises(FitError, match=r"predicts a loss of -\d.* at step"):
         law.forecast({**SPEC, "warmup": 0}, [12000, 23999])

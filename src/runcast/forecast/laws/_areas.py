@@ -76,8 +76,6 @@ def momentum_series(lrs: FloatArray, lam: float, *, anneal_only: bool = False) -
     return np.asarray(lfilter([1.0], [1.0, -lam], drop), dtype=np.float64)
 
 
-_momentum = momentum_series
-
 
 def momentum_area(
     lrs: FloatArray, steps: IntArray, lam: float, *, anneal_only: bool = False
@@ -92,14 +90,16 @@ def momentum_area(
     return np.asarray(np.cumsum(m)[steps], dtype=np.float64)
 
 
-def momentum_area_grad(lrs: FloatArray, steps: IntArray, lam: float) -> FloatArray:
+def momentum_area_grad(
+    lrs: FloatArray, steps: IntArray, lam: float, *, anneal_only: bool = False
+) -> FloatArray:
     """``dS2/dlam`` at ``steps``: ``q_i = lam*q_{i-1} + m_{i-1}``, summed, also in O(T).
 
     Example:
         >>> momentum_area_grad(np.array([1.0, 0.0, 0.0]), np.array([2]), 0.5).tolist()
         [1.0]
     """
-    m = _momentum(lrs, lam)
+    m = momentum_series(lrs, lam, anneal_only=anneal_only)
     shifted = np.zeros_like(m)
     shifted[1:] = m[:-1]
     q = lfilter([1.0], [1.0, -lam], shifted)

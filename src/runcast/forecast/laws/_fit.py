@@ -211,6 +211,14 @@ def _fit_parts(
     """Fit ``law``; its parameters, their covariance, the log residuals and the evaluations."""
     n = sum(c.steps.size for c in data)
     losses = np.concatenate([c.losses for c in data])
+    preps = [law._prepare(c.lrs, c.steps) for c in data]
+    if law.name == "grid":
+        # the grid law has a closed-form posterior: no starts, no optimiser
+        from runcast.forecast.laws._grid import fit_closed_form
+
+        theta, cov = fit_closed_form(data)
+        pred = stack_eval(law, theta, preps, False)[0]
+        return theta, cov, np.log(losses) - np.log(np.maximum(pred, 1e-12)), 0
     if start is not None:
         starts = [dict(zip([p.name for p in law.PARAMS], start, strict=True))]
     else:
@@ -221,7 +229,6 @@ def _fit_parts(
         law, data, starts, delta=delta, prior_strength=prior * law.PRIOR_SCALE, max_nfev=max_nfev
     )
     cov, _ = _laplace_cov(best, n)
-    preps = [law._prepare(c.lrs, c.steps) for c in data]
     pred = stack_eval(law, best.theta, preps, False)[0]
     residuals = np.log(losses) - np.log(np.maximum(pred, 1e-12))
     return best.theta, cov, residuals, best.nfev
@@ -249,7 +256,8 @@ def fit_law(
         curves: a :class:`~runcast.Curve` or a list; each needs ``curve.schedule`` covering its
             last step. NaNs are dropped (with a warning); points before the end of warmup (and
             the first 1% of steps) are skipped unless ``min_step`` is given.
-        law: ``"auto"`` (runcast's best law), ``"runcast"``, ``"mpl"`` or ``"momentum"``.
+        law: ``"auto"`` (runcast's best law), ``"runcast"``, ``"mpl"``, ``"momentum"`` or
+            ``"grid"`` (the law behind ``forecast(method="law")``, fitted in closed form).
         seed: seeds the few random restarts beyond the law's deterministic starts.
         restarts: how many starts to try (default 2; 1 with ``fast=True``).
         fast: a single start and a capped solver budget, for forecasting inside a training
