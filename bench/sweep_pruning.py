@@ -508,8 +508,9 @@ def main() -> None:
     )
     ap.add_argument("--jobs", type=int, default=1, help="corpus: worker processes")
     ap.add_argument("--only", nargs="*", help="corpus: replay only these sweeps")
-    ap.add_argument("--thresholds", default="0.005,0.01,0.02,0.05", help="corpus: grid")
-    ap.add_argument("--warmup-reports", default="2,4", help="corpus: runcast's grid")
+    ap.add_argument("--thresholds", default="0.002,0.005,0.01,0.02,0.05", help="corpus: grid")
+    ap.add_argument("--warmup-reports", default="2", help="corpus: runcast's grid")
+    ap.add_argument("--peer-methods", default="auto,analog", help="corpus: runcast's grid")
     ap.add_argument(
         "--ray-runcast", action="store_true", help="corpus: also replay runcast's Ray scheduler"
     )
@@ -891,6 +892,47 @@ def _task(i: int) -> list[CReplay]:
     return out
 
 
+CACHE = HERE / "_cache" / "sweep_pruning_corpus.pkl"
+
+
+def _ours(policy: str) -> bool:
+    return policy.startswith(("ForecastPruner", "runcast"))
+
+
+def _cache_key(policy: str, sw: CSweep, orders: list[list[int]], specs: bool) -> str:
+    import hashlib
+
+    import optuna
+    import ray
+
+    h = hashlib.sha256()
+    for part in (sw.values.tobytes(), sw.steps.tobytes(), repr(sw.specs).encode()):
+        h.update(part)
+    orders_repr = repr([[int(i) for i in o] for o in orders])
+    h.update(
+        f"{policy}|{sw.name}|{orders_repr}|{specs}|{optuna.__version__}|{ray.__version__}".encode()
+    )
+    return h.hexdigest()
+
+
+def _load_cache() -> dict[str, list[CReplay]]:
+    import pickle
+
+    if not CACHE.exists():
+        return {}
+    with CACHE.open("rb") as f:
+        data: dict[str, list[tuple[float, float]]] = pickle.load(f)
+    return {k: [CReplay(*r) for r in v] for k, v in data.items()}
+
+
+def _save_cache(cache: dict[str, list[CReplay]]) -> None:
+    import pickle
+
+    CACHE.parent.mkdir(exist_ok=True)
+    with CACHE.open("wb") as f:  # plain tuples: the pickle does not depend on this module
+        pickle.dump({k: [tuple(r) for r in v] for k, v in cache.items()}, f)
+
+
 def corpus_main(args: argparse.Namespace) -> None:
     import warnings
 
@@ -952,36 +994,46 @@ def corpus_main(args: argparse.Namespace) -> None:
         )
     # runcast's pruner, written as every Optuna pruner is: ForecastPruner(), the budget
     # inferred; the grid is every value of its defaults that leave-one-sweep-out chooses from
-    grid = [
-        f"ForecastPruner(threshold={th}, n_warmup_reports={wr})"
+    settings = [
+        {"threshold": float(th), "n_warmup_reports": int(wr), "peer_method": pm}
         for th in args.thresholds.split(",")
         for wr in args.warmup_reports.split(",")
+        for pm in args.peer_methods.split(",")
     ]
-    for label in grid:
-        th, wr = (x.split("=")[1].rstrip(")") for x in label.split(", "))
-        run(
-            label,
-            creplay_optuna,
-            lambda sw, th=float(th), wr=int(wr): ForecastPruner(threshold=th, n_warmup_reports=wr),
-            args.specs,
-        )
+    grid = []
+    for kw in settings:
+        label = "ForecastPruner(" + ", ".join(f"{k}={v!r}" for k, v in kw.items()) + ")"
+        grid.append(label)
+        run(label, creplay_optuna, lambda sw, kw=kw: ForecastPruner(**kw), args.specs)
     if args.ray_runcast:
         run(
             "runcast ForecastScheduler() (Ray Tune)",
             creplay_ray,
             lambda sw: ForecastScheduler(metric="objective", mode="max" if sw.maximize else "min"),
         )
+    # the baselines' replays are read from the cache when the sweep, the orders and the
+    # libraries are the same (runcast's are always replayed: they are what changes)
+    cache = _load_cache()
+    keys = [_cache_key(policy, sw, orders[sw.name], specs) for policy, sw, _, _, specs, _ in _TASKS]
+    todo = [i for i, (t, k) in enumerate(zip(_TASKS, keys, strict=True)) if not _ours(t[0])]
+    todo = [i for i in todo if keys[i] not in cache]
+    todo += [i for i, t in enumerate(_TASKS) if _ours(t[0])]
     # the slowest tasks (runcast's) first, spread over --jobs forked workers
-    _TASKS.sort(key=lambda t: not t[0].startswith(("ForecastPruner", "runcast")))
+    todo.sort(key=lambda i: not _ours(_TASKS[i][0]))
     if args.jobs > 1:
         import multiprocessing
 
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
-            done = pool.map(_task, range(len(_TASKS)), chunksize=1)
+            done = dict(zip(todo, pool.map(_task, todo, chunksize=1), strict=True))
     else:
-        done = [_task(i) for i in range(len(_TASKS))]
-    for (policy, sw, *_), out in zip(_TASKS, done, strict=True):
+        done = {i: _task(i) for i in todo}
+    for i, ((policy, sw, *_), key) in enumerate(zip(_TASKS, keys, strict=True)):
+        out = done[i] if i in done else cache[key]
+        if not _ours(policy):
+            cache[key] = out
         res[policy, sw.name] = out
+    _save_cache(cache)
+    print(f"  ({len(_TASKS) - len(todo)} baseline replays read from {CACHE})", flush=True)
     secs = time.perf_counter() - t_start
 
     # leave one sweep out: the setting chosen without the held-out sweep, scored on it

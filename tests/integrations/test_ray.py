@@ -79,7 +79,7 @@ def test_forecast_scheduler_settings() -> None:
     s = ForecastScheduler(total_steps=10)
     assert s.set_search_properties("acc", "max") and s._rule.mode == "max"
     # the defaults the sweep benchmark reports
-    assert (s.threshold, s._rule.n_min_trials, s._rule.peer_method) == (0.05, 2, "auto")
+    assert (s.threshold, s._rule.n_min_trials, s._rule.peer_method) == (0.005, 2, "auto")
     opts = ForecastScheduler(total_steps=10, peer_options={"mix": 0.1})._rule.peer_options
     assert dict(opts) == {"mix": 0.1}  # the same settings as the Optuna pruner's
     with pytest.raises(InvalidInputError, match="bandwith"):

@@ -48,7 +48,7 @@ from runcast.integrations._history import history_curve
 from runcast.integrations._plan import check_units
 from runcast.schedules import Schedule
 from runcast.steer._decision import Decision
-from runcast.steer._prune import Forecaster, PeerMethod, PruneRule
+from runcast.steer._prune import DEFAULT_THRESHOLD, Forecaster, PeerMethod, PruneRule
 
 require("optuna", extra="optuna", purpose="for runcast.integrations.optuna")
 import optuna  # noqa: E402  (after require: a missing optuna names the extra to install)
@@ -95,7 +95,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         self,
         total_steps: int | None = None,
         *,
-        threshold: float = 0.05,
+        threshold: float = DEFAULT_THRESHOLD,
         n_warmup_steps: int = 0,
         n_warmup_reports: int = 2,
         n_min_trials: int = 2,

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 Mode = Literal["min", "max"]
 PeerMethod = Literal["auto", "analog", "shift"]
 Forecaster = Callable[["Curve", int], "Forecast"]
+# the threshold leave-one-sweep-out chooses on the corpus's sweeps (bench/sweep_pruning.py;
+# bench/README.md, issue 14): every fold chose it, with and without trials' schedules
+DEFAULT_THRESHOLD = 0.005
 # analog_forecast's arguments that PruneRule fills in itself (not settable via peer_options)
 _SET_BY_RULE = {"curve", "until", "donors", "direction", "schedule", "donor_schedules", "window"}
 
@@ -67,7 +70,7 @@ def prune_decision(
     best: float | None,
     *,
     step: int,
-    threshold: float = 0.05,
+    threshold: float = DEFAULT_THRESHOLD,
     warmup_steps: int = 0,
     mode: Mode = "min",
 ) -> Decision:
@@ -194,7 +197,7 @@ class PruneRule:
         'only 1 completed trial(s), n_min_trials=2'
     """
 
-    threshold: float = 0.05
+    threshold: float = DEFAULT_THRESHOLD
     warmup_steps: int = 0
     warmup_reports: int = 2
     n_min_trials: int = 2
