@@ -140,3 +140,52 @@ def test_bad_predict_input(law: ScalingLaw) -> None:
         law.optimal(1e20, level=1.5)
     with pytest.raises(InvalidInputError, match="n_boot"):
         ScalingConfig(n_boot=-1)
+
+
+def test_fixed_exponents_fit_only_the_scale_terms() -> None:
+    # three sizes, one token count each: E, A and alpha cannot all be told apart from three
+    # final losses, but with the exponents taken from elsewhere (the Hitchhiker's guide's
+    # advice for a new family with few models) E, A and B are recovered
+    n = np.repeat([1e8, 3e8, 1e9], 2)
+    d = np.tile([5e9, 2e10], 3)
+    fixed = {"alpha": TRUE["alpha"], "beta": TRUE["beta"]}
+    law = fit_scaling(n, d, law_loss(n, d), config=ScalingConfig(n_boot=10, fixed=fixed))
+    assert law.params["alpha"] == TRUE["alpha"] and law.params["beta"] == TRUE["beta"]
+    for k in ("E", "A", "B"):
+        assert law.params[k] == pytest.approx(TRUE[k], rel=1e-3)
+    # every bootstrap refit keeps the fixed values
+    iv = law.param_intervals(0.8)
+    assert iv["alpha"] == (TRUE["alpha"], TRUE["alpha"])
+    assert law.info["fixed"] == fixed
+    # a 10x larger model is then predicted from the law's own terms
+    big = law.predict(1e10, 2e10, draws=1).point[0]
+    assert big == pytest.approx(law_loss(np.array([1e10]), np.array([2e10]))[0], rel=1e-3)
+
+
+def test_fixed_parameters_lower_the_points_needed() -> None:
+    n, d = [1e8, 1e8, 4e8, 4e8], [1e9, 4e9, 1e9, 4e9]
+    loss = law_loss(np.array(n), np.array(d))
+    with pytest.raises(NotEnoughDataError, match="5 free parameters"):
+        fit_scaling(n, d, loss, config=ScalingConfig(n_boot=0))
+    law = fit_scaling(
+        n, d, loss, config=ScalingConfig(n_boot=0, fixed={"alpha": 0.35, "beta": 0.37})
+    )
+    assert law.params["E"] == pytest.approx(TRUE["E"], rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("fixed", "msg"),
+    [
+        ({"gamma": 0.3}, "no parameter 'gamma'.*E, A, B, alpha, beta"),
+        ({"R_star": 15.0}, "no parameter 'R_star'"),
+        ({"alpha": -0.2}, "fixed alpha must be an exponent in"),
+        ({"E": 0.0}, "fixed E must be a positive number"),
+    ],
+)
+def test_bad_fixed(fixed: dict[str, float], msg: str) -> None:
+    n = np.repeat([1e8, 3e8, 1e9], 2)
+    d = np.tile([5e9, 2e10], 3)
+    with pytest.raises(InvalidInputError, match=msg):
+        fit_scaling(n, d, law_loss(n, d), config=ScalingConfig(n_boot=0, fixed=fixed))
+    with pytest.raises(InvalidInputError, match="fixed must map"):
+        ScalingConfig(fixed=[("alpha", 0.3)])  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from __future__ import annotations
 from runcast.scaling._curves import CurvePrior, predict_curve
 from runcast.scaling._forms import FORMS, Form
 from runcast.scaling._law import (
+    EPOCH_CHINCHILLA,
     Allocation,
     LossPrediction,
     ScalingConfig,
@@ -31,6 +32,7 @@ from runcast.scaling._law import (
 from runcast.scaling._points import ScalingData
 
 __all__ = [
+    "EPOCH_CHINCHILLA",
     "FORMS",
     "Allocation",
     "CurvePrior",

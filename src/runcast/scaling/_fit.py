@@ -35,10 +35,38 @@ def huber(r: FloatArray, delta: float) -> FloatArray:
 
 
 class Objective:
-    """The weighted sum of Huber losses of one data set, with its gradient, over ``theta``."""
+    """The weighted sum of Huber losses of one data set, with its gradient, over ``theta``.
 
-    def __init__(self, form: Form, x: Inputs, log_y: FloatArray, delta: float) -> None:
+    ``fixed`` pins entries of ``theta`` (index: value): L-BFGS-B keeps them at their value
+    (equal bounds) and the grid's starts take it, so only the other parameters are fitted.
+    """
+
+    def __init__(
+        self,
+        form: Form,
+        x: Inputs,
+        log_y: FloatArray,
+        delta: float,
+        fixed: dict[int, float] | None = None,
+    ) -> None:
         self.form, self.x, self.log_y, self.delta = form, x, log_y, delta
+        self.fixed = dict(fixed or {})
+
+    def bounds(self) -> list[tuple[float | None, float | None]]:
+        """The form's bounds, with each fixed entry pinned to its value."""
+        out = self.form.bounds()
+        for i, v in self.fixed.items():
+            out[i] = (v, v)
+        return out
+
+    def grid(self) -> FloatArray:
+        """The form's starting grid with the fixed entries set (repeated starts dropped)."""
+        grid = self.form.grid()
+        if not self.fixed:
+            return grid
+        for i, v in self.fixed.items():
+            grid[:, i] = v
+        return np.asarray(np.unique(grid, axis=0), dtype=np.float64)
 
     def value_grad(self, theta: FloatArray, weight: FloatArray) -> tuple[float, FloatArray]:
         """Objective (scaled by ``1/delta``) and its gradient at ``theta``."""
@@ -79,7 +107,7 @@ def polish(obj: Objective, start: FloatArray, weight: FloatArray) -> tuple[Float
         args=(weight,),
         jac=True,
         method="L-BFGS-B",
-        bounds=obj.form.bounds(),
+        bounds=obj.bounds(),
         options={"maxiter": 3000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
     )
     return np.asarray(res.x, dtype=np.float64), float(res.fun)
@@ -87,7 +115,7 @@ def polish(obj: Objective, start: FloatArray, weight: FloatArray) -> tuple[Float
 
 def fit_theta(obj: Objective, weight: FloatArray, starts: FloatArray | None = None) -> FloatArray:
     """The best fit over the form's grid: score every start, polish the best few."""
-    grid = obj.form.grid() if starts is None else starts
+    grid = obj.grid() if starts is None else starts
     scores = obj.many(grid, weight)
     order = np.argsort(scores)[: min(_TOP_STARTS, len(grid))]
     best: FloatArray = np.asarray(grid[order[0]], dtype=np.float64)

@@ -20,13 +20,20 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from runcast.errors import InvalidInputError
+
 FloatArray = npt.NDArray[np.float64]
+
+
+#: parameters stored as their logarithm in ``theta``
+_LOGGED = ("E", "A", "B", "R_star")
 
 
 class Inputs(NamedTuple):
@@ -111,6 +118,31 @@ class Form:
         if self.needs_unique:
             vals.append(np.log(params["R_star"]))
         return np.asarray(vals, dtype=np.float64)
+
+    def fixed_theta(self, fixed: Mapping[str, float]) -> dict[int, float]:
+        """The entries of ``theta`` that ``fixed`` (public parameters, e.g. ``alpha``) pins.
+
+        Example:
+            >>> FORMS["chinchilla"].fixed_theta({"alpha": 0.34, "E": 1.0})
+            {3: 0.34, 0: 0.0}
+        """
+        out: dict[int, float] = {}
+        for name, value in fixed.items():
+            if name not in self.params:
+                raise InvalidInputError(
+                    f"The {self.name} form has no parameter {name!r} to fix; "
+                    f"its parameters are {', '.join(self.params)}."
+                )
+            v = float(value)
+            logged = name in _LOGGED
+            if not np.isfinite(v) or (logged and v <= 0) or (not logged and not 0 <= v <= 4):
+                raise InvalidInputError(
+                    f"A fixed {name} must be "
+                    + ("a positive number" if logged else "an exponent in [0, 4]")
+                    + f", but got {value!r}."
+                )
+            out[self.params.index(name)] = float(np.log(v)) if logged else v
+        return out
 
     def log_data(self, theta: FloatArray, x: Inputs) -> FloatArray:
         """``log D`` (Chinchilla) or ``log D'`` (data-constrained) of every point."""

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -35,6 +37,11 @@ from runcast.scaling._fit import Objective, bootstrap, fit_theta
 from runcast.scaling._forms import FORMS, FloatArray, Form, Inputs
 from runcast.scaling._points import ScalingData
 
+#: Epoch AI's refit of Chinchilla's approach 3 (Besiroglu et al. 2024, Table 1): exponents to fix
+#: when a new family has too few sizes to fit its own (``ScalingConfig(fixed=...)``)
+EPOCH_CHINCHILLA: Mapping[str, float] = MappingProxyType(
+    {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+)
 #: the interval inflation, chosen leave-one-family-out (bench/scaling.py)
 DEFAULT_INFLATION = 0.5
 #: without a backtest (fewer than 3 sizes), the extrapolation spread is this many residual sds
@@ -50,12 +57,16 @@ class ScalingConfig:
         n_boot: bootstrap replicates (0: no parameter uncertainty).
         inflation: the extrapolation spread in backtest errors (see the module docstring).
         seed: the bootstrap's random seed.
+        fixed: parameters held at a given value instead of fitted, e.g. the exponents
+            ``{"alpha": 0.35, "beta": 0.37}`` from other model families (the Hitchhiker's
+            guide: with few sizes of a new family, fit only its scale terms E, A, B).
     """
 
     huber_delta: float = 1e-3
     n_boot: int = 200
     inflation: float = DEFAULT_INFLATION
     seed: int = 0
+    fixed: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.huber_delta, (int, float)) and self.huber_delta > 0):
@@ -64,6 +75,11 @@ class ScalingConfig:
             raise InvalidInputError(f"n_boot must be a whole number >= 0, not {self.n_boot!r}.")
         if not (isinstance(self.inflation, (int, float)) and self.inflation >= 0):
             raise InvalidInputError(f"inflation must be >= 0, but got {self.inflation!r}.")
+        if not isinstance(self.fixed, Mapping):
+            raise InvalidInputError(
+                f"fixed must map parameter names to values, e.g. {{'alpha': 0.35}}, "
+                f"not {self.fixed!r}."
+            )
 
 
 class LossPrediction(NamedTuple):
@@ -350,9 +366,11 @@ def fit_scaling(
     if form == "auto":
         form = "data_constrained" if data.repeats else "chinchilla"
     f = FORMS[form]
-    if len(data) < f.size + 1:
+    fixed = f.fixed_theta(cfg.fixed)
+    free = f.size - len(fixed)
+    if len(data) < free + 1:
         raise NotEnoughDataError(
-            f"The {form} form has {f.size} parameters and needs at least {f.size + 1} points, "
+            f"The {form} form has {free} free parameters and needs at least {free + 1} points, "
             f"but got {len(data)}."
         )
     if data.sizes.size < 2:
@@ -361,13 +379,13 @@ def fit_scaling(
             f"from the data term, but every point has N = {data.sizes[0]:.4g}."
         )
     t0 = time.perf_counter()
-    theta = _fit(f, data, cfg.huber_delta)
+    theta = _fit(f, data, cfg.huber_delta, fixed)
     boot = np.empty((0, f.size))
     if cfg.n_boot:
-        obj = _objective(f, data, cfg.huber_delta)
+        obj = _objective(f, data, cfg.huber_delta, fixed)
         boot = bootstrap(obj, theta, data.group, cfg.n_boot, cfg.seed).thetas
     resid = np.log(data.loss) - f.log_loss(theta, _inputs(f, data))
-    backtest, step = _backtest(f, data, cfg.huber_delta)
+    backtest, step = _backtest(f, data, cfg.huber_delta, fixed)
     rms = float(np.sqrt(np.mean(resid**2)))
     ext = NO_BACKTEST_FACTOR * rms if backtest is None else backtest
     sizes = data.sizes
@@ -387,6 +405,7 @@ def fit_scaling(
             "huber_delta": cfg.huber_delta,
             "n_boot": cfg.n_boot,
             "inflation": cfg.inflation,
+            "fixed": {k: float(v) for k, v in cfg.fixed.items()},
             "fit_seconds": time.perf_counter() - t0,
         },
     )
@@ -396,15 +415,21 @@ def _inputs(f: Form, data: ScalingData) -> Inputs:
     return Inputs(np.log(data.n), np.log(data.d), data.unique if f.needs_unique else None)
 
 
-def _objective(f: Form, data: ScalingData, delta: float) -> Objective:
-    return Objective(f, _inputs(f, data), np.log(data.loss), delta)
+def _objective(
+    f: Form, data: ScalingData, delta: float, fixed: dict[int, float] | None = None
+) -> Objective:
+    return Objective(f, _inputs(f, data), np.log(data.loss), delta, fixed)
 
 
-def _fit(f: Form, data: ScalingData, delta: float) -> FloatArray:
-    return fit_theta(_objective(f, data, delta), np.ones(len(data)))
+def _fit(
+    f: Form, data: ScalingData, delta: float, fixed: dict[int, float] | None = None
+) -> FloatArray:
+    return fit_theta(_objective(f, data, delta, fixed), np.ones(len(data)))
 
 
-def _backtest(f: Form, data: ScalingData, delta: float) -> tuple[float | None, float]:
+def _backtest(
+    f: Form, data: ScalingData, delta: float, fixed: dict[int, float] | None = None
+) -> tuple[float | None, float]:
     """The RMS log error of predicting the largest size's last checkpoints from the others,
     and the log-ratio of that step (the largest size over the next one)."""
     sizes = data.sizes
@@ -412,9 +437,9 @@ def _backtest(f: Form, data: ScalingData, delta: float) -> tuple[float | None, f
     if sizes.size < 3:
         return None, step
     small = data.subset(data.n < sizes[-1])
-    if len(small) < f.size + 1:
+    if len(small) < f.size - len(fixed or {}) + 1:
         return None, step
-    theta = _fit(f, small, delta)
+    theta = _fit(f, small, delta, fixed)
     big = data.subset(data.n == sizes[-1])
     last = np.array(
         [
