@@ -161,6 +161,7 @@ class ScheduleFreePlus(torch.optim.Optimizer):
             "alpha_max": 0.0,
             "weight_sum": 0.0,
             "beta": float(beta),
+            "scale": 1.0,  # the fast path's d = scale * D (see _sfplus_math)
         }
         self._metrics: dict[str, float] = {}
 
@@ -169,11 +170,16 @@ class ScheduleFreePlus(torch.optim.Optimizer):
         """Put ``y`` (where gradients are taken) in the model's parameters."""
         if self.param_groups[0]["train_mode"]:
             return
-        beta = self.global_state["beta"]
+        beta, scale = self.global_state["beta"], self.global_state["scale"]
         with torch.no_grad():
             for p, st in self._with_state():
-                # the same kernel as the step's, so a resume from eval mode is bit-exact
-                p.copy_(st["x"]).lerp_(st["z"], 1 - beta)
+                if "x" in st:
+                    # the same kernel as the step's, so a resume from eval mode is bit-exact
+                    p.copy_(st["x"]).lerp_(st["z"], 1 - beta)
+                elif "y" in st:
+                    p.copy_(st.pop("y"))  # y as it was, bit for bit (a resume is exact)
+                else:
+                    p.add_(st["d"], alpha=(1 - beta) * scale)
         for group in self.param_groups:
             group["train_mode"] = True
 
@@ -181,11 +187,37 @@ class ScheduleFreePlus(torch.optim.Optimizer):
         """Put ``x`` (the average: evaluate and save it) in the model's parameters."""
         if not self.param_groups[0]["train_mode"]:
             return
+        beta, scale = self.global_state["beta"], self.global_state["scale"]
         with torch.no_grad():
             for p, st in self._with_state():
-                p.copy_(st["x"])
+                if "x" in st:
+                    p.copy_(st["x"])
+                else:
+                    # the fast path keeps y, not x: y is set aside until train() (and saved
+                    # with the state, so a checkpoint taken in eval mode resumes exactly)
+                    st["y"] = p.detach().clone()
+                    p.add_(st["d"], alpha=-(1 - beta) * scale)
         for group in self.param_groups:
             group["train_mode"] = False
+
+    def iterates(self, p: Any) -> dict[str, Any]:
+        """``x``, ``y`` and ``z`` of one parameter, as new tensors, whichever path and mode.
+
+        The fast path stores neither ``x`` nor ``z``; this rebuilds them (for inspection and
+        tests; the step never needs it). Empty before the parameter's first step.
+        """
+        st = self.state.get(p)
+        if not st:
+            return {}
+        beta, scale = self.global_state["beta"], self.global_state["scale"]
+        with torch.no_grad():
+            if "x" in st:
+                y = st["x"].lerp(st["z"], 1 - beta)
+                return {"x": st["x"].clone(), "y": y, "z": st["z"].clone()}
+            d = st["d"] * scale
+            y = st["y"].clone() if "y" in st else p.detach().clone()
+            x = y - (1 - beta) * d
+            return {"x": x, "y": y, "z": x + d}
 
     def _with_state(self) -> list[tuple[Any, dict[str, Any]]]:
         groups = self.param_groups
@@ -236,26 +268,31 @@ class ScheduleFreePlus(torch.optim.Optimizer):
                         "embedding (sparse=False)."
                     )
                 if p not in self.state:
-                    self.state[p] = {
-                        "z": p.detach().clone(),
-                        "x": p.detach().clone(),
-                        "exp_avg": torch.zeros_like(p),
-                        "exp_avg_sq": torch.zeros_like(p),
-                    }
+                    self.state[p] = self._new_state(p)
+                elif ("d" in self.state[p]) != self.foreach:
+                    raise InvalidInputError(
+                        "This optimizer's state was made with foreach="
+                        f"{not self.foreach} (the two keep different buffers); create it with "
+                        f"foreach={not self.foreach} to resume from that state."
+                    )
             groups.append((group, ps))
         lists = [(group, ps, self._lists(ps)) for group, ps in groups]
-        sums = sfm.sums_foreach if self.foreach else sfm.sums_plain
         dots: list[Any] = []
         l1s: list[Any] = []
         for _, ps, (grads, zs, xs, _m, _v) in lists:
             if ps:
-                d, a = sums(torch, grads, zs, xs)
+                d, a = (
+                    sfm.sums_foreach(torch, grads, zs)
+                    if self.foreach
+                    else sfm.sums_plain(torch, grads, zs, xs)
+                )
                 dots += d
                 l1s += a
         # note: a host sync, the one per step (the loss was read above, in the same breath)
         dot, l1 = sfm.totals(torch, dots, l1s)
-        step_scalars = self._advance(value, dot, l1)
-        update = sfm.update_foreach if self.foreach else sfm.update_plain
+        scale = self.global_state["scale"] if self.foreach else 1.0
+        beta_prev = self.global_state["beta"]
+        step_scalars = self._advance(value, dot * scale, l1)
         for group, ps, (grads, zs, xs, ms, vs) in lists:
             if not ps:
                 continue
@@ -272,16 +309,52 @@ class ScheduleFreePlus(torch.optim.Optimizer):
                 eps=group["eps"],
                 c=step_scalars["c"],
                 beta=step_scalars["beta"],
+                beta_prev=beta_prev,
+                scale=scale,
             )
-            update(torch, ps, grads, zs, xs, ms, vs, scalars)
+            if self.foreach:
+                sfm.update_foreach(torch, ps, grads, zs, ms, vs, scalars)
+            else:
+                sfm.update_plain(torch, ps, grads, zs, xs, ms, vs, scalars)
+        if self.foreach:
+            stepped = {id(p) for _, ps, _ in lists for p in ps}
+            self._move_scale(step_scalars["c"], stepped, beta_prev - step_scalars["beta"])
         return loss
 
+    def _new_state(self, p: Any) -> dict[str, Any]:
+        moments = {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+        if self.foreach:
+            return {"d": torch.zeros_like(p), **moments}  # z = x = y: d = 0
+        return {"z": p.detach().clone(), "x": p.detach().clone(), **moments}
+
+    def _move_scale(self, c: float, stepped: set[int], beta_change: float) -> None:
+        """d' = (1 - c) d is a change of the scalar only; c = 1 zeroed the buffers (x = z).
+
+        A parameter without a gradient this step keeps its x and z (as in the reference): its
+        buffer takes the inverse factor, and its y follows the new beta.
+        """
+        gs = self.global_state
+        ds = [st["d"] for p, st in self._with_state()]
+        idle = [(p, st["d"]) for p, st in self._with_state() if id(p) not in stepped]
+        if idle:
+            ps, idle_ds = [p for p, _ in idle], [d for _, d in idle]
+            torch._foreach_add_(ps, idle_ds, alpha=beta_change * gs["scale"])
+            if c < 1:
+                torch._foreach_div_(idle_ds, 1 - c)
+        gs["scale"] = 1.0 if c >= 1 else gs["scale"] * (1 - c)
+        if gs["scale"] < 1e-3:
+            # keep D's magnitude near d's (a pass over memory each time s falls 1000-fold)
+            torch._foreach_mul_(ds, gs["scale"])
+            gs["scale"] = 1.0
+
     def _lists(self, ps: list[Any]) -> tuple[list[Any], ...]:
+        """Gradients, then ``d`` (fast) or ``z`` and ``x`` (reference), then the moments."""
         states = [self.state[p] for p in ps]
+        first, second = ("d", "d") if self.foreach else ("z", "x")
         return (
             [p.grad for p in ps],
-            [s["z"] for s in states],
-            [s["x"] for s in states],
+            [s[first] for s in states],
+            [s[second] for s in states],
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
         )
