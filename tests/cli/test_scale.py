@@ -140,6 +140,14 @@ def test_fit_from_runs_writes_html(app: typer.Typer, db_path: Path, tmp_path: Pa
         ),
         (["scale", "optimal", "{missing}", "--flops", "1e20"], "not a saved scaling law"),
         (["scale", "fit", "--drop-first", "half", "--db", "{db}"], "--drop-first must be"),
+        (
+            ["scale", "fit", "{table}", "--n-col", "params", "--d-col", "tokens", "--fix", "a"],
+            "--fix takes NAME=VALUE pairs",
+        ),
+        (
+            ["scale", "fit", "{table}", "--n-col", "params", "--d-col", "tokens", "--fix", "k=1"],
+            "no parameter 'k' to fix",
+        ),
     ],
 )
 def test_errors_are_one_line(
@@ -172,3 +180,18 @@ def test_errors_are_one_line(
     res = runner.invoke(app, [subs.get(a, a) for a in args])
     assert res.exit_code == 1
     assert msg in res.output and "Traceback" not in res.output
+
+
+def test_fit_with_fixed_exponents(app: typer.Typer, table: Path) -> None:
+    base = ["scale", "fit", str(table), "--n-col", "params", "--d-col", "tokens", "--boot", "5"]
+    res = CliRunner().invoke(app, [*base, "--fix", "chinchilla", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    # Epoch AI's exponents are held; E, A and B are fitted to the table
+    assert out["params"]["alpha"] == 0.3478 and out["params"]["beta"] == 0.3658
+    assert out["info"]["fixed"] == {"alpha": 0.3478, "beta": 0.3658}
+    res = CliRunner().invoke(app, [*base, "--fix", "alpha=0.35", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["params"]["alpha"] == 0.35
+    assert out["params"]["beta"] == pytest.approx(0.37, abs=0.02)

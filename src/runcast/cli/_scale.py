@@ -72,6 +72,15 @@ def fit_cmd(
     form: Annotated[str, typer.Option("--form", help=f"One of {', '.join(FORM_NAMES)}.")] = "auto",
     boot: Annotated[int, typer.Option("--boot", help="Bootstrap refits (0: none).")] = 200,
     delta: Annotated[float, typer.Option("--delta", help="Huber delta on log loss.")] = 1e-3,
+    fix: Annotated[
+        str | None,
+        typer.Option(
+            "--fix",
+            help="Hold parameters at values instead of fitting them, NAME=VALUE,... or "
+            "'chinchilla' (alpha and beta of Epoch AI's Chinchilla refit): for a family with "
+            "few sizes.",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Save the law (JSON).")] = None,
     html: Annotated[
         Path | None, typer.Option("--html", help="Write a report of the fit (offline HTML).")
@@ -101,7 +110,7 @@ def fit_cmd(
                     ) from None
             with runcast.open_store(db_path(db), create=False) as store:
                 data = ScalingData.from_store(store, run, project, key, drop)
-        cfg = ScalingConfig(huber_delta=delta, n_boot=boot)
+        cfg = ScalingConfig(huber_delta=delta, n_boot=boot, fixed=_parse_fix(fix))
         with err_console.status(f"fitting a scaling law to {len(data)} points"):
             law = fit_scaling(data, form=form, config=cfg)
         if out is not None:
@@ -118,6 +127,30 @@ def fit_cmd(
             console.print(f"saved to {escape(str(out))}")
         if html is not None:
             console.print(f"report written to {escape(str(html))}")
+
+
+def _parse_fix(text: str | None) -> dict[str, float]:
+    """``--fix``: ``chinchilla`` (Epoch AI's alpha and beta) or ``NAME=VALUE,...``."""
+    from runcast.errors import InvalidInputError
+    from runcast.scaling import EPOCH_CHINCHILLA
+
+    if text is None or not text.strip():
+        return {}
+    if text.strip().lower() == "chinchilla":
+        return {k: EPOCH_CHINCHILLA[k] for k in ("alpha", "beta")}
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"--fix takes NAME=VALUE pairs (e.g. alpha=0.35,beta=0.37) or 'chinchilla', "
+                f"not {part.strip()!r}."
+            ) from None
+    return out
 
 
 def _print_law(law: ScalingLaw) -> None:
