@@ -59,10 +59,24 @@ def sums_plain(torch: Any, grads: list[Any], zs: list[Any], xs: list[Any]) -> tu
 
 def sums_foreach(torch: Any, grads: list[Any], ds: list[Any]) -> tuple[Any, Any]:
     """The same sums from the fast path's buffers: ``<g, D>`` (times the scale later) per tensor,
-    and one fused L1 norm over all gradients. ``d = z - x`` is kept, not formed: no cancellation
-    of two large dot products, and no subtraction pass."""
+    and the L1 norms. ``d = z - x`` is kept, not formed: no cancellation of two large dot
+    products, and no subtraction pass.
+
+    The L1 norms take one fused kernel, except for large tensors on the CPU: there the fused
+    L1 norm is not vectorised (measured 2.5x a pass over memory, and 0.1% off in float32) and a
+    per-tensor ``abs().sum()`` is faster and exact to float32 summation.
+    """
     dots = [torch.dot(g.reshape(-1), d.reshape(-1)) for g, d in zip(grads, ds, strict=True)]
-    return dots, list(torch._foreach_norm(grads, 1))
+    if grads[0].device.type != "cpu":
+        return dots, list(torch._foreach_norm(grads, 1))
+    large = [g.numel() >= _LARGE for g in grads]
+    small = [g for g, big in zip(grads, large, strict=True) if not big]
+    fused = iter(torch._foreach_norm(small, 1) if small else [])
+    l1s = [g.abs().sum() if big else next(fused) for g, big in zip(grads, large, strict=True)]
+    return dots, l1s
+
+
+_LARGE = 1 << 16  # elements: from here a per-tensor kernel beats the fused one on the CPU
 
 
 def totals(torch: Any, dots: list[Any], l1s: list[Any]) -> tuple[float, float]:
