@@ -14,7 +14,9 @@ validation curves) is replayed evaluation by evaluation through each rule:
 
 Every setting of a rule is chosen on the other families (leave one family out): among the
 settings whose runs meet the goals there (improving runs: mean regret against training to the
-end <= 0.3%, max <= 1%; overfitting runs: kept within 0.5% of the best on average) the one with
+end <= 0.3%, max <= 1%; overfitting runs: kept within 0.5% of the best on average; for
+``runcast``, also pooled at least as much compute saved and a kept value at least as close to
+the best as the patience rule chosen on the same families) the one with
 the largest share of the oracle's compute saving on overfitting runs; if none meets them, the
 smallest total shortfall. A run overfits by the manifest's definition (best validation before
 70% of the run and the last evaluation >= 2% above it).
@@ -52,8 +54,9 @@ from runcast.steer._prune import default_forecaster
 CACHE = Path(__file__).resolve().parent / "_cache" / "early_forecasts.pkl"
 FORECASTS_PER_RUN = 20  # the StopRule is asked about every n_evals/20 evaluations
 TOLS = ("off", 0.003, 0.01)
+# window, z, trend_z, train_z, min_rise, tol
 TURN_GRID = list(
-    itertools.product((3, 5, 8), (1.0, 2.0, 3.0), (1.0, 2.0), (0.0, 0.005, 0.01), TOLS)
+    itertools.product((3, 5, 8), (2.0, 3.0), (1.0,), (1.0, 2.0, 3.0), (0.0, 0.01), ("off", 0.01))
 )
 PATIENCE_GRID = [1, 2, 3, 5, 8, 10, 15, 20, 30, 50]
 PLATEAU_GRID = list(itertools.product((0.002, 0.005, 0.01, 0.02, 0.05), (1, 2, 3)))
@@ -152,7 +155,7 @@ def forecasts(runs: list[Run]) -> dict[tuple[str, int], Any]:
 
 # --- replays: each returns (stop evaluation index or None, kept value) ------------------------
 def replay_runcast(r: Run, cfg: tuple[Any, ...], fc: dict[tuple[str, int], Any]) -> int | None:
-    window, z, trend_z, min_rise, tol = cfg
+    window, z, trend_z, train_z, min_rise, tol = cfg
     rule = None
     if tol != "off":
 
@@ -167,6 +170,7 @@ def replay_runcast(r: Run, cfg: tuple[Any, ...], fc: dict[tuple[str, int], Any])
         window=window,
         z=z,
         trend_z=trend_z,
+        train_z=train_z,
         min_rise=min_rise,
         stop_rule=rule,
         until=r.total - 1,
@@ -243,8 +247,14 @@ def summary(outs: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def score(outs: list[tuple[Run, dict[str, float]]]) -> tuple[float, float]:
-    """(shortfall against the goals, -share of the oracle's saving): smaller is better."""
+def score(
+    outs: list[tuple[Run, dict[str, float]]], baseline: dict[str, float] | None = None
+) -> tuple[float, float]:
+    """(shortfall against the goals, -share of the oracle's saving): smaller is better.
+
+    ``baseline``: the pooled summary of the patience rule chosen on the same runs; the goal
+    "better than patience on compute saved and on the kept value, pooled" then counts too.
+    """
     imp = summary([o for r, o in outs if not r.overfits])
     ovf = summary([o for r, o in outs if r.overfits])
     short = 0.0
@@ -254,18 +264,32 @@ def score(outs: list[tuple[Run, dict[str, float]]]) -> tuple[float, float]:
         )
     if ovf:
         short += max(0.0, ovf["vs_best"] - GOAL_BEST_MEAN)
+    if baseline:
+        pooled = summary([o for _, o in outs])
+        short += max(0.0, pooled["vs_best"] - baseline["vs_best"])
+        short += max(0.0, baseline["saved"] - pooled["saved"])
     share = ovf.get("share", 0.0) if ovf else summary([o for _, o in outs])["saved"]
     return (round(short, 6), -share)
 
 
-def lofo(runs: list[Run], table: dict[Any, list[dict[str, float]]]) -> dict[str, Any]:
-    """For each family, the setting chosen on the others; returns family -> (setting, outs)."""
+def lofo(
+    runs: list[Run],
+    table: dict[Any, list[dict[str, float]]],
+    baseline: dict[Any, list[dict[str, float]]] | None = None,
+) -> dict[str, Any]:
+    """For each family, the setting chosen on the others (family -> setting); with
+    ``baseline`` (patience's table), judged against the patience chosen on the same others."""
     fams = sorted({r.family for r in runs})
     chosen = {}
     for fam in fams:
         train_idx = [i for i, r in enumerate(runs) if r.family != fam]
-        best = min(table, key=lambda c: score([(runs[i], table[c][i]) for i in train_idx]))
-        chosen[fam] = best
+        base = None
+        if baseline is not None:
+            p = min(baseline, key=lambda c: score([(runs[i], baseline[c][i]) for i in train_idx]))
+            base = summary([baseline[p][i] for i in train_idx])
+        chosen[fam] = min(
+            table, key=lambda c: score([(runs[i], table[c][i]) for i in train_idx], base)
+        )
     return chosen
 
 
@@ -298,12 +322,13 @@ def main() -> None:
     }
     issue_cfg = ("issue", 0.01)
     methods["StopRule"] = {
-        issue_cfg: [outcome(r, replay_runcast(r, (10**6, 0, 0, 0, 0.01), fc)) for r in runs]
+        issue_cfg: [outcome(r, replay_runcast(r, (10**6, 0, 0, 0, 0, 0.01), fc)) for r in runs]
     }
     fams = sorted({r.family for r in runs})
     result: dict[str, dict[str, Any]] = {}
     for name, table in methods.items():
-        chosen = lofo(runs, table) if len(table) > 1 else {f: issue_cfg for f in fams}
+        base = methods["patience"] if name == "runcast" else None
+        chosen = lofo(runs, table, base) if len(table) > 1 else {f: issue_cfg for f in fams}
         outs = [table[chosen[r.family]][i] for i, r in enumerate(runs)]
         result[name] = {"chosen": chosen, "outs": outs}
     report(runs, result, time.time() - t0, t_fc)
@@ -352,10 +377,10 @@ def report(runs: list[Run], result: dict[str, dict[str, Any]], secs: float, t_fc
                 continue
             s = summary([rc["outs"][i] for i in idx])
             p = summary([pt["outs"][i] for i in idx])
-            w, z, tz, mr, tol = rc["chosen"][fam]
+            w, z, tz, trz, mr, tol = rc["chosen"][fam]
             print(
                 f"| {fam} | {kind} | {s['n']} | window {w}, z {z:g}, trend {tz:g}, "
-                f"rise {mr:g}, tol {tol} | {s['stopped']:.0f} | {fmt(s['saved'])} "
+                f"train {trz:g}, rise {mr:g}, tol {tol} | {s['stopped']:.0f} | {fmt(s['saved'])} "
                 f"({fmt(s['oracle_saved'])}) | {100 * s['vs_end']:+.2f}% / "
                 f"{100 * s['vs_end_max']:+.2f}% | {100 * s['vs_best']:+.2f}% | "
                 f"{pt['chosen'][fam]}, {fmt(p['saved'])}, {100 * p['vs_end']:+.2f}%, "

@@ -11,7 +11,8 @@ import torch
 transformers = pytest.importorskip("transformers")
 from transformers import Trainer, TrainingArguments  # noqa: E402
 
-from runcast.integrations.hf import EarlyStopCallback  # noqa: E402
+import runcast  # noqa: E402
+from runcast.integrations.hf import EarlyStopCallback, RuncastCallback  # noqa: E402
 from runcast.steer import EarlyStopper  # noqa: E402
 
 
@@ -39,7 +40,13 @@ class MLP(torch.nn.Module):
         return {"loss": torch.nn.functional.mse_loss(out, labels), "logits": out}
 
 
-def _trainer(tmp_path: Path, cb: EarlyStopCallback, **kw: Any) -> Trainer:
+def _trainer(
+    tmp_path: Path,
+    cb: EarlyStopCallback,
+    max_steps_: int = 600,
+    more: tuple[Any, ...] = (),
+    **kw: Any,
+) -> Trainer:
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(24, 8, generator=g)
@@ -48,7 +55,7 @@ def _trainer(tmp_path: Path, cb: EarlyStopCallback, **kw: Any) -> Trainer:
     yv = xv[:, :1] + 0.7 * torch.randn(256, 1, generator=g)
     args = TrainingArguments(
         output_dir=str(tmp_path),
-        max_steps=600,
+        max_steps=max_steps_,
         per_device_train_batch_size=24,
         per_device_eval_batch_size=256,
         learning_rate=3e-3,
@@ -67,14 +74,18 @@ def _trainer(tmp_path: Path, cb: EarlyStopCallback, **kw: Any) -> Trainer:
         args=args,
         train_dataset=Points(x, y),
         eval_dataset=Points(xv, yv),
-        callbacks=[cb],
+        callbacks=[*more, cb],
     )
 
 
 def test_stops_on_the_turn_and_restores_the_best_weights(tmp_path: Path) -> None:
-    cb = EarlyStopCallback(EarlyStopper(window=3))
-    trainer = _trainer(tmp_path, cb, save_strategy="no")
+    tracker = RuncastCallback(db=str(tmp_path / "es.db"), name="hf")
+    cb = EarlyStopCallback(EarlyStopper(window=3), run=tracker)  # records into its run
+    trainer = _trainer(tmp_path, cb, save_strategy="no", more=(tracker,))
     trainer.train()
+    entry = runcast.open_store(tmp_path / "es.db").run("hf").config["runcast_best"]
+    assert (entry["step"], entry["value"]) == (cb.best_step, cb.best_value)
+    assert cb.decision is not None and entry["stop_step"] == cb.decision.step
     # the validation loss bottoms out and rises as the MLP memorises 24 points: stopped long
     # before the 600 steps, with the reason and numbers of the turn
     assert trainer.state.global_step < 300
@@ -97,3 +108,41 @@ def test_names_the_checkpoint_of_the_best_step(tmp_path: Path) -> None:
     assert cb.best_checkpoint == str(tmp_path / f"checkpoint-{cb.best_step}")
     assert (Path(cb.best_checkpoint) / "model.safetensors").exists()
     assert cb.restored_step is None  # restore=False leaves the last weights
+
+
+def _early_cb(trainer: Trainer) -> EarlyStopCallback:
+    return next(c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStopCallback))
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory: pytest.TempPathFactory) -> EarlyStopCallback:
+    """The whole run, uninterrupted: where it stops and which step it keeps."""
+    cb = EarlyStopCallback(EarlyStopper(window=3))
+    _trainer(tmp_path_factory.mktemp("whole"), cb, save_strategy="no").train()
+    return cb
+
+
+@pytest.mark.parametrize("rebuild", [False, True])
+def test_a_resumed_trainer_goes_on_with_the_rule_state_and_best_weights(
+    tmp_path: Path, rebuild: bool, whole: EarlyStopCallback
+) -> None:
+    ckpt = dict(
+        save_strategy="steps", save_steps=10, restore_callback_states_from_checkpoint=rebuild
+    )
+    assert whole.decision is not None and whole.best_step is not None
+    cut = whole.best_step + 10  # interrupted after the best, before the stop
+    assert cut < whole.decision.step
+    # the same run killed at `cut` (a shorter budget stands in for the kill) ...
+    first = EarlyStopCallback(EarlyStopper(window=3))
+    _trainer(tmp_path / "run", first, max_steps_=cut, **ckpt).train()
+    folder = tmp_path / "run" / f"checkpoint-{cut}"
+    assert (folder / "runcast_best_weights.pt").is_file()
+    # ... and resumed from its checkpoint with a new callback: it knows the evaluations so far,
+    # stops where the whole run stopped and restores the best weights it kept before the kill
+    again = EarlyStopCallback(EarlyStopper(window=3))
+    trainer = _trainer(tmp_path / "run", again, **ckpt)
+    trainer.train(resume_from_checkpoint=str(folder))
+    cb = _early_cb(trainer)  # the Trainer's own rebuilt callback when rebuild=True
+    assert cb.decision is not None and cb.decision.to_dict() == whole.decision.to_dict()
+    assert cb.best_step == whole.best_step < cut and cb.restored_step == whole.best_step
+    assert trainer.evaluate()["eval_loss"] == pytest.approx(whole.best_value, rel=1e-5)

@@ -10,6 +10,7 @@ import torch
 
 L = pytest.importorskip("lightning.pytorch")
 
+import runcast  # noqa: E402
 from runcast.integrations.lightning import EarlyStopCallback  # noqa: E402
 from runcast.steer import EarlyStopper  # noqa: E402
 
@@ -72,8 +73,18 @@ def _val(model: MLP) -> float:
 
 
 def test_stops_on_the_turn_and_restores_the_best_weights(tmp_path: Path) -> None:
-    cb = EarlyStopCallback(EarlyStopper(window=3))
+    run = runcast.init(project="es", name="pl", db=tmp_path / "es.db")
+    cb = EarlyStopCallback(EarlyStopper(window=3), run=run)
     trainer, model = _fit(tmp_path, cb)
+    run.finish()
+    # the run's record names the best validation step (the weights to restore) and the stop
+    entry = runcast.open_store(run.db).run(run.id).config["runcast_best"]
+    assert (entry["metric"], entry["step"], entry["value"]) == (
+        "val_loss",
+        cb.best_step,
+        cb.best_value,
+    )
+    assert cb.decision is not None and entry["stop_step"] == cb.decision.step
     # stopped on an overfitting turn long before the 600 steps
     assert trainer.global_step < 300
     assert cb.decision is not None and cb.decision.reason.startswith("validation turned")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from typer.testing import CliRunner
 
+import runcast
+from runcast.cli import app
 from runcast.errors import InvalidInputError
 from runcast.integrations.torch import BestWeights, EarlyStopping
 from runcast.steer import EarlyStopper
@@ -91,3 +96,22 @@ def test_best_weights_copy_is_independent_of_training() -> None:
 def test_refuses_what_is_not_a_module() -> None:
     with pytest.raises(InvalidInputError, match=r"torch\.nn\.Module"):
         EarlyStopping([1, 2, 3])  # type: ignore[arg-type]
+
+
+def test_the_run_records_the_best_step_and_runs_show_prints_it(tmp_path: Path) -> None:
+    db = tmp_path / "es.db"
+    run = runcast.init(project="es", name="mlp", db=db)
+    model = mlp()
+    es = EarlyStopping(model, EarlyStopper(window=3), run=run, metric="val_loss")
+    stopped_at = train(es, model)
+    run.finish()
+    assert es.decision is not None and es.best_step is not None
+    entry = runcast.open_store(db).run(run.id).config["runcast_best"]
+    # the store holds the step whose weights to restore, its value, and why the run stopped
+    assert entry["metric"] == "val_loss" and entry["mode"] == "min"
+    assert entry["step"] == es.best_step and entry["value"] == es.stopper.best_value
+    assert entry["stop_step"] == stopped_at and entry["stop_reason"] == es.decision.reason
+    res = CliRunner().invoke(app, ["runs", "show", "mlp", "--db", str(db)], terminal_width=400)
+    assert res.exit_code == 0, res.output
+    assert f"best val_loss {es.stopper.best_value:.6g} at step {es.best_step}" in res.output
+    assert f"early-stopped at step {stopped_at}: validation turned" in res.output

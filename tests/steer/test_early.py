@@ -163,3 +163,54 @@ def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
 def test_bad_value_names_it() -> None:
     with pytest.raises(InvalidInputError, match="'abc' at step 3"):
         EarlyStopper().evaluate(3, "abc")  # type: ignore[arg-type]
+
+
+def test_a_bump_that_is_already_coming_back_down_is_not_a_turn() -> None:
+    # epoch-wise double descent (a real sweep trial's shape): the validation loss falls to
+    # 0.0045, jumps to 0.0176 while the training loss falls, then falls back below 0.0045 by
+    # the end. Measured against the best alone it looked like overfitting; against the window
+    # before, it stops rising before the turn test could act, so the run is never stopped.
+    bump = [1.07, 0.248, 0.047, 0.0076, 0.0045, 0.0104, 0.0159, 0.0176, 0.0174, 0.0168, 0.0158]
+    val = np.concatenate([bump, np.geomspace(0.0149, 0.0040, 29)])
+    train = np.geomspace(1.1, 1e-4, val.size)
+    es = EarlyStopper()
+    assert _run(es, val, train) is None
+    assert es.best_value == pytest.approx(0.0040)
+
+
+def test_a_drifting_validation_with_a_stalled_training_loss_is_not_overfitting() -> None:
+    # the validation loss drifts up by 1% over 20 evaluations while the training loss is a
+    # flat, noisy plateau: a plateau (that may yet come back down), not a turn
+    rng = np.random.default_rng(2)
+    i = np.arange(60, dtype=float)
+    val = 0.27 + 0.0004 * np.maximum(i - 20, 0) + rng.normal(0, 0.0003, i.size)
+    train = 0.25 + rng.normal(0, 0.03, i.size)
+    # a chance fall of the noisy training loss between two windows is not enough: train_z
+    assert _run(EarlyStopper(train_z=2.0), val, train) is None
+    # the same validation with a training loss that keeps falling is overfitting
+    assert _run(EarlyStopper(train_z=2.0), val, 0.25 * np.exp(-i / 15)) is not None
+
+
+def test_the_training_fall_is_read_in_log_units() -> None:
+    # a memorising run: training loss 1e-3 -> 1e-6 (by factors, tiny in absolute terms, with
+    # multiplicative batch noise), validation loss rising steadily after evaluation 20
+    rng = np.random.default_rng(5)
+    i = np.arange(80, dtype=float)
+    val = 0.14 + 0.002 * np.maximum(i - 20, 0) + rng.normal(0, 0.0005, i.size)
+    train = 1e-3 * np.exp(-i / 12) * np.exp(rng.normal(0, 0.3, i.size))
+    es = EarlyStopper(train_z=2.0)
+    k = _run(es, val, train)
+    assert k is not None and 20 < k < 40
+    # the fall between two windows of 5 is 5/12 in log units, whatever the loss's scale
+    n = es.decisions[0].numbers
+    assert n["train_fall"] == pytest.approx(5 / 12, abs=0.15)
+    assert n["train_fall"] > n["train_fall_needed"]
+    # train_then / train_now are the medians themselves, not their logs
+    assert 0 < es.decisions[0].numbers["train_now"] < es.decisions[0].numbers["train_then"] < 1e-3
+
+
+def test_settings_rebuild_the_same_rule() -> None:
+    es = EarlyStopper(mode="max", window=4, z=2.5, train_z=1.5, min_rise=0.01)
+    again = EarlyStopper(**es.settings())
+    assert again.settings() == es.settings()
+    assert again.mode == "max" and again.train_z == 1.5

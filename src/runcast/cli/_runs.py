@@ -171,6 +171,9 @@ def show(
         )
         if info.is_fork:
             console.print(f"forked from run {escape(str(info.parent_id))} at step {info.fork_step}")
+        best = _best_line(info.config.get("runcast_best"))
+        if best:
+            console.print(best, highlight=False)
         metrics = Table(title="metrics", title_justify="left")
         for col in ("key", "points", "first step", "last step", "last value", "missing"):
             metrics.add_column(col, justify="left" if col == "key" else "right")
@@ -200,6 +203,20 @@ def show(
         for key, value in sorted(info.config.items()):
             cfg.add_row(escape(str(key)), _config_value(value))
         console.print(cfg)
+
+
+def _best_line(entry: Any) -> str:
+    """The best evaluation an early-stopping callback recorded (``config["runcast_best"]``):
+    which checkpoint to restore, and why the run stopped, if it did."""
+    if not isinstance(entry, dict) or "step" not in entry:
+        return ""
+    value = entry.get("value")
+    shown = f"{value:.6g}" if isinstance(value, (int, float)) else _MISSING
+    line = f"best {escape(str(entry.get('metric', 'evaluation')))} {shown} at step {entry['step']}"
+    if "stop_step" in entry:
+        reason = escape(str(entry.get("stop_reason")))
+        line += f"; early-stopped at step {entry['stop_step']}: {reason}"
+    return line
 
 
 def _config_value(value: Any) -> str:

@@ -26,7 +26,7 @@ from runcast.steer._early import EarlyStopper
 require("lightning", extra="lightning", purpose="for runcast.integrations.lightning")
 from lightning.pytorch import Callback  # noqa: E402  (after require: names the extra)
 
-from runcast.integrations._early_torch import BestWeights  # noqa: E402
+from runcast.integrations._early_torch import BestWeights, record_best  # noqa: E402
 
 
 class EarlyStopCallback(Callback):
@@ -38,6 +38,9 @@ class EarlyStopCallback(Callback):
         monitor: the logged validation metric it watches.
         loss_key: the key of ``training_step``'s output that holds the loss.
         restore: at the end of fit, load the best validation's weights into the module.
+        run: a :class:`runcast.Run`, or the runcast ``RuncastCallback`` recording the fit, to
+            record the best validation in (``config["runcast_best"]``: step, value, and the
+            stop once there is one).
 
     After fit: ``decision`` (what stopped it, with reason and numbers, or None), ``best_step``,
     ``best_value`` and ``restored_step``.
@@ -50,9 +53,11 @@ class EarlyStopCallback(Callback):
         monitor: str = "val_loss",
         loss_key: str = "loss",
         restore: bool = True,
+        run: Any = None,
     ) -> None:
         self.stopper = stopper if stopper is not None else EarlyStopper()
         self.monitor, self.loss_key, self.restore = monitor, loss_key, restore
+        self.run = run
         self.best = BestWeights()
         self.decision: Decision | None = None
         self.restored_step: int | None = None
@@ -94,6 +99,7 @@ class EarlyStopCallback(Callback):
         )
         if self.stopper.best_step == step and self.best.step != step:
             self.best.keep(pl_module, step, trainer.optimizers[0] if trainer.optimizers else None)
+        record_best(self.run, self.stopper, self.monitor)
         stop = bool(trainer.strategy.broadcast(bool(d), src=0))
         if stop:
             if self.decision is None and d:

@@ -13,13 +13,13 @@ Example:
     >>> from runcast.steer import EarlyStopper
     >>> model = torch.nn.Linear(1, 1)
     >>> es = EarlyStopping(model, EarlyStopper(window=2, z=0.5, trend_z=0.5, min_evals=3))
-    >>> for step, val in enumerate([3.0, 2.0, 1.5, 1.6, 1.9]):
+    >>> for step, val in enumerate([3.0, 2.0, 1.5, 1.4, 1.6, 1.9]):
     ...     with torch.no_grad():
     ...         _ = model.weight.fill_(float(step))  # stands in for training
     ...     if es.evaluate(step, val):
     ...         break
-    >>> es.restore(), float(model.weight)  # back to the weights of the best step
-    (2, 2.0)
+    >>> es.restore(), float(model.weight.detach())  # back to the weights of the best step
+    (3, 3.0)
 """
 
 from __future__ import annotations
@@ -34,6 +34,50 @@ from runcast.steer._early import EarlyStopper
 
 if TYPE_CHECKING:
     import torch
+
+#: the run's config key that holds the best evaluation (and the stop, once there is one)
+BEST_KEY = "runcast_best"
+
+
+def record_best(run: Any, stopper: EarlyStopper, metric: str) -> None:
+    """Write the best evaluation's step and value (and the stop's step and reason, once the
+    stopper has stopped) into ``run``'s config under ``runcast_best``, in the store, so the run
+    says which checkpoint to restore (``runcast runs show`` prints it).
+
+    ``run``: a :class:`runcast.Run`, a runcast ``RuncastCallback`` (the run it records into),
+    or None (nothing is written). A disabled run (another rank's) or a finished one is left
+    alone; nothing is written when the entry has not changed, so this costs a store write only
+    at a new best evaluation.
+
+    Example:
+        >>> import tempfile, pathlib, runcast
+        >>> from runcast.steer import EarlyStopper
+        >>> run = runcast.init(db=pathlib.Path(tempfile.mkdtemp()) / "b.db")
+        >>> es = EarlyStopper()
+        >>> _ = es.evaluate(100, 0.5)
+        >>> record_best(run, es, "val_loss")
+        >>> run.finish()
+        >>> runcast.open_store(run.db).run(run.id).config["runcast_best"]
+        {'metric': 'val_loss', 'mode': 'min', 'step': 100, 'value': 0.5}
+    """
+    run = getattr(run, "run", run)  # a RuncastCallback holds its run (once it has started one)
+    if run is None or stopper.best_step is None or not getattr(run, "enabled", False):
+        return
+    if getattr(run, "finished", False):
+        return
+    entry: dict[str, Any] = {
+        "metric": metric,
+        "mode": stopper.mode,
+        "step": stopper.best_step,
+        "value": stopper.best_value,
+    }
+    if stopper.decisions:
+        stop = stopper.decisions[0]
+        entry |= {"stop_step": stop.step, "stop_reason": stop.reason}
+    if run.config.get(BEST_KEY) != entry:
+        from runcast.integrations._plan import config_update
+
+        config_update(run, {BEST_KEY: entry})
 
 
 def _torch() -> Any:
@@ -89,6 +133,9 @@ class EarlyStopping:
         stopper: the rule (default ``EarlyStopper()``).
         optimizer: a schedule-free optimizer's evaluation weights are the ones kept.
         device: where the kept copy lives.
+        run: a :class:`runcast.Run` to record the best evaluation in (``config["runcast_best"]``:
+            its step and value, and the stop once there is one).
+        metric: the evaluated metric's name, as recorded there.
 
     ``decision`` is the decision that stopped the run (None while it runs); ``stopper.decisions``
     keeps all of them with their reasons and numbers.
@@ -101,6 +148,8 @@ class EarlyStopping:
         *,
         optimizer: Any = None,
         device: str | torch.device = "cpu",
+        run: Any = None,
+        metric: str = "val_loss",
     ) -> None:
         if not isinstance(model, _torch().nn.Module):
             raise InvalidInputError(
@@ -110,6 +159,7 @@ class EarlyStopping:
         self.stopper = stopper if stopper is not None else EarlyStopper()
         self.best = BestWeights(device)
         self.decision: Decision | None = None
+        self.run, self.metric = run, metric
 
     @property
     def best_step(self) -> int | None:
@@ -130,6 +180,7 @@ class EarlyStopping:
             self.best.keep(self.model, step, self.optimizer)
         if d and self.decision is None:
             self.decision = d
+        record_best(self.run, self.stopper, self.metric)
         return d
 
     def restore(self) -> int | None:

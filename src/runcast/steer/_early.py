@@ -3,13 +3,19 @@ will not pay, and remember the step with the best validation value (the weights 
 
 Two reasons to stop, checked at every evaluation:
 
-- **turned** (overfitting): since the best evaluation, the validation metric has risen, judged
-  against its own noise so one bad evaluation never stops a run: the median of the last
-  ``window`` evaluations is more than ``z`` noise units worse than the best, the least-squares
-  slope of the evaluations since the best is worse by more than ``trend_z`` standard errors, and
-  the training loss has not risen meanwhile (a rising training loss is an instability, not
-  overfitting). The noise is the robust spread of the evaluations' second differences
-  (``1.4826 * MAD / sqrt(6)``), which a smooth trend does not inflate.
+- **turned** (overfitting): the validation metric is rising while the training loss still
+  falls, each judged against its own noise, so neither one bad evaluation nor a noisy plateau
+  stops a run. All of: the median of the last ``window`` evaluations is worse than the median of
+  the ``window`` before it by more than ``z`` standard errors (still rising, not a bump that is
+  already over) and worse than the best by as much and by ``min_rise`` of it; the least-squares
+  slope of those ``2 * window`` evaluations is worse by more than ``trend_z`` standard errors and
+  the last window's own slope still points up (a validation loss can rise and come back down:
+  epoch-wise double descent); and the training loss's median fell from the earlier window to
+  the later one by more than ``train_z`` standard errors (in log units when it is positive: a
+  training loss falls by factors). A training loss that stalls or rises with the validation is
+  a plateau or an instability, not overfitting. The noise is the robust spread of a series'
+  second differences (``1.4826 * MAD / sqrt(6)``), which a smooth trend does not inflate; a
+  window median's standard error is ``sqrt(pi / 2)`` times a mean's.
 - **not worth it**: a :class:`~runcast.steer.StopRule` says the forecast gain over the rest of
   the budget is below its tolerance (a loss law cannot turn upward, so this never catches
   overfitting; the turn test does).
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
     from runcast.steer._stop import StopRule
 
 _NOISE_EVALS = 30  # evaluations (the latest) the noise is read from
+_MEDIAN_SE = math.sqrt(math.pi / 2)  # a median's standard error over a mean's (normal noise)
 
 
 def eval_noise(values: np.ndarray) -> float:
@@ -75,11 +82,14 @@ class EarlyStopper:
 
     Args:
         mode: ``"min"`` for a loss, ``"max"`` for an accuracy.
-        window: recent evaluations whose median must be worse than the best (and the fewest
-            evaluations since the best before the turn test may stop).
-        z: how many noise units worse than the best that median must be.
-        trend_z: how many standard errors the slope since the best must be worse by.
-        min_rise: and by at least this fraction of the best value.
+        window: evaluations per window: the last ``window`` against the ``window`` before (and
+            the fewest evaluations since the best before the turn test may stop).
+        z: how many standard errors of a window median the last window must be worse than the
+            window before, and than the best.
+        trend_z: how many standard errors the slope of the two windows must be worse by.
+        train_z: how many standard errors the training loss must have fallen by between the
+            two windows (0: fallen at all); ignored when no training loss is given.
+        min_rise: the last window must also be worse than the best by this fraction of it.
         min_evals: never stop before this many evaluations.
         stop_rule: also stop when this forecast rule says the rest is not worth it (needs
             ``until``); None: the turn test only.
@@ -97,10 +107,10 @@ class EarlyStopper:
 
     Example:
         >>> es = EarlyStopper(window=2, z=0.5, trend_z=0.5, min_evals=3)
-        >>> for i, v in enumerate([3.0, 2.0, 1.5, 1.6, 1.9]):
+        >>> for i, v in enumerate([3.0, 2.0, 1.5, 1.4, 1.6, 1.9]):
         ...     d = es.evaluate(i, v)
-        >>> d.action, es.best_step, round(d.numbers["rise"], 2)
-        ('stop', 2, 0.25)
+        >>> d.action, es.best_step, round(d.numbers["rise"], 2), round(d.numbers["step_up"], 2)
+        ('stop', 3, 0.35, 0.3)
     """
 
     def __init__(
@@ -110,6 +120,7 @@ class EarlyStopper:
         window: int = 5,
         z: float = 3.0,
         trend_z: float = 1.0,
+        train_z: float = 0.0,
         min_rise: float = 0.0,
         min_evals: int = 8,
         stop_rule: StopRule | None = None,
@@ -125,7 +136,12 @@ class EarlyStopper:
                 f"need window >= 2, min_evals >= 1 and forecast_every >= 1, but got "
                 f"{window=}, {min_evals=}, {forecast_every=}."
             )
-        for name, val in (("z", z), ("trend_z", trend_z), ("min_rise", min_rise)):
+        for name, val in (
+            ("z", z),
+            ("trend_z", trend_z),
+            ("train_z", train_z),
+            ("min_rise", min_rise),
+        ):
             if not (math.isfinite(val) and val >= 0):
                 raise InvalidInputError(f"{name} must be a finite number >= 0, but got {val}.")
         if stop_rule is not None and until is None:
@@ -135,6 +151,7 @@ class EarlyStopper:
             )
         self.mode = mode
         self.window, self.z, self.trend_z, self.min_rise = window, z, trend_z, min_rise
+        self.train_z = train_z
         self.min_evals = min_evals
         self.stop_rule, self.until, self.schedule = stop_rule, until, schedule
         self.forecast_every = forecast_every
@@ -202,50 +219,84 @@ class EarlyStopper:
     def _turned(self, step: int) -> Decision:
         n = len(self.values)
         since = n - 1 - self._best_index
-        if self.best_value is None or n < self.min_evals or since < self.window:
+        w = self.window
+        if self.best_value is None or n < max(self.min_evals, 2 * w) or since < w:
             return Decision(
                 "continue",
-                f"{since} evaluation(s) since the best; the turn test needs {self.window}",
+                f"{since} evaluation(s) since the best; the turn test needs {w} (and {2 * w} "
+                "in all)",
                 step=step,
             )
         v = np.asarray(self.values)
         sign, best = self._sign(), self.best_value
-        sigma = eval_noise(v[-_NOISE_EVALS:])
-        after = v[self._best_index + 1 :][-3 * self.window :]
+        recent, previous = v[-w:], v[-2 * w : -w]
         # NaN evaluations are no evidence of a turn (runcast.steer.InstabilityGuard's job)
-        after = after[np.isfinite(after)]
-        if after.size < self.window:
-            return Decision("continue", "too few finite evaluations since the best", step=step)
-        rise = sign * (float(np.median(after[-self.window :])) - best)
-        x = np.arange(after.size, dtype=np.float64)
+        if np.isfinite(recent).sum() < (w + 1) // 2 or np.isfinite(previous).sum() < (w + 1) // 2:
+            return Decision("continue", "too few finite evaluations in the windows", step=step)
+        sigma = eval_noise(v[-_NOISE_EVALS:])
+        # a window median's standard error is ~1.2533 sigma / sqrt(w); two windows' difference
+        # has sqrt(2) times that
+        se = _MEDIAN_SE * sigma * math.sqrt(2.0 / w)
+        now, then = _finite_median(recent), _finite_median(previous)
+        rise = sign * (now - best)  # above the best
+        step_up = sign * (now - then)  # above the window before: still rising, not a bump past
+        last = v[-2 * w :]
+        ok = np.isfinite(last)
+        x = np.arange(last.size, dtype=np.float64)[ok]
+        y = last[ok]
         sxx = float(np.sum((x - x.mean()) ** 2))
-        slope = sign * float(np.sum((x - x.mean()) * (after - after.mean())) / sxx)
+        slope = sign * float(np.sum((x - x.mean()) * (y - y.mean())) / sxx)
         t = slope * math.sqrt(sxx) / sigma if sigma > 0 else math.copysign(math.inf, slope)
-        tr = np.asarray(self.train)
-        tr_best = tr[max(0, self._best_index - self.window + 1) : self._best_index + 1]
-        train_now, train_then = _finite_median(tr[-self.window :]), _finite_median(tr_best)
-        train_rising = bool(train_now > train_then)  # False when either is NaN (no train loss)
+        # and still rising now: a bump that has begun to come back down is not a turn (a
+        # validation loss can rise and fall again: epoch-wise double descent)
+        xr, yr = x[x >= w], y[x >= w]
+        recent_slope = sign * float(np.polyfit(xr, yr, 1)[0]) if xr.size >= 2 else math.nan
+        tr = np.asarray(self.train[-_NOISE_EVALS:])
+        fin = tr[np.isfinite(tr)]
+        log_scale = bool(fin.size and float(fin.min()) > 0)
+        if log_scale:
+            # a training loss falls by factors (and its batch noise scales with it): read it in
+            # log units, so a memorising run's 1e-4 -> 5e-5 counts as the fall it is
+            tr = np.log(tr)
+        train_now, train_then = _finite_median(tr[-w:]), _finite_median(tr[-2 * w : -w])
+        train_se = _MEDIAN_SE * eval_noise(tr) * math.sqrt(2.0 / w)
+        train_fall = train_then - train_now  # NaN when there is no training loss
+        has_train = math.isfinite(train_fall)
+        needed = max(self.z * se, self.min_rise * abs(best))
         numbers = {
             "best": best,
             "best_step": float(self.best_step or 0),
             "evals_since_best": float(since),
             "rise": rise,
+            "step_up": step_up,
             "noise": sigma,
-            "rise_needed": max(self.z * sigma, self.min_rise * abs(best)),
+            "rise_needed": needed,
+            "step_up_needed": self.z * se,
             "trend_t": t,
             "trend_z": self.trend_z,
-            "train_then": float(train_then),
-            "train_now": float(train_now),
+            "recent_slope": recent_slope,
+            "train_then": math.exp(train_then) if log_scale else float(train_then),
+            "train_now": math.exp(train_now) if log_scale else float(train_now),
+            "train_fall": float(train_fall),  # in log units (a relative fall) when all > 0
+            "train_fall_needed": float(self.train_z * train_se) if has_train else math.nan,
         }
         what = (
-            f"median of the last {self.window} evaluations {rise:+.4g} from the best {best:.6g} "
-            f"(step {self.best_step}; noise {sigma:.3g}), trend t={t:.2f}"
+            f"median of the last {w} evaluations {rise:+.4g} from the best {best:.6g} (step "
+            f"{self.best_step}) and {step_up:+.4g} from the {w} before (noise {sigma:.3g}, "
+            f"needed {needed:.3g}), trend t={t:.2f}, latest slope {recent_slope:+.3g}"
         )
-        if rise > numbers["rise_needed"] and t > self.trend_z and not train_rising:
-            kind = "training loss flat or falling" if np.isfinite(train_now) else "no train loss"
+        turned = rise > needed and step_up > self.z * se and t > self.trend_z and recent_slope > 0
+        # overfitting is a validation metric rising while the training loss still falls; a
+        # training loss that rises or stalls with it is an instability or a noisy plateau
+        fall_needed = self.train_z * train_se if math.isfinite(train_se) else 0.0
+        falls = not has_train or train_fall > fall_needed
+        if turned and falls:
+            kind = f"training loss fell {train_fall:.4g}" if has_train else "no training loss given"
             return Decision(
                 "stop", f"validation turned: {what}; {kind}", step=step, numbers=numbers
             )
+        if turned:
+            what += f"; but the training loss did not fall ({train_fall:+.4g})"
         return Decision("continue", f"not turned: {what}", step=step, numbers=numbers)
 
     def _not_worth_it(self, step: int) -> Decision:
@@ -260,6 +311,25 @@ class EarlyStopper:
         except (ValueError, ArithmeticError) as err:
             # a forecast that fails numerically must not end the training loop: no evidence
             return Decision("continue", f"no forecast ({type(err).__name__}: {err})", step=step)
+
+    def settings(self) -> dict[str, Any]:
+        """The JSON-able constructor arguments (``EarlyStopper(**es.settings())`` makes the same
+        rule); ``stop_rule``, ``schedule`` and ``dynamics`` are objects and are left out.
+
+        Example:
+            >>> EarlyStopper(window=3).settings()["window"]
+            3
+        """
+        return {
+            "mode": self.mode,
+            "window": self.window,
+            "z": self.z,
+            "trend_z": self.trend_z,
+            "train_z": self.train_z,
+            "min_rise": self.min_rise,
+            "min_evals": self.min_evals,
+            "forecast_every": self.forecast_every,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """The stopper's state, for checkpoints (the rule objects are settings, not state)."""
