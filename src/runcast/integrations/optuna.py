@@ -68,7 +68,10 @@ class ForecastPruner(optuna.pruners.BasePruner):
         total_steps: the step at which every trial ends (per trial, the user attribute
             ``"runcast_total_steps"`` wins); None (default): the last step any completed trial
             reported, as Optuna's ``HyperbandPruner(max_resource="auto")`` infers it.
-        threshold: prune when ``P(final beats best completed) < threshold``.
+        threshold: prune when ``P(final beats best completed) < threshold``; the default,
+            0.005, is what leave-one-sweep-out chooses on the corpus's real sweeps
+            (``bench/sweep_pruning.py``; a higher one saves compute and loses the winner more
+            often).
         n_warmup_steps: never prune before this step.
         n_warmup_reports: never prune a trial with fewer reported values (its first value
             says little: trials start near the same loss).

@@ -52,7 +52,9 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         total_steps: the value of ``time_attr`` at which every trial ends; None (default):
             the last value any completed trial reported.
         time_attr: the result field that counts steps (default ``training_iteration``).
-        threshold: stop when ``P(final beats best completed) < threshold``.
+        threshold: stop when ``P(final beats best completed) < threshold``; the default,
+            0.005, is what leave-one-sweep-out chooses on the corpus's real sweeps
+            (``bench/sweep_pruning.py``).
         grace_period: never stop a trial before this many steps (the warm-up).
         grace_reports: never stop a trial with fewer results (its first value says little:
             trials start near the same loss).

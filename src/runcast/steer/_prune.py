@@ -167,7 +167,8 @@ class PruneRule:
     """The forecast pruning rule with its settings, applied to a trial's reported points.
 
     Args:
-        threshold: prune when ``P(final beats best) < threshold``.
+        threshold: prune when ``P(final beats best) < threshold`` (default 0.005: chosen
+            leave-one-sweep-out on the corpus's sweeps, ``bench/sweep_pruning.py``).
         warmup_steps: never prune before this step.
         warmup_reports: never prune a trial with fewer finite reported values (its first
             value says almost nothing about it: all trials start near the same loss, and a
