@@ -9,7 +9,11 @@ scikit-learn's 8x8 digits. Each has a fixed step budget T. Algorithms:
   (``Schedule.refine``, power 1 on L1 norms, as for Adam);
 - AdamW with the Power scheduler (``kind: power``; its law meets the tuned peak at 10% of T);
 - Schedule-Free AdamW (``schedulefree`` package), LR tuned on the grid;
-- ScheduleFree+ (``runcast.optim.ScheduleFreePlus``) at its defaults, no tuning;
+- ScheduleFree+ (``runcast.optim.ScheduleFreePlus``) at its defaults, no tuning (warmup 5% of
+  T, as every algorithm here);
+- ScheduleFree+ with its ``lr`` multiplier and SPS_max step cap (``max_step``) chosen leave one
+  workload out: each workload is scored with the grid point that did best on the other three
+  (first the number of their targets reached, then the mean log ratio to their best tuned AdamW);
 - AdamW + cosine with Normalize-and-Project (``runcast.optim.NormProjector``), LR tuned.
 
 The target of a workload is the tuned AdamW + cosine run's final validation loss (mean over
@@ -199,8 +203,25 @@ def _schedule(kind: str, lr: float, total: int) -> Schedule:
     return Schedule.from_spec({"kind": kind, "peak": lr, "total": total, "warmup": warm})
 
 
+# ScheduleFree+'s grid for the leave-one-workload-out choice: the lr multiplier and the SPS_max
+# cap on the Polyak step (Loizou et al. 2021); "default" is the shipped setting
+SFP_GRID: dict[str, dict[str, float]] = {
+    f"lr{lr:g}/cap{cap:g}" if cap else f"lr{lr:g}/nocap": (
+        {"lr": lr, "max_step": cap} if cap else {"lr": lr}
+    )
+    for lr in (0.1, 0.3, 1.0)
+    for cap in (3e-3, 1e-2, 3e-2, 0.0)
+}
+
+
 def train(
-    w: Workload, algo: str, lr: float, seed: int, total: int, lrs: np.ndarray | None = None
+    w: Workload,
+    algo: str,
+    lr: float,
+    seed: int,
+    total: int,
+    lrs: np.ndarray | None = None,
+    sfp: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     from runcast.optim import NormProjector, ScheduleFreePlus, recalibrate_bn
 
@@ -210,7 +231,10 @@ def train(
     sf = algo in ("sf-adamw", "sf+")
     nap = None
     if algo == "sf+":
-        opt: Any = ScheduleFreePlus(model.parameters())
+        # the bench's common warmup (5% of T), as for Schedule-Free AdamW and the schedules
+        opt: Any = ScheduleFreePlus(
+            model.parameters(), warmup_steps=max(1, total // 20), **(sfp or {})
+        )
     elif algo == "sf-adamw":
         import schedulefree
 
@@ -281,16 +305,24 @@ def run_workload(
     T = w.steps
     runs: dict[str, Any] = cache.setdefault("runs", {})
 
-    def key(algo: str, lr: float | None, total: int = T) -> str:
+    def key(algo: str, lr: float | str | None, total: int = T) -> str:
         return f"{algo}|{lr}|{total}"
 
-    def do(algo: str, lr: float | None, total: int = T, lrs: Any = None, seed_lrs: Any = None):
+    def do(
+        algo: str,
+        lr: float | str | None,
+        total: int = T,
+        lrs: Any = None,
+        seed_lrs: Any = None,
+        sfp: dict[str, float] | None = None,
+    ) -> list[dict[str, Any]]:
         if key(algo, lr, total) in runs:
-            return runs[key(algo, lr, total)]
+            return runs[key(algo, lr, total)]  # type: ignore[no-any-return]
         out = []
         for s in seeds:
             t0 = time.time()
-            r = train(w, algo, lr or 0.0, s, total, lrs if seed_lrs is None else seed_lrs[s])
+            rate = lr if isinstance(lr, float) else 0.0
+            r = train(w, algo, rate, s, total, lrs if seed_lrs is None else seed_lrs[s], sfp)
             out.append(r)
             log(
                 f"{w.name} {algo} lr={lr} T={total} seed={s}: val {r['val'][-1]:.4f} "
@@ -337,6 +369,8 @@ def run_workload(
     best["power"] = lr_c
     do("sf+", None)
     best["sf+"] = None  # type: ignore[assignment]
+    for name, kw in SFP_GRID.items():
+        do("sf+", name, sfp=kw)
     # anytime: cosine tuned and scheduled for exactly 25/50/75% of the budget
     # (the tuned LR and the next larger one: a shorter run never wants a smaller peak here)
     i = w.grid.index(lr_c)
@@ -356,7 +390,7 @@ def workloads(steps: int) -> list[Workload]:
 
 
 # --- tables ----------------------------------------------------------------------------------
-ALGOS = ("cosine", "wsd", "linear", "refine", "power", "sf-adamw", "sf+", "nap")
+ALGOS = ("cosine", "wsd", "linear", "refine", "power", "sf-adamw", "sf+", "sf+lowo", "nap")
 LABEL = {
     "cosine": "AdamW cosine (tuned)",
     "wsd": "AdamW WSD (tuned)",
@@ -365,13 +399,71 @@ LABEL = {
     "power": "AdamW Power scheduler",
     "sf-adamw": "Schedule-Free AdamW (tuned)",
     "sf+": "ScheduleFree+ (defaults)",
+    "sf+lowo": "ScheduleFree+ (lr, cap chosen on the other workloads)",
     "nap": "AdamW cosine + NaP (tuned)",
 }
+
+
+def _seed_mean(rs: list[dict[str, Any]]) -> np.ndarray:
+    return np.asarray(np.mean([r["val"] for r in rs], axis=0))
+
+
+def choose_lowo(results: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """ScheduleFree+'s grid point for each workload, chosen on the other workloads only.
+
+    Score on a set of workloads: the number whose target the seed-mean curve reaches, then
+    (ties) the mean log ratio of the final loss to that workload's best tuned AdamW schedule.
+    Adds each workload's chosen runs as ``sf+lowo`` and returns the choices and a table.
+    """
+    facts: dict[str, dict[str, tuple[bool, float]]] = {}
+    for w, res in results.items():
+        T, best, runs = res["T"], res["best"], res["runs"]
+        cos = _seed_mean(runs[f"cosine|{best['cosine']}|{T}"])
+        target = 1.01 * float(cos[-1])
+        tuned = min(float(_seed_mean(runs[f"{a}|{best[a]}|{T}"])[-1]) for a in TUNED)
+        facts[w] = {}
+        for name in SFP_GRID:
+            curve = _seed_mean(runs[f"sf+|{name}|{T}"])
+            final = float(curve[-1]) if math.isfinite(curve[-1]) else 1e9
+            facts[w][name] = (bool(np.nanmin(curve) <= target), math.log(max(final, 1e-12) / tuned))
+    chosen = {}
+    for w, res in results.items():
+        others = [o for o in results if o != w]
+
+        def score(name: str, others: list[str] = others) -> tuple[float, float]:
+            reached = sum(facts[o][name][0] for o in others)
+            return (-reached, float(np.mean([facts[o][name][1] for o in others])))
+
+        chosen[w] = min(SFP_GRID, key=score)
+        T = res["T"]
+        res["runs"]["sf+lowo|None|" + str(T)] = res["runs"][f"sf+|{chosen[w]}|{T}"]
+        res["best"]["sf+lowo"] = None
+    wnames = list(results)
+    lines = [
+        "| grid point (lr multiplier / step cap) | "
+        + " | ".join(f"{w}: final (ln ratio to best tuned), reached" for w in wnames)
+        + " |",
+        "|---|" + "---|" * len(wnames),
+    ]
+    for name in SFP_GRID:
+        cells = []
+        for w in wnames:
+            hit, lr_ = facts[w][name]
+            T = results[w]["T"]
+            final = float(_seed_mean(results[w]["runs"][f"sf+|{name}|{T}"])[-1])
+            mark = " **chosen**" if chosen[w] == name else ""
+            cells.append(f"{final:.4f} ({lr_:+.3f}), {'yes' if hit else 'no'}{mark}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return chosen, lines
+
+
+TUNED = ("cosine", "wsd", "linear")
 
 
 def tables(results: dict[str, Any]) -> str:
     from runcast.report import performance_profile
 
+    chosen, lowo_lines = choose_lowo(results)
     lines: list[str] = []
     steps_t: dict[str, dict[str, float]] = {a: {} for a in ALGOS}
     secs_t: dict[str, dict[str, float]] = {a: {} for a in ALGOS}
@@ -436,27 +528,34 @@ def tables(results: dict[str, Any]) -> str:
                     f"| {LABEL[a]} | " + " | ".join(f"{prof.rho_at(a, t):.2f}" for t in taus) + " |"
                 )
     # goals
-    tuned_best = {w: min(finals[a][w] for a in ("cosine", "wsd", "linear")) for w in wnames}
-    sfp = finals["sf+"]
+    tuned_best = {w: min(finals[a][w] for a in TUNED) for w in wnames}
     lines.append("\nScheduleFree+ against the best tuned AdamW schedule (cosine/WSD/linear)\n")
-    lines.append("| workload | SF+ final | best tuned | gap % | reached target |")
-    lines.append("|---|---|---|---|---|")
-    for w in wnames:
-        gap = 100 * (sfp[w] / tuned_best[w] - 1)
-        lines.append(
-            f"| {w} | {sfp[w]:.4f} | {tuned_best[w]:.4f} | {gap:+.2f} | "
-            f"{'yes' if math.isfinite(steps_t['sf+'][w]) else 'no'} |"
-        )
+    lines.append("| workload | setting | SF+ final | best tuned | gap % | reached target |")
+    lines.append("|---|---|---|---|---|---|")
+    for a in ("sf+", "sf+lowo"):
+        for w in wnames:
+            gap = 100 * (finals[a][w] / tuned_best[w] - 1)
+            setting = "defaults" if a == "sf+" else f"LOWO: {chosen[w]}"
+            lines.append(
+                f"| {w} | {setting} | {finals[a][w]:.4f} | {tuned_best[w]:.4f} | {gap:+.2f} | "
+                f"{'yes' if math.isfinite(steps_t[a][w]) else 'no'} |"
+            )
+    lines.append(
+        "\nScheduleFree+'s grid, leave one workload out (2 seeds; each workload's chosen point "
+        "was picked on the other three)\n"
+    )
+    lines += lowo_lines
     lines.append(
         "\nAnytime: ScheduleFree+ x at a share of the budget against cosine tuned for "
         "exactly that length\n"
     )
-    lines.append("| workload | share | SF+ x | tuned cosine | gap % |")
-    lines.append("|---|---|---|---|---|")
+    lines.append("| workload | share | SF+ x | tuned cosine | gap % | SF+ x (LOWO) | gap % |")
+    lines.append("|---|---|---|---|---|---|---|")
     for w in wnames:
         res = results[w]
         T, runs = res["T"], res["runs"]
-        sf_curve = np.mean([r["val"] for r in runs["sf+|None|" + str(T)]], axis=0)
+        sf_curve = _seed_mean(runs["sf+|None|" + str(T)])
+        lo_curve = _seed_mean(runs["sf+lowo|None|" + str(T)])
         st = runs["sf+|None|" + str(T)][0]["steps"]
         for frac in (0.25, 0.5, 0.75):
             n = int(T * frac)
@@ -467,14 +566,16 @@ def tables(results: dict[str, Any]) -> str:
             i = int(np.argmin(np.abs(np.asarray(st) - n)))
             lines.append(
                 f"| {w} | {frac:.0%} | {sf_curve[i]:.4f} | {cos:.4f} | "
-                f"{100 * (sf_curve[i] / cos - 1):+.2f} |"
+                f"{100 * (sf_curve[i] / cos - 1):+.2f} | {lo_curve[i]:.4f} | "
+                f"{100 * (lo_curve[i] / cos - 1):+.2f} |"
             )
     return "\n".join(lines)
 
 
 def overhead(steps: int, reps: int = 300) -> str:
-    """Optimizer step time on each workload's parameters, the optimizers interleaved step by step
-    (so load on the machine hits them alike); medians in microseconds."""
+    """Optimizer step time on each workload's parameters and on large tensors, the optimizers
+    interleaved step by step (so load on the machine hits them alike); medians in microseconds
+    (milliseconds for the large tensors)."""
     import statistics
 
     import schedulefree
@@ -484,33 +585,60 @@ def overhead(steps: int, reps: int = 300) -> str:
     makers: dict[str, Callable[[list[Any]], Any]] = {
         "AdamW (foreach)": lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True),
         "Schedule-Free AdamW": lambda ps: schedulefree.AdamWScheduleFree(ps, lr=1e-3),
-        "ScheduleFree+ fast": lambda ps: ScheduleFreePlus(ps),
-        "ScheduleFree+ reference": lambda ps: ScheduleFreePlus(ps, foreach=False),
+        # warmup and warm start short, so the timed steps are the averaging ones
+        "ScheduleFree+ fast": lambda ps: ScheduleFreePlus(ps, warmup_steps=5),
+        "ScheduleFree+ reference": lambda ps: ScheduleFreePlus(ps, warmup_steps=5, foreach=False),
     }
-    lines = ["| workload | params | " + " | ".join(makers) + " | SF+ fast / AdamW |"]
-    lines.append("|---|---|" + "---|" * (len(makers) + 1))
-    for w in workloads(steps):
-        opts = {}
-        for name, make in makers.items():
+
+    def workload_params(w: Workload) -> Callable[[], list[Any]]:
+        def make() -> list[Any]:
             torch.manual_seed(0)
             model = w.make()
             w.loss(model, w.batch(np.random.default_rng(0))).backward()
-            opt = make(list(model.parameters()))
+            return list(model.parameters())
+
+        return make
+
+    def tensors(count: int, side: int) -> Callable[[], list[Any]]:
+        def make() -> list[Any]:
+            torch.manual_seed(0)
+            ps = [nn.Parameter(torch.randn(side, side) * 0.02) for _ in range(count)]
+            for p in ps:
+                p.grad = torch.randn_like(p) * 1e-3
+            return ps
+
+        return make
+
+    cases: list[tuple[str, Callable[[], list[Any]], int, float]] = [
+        (w.name, workload_params(w), reps, 1e6) for w in workloads(steps)
+    ]
+    cases += [
+        ("16 x 512x512", tensors(16, 512), 60, 1e3),
+        ("4 x 2048x2048", tensors(4, 2048), 20, 1e3),
+    ]
+    lines = ["| parameters | count | " + " | ".join(makers) + " | SF+ fast / AdamW |"]
+    lines.append("|---|---|" + "---|" * (len(makers) + 1))
+    for name, make_params, n_reps, unit in cases:
+        opts = {}
+        for label, make in makers.items():
+            params = make_params()
+            opt = make(params)
             if hasattr(opt, "train"):
                 opt.train()
-            opts[name] = opt
-        n = sum(p.numel() for p in model.parameters())
+            opts[label] = opt
+        n = sum(p.numel() for p in params)
         times: dict[str, list[float]] = {k: [] for k in makers}
-        for _ in range(reps):
-            for name, opt in opts.items():
+        for _ in range(n_reps):
+            for label, opt in opts.items():
                 t0 = time.perf_counter()
-                opt.step(loss=1.0) if "ScheduleFree+" in name else opt.step()
-                times[name].append(time.perf_counter() - t0)
-        med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
+                opt.step(loss=1.0) if "ScheduleFree+" in label else opt.step()
+                times[label].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) * unit for k, v in times.items()}
         ratio = med["ScheduleFree+ fast"] / med["AdamW (foreach)"]
+        fmt = "{:.0f}" if unit == 1e6 else "{:.1f} ms"
         lines.append(
-            f"| {w.name} | {n} | "
-            + " | ".join(f"{med[k]:.0f}" for k in makers)
+            f"| {name} | {n} | "
+            + " | ".join(fmt.format(med[k]) for k in makers)
             + f" | {ratio:.2f} |"
         )
     return "\n".join(lines)
@@ -534,8 +662,6 @@ def main() -> None:
         t0 = time.time()
         for w in workloads(args.steps):
             if args.only and w.name not in args.only.split(","):
-                continue
-            if "best" in results.get(w.name, {}):
                 continue
             run_workload(
                 w,

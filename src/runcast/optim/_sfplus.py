@@ -108,6 +108,7 @@ class ScheduleFreePlus(torch.optim.Optimizer):
         weight_power: float = 2.0,
         norm_beta: float = 0.9,
         loss_floor: float = 0.0,
+        max_step: float | None = None,
         foreach: bool = True,
         average_loss: bool = True,
         process_group: Any = None,
@@ -129,6 +130,8 @@ class ScheduleFreePlus(torch.optim.Optimizer):
             )
         _check_positive("r", r, allow_zero=True)
         _check_positive("weight_power", weight_power, allow_zero=True)
+        if max_step is not None:
+            _check_positive("max_step", max_step)
         if not math.isfinite(loss_floor):
             raise InvalidInputError(f"loss_floor must be a finite number, but got {loss_floor!r}.")
         defaults = {
@@ -149,6 +152,7 @@ class ScheduleFreePlus(torch.optim.Optimizer):
             "weight_power": float(weight_power),
             "norm_beta": float(norm_beta),
             "loss_floor": float(loss_floor),
+            "max_step": math.inf if max_step is None else float(max_step),
         }
         self.foreach = bool(foreach)
         self.average_loss = bool(average_loss)
@@ -391,7 +395,8 @@ class ScheduleFreePlus(torch.optim.Optimizer):
         norm = gs["norm_avg"] / (1 - nb**t)
         inner = beta * dot
         gap = max(0.0, loss - h["loss_floor"] + inner)
-        alpha = warmup * gap / norm if norm > 0 else 0.0
+        # SPS_max (Loizou et al. 2021): the Polyak step, at most max_step (times the warmup)
+        alpha = warmup * min(gap / norm, h["max_step"]) if norm > 0 else 0.0
         gs["alpha_max"] = max(gs["alpha_max"], alpha)
         since = t - h["warm_start_steps"]
         if since <= 0:
