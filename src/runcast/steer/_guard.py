@@ -1,16 +1,31 @@
 """InstabilityGuard: catch loss and gradient-norm spikes, NaN/inf and forecast divergence.
 
-Detection is a robust z-score over a sliding window of recent *good* steps: ``z = (x - median)
-/ (1.4826 * MAD)``. Median and MAD ignore the spikes they are meant to catch (a mean and standard
-deviation would be dragged up by the first spike and then miss the next). Gradient norms and
-positive losses are scored on a log scale, since they move by factors, not by amounts: a
-classifier's loss near 0 varies by factors from batch to batch, and on its own scale that
-spread shrinks with the loss until an ordinary batch scores as a spike. On the log scale a spike
-is also at least ``min_factor`` (3) times the window's median, and anything ``max_factor`` (50)
-times it is a spike whatever the spread; a loss under ``loss_floor`` of its largest good value
-is scored at that floor (measured on the corpus: bench/README.md, "The guard's false alarms and
-caught spikes at its defaults"). A loss that is ever below 0 is scored on its own scale from
-then on. Only upward moves count.
+A spike is a rise over the run's *local level* (the median of the last ``level_window`` good
+steps, so the reference follows a fast early descent or a warm-up) that is large in units of the
+run's own noise. The noise is the spread of the same rises over the last ``window`` good steps:
+``z = (rise - median) / scale``, where ``scale`` is the larger of 1.4826 times the MAD and the
+distance from the median to the rises' 99th percentile (divided by 2.326, the normal's): a run
+whose batches ordinarily move by factors (a classifier near 0 loss, a tiny batch) has a wide
+upper tail, and a rise inside it is no spike. Gradient norms and positive losses are scored on a
+log scale, since they move by factors, and a spike is also at least ``min_factor`` times the
+local level; a loss under ``loss_floor`` of its largest good value is scored at that floor (a
+loss of 1e-7, or 0.0 from an underflow, moves by factors that are no instability).
+
+With both the loss and the gradient norm (``coupled``), each is also judged *given the other*:
+a hard batch raises both together (on the corpus, a memorising classifier's batch loss and
+gradient norm jump 1000x together, healthily), so the log loss is regressed on the log gradient
+norm over the window (a robust slope: Gnanadesikan-Kettenring's correlation of MAD-standardised
+rises) and a loss that rises ``coupled_factors[0]`` times above what its gradient norm explains,
+or a gradient norm ``coupled_factors[1]`` times above what its loss explains, by ``z_threshold``
+of that residual's own robust scale, is a spike. The residual's noise is far smaller than either
+stream's (on the corpus, a MAD of 0.04-0.27 in log against up to 2 for the loss alone), so a
+loss x10 or a gradient norm x100 on a step is seen even where the loss alone varies by 30x.
+
+A non-finite loss or gradient norm is always an alarm, and a spike never enters the windows, so
+a loss that keeps rising keeps alarming. A loss that is ever below 0 is scored on its own scale
+from then on (no factors, no coupling). Only upward moves count. The defaults were chosen
+leave-one-family-out on the healthy runs of the corpus with injected spikes (bench/README.md,
+"The guard's false alarms and caught spikes at its defaults").
 
 With ``run=``, every event is recorded in the run: a ``guard_<action>`` point of 1 at its step
 (``guard_warn``, ``guard_skip``, ``guard_lower_lr``, ``guard_rollback``, ``guard_stop``) and its
@@ -29,9 +44,9 @@ Example:
     >>> g = InstabilityGuard("skip", min_history=5)
     >>> for step in range(20):
     ...     _ = g.check(step, loss=2.0 + 0.01 * (step % 3))
-    >>> d = g.check(20, loss=9.0)
-    >>> d.action, d.numbers["loss_z"] > 100
-    ('skip', True)
+    >>> d = g.check(20, loss=20.0)
+    >>> d.action, d.numbers["loss_z"] > 100, round(d.numbers["loss_factor"], 2)
+    ('skip', True, 9.95)
 """
 
 from __future__ import annotations
@@ -40,10 +55,12 @@ import copy
 import math
 import warnings
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from runcast.errors import InvalidInputError, RuncastWarning
 from runcast.steer._decision import Decision
@@ -56,6 +73,8 @@ _ACTIONS = ("warn", "skip", "lower_lr", "rollback")
 #: the run config key holding the guard's events with their reasons
 EVENTS_KEY = "runcast_guard_events"
 _MAX_RECORDED = 100
+_MAD_SD = 1.4826  # MAD to a normal's standard deviation
+_Q99_SD = 2.3263  # the normal's 99th percentile in standard deviations
 
 
 def robust_z(x: float, history: np.ndarray, resolution: float = 0.0) -> float:
@@ -77,7 +96,7 @@ def robust_z(x: float, history: np.ndarray, resolution: float = 0.0) -> float:
 
 
 def _z(x: float, history: np.ndarray, resolution: float) -> float:
-    """:func:`robust_z` with the resolution already known (the guard keeps its window's)."""
+    """:func:`robust_z` with the resolution already known."""
     # values near float64's limit (1e308) overflow here to inf: z = inf is a spike, as it should
     # be, with no numpy RuntimeWarning at the user
     with np.errstate(over="ignore", invalid="ignore"):
@@ -87,10 +106,52 @@ def _z(x: float, history: np.ndarray, resolution: float) -> float:
         # found by fuzzing: a bfloat16 loss (sd 0.25%: 76% of steps at exactly 2.0, the rest
         # 2 - 1/128 or 2 + 1/64) had MAD 0, and 18 of 300 steps of plain noise were "spikes"
         # (z ~ 8000); a value one resolution step up was never let into the history after
-        spread = 1.4826 * mad if mad > 0 else 1.2533 * float(np.mean(dev))
+        spread = _MAD_SD * mad if mad > 0 else 1.2533 * float(np.mean(dev))
         scale = max(spread, resolution, 1e-6 * max(abs(med), 1e-12))
         z = float(np.float64(x - med) / scale)
     return z if not math.isnan(z) else math.inf
+
+
+def _centre_scale(rises: np.ndarray, floor: float) -> tuple[float, float]:
+    """The median of ``rises`` and their robust scale, wide enough for a heavy upper tail: the
+    larger of 1.4826 MAD (the mean absolute deviation when the MAD is 0) and the distance from
+    the median to the rises' 99th percentile over 2.326, at least ``floor``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        srt = np.sort(rises)
+        n = srt.size
+        med = float(srt[(n - 1) // 2] / 2 + srt[n // 2] / 2)  # halves first: no overflow
+        dev = np.sort(np.abs(rises - med))
+        mad = float(dev[(n - 1) // 2] / 2 + dev[n // 2] / 2)
+        spread = _MAD_SD * mad if mad > 0 else 1.2533 * float(np.mean(dev))
+        pos = 0.99 * (n - 1)  # numpy's linear quantile, on the sorted rises
+        lo = int(pos)
+        q99 = float(srt[lo] + (pos - lo) * (srt[min(lo + 1, n - 1)] - srt[lo]))
+        tail = (q99 - med) / _Q99_SD
+    scale = max(spread, tail, floor)
+    return med, scale if not math.isnan(scale) else math.inf
+
+
+def _level(values: Iterable[float], k: int) -> float:
+    """The median of the last ``k`` values (a few: plain Python beats numpy's overhead)."""
+    last = sorted(deque(values, maxlen=k))
+    n = len(last)
+    return last[(n - 1) // 2] / 2 + last[n // 2] / 2
+
+
+def _levels_and_rises(values: np.ndarray, k: int, n_rises: int) -> tuple[float, np.ndarray]:
+    """The local level now (the median of the last ``k`` values) and the last ``n_rises`` rises
+    of the values over their own local level then (the median of up to ``k`` values before)."""
+    n = values.size
+    with np.errstate(over="ignore", invalid="ignore"):
+        level = float(np.median(values[-k:]))
+        first = max(1, n - n_rises)
+        full = max(first, k)  # positions with a whole level window before them
+        parts = [np.median(values[max(0, i - k) : i]) for i in range(first, min(full, n))]
+        if full < n:
+            meds = np.median(sliding_window_view(values[full - k : n - 1], k), axis=1)
+            parts.extend(meds.tolist())
+        rises = values[first:] - np.asarray(parts, dtype=np.float64)
+    return level, rises
 
 
 def _resolution(values: np.ndarray) -> float:
@@ -99,6 +160,29 @@ def _resolution(values: np.ndarray) -> float:
     levels = np.unique(values)
     with np.errstate(over="ignore"):  # +-1e308 apart: an infinite gap, no warning
         return float(np.min(np.diff(levels))) if levels.size > 1 else 0.0
+
+
+def _med(x: np.ndarray) -> float:
+    """The median, by one sort (numpy's median costs ten times more on a window this small)."""
+    srt = np.sort(x)
+    n = srt.size
+    return float(srt[(n - 1) // 2] / 2 + srt[n // 2] / 2)
+
+
+def _gk_slope(a: np.ndarray, b: np.ndarray) -> float:
+    """The robust slope of ``a`` on ``b``: Gnanadesikan-Kettenring's correlation of the
+    MAD-standardised values, times the ratio of their scales (0 when either is flat)."""
+    ma, mb = _med(a), _med(b)
+    sa = _MAD_SD * _med(np.abs(a - ma))
+    sb = _MAD_SD * _med(np.abs(b - mb))
+    if not (sa > 0 and sb > 0 and math.isfinite(sa) and math.isfinite(sb)):
+        return 0.0
+    u = (a - ma) / sa
+    v = (b - mb) / sb
+    p = _med(np.abs((u + v) - _med(u + v))) ** 2
+    q = _med(np.abs((u - v) - _med(u - v))) ** 2
+    rho = (p - q) / (p + q) if p + q > 0 else 0.0
+    return rho * sa / sb
 
 
 def _to_float(x: Any) -> float:
@@ -121,8 +205,8 @@ class InstabilityGuard:
 
     Args:
         action: ``"warn"``, ``"skip"``, ``"lower_lr"`` or ``"rollback"`` (see the module doc).
-        window: how many recent good steps the median/MAD are taken over.
-        z_threshold: a robust z above this is a spike.
+        window: how many recent good steps the noise (the spread of rises) is taken over.
+        z_threshold: a rise more than this many robust scales above the usual is a spike.
         min_history: no spike is called before this many good steps (NaN/inf always is).
         model, optimizer: needed for ``"rollback"`` (and ``optimizer`` for ``"lower_lr"``).
         scheduler: a torch LR scheduler whose ``base_lrs`` ``"lower_lr"`` scales as well
@@ -136,12 +220,19 @@ class InstabilityGuard:
         log_loss: score a positive loss on a log scale (see the module doc); False scores it
             on its own scale.
         min_factor: a spike of a gradient norm or a log-scored loss is also at least this
-            many times the window's median (1 turns this off).
-        max_factor: a gradient norm or a log-scored loss this many times the window's median
-            is a spike whatever its z (inf turns this off).
+            many times its local level (1 turns this off).
+        max_factor: a gradient norm or a log-scored loss this many times its local level is a
+            spike whatever its z (off by default: on the corpus a near-zero classifier's batch
+            loss moves 1000x over its level, healthily).
         loss_floor: a log-scored loss below this share of the largest good loss so far is
             scored as that share: a loss at the end of learning (1e-7, or 0.0 from a float
             underflow) moves by factors that are no instability.
+        level_window: the local level is the median of this many last good steps.
+        coupled: with both a loss and a gradient norm, also judge each given the other (see
+            the module doc).
+        coupled_factors: the least rise, as a factor, of the loss over what its gradient norm
+            explains, and of the gradient norm over what its loss explains, that can be a
+            spike.
         run: a :class:`runcast.Run` to record every event in (see the module doc).
 
     Example:
@@ -155,7 +246,7 @@ class InstabilityGuard:
         action: GuardAction = "warn",
         *,
         window: int = 100,
-        z_threshold: float = 6.0,
+        z_threshold: float = 8.0,
         min_history: int = 20,
         model: Any = None,
         optimizer: Any = None,
@@ -167,9 +258,12 @@ class InstabilityGuard:
         divergence_level: float = 0.98,
         divergence_patience: int = 5,
         log_loss: bool = True,
-        min_factor: float = 3.0,
-        max_factor: float = 50.0,
+        min_factor: float = 5.0,
+        max_factor: float = math.inf,
         loss_floor: float = 1e-3,
+        level_window: int = 10,
+        coupled: bool = True,
+        coupled_factors: tuple[float, float] = (3.0, 10.0),
         run: Any = None,
     ) -> None:
         if action not in _ACTIONS:
@@ -204,6 +298,20 @@ class InstabilityGuard:
                 "action='lower_lr' needs the optimizer: InstabilityGuard('lower_lr', "
                 "optimizer=optimizer)."
             )
+        if not 1 <= min_factor <= max_factor:
+            raise InvalidInputError(
+                f"Need 1 <= min_factor <= max_factor, but got {min_factor=}, {max_factor=}."
+            )
+        if not 0 <= loss_floor < 1:
+            raise InvalidInputError(f"loss_floor must be in [0, 1), but got {loss_floor=}.")
+        if level_window < 1:
+            raise InvalidInputError(f"level_window must be >= 1, but got {level_window=}.")
+        factors = tuple(float(f) for f in coupled_factors)
+        if len(factors) != 2 or not all(f >= 1 for f in factors):
+            raise InvalidInputError(
+                f"coupled_factors is (loss factor, gradient-norm factor), each >= 1, but got "
+                f"{coupled_factors!r}."
+            )
         self.action: GuardAction = action
         self.window = window
         self.z_threshold = z_threshold
@@ -217,9 +325,25 @@ class InstabilityGuard:
         self.max_rollbacks = max_rollbacks
         self.divergence_level = divergence_level
         self.divergence_patience = divergence_patience
-        self._loss: deque[float] = deque(maxlen=window)
-        self._loss_raw: deque[float] = deque(maxlen=window)  # the same losses, as given
-        self._log_grad: deque[float] = deque(maxlen=window)
+        self.log_loss = bool(log_loss)
+        self.min_factor = float(min_factor)
+        self.max_factor = float(max_factor)
+        self.loss_floor = float(loss_floor)
+        self.level_window = int(level_window)
+        self.coupled = bool(coupled)
+        self.coupled_factors: tuple[float, float] = (factors[0], factors[1])
+        span = window + self.level_window  # the values behind `window` rises and their levels
+        self._loss: deque[float] = deque(maxlen=span)  # the losses as scored
+        self._loss_raw: deque[float] = deque(maxlen=span)  # the same losses, as given
+        self._log_grad: deque[float] = deque(maxlen=span)
+        # (log loss, log grad norm) of good steps with both, the loss unfloored
+        self._pairs: deque[tuple[float, float]] = deque(maxlen=span)
+        # each good value's rise over its local level then, per stream ("a", "b": the pairs'),
+        # and the (centre, scale) of each stream's rises, found once after a good step joins
+        self._rises: dict[str, deque[float]] = {
+            k: deque(maxlen=window) for k in ("loss", "log_grad", "a", "b")
+        }
+        self._stats: dict[str, tuple[float, ...]] = {}
         # the finest step between distinct good values seen so far, per stream: a window that
         # happens to hold one bfloat16 level only (20 steps at 2.0) still knows its resolution
         self._resolution = {"loss": 0.0, "log_grad": 0.0}
@@ -231,40 +355,82 @@ class InstabilityGuard:
         self.checkpoint_step: int | None = None
         self.rollbacks = 0
         self.events: list[Decision] = []
-        if not 1 <= min_factor <= max_factor:
-            raise InvalidInputError(
-                f"Need 1 <= min_factor <= max_factor, but got {min_factor=}, {max_factor=}."
-            )
-        self.log_loss = bool(log_loss)
-        self.min_factor = float(min_factor)
-        self.max_factor = float(max_factor)
-        if not 0 <= loss_floor < 1:
-            raise InvalidInputError(f"loss_floor must be in [0, 1), but got {loss_floor=}.")
-        self.loss_floor = float(loss_floor)
         self._loss_peak = 0.0
         self.run = run
 
     # --- detection ----------------------------------------------------------------------------
-    def _spike(self, x: float, hist: deque[float], name: str) -> float | None:
-        if len(hist) < self.min_history:
+    def _floor(self, name: str, level: float) -> float:
+        """The least scale of a stream's rises: its logging resolution, and a hair of its size
+        (a perfectly flat history must not turn the tiniest wiggle into an infinite z)."""
+        res = max(self._resolution[name], self._gap[name])
+        logged = name == "log_grad" or self.log_loss
+        return max(res, 1e-6 if logged else 1e-6 * max(abs(level), 1e-12))
+
+    def _spike(self, x: float, hist: deque[float], name: str) -> tuple[float, float] | None:
+        """(z, rise over the local level) of ``x``, or None while the history is short."""
+        rises = self._rises[name]
+        if len(hist) < self.min_history or len(rises) < 2:
             return None
-        floor = max(self._resolution[name], self._gap[name])  # robust_z's, not found again
-        values = np.fromiter(hist, dtype=np.float64)
-        z = _z(x, values, floor)
-        if not (name == "log_grad" or (name == "loss" and self.log_loss)):
-            return z
-        # on a log scale, x - median is log(x / median): a value fewer than min_factor times
-        # the median is the run's own noise, however quiet the run was before; one max_factor
-        # times it is a spike, however noisy
-        with np.errstate(invalid="ignore", over="ignore"):
-            up = x - float(np.median(values))
-        if z > self.z_threshold and up < math.log(self.min_factor):
-            return min(z, self.z_threshold)
-        if z <= self.z_threshold and up >= math.log(self.max_factor):
-            return math.nextafter(self.z_threshold, math.inf)
-        return z
+        level = _level(hist, self.level_window)
+        if name not in self._stats:
+            arr = np.fromiter(rises, dtype=np.float64)
+            self._stats[name] = _centre_scale(arr, self._floor(name, level))
+        centre, scale = self._stats[name]
+        with np.errstate(over="ignore", invalid="ignore"):
+            rise = float(np.float64(x) - level)
+            z = float(np.float64(rise - centre) / scale)
+        if not (math.isfinite(centre) and math.isfinite(scale)):
+            # a history spanning the whole float range (+-1e308) has an infinite spread: no
+            # finite rise is a spike against it
+            z = 0.0 if math.isfinite(rise) else math.inf
+        return (z if not math.isnan(z) else math.inf), rise
+
+    def _is_spike(self, z: float, rise: float, logged: bool) -> bool:
+        if not logged:
+            return z > self.z_threshold
+        # on a log scale a rise is log(x / level): fewer than min_factor times the level is the
+        # run's own noise, however quiet the run was before; max_factor times it is a spike
+        if rise >= math.log(self.max_factor):
+            return True
+        return z > self.z_threshold and rise >= math.log(self.min_factor)
+
+    def _coupled(self, la: float, lb: float) -> dict[str, float]:
+        """The z and factor of the log loss ``la`` given the log gradient norm ``lb`` and of
+        ``lb`` given ``la``, against the window's pairs (empty while it is short)."""
+        ra, rb = self._rises["a"], self._rises["b"]
+        if not (self.coupled and self.log_loss) or len(self._pairs) < self.min_history:
+            return {}
+        if len(ra) < 2:
+            return {}
+        if "pairs" not in self._stats:
+            a = np.fromiter(ra, dtype=np.float64)
+            b = np.fromiter(rb, dtype=np.float64)
+            stats: list[float] = []
+            for own, other, floor in (
+                (a, b, self._resolution["loss"]),
+                (b, a, self._resolution["log_grad"]),
+            ):
+                with np.errstate(over="ignore", invalid="ignore"):
+                    beta = _gk_slope(own, other)
+                    stats += [beta, *_centre_scale(own - beta * other, max(floor, 1e-6))]
+            self._stats["pairs"] = tuple(stats)
+        b_ab, c_ab, s_ab, b_ba, c_ba, s_ba = self._stats["pairs"]
+        last = list(self._pairs)[-self.level_window :]
+        xa = la - _level((p[0] for p in last), self.level_window)
+        xb = lb - _level((p[1] for p in last), self.level_window)
+        out: dict[str, float] = {}
+        for key, rise, scale in (
+            ("loss_given_grad", xa - b_ab * xb - c_ab, s_ab),
+            ("grad_given_loss", xb - b_ba * xa - c_ba, s_ba),
+        ):
+            out[f"{key}_z"] = rise / scale if math.isfinite(rise) else math.inf
+            out[f"{key}_factor"] = math.exp(min(rise, 700.0))
+        return out
 
     def _remember(self, x: float, hist: deque[float], name: str) -> None:
+        if hist:
+            self._rises[name].append(x - _level(hist, self.level_window))
+        self._stats.pop(name, None)
         hist.append(x)
         gap = self._gap[name] = _resolution(np.fromiter(hist, dtype=np.float64))
         if gap > 0:
@@ -292,6 +458,9 @@ class InstabilityGuard:
 
         Call it after ``backward()`` and before ``optimizer.step()``; when the decision's action
         is ``"skip"``, ``"lower_lr"`` or ``"rollback"``, skip this step's ``optimizer.step()``.
+        The decision's numbers hold each score: ``loss_z`` and ``loss_factor`` (the loss over
+        its local level), ``grad_norm_z`` and ``grad_norm_factor``, and with both values
+        ``loss_given_grad_z``/``_factor`` and ``grad_given_loss_z``/``_factor``.
 
         Args:
             step: the training step.
@@ -314,32 +483,7 @@ class InstabilityGuard:
             problems.append(f"grad_norm is {gv}, but a norm is >= 0: pass the gradient's norm")
             numbers["grad_norm"] = gv
         if not problems:
-            if lv is not None:
-                if self.log_loss and lv < 0:
-                    self._loss_to_linear()
-                z = self._spike(self._loss_value(lv), self._loss, "loss")
-                numbers["loss"] = lv
-                if z is not None:
-                    numbers["loss_z"] = z
-                    if z > self.z_threshold:
-                        problems.append(f"loss spike {lv:.6g} (robust z {z:.1f})")
-            if gv is not None:
-                lg = math.log(max(gv, 1e-30))
-                z = self._spike(lg, self._log_grad, "log_grad")
-                numbers["grad_norm"] = gv
-                if z is not None:
-                    numbers["grad_norm_z"] = z
-                    if z > self.z_threshold:
-                        problems.append(f"grad-norm spike {gv:.6g} (robust z of log {z:.1f})")
-            if lv is not None and forecast is not None:
-                diverging, upper = self._diverging(step, lv, forecast)
-                if math.isfinite(upper):
-                    numbers["forecast_upper"] = upper
-                if diverging:
-                    problems.append(
-                        f"diverging: loss above the forecast's {self.divergence_level:.0%} "
-                        f"interval ({upper:.6g}) for {self._above_forecast} checks"
-                    )
+            problems = self._score(step, lv, gv, forecast, numbers)
         if problems:
             numbers["z_threshold"] = self.z_threshold
             return self._act(step, "; ".join(problems), numbers)
@@ -349,10 +493,87 @@ class InstabilityGuard:
             self._loss_peak = max(self._loss_peak, lv)
         if gv is not None:
             self._remember(math.log(max(gv, 1e-30)), self._log_grad, "log_grad")
+        if lv is not None and gv is not None and lv > 0 and gv > 0 and self.log_loss:
+            pair = (math.log(lv), math.log(gv))
+            if self._pairs:
+                last = list(self._pairs)[-self.level_window :]
+                for i, key in enumerate(("a", "b")):
+                    level = _level((p[i] for p in last), self.level_window)
+                    self._rises[key].append(pair[i] - level)
+            self._stats.pop("pairs", None)
+            self._pairs.append(pair)
         self._good_steps += 1
         if self.model is not None and self._good_steps % self.checkpoint_every == 0:
             self.save_checkpoint(step)
         return Decision("continue", "stable", step=step, numbers=numbers)
+
+    def _score(
+        self,
+        step: int,
+        lv: float | None,
+        gv: float | None,
+        forecast: Forecast | None,
+        numbers: dict[str, float],
+    ) -> list[str]:
+        """Score finite values into ``numbers``; the spikes found, as reasons."""
+        problems: list[str] = []
+        if lv is not None:
+            if self.log_loss and lv < 0:
+                self._loss_to_linear()
+            numbers["loss"] = lv
+            scored = self._spike(self._loss_value(lv), self._loss, "loss")
+            if scored is not None:
+                z, rise = scored
+                numbers["loss_z"] = z
+                if self.log_loss:
+                    numbers["loss_factor"] = math.exp(min(rise, 700.0))
+                if self._is_spike(z, rise, self.log_loss):
+                    problems.append(f"loss spike {lv:.6g} ({self._why(z, rise, self.log_loss)})")
+        given: dict[str, float] = {}
+        if lv is not None and gv is not None and lv > 0 and gv > 0:
+            given = self._coupled(math.log(lv), math.log(gv))
+        if gv is not None:
+            lg = math.log(max(gv, 1e-30))
+            numbers["grad_norm"] = gv
+            scored = self._spike(lg, self._log_grad, "log_grad")
+            if scored is not None:
+                z, rise = scored
+                numbers["grad_norm_z"] = z
+                numbers["grad_norm_factor"] = math.exp(min(rise, 700.0))
+                # judged given its loss when both are known: a gradient norm that rises with
+                # its loss is a hard batch, and the loss says whether that is a spike
+                if not given and self._is_spike(z, rise, True):
+                    problems.append(f"grad-norm spike {gv:.6g} ({self._why(z, rise, True)})")
+        if given:
+            numbers.update(given)
+            for key, what, value, factor in (
+                ("loss_given_grad", "loss spike", lv, self.coupled_factors[0]),
+                ("grad_given_loss", "grad-norm spike", gv, self.coupled_factors[1]),
+            ):
+                z = given.get(f"{key}_z", -math.inf)
+                f = given.get(f"{key}_factor", 0.0)
+                taken = what in " ".join(problems)  # already called on its own
+                if z > self.z_threshold and f >= factor and not taken:
+                    other = "gradient norm" if key == "loss_given_grad" else "loss"
+                    problems.append(
+                        f"{what} {value:.6g} ({f:.3g}x what its {other} explains, robust z {z:.1f})"
+                    )
+        if lv is not None and forecast is not None:
+            diverging, upper = self._diverging(step, lv, forecast)
+            if math.isfinite(upper):
+                numbers["forecast_upper"] = upper
+            if diverging:
+                problems.append(
+                    f"diverging: loss above the forecast's {self.divergence_level:.0%} "
+                    f"interval ({upper:.6g}) for {self._above_forecast} checks"
+                )
+        return problems
+
+    @staticmethod
+    def _why(z: float, rise: float, logged: bool) -> str:
+        if not logged:
+            return f"robust z {z:.1f}"
+        return f"{math.exp(min(rise, 700.0)):.3g}x its level, robust z {z:.1f}"
 
     def _loss_value(self, loss: float) -> float:
         """The loss as the window holds it: while no loss was negative, the log of the loss or
@@ -366,9 +587,27 @@ class InstabilityGuard:
         self.log_loss = False
         # the losses as given, not exp(log(x)): a round trip is off in the last bits, and a
         # window of identical values would turn that into a spread
-        self._loss = deque(self._loss_raw, maxlen=self.window)
+        self._loss = deque(self._loss_raw, maxlen=self._loss.maxlen)
         self._resolution["loss"] = 0.0
         self._gap["loss"] = _resolution(np.fromiter(self._loss, dtype=np.float64))
+        self._pairs.clear()
+        self._rebuild_rises()
+
+    def _rebuild_rises(self) -> None:
+        """Every stream's rises found again from its values (after a resume or a change of
+        scale)."""
+        k = self.level_window
+        streams = {
+            "loss": list(self._loss),
+            "log_grad": list(self._log_grad),
+            "a": [p[0] for p in self._pairs],
+            "b": [p[1] for p in self._pairs],
+        }
+        for name, values in streams.items():
+            arr = np.asarray(values, dtype=np.float64)
+            rises = _levels_and_rises(arr, k, self.window)[1].tolist() if arr.size > 1 else []
+            self._rises[name] = deque(rises, maxlen=self.window)
+        self._stats = {}
 
     def _record(self, d: Decision) -> None:
         """The event as a run point at its step, and its reason in the run's config."""
@@ -490,6 +729,7 @@ class InstabilityGuard:
             "loss": list(self._loss),
             "loss_raw": list(self._loss_raw),
             "log_grad": list(self._log_grad),
+            "pairs": [list(p) for p in self._pairs],
             "resolution": dict(self._resolution),
             "good_steps": self._good_steps,
             "rollbacks": self.rollbacks,
@@ -499,10 +739,13 @@ class InstabilityGuard:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-        self._loss = deque(state["loss"], maxlen=self.window)
-        self._loss_raw = deque(state.get("loss_raw", state["loss"]), maxlen=self.window)
-        self._log_grad = deque(state["log_grad"], maxlen=self.window)
+        """Restore what :meth:`state_dict` returned (also one saved by an earlier runcast)."""
+        span = self.window + self.level_window
+        self._loss = deque(state["loss"], maxlen=span)
+        self._loss_raw = deque(state.get("loss_raw", state["loss"]), maxlen=span)
+        self._log_grad = deque(state["log_grad"], maxlen=span)
+        # a state saved before the pairs were kept has none: they are learnt again
+        self._pairs = deque(((p[0], p[1]) for p in state.get("pairs", [])), maxlen=span)
         # a state saved before the resolution was kept has none: it is learnt again
         self._resolution = {"loss": 0.0, "log_grad": 0.0, **state.get("resolution", {})}
         self._gap = {
@@ -515,3 +758,4 @@ class InstabilityGuard:
         # a state saved before losses were scored in log holds them as they are
         self.log_loss = bool(state.get("log_loss", False))
         self._loss_peak = float(state.get("loss_peak", max(self._loss_raw, default=0.0)))
+        self._rebuild_rises()
