@@ -6,6 +6,7 @@ failed check with its reason, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -29,15 +30,20 @@ def verify_cmd(
         typer.Option("--seed", help="The verifier's own random seed (default: fresh randomness)."),
     ] = None,
     replay_share: Annotated[
-        float, typer.Option("--replay-share", help="Share of the segments to retrain (at least 3).")
-    ] = 0.04,
+        float | None,
+        typer.Option(
+            "--replay-share",
+            help="Share of the segments to retrain, at least 3 (default: VerifyConfig's).",
+        ),
+    ] = None,
     noise_factor: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--noise-factor",
-            help="Replay tolerance, in multiples of the model's measured rounding noise.",
+            help="Replay tolerance, in multiples of the model's measured rounding noise "
+            "(default: VerifyConfig's calibrated value).",
         ),
-    ] = 100.0,
+    ] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch threads for the replay.")
     ] = None,
@@ -51,7 +57,11 @@ def verify_cmd(
             import torch
 
             torch.set_num_threads(threads)
-        config = VerifyConfig(replay_share=replay_share, noise_factor=noise_factor, seed=seed)
+        config = VerifyConfig(seed=seed)
+        if replay_share is not None:
+            config = dataclasses.replace(config, replay_share=replay_share)
+        if noise_factor is not None:
+            config = dataclasses.replace(config, noise_factor=noise_factor)
         report = verify(proof, script=train, config=config)
     if as_json:
         print(json.dumps(report.to_dict(), default=str))

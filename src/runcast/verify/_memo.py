@@ -5,7 +5,13 @@ right after a segment, the segment's records have a lower loss than records neve
 (the committed held-out tail). ``segment_auc`` compares the two samples of losses by the
 Mann-Whitney U statistic: the AUC is the probability that a segment record's loss is below a
 tail record's (0.5: no sign that the segment's data was trained on), with its one-sided p-value.
-``stouffer`` combines the segments' p-values into the run's.
+The same test on each record's loss *drop* across the segment (loss at the checkpoint before
+minus after) isolates what the segment itself did from how hard a record is. ``stouffer``
+combines the segments' p-values into the run's.
+
+The U statistic uses the normal approximation with the tie correction (the samples are tens of
+records; scipy's exact small-sample path adds nothing here and costs a millisecond a call, which
+a verifier pays at every checkpoint).
 
 Example:
     >>> import numpy as np
@@ -17,23 +23,40 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def u_test(smaller: np.ndarray, larger: np.ndarray) -> tuple[float, float]:
+    """AUC that a value of ``smaller`` is below one of ``larger`` (ties half), and the z score
+    of that against 0.5 (positive: ``smaller`` is the smaller, as claimed)."""
+    from scipy.stats import rankdata
+
+    a = np.asarray(smaller, dtype=float)
+    b = np.asarray(larger, dtype=float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    n, m = len(a), len(b)
+    if n == 0 or m == 0:
+        return 0.5, 0.0
+    ranks = rankdata(np.concatenate([a, b]))
+    # U counts the pairs where b's value is below a's: the AUC is the share of the others
+    u_b_below = float(ranks[:n].sum()) - n * (n + 1) / 2
+    auc = 1.0 - u_b_below / (n * m)
+    _, counts = np.unique(ranks, return_counts=True)
+    ties = float((counts**3 - counts).sum())
+    var = n * m / 12 * ((n + m + 1) - ties / ((n + m) * (n + m - 1)))
+    if var <= 0:
+        return auc, 0.0
+    return auc, (n * m / 2 - u_b_below) / math.sqrt(var)
 
 
 def segment_auc(seg_loss: np.ndarray, tail_loss: np.ndarray) -> tuple[float, float]:
     """AUC that a segment record's loss is below a tail record's, and its one-sided p-value."""
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import norm
 
-    seg = np.asarray(seg_loss, dtype=float)
-    tail = np.asarray(tail_loss, dtype=float)
-    seg, tail = seg[np.isfinite(seg)], tail[np.isfinite(tail)]
-    if len(seg) == 0 or len(tail) == 0:
-        return 0.5, 1.0
-    res = mannwhitneyu(seg, tail, alternative="less")
-    # scipy's U counts the pairs where the segment's loss is the larger (ties half); the AUC is
-    # the share of pairs where it is the smaller
-    auc = 1.0 - float(res.statistic) / (len(seg) * len(tail))
-    return auc, float(res.pvalue)
+    auc, z = u_test(seg_loss, tail_loss)
+    return auc, float(norm.sf(z))
 
 
 def stouffer(pvalues: list[float]) -> float:
