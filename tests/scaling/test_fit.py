@@ -87,3 +87,28 @@ def test_chinchilla_refit_matches_epoch(shared_data: Path) -> None:
         "beta": (0.3658, 0.02),
     }.items():
         assert abs(p[k] - est) <= se, (k, p[k])
+
+
+def test_fixed_entries_pin_the_grid_the_bounds_and_the_bootstrap() -> None:
+    form = FORMS["data_constrained"]
+    rng = np.random.default_rng(2)
+    n = np.repeat([1e8, 3e8, 1e9], 6)
+    d = np.tile(np.geomspace(1e9, 4e10, 6), 3)
+    unique = np.full(n.size, 5e9)
+    theta_true = form.to_theta(
+        {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37, "R_star": 15.0}
+    )
+    x = Inputs(np.log(n), np.log(d), unique)
+    y = form.log_loss(theta_true, x) + 0.002 * rng.standard_normal(n.size)
+    fixed = form.fixed_theta({"alpha": 0.35, "R_star": 15.0})
+    obj = Objective(form, x, y, 1e-3, fixed)
+    grid = obj.grid()
+    # every start takes the fixed values; the starts that differed only there are merged
+    assert (grid[:, 3] == 0.35).all() and np.allclose(grid[:, 5], np.log(15.0))
+    assert len(grid) == len(form.grid()) // (5 * 3)
+    assert obj.bounds()[3] == (0.35, 0.35) and obj.bounds()[4] == (0.0, 4.0)
+    theta = fit_theta(obj, np.ones(n.size))
+    assert theta[3] == 0.35 and theta[5] == pytest.approx(np.log(15.0))
+    assert theta[4] == pytest.approx(0.37, abs=0.03)
+    boot = bootstrap(obj, theta, np.repeat(np.arange(3), 6), 5, seed=0).thetas
+    assert (boot[:, 3] == 0.35).all()
