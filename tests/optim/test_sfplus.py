@@ -91,6 +91,33 @@ def test_fast_and_reference_agree_step_by_step_for_200_steps(
     assert float((fast_model[0].weight - _model()[0].weight).detach().abs().max()) > 1e-2
 
 
+def test_cpu_blocks_and_blas_norms_change_no_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runcast.optim import _sfplus_math
+
+    def run(block: int, large: int, foreach: bool = True) -> list[torch.Tensor]:
+        monkeypatch.setattr(_sfplus_math, "_BLOCK", block)
+        monkeypatch.setattr(_sfplus_math, "_LARGE", large)
+        model = _model().double()
+        opt = ScheduleFreePlus(_groups(model), warmup_steps=3, foreach=foreach)
+        opt.train()
+        for x, y in _batches(30):
+            loss = (model(x.double()) - y.double()).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step(loss=loss)
+        return [t for p in model.parameters() for t in (p.detach(), opt.state[p]["exp_avg_sq"])]
+
+    # blocks of 7 elements split every weight matrix into views and gather the small tensors;
+    # from 10 elements the L1 norms are BLAS's; the fused kernels everywhere else
+    plain = run(block=1 << 30, large=1 << 30)
+    blocked = run(block=7, large=1 << 30)
+    assert all(torch.equal(a, b) for a, b in zip(plain, blocked, strict=True))  # elementwise
+    blas = run(block=7, large=10)
+    reference = run(block=1 << 30, large=1 << 30, foreach=False)
+    for a, b in zip(blas, reference, strict=True):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_fast_path_keeps_one_buffer_and_rescales_it() -> None:
     # memory: d and Adam's two moments, no x or z (as the schedulefree package)
     model = _model()
@@ -180,6 +207,20 @@ def test_lr_multiplies_the_step_and_loss_floor_shrinks_it() -> None:
     assert steps["half"][0] == pytest.approx(0.5 * steps["base"][0], rel=1e-5)
     loss = steps["base"][1]
     assert steps["floor"][0] == pytest.approx(steps["base"][0] * (loss - 0.1) / loss, rel=1e-5)
+
+
+def test_max_step_caps_the_polyak_step_and_the_warmup_scales_the_cap() -> None:
+    sizes = {}
+    for cap in (None, 1e-4):
+        model = _model()
+        opt = ScheduleFreePlus(model.parameters(), warmup_steps=2, max_step=cap)
+        opt.train()
+        _train(model, opt, _batches(1))
+        sizes[cap] = opt.metrics()["sfp/step_size"]
+    assert sizes[None] > 1e-3  # the uncapped Polyak step of this problem
+    assert sizes[1e-4] == pytest.approx(0.5 * 1e-4)  # warmup 1/2 times the cap
+    with pytest.raises(InvalidInputError, match="max_step"):
+        ScheduleFreePlus(_model().parameters(), max_step=0.0)
 
 
 def test_loss_is_required_and_a_closure_gives_it() -> None:

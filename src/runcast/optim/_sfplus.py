@@ -85,7 +85,14 @@ class ScheduleFreePlus(torch.optim.Optimizer):
             cross-entropy but far below what a language model can reach: there the step grows
             as the gradients shrink; a floor near the reachable loss (or ``lr < 1``) tames it
             (see bench/README.md, "Time to result").
-        foreach: use the fused multi-tensor kernels (default) or the plain per-tensor loop.
+        max_step: an upper bound on the Polyak step (SPS_max, Loizou et al. 2021); None (the
+            paper's method) leaves it unbounded. The step grows without bound where the loss
+            stays far above ``loss_floor`` while the gradients shrink (a small language model):
+            a cap such as 1e-2 keeps it an Adam step there.
+        foreach: the fast path (default): ``torch._foreach_*`` kernels on a state of ``y`` and
+            a scaled ``d = z - x`` (the memory of the ``schedulefree`` package); ``False``: the
+            paper's sequences ``z`` and ``x`` updated tensor by tensor (the reference). Read
+            ``x``, ``y``, ``z`` of either with :meth:`iterates`.
         average_loss: under ``torch.distributed``, average the loss over ``process_group``'s
             ranks before the step (leave on: without it the replicas drift apart).
         process_group: the group to average over (default: the world).
