@@ -186,9 +186,9 @@ def test_a_drifting_validation_with_a_stalled_training_loss_is_not_overfitting()
     val = 0.27 + 0.0004 * np.maximum(i - 20, 0) + rng.normal(0, 0.0003, i.size)
     train = 0.25 + rng.normal(0, 0.03, i.size)
     # a chance fall of the noisy training loss between two windows is not enough: train_z
-    assert _run(EarlyStopper(train_z=2.0), val, train) is None
+    assert _run(EarlyStopper(window=5, train_z=2.0), val, train) is None
     # the same validation with a training loss that keeps falling is overfitting
-    assert _run(EarlyStopper(train_z=2.0), val, 0.25 * np.exp(-i / 15)) is not None
+    assert _run(EarlyStopper(window=5, train_z=2.0), val, 0.25 * np.exp(-i / 15)) is not None
 
 
 def test_the_training_fall_is_read_in_log_units() -> None:
@@ -198,7 +198,7 @@ def test_the_training_fall_is_read_in_log_units() -> None:
     i = np.arange(80, dtype=float)
     val = 0.14 + 0.002 * np.maximum(i - 20, 0) + rng.normal(0, 0.0005, i.size)
     train = 1e-3 * np.exp(-i / 12) * np.exp(rng.normal(0, 0.3, i.size))
-    es = EarlyStopper(train_z=2.0)
+    es = EarlyStopper(window=5, train_z=2.0)
     k = _run(es, val, train)
     assert k is not None and 20 < k < 40
     # the fall between two windows of 5 is 5/12 in log units, whatever the loss's scale
