@@ -277,7 +277,7 @@ def suite(quick: bool, record_cost_only: bool) -> None:
         )
     if record_cost_only:
         return
-    steps, every, plain, draws = (300, 50, 1, 1) if quick else (2000, 100, 3, 2)
+    steps, every, plain, draws = (300, 50, 1, 1) if quick else (1500, 100, 3, 2)
 
     print("\n## Recording overhead (same loop, alternating blocks, median s/step)\n")
     print("| family | without proof (ms/step) | with proof (ms/step) | overhead |")

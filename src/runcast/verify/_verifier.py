@@ -75,7 +75,7 @@ class VerifyConfig:
     replay_share: float = 0.03
     replay_min: int = 3
     replay_tolerance: float = 1e-3
-    noise_factor: float = 100.0
+    noise_factor: float = 10.0
     replay_tolerance_cap: float = 0.05
     init_tolerance: float = 1e-6
     memo_records: int = 32
