@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ transformers = pytest.importorskip("transformers")
 from transformers import Trainer, TrainingArguments  # noqa: E402
 
 import runcast  # noqa: E402
+from runcast.errors import RuncastWarning  # noqa: E402
 from runcast.integrations.hf import EarlyStopCallback, RuncastCallback  # noqa: E402
-from runcast.steer import EarlyStopper  # noqa: E402
+from runcast.steer import EarlyStopper, StopRule  # noqa: E402
 
 
 class Points(torch.utils.data.Dataset):  # type: ignore[type-arg]
@@ -146,3 +148,14 @@ def test_a_resumed_trainer_goes_on_with_the_rule_state_and_best_weights(
     assert cb.decision is not None and cb.decision.to_dict() == whole.decision.to_dict()
     assert cb.best_step == whole.best_step < cut and cb.restored_step == whole.best_step
     assert trainer.evaluate()["eval_loss"] == pytest.approx(whole.best_value, rel=1e-5)
+
+
+def test_a_callback_rebuilt_from_its_state_keeps_the_rule_and_says_what_it_lost() -> None:
+    cb = EarlyStopCallback(
+        EarlyStopper(window=4, z=2.5, stop_rule=StopRule(), until=599), metric="eval_acc"
+    )
+    args = json.loads(json.dumps(cb.state()["args"]))  # what trainer_state.json holds
+    with pytest.warns(RuncastWarning, match="without the stopper's stop_rule"):
+        rebuilt = EarlyStopCallback(**args)
+    assert rebuilt.metric == "eval_acc" and rebuilt.stopper.stop_rule is None
+    assert rebuilt.stopper.settings() == EarlyStopper(window=4, z=2.5).settings()

@@ -15,7 +15,7 @@ the kept best weights in ``runcast_best_weights.pt`` beside it (``save_best_weig
 callback reads them back when training begins, with or without
 ``restore_callback_states_from_checkpoint`` (with it, the Trainer builds a new callback from the
 saved settings; a ``stop_rule``, ``schedule`` or ``dynamics`` of the stopper cannot travel in
-JSON and is left out, with a warning).
+JSON and is left out, with a warning; the ``run`` is left out too).
 
 Example:
     >>> from runcast.steer import EarlyStopper
@@ -80,8 +80,22 @@ class EarlyStopCallback(TrainerCallback, ExportableState):
         save_best_weights: bool = True,
         settings: dict[str, Any] | None = None,
     ) -> None:
+        if stopper is None and settings:
+            settings = dict(settings)
+            left_out = settings.pop("left_out", [])
+            if left_out:
+                warnings.warn(
+                    RuncastWarning(
+                        f"EarlyStopCallback rebuilt from a checkpoint without the stopper's "
+                        f"{', '.join(left_out)} (objects do not travel in trainer_state.json); "
+                        "pass the callback with restore_callback_states_from_checkpoint=False "
+                        "(the default) to keep them."
+                    ),
+                    stacklevel=2,
+                )
+            stopper = EarlyStopper(**settings)
         if stopper is None:
-            stopper = EarlyStopper(**settings) if settings else EarlyStopper()
+            stopper = EarlyStopper()
         self.stopper = stopper
         self.metric, self.restore, self.run = metric, restore, run
         self.save_best_weights = save_best_weights
@@ -106,6 +120,9 @@ class EarlyStopCallback(TrainerCallback, ExportableState):
     def state(self) -> dict[str, Any]:
         """What a checkpoint keeps (``ExportableState``; JSON in ``trainer_state.json``)."""
         settings = self.stopper.settings()
+        es = self.stopper
+        objects = {"stop_rule": es.stop_rule, "schedule": es.schedule, "dynamics": es.dynamics}
+        settings["left_out"] = [name for name, obj in objects.items() if obj is not None]
         return {
             "args": {
                 "metric": self.metric,
