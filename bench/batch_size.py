@@ -12,8 +12,11 @@ Four questions, each answered side by side in one run (single thread, CPU):
    measured CBS (and by the noise scale) on the same examples; final held-out loss and steps.
 4. Cost: measure_cbs at its documented defaults against the run it measures (examples, seconds).
 
+``--select M1,M2,...`` instead runs only 3a: the warmup from the noise scale x each multiplier
+on seeds 3-5 (not the judged 0-2), to choose the multiplier on other seeds than the judged ones.
+
 Command: ``OMP_NUM_THREADS=1 .venv/bin/python bench/batch_size.py [--quick] [--steps N
---checkpoints A,B,C --figure PNG]``
+--checkpoints A,B,C --figure PNG] [--select 0.5,0.25,0.125,0.0625]``
 """
 
 from __future__ import annotations
@@ -206,14 +209,51 @@ def train_schedule(seed: int, examples: int, warmup: BatchSizeWarmup | None, fix
     return evaluate(model), step
 
 
+# --- 3a. the noise-scale multiplier, chosen on other seeds than the ones judged -------------------
+SELECT_SEEDS = (3, 4, 5)  # the judged runs are seeds 0-2
+
+
+def select_multiplier(examples: int, grid: tuple[float, ...]) -> None:
+    """Warmup from the noise scale x m for each m of ``grid``, and the fixed small batch, on
+    SELECT_SEEDS: the multiplier to use on the judged seeds would be the one with the fewest
+    steps whose mean loss stays within those seeds' fixed-small spread (bench/README.md, 3a:
+    none of 1/2 to 1/16 did)."""
+    small = [train_schedule(s, examples, None, BASE_BATCH) for s in SELECT_SEEDS]
+    losses = [loss for loss, _ in small]
+    print(f"### 3a. Choosing the noise-scale multiplier on seeds {SELECT_SEEDS} "
+          f"({examples:,} examples)\n")
+    print(f"Fixed small ({BASE_BATCH}): {statistics.mean(losses):.4f}, seeds span "
+          f"[{min(losses):.4f}, {max(losses):.4f}], {small[0][1]:,} steps.\n")
+    print("| multiplier | final loss per seed | mean | vs fixed small | steps | fewer steps | "
+          "within the spread |")
+    print("|---:|---|---:|---:|---:|---:|---|")
+    for m in grid:
+        rs = [train_schedule(s, examples, BatchSizeWarmup(
+            BASE_BATCH, 64, noise_scale=GradientNoiseScale(horizon=50), multiplier=m), 0)
+            for s in SELECT_SEEDS]
+        mean = statistics.mean(loss for loss, _ in rs)
+        steps = statistics.mean(n for _, n in rs)
+        print(f"| 1/{1 / m:g} | {', '.join(f'{loss:.4f}' for loss, _ in rs)} | {mean:.4f} | "
+              f"{mean - statistics.mean(losses):+.4f} | {steps:,.0f} | "
+              f"{1 - steps / small[0][1]:.0%} | {'yes' if mean <= max(losses) else 'no'} |",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a smoke run (minutes)")
     parser.add_argument("--steps", type=int, default=2000, help="steps of the base runs")
     parser.add_argument("--checkpoints", default="25,250,1900", help="where to measure the CBS")
     parser.add_argument("--figure", default=str(FIGURE), help="where to write the figure")
+    parser.add_argument("--select", default=None,
+                        help="only choose the noise-scale multiplier on seeds 3-5, over these "
+                             "multipliers (e.g. 0.5,0.25,0.125,0.0625); --steps sets the run")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.select:
+        select_multiplier(args.steps * BASE_BATCH,
+                          tuple(float(m) for m in args.select.split(",")))
+        return
     t0 = time.perf_counter()
     seeds = 3
     steps = 400 if args.quick else args.steps
