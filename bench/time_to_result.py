@@ -22,8 +22,8 @@ seconds of training (evaluation excluded); scores are AlgoPerf's (r_max = 4). An
 ScheduleFree+ x at 25/50/75% of T against cosine runs tuned and scheduled for exactly that
 length. Schedule-free optimizers are evaluated at x (BatchNorm recalibrated there).
 
-Run: ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/time_to_result.py`` (results are
-cached in a JSON file; ``--table-only`` re-prints the tables from it).
+Run: ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/time_to_result.py --out FILE``
+(results are cached in FILE; ``--table-only`` re-prints the tables from it).
 """
 
 from __future__ import annotations
