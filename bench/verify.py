@@ -55,7 +55,7 @@ def honest_runs(family: str, steps: int, every: int, n_plain: int) -> list[dict[
         else:
             folder = train_with_proof(task, tmp(), **kw)
         torch.set_num_threads(1)
-        report = verify(folder, task, config=VerifyConfig(seed=i))
+        report = verify(folder, task, config=VerifyConfig(seed=i, measure_noise=True))
         rp = report.check("replay").numbers
         rows.append(
             {
@@ -83,7 +83,7 @@ def attack_runs(family: str, steps: int, every: int, draws: int) -> list[dict[st
         folder, shipped = attack(task, tmp(), steps=steps, batch_size=BATCH, checkpoint_every=every)
         caught, failed, per_draw = 0, set(), []
         for d in range(draws):
-            report = verify(folder, shipped, config=VerifyConfig(seed=100 + d))
+            report = verify(folder, shipped, config=VerifyConfig(seed=100 + d, measure_noise=True))
             caught += not report.passed
             failed |= set(report.failed)
             rp = report.check("replay").numbers
@@ -219,6 +219,7 @@ def long_run(family: str, steps: int, every: int, config: dict[str, Any]) -> dic
         "work": report.work_share,
         "wall": wall,
         "replayed": report.check("replay").numbers.get("segments"),
+        "noise": report.check("replay").numbers.get("rounding_noise"),
     }
 
 
@@ -260,7 +261,9 @@ def long_table(quick: bool) -> None:
         print(
             f"| {fam} {r['config']} | {r['passed']} | {r['train_s']:.1f} | {r['outer_s']:.2f} | "
             f"{100 * r['outer_s'] / r['train_s']:.1f}% | {100 * r['work']:.1f}% | "
-            f"{len(r['replayed'] or [])} + 1 in float64 |",
+            f"{len(r['replayed'] or [])}"
+            + (" + 1 in float64" if r["noise"] is not None else "")
+            + " |",
             flush=True,
         )
 
