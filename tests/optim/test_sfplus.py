@@ -304,6 +304,32 @@ def test_state_dict_resume_reproduces_the_uninterrupted_run(mode_at_save: str) -
     assert full.global_state == resumed.global_state
 
 
+@pytest.mark.parametrize("mode_at_save", ["train", "eval"])
+def test_either_path_resumes_the_others_state(mode_at_save: str) -> None:
+    batches = _batches(80)
+    kw = {"warmup_steps": 5, "anneal_steps": 50, "warm_start_steps": 8}
+    for saved_with in (True, False):
+        models = [_model().double() for _ in range(3)]
+        first = ScheduleFreePlus(_groups(models[0]), foreach=saved_with, **kw)
+        first.train()
+        _train(models[0], first, [(x.double(), y.double()) for x, y in batches[:40]])
+        if mode_at_save == "eval":
+            first.eval()
+        saved = {"model": _clone(models[0].state_dict()), "opt": _clone(first.state_dict())}
+        runs = []
+        for model, foreach in ((models[1], saved_with), (models[2], not saved_with)):
+            opt = ScheduleFreePlus(_groups(model), foreach=foreach, **kw)
+            # a copy each: the optimizer takes the saved tensors as its state, and steps them
+            model.load_state_dict(_clone(saved["model"]))  # type: ignore[arg-type]
+            opt.load_state_dict(_clone(saved["opt"]))  # type: ignore[arg-type]
+            opt.train()
+            _train(model, opt, [(x.double(), y.double()) for x, y in batches[40:]])
+            runs.append([opt.iterates(p) for p in model.parameters()])
+        for same, other in zip(*runs, strict=True):
+            for key in ("x", "y", "z"):
+                assert torch.allclose(same[key], other[key], rtol=1e-10, atol=1e-10)
+
+
 def _clone(v: object) -> object:
     import copy
 

@@ -280,12 +280,6 @@ class ScheduleFreePlus(torch.optim.Optimizer):
                     )
                 if p not in self.state:
                     self.state[p] = self._new_state(p)
-                elif ("d" in self.state[p]) != self.foreach:
-                    raise InvalidInputError(
-                        "This optimizer's state was made with foreach="
-                        f"{not self.foreach} (the two keep different buffers); create it with "
-                        f"foreach={not self.foreach} to resume from that state."
-                    )
             groups.append((group, ps))
         lists = [(group, ps, self._lists(ps)) for group, ps in groups]
         dots: list[Any] = []
@@ -450,7 +444,27 @@ class ScheduleFreePlus(torch.optim.Optimizer):
             )
         sd = dict(state_dict)
         self.global_state = {k: float(v) for k, v in sd.pop(_GLOBAL_KEY).items()}
+        self.global_state.setdefault("scale", 1.0)  # saved before the fast path kept d
         super().load_state_dict(sd)
+        self._convert_layout()
+
+    @torch.no_grad()
+    def _convert_layout(self) -> None:
+        """Rebuild state saved by the other path (reference: z, x; fast: d, and y in eval
+        mode) in this one's buffers, so either resumes the other's state (to rounding)."""
+        beta, scale = self.global_state["beta"], self.global_state["scale"]
+        train = bool(self.param_groups[0]["train_mode"])
+        for p, st in self._with_state():
+            if self.foreach and "x" in st:
+                x, z = st.pop("x"), st.pop("z")
+                st["d"] = (z - x) / scale
+                if not train:
+                    st["y"] = x.lerp(z, 1 - beta)  # the model holds x; y waits for train()
+            elif not self.foreach and "d" in st:
+                d = st.pop("d") * scale
+                y = st.pop("y") if "y" in st else p.detach().clone()
+                st["x"] = y - (1 - beta) * d
+                st["z"] = st["x"] + d
 
 
 def _as_float(loss: Any) -> float:
