@@ -36,26 +36,37 @@ import runcast
 from runcast.forecast._calibrate import TABLE_PATH, Calibration, default_calibration, turned
 from runcast.forecast._eval import CUTOFFS, Case, Record, evaluate_case, fit_calibration
 from runcast.forecast._lofo import (
+    KINDS,
     best_choice,
     choose_ood,
     lofo_calibration,
     lofo_choice,
     pick,
+    record_kind,
 )
-from runcast.forecast._prep import prepare
+from runcast.forecast._prep import is_dense, prepare
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 CACHE = HERE / "_cache" / "forecast_lofo.pkl"
 WITH_SCHEDULE = ("law", "law+pfn", "pfn+schedule")
 BLIND = ("pfn+ensemble", "ensemble", "pfn")
+#: with the schedule known, auto may still choose a blind method (it then ignores the schedule)
+KNOWN = WITH_SCHEDULE + BLIND
 BASELINES = ("powerlaw", "last")
 #: a forecast on a sparse validation curve needs a few points before the cut-off
 MIN_OBSERVED = 6
 
 
-def corpus_cases(per_family: int | None, families: Sequence[str] | None = None) -> list[Case]:
-    """One case per corpus run: its validation loss (or its loss), with the run's schedule."""
+def corpus_cases(
+    per_family: int | None, families: Sequence[str] | None = None, train: int = 0
+) -> list[Case]:
+    """One case per corpus run: its validation loss (or its loss), with the run's schedule.
+
+    ``train``: also up to that many runs per generated family as per-step training-loss cases
+    (what the demo, the HF Trainer and most users forecast: a dense, noisy curve), in the same
+    family, so a held-out family is held out with both kinds of its curves.
+    """
     from corpus import load
 
     out: list[Case] = []
@@ -82,6 +93,13 @@ def corpus_cases(per_family: int | None, families: Sequence[str] | None = None) 
             if len(curve) < 3 * MIN_OBSERVED or not np.all(curve.value > 0):
                 continue
             out.append(Case(f"{fam}/{r.id}", fam, curve, sched, group=fam))
+        dense = [r for r in runs if r.source == "generated" and "val_loss" in r.metrics]
+        if train and dense:
+            idx = np.unique(np.linspace(0, len(dense) - 1, min(train, len(dense))).round())
+            for r in (dense[int(i)] for i in idx):
+                curve = r.curve("train_loss", schedule=False).finite()
+                if len(curve) >= 3 * MIN_OBSERVED and np.all(curve.value > 0):
+                    out.append(Case(f"{fam}/{r.id}:train", fam, curve, r.schedule, group=fam))
     return out
 
 
@@ -113,19 +131,25 @@ def score_all(cases: list[Case], fresh: bool, log: Callable[[str], None]) -> lis
 
 
 def _add_turned(case: Case, recs: list[Record]) -> None:
-    """Give records scored before the ``turned`` feature existed the value forecast() computes.
+    """Give records scored before the ``turned`` feature existed the value forecast() computes,
+    and every record its kind (``dense``: what ``auto``'s choice is keyed by).
 
-    It is a function of the observed part only (``_calibrate.turned`` of the prepared curve),
-    so adding it afterwards is what the forecast would have recorded; no forecast is rerun.
+    Both are functions of the observed part only (``_calibrate.turned`` of the prepared curve,
+    ``_prep.is_dense`` of its steps), so adding them afterwards is what the forecast would have
+    seen; no forecast is rerun.
     """
     full = case.curve
     until, first = full.last_step, int(full.step[0])
     for r in recs:
-        if r.failed or "turned" in r.features:
+        if r.failed:
             continue
         cut = int(first + r.fraction * (until - first))
+        seen = full.until(cut)
+        r.features["dense"] = float(is_dense(seen.step))  # what auto's choice is keyed by
+        if "turned" in r.features:
+            continue
         try:
-            r.features["turned"] = turned(prepare(full.until(cut), until).y)
+            r.features["turned"] = turned(prepare(seen, until).y)
         except runcast.RuncastError as err:
             # scored before forecast() required 6 points: today it is refused
             r.failed = f"{type(err).__name__}: {err}"
@@ -235,6 +259,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-family", type=int, default=None)
     ap.add_argument("--family", action="append", default=None)
+    ap.add_argument("--train", type=int, default=0,
+                    help="also this many per-step training-loss cases per generated family")
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--write-calibration", action="store_true")
     args = ap.parse_args()
@@ -243,7 +269,7 @@ def main() -> None:
         print(msg, file=sys.stderr, flush=True)
 
     t0 = time.time()
-    cases = corpus_cases(args.per_family, args.family)
+    cases = corpus_cases(args.per_family, args.family, args.train)
     fams = sorted({c.family for c in cases})
     log(f"{len(cases)} cases in {len(fams)} families")
     scored = score_all(cases, args.fresh, log)
@@ -255,14 +281,18 @@ def main() -> None:
         # a law record answered by the PFN fallback is calibrated as the PFN
         return taus.get((r.case, r.calibration_key, r.fraction), 1.0)
 
-    known = lofo_choice([r for r in recs if r.method in WITH_SCHEDULE], WITH_SCHEDULE, tau_of)
+    # a run with a schedule is judged with it: the blind methods compete on the same runs
+    with_sched = {r.case for r in recs if r.method in WITH_SCHEDULE}
+    known = lofo_choice([r for r in recs if r.method in KNOWN and r.case in with_sched],
+                        KNOWN, tau_of)  # fmt: skip
     blind = lofo_choice([r for r in recs if r.method in BLIND], BLIND, tau_of)
 
     def auto_known(r: Record) -> bool:
-        return r.family in known and r.method == pick(known, r.family, r.fraction)
+        return (r.family in known and r.case in with_sched
+                and r.method == pick(known, r.family, r.fraction, record_kind(r)))  # fmt: skip
 
     def auto_blind(r: Record) -> bool:
-        return r.family in blind and r.method == pick(blind, r.family, r.fraction)
+        return r.family in blind and r.method == pick(blind, r.family, r.fraction, record_kind(r))
 
     print(f"# forecast_lofo: {len(cases)} runs in {len(fams)} families x cut-offs {CUTOFFS}\n")
     print("Families: " + ", ".join(f"{f} ({sum(c.family == f for c in cases)})" for f in fams))
@@ -274,6 +304,11 @@ def main() -> None:
     rows += [(f"`{m}` (baseline)", lambda r, m=m: r.method == m) for m in BASELINES]
     print("\n### Pooled (each family weighs the same)\n")
     print(pooled_table(recs, tau_of, rows))
+    for kind, label in (("dense", "per-step curves (logged at least every other step)"),
+                        ("sparse", "sparse evaluation curves")):
+        part = [r for r in recs if record_kind(r) == kind]
+        print(f"\n#### Only the {label} (each family weighs the same)\n")
+        print(pooled_table(part, tau_of, rows[:2] + rows[2:5] + rows[-2:]))
     # the calibration shipped before this run (read before --write-calibration replaces it),
     # on the same records: fitted on the development curves, it is judged here on the corpus
     old = default_calibration()
@@ -290,11 +325,13 @@ def main() -> None:
     print(family_table(recs, tau_of, "without the schedule", auto_blind))
     print("\n#### What `auto` picked per cut-off, chosen without each family (counts over families)\n")
     for name, ch in (("schedule known", known), ("blind", blind)):
-        for frac in CUTOFFS:
-            picks = defaultdict(int)
-            for g in ch:
-                picks[pick(ch, g, frac)] += 1
-            print(f"- {name} @ {frac:.0%}: " + ", ".join(f"{m} x{n}" for m, n in picks.items()))
+        for kind in KINDS:
+            for frac in CUTOFFS:
+                picks = defaultdict(int)
+                for g in ch:
+                    picks[pick(ch, g, frac, kind)] += 1
+                print(f"- {name}, {kind} @ {frac:.0%}: "
+                      + ", ".join(f"{m} x{n}" for m, n in picks.items()))
     ood_used = defaultdict(list)
     for per in oods.values():
         for m, c in per.items():
@@ -318,10 +355,12 @@ def main() -> None:
         def shipped_tau(r: Record) -> float:
             return shipped.tau(r.calibration_key, r.observed, r.features)
 
-        choice = {
-            "known": best_choice(recs, WITH_SCHEDULE, shipped_tau),
-            "blind": best_choice(recs, BLIND, shipped_tau),
-        }
+        choice: dict[str, dict[float, str]] = {}
+        for label, cands, rs in (
+            ("known", KNOWN, [r for r in recs if r.case in with_sched]), ("blind", BLIND, recs)
+        ):
+            for (kind, frac), m in best_choice(rs, cands, shipped_tau).items():
+                choice.setdefault(f"{label}:{kind}", {})[frac] = m
         cal = Calibration(shipped.models, shipped.ranges, shipped.ood, choice)
         TABLE_PATH.write_text(cal.to_json() + "\n")
         log(f"wrote {TABLE_PATH}; ood {ood}; auto {json.dumps(choice)}")

@@ -212,3 +212,32 @@ def test_a_forecast_far_past_its_data_warns_once() -> None:
         warnings.simplefilter("always")
         forecast(c, until=30_000)  # 10x the data: what the calibration covers
     assert not [w for w in said if "steps observed" in str(w.message)]
+
+
+def test_auto_follows_the_shipped_table_per_kind_and_may_ignore_a_known_schedule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import runcast.forecast._api as api
+    from runcast.forecast._calibrate import Calibration
+
+    if "pfn" not in available_methods():  # (which loads the methods)
+        pytest.skip("the PFN needs torch")  # CI installs it: RUNCAST_NO_SKIPS fails this
+    table = Calibration({}, auto={"known:dense": {0.2: "law"}, "known:sparse": {0.2: "pfn"},
+                                  "blind:sparse": {0.2: "ensemble"}})  # fmt: skip
+    monkeypatch.setattr(api, "default_calibration", lambda: table)
+    spec = {"kind": "cosine", "peak": 1e-3, "end": 1e-5, "total": 10_000}
+    sched = Schedule.from_spec(spec)
+    dense_steps = np.arange(1, 2001)  # every step: a per-step training loss
+    sparse_steps = np.arange(50, 2001, 50)  # an evaluation every 50 steps
+    for steps, want, uses_schedule in ((dense_steps, "law", True), (sparse_steps, "pfn", False)):
+        # the schedule travels on the curve: a blind choice must not let the PFN read it there
+        c = Curve(steps, 2.0 + 3.0 * (steps / 50.0) ** -0.4, schedule=sched)
+        f = forecast(c, until=9_999)
+        assert f.method == want
+        kind = "dense" if steps is dense_steps else "sparse"
+        assert f.info["auto"] == {"kind": kind, "schedule_used": uses_schedule}
+        if want == "pfn":
+            assert f.info["schedule"] is uses_schedule
+    assert resolve_method("auto", None, 0.2) == "ensemble"
+    # a kind the table does not hold falls back to the documented defaults
+    assert resolve_method("auto", None, 0.2, dense=True) == "pfn+ensemble"

@@ -37,7 +37,14 @@ from runcast.forecast._calibrate import (
     features,
     refuse_below_zero,
 )
-from runcast.forecast._prep import MIN_POINTS, Prepared, as_until, detect_direction, prepare
+from runcast.forecast._prep import (
+    MIN_POINTS,
+    Prepared,
+    as_until,
+    detect_direction,
+    is_dense,
+    prepare,
+)
 from runcast.forecast._registry import METHODS, TABLE, get_method, register_method
 from runcast.forecast._types import Direction, Forecast
 from runcast.schedules import Schedule
@@ -235,27 +242,45 @@ def _run_raw(
     return out
 
 
-def resolve_method(method: str, schedule: Schedule | None, fraction: float | None = None) -> str:
-    """The method ``"auto"`` stands for, given whether a schedule is known.
+#: the methods ``auto``'s table may name that forecast without the schedule, even when one is
+#: known: on some kinds of curve the blind forecast is the better one (judged leave-one-family-out)
+BLIND_CHOICES = ("pfn", "pfn+ensemble", "ensemble")
 
-    The shipped calibration holds, per cut-off, the method with the best CRPS judged
-    leave-one-family-out on the corpus (``bench/forecast_lofo.py --write-calibration``); the
-    ``fraction`` of the run observed picks the nearest cut-off. Without that table (or its
-    method installed): the law with a schedule; without one, the PFN mixed with the ensemble,
-    else the ensemble.
+
+def auto_choice(
+    schedule: Schedule | None, fraction: float | None = None, dense: bool = False
+) -> tuple[str, bool]:
+    """What ``method="auto"`` runs: ``(method, whether it is given the schedule)``.
+
+    The shipped calibration holds, per kind of curve (``dense``: logged at least every other
+    step, :func:`~runcast.forecast._prep.is_dense`) and cut-off, the method with the best CRPS
+    judged leave-one-family-out on the corpus (``bench/forecast_lofo.py --write-calibration``);
+    the ``fraction`` of the run observed picks the nearest cut-off. With a schedule known the
+    table may name a blind method (:data:`BLIND_CHOICES`), which then forecasts without it.
+    Without that table (or its method installed): the law with a schedule; without one, the
+    PFN mixed with the ensemble, else the ensemble.
     """
-    if method != "auto":
-        return method
     _load_methods()
     if fraction is not None:
-        chosen = default_calibration().auto_method(schedule is not None, fraction)
+        chosen = default_calibration().auto_method(schedule is not None, fraction, dense)
         # "pfn+schedule" is the PFN's calibration key when it is given the schedule
-        chosen = "pfn" if chosen == "pfn+schedule" else chosen
-        if chosen in METHODS and (schedule is not None or not METHODS[chosen].needs_schedule):
-            return chosen
+        name = "pfn" if chosen == "pfn+schedule" else chosen
+        if name in METHODS:
+            blind = schedule is None or chosen in BLIND_CHOICES
+            if blind and METHODS[name].needs_schedule:
+                pass  # a table naming a schedule method for blind curves: not usable
+            else:
+                return name, not blind
     if schedule is not None:
-        return "law"
-    return "pfn+ensemble" if "pfn+ensemble" in METHODS else "ensemble"
+        return "law", True
+    return ("pfn+ensemble" if "pfn+ensemble" in METHODS else "ensemble"), False
+
+
+def resolve_method(
+    method: str, schedule: Schedule | None, fraction: float | None = None, dense: bool = False
+) -> str:
+    """The method ``"auto"`` stands for (:func:`auto_choice`); any other name is itself."""
+    return method if method != "auto" else auto_choice(schedule, fraction, dense)[0]
 
 
 @with_bounds  # within the metric's possible range: runcast.forecast._bounds
@@ -321,7 +346,16 @@ def forecast(
         _check_reach(finite, until)
     sched = _schedule_of(curve, schedule)
     seen = None if finite is None else finite.last_step / max(until, 1)
-    name = resolve_method(method, sched, seen)
+    name = method
+    dense = finite is not None and is_dense(finite.step)
+    if method == "auto":
+        name, use_schedule = auto_choice(sched, seen, dense)
+        if not use_schedule and sched is not None:
+            # a blind choice forecasts as if no schedule were known; the PFN would read one
+            # carried by the curve itself
+            sched = None
+            if isinstance(curve, Curve) and curve.schedule is not None:
+                curve = Curve(curve.step, curve.value, name=curve.name)
     if method == "auto" and name in ("law", "law+pfn") and finite is not None:
         # the laws model a loss over its schedule; an accuracy goes to the PFN, which uses it
         values = finite.value
@@ -331,7 +365,13 @@ def forecast(
     kwargs: dict[str, Any] = {"steps": steps, "direction": direction, "noise": noise,
                               "n_paths": n_paths, "seed": seed, **opts}  # fmt: skip
     try:
-        return run_method(name, curve, until, sched, **kwargs)
+        out = run_method(name, curve, until, sched, **kwargs)
+        if method == "auto":
+            # what auto saw and did: the kind of curve it chose for, and whether the chosen
+            # method was given the schedule (a blind choice forecasts better on some kinds)
+            out.info["auto"] = {"kind": "dense" if dense else "sparse",
+                                "schedule_used": sched is not None}  # fmt: skip
+        return out
     except FitError as err:
         # too few points (an InvalidInputError too): the PFN cannot help, and the message says
         # what to do; an explicit method is the user's choice, so its error stands

@@ -324,18 +324,29 @@ class Calibration:
     models: Mapping[str, Sequence[float]]
     ranges: Mapping[str, Sequence[Sequence[float]]] = field(default_factory=dict)
     ood: Mapping[str, float] = field(default_factory=dict)
-    #: what ``method="auto"`` uses, per cut-off: ``{"known": {0.1: "law", ...}, "blind": ...}``
+    #: what ``method="auto"`` uses per kind of curve and cut-off:
+    #: ``{"known:dense": {0.1: "law", ...}, "blind:sparse": ...}`` (:meth:`auto_method`)
     auto: Mapping[str, Mapping[float, str]] = field(default_factory=dict)
 
-    def auto_method(self, schedule_known: bool, fraction: float) -> str | None:
+    def auto_method(
+        self, schedule_known: bool, fraction: float, dense: bool = False
+    ) -> str | None:
         """The method chosen leave-one-family-out for this case (the nearest cut-off), if any.
 
+        The table is keyed ``"known:dense"``, ``"known:sparse"``, ``"blind:dense"``,
+        ``"blind:sparse"`` (a per-step curve or sparse evaluations, with or without the
+        schedule); a bare ``"known"`` / ``"blind"`` serves both kinds.
+
         Example:
-            >>> cal = Calibration({}, auto={"known": {0.1: "pfn", 0.5: "law"}})
+            >>> cal = Calibration({}, auto={"known:sparse": {0.1: "pfn", 0.5: "law"},
+            ...                             "known:dense": {0.1: "law"}})
             >>> cal.auto_method(True, 0.2), cal.auto_method(True, 0.9), cal.auto_method(False, 0.5)
             ('pfn', 'law', None)
+            >>> cal.auto_method(True, 0.2, dense=True)
+            'law'
         """
-        table = self.auto.get("known" if schedule_known else "blind")
+        base = "known" if schedule_known else "blind"
+        table = self.auto.get(f"{base}:{'dense' if dense else 'sparse'}") or self.auto.get(base)
         if not table:
             return None
         return table[min(table, key=lambda f: abs(f - fraction))]

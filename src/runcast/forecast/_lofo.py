@@ -9,8 +9,9 @@ was fitted and chosen without it:
   (``Calibration.ood``) by an inner cross-validation over those other families only (four
   folds of families): each of them is scored by a model fitted without its fold (and without
   the held-out family), and the coefficient that puts their coverage closest to target is kept;
-- :func:`lofo_choice` picks, per cut-off, the method ``auto`` uses from the other families'
-  scores, so that the figure reported for a family is the method it would have been given.
+- :func:`lofo_choice` picks, per kind of curve (dense per-step or sparse evaluations) and
+  cut-off, the method ``auto`` uses from the other families' scores, so that the figure
+  reported for a family is the method it would have been given.
 
 The records are scored once at every ``tau`` of a grid (:mod:`runcast.forecast._eval`), so none
 of this forecasts again: it refits small models on cached scores.
@@ -128,48 +129,73 @@ def lofo_calibration(
     return taus, oods
 
 
+#: the kinds of curve ``auto`` may choose for separately: a per-step training loss (dense,
+#: noisy) and an evaluation curve (sparse, smooth) are forecast best by different methods
+KINDS = ("dense", "sparse")
+
+
+def record_kind(r: Record) -> str:
+    """``"dense"`` when the record's observed part was logged at least every other step."""
+    return "dense" if r.features.get("dense", 0.0) > 0.5 else "sparse"
+
+
+ChoiceKey = tuple[str, float]  # (kind, cut-off)
+
+
 def _crps_table(
     records: Sequence[Record], candidates: Sequence[str], tau_of: Callable[[Record], float]
-) -> dict[tuple[str, str, float], float]:
-    """Mean relative CRPS per (family, method, cut-off); a failed forecast scores 1 (100% off)."""
-    cells: dict[tuple[str, str, float], list[float]] = {}
+) -> dict[tuple[str, str, str, float], float]:
+    """Mean relative CRPS per (family, method, kind, cut-off); a failed forecast scores 1."""
+    cells: dict[tuple[str, str, str, float], list[float]] = {}
     for r in records:
         if r.method in candidates:
             crps = 1.0 if r.failed else min(r.crps(tau_of(r)), 1.0)
-            cells.setdefault((_family(r), r.method, r.fraction), []).append(crps)
+            key = (_family(r), r.method, record_kind(r), r.fraction)
+            cells.setdefault(key, []).append(crps)
     return {k: float(np.mean(v)) for k, v in cells.items()}
 
 
 def _best(
-    table: Mapping[tuple[str, str, float], float],
+    table: Mapping[tuple[str, str, str, float], float],
     candidates: Sequence[str],
+    kind: str,
     fraction: float,
     without: str | None,
 ) -> str:
+    """The candidate of lowest mean CRPS over families (each counts once) for this kind and
+    cut-off; a candidate missing on some family's records is compared on the families where
+    every candidate was scored."""
+    cells = [(f, m) for (f, m, k, ff) in table if k == kind and ff == fraction and f != without]
+    fams = {f for f, _ in cells}
+    common = [f for f in fams if all((f, m) in cells for m in candidates)]
+
     def score(m: str) -> float:
-        vals = [
-            v for (f, mm, ff), v in table.items() if f != without and mm == m and ff == fraction
-        ]
+        vals = [table[(f, m, kind, fraction)] for f in common]
         return float(np.mean(vals)) if vals else np.inf
 
     return min(candidates, key=score)
+
+
+def _kinds_and_fractions(records: Sequence[Record]) -> list[ChoiceKey]:
+    return sorted({(record_kind(r), r.fraction) for r in records})
 
 
 def lofo_choice(
     records: Sequence[Record],
     candidates: Sequence[str],
     tau_of: Callable[[Record], float],
-) -> dict[str, dict[float, str]]:
-    """Per held-out family and cut-off, the candidate with the best CRPS on the other families.
+) -> dict[str, dict[ChoiceKey, str]]:
+    """Per held-out family, kind of curve and cut-off: the candidate with the best CRPS on the
+    other families.
 
     The score is the mean relative CRPS of the final value per family, averaged over families
     (each family counts once, however many runs it has), at each record's own LOFO ``tau``;
     a method that failed on a record scores that record as its CRPS would be 1 (100% off).
     """
     table = _crps_table(records, candidates, tau_of)
-    fracs = sorted({r.fraction for r in records})
+    keys = _kinds_and_fractions(records)
     return {
-        g: {fr: _best(table, candidates, fr, g) for fr in fracs}
+        g: {(k, fr): _best(table, candidates, k, fr, g) for k, fr in keys}
         for g in sorted({_family(r) for r in records})
     }
 
@@ -178,14 +204,21 @@ def best_choice(
     records: Sequence[Record],
     candidates: Sequence[str],
     tau_of: Callable[[Record], float],
-) -> dict[float, str]:
-    """Per cut-off, the candidate with the best CRPS over every family (what ships)."""
+) -> dict[ChoiceKey, str]:
+    """Per kind and cut-off, the candidate with the best CRPS over every family (what ships)."""
     table = _crps_table(records, candidates, tau_of)
-    return {fr: _best(table, candidates, fr, None) for fr in sorted({r.fraction for r in records})}
+    keys = _kinds_and_fractions(records)
+    return {(k, fr): _best(table, candidates, k, fr, None) for k, fr in keys}
 
 
-def pick(choice: Mapping[str, Mapping[float, str]], family: str, fraction: float) -> str:
-    """The method chosen for ``family`` at ``fraction`` (the nearest cut-off's choice)."""
+def pick(
+    choice: Mapping[str, Mapping[ChoiceKey, str]],
+    family: str,
+    fraction: float,
+    kind: str = "sparse",
+) -> str:
+    """The method chosen for ``family``'s curves of ``kind`` at ``fraction`` (the nearest
+    cut-off's choice for that kind, else for any kind)."""
     per = choice[family]
-    near = min(per, key=lambda f: abs(f - fraction))
-    return per[near]
+    keys = [k for k in per if k[0] == kind] or list(per)
+    return per[min(keys, key=lambda k: abs(k[1] - fraction))]

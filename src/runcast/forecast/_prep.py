@@ -42,6 +42,20 @@ N_OUT_STEPS = 200
 _MAD = 1.4826  # MAD -> standard deviation for a normal
 
 
+def is_dense(steps: npt.ArrayLike) -> bool:
+    """Whether a curve was logged at least every other step over its span (a per-step training
+    loss, noisy) rather than at sparse evaluations (smooth): ``auto`` picks for each kind.
+
+    Example:
+        >>> is_dense(range(0, 500)), is_dense(range(0, 5000, 50))
+        (True, False)
+    """
+    s = np.asarray(steps)
+    if s.size < 2:
+        return False
+    return bool(s.size >= 0.5 * (float(s.max()) - float(s.min()) + 1.0))
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A curve ready for fitting, in the falling orientation and a normalised scale.
