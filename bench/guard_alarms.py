@@ -199,6 +199,13 @@ def main() -> None:
         i = min(range(len(grid)), key=lambda j: objective(results[j], fams))
         print(f"\nChosen on all families: {grid[i]}; the class ships {shipped}"
               f" ({'the same' if grid[i] == shipped else 'DIFFERENT'}).")  # fmt: skip
+    if len(grid) > 1:
+        print("\nEvery setting on all families (the trade-off the choice makes)\n")
+        print(head)
+        for g, rows in zip(grid, results, strict=True):
+            print(
+                line(f"z {g['z_threshold']:g}, x{g['min_factor']:g}", "**all**", total(rows, fams))
+            )
     j = grid.index(shipped)
     print("\nAt the shipped defaults\n")
     print(head)
