@@ -7,10 +7,13 @@ server's default durable settings: fsync on) and measures:
 2. kill -9 of writers at random moments, 20 times: the store opens and reads after every round,
    each killed run holds every step up to its last confirmed flush, with no gap.
 3. Logging overhead on a 1.5 ms training step (torch matmuls, one thread), PostgreSQL and SQLite
-   in one run: blocks of steps take turns (plain, control, SQLite, PostgreSQL, then reversed);
-   "control" is the plain loop again, the noise floor. Each logged block ends with a flush.
+   in one run, paired and interleaved: every round runs one block (a second of steps) of each
+   variant (plain, control = the plain loop again as the noise floor, SQLite, PostgreSQL) in a
+   random order; each logged block ends with a flush, the writer's once-a-second commit. The overhead with a 95% bootstrap interval over rounds,
+   on the process's CPU time and on wall time; then the CPU cost of one log() call directly.
 4. The dashboard's run list (``/api/runs``'s ``DashboardData.runs``) at 10,000 runs, on SQLite
-   and PostgreSQL: the first load, then the polls after it; the old full listing as the anchor.
+   and PostgreSQL, pages of 200 and 50: the first load, then 100 polls after it (median and
+   slowest); the old full listing as the anchor.
 5. ``runcast sync`` of 1,000,000 points from an SQLite file into PostgreSQL, then again.
 
     python bench/store_postgres.py            # everything (~5-10 minutes on 2 cores)
@@ -131,13 +134,33 @@ def bench_kills(url: str, n_kills: int, seed: int = 20261206) -> dict[str, Any]:
             "max_kept_beyond_flush": max(kept_beyond or [0])}  # fmt: skip
 
 
-def bench_overhead(
-    url: str, sqlite: Path, rounds: int, block: int, flush_blocks: bool = True
-) -> dict[str, float]:
-    """Overhead of logging 3 metrics per step, in three clocks: wall time (what a user waits,
-    and what a loaded shared machine makes noisy), the training thread's CPU time (what
-    ``run.log`` itself costs it) and the whole process's CPU time (the writer thread's
-    batching, psycopg and SQLite included: what it would cost on a single free core)."""
+def paired_overhead(
+    logged: list[float], plain: list[float], seed: int = 0, n_boot: int = 4000
+) -> tuple[float, float, float]:
+    """Overhead in % of the plain blocks, sum(logged - plain) / sum(plain), with its 95%
+    bootstrap interval: rounds are resampled whole, so each logged block stays paired with the
+    plain block that ran beside it (same moment, same machine load)."""
+    a, b = np.asarray(logged), np.asarray(plain)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
+    boot = 100.0 * ((a[idx] - b[idx]).sum(axis=1) / b[idx].sum(axis=1))
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return 100.0 * float((a - b).sum() / b.sum()), float(lo), float(hi)
+
+
+def bench_overhead(url: str, sqlite: Path, rounds: int, seed: int = 20261206) -> dict[str, Any]:
+    """Logging overhead of 3 metrics per step on a ~1.5 ms training step, paired and
+    interleaved: each round runs one block of steps of every variant (plain; control, the
+    plain loop again, i.e. the noise floor; SQLite; PostgreSQL) in a fresh random order.
+
+    A block is one second of the step's CPU time (~670 steps) and every logged block ends
+    with a flush: exactly the one commit a second the writer makes in training on a free core,
+    charged to the block that caused it. (Left to its timer, the writer commits once a second
+    of *wall* time; on a loaded machine whose steps take 10x longer it would commit 10x as
+    often per step as in real training, and each commit costs the same whatever its size.)
+    Clocks: the process's CPU time (the training thread and the writer thread together: what
+    logging costs, as if both shared one core; machine load barely moves it) and wall time
+    (what a user waits, here on a shared, loaded machine)."""
     import torch
 
     torch.set_num_threads(1)
@@ -159,41 +182,48 @@ def bench_overhead(
             x = torch.tanh(x @ w) * 0.5
         return 0.1
 
-    runs = {"sqlite": runcast.init(project="overhead", db=sqlite),
-            "postgresql": runcast.init(project="overhead", db=url)}  # fmt: skip
+    block = round(1.0 / per)  # one second of steps: one commit a second, as in training
+    # the writer's own timer never fires inside a block: the flush that ends it commits
+    runs = {"sqlite": runcast.init(project="overhead", db=sqlite, flush_every=3600.0),
+            "postgresql": runcast.init(project="overhead", db=url, flush_every=3600.0)}  # fmt: skip
     variants = ("plain", "control", "sqlite", "postgresql")
-    clocks = {"wall": time.perf_counter, "thread": time.thread_time, "process": time.process_time}
-    totals = {(v, c): 0.0 for v in variants for c in clocks}
-    per_round: dict[str, list[float]] = {v: [] for v in variants[1:]}  # thread clock
-    counter = {"n": 0}
+    clocks = {"process": time.process_time, "wall": time.perf_counter}
+    took: dict[tuple[str, str], list[float]] = {(v, c): [] for v in variants for c in clocks}
+    counter = 0
 
-    def block_of(variant: str) -> float:
+    def block_of(variant: str) -> None:
+        nonlocal counter
         run = runs.get(variant)
         start = {c: f() for c, f in clocks.items()}
         for _ in range(block):
             loss = step()
             if run is not None:
-                i = counter["n"] = counter["n"] + 1
-                run.log({"loss": loss, "lr": 1e-3, "grad_norm": 0.5}, step=i)
-        if run is not None and flush_blocks:
-            run.flush()  # charge the writer's commit to this block (it commits once a second)
-        took = {c: f() - start[c] for c, f in clocks.items()}
-        for c, t in took.items():
-            totals[(variant, c)] += t
-        return took["thread"]
+                counter += 1
+                run.log({"loss": loss, "lr": 1e-3, "grad_norm": 0.5}, step=counter)
+        if run is not None:
+            run.flush()
+        for c, f in clocks.items():
+            took[(variant, c)].append(f() - start[c])
 
-    for r in range(rounds):
-        took = {v: block_of(v) for v in (variants if r % 2 == 0 else variants[::-1])}
-        for v in variants[1:]:  # paired with the plain block of the same round
-            per_round[v].append(100.0 * (took[v] / took["plain"] - 1.0))
+    rng = random.Random(seed)
+    for _ in range(2):  # warm-up rounds, not counted: first commits, caches, the calibration
+        for v in variants:
+            block_of(v)
+    for v, c in took:
+        took[(v, c)].clear()
+    for _ in range(rounds):
+        for v in rng.sample(variants, len(variants)):
+            block_of(v)
     for run in runs.values():
         run.finish()
-    out = {"step_ms": 1e3 * totals[("plain", "thread")] / (rounds * block),
-           "wall_step_ms": 1e3 * totals[("plain", "wall")] / (rounds * block)}  # fmt: skip
+    out: dict[str, Any] = {
+        "rounds": rounds, "block": block,
+        "step_ms": 1e3 * sum(took[("plain", "process")]) / (rounds * block),
+        "wall_step_ms": 1e3 * sum(took[("plain", "wall")]) / (rounds * block),
+    }  # fmt: skip
     for v in variants[1:]:
         for c in clocks:
-            out[f"{v}_{c}"] = 100.0 * (totals[(v, c)] / totals[("plain", c)] - 1.0)
-        out[f"{v}_median"] = statistics.median(per_round[v])
+            out[f"{v}_{c}"] = paired_overhead(took[(v, c)], took[("plain", c)])
     return out
 
 
@@ -246,7 +276,11 @@ def fill_runs(store: SQLStore, n_runs: int, points: int = 50) -> None:
         store._execute(statements, "fill the bench store")
 
 
-def bench_api(db: Path | str, n_runs: int, polls: int) -> dict[str, float]:
+def bench_api(db: Path | str, n_runs: int, polls: int) -> list[dict[str, float]]:
+    """The run list at ``n_runs`` runs: a page of 200 (the API's default) and of 50 (what the
+    dashboard's page asks for), each on a fresh ``DashboardData``: its first load, the page's
+    forecasts made in the background, then ``polls`` polls (the goal's figure), then filtered
+    polls (project and name text, an offset)."""
     from runcast.ui._api import DashboardData
 
     with open_store(db) as store:
@@ -255,31 +289,37 @@ def bench_api(db: Path | str, n_runs: int, polls: int) -> dict[str, float]:
         for info in store.runs():
             store.summary(info.id)
         full_listing = time.perf_counter() - t
-    api = DashboardData(db)
-    try:
-        t = time.perf_counter()
-        first = api.runs()
-        first_s = time.perf_counter() - t
-        t = time.perf_counter()
-        api._pool.submit(lambda: None).result()  # the page's forecasts, made in the background
-        forecasts_s = time.perf_counter() - t
-        times = []
-        for _ in range(polls):
+    out = []
+    for limit in (200, 50):
+        api = DashboardData(db)
+        try:
             t = time.perf_counter()
-            body = api.runs()
-            times.append(time.perf_counter() - t)
-        assert body["total"] == n_runs and all(r["forecast"] for r in body["runs"])
-        filt = []
-        for i in range(polls):
+            first = api.runs(limit=limit)
+            first_s = time.perf_counter() - t
             t = time.perf_counter()
-            api.runs(project=f"p{i % 10}", name="run-1", offset=20)
-            filt.append(time.perf_counter() - t)
-    finally:
-        api.close()
-    return {"runs": n_runs, "page": len(first["runs"]), "first_ms": 1e3 * first_s,
-            "forecasts_s": forecasts_s, "poll_median_ms": 1e3 * statistics.median(times),
-            "poll_max_ms": 1e3 * max(times), "filtered_median_ms": 1e3 * statistics.median(filt),
-            "full_listing_ms": 1e3 * full_listing}  # fmt: skip
+            api._pool.submit(lambda: None).result()  # the page's forecasts, in the background
+            forecasts_s = time.perf_counter() - t
+            times = []
+            for _ in range(polls):
+                t = time.perf_counter()
+                body = api.runs(limit=limit)
+                times.append(time.perf_counter() - t)
+            assert body["total"] == n_runs and all(r["forecast"] for r in body["runs"])
+            filt = []
+            for i in range(polls):
+                t = time.perf_counter()
+                api.runs(project=f"p{i % 10}", name="run-1", offset=20, limit=limit)
+                filt.append(time.perf_counter() - t)
+        finally:
+            api.close()
+        out.append({"runs": n_runs, "page": len(first["runs"]), "first_ms": 1e3 * first_s,
+                    "forecasts_s": forecasts_s,
+                    "poll_median_ms": 1e3 * statistics.median(times),
+                    "poll_max_ms": 1e3 * max(times),
+                    "filtered_median_ms": 1e3 * statistics.median(filt),
+                    "filtered_max_ms": 1e3 * max(filt),
+                    "full_listing_ms": 1e3 * full_listing})  # fmt: skip
+    return out
 
 
 def bench_sync(local: Path, url: str, n_points: int) -> dict[str, float]:
@@ -314,6 +354,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="writers,kills,overhead,api,sync",
                         help="which parts to run, comma-separated")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=30,
+                        help="rounds of the paired logging-overhead measurement")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     q, only = args.quick, set(args.only.split(","))
@@ -335,21 +377,19 @@ def main() -> None:
             print(f"| {k['kills']} | {k['checked']} | {k['consistent']} | {k['max_kept_beyond_flush']} |\n")
         if "overhead" in only:
             print("### Logging overhead on a training step (3 metrics per step)\n")
-            for flush in (True, False):
-                o = bench_overhead(pg.new_database(f"overhead{int(flush)}"),
-                                   tmp / f"overhead{int(flush)}.db", 6 if q else 16, 200,
-                                   flush_blocks=flush)  # fmt: skip
-                how = ("each logged block ends with a flush" if flush
-                       else "the writer commits once a second, as in training")  # fmt: skip
-                print(f"{how}; a step: {o['step_ms']:.2f} ms of CPU ({o['wall_step_ms']:.2f} ms "
-                      "of wall time on this machine)\n")  # fmt: skip
-                print("| clock | control (noise floor) | SQLite | PostgreSQL |")
-                print("|---|---|---|---|")
-                for c in ("thread", "process", "wall", "median"):
-                    label = "thread, median of rounds" if c == "median" else c
-                    print(f"| {label} | {o['control_' + c]:+.2f}% | {o['sqlite_' + c]:+.2f}% "
-                          f"| {o['postgresql_' + c]:+.2f}% |")  # fmt: skip
-                print()
+            o = bench_overhead(pg.new_database("overhead"), tmp / "overhead.db",
+                               6 if q else args.rounds)  # fmt: skip
+            print(f"{o['rounds']} rounds of one {o['block']}-step block per variant in a random "
+                  f"order; a step: {o['step_ms']:.2f} ms of CPU ({o['wall_step_ms']:.2f} ms of "
+                  "wall time on this machine). Overhead: sum(logged - plain) / sum(plain) over "
+                  "the rounds, [95% bootstrap interval, rounds resampled whole]:\n")  # fmt: skip
+            print("| clock | control (noise floor) | SQLite | PostgreSQL |")
+            print("|---|---|---|---|")
+            for c in ("process", "wall"):
+                cells = [o[f"{v}_{c}"] for v in ("control", "sqlite", "postgresql")]
+                print(f"| {c} | " + " | ".join(
+                    f"{m:+.2f}% [{lo:+.2f}, {hi:+.2f}]" for m, lo, hi in cells) + " |")  # fmt: skip
+            print()
             c = bench_log_cost(pg.new_database("cost"), tmp / "cost.db", 5_000 if q else 20_000)
             print("CPU per logged step (3 metrics), against a 1.5 ms step:\n")
             print("| store | training thread: run.log (us) | writer thread (us) | run.log / 1.5 ms | both / 1.5 ms |")
@@ -360,15 +400,16 @@ def main() -> None:
                       f"| {(log_us + writer_us) / 15:.2f}% |")  # fmt: skip
             print()
         if "api" in only:
-            print("### The dashboard's run list (`/api/runs`, a page of 200)\n")
-            print("| store | runs | first load (ms) | its page's forecasts (s) | poll median (ms) | poll max (ms) | filtered poll median (ms) | anchor: list + summary of every run (ms) |")
-            print("|---|---|---|---|---|---|---|---|")
+            print("### The dashboard's run list (`/api/runs`)\n")
+            print("| store | runs | page | first load (ms) | its page's forecasts (s) | poll median (ms) | poll max (ms) | filtered poll median / max (ms) | anchor: list + summary of every run (ms) |")
+            print("|---|---|---|---|---|---|---|---|---|")
             n = 1000 if q else 10_000
             for label, db in (("SQLite", tmp / "api.db"), ("PostgreSQL", pg.new_database("api"))):
-                a = bench_api(db, n, 10 if q else 30)
-                print(f"| {label} | {a['runs']:,} | {a['first_ms']:.0f} | {a['forecasts_s']:.1f} "
-                      f"| {a['poll_median_ms']:.0f} | {a['poll_max_ms']:.0f} "
-                      f"| {a['filtered_median_ms']:.0f} | {a['full_listing_ms']:.0f} |")  # fmt: skip
+                for a in bench_api(db, n, 10 if q else 100):
+                    print(f"| {label} | {a['runs']:,} | {a['page']} | {a['first_ms']:.0f} "
+                          f"| {a['forecasts_s']:.1f} | {a['poll_median_ms']:.1f} "
+                          f"| {a['poll_max_ms']:.1f} | {a['filtered_median_ms']:.1f} / "
+                          f"{a['filtered_max_ms']:.1f} | {a['full_listing_ms']:.0f} |")  # fmt: skip
             print()
         if "sync" in only:
             s = bench_sync(tmp / "local.db", pg.new_database("team"), 100_000 if q else 1_000_000)
