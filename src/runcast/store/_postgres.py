@@ -188,8 +188,11 @@ def _add_indexes(conn: Any) -> None:
     have = {r[0] for r in rows}
     for name, sql in LATER_INDEXES.items():
         if name not in have:
-            with contextlib.suppress(_psycopg().errors.InsufficientPrivilege):
-                conn.execute(sql)  # a user who may only read keeps a slower list
+            # best effort: a user who may only read keeps a slower list, and of two processes
+            # making it at once the second may fail on the catalog's unique name (autocommit:
+            # the connection is fine after it)
+            with contextlib.suppress(_psycopg().Error):
+                conn.execute(sql)
 
 
 class PostgresStore(SQLStore):
