@@ -237,8 +237,12 @@ def test_run_list_pages_with_previous_and_next(page: Any, db_path: Path) -> None
         page.locator("#older").click()
         wait_for(newest[6], 1)
         assert page.locator("#older").is_disabled() and page.locator("#newer").is_enabled()
-        # the page stays put across the list's own refreshes (every 2 s)
-        page.wait_for_timeout(2500)
+        # the page stays put across the list's own refresh (every 2 s; the status line says when)
+        before = page.locator("#status").inner_text()
+        page.wait_for_function(
+            "(t) => document.getElementById('status').textContent !== t", arg=before,
+            timeout=15_000,
+        )
         assert shown() == newest[6:]
         page.locator("#newer").click()
         wait_for(newest[3], 3)
