@@ -17,13 +17,17 @@ the script says whether they agree.
 
     .venv/bin/python bench/guard_alarms.py                 # the table in bench/README.md
     .venv/bin/python bench/guard_alarms.py --max-steps 3000 --inject 5 --grid default  # quick
+    .venv/bin/python bench/guard_alarms.py --grid default --before e59a620  # the guard then
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -44,6 +48,22 @@ INJECT = (
     ("both x10", 10.0, 10.0),
 )
 GOAL = ("loss x10", "loss x100", "grad x100")
+
+
+def guard_at(commit: str) -> Any:
+    """The ``InstabilityGuard`` class as it was at a git commit of this repository."""
+    root = Path(__file__).resolve().parent.parent
+    src = subprocess.run(
+        ["git", "show", f"{commit}:src/runcast/steer/_guard.py"],
+        cwd=root, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    path = Path(tempfile.mkdtemp()) / "guard_then.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("guard_then", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.InstabilityGuard
 
 
 def defaults() -> dict[str, float]:
@@ -166,7 +186,12 @@ def main() -> None:
     ap.add_argument("--inject", type=int, default=10, help="injection points per run")
     ap.add_argument("--grid", choices=("lofo", "default"), default="lofo",
                     help="lofo: choose the defaults leave-one-family-out; default: as shipped")  # fmt: skip
+    ap.add_argument("--before", metavar="COMMIT",
+                    help="measure the guard as it was at COMMIT (at its defaults) instead")  # fmt: skip
     args = ap.parse_args()
+    if args.before:
+        global InstabilityGuard
+        InstabilityGuard = guard_at(args.before)
     t0 = time.perf_counter()
     data = streams(args.max_steps)
     shipped = defaults()
