@@ -39,7 +39,9 @@ def _objective(floors: list[float], sign: float = 1.0, schedule: bool = False) -
 @pytest.mark.parametrize(("direction", "sign"), [("minimize", 1.0), ("maximize", -1.0)])
 def test_pruner_prunes_losers_keeps_winners(direction: str, sign: float) -> None:
     floors = [0.5, 2.0, 0.45, 3.0]
-    pruner = ForecastPruner(total_steps=TOTAL, n_warmup_steps=10, n_min_trials=1)
+    # threshold 0.05: the mechanism on one finished trial (the defaults, chosen on sweeps of 40
+    # trials, wait for more evidence when a trial has no schedule)
+    pruner = ForecastPruner(total_steps=TOTAL, n_warmup_steps=10, n_min_trials=1, threshold=0.05)
     study = optuna.create_study(direction=direction, pruner=pruner)
     study.optimize(_objective(floors, sign), n_trials=len(floors))
     states = [t.state.name for t in study.trials]
@@ -47,8 +49,10 @@ def test_pruner_prunes_losers_keeps_winners(direction: str, sign: float) -> None
     assert states == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
     for n in (1, 3):
         d = pruner.decisions[n]
-        assert d.action == "prune" and d.numbers["p_beat"] < 0.05
-        assert 10 <= d.step < 20  # soon after the warm-up, not at the end
+        assert d.action == "prune" and d.numbers["p_beat"] < pruner.threshold
+        # before half the budget, not at the end: with one finished trial to learn from, the
+        # analog forecast stays wide for a while (it was pruned at step 28 of 60)
+        assert 10 <= d.step < TOTAL // 2
     assert pruner.decisions[2].action == "continue"
 
 
@@ -171,7 +175,7 @@ def test_pruner_forecasts_with_the_trials_schedule(attrs: bool) -> None:
 
 def test_pruner_collects_pruned_trials_curves() -> None:
     # two completed trials, then losers; the pruned losers' curves reach the forecast too
-    pruner = ForecastPruner(total_steps=TOTAL, n_warmup_steps=10)
+    pruner = ForecastPruner(total_steps=TOTAL, n_warmup_steps=10, threshold=0.05)
     study = optuna.create_study(pruner=pruner)
     study.optimize(_objective([0.5, 0.6, 2.0, 3.0, 2.5]), n_trials=5)
     assert [t.state.name for t in study.trials] == [
@@ -190,11 +194,12 @@ def test_pruner_collects_pruned_trials_curves() -> None:
 
 
 def test_pruner_without_arguments_infers_the_budget_and_keeps_the_forecast() -> None:
-    # written as every Optuna pruner is: no budget; it is where completed trials ended
+    # written as every Optuna pruner is: no budget; it is where completed trials ended (each
+    # trial's schedule given: its default threshold is then 0.01)
     floors = [0.5, 0.45, 2.0, 3.0, 0.4]
     pruner = ForecastPruner()
     study = optuna.create_study(pruner=pruner)
-    study.optimize(_objective(floors), n_trials=len(floors))
+    study.optimize(_objective(floors, schedule=True), n_trials=len(floors))
     assert [t.state.name for t in study.trials] == [
         "COMPLETE",
         "COMPLETE",
@@ -202,15 +207,16 @@ def test_pruner_without_arguments_infers_the_budget_and_keeps_the_forecast() -> 
         "PRUNED",
         "COMPLETE",
     ]
-    assert not study.trials[0].user_attrs and not study.trials[4].user_attrs
+    # only pruned trials get a forecast kept
+    assert not any("runcast_forecast" in study.trials[i].user_attrs for i in (0, 1, 4))
     for t in study.trials[2:4]:
         kept = t.user_attrs["runcast_forecast"]
         assert kept["final_step"] == TOTAL  # the inferred budget: completed trials' last step
         assert kept["step"] == t.last_step < TOTAL
         assert kept["best"] == pytest.approx(0.45 + 2.0 / TOTAL)
-        assert kept["p_beat"] < 0.05
+        assert kept["p_beat"] < 0.01
         # the estimate a sampler can use instead of the lost trial: worse than the best, and
-        # (pruned at its second report, the peers' improvement borrowed) not above its truth
+        # (pruned early, the peers' improvement borrowed) not above its truth
         assert kept["best"] < kept["final_lo80"] <= kept["final_median"] <= kept["final_hi80"]
         assert kept["final_median"] < floors[t.number] + 2.0 / TOTAL
 

@@ -58,7 +58,9 @@ def test_forecast_scheduler_stops_losers(ray_session: None, tmp_path: Any) -> No
 def test_forecast_scheduler_infers_the_budget(ray_session: None, tmp_path: Any) -> None:
     # no total_steps: the last training_iteration a completed trial reported (as Optuna's
     # HyperbandPruner with max_resource="auto")
-    sched = ForecastScheduler(grace_period=8, n_min_trials=1)
+    # threshold 0.05: with one finished trial the default (leave-one-sweep-out's, for sweeps
+    # of 40 trials) waits for more evidence than this 40-iteration test gives
+    sched = ForecastScheduler(grace_period=8, n_min_trials=1, threshold=0.05)
     tuner = tune.Tuner(
         trainable,
         param_space={"floor": tune.grid_search([0.1, 1.5])},
@@ -79,7 +81,7 @@ def test_forecast_scheduler_settings() -> None:
     s = ForecastScheduler(total_steps=10)
     assert s.set_search_properties("acc", "max") and s._rule.mode == "max"
     # the defaults the sweep benchmark reports
-    assert (s.threshold, s._rule.n_min_trials, s._rule.peer_method) == (0.005, 2, "auto")
+    assert (s.threshold, s._rule.n_min_trials, s._rule.peer_method) == (None, 2, "analog")
     opts = ForecastScheduler(total_steps=10, peer_options={"mix": 0.1})._rule.peer_options
     assert dict(opts) == {"mix": 0.1}  # the same settings as the Optuna pruner's
     with pytest.raises(InvalidInputError, match="bandwith"):

@@ -130,11 +130,17 @@ def test_rule_with_runcast_forecast_prunes_a_clear_loser() -> None:
 
 
 def test_rule_defaults() -> None:
-    # the defaults the sweep benchmark reports: threshold 0.005 (what leave-one-sweep-out
-    # chooses on the corpus, bench/README.md issue 14), 2 completed trials, 2 reports
+    # the defaults the sweep benchmark reports (bench/README.md, issue 14): the threshold
+    # leave-one-sweep-out chooses, 0.01 for a trial with a known schedule and 0.002 without,
+    # 2 completed trials, 2 reports
+    from runcast.schedules import Schedule
+
     rule = PruneRule()
-    assert (rule.threshold, rule.n_min_trials, rule.warmup_reports) == (0.005, 2, 2)
-    assert (rule.warmup_steps, rule.peer_method) == (0, "auto")
+    sch = Schedule.from_spec({"kind": "cosine", "peak": 0.1, "total": 100})
+    assert (rule.threshold_for(sch), rule.threshold_for(None)) == (0.01, 0.002)
+    assert (rule.n_min_trials, rule.warmup_reports) == (2, 2)
+    # the analog forecast with or without a schedule: also leave-one-sweep-out's choice
+    assert (rule.warmup_steps, rule.peer_method) == (0, "analog")
 
 
 def test_rule_waits_for_warmup_reports() -> None:
@@ -158,7 +164,7 @@ def test_rule_auto_uses_analog_only_with_a_schedule(schedule: str | None, method
     sch = None if schedule is None else Schedule.from_spec({"kind": schedule, "peak": 0.1})
     peers = [Curve(S, 0.5 + 5.0 / S), Curve(S, 0.52 + 5.0 / S)]
     # threshold 0.05: with two peers the analog forecast still gives this trial 1.8%
-    d = PruneRule(threshold=0.05).decide(
+    d = PruneRule(threshold=0.05, peer_method="auto").decide(
         S[:4],
         2.0 + 5.0 / S[:4],
         total_steps=200,
@@ -171,6 +177,16 @@ def test_rule_auto_uses_analog_only_with_a_schedule(schedule: str | None, method
     # far above both peers at step 40: either forecast says it cannot win; the reason says
     # which forecast decided (shift forecasts are named "peers")
     assert d.action == "prune" and f"({method} forecast)" in d.reason
+
+
+def test_rule_default_uses_the_analog_forecast_without_a_schedule() -> None:
+    # leave-one-sweep-out chose the analog forecast for trials without a schedule too
+    peers = [Curve(S, 0.5 + 5.0 / S), Curve(S, 0.52 + 5.0 / S)]
+    d = PruneRule().decide(
+        S[:4], 2.0 + 5.0 / S[:4], total_steps=200, best=0.525, n_completed=2, peers=peers
+    )
+    assert "(analog forecast)" in d.reason and d.numbers["final_median"] > 1.0
+    assert d.numbers["threshold"] == 0.002  # no schedule: the stricter default
 
 
 def test_rule_rejects_bad_settings() -> None:

@@ -48,7 +48,12 @@ from runcast.integrations._history import history_curve
 from runcast.integrations._plan import check_units
 from runcast.schedules import Schedule
 from runcast.steer._decision import Decision
-from runcast.steer._prune import DEFAULT_THRESHOLD, Forecaster, PeerMethod, PruneRule
+from runcast.steer._prune import (
+    DEFAULT_PEER_METHOD,
+    Forecaster,
+    PeerMethod,
+    PruneRule,
+)
 
 require("optuna", extra="optuna", purpose="for runcast.integrations.optuna")
 import optuna  # noqa: E402  (after require: a missing optuna names the extra to install)
@@ -68,8 +73,9 @@ class ForecastPruner(optuna.pruners.BasePruner):
         total_steps: the step at which every trial ends (per trial, the user attribute
             ``"runcast_total_steps"`` wins); None (default): the last step any completed trial
             reported, as Optuna's ``HyperbandPruner(max_resource="auto")`` infers it.
-        threshold: prune when ``P(final beats best completed) < threshold``; the default,
-            0.005, is what leave-one-sweep-out chooses on the corpus's real sweeps
+        threshold: prune when ``P(final beats best completed) < threshold``; None (default):
+            0.01 for a trial with a ``"runcast_schedule"``, 0.002 for one without, what
+            leave-one-sweep-out chooses on the corpus's real sweeps in each case
             (``bench/sweep_pruning.py``; a higher one saves compute and loses the winner more
             often).
         n_warmup_steps: never prune before this step.
@@ -83,7 +89,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
             :func:`runcast.steer.analog_forecast`); else, or when no trial completed yet, from
             the trial's own curve with :func:`runcast.forecast`, given the trial's
             ``"runcast_schedule"`` spec when it has one.
-        peer_method: ``"auto"`` (analog with a schedule, else shift), ``"analog"`` or
+        peer_method: ``"analog"`` (default: how similar trials went on, chosen
+            leave-one-sweep-out), ``"auto"`` (analog with a schedule, else shift) or
             ``"shift"`` (see :class:`runcast.steer.PruneRule`).
         peer_options: more keyword arguments of :func:`runcast.steer.analog_forecast` (its
             kernel widths, ``mix``, ``noise``), to change its defaults.
@@ -98,14 +105,14 @@ class ForecastPruner(optuna.pruners.BasePruner):
         self,
         total_steps: int | None = None,
         *,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         n_warmup_steps: int = 0,
         n_warmup_reports: int = 2,
         n_min_trials: int = 2,
         interval_steps: int = 1,
         min_points: int = 5,
         use_peers: bool = True,
-        peer_method: PeerMethod = "auto",
+        peer_method: PeerMethod = DEFAULT_PEER_METHOD,
         peer_options: Mapping[str, Any] | None = None,
         forecaster: Forecaster | None = None,
     ) -> None:
@@ -132,8 +139,9 @@ class ForecastPruner(optuna.pruners.BasePruner):
         self.decisions: dict[int, Decision] = {}
 
     @property
-    def threshold(self) -> float:
-        """The probability below which a trial is pruned."""
+    def threshold(self) -> float | None:
+        """The probability below which a trial is pruned; None: chosen per trial, 0.01 with a
+        known schedule, else 0.002 (:meth:`runcast.steer.PruneRule.threshold_for`)."""
         return self._rule.threshold
 
     def _schedule(self, trial: Any) -> Schedule | None:

@@ -13,8 +13,8 @@ The forecast comes from the sweep's other trials, completed and stopped (see
 
 Example:
     >>> sched = ForecastScheduler(metric="loss", mode="min", total_steps=20, grace_period=5)
-    >>> sched.threshold  # chosen leave-one-sweep-out on the corpus (bench/README.md)
-    0.005
+    >>> sched.threshold is None  # per trial: 0.01 with a "runcast_schedule", else 0.002
+    True
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ from runcast.errors import InvalidInputError
 from runcast.integrations._plan import check_units
 from runcast.schedules import Schedule
 from runcast.steer._decision import Decision
-from runcast.steer._prune import DEFAULT_THRESHOLD, Forecaster, PeerMethod, PruneRule
+from runcast.steer._prune import (
+    DEFAULT_PEER_METHOD,
+    Forecaster,
+    PeerMethod,
+    PruneRule,
+)
 
 require("ray.tune", extra="ray", purpose="for runcast.integrations.ray")
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler  # noqa: E402  (after require)
@@ -52,8 +57,9 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         total_steps: the value of ``time_attr`` at which every trial ends; None (default):
             the last value any completed trial reported.
         time_attr: the result field that counts steps (default ``training_iteration``).
-        threshold: stop when ``P(final beats best completed) < threshold``; the default,
-            0.005, is what leave-one-sweep-out chooses on the corpus's real sweeps
+        threshold: stop when ``P(final beats best completed) < threshold``; None (default):
+            0.01 for a trial with a ``"runcast_schedule"``, 0.002 for one without, what
+            leave-one-sweep-out chooses on the corpus's real sweeps in each case
             (``bench/sweep_pruning.py``).
         grace_period: never stop a trial before this many steps (the warm-up).
         grace_reports: never stop a trial with fewer results (its first value says little:
@@ -62,7 +68,8 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         min_points: never forecast a trial from its own curve with fewer results.
         use_peers: forecast from the other trials' curves (see
             :func:`runcast.steer.analog_forecast`), else from the trial's own curve.
-        peer_method: ``"auto"`` (analog with a schedule, else shift), ``"analog"`` or
+        peer_method: ``"analog"`` (default: how similar trials went on, chosen
+            leave-one-sweep-out), ``"auto"`` (analog with a schedule, else shift) or
             ``"shift"`` (see :class:`runcast.steer.PruneRule`).
         peer_options: more keyword arguments of :func:`runcast.steer.analog_forecast` (its
             kernel widths, ``mix``, ``noise``), to change its defaults.
@@ -80,13 +87,13 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         mode: str | None = None,
         total_steps: int | None = None,
         time_attr: str = "training_iteration",
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         grace_period: int = 0,
         grace_reports: int = 2,
         n_min_trials: int = 2,
         min_points: int = 5,
         use_peers: bool = True,
-        peer_method: PeerMethod = "auto",
+        peer_method: PeerMethod = DEFAULT_PEER_METHOD,
         peer_options: Mapping[str, Any] | None = None,
         forecaster: Forecaster | None = None,
     ) -> None:
@@ -118,8 +125,9 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         self.decisions: dict[str, Decision] = {}
 
     @property
-    def threshold(self) -> float:
-        """The probability below which a trial is stopped."""
+    def threshold(self) -> float | None:
+        """The probability below which a trial is stopped; None: chosen per trial, 0.01 with a
+        known schedule, else 0.002 (:meth:`runcast.steer.PruneRule.threshold_for`)."""
         return self._rule.threshold
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
