@@ -70,3 +70,25 @@ def test_rounding_noise_is_measured_in_float64_when_it_can_decide(tmp_path: Path
     factor = VerifyConfig().noise_factor
     assert numbers["tolerance"] == max(1e-3, factor * numbers["rounding_noise"])
     assert torch.get_default_dtype() == torch.float32  # the float64 replay restores it
+
+
+def test_weights_turned_nan_are_replayed_first(tmp_path: Path) -> None:
+    import json
+
+    from runcast.verify._hashing import file_hash
+
+    task = digits_mlp()
+    folder = train_with_proof(
+        task, tmp_path, steps=120, batch_size=32, checkpoint_every=20, nonce=bytes(32)
+    )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    entry = manifest["checkpoints"][4]
+    state = torch.load(folder / entry["file"], weights_only=True)
+    state["model"]["0.weight"][0, 0] = float("nan")
+    torch.save(state, folder / entry["file"])
+    entry["sha256"] = file_hash([(folder / entry["file"]).read_bytes()])
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    report = verify(folder, task, config=VerifyConfig(seed=0, replay_share=0.01))
+    replay = report.check("replay").numbers
+    assert 3 in replay["segments"]  # the segment that ends on the NaN, among 3 of 6
+    assert report.failed == ["replay"]

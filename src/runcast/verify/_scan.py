@@ -211,7 +211,7 @@ def scan(
             frozen[j] = float(
                 moment is not None
                 and prev_moment is not None
-                and norms[j] > 0
+                and norms[j] != 0
                 and np.array_equal(moment, prev_moment)
             )
             if moment is not None:
@@ -227,7 +227,11 @@ def scan(
         if k < n_seg:
             before = (losses[-2], losses[-1])
         prev_w, prev_moment = w, moment
-    flagged = (frozen > 0) | (linear >= -math.log10(PARALLEL))
+    # weights that became NaN or infinite: first in both rankings (an honest run that
+    # diverged replays to the same NaN and fails too: there is nothing to verify after it)
+    broken = ~np.isfinite(norms)
+    norms = np.where(broken, np.inf, norms)
+    flagged = (frozen > 0) | (linear >= -math.log10(PARALLEL)) | broken
     z = np.maximum.reduce([robust_z(align), robust_z(drop), -robust_z(aucs)])
     # flagged segments first (ordered among themselves by z), then the rest by z
     suspicion = np.where(flagged, 1e6 + z, z)

@@ -189,7 +189,13 @@ def fabricated_segments(
             with torch.no_grad():
                 model.load_state_dict(
                     {
-                        k: torch.lerp(start[k].float(), end[k].float(), w).to(start[k].dtype)
+                        # entries equal at both ends (an attention mask's -inf) stay as they
+                        # are: lerp(-inf, -inf) is NaN, which no forger would ship
+                        k: torch.where(
+                            start[k] == end[k],
+                            start[k],
+                            torch.lerp(start[k].float(), end[k].float(), w).to(start[k].dtype),
+                        )
                         if start[k].is_floating_point()
                         else end[k]
                         for k in start
