@@ -44,7 +44,7 @@ from runcast.forecast._lofo import (
     pick,
     record_kind,
 )
-from runcast.forecast._prep import is_dense, prepare
+from runcast.forecast._prep import curve_kind, prepare
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -132,10 +132,10 @@ def score_all(cases: list[Case], fresh: bool, log: Callable[[str], None]) -> lis
 
 def _add_turned(case: Case, recs: list[Record]) -> None:
     """Give records scored before the ``turned`` feature existed the value forecast() computes,
-    and every record its kind (``dense``: what ``auto``'s choice is keyed by).
+    and every record its kind (``train_curve``: what ``auto``'s choice is keyed by).
 
     Both are functions of the observed part only (``_calibrate.turned`` of the prepared curve,
-    ``_prep.is_dense`` of its steps), so adding them afterwards is what the forecast would have
+    ``_prep.curve_kind`` of the curve), so adding them afterwards is what the forecast would have
     seen; no forecast is rerun.
     """
     full = case.curve
@@ -145,7 +145,9 @@ def _add_turned(case: Case, recs: list[Record]) -> None:
             continue
         cut = int(first + r.fraction * (until - first))
         seen = full.until(cut)
-        r.features["dense"] = float(is_dense(seen.step))  # what auto's choice is keyed by
+        # what auto's choice is keyed by (a feature the calibration model does not use)
+        r.features["train_curve"] = float(curve_kind(seen) == "train")
+        r.features.pop("dense", None)
         if "turned" in r.features:
             continue
         try:
@@ -304,8 +306,8 @@ def main() -> None:
     rows += [(f"`{m}` (baseline)", lambda r, m=m: r.method == m) for m in BASELINES]
     print("\n### Pooled (each family weighs the same)\n")
     print(pooled_table(recs, tau_of, rows))
-    for kind, label in (("dense", "per-step curves (logged at least every other step)"),
-                        ("sparse", "sparse evaluation curves")):
+    for kind, label in (("train", "training-loss curves (per step)"),
+                        ("eval", "evaluation curves")):
         part = [r for r in recs if record_kind(r) == kind]
         print(f"\n#### Only the {label} (each family weighs the same)\n")
         print(pooled_table(part, tau_of, rows[:2] + rows[2:5] + rows[-2:]))
@@ -316,8 +318,8 @@ def main() -> None:
     def old_tau(r: Record) -> float:
         return old.tau(r.calibration_key, r.observed, r.features)
 
-    print("\nThe same methods under the calibration shipped before this run (`_calibration.json` "
-          "as it was; fitted on the development curves mpl/tdlt/pythia, so those families are "
+    print("\nThe same methods under the calibration in place when this run started "
+          "(`_calibration.json` before `--write-calibration`; every family it was fitted on is "
           "in-sample for it):\n")
     print(pooled_table(recs, old_tau, [(label, sel) for label, sel in rows
                                        if label.startswith("`law`") or label.startswith("`pfn")]))

@@ -87,17 +87,24 @@ def test_a_run_may_log_its_last_step_at_total() -> None:
         forecast(Curve(S, _loss(S)), until=5001, schedule=sched)
 
 
-def test_auto_uses_the_law_with_a_schedule() -> None:
+def test_auto_with_a_schedule_runs_the_shipped_choice_for_the_kind_of_curve() -> None:
+    from runcast.forecast._api import auto_choice
+
     spec = {"kind": "cosine", "peak": 1e-3, "end": 1e-4, "warmup": 100, "total": 10_001}
-    f = forecast(Curve(S, _loss(S)), until=10_000, schedule=spec)
-    assert f.method == "law"
+    sched = Schedule.from_spec(spec)
+    for name_, kind in (("val_loss", "eval"), ("loss", "train")):
+        f = forecast(Curve(S, _loss(S), name=name_), until=10_000, schedule=spec)
+        name, used = auto_choice(sched, int(S[-1]) / 10_000, kind)
+        assert f.method == name and f.info["auto"] == {"kind": kind, "schedule_used": used}
 
 
 def test_auto_sends_an_accuracy_with_a_schedule_to_the_pfn() -> None:
     # the laws model a loss; the PFN uses the schedule for an accuracy too
     spec = {"kind": "cosine", "peak": 1e-3, "end": 1e-4, "warmup": 100, "total": 10_001}
     acc = 0.9 - 0.5 * ((S + 100) / 100.0) ** -0.5
-    f = forecast(Curve(S, acc), until=10_000, schedule=spec)
+    dense = np.arange(1, 3001)  # auto's choice for a training curve with a schedule is a law's
+    acc = 0.9 - 0.5 * ((dense + 100) / 100.0) ** -0.5
+    f = forecast(Curve(dense, acc, name="train_acc"), until=10_000, schedule=spec)
     assert f.method == ("pfn" if "pfn" in METHODS else "ensemble")
     assert f.direction == "up" and f.info.get("schedule", True)
 
@@ -121,7 +128,15 @@ def test_a_law_that_takes_a_positive_loss_below_zero_is_an_error() -> None:
     assert near.samples.min() > 0
 
 
-def test_auto_answers_a_law_below_zero_with_the_pfn_and_says_so() -> None:
+def test_auto_answers_a_law_below_zero_with_the_pfn_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import runcast.forecast._api as api
+    from runcast.forecast._calibrate import Calibration
+
+    # whatever the shipped table names, the law is what this case is about
+    monkeypatch.setattr(api, "default_calibration",
+                        lambda: Calibration({}, auto={"known": {0.1: "law"}}))  # fmt: skip
     curve, spec, until = _far_wsd()
     if "pfn" not in METHODS:
         with pytest.raises(FitError, match="below 0"):
@@ -222,22 +237,38 @@ def test_auto_follows_the_shipped_table_per_kind_and_may_ignore_a_known_schedule
 
     if "pfn" not in available_methods():  # (which loads the methods)
         pytest.skip("the PFN needs torch")  # CI installs it: RUNCAST_NO_SKIPS fails this
-    table = Calibration({}, auto={"known:dense": {0.2: "law"}, "known:sparse": {0.2: "pfn"},
-                                  "blind:sparse": {0.2: "ensemble"}})  # fmt: skip
+    table = Calibration({}, auto={"known:train": {0.2: "law"}, "known:eval": {0.2: "pfn"},
+                                  "blind:eval": {0.2: "ensemble"}})  # fmt: skip
     monkeypatch.setattr(api, "default_calibration", lambda: table)
     spec = {"kind": "cosine", "peak": 1e-3, "end": 1e-5, "total": 10_000}
     sched = Schedule.from_spec(spec)
     dense_steps = np.arange(1, 2001)  # every step: a per-step training loss
     sparse_steps = np.arange(50, 2001, 50)  # an evaluation every 50 steps
-    for steps, want, uses_schedule in ((dense_steps, "law", True), (sparse_steps, "pfn", False)):
+    cases = (
+        (dense_steps, "", "law", True, "train"),  # unnamed: the logging decides
+        (sparse_steps, "", "pfn", False, "eval"),
+        (sparse_steps, "loss", "law", True, "train"),  # the HF Trainer's training loss, every 10
+        (dense_steps, "eval/loss", "pfn", False, "eval"),  # the name decides
+    )
+    for steps, metric, want, uses_schedule, kind in cases:
         # the schedule travels on the curve: a blind choice must not let the PFN read it there
-        c = Curve(steps, 2.0 + 3.0 * (steps / 50.0) ** -0.4, schedule=sched)
+        c = Curve(steps, 2.0 + 3.0 * (steps / 50.0) ** -0.4, schedule=sched, name=metric)
         f = forecast(c, until=9_999)
         assert f.method == want
-        kind = "dense" if steps is dense_steps else "sparse"
         assert f.info["auto"] == {"kind": kind, "schedule_used": uses_schedule}
         if want == "pfn":
             assert f.info["schedule"] is uses_schedule
     assert resolve_method("auto", None, 0.2) == "ensemble"
     # a kind the table does not hold falls back to the documented defaults
-    assert resolve_method("auto", None, 0.2, dense=True) == "pfn+ensemble"
+    assert resolve_method("auto", None, 0.2, kind="train") == "pfn+ensemble"
+
+
+def test_law_plus_pfn_answers_with_the_half_that_can_forecast() -> None:
+    # the law takes this far-extrapolated loss below 0: the mixture is the PFN's forecast alone
+    curve, spec, until = _far_wsd()
+    if "pfn" not in available_methods():
+        pytest.skip("the PFN needs torch")  # CI installs it: RUNCAST_NO_SKIPS fails this
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuncastWarning)  # the 100x-past-the-data warning
+        f = forecast(curve, until, spec, method="law+pfn")
+    assert f.method == "pfn" and f.samples.min() > 0

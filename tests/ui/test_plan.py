@@ -46,7 +46,8 @@ def test_the_recorded_plan_gives_schedule_and_end(db_path: Path) -> None:
     try:
         fc = api.forecast(run.id, "loss")
         assert fc["final"]["step"] == 300  # total 301: steps 0..300, the Trainer's numbering
-        assert fc["method"] == "law"  # the schedule-aware law: the plan's cosine was used
+        # a per-step loss with the plan's cosine: auto's choice there is a law over the schedule
+        assert fc["method"] in ("law", "law+pfn")
         # the run list shows the forecast once the worker has made it
         row = next(r for r in api.runs(wait=True)["runs"] if r["id"] == run.id)
         assert row["forecast"]["step"] == 300

@@ -16,6 +16,7 @@ from runcast.forecast._types import Distribution, Forecast
 if TYPE_CHECKING:
     from runcast.forecast._api import available_methods, forecast
     from runcast.forecast.laws import (
+        GridLaw,
         Law,
         MomentumLaw,
         MultiPowerLaw,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Distribution",
     "Forecast",
+    "GridLaw",
     "Law",
     "MomentumLaw",
     "MultiPowerLaw",
@@ -43,7 +45,9 @@ _LAZY = {
     "available_methods": "runcast.forecast._api",
     **{
         name: "runcast.forecast.laws"
-        for name in ("Law", "MomentumLaw", "MultiPowerLaw", "RuncastLaw", "fit_law", "fit_laws")
+        for name in (
+            "GridLaw", "Law", "MomentumLaw", "MultiPowerLaw", "RuncastLaw", "fit_law", "fit_laws"
+        )
     },
 }
 

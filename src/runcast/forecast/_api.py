@@ -41,8 +41,8 @@ from runcast.forecast._prep import (
     MIN_POINTS,
     Prepared,
     as_until,
+    curve_kind,
     detect_direction,
-    is_dense,
     prepare,
 )
 from runcast.forecast._registry import METHODS, TABLE, get_method, register_method
@@ -248,12 +248,12 @@ BLIND_CHOICES = ("pfn", "pfn+ensemble", "ensemble")
 
 
 def auto_choice(
-    schedule: Schedule | None, fraction: float | None = None, dense: bool = False
+    schedule: Schedule | None, fraction: float | None = None, kind: str = "eval"
 ) -> tuple[str, bool]:
     """What ``method="auto"`` runs: ``(method, whether it is given the schedule)``.
 
-    The shipped calibration holds, per kind of curve (``dense``: logged at least every other
-    step, :func:`~runcast.forecast._prep.is_dense`) and cut-off, the method with the best CRPS
+    The shipped calibration holds, per kind of curve (``"train"`` or ``"eval"``,
+    :func:`~runcast.forecast._prep.curve_kind`) and cut-off, the method with the best CRPS
     judged leave-one-family-out on the corpus (``bench/forecast_lofo.py --write-calibration``);
     the ``fraction`` of the run observed picks the nearest cut-off. With a schedule known the
     table may name a blind method (:data:`BLIND_CHOICES`), which then forecasts without it.
@@ -262,7 +262,7 @@ def auto_choice(
     """
     _load_methods()
     if fraction is not None:
-        chosen = default_calibration().auto_method(schedule is not None, fraction, dense)
+        chosen = default_calibration().auto_method(schedule is not None, fraction, kind)
         # "pfn+schedule" is the PFN's calibration key when it is given the schedule
         name = "pfn" if chosen == "pfn+schedule" else chosen
         if name in METHODS:
@@ -277,10 +277,10 @@ def auto_choice(
 
 
 def resolve_method(
-    method: str, schedule: Schedule | None, fraction: float | None = None, dense: bool = False
+    method: str, schedule: Schedule | None, fraction: float | None = None, kind: str = "eval"
 ) -> str:
     """The method ``"auto"`` stands for (:func:`auto_choice`); any other name is itself."""
-    return method if method != "auto" else auto_choice(schedule, fraction, dense)[0]
+    return method if method != "auto" else auto_choice(schedule, fraction, kind)[0]
 
 
 @with_bounds  # within the metric's possible range: runcast.forecast._bounds
@@ -347,9 +347,11 @@ def forecast(
     sched = _schedule_of(curve, schedule)
     seen = None if finite is None else finite.last_step / max(until, 1)
     name = method
-    dense = finite is not None and is_dense(finite.step)
+    kind = curve_kind(finite) if finite is not None else "eval"
     if method == "auto":
-        name, use_schedule = auto_choice(sched, seen, dense)
+        name, use_schedule = auto_choice(sched, seen, kind)
+        if sched is not None:
+            _check_schedule(sched, until)  # the user's schedule is checked, used or not
         if not use_schedule and sched is not None:
             # a blind choice forecasts as if no schedule were known; the PFN would read one
             # carried by the curve itself
@@ -364,24 +366,27 @@ def forecast(
             name = "pfn" if "pfn" in METHODS else "ensemble"
     kwargs: dict[str, Any] = {"steps": steps, "direction": direction, "noise": noise,
                               "n_paths": n_paths, "seed": seed, **opts}  # fmt: skip
-    try:
-        out = run_method(name, curve, until, sched, **kwargs)
+    # auto answers rather than refuse: a choice that cannot forecast this curve (FitError) is
+    # followed by the PFN (which uses the schedule), then the ensemble; a method the user named
+    # keeps its error, and so does too little data (an InvalidInputError: nothing can help)
+    chain = [name]
+    if method == "auto":
+        chain += [m for m in ("pfn", "ensemble") if m in METHODS and m != name]
+    for i, current in enumerate(chain):
+        try:
+            out = run_method(current, curve, until, sched, **kwargs)
+        except FitError as err:
+            if i + 1 == len(chain) or isinstance(err, InvalidInputError):
+                raise
+            warnings.warn(f"{err} Forecasting with method={chain[i + 1]!r} instead.",
+                          RuncastWarning, stacklevel=2)  # fmt: skip
+            continue
         if method == "auto":
             # what auto saw and did: the kind of curve it chose for, and whether the chosen
             # method was given the schedule (a blind choice forecasts better on some kinds)
-            out.info["auto"] = {"kind": "dense" if dense else "sparse",
-                                "schedule_used": sched is not None}  # fmt: skip
+            out.info["auto"] = {"kind": kind, "schedule_used": sched is not None}
         return out
-    except FitError as err:
-        # too few points (an InvalidInputError too): the PFN cannot help, and the message says
-        # what to do; an explicit method is the user's choice, so its error stands
-        fallback = method == "auto" and name in RAW_METHODS and "pfn" in METHODS
-        if not fallback or isinstance(err, InvalidInputError):
-            raise
-        # auto answers with the PFN (which uses the schedule) rather than no forecast
-        warnings.warn(f"{err} Forecasting with method='pfn' instead.", RuncastWarning,
-                      stacklevel=2)  # fmt: skip
-        return run_method("pfn", curve, until, sched, **kwargs)
+    raise AssertionError("unreachable: the last method of the chain returns or raises")
 
 
 def run_method(

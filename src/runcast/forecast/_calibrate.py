@@ -325,28 +325,29 @@ class Calibration:
     ranges: Mapping[str, Sequence[Sequence[float]]] = field(default_factory=dict)
     ood: Mapping[str, float] = field(default_factory=dict)
     #: what ``method="auto"`` uses per kind of curve and cut-off:
-    #: ``{"known:dense": {0.1: "law", ...}, "blind:sparse": ...}`` (:meth:`auto_method`)
+    #: ``{"known:train": {0.1: "law", ...}, "blind:eval": ...}`` (:meth:`auto_method`)
     auto: Mapping[str, Mapping[float, str]] = field(default_factory=dict)
 
     def auto_method(
-        self, schedule_known: bool, fraction: float, dense: bool = False
+        self, schedule_known: bool, fraction: float, kind: str = "eval"
     ) -> str | None:
         """The method chosen leave-one-family-out for this case (the nearest cut-off), if any.
 
-        The table is keyed ``"known:dense"``, ``"known:sparse"``, ``"blind:dense"``,
-        ``"blind:sparse"`` (a per-step curve or sparse evaluations, with or without the
-        schedule); a bare ``"known"`` / ``"blind"`` serves both kinds.
+        The table is keyed ``"known:train"``, ``"known:eval"``, ``"blind:train"``,
+        ``"blind:eval"`` (a training loss or an evaluation curve,
+        :func:`~runcast.forecast._prep.curve_kind`, with or without the schedule); a bare
+        ``"known"`` / ``"blind"`` serves both kinds.
 
         Example:
-            >>> cal = Calibration({}, auto={"known:sparse": {0.1: "pfn", 0.5: "law"},
-            ...                             "known:dense": {0.1: "law"}})
+            >>> cal = Calibration({}, auto={"known:eval": {0.1: "pfn", 0.5: "law"},
+            ...                             "known:train": {0.1: "law"}})
             >>> cal.auto_method(True, 0.2), cal.auto_method(True, 0.9), cal.auto_method(False, 0.5)
             ('pfn', 'law', None)
-            >>> cal.auto_method(True, 0.2, dense=True)
+            >>> cal.auto_method(True, 0.2, kind="train")
             'law'
         """
         base = "known" if schedule_known else "blind"
-        table = self.auto.get(f"{base}:{'dense' if dense else 'sparse'}") or self.auto.get(base)
+        table = self.auto.get(f"{base}:{kind}") or self.auto.get(base)
         if not table:
             return None
         return table[min(table, key=lambda f: abs(f - fraction))]

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from runcast.curve import Curve
-from runcast.errors import InvalidInputError, RuncastWarning
+from runcast.errors import FitError, InvalidInputError, RuncastWarning
 from runcast.forecast._calibrate import RawForecast
 from runcast.forecast._prep import Prepared
 from runcast.forecast._types import Forecast
@@ -174,7 +174,8 @@ def forecast_blend(curve: Curve, until: int, schedule: Schedule | None, **opts: 
     robust than either. The mixture of the two raw (uncalibrated) forecasts is calibrated as a
     whole: each component's spread is scaled by the ``"law+pfn"`` calibration factor
     (``f.info["spread"]``, from the law's features; ``calibrate=False`` keeps 1, the raw
-    mixture). Falls back to the law alone when the PFN is not installed.
+    mixture). Falls back to the law alone when the PFN is not installed, and to whichever half
+    can forecast when the other refuses the curve (its ``method`` says which).
     """
     from runcast.forecast._api import run_method
     from runcast.forecast._calibrate import default_calibration
@@ -183,10 +184,17 @@ def forecast_blend(curve: Curve, until: int, schedule: Schedule | None, **opts: 
     if "pfn" not in METHODS:
         return run_method("law", curve, until, schedule, **opts)
     calibrate = bool(opts.pop("calibrate", True))
-    # the components' own bands (uncalibrated): the mixture is calibrated as a whole
-    law = run_method("law", curve, until, schedule, calibrate=False, **opts)
+    # the components' own bands (uncalibrated): the mixture is calibrated as a whole; when one
+    # cannot forecast the curve (a fit that takes a positive loss below 0), the other answers
+    try:
+        law = run_method("law", curve, until, schedule, calibrate=False, **opts)
+    except FitError:
+        return run_method("pfn", curve, until, schedule, calibrate=calibrate, **opts)
     opts = {**opts, "steps": law.steps}
-    pfn = run_method("pfn", curve, until, schedule, calibrate=False, **opts)
+    try:
+        pfn = run_method("pfn", curve, until, schedule, calibrate=False, **opts)
+    except FitError:
+        return run_method("law", curve, until, schedule, calibrate=calibrate, **opts)
     spread = 1.0
     if calibrate:
         frac = float(law.info["last_observed_step"]) / float(law.steps[-1])

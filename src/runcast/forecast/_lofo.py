@@ -9,7 +9,7 @@ was fitted and chosen without it:
   (``Calibration.ood``) by an inner cross-validation over those other families only (four
   folds of families): each of them is scored by a model fitted without its fold (and without
   the held-out family), and the coefficient that puts their coverage closest to target is kept;
-- :func:`lofo_choice` picks, per kind of curve (dense per-step or sparse evaluations) and
+- :func:`lofo_choice` picks, per kind of curve (training loss or evaluation curve) and
   cut-off, the method ``auto`` uses from the other families' scores, so that the figure
   reported for a family is the method it would have been given.
 
@@ -129,14 +129,14 @@ def lofo_calibration(
     return taus, oods
 
 
-#: the kinds of curve ``auto`` may choose for separately: a per-step training loss (dense,
-#: noisy) and an evaluation curve (sparse, smooth) are forecast best by different methods
-KINDS = ("dense", "sparse")
+#: the kinds of curve ``auto`` may choose for separately: a training loss (noisy, often every
+#: step) and an evaluation curve (sparse, smooth) are forecast best by different methods
+KINDS = ("train", "eval")
 
 
 def record_kind(r: Record) -> str:
-    """``"dense"`` when the record's observed part was logged at least every other step."""
-    return "dense" if r.features.get("dense", 0.0) > 0.5 else "sparse"
+    """The kind of the record's curve (``features["train_curve"]``: 1 for a training loss)."""
+    return "train" if r.features.get("train_curve", 0.0) > 0.5 else "eval"
 
 
 ChoiceKey = tuple[str, float]  # (kind, cut-off)
