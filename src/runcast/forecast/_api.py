@@ -348,6 +348,7 @@ def forecast(
     seen = None if finite is None else finite.last_step / max(until, 1)
     name = method
     kind = curve_kind(finite) if finite is not None else "eval"
+    given, given_curve = sched, curve  # what the user passed, for the fallbacks
     if method == "auto":
         name, use_schedule = auto_choice(sched, seen, kind)
         if sched is not None:
@@ -367,24 +368,29 @@ def forecast(
     kwargs: dict[str, Any] = {"steps": steps, "direction": direction, "noise": noise,
                               "n_paths": n_paths, "seed": seed, **opts}  # fmt: skip
     # auto answers rather than refuse: a choice that cannot forecast this curve (FitError) is
-    # followed by the PFN (which uses the schedule), then the ensemble; a method the user named
-    # keeps its error, and so does too little data (an InvalidInputError: nothing can help)
-    chain = [name]
+    # followed by the law (when a schedule was given), the PFN (with it), then the ensemble; a
+    # method the user named keeps its error, and so does too little data (InvalidInputError)
+    chain = [(name, sched, curve)]
     if method == "auto":
-        chain += [m for m in ("pfn", "ensemble") if m in METHODS and m != name]
-    for i, current in enumerate(chain):
+        dirn = direction or (detect_direction(finite.value, curve.name)
+                             if finite is not None and finite.value.size else "down")  # fmt: skip
+        backups = ("law", "pfn", "ensemble") if given is not None and dirn == "down" else (
+            "pfn", "ensemble")
+        chain += [(m, given, given_curve) for m in backups
+                  if m in METHODS and m != name]  # fmt: skip
+    for i, (current, sch, crv) in enumerate(chain):
         try:
-            out = run_method(current, curve, until, sched, **kwargs)
+            out = run_method(current, crv, until, sch, **kwargs)
         except FitError as err:
             if i + 1 == len(chain) or isinstance(err, InvalidInputError):
                 raise
-            warnings.warn(f"{err} Forecasting with method={chain[i + 1]!r} instead.",
+            warnings.warn(f"{err} Forecasting with method={chain[i + 1][0]!r} instead.",
                           RuncastWarning, stacklevel=2)  # fmt: skip
             continue
         if method == "auto":
-            # what auto saw and did: the kind of curve it chose for, and whether the chosen
-            # method was given the schedule (a blind choice forecasts better on some kinds)
-            out.info["auto"] = {"kind": kind, "schedule_used": sched is not None}
+            # what auto saw and did: the kind of curve it chose for, and whether the method
+            # that answered was given the schedule (a blind choice forecasts better on some kinds)
+            out.info["auto"] = {"kind": kind, "schedule_used": sch is not None}
         return out
     raise AssertionError("unreachable: the last method of the chain returns or raises")
 
