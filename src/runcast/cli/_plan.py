@@ -163,7 +163,8 @@ def plan_command(
         float, typer.Option(help="Lowest LR a planned schedule may anneal to (default 0).")
     ] = 0.0,
     law: Annotated[
-        str, typer.Option(help="Law to fit: auto, runcast, mpl, momentum, grid; or a saved law JSON.")
+        str,
+        typer.Option(help="Law to fit: auto, runcast, mpl, momentum, grid; or a saved law JSON."),
     ] = "auto",
     metric: Annotated[str, typer.Option(help="The loss column of the files.")] = "loss",
     baseline: Annotated[

@@ -37,8 +37,6 @@ import numpy as np
 from runcast.errors import FitError
 from runcast.forecast.laws._areas import (
     FloatArray,
-    momentum_area,
-    momentum_area_grad,
     momentum_series,
 )
 from runcast.forecast.laws._base import Param
@@ -63,6 +61,7 @@ class GridLaw(MomentumLaw):
     """
 
     name: ClassVar[str] = "grid"
+    ANNEAL_ONLY: ClassVar[bool] = True
     summary: ClassVar[str] = "momentum law, drops only, closed-form grid fit (method='law')"
     PARAMS: ClassVar[tuple[Param, ...]] = (
         Param("L0", -1e3, 1e3, "lin"),
@@ -78,23 +77,6 @@ class GridLaw(MomentumLaw):
         # anneal gains C * peak / (1 - lam), ANNEAL_GAIN of the loss at the typical lam 0.995
         c = ANNEAL_GAIN * float(np.median(losses)) * 5e-3 / peak
         return {"C": (c, c)}
-
-    @classmethod
-    def _evaluate(
-        cls, theta: FloatArray, prep: Any, grad: bool
-    ) -> tuple[FloatArray, FloatArray | None]:
-        l0, a, alpha, c, lam = (float(v) for v in theta)
-        log_s1, lrs, steps = prep
-        power = np.exp(-alpha * log_s1)
-        s2 = momentum_area(lrs, steps, lam, anneal_only=True)
-        pred = l0 + a * power - c * s2
-        if not grad:
-            return pred, None
-        s2_grad = momentum_area_grad(lrs, steps, lam, anneal_only=True)
-        jac = np.column_stack(
-            [np.ones_like(power), power, -a * log_s1 * power, -s2, -c * s2_grad]
-        )
-        return pred, jac
 
 
 def _bayes_k(

@@ -40,6 +40,10 @@ class MomentumLaw(Law):
         Param("lam", 0.5, 1.0 - 1e-6, "log1m", prior=(float(np.log(1e-3)), 1.5)),
     )
 
+    #: count LR drops only in the annealing area (:class:`~runcast.forecast.laws.GridLaw`), or
+    #: Tissue et al.'s signed form, which credits a warmup's rise as negative annealing
+    ANNEAL_ONLY: ClassVar[bool] = False
+
     @classmethod
     def _prepare(cls, lrs: FloatArray, steps: IntArray) -> Any:
         s1 = np.maximum(np.cumsum(lrs)[steps], 1e-300)
@@ -52,12 +56,12 @@ class MomentumLaw(Law):
         l0, a, alpha, c, lam = (float(v) for v in theta)
         log_s1, lrs, steps = prep
         descent, descent_jac = power_descent(l0, a, alpha, log_s1, grad)
-        s2 = momentum_area(lrs, steps, lam)
+        s2 = momentum_area(lrs, steps, lam, anneal_only=cls.ANNEAL_ONLY)
         pred = descent - c * s2
         if not grad:
             return pred, None
         assert descent_jac is not None
-        s2_grad = momentum_area_grad(lrs, steps, lam)
+        s2_grad = momentum_area_grad(lrs, steps, lam, anneal_only=cls.ANNEAL_ONLY)
         return pred, np.column_stack([descent_jac, -s2, -c * s2_grad])
 
     @classmethod
