@@ -2,9 +2,9 @@
 
 The methods are listed once, in :data:`runcast.forecast._registry.TABLE`. This module is the
 layer on top of them: :func:`run_method` runs one as it is, and :func:`forecast` adds the
-public checks, ``"auto"`` (the law when a schedule is known and the curve is a loss, else the
-blind PFN mixed with the ensemble, or a per-cut-off choice when the shipped calibration holds
-one), the fallback to the PFN when the law refuses, and the bounds of the metric. Every
+public checks, ``"auto"`` (the method chosen leave-one-family-out for the kind of curve and the
+share of the run seen, :func:`auto_choice`), its fallbacks when that method refuses the curve,
+and the bounds of the metric. Every
 method's intervals are calibrated by :mod:`runcast.forecast._calibrate`, from what the forecast
 can see, judged leave-one-family-out (bench/README.md, "Forecasts on runs runcast has never
 seen").
@@ -304,8 +304,9 @@ def forecast(
             per-step or sparse eval points; NaNs are dropped with a warning).
         until: the last step to forecast (usually the run's planned total steps - 1).
         schedule: the run's LR schedule, future steps included (a ``Schedule``, a spec dict or a
-            spec string); default ``curve.schedule``. With one, ``"auto"`` uses the
-            schedule-aware law.
+            spec string); default ``curve.schedule``. With one, ``"auto"`` forecasts a training
+            loss over it (``"law+pfn"``); an evaluation curve it forecasts blind, which scored
+            better on the corpus (:func:`auto_choice`).
         method: ``"auto"``, ``"law"``, ``"law+pfn"``, ``"pfn+ensemble"``, ``"ensemble"``,
             ``"pfn"``, ``"last"``, ``"powerlaw"`` or ``"mcmc"`` (see the module docs for what
             each does).
@@ -324,8 +325,9 @@ def forecast(
 
     A constant curve gets a flat forecast and a :class:`~runcast.RuncastWarning`. A method
     whose median would take a positive loss to 0 or below raises
-    :class:`~runcast.errors.FitError`; ``"auto"`` with a schedule then forecasts with the PFN
-    and warns, and ``"pfn+ensemble"`` returns whichever of its two halves can forecast.
+    :class:`~runcast.errors.FitError`; ``"auto"`` then answers with the next of the law (over a
+    schedule you gave), the PFN and the ensemble, and warns; ``"law+pfn"`` and
+    ``"pfn+ensemble"`` return whichever of their two halves can forecast.
 
     Example:
         >>> import numpy as np, runcast

@@ -305,7 +305,7 @@ class Calibration:
     fitted on (a feature outside its box) gets ``log tau`` raised by ``ood`` times how far
     outside the box it lies, summed over features in units of each feature's range. Its bands
     widen there instead of staying as sharp as the nearest calibrated case; the coefficient is
-    chosen leave-one-family-out (``bench/forecast_cutoff.py``), and is never negative.
+    chosen leave-one-family-out (``bench/forecast_lofo.py``), and is never negative.
 
     Example:
         >>> cal = Calibration({"law": (0.5, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)})
