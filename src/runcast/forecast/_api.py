@@ -267,9 +267,8 @@ def auto_choice(
         name = "pfn" if chosen == "pfn+schedule" else chosen
         if name in METHODS:
             blind = schedule is None or chosen in BLIND_CHOICES
-            if blind and METHODS[name].needs_schedule:
-                pass  # a table naming a schedule method for blind curves: not usable
-            else:
+            # a table naming a method that needs a schedule for a case without one is unusable
+            if not (blind and METHODS[name].needs_schedule):
                 return name, not blind
     if schedule is not None:
         return "law", True
