@@ -360,12 +360,12 @@ def forecast(
             sched = None
             if isinstance(curve, Curve) and curve.schedule is not None:
                 curve = Curve(curve.step, curve.value, name=curve.name)
-    if method == "auto" and name in ("law", "law+pfn") and finite is not None:
+    falls = True  # a loss (the laws' curves), unless auto sees an accuracy
+    if method == "auto" and finite is not None and finite.value.size:
+        falls = (direction or detect_direction(finite.value, curve.name)) == "down"
+    if not falls and name in ("law", "law+pfn"):
         # the laws model a loss over its schedule; an accuracy goes to the PFN, which uses it
-        values = finite.value
-        dirn = direction or (detect_direction(values, curve.name) if values.size else "down")
-        if dirn != "down":
-            name = "pfn" if "pfn" in METHODS else "ensemble"
+        name = "pfn" if "pfn" in METHODS else "ensemble"
     kwargs: dict[str, Any] = {"steps": steps, "direction": direction, "noise": noise,
                               "n_paths": n_paths, "seed": seed, **opts}  # fmt: skip
     # auto answers rather than refuse: a choice that cannot forecast this curve (FitError) is
@@ -373,9 +373,7 @@ def forecast(
     # method the user named keeps its error, and so does too little data (InvalidInputError)
     chain = [(name, sched, curve)]
     if method == "auto":
-        dirn = direction or (detect_direction(finite.value, curve.name)
-                             if finite is not None and finite.value.size else "down")  # fmt: skip
-        backups = ("law", "pfn", "ensemble") if given is not None and dirn == "down" else (
+        backups = ("law", "pfn", "ensemble") if given is not None and falls else (
             "pfn", "ensemble")
         chain += [(m, given, given_curve) for m in backups
                   if m in METHODS and m != name]  # fmt: skip

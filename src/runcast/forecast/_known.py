@@ -71,16 +71,14 @@ def fit_grid(p: Prepared, schedule: Schedule, *, n_paths: int = 400, seed: int =
     what lets a cooldown that has not started yet be forecast from a constant-LR beginning. The
     forecast's ``info["params"]`` holds the best cell, a ``GridLaw`` on the schedule's LR scale.
     """
-    from runcast.forecast.laws._grid import ANNEAL_GAIN, PRIOR_SD, grid_areas, grid_posterior
+    from runcast.forecast.laws._grid import grid_areas, grid_posterior
 
     rng = np.random.default_rng(seed)
     fit_steps = np.round(p.x).astype(np.int64)
-    gain = ANNEAL_GAIN * abs(p.center) / p.scale
     s1, s2, peak = grid_areas(schedule, p.until)
     post = grid_posterior(
-        p.y, p.weight, s1[fit_steps], s2[:, fit_steps], peak=peak,
-        prior_mean=np.array([0.0, 0.0, gain]), prior_sd=np.array([*PRIOR_SD, gain]),
-        noise_floor=(1.2533 * p.noise_y) ** 2 / float(p.weight.mean()),
+        p.y, p.weight, s1[fit_steps], s2[:, fit_steps], peak=peak, center=p.center,
+        scale=p.scale, noise_floor=(1.2533 * p.noise_y) ** 2 / float(p.weight.mean()),
     )  # fmt: skip
     at = np.concatenate([[p.last_step], p.out_steps])
     paths = post.sample(s1[at], s2[:, at], n_paths, rng)

@@ -49,6 +49,18 @@ EVAL_NAME = re.compile(r"(^|[^a-z])(val|valid|validation|eval|evaluation|test|de
 TRAIN_NAME = re.compile(r"(^|[^a-z])(train|training)([^a-z]|$)|^loss$")
 
 
+def fall_scale(down: FloatArray, center: float) -> float:
+    """The scale a falling curve is normalised by: how far its 95th percentile lies above its
+    recent level ``center`` (else its range, else a thousandth of the level, never 0).
+
+    Example:
+        >>> round(fall_scale(np.array([5.0, 3.0, 2.0, 1.0]), 1.0), 6), fall_scale(np.ones(3), 1.0)
+        (3.7, 0.001)
+    """
+    spread = float(np.quantile(down, 0.95) - center)
+    return spread if spread > 0 else max(float(np.ptp(down)), abs(center) * 1e-3, 1e-12)
+
+
 def is_dense(steps: npt.ArrayLike) -> bool:
     """Whether a curve was logged at least every other step over its span.
 
@@ -379,9 +391,8 @@ def prepare(
     down = sign * yv
     k = max(1, down.size // 20)
     center_down = float(np.median(down[-k:]))
-    spread = float(np.quantile(down, 0.95) - center_down)
     constant = bool(np.ptp(value) == 0.0)
-    scale = spread if spread > 0 else max(float(np.ptp(down)), abs(center_down) * 1e-3, 1e-12)
+    scale = fall_scale(down, center_down)
     y = (down - center_down) / scale
     return Prepared(
         x=x,

@@ -11,13 +11,7 @@ from runcast.forecast._known import fit_known
 from runcast.forecast._prep import prepare
 from runcast.forecast.laws import LAWS, GridLaw, fit_law, fit_laws
 from runcast.forecast.laws._areas import momentum_area_reference
-from runcast.forecast.laws._grid import (
-    ANNEAL_GAIN,
-    LAMBDAS,
-    PRIOR_SD,
-    grid_areas,
-    grid_posterior,
-)
+from runcast.forecast.laws._grid import LAMBDAS, grid_areas, grid_posterior
 
 WSD = {"kind": "wsd", "peak": 1e-3, "end": 1e-5, "warmup": 100, "total": 6000,
        "decay_start": 4800}  # fmt: skip
@@ -61,10 +55,9 @@ def test_the_forecasts_best_cell_is_a_grid_law_on_the_schedules_scale() -> None:
     p = prepare(Curve(steps, GridLaw(TRUTH).predict(WSD, steps)), 5999)
     s1, s2, peak = grid_areas(sched, 5999)
     fit = np.round(p.x).astype(np.int64)
-    gain = ANNEAL_GAIN * abs(p.center) / p.scale  # forecast(method="law")'s priors
-    post = grid_posterior(
-        p.y, p.weight, s1[fit], s2[:, fit], peak=peak, prior_mean=np.array([0.0, 0.0, gain]),
-        prior_sd=np.array([*PRIOR_SD, gain]), noise_floor=(1.2533 * p.noise_y) ** 2,
+    post = grid_posterior(  # forecast(method="law")'s fit
+        p.y, p.weight, s1[fit], s2[:, fit], peak=peak, center=p.center, scale=p.scale,
+        noise_floor=(1.2533 * p.noise_y) ** 2,
     )  # fmt: skip
     k = post.best
     alpha, lam = post.cell(k)

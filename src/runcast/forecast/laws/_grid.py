@@ -47,6 +47,11 @@ from runcast.schedules import Schedule
 #: the exponent grid of the forward-area power law and the momentum decays of the annealing area
 ALPHAS: FloatArray = np.geomspace(0.03, 3.0, 48)
 LAMBDAS = (0.99, 0.995, 0.999)
+#: the grid fit's priors of ``(L0, A)`` in units of the curve's scale, and of the gain of a full
+#: anneal (LR to 0) as a fraction of the loss: cooldowns of LLM pre-training runs bring a few
+#: percent (Hagele et al. 2024; Tissue et al. 2024)
+PRIOR_SD = (2.0, 10.0)
+ANNEAL_GAIN = 0.04
 
 
 class GridLaw(MomentumLaw):
@@ -121,13 +126,25 @@ def grid_areas(
     """
     lrs = np.asarray(schedule.array(until + 1), dtype=np.float64)
     peak = float(lrs.max()) if lrs.size and lrs.max() > 0 else 1.0
-    eta = lrs / peak
-    s1 = np.cumsum(eta)
-    s2 = np.stack([(1.0 - lam) * np.cumsum(momentum_series(eta, lam, anneal_only=True))
-                   for lam in lams])  # fmt: skip
+    s1, s2 = lr_areas(lrs / peak, lams)
     s1.setflags(write=False)
     s2.setflags(write=False)
     return s1, s2, peak
+
+
+def lr_areas(eta: FloatArray, lams: Sequence[float] = LAMBDAS) -> tuple[FloatArray, FloatArray]:
+    """``S1`` and one ``S2`` row per decay in ``lams`` of LRs ``eta`` in units of the peak, each
+    ``S2`` scaled by ``1 - lam`` so that a full anneal tends to 1 (drops only count).
+
+    Example:
+        >>> s1, s2 = lr_areas(np.array([1.0, 1.0, 0.0, 0.0]), (0.5,))
+        >>> s1.tolist(), s2.tolist()
+        ([1.0, 2.0, 2.0, 2.0], [[0.0, 0.0, 0.5, 0.75]])
+    """
+    s1 = np.cumsum(eta)
+    s2 = np.stack([(1.0 - lam) * np.cumsum(momentum_series(eta, lam, anneal_only=True))
+                   for lam in lams])  # fmt: skip
+    return s1, s2
 
 
 @dataclass(frozen=True)
@@ -211,19 +228,22 @@ def grid_posterior(
     s2: FloatArray,
     *,
     peak: float,
-    prior_mean: FloatArray,
-    prior_sd: FloatArray,
+    center: float,
+    scale: float,
     noise_floor: float = 0.0,
     lams: Sequence[float] = LAMBDAS,
 ) -> GridPosterior:
-    """Fit the grid law to values ``y`` whose steps have areas ``s1`` and ``s2`` (one row per
-    decay in ``lams``; from :func:`grid_areas`).
+    """Fit the grid law to losses normalised as ``y = (loss - center) / scale``, whose steps
+    have areas ``s1`` and ``s2`` (one row per decay in ``lams``; from :func:`grid_areas`).
 
     The noise is the best (nearly unregularised) cell's residual SD, floored by
-    ``noise_floor`` (a variance); ``prior_mean`` and ``prior_sd`` are the Gaussian prior of
-    ``(L0, A, C)`` in the units of ``y``, ``A`` multiplying ``(S1 / min S1)^-alpha``. Cells
-    whose amplitude comes out negative (a rising power law) are dropped, unless every cell's is.
+    ``noise_floor`` (a variance). The Gaussian prior of ``(L0, A, C)``, ``A`` multiplying
+    ``(S1 / min S1)^-alpha``, is :data:`PRIOR_SD` around 0 for the first two and a full anneal
+    gaining :data:`ANNEAL_GAIN` of the loss level ``center`` for ``C``. Cells whose amplitude
+    comes out negative (a rising power law) are dropped, unless every cell's is.
     """
+    gain = ANNEAL_GAIN * abs(center) / scale
+    prior_mean, prior_sd = np.array([0.0, 0.0, gain]), np.array([*PRIOR_SD, gain])
     w = weight / weight.mean()
     s1_ref = float(np.min(s1))
     g = (s1[None, :] / s1_ref) ** -ALPHAS[:, None]
@@ -248,13 +268,6 @@ def grid_posterior(
     return GridPosterior(mean, cov, prob / prob.sum(), s1_ref, peak, tuple(lams))
 
 
-#: the grid fit's priors of ``(L0, A)`` in units of the curve's scale, and of the gain of a full
-#: anneal (LR to 0) as a fraction of the loss: cooldowns of LLM pre-training runs bring a few
-#: percent (Hagele et al. 2024; Tissue et al. 2024)
-PRIOR_SD = (2.0, 10.0)
-ANNEAL_GAIN = 0.04
-
-
 def fit_closed_form(data: Sequence[FitCurve]) -> tuple[FloatArray, FloatArray]:
     """``fit_law(..., "grid")``: the grid posterior of one or several curves, its best cell as
     the parameters and their covariance in the fitting space.
@@ -262,24 +275,17 @@ def fit_closed_form(data: Sequence[FitCurve]) -> tuple[FloatArray, FloatArray]:
     The losses are normalised as a forecast normalises them (the recent level, and the scale of
     the fall toward it), so the priors mean the same as in ``forecast(method="law")``.
     """
+    from runcast.forecast._prep import fall_scale
+
     losses = np.concatenate([c.losses for c in data])
     tail = np.concatenate([c.losses[-max(c.losses.size // 10, 1):] for c in data])
     center = float(np.median(tail))
-    scale = float(np.quantile(losses, 0.95)) - center
-    scale = scale if scale > 0 else max(float(np.ptp(losses)), abs(center) * 1e-3, 1e-12)
+    scale = fall_scale(losses, center)
     peak = max(float(c.planned.max()) for c in data)
-    s1 = np.concatenate([np.cumsum(c.lrs / peak)[c.steps] for c in data])
-    s2 = np.stack([
-        np.concatenate([
-            (1.0 - lam) * np.cumsum(momentum_series(c.lrs / peak, lam, anneal_only=True))[c.steps]
-            for c in data
-        ])
-        for lam in LAMBDAS
-    ])  # fmt: skip
-    gain = ANNEAL_GAIN * abs(center) / scale
-    post = grid_posterior(
-        (losses - center) / scale, np.ones_like(losses), s1, s2, peak=peak,
-        prior_mean=np.array([0.0, 0.0, gain]), prior_sd=np.array([*PRIOR_SD, gain]),
-    )  # fmt: skip
+    areas = [lr_areas(c.lrs / peak) for c in data]
+    s1 = np.concatenate([a1[c.steps] for c, (a1, _) in zip(data, areas, strict=True)])
+    s2 = np.concatenate([a2[:, c.steps] for c, (_, a2) in zip(data, areas, strict=True)], axis=1)
+    post = grid_posterior((losses - center) / scale, np.ones_like(losses), s1, s2, peak=peak,
+                          center=center, scale=scale)  # fmt: skip
     law = post.law(center, scale)
     return np.array([law.params[p.name] for p in GridLaw.PARAMS]), law.cov
