@@ -7,10 +7,12 @@ server's default durable settings: fsync on) and measures:
 2. kill -9 of writers at random moments, 20 times: the store opens and reads after every round,
    each killed run holds every step up to its last confirmed flush, with no gap.
 3. Logging overhead on a 1.5 ms training step (torch matmuls, one thread), PostgreSQL and SQLite
-   in one run, paired and interleaved: every round runs one block (a second of steps) of each
-   variant (plain, control = the plain loop again as the noise floor, SQLite, PostgreSQL) in a
-   random order; each logged block ends with a flush, the writer's once-a-second commit. The overhead with a 95% bootstrap interval over rounds,
-   on the process's CPU time and on wall time; then the CPU cost of one log() call directly.
+   in one run with both writer threads live: 5-step blocks randomised in groups of four (plain,
+   control = the plain loop again, SQLite, PostgreSQL), each timed on the training thread's own
+   CPU clock and the wall clock; the training thread's overhead is the mean of (logged - plain)
+   over groups with a bootstrap interval; each writer thread's CPU is read on its own clock and
+   added per logged step. Then two cross-checks: the earlier paired design (one-second blocks
+   in random order, end to end on the process's CPU and wall time) and one log() call's cost.
 4. The dashboard's run list (``/api/runs``'s ``DashboardData.runs``) at 10,000 runs, on SQLite
    and PostgreSQL, pages of 200 and 50: the first load, then 100 polls after it (median and
    slowest); the old full listing as the anchor.
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,25 +151,15 @@ def paired_overhead(
     return 100.0 * float((a - b).sum() / b.sum()), float(lo), float(hi)
 
 
-def bench_overhead(url: str, sqlite: Path, rounds: int, seed: int = 20261206) -> dict[str, Any]:
-    """Logging overhead of 3 metrics per step on a ~1.5 ms training step, paired and
-    interleaved: each round runs one block of steps of every variant (plain; control, the
-    plain loop again, i.e. the noise floor; SQLite; PostgreSQL) in a fresh random order.
-
-    A block is one second of the step's CPU time (~670 steps) and every logged block ends
-    with a flush: exactly the one commit a second the writer makes in training on a free core,
-    charged to the block that caused it. (Left to its timer, the writer commits once a second
-    of *wall* time; on a loaded machine whose steps take 10x longer it would commit 10x as
-    often per step as in real training, and each commit costs the same whatever its size.)
-    Clocks: the process's CPU time (the training thread and the writer thread together: what
-    logging costs, as if both shared one core; machine load barely moves it) and wall time
-    (what a user waits, here on a shared, loaded machine)."""
+def _training_step() -> tuple[Callable[[], float], float]:
+    """A training step of ~1.5 ms of this thread's CPU time (torch matmuls, one thread); the
+    step function and its calibrated CPU seconds."""
     import torch
 
     torch.set_num_threads(1)
     x, w = torch.randn(64, 256), torch.randn(256, 256)
     reps = 1
-    while True:  # calibrate a step of ~1.5 ms of this thread's CPU time
+    while True:  # calibrate: the smallest repeat count whose step takes >= 1.5 ms of CPU
         t = time.thread_time()
         for _ in range(50):
             for _ in range(reps):
@@ -182,6 +175,142 @@ def bench_overhead(url: str, sqlite: Path, rounds: int, seed: int = 20261206) ->
             x = torch.tanh(x @ w) * 0.5
         return 0.1
 
+    return step, per
+
+
+def _server_cpu(pg: TempPostgres) -> float:
+    """CPU seconds used so far by the PostgreSQL server: the postmaster and all its children
+    (the connection's backend, the WAL writer, the checkpointer, autovacuum)."""
+    import psutil
+
+    main = psutil.Process(int((pg.data / "postmaster.pid").read_text().split()[0]))
+    total = 0.0
+    for p in [main, *main.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:  # a short-lived worker that just ended
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def paired_diff(d: np.ndarray, seed: int = 0, n_boot: int = 4000) -> tuple[float, float, float]:
+    """The mean of per-group differences (logged block - plain block of the same group) with its
+    95% bootstrap interval, groups resampled whole (a difference of means: every group holds
+    one block of each arm)."""
+    rng = np.random.default_rng(seed)
+    boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def bench_overhead_random(
+    pg: TempPostgres, sqlite: Path, groups: int, per_block: int = 5, seed: int = 20261206
+) -> dict[str, Any]:
+    """Logging overhead of 3 metrics per step on a ~1.5 ms training step, in one run with both
+    stores' writer threads live, randomised per block of ``per_block`` steps.
+
+    Each group of four consecutive blocks runs the four arms (plain; control, the plain loop
+    again, i.e. what the design reads when nothing differs; SQLite; PostgreSQL) in a fresh
+    random order. Every block is timed on the training thread's own CPU clock
+    (``thread_time_ns``: what the thread computed, whatever else runs on the machine) and on
+    the wall clock. The training thread's overhead per step is the mean over groups of
+    (logged block - plain block) / ``per_block``, with a bootstrap interval over groups; short
+    blocks, paired inside a group ~30 ms long, cancel the machine's slow drift.
+
+    Each writer is woken once per 667 steps it was given (``flush_every`` is an hour, so its
+    timer never fires): one commit per second of 1.5 ms steps, what it does in training on a
+    free core. Its work lands in whatever block is running, so it is read on the writer
+    thread's own CPU clock (``pthread_getcpuclockid``) over the run and divided by the steps
+    that store logged. The PostgreSQL server's CPU (all its processes, psutil) is beside it:
+    on a team's server it is not the training machine's."""
+    step, _ = _training_step()
+    url = pg.new_database("overhead_random")
+    runs = {"sqlite": runcast.init(project="overhead", db=sqlite, flush_every=3600.0),
+            "postgresql": runcast.init(project="overhead", db=url, flush_every=3600.0)}  # fmt: skip
+    writers = {k: r._writer for k, r in runs.items()}
+    assert all(w is not None for w in writers.values())
+    clock = {k: time.pthread_getcpuclockid(w._thread.ident or 0)  # type: ignore[union-attr]
+             for k, w in writers.items()}  # fmt: skip
+    per_commit = round(1.0 / 1.5e-3)  # the steps a 1.5 ms step logs in the writer's second
+    arms = ("plain", "control", "sqlite", "postgresql")
+    cpu: dict[str, list[int]] = {a: [] for a in arms}
+    wall: dict[str, list[int]] = {a: [] for a in arms}
+    given = dict.fromkeys(runs, 0)
+
+    def block_of(arm: str) -> None:
+        run = runs.get(arm)
+        t0, w0 = time.thread_time_ns(), time.perf_counter_ns()
+        if run is None:
+            for _ in range(per_block):
+                step()
+        else:
+            n = given[arm]
+            for i in range(n, n + per_block):
+                loss = step()
+                run.log({"loss": loss, "lr": 1e-3, "grad_norm": 0.5}, step=i)
+                if i % per_commit == per_commit - 1:
+                    writers[arm]._wake.set()  # type: ignore[union-attr]  # its once-a-second commit
+            given[arm] = n + per_block
+        t1, w1 = time.thread_time_ns(), time.perf_counter_ns()
+        cpu[arm].append(t1 - t0)
+        wall[arm].append(w1 - w0)
+
+    rng = random.Random(seed)
+    for _ in range(200):  # warm-up, not counted: first commits, caches
+        for arm in arms:
+            block_of(arm)
+    for run in runs.values():
+        run.flush()
+    for arm in arms:
+        cpu[arm].clear()
+        wall[arm].clear()
+    start = dict(given)
+    w_start = {k: time.clock_gettime_ns(c) for k, c in clock.items()}
+    s_start, t_start = _server_cpu(pg), time.perf_counter()
+    for _ in range(groups):
+        for arm in rng.sample(arms, len(arms)):
+            block_of(arm)
+    for run in runs.values():
+        run.flush()  # the points given since the last commit: one more (partial) commit
+    w_end = {k: time.clock_gettime_ns(c) for k, c in clock.items()}
+    s_end, seconds = _server_cpu(pg), time.perf_counter() - t_start
+    for run in runs.values():
+        run.finish()
+    logged = {k: given[k] - start[k] for k in runs}
+
+    def per_step(values: list[int]) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64) / per_block / 1e3  # us per step
+
+    plain_cpu, plain_wall = per_step(cpu["plain"]), per_step(wall["plain"])
+    out: dict[str, Any] = {
+        "groups": groups, "per_block": per_block, "seconds": seconds,
+        "step_us": float(plain_cpu.mean()), "wall_step_us": float(plain_wall.mean()),
+        "steps_per_arm": groups * per_block, "per_commit": per_commit,
+    }  # fmt: skip
+    for arm in arms[1:]:
+        out[f"{arm}_cpu"] = paired_diff(per_step(cpu[arm]) - plain_cpu)
+        out[f"{arm}_wall"] = paired_diff(per_step(wall[arm]) - plain_wall)
+        if arm in runs:
+            out[f"{arm}_writer_us"] = (w_end[arm] - w_start[arm]) / 1e3 / logged[arm]
+    out["server_us"] = 1e6 * (s_end - s_start) / logged["postgresql"]
+    return out
+
+
+def bench_overhead(url: str, sqlite: Path, rounds: int, seed: int = 20261206) -> dict[str, Any]:
+    """Logging overhead of 3 metrics per step on a ~1.5 ms training step, paired and
+    interleaved: each round runs one block of steps of every variant (plain; control, the
+    plain loop again, i.e. the noise floor; SQLite; PostgreSQL) in a fresh random order.
+
+    A block is one second of the step's CPU time (~670 steps) and every logged block ends
+    with a flush: exactly the one commit a second the writer makes in training on a free core,
+    charged to the block that caused it. (Left to its timer, the writer commits once a second
+    of *wall* time; on a loaded machine whose steps take 10x longer it would commit 10x as
+    often per step as in real training, and each commit costs the same whatever its size.)
+    Clocks: the process's CPU time (the training thread and the writer thread together: what
+    logging costs, as if both shared one core; machine load barely moves it) and wall time
+    (what a user waits, here on a shared, loaded machine)."""
+    step, per = _training_step()
     block = round(1.0 / per)  # one second of steps: one commit a second, as in training
     # the writer's own timer never fires inside a block: the flush that ends it commits
     runs = {"sqlite": runcast.init(project="overhead", db=sqlite, flush_every=3600.0),
@@ -247,6 +376,32 @@ def bench_log_cost(url: str, sqlite: Path, n: int) -> dict[str, float]:
         run.finish()
         out[f"{label}_log_us"] = 1e6 * (t1 - t0) / n
         out[f"{label}_writer_us"] = 1e6 * ((p1 - p0) - (t2 - t0)) / n
+    return out
+
+
+def bench_log_cold(url: str, sqlite: Path, n: int) -> dict[str, float]:
+    """CPU cost of one ``run.log`` call (3 metrics) right after a training step, in
+    microseconds on the training thread's clock: the step leaves the caches and branch
+    predictors full of torch's work, so the call runs cold, as it does in training. After each
+    of ``n`` steps either the call or nothing is timed, alternately; the cost is the mean
+    difference (the clock's own cold cost cancels)."""
+    step, _ = _training_step()
+    out: dict[str, float] = {}
+    for label, db in (("sqlite", sqlite), ("postgresql", url)):
+        run = runcast.init(project="cold", db=db)
+        took: dict[bool, list[int]] = {True: [], False: []}
+        for i in range(2 * n + 100):
+            loss = step()
+            t0 = time.thread_time_ns()
+            if i % 2:
+                run.log({"loss": loss, "lr": 1e-3, "grad_norm": 0.5}, step=i)
+            t1 = time.thread_time_ns()
+            if i >= 100:
+                took[bool(i % 2)].append(t1 - t0)
+        run.finish()
+        logged, empty = np.asarray(took[True]) / 1e3, np.asarray(took[False]) / 1e3
+        out[f"{label}_cold_us"] = float(logged.mean() - empty.mean())
+        out[f"{label}_cold_median_us"] = float(np.median(logged) - np.median(empty))
     return out
 
 
@@ -356,6 +511,8 @@ def main() -> None:
                         help="which parts to run, comma-separated")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=30,
                         help="rounds of the paired logging-overhead measurement")  # fmt: skip
+    parser.add_argument("--groups", type=int, default=3000,
+                        help="groups of four 5-step blocks in the randomised overhead measurement")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     q, only = args.quick, set(args.only.split(","))
@@ -377,6 +534,30 @@ def main() -> None:
             print(f"| {k['kills']} | {k['checked']} | {k['consistent']} | {k['max_kept_beyond_flush']} |\n")
         if "overhead" in only:
             print("### Logging overhead on a training step (3 metrics per step)\n")
+            r = bench_overhead_random(pg, tmp / "random.db", 300 if q else args.groups)
+            print(f"{r['groups']:,} groups of four {r['per_block']}-step blocks (plain, control, "
+                  f"SQLite, PostgreSQL) in random orders, both writers live, each committing once "
+                  f"per {r['per_commit']} steps it logged; {r['seconds']:.0f} s. "
+                  f"A step: {r['step_us']:.0f} us of the training thread's CPU "
+                  f"({r['wall_step_us']:.0f} us of wall time); {r['steps_per_arm']:,} steps an "
+                  "arm. Per step, mean of (logged - plain) over groups "
+                  "logged - plain [95% bootstrap interval], and % of a 1.5 ms step:\n")  # fmt: skip
+            print("| arm | training thread CPU (us) | % of 1.5 ms | training thread wall (us) "
+                  "| writer thread CPU per logged step (us) | training + writer CPU, % of 1.5 ms "
+                  "| PostgreSQL server CPU per logged step (us) |")  # fmt: skip
+            print("|---|---|---|---|---|---|---|")
+            for arm, label in (("control", "control"), ("sqlite", "SQLite"),
+                               ("postgresql", "PostgreSQL")):  # fmt: skip
+                m, lo, hi = r[f"{arm}_cpu"]
+                wm, wlo, whi = r[f"{arm}_wall"]
+                wr = r.get(f"{arm}_writer_us", 0.0)
+                server = f"{r['server_us']:.1f}" if arm == "postgresql" else "-"
+                print(f"| {label} | {m:+.2f} [{lo:+.2f}, {hi:+.2f}] "
+                      f"| {m / 15:+.3f}% [{lo / 15:+.3f}, {hi / 15:+.3f}] "
+                      f"| {wm:+.1f} [{wlo:+.1f}, {whi:+.1f}] "
+                      f"| {wr:.2f} | {(m + wr) / 15:+.3f}% [{(lo + wr) / 15:+.3f}, "
+                      f"{(hi + wr) / 15:+.3f}] | {server} |")  # fmt: skip
+            print("\nCross-check, end to end: paired one-second blocks (the earlier design).\n")
             o = bench_overhead(pg.new_database("overhead"), tmp / "overhead.db",
                                6 if q else args.rounds)  # fmt: skip
             print(f"{o['rounds']} rounds of one {o['block']}-step block per variant in a random "
@@ -398,6 +579,15 @@ def main() -> None:
                 log_us, writer_us = c[f"{label}_log_us"], c[f"{label}_writer_us"]
                 print(f"| {label} | {log_us:.1f} | {writer_us:.1f} | {log_us / 15:.2f}% "
                       f"| {(log_us + writer_us) / 15:.2f}% |")  # fmt: skip
+            print()
+            k = bench_log_cold(pg.new_database("cold"), tmp / "cold.db", 500 if q else 2000)
+            print("One run.log call right after a training step (cold caches), on the training "
+                  "thread's CPU clock, minus the same clock pair with nothing between:\n")
+            print("| store | mean (us) | median (us) | mean / 1.5 ms |")
+            print("|---|---|---|---|")
+            for label in ("sqlite", "postgresql"):
+                m, med = k[f"{label}_cold_us"], k[f"{label}_cold_median_us"]
+                print(f"| {label} | {m:.1f} | {med:.1f} | {m / 15:.2f}% |")
             print()
         if "api" in only:
             print("### The dashboard's run list (`/api/runs`)\n")
