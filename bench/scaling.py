@@ -391,9 +391,42 @@ def main() -> None:
             f"| {o} | " + " | ".join(f"{cell(are[f][o])} / {cell(back[f][o])}" for f in fams) + " |"
         )
 
+    t5_evidence(fams["t5"])
     for rule in ("LOFO, exponents fitted", "own backtest"):
         curves(fams, rules[rule], k_of[rule], args.boot, rule)
     print(f"\nTotal bench time: {time.perf_counter() - t_start:.0f} s.")
+
+
+def t5_evidence(runs: list[sd.Run]) -> None:
+    """Why no rule that reads T5's smaller sizes reaches 2% on T5-XXL: every size is trained on
+    the same tokens, so its final losses are ``E' + A N^-alpha`` (``E' = E + B/D^beta``), and the
+    smaller sizes' own curvature says alpha is near 0."""
+    ln = np.log([r.n for r in runs])
+    # the median of the last 5% of each run, robust to T5-large's final two checkpoints (+4%)
+    fin = np.array([float(np.median(r.loss[r.d >= 0.95 * r.d[-1]])) for r in runs])
+    slope = -np.diff(fin) / np.diff(ln)
+    mid = (ln[1:] + ln[:-1]) / 2
+    local = -np.diff(np.log(slope)) / np.diff(mid)
+    print("\n### T5: what its points say\n")
+    print("| size | N | tokens | final loss (last) | final (median of last 5%) | fall per ln N |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for i, r in enumerate(runs):
+        fall = f"{slope[i - 1]:.4f}" if i else ""
+        print(
+            f"| {r.name} | {r.n:.3g} | {r.d[-1]:.3g} | {r.loss[-1]:.4f} | {fin[i]:.4f} | {fall} |"
+        )
+    print(
+        f"\nLocal exponent of three consecutive sizes (how fast the fall per ln N shrinks): "
+        f"base-large-xl {local[0]:.3f}, large-xl-xxl {local[1]:.3f}.\n"
+    )
+    print("| alpha held at | xxl predicted from base, large, xl (E', A fitted) | ARE | rms fit |")
+    print("|---:|---:|---:|---:|")
+    for al in (0.05, 0.1, 0.2, EPOCH_CHINCHILLA["alpha"], 0.5, 0.8):
+        x = np.c_[np.ones(3), np.exp(-al * ln[:3])]
+        c, *_ = np.linalg.lstsq(x, fin[:3], rcond=None)
+        p = float(c[0] + c[1] * np.exp(-al * ln[3]))
+        rms = float(np.sqrt(np.mean((x @ c - fin[:3]) ** 2)))
+        print(f"| {al:.4g} | {p:.4f} | {100 * abs(p / fin[3] - 1):.2f}% | {rms:.4f} |")
 
 
 def curves(

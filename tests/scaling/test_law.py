@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runcast import Curve
 from runcast.errors import InvalidInputError, NotEnoughDataError
 from runcast.scaling import FORMS, ScalingConfig, ScalingData, ScalingLaw, fit_scaling
 from runcast.scaling._law import optimal_numeric
@@ -189,3 +190,50 @@ def test_bad_fixed(fixed: dict[str, float], msg: str) -> None:
         fit_scaling(n, d, law_loss(n, d), config=ScalingConfig(n_boot=0, fixed=fixed))
     with pytest.raises(InvalidInputError, match="fixed must map"):
         ScalingConfig(fixed=[("alpha", 0.3)])  # type: ignore[arg-type]
+
+
+def _repeated_curve(n: float, unique: float, epochs: float) -> tuple[Curve, float]:
+    """A data-constrained curve (R* 15) whose loss turns up past 12 epochs (0.1 in log loss
+    by 40), 100 checkpoints of ``unique * epochs / 100`` tokens each."""
+    tps = unique * epochs / 100
+    d = np.arange(1, 101) * tps
+    reps = np.maximum(d / unique - 1, 0)
+    dprime = np.minimum(d, unique) * (1 + 15 * (1 - np.exp(-reps / 15)))
+    rise = 0.1 * np.clip(np.log(d / unique / 12) / np.log(40 / 12), 0, None)
+    loss = (1.8 + 480 / n**0.35 + 2000 / dprime**0.37) * np.exp(rise)
+    return Curve(np.arange(1, 101), loss), tps
+
+
+def test_a_turned_run_is_its_running_minimum_and_its_rise_a_term() -> None:
+    runs = [
+        (n, u, e)
+        for n in np.geomspace(1e8, 1e9, 3)
+        for u, e in ((2e10, 1.0), (5e9, 4.0), (2e9, 10.0), (5e8, 40.0))
+    ]
+    made = [_repeated_curve(n, u, e) for n, u, e in runs]
+    data = ScalingData.from_curves(
+        [c for c, _ in made],
+        [r[0] for r in runs],
+        [t for _, t in made],
+        [r[1] for r in runs],
+        drop_first=0.5,
+    )
+    # each 40-epoch run's rise above its lowest is recorded; the others did not turn
+    long = [c for (c, _), r in zip(made, runs, strict=True) if r[2] > 30]
+    rises = [float(np.log(c.value[-1] / c.value.min())) for c in long]
+    assert [r for e, r in data.turns if e > 30] == pytest.approx(rises)
+    assert min(rises) > 0.06 and all(r == 0.0 for e, r in data.turns if e < 30)
+    law = fit_scaling(data, form="auto", config=ScalingConfig(n_boot=0))
+    assert law.overfit[-1].tolist() == pytest.approx([40.0, np.mean(rises)])
+    # a larger model at 40 epochs: the law's minimum plus the rise its smaller twins showed
+    curve, tps = _repeated_curve(3e9, 5e8, 40.0)
+    truth = float(curve.value[-1])
+    pred = float(law.predict(3e9, 100 * tps, unique=5e8).point[0])
+    plain = dataclasses.replace(law, overfit=np.empty((0, 2)))
+    without = float(plain.predict(3e9, 100 * tps, unique=5e8).point[0])
+    assert pred == pytest.approx(truth, rel=0.01)
+    assert abs(without / truth - 1) > 0.05
+    # fresh data (no repetition) and a saved law are unchanged by the term
+    assert law.predict(3e9, 1e10).point[0] == pytest.approx(plain.predict(3e9, 1e10).point[0])
+    back = ScalingLaw.from_dict(law.to_dict())
+    np.testing.assert_allclose(back.overfit, law.overfit)

@@ -1,17 +1,12 @@
 """A larger model's whole loss curve from a scaling law, alone or with its own first steps.
 
-The law fitted on smaller models' checkpoints gives the curve ``L(N, D_t)`` of the larger model
-at every step (``D_t = t x tokens per step``), with the law's own spread. Once the larger run has
-begun, its first points say how far the law is off for this model, and the law and the forecast
-become one posterior over that model's offset ``c`` (in log loss) at the end of its run.
-Prior: ``c ~ Normal(0, s_law^2)``, ``s_law`` the law's spread at the run's end. Data: the mean
-log difference between the run's points (past ``drop_first`` of its planned length) and the law.
-That early offset is not the final one: the law is fitted on late checkpoints and a schedule's
-decay comes later. The smaller runs (``reference``) show how it moves: for each, the change from
-its offset over the same fraction of its run to its offset at its end. Their median is added to
-the run's early offset, and their spread (or ``drift``, without a reference) is the error of
-that step. A run whose start agrees with the law keeps the law's curve; one that disagrees, with
-smaller runs that say such a disagreement lasts, moves it (see bench/README.md, "Scaling laws").
+The law fitted on smaller models' checkpoints gives the larger model's curve ``L(N, D_t)`` with
+the law's spread. Once the larger run has begun, its first points (past ``drop_first``) say how
+far the law is off for this model, and the two become one posterior over the run's final log
+offset ``c``: prior ``Normal(0, s_law^2)``; data, the run's early mean log offset plus how the
+smaller runs' (``reference``) offsets moved from the same fraction of their runs to their ends
+(median, with their spread as its error). The method and its measured errors are in
+bench/README.md, "Scaling laws".
 
 Example:
     >>> import numpy as np

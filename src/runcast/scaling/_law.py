@@ -139,7 +139,9 @@ class ScalingLaw:
 
     ``theta`` is the fit on all points, ``boot`` the bootstrap refits (one row each), ``ext_sd``
     the log-loss spread of a one-size extrapolation, ``n_max`` and ``n_step`` the largest fitted
-    size and the log-ratio of the backtest's step, ``info`` facts about the fit.
+    size and the log-ratio of the backtest's step, ``info`` facts about the fit. ``overfit``
+    (data-constrained form) holds rows (epochs, log rise): how far the fitted runs' final losses
+    rose above their lowest after that many epochs of repeated data (:func:`overfit_table`).
     """
 
     form: Form
@@ -149,6 +151,7 @@ class ScalingLaw:
     n_max: float
     n_step: float
     info: dict[str, Any] = field(default_factory=dict)
+    overfit: FloatArray = field(default_factory=lambda: np.empty((0, 2)))
 
     @property
     def params(self) -> dict[str, float]:
@@ -172,6 +175,13 @@ class ScalingLaw:
             u = np.broadcast_to(u, n.shape).astype(np.float64)
         return Inputs(np.log(n), np.log(d), u)
 
+    def _log_loss(self, theta: FloatArray, x: Inputs) -> FloatArray:
+        """The form's log loss plus the overfitting rise after as many epochs."""
+        out = self.form.log_loss(theta, x)
+        if len(self.overfit) and x.unique is not None:
+            out = out + overfit_rise(self.overfit, np.exp(x.log_d) / x.unique)
+        return out
+
     def extrapolation_sd(self, n: FloatArray) -> FloatArray:
         """The log-loss spread of the extrapolation error at sizes ``n`` (0 inside the data)."""
         beyond = np.maximum(np.log(n / self.n_max), 0.0) / max(self.n_step, 1e-12)
@@ -189,10 +199,10 @@ class ScalingLaw:
         n_arr, d_arr = np.broadcast_arrays(_positive("N", n), _positive("D", d))
         n_arr, d_arr = n_arr.astype(np.float64), d_arr.astype(np.float64)
         x = self._inputs(n_arr, d_arr, unique)
-        point = self.form.log_loss(self.theta, x)
+        point = self._log_loss(self.theta, x)
         rng = np.random.default_rng(seed)
         if len(self.boot):
-            logs = np.array([self.form.log_loss(t, x) for t in self.boot])
+            logs = np.array([self._log_loss(t, x) for t in self.boot])
             logs = logs - np.median(logs, axis=0) + point
             logs = logs[rng.integers(0, len(logs), draws)]
         else:
@@ -241,7 +251,7 @@ class ScalingLaw:
             n = optimal_numeric(self, theta, c, unique)
         d = c / (6.0 * n)
         x = self._inputs(n, d, unique)
-        return np.stack([n, d, np.exp(self.form.log_loss(theta, x))])
+        return np.stack([n, d, np.exp(self._log_loss(theta, x))])
 
     # -- saving --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -255,6 +265,7 @@ class ScalingLaw:
             "n_max": self.n_max,
             "n_step": self.n_step,
             "info": self.info,
+            "overfit": self.overfit.tolist(),
         }
 
     @classmethod
@@ -271,6 +282,7 @@ class ScalingLaw:
                 float(data["n_max"]),
                 float(data["n_step"]),
                 dict(data.get("info", {})),
+                np.asarray(data.get("overfit", []), dtype=np.float64).reshape(-1, 2),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InvalidInputError(
@@ -314,7 +326,7 @@ def optimal_numeric(
         d = ci / (6.0 * n)
         ok = d > 1.0
         x = law._inputs(n[ok], d[ok], unique)
-        vals = law.form.log_loss(theta, x)
+        vals = law._log_loss(theta, x)
         j = int(np.argmin(vals))
         g = grid[ok]
         if 0 < j < len(g) - 1:
@@ -325,6 +337,41 @@ def optimal_numeric(
         else:
             out[i] = np.exp(g[j])
     return out
+
+
+def overfit_table(turns: tuple[tuple[float, float], ...]) -> FloatArray:
+    """Rows (epochs, mean log rise) from runs' (epochs, rise), runs within 5% of each other's
+    epochs pooled; empty where no run rose (nothing to add to the law).
+
+    Example:
+        >>> overfit_table(((44.0, 0.12), (43.9, 0.10), (14.0, 0.0))).round(3).tolist()
+        [[14.0, 0.0], [43.95, 0.11]]
+    """
+    if not turns or max(r for _, r in turns) <= 0.0:
+        return np.empty((0, 2))
+    rows = sorted(turns)
+    pools: list[list[tuple[float, float]]] = [[rows[0]]]
+    for e, r in rows[1:]:
+        if e <= 1.05 * pools[-1][0][0]:
+            pools[-1].append((e, r))
+        else:
+            pools.append([(e, r)])
+    return np.array([[np.mean([e for e, _ in p]), np.mean([r for _, r in p])] for p in pools])
+
+
+def overfit_rise(table: FloatArray, epochs: FloatArray) -> FloatArray:
+    """The log rise after ``epochs`` of repeated data: 0 up to one epoch, linear in log epochs
+    between the table's rows, the last row's beyond them (a rise not seen is not guessed).
+
+    Example:
+        >>> table = np.array([[14.0, 0.0], [44.0, 0.11]])
+        >>> overfit_rise(table, np.array([1.0, 14.0, 25.0, 80.0])).round(3).tolist()
+        [0.0, 0.0, 0.056, 0.11]
+    """
+    x = np.log(np.concatenate([[1.0], table[:, 0]]))
+    y = np.concatenate([[0.0], table[:, 1]])
+    e = np.log(np.maximum(np.where(np.isfinite(epochs), epochs, 1.0), 1.0))
+    return np.asarray(np.interp(e, x, y), dtype=np.float64)
 
 
 def _as_data(n: Any, d: Any, loss: Any, unique: Any) -> ScalingData:
@@ -408,6 +455,7 @@ def fit_scaling(
             "fixed": {k: float(v) for k, v in cfg.fixed.items()},
             "fit_seconds": time.perf_counter() - t0,
         },
+        overfit_table(data.turns) if f.needs_unique else np.empty((0, 2)),
     )
 
 

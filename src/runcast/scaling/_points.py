@@ -49,6 +49,10 @@ PARAM_KEYS = ("n_params", "num_params", "params", "parameters", "N")
 TOKENS_PER_STEP_KEYS = ("tokens_per_step", "batch_tokens")
 TOTAL_TOKENS_KEYS = ("tokens", "train_tokens", "total_tokens", "D")
 UNIQUE_KEYS = ("unique_tokens", "tokens_per_epoch")
+#: a run on repeated data whose final loss is this far (in log loss) above its lowest has turned:
+#: it overfits the repeated tokens. Below it a rise is evaluation noise and the law's own error
+#: (on Muennighoff et al.'s runs: at most 0.01 unless turned, at least 0.11 when turned)
+TURN_RISE = 0.02
 
 
 def _floats(name: str, values: Any, n: int | None = None) -> FloatArray:
@@ -81,13 +85,20 @@ def thin(index: IntArray, max_points: int) -> IntArray:
 @dataclass(frozen=True)
 class ScalingData:
     """Points to fit a scaling law on; ``unique`` is the number of unique tokens (inf if none
-    repeat) and ``group`` the run each point belongs to."""
+    repeat) and ``group`` the run each point belongs to.
+
+    ``turns`` holds, for each run on repeated data read from a curve, its epochs at its end and
+    how far (log loss) its final loss rose above its lowest (0 unless it turned, see
+    :data:`TURN_RISE`). A turned run's points are its running minimum, the loss a law of
+    diminishing returns describes; the rise is a separate term of the law.
+    """
 
     n: FloatArray
     d: FloatArray
     loss: FloatArray
     unique: FloatArray
     group: IntArray
+    turns: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         size = self.n.size
@@ -130,7 +141,12 @@ class ScalingData:
     def subset(self, mask: npt.NDArray[np.bool_]) -> ScalingData:
         """The points where ``mask`` is true."""
         return ScalingData(
-            self.n[mask], self.d[mask], self.loss[mask], self.unique[mask], self.group[mask]
+            self.n[mask],
+            self.d[mask],
+            self.loss[mask],
+            self.unique[mask],
+            self.group[mask],
+            self.turns,
         )
 
     @classmethod
@@ -215,6 +231,8 @@ class ScalingData:
         ``drop_first`` is a fraction of each curve's last step: checkpoints at or before it are
         left out (0.1 is the Hitchhiker's guide's recommendation; 1 keeps final losses only;
         ``"auto"``: final losses with 12 runs or more, else checkpoints past the first half).
+        A run on repeated data whose loss turned up (overfitting) gives its running minimum
+        and its rise (``turns``).
         """
         if drop_first == "auto":
             enough = sum(len(c.finite()) > 0 for c in curves) >= AUTO_FINAL_RUNS
@@ -235,15 +253,21 @@ class ScalingData:
         tps = _floats("tokens_per_step", tokens_per_step, k)
         uniq = np.full(k, np.inf) if unique is None else _floats("unique tokens", unique, k)
         parts: list[tuple[float, FloatArray, FloatArray, float, int]] = []
+        turns: list[tuple[float, float]] = []
         for i, curve in enumerate(curves):
             c = curve.finite()
             if len(c) == 0:
                 continue
+            value = c.value.astype(np.float64)
+            epochs = float(c.last_step) * tps[i] / uniq[i]
+            if epochs > 1.0:
+                value, rise = _running_min(c.step, value)
+                turns.append((epochs, rise))
             # the last checkpoint always stays: drop_first=1 fits final losses only
             late = (c.step > drop_first * c.last_step) | (c.step == c.last_step)
             keep = np.flatnonzero(late & (c.step > 0))
             keep = thin(keep, max_per_run)
-            parts.append((float(n_params[i]), c.step[keep] * tps[i], c.value[keep], uniq[i], i))
+            parts.append((float(n_params[i]), c.step[keep] * tps[i], value[keep], uniq[i], i))
         if not parts or sum(p[1].size for p in parts) == 0:
             raise NotEnoughDataError(
                 "No checkpoints left to fit: the curves are empty or all within drop_first."
@@ -254,6 +278,7 @@ class ScalingData:
             np.concatenate([p[2] for p in parts]),
             np.concatenate([np.full(p[1].size, p[3]) for p in parts]),
             np.concatenate([np.full(p[1].size, p[4], dtype=np.int64) for p in parts]),
+            tuple(turns),
         )
 
     @classmethod
@@ -293,6 +318,27 @@ class ScalingData:
             u = _first_number(cfg, UNIQUE_KEYS)
             uniq.append(np.inf if u is None else u)
         return cls.from_curves(curves, sizes, tps, uniq, drop_first, max_per_run)
+
+
+def _running_min(step: IntArray, value: FloatArray) -> tuple[FloatArray, float]:
+    """A curve on repeated data as the law sees it, and its rise: if its final loss is more than
+    :data:`TURN_RISE` above its lowest (past step 0), its running minimum and that rise; else the
+    curve unchanged and 0 (a noisy flat end is not a turn).
+
+    Example:
+        >>> v, rise = _running_min(np.arange(1, 5), np.array([3.0, 2.0, 2.5, 2.6]))
+        >>> v.tolist(), round(rise, 3)
+        ([3.0, 2.0, 2.0, 2.0], 0.262)
+    """
+    pos = step > 0
+    if not pos.any():
+        return value, 0.0
+    rise = float(np.log(value[-1]) - np.log(value[pos].min()))
+    if rise <= TURN_RISE:
+        return value, 0.0
+    out = value.copy()
+    out[pos] = np.minimum.accumulate(value[pos])
+    return out, rise
 
 
 def _cell(v: Any) -> float:
