@@ -512,6 +512,11 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="corpus: replay only these sweeps")
     ap.add_argument("--thresholds", default="0.002,0.005,0.01,0.02", help="corpus: grid")
     ap.add_argument("--warmup-reports", default="2", help="corpus: runcast's grid")
+    ap.add_argument(
+        "--warmup-fractions",
+        default="0",
+        help="corpus: runcast's grid of warmup_fraction (no prune before this share of the budget)",
+    )
     ap.add_argument("--peer-methods", default="auto,analog", help="corpus: runcast's grid")
     ap.add_argument(
         "--ray-runcast", action="store_true", help="corpus: also replay runcast's Ray scheduler"
@@ -998,8 +1003,14 @@ def corpus_main(args: argparse.Namespace) -> None:
     # runcast's pruner, written as every Optuna pruner is: ForecastPruner(), the budget
     # inferred; the grid is every value of its defaults that leave-one-sweep-out chooses from
     settings = [
-        {"threshold": float(th), "n_warmup_reports": int(wr), "peer_method": pm}
+        {
+            "threshold": float(th),
+            "warmup_fraction": float(wf),
+            "n_warmup_reports": int(wr),
+            "peer_method": pm,
+        }
         for th in args.thresholds.split(",")
+        for wf in args.warmup_fractions.split(",")
         for wr in args.warmup_reports.split(",")
         for pm in args.peer_methods.split(",")
     ]
@@ -1130,7 +1141,8 @@ def corpus_main(args: argparse.Namespace) -> None:
         f"- pooled compute {ours_c:.1%} vs the per-sweep cheapest ASHA at equal regret "
         f"{asha_c:.1%} ({asha_c / ours_c:.2f}x; goal >= 1x, moonshot 1.5x): "
         f"{'met' if ours_c <= asha_c else 'NOT met'}; sweeps where runcast costs more: "
-        f"{sum(matched[h] < cstats(res[loso, h])['compute'] for h in names)} of {len(names)}."
+        f"{sum(matched[h] < cstats(res[loso, h])['compute'] for h in names)} of {len(names)} "
+        f"{[h for h in names if matched[h] < cstats(res[loso, h])['compute']]}."
     )
     print(
         f"- sweeps with a higher mean regret than MedianPruner: {len(worse)} "

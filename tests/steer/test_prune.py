@@ -11,6 +11,7 @@ from runcast.curve import Curve
 from runcast.errors import FitError, InvalidInputError
 from runcast.forecast import Forecast
 from runcast.steer import PruneRule, prune_decision
+from runcast.steer._prune import DEFAULT_WARMUP_FRACTION_NO_SCHEDULE
 
 
 def _fc(lo: float, hi: float, until: int = 100, direction: str = "down") -> Forecast:
@@ -247,3 +248,53 @@ def test_peers_too_large_to_compare_fall_back_to_the_trials_own_curve() -> None:
         [10, 20], [3e300, 2.9e300], total_steps=100, best=2e300, n_completed=3, peers=peers
     )
     assert d.action == "continue" and "min_points=5" in d.reason  # own curve: too few points
+
+
+def test_rule_waits_for_its_warmup_fraction_of_the_budget() -> None:
+    from runcast.schedules import Schedule
+
+    fc = _Recorder(0.5, 0.6)
+    rule = PruneRule(warmup_fraction=0.25, n_min_trials=1, min_points=1, forecaster=fc)
+    steps, vals = [10, 20, 30], [2.0, 1.9, 1.8]
+    d = rule.decide(steps[:2], vals[:2], total_steps=100, best=0.1, n_completed=1)
+    assert d.action == "continue" and "step 20 < 0.25 of the 100 steps" in d.reason
+    assert fc.calls == []  # no forecast spent during the warm-up
+    d = rule.decide(steps, vals, total_steps=100, best=0.1, n_completed=1)
+    assert d.action == "prune" and fc.calls == [(3, 100)]  # step 30 >= 25 of 100
+    # by default: no warm-up share with a known schedule, the corpus's choice without one
+    sch = Schedule.from_spec({"kind": "cosine", "peak": 0.1, "total": 100})
+    assert PruneRule().warmup_fraction_for(sch) == 0.0
+    assert PruneRule().warmup_fraction_for(None) == DEFAULT_WARMUP_FRACTION_NO_SCHEDULE
+    assert PruneRule(warmup_fraction=0.1).warmup_fraction_for(sch) == 0.1
+    for bad in (-0.1, 1.0):
+        with pytest.raises(InvalidInputError, match="warmup_fraction"):
+            PruneRule(warmup_fraction=bad)
+
+
+@pytest.mark.parametrize(
+    ("top_k", "mode", "finals", "expect"),
+    [
+        (1, "min", [0.3, 0.1, float("nan"), 0.2], 0.1),
+        (2, "min", [0.3, 0.1, float("nan"), 0.2], 0.2),
+        (2, "max", [0.3, 0.1, float("inf"), 0.2], 0.2),  # a diverged final is no reference
+        (4, "min", [0.3, 0.1, float("nan"), 0.2], None),  # 3 finite: any trial makes the top 4
+        (1, "min", [], None),
+    ],
+)
+def test_rule_reference_is_the_top_kth_completed_value(
+    top_k: int, mode: str, finals: list[float], expect: float | None
+) -> None:
+    assert PruneRule(top_k=top_k, mode=mode).reference(finals) == expect  # type: ignore[arg-type]
+
+
+def test_rule_top_k_keeps_a_trial_that_would_end_second() -> None:
+    fc = _Recorder(0.15, 0.25)  # ends between the best (0.1) and the 2nd best (0.3)
+    one = PruneRule(threshold=0.01, n_min_trials=1, min_points=1, forecaster=fc)
+    two = PruneRule(threshold=0.01, n_min_trials=1, min_points=1, forecaster=fc, top_k=2)
+    kw: dict[str, Any] = {"total_steps": 100, "n_completed": 2}
+    finals = [0.3, 0.1]
+    assert one.decide([10, 20], [1.0, 0.9], best=one.reference(finals), **kw).action == "prune"
+    d = two.decide([10, 20], [1.0, 0.9], best=two.reference(finals), **kw)
+    assert d.action == "continue" and d.numbers["best"] == 0.3 and d.numbers["p_beat"] == 1.0
+    with pytest.raises(InvalidInputError, match="top_k"):
+        PruneRule(top_k=0)

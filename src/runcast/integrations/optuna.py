@@ -79,9 +79,13 @@ class ForecastPruner(optuna.pruners.BasePruner):
             (``bench/sweep_pruning.py``; a higher one saves compute and loses the winner more
             often).
         n_warmup_steps: never prune before this step.
+        warmup_fraction: never prune before this share of the budget; None (default): 0 for a
+            trial with a ``"runcast_schedule"``, a leave-one-sweep-out choice for one without
+            (:meth:`runcast.steer.PruneRule.warmup_fraction_for`).
         n_warmup_reports: never prune a trial with fewer reported values (its first value
             says little: trials start near the same loss).
         n_min_trials: never prune before this many trials have completed.
+        top_k: prune only a trial unlikely to beat the ``top_k``-th best completed value.
         interval_steps: decide at most once per this many steps (a forecast costs milliseconds).
         min_points: never forecast a trial from its own curve with fewer reported values.
         use_peers: forecast from the study's other trials, completed and pruned (how similar
@@ -107,8 +111,10 @@ class ForecastPruner(optuna.pruners.BasePruner):
         *,
         threshold: float | None = None,
         n_warmup_steps: int = 0,
+        warmup_fraction: float | None = None,
         n_warmup_reports: int = 2,
         n_min_trials: int = 2,
+        top_k: int = 1,
         interval_steps: int = 1,
         min_points: int = 5,
         use_peers: bool = True,
@@ -125,8 +131,10 @@ class ForecastPruner(optuna.pruners.BasePruner):
         self._rule = PruneRule(
             threshold=threshold,
             warmup_steps=n_warmup_steps,
+            warmup_fraction=warmup_fraction,
             warmup_reports=n_warmup_reports,
             n_min_trials=n_min_trials,
+            top_k=top_k,
             min_points=min_points,
             forecaster=forecaster,
             use_peers=use_peers,
@@ -193,8 +201,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
             total = max(ends)
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
         values = [t.value for t in complete if t.value is not None]
-        best = (max(values) if maximize else min(values)) if values else None
         self._rule.mode = "max" if maximize else "min"
+        best = self._rule.reference(values)
         schedule = self._schedule(trial)
         check_units(schedule, int(total), "the trial's total steps (the steps it reports at)")
         peers, peer_schedules = self._curves(complete)

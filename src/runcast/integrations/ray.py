@@ -62,9 +62,13 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             leave-one-sweep-out chooses on the corpus's real sweeps in each case
             (``bench/sweep_pruning.py``).
         grace_period: never stop a trial before this many steps (the warm-up).
+        warmup_fraction: never stop a trial before this share of the budget; None (default):
+            0 for a trial with a ``"runcast_schedule"``, a leave-one-sweep-out choice for one
+            without (:meth:`runcast.steer.PruneRule.warmup_fraction_for`).
         grace_reports: never stop a trial with fewer results (its first value says little:
             trials start near the same loss).
         n_min_trials: never stop before this many trials have completed.
+        top_k: stop only a trial unlikely to beat the ``top_k``-th best completed value.
         min_points: never forecast a trial from its own curve with fewer results.
         use_peers: forecast from the other trials' curves (see
             :func:`runcast.steer.analog_forecast`), else from the trial's own curve.
@@ -89,8 +93,10 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         time_attr: str = "training_iteration",
         threshold: float | None = None,
         grace_period: int = 0,
+        warmup_fraction: float | None = None,
         grace_reports: int = 2,
         n_min_trials: int = 2,
+        top_k: int = 1,
         min_points: int = 5,
         use_peers: bool = True,
         peer_method: PeerMethod = DEFAULT_PEER_METHOD,
@@ -109,8 +115,10 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         self._rule = PruneRule(
             threshold=threshold,
             warmup_steps=grace_period,
+            warmup_fraction=warmup_fraction,
             warmup_reports=grace_reports,
             n_min_trials=n_min_trials,
+            top_k=top_k,
             min_points=min_points,
             mode="max" if mode == "max" else "min",
             forecaster=forecaster,
@@ -142,10 +150,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         return True
 
     def _best(self) -> float | None:
-        if not self._finals:
-            return None
-        vals = self._finals.values()
-        return max(vals) if self._mode == "max" else min(vals)
+        return self._rule.reference(list(self._finals.values()))
 
     def _curves(self, ids: Iterable[str]) -> tuple[list[Curve], list[Schedule | None]]:
         from runcast.integrations._history import history_curve

@@ -53,6 +53,11 @@ Forecaster = Callable[["Curve", int], "Forecast"]
 DEFAULT_THRESHOLD = 0.01
 DEFAULT_THRESHOLD_NO_SCHEDULE = 0.002
 DEFAULT_PEER_METHOD: PeerMethod = "analog"
+# no prune before this share of the budget for a trial without a known schedule (with one: 0):
+# leave-one-sweep-out's choice on the corpus (bench/README.md, issue 14). Without its schedule
+# a trial's early state says little (a long warm-up looks like a dead run until it ends), and
+# the peers that would show such a trial blooming are the ones an early prune cut short.
+DEFAULT_WARMUP_FRACTION_NO_SCHEDULE = 0.0
 # analog_forecast's arguments that PruneRule fills in itself (not settable via peer_options)
 _SET_BY_RULE = {"curve", "until", "donors", "direction", "schedule", "donor_schedules", "window"}
 
@@ -176,10 +181,15 @@ class PruneRule:
             trial whose LR schedule is given, 0.002 for one without (each chosen
             leave-one-sweep-out on the corpus's sweeps, ``bench/sweep_pruning.py``).
         warmup_steps: never prune before this step.
+        warmup_fraction: never prune before this share of ``total_steps``; None (default): 0
+            for a trial whose LR schedule is given, DEFAULT_WARMUP_FRACTION_NO_SCHEDULE for one
+            without (chosen leave-one-sweep-out, as the thresholds).
         warmup_reports: never prune a trial with fewer finite reported values (its first
             value says almost nothing about it: all trials start near the same loss, and a
             forecast that cannot tell trials apart would prune them all once few beat the best).
         n_min_trials: never prune until this many trials have completed.
+        top_k: compare with the ``top_k``-th best completed value (:meth:`reference`): prune
+            only a trial unlikely to end among the best ``top_k`` so far (1: the best).
         min_points: never forecast a trial from its own curve with fewer points (the peer
             forecast needs one).
         mode: ``"min"`` or ``"max"``.
@@ -206,8 +216,10 @@ class PruneRule:
 
     threshold: float | None = None
     warmup_steps: int = 0
+    warmup_fraction: float | None = None
     warmup_reports: int = 2
     n_min_trials: int = 2
+    top_k: int = 1
     min_points: int = 5
     mode: Mode = "min"
     forecaster: Forecaster | None = None
@@ -232,6 +244,13 @@ class PruneRule:
                 f"peer_options has unknown key(s) {unknown}; analog_forecast takes "
                 f"{sorted(allowed)}."
             )
+        if self.warmup_fraction is not None and not 0.0 <= self.warmup_fraction < 1.0:
+            raise InvalidInputError(
+                f"warmup_fraction is a share of the budget in [0, 1), but got "
+                f"warmup_fraction={self.warmup_fraction}."
+            )
+        if self.top_k < 1:
+            raise InvalidInputError(f"top_k counts trials from 1, but got top_k={self.top_k}.")
         for name in ("warmup_steps", "warmup_reports", "n_min_trials", "min_points"):
             value = getattr(self, name)
             if value < 0:
@@ -250,6 +269,32 @@ class PruneRule:
         if self.threshold is not None:
             return self.threshold
         return DEFAULT_THRESHOLD if schedule is not None else DEFAULT_THRESHOLD_NO_SCHEDULE
+
+    def reference(self, finals: Sequence[float]) -> float | None:
+        """The value a trial must beat: the ``top_k``-th best of the completed ``finals``
+        (NaN/inf ignored); None while fewer than ``top_k`` are finite (a trial then still
+        makes the top ``top_k``, whatever it ends at).
+
+        Example:
+            >>> PruneRule(top_k=2).reference([0.3, 0.1, 0.2]), PruneRule(top_k=4).reference([0.3])
+            (0.2, None)
+        """
+        vals = np.asarray([v for v in finals if v is not None], dtype=np.float64)
+        vals = np.sort(vals[np.isfinite(vals)])
+        if vals.size < self.top_k:
+            return None
+        return float(vals[self.top_k - 1] if self.mode == "min" else vals[-self.top_k])
+
+    def warmup_fraction_for(self, schedule: Schedule | None) -> float:
+        """The share of the budget before which a trial with (or without) a schedule is kept.
+
+        Example:
+            >>> PruneRule(warmup_fraction=0.1).warmup_fraction_for(None)
+            0.1
+        """
+        if self.warmup_fraction is not None:
+            return self.warmup_fraction
+        return 0.0 if schedule is not None else DEFAULT_WARMUP_FRACTION_NO_SCHEDULE
 
     def decide(
         self,
@@ -318,6 +363,14 @@ class PruneRule:
             )
         if step >= total_steps:
             return Decision("continue", f"the trial reached its last step {total_steps}", step=step)
+        share = self.warmup_fraction_for(schedule)
+        if step < share * total_steps:
+            return Decision(
+                "continue",
+                f"warming up: step {step} < {share:g} of the {total_steps} steps",
+                step=step,
+                numbers={"warmup_fraction": share},
+            )
         curve = Curve(st[ok], va[ok])
         fc = None
         direction: Direction = "down" if self.mode == "min" else "up"
