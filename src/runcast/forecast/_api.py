@@ -165,7 +165,7 @@ def raw_forecast(
     lr = np.asarray(schedule.array(prep.until + 1)) if schedule is not None else None
     raw.info["features"] = features(
         prep,
-        float(raw.spread_shape()[-1]),
+        raw.spread_end(),
         backtest_ratio=raw.info.get("backtest_ratio"),
         backtest_failed=backtest and method == "law" and ratio is None,
         lr=lr,
@@ -214,9 +214,10 @@ def _backtest(
         braw = RAW_METHODS[method](bprep, schedule, n_paths=100, seed=seed, **opts)
     except RuncastError:
         return None
-    pred = bprep.to_values(np.median(braw.paths, axis=0))
+    median = np.median(braw.paths, axis=0)
+    pred = bprep.to_values(median)
     obs = np.interp(at, prep.x, prep.to_values(prep.y))
-    h = braw.spread_shape() * bprep.scale
+    h = braw.spread_shape(median) * bprep.scale
     ratio = float(np.median(np.abs(pred - obs)) / max(float(np.median(h)), 1e-12))
     return float(np.clip(ratio, BACKTEST_RANGE[0], BACKTEST_RANGE[1]))
 

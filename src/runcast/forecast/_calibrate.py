@@ -60,12 +60,22 @@ class RawForecast:
     anchor: float  # the model's median value at the last observed step (normalised)
     info: dict[str, Any] = field(default_factory=dict)
 
-    def spread_shape(self) -> FloatArray:
-        """``h(t)``: how the discrepancy grows over the forecast steps (normalised units)."""
-        m = np.median(self.paths, axis=0)
+    def spread_shape(self, median: FloatArray | None = None) -> FloatArray:
+        """``h(t)``: how the discrepancy grows over the forecast steps (normalised units).
+
+        ``median``: the paths' per-step median when the caller has it (a median over 400 paths
+        at every step is the costliest part of finishing a dense forecast).
+        """
+        m = np.median(self.paths, axis=0) if median is None else median
         horizon = np.log(self.prep.out_steps / self.prep.last_step)
         floor = HORIZON_FLOOR * self.prep.recent_drop * horizon
         return np.asarray(np.abs(m - self.anchor) + floor, dtype=np.float64)
+
+    def spread_end(self) -> float:
+        """``h`` at the last forecast step (:meth:`spread_shape`'s last value, one median)."""
+        m = float(np.median(self.paths[:, -1]))
+        horizon = float(np.log(self.prep.out_steps[-1] / self.prep.last_step))
+        return abs(m - self.anchor) + HORIZON_FLOOR * self.prep.recent_drop * horizon
 
     def finish(self, method: str, tau: float, *, noise: bool = True, seed: int = 0) -> Forecast:
         """The calibrated :class:`Forecast` in the curve's own units.
@@ -82,11 +92,12 @@ class RawForecast:
         rng = np.random.default_rng(seed + 7919)
         n = self.paths.shape[0]
         z = np.asarray(rng.standard_t(T_DOF, size=n), dtype=np.float64)
-        y = self.paths + tau * z[:, None] * self.spread_shape()[None, :]
+        posterior_median = np.median(self.paths, axis=0)
+        y = self.paths + tau * z[:, None] * self.spread_shape(posterior_median)[None, :]
         # the discrepancy widens the bands around the posterior median, it must not move it: on
         # a skewed posterior, adding a wide symmetric term would drag the median to the mean
-        posterior_median = np.median(self.paths, axis=0)
-        y = y + (posterior_median - np.median(y, axis=0))[None, :]
+        if tau != 0.0:
+            y = y + (posterior_median - np.median(y, axis=0))[None, :]
         values = self.prep.to_values(y)
         if noise and self.prep.noise_sd > 0:
             values = values + self.prep.noise_sd * rng.standard_normal(values.shape)
