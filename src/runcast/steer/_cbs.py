@@ -4,12 +4,9 @@ From one checkpoint (model and optimizer state), short branches train at ``k`` t
 batch size, each on the same number of examples (the window), with the learning rate scaled by
 ``sqrt(k)`` (Adam) or ``k`` (SGD). Each branch's per-step losses are smoothed with an EMA (0.5)
 and its last smoothed value is compared: a batch size *passes* while its loss stays within
-``tolerance`` of the best smaller batch size's. The CBS lies between the largest batch size that
-passes and the smallest that fails: that interval is what is returned, with every branch's losses.
-The gradient noise scale is the cheap proxy; this is the direct measurement, and the paper found
-the proxy can be far off. Cost: every branch trains on the window, so the measurement costs
-``len(ks) * window`` examples; the defaults (5 branches of 0.9% of the run) cost 4.5% of it.
-See bench/README.md, "Batch size".
+``tolerance`` of the best smaller batch size's. The CBS lies in [largest passing, smallest
+failing], returned with every branch's losses. Cost: ``len(ks) * window`` examples; the
+defaults (5 branches of 0.9% of the run) cost 4.5% of it. See bench/README.md, "Batch size".
 
 Example:
     >>> import torch

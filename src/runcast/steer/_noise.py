@@ -7,17 +7,12 @@ estimates of both terms from one pair of norms:
     |G|^2     ~ (B_big |G_big|^2 - B_small |G_small|^2) / (B_big - B_small)
     tr(Sigma) ~ (|G_small|^2 - |G_big|^2) / (1/B_small - 1/B_big)
 
-Each single estimate is very noisy (often negative), so both are averaged over updates first and
-their ratio is taken last: the ratio of averages, not the average of ratios, which would be biased
-and dominated by near-zero denominators. The average is an exponential one over about
-``horizon`` updates (bias-corrected like Adam's, so it is an exact weighted mean from the first
-update), or the plain mean of all updates with ``horizon=None``.
-
-In training the pair comes for free: a micro-batch's gradient against the accumulated one, or
-one rank's gradient against the all-reduced one (``TrainingMonitor(noise_scale=...)`` in
-:mod:`runcast.integrations.torch`).
-B_simple is in the unit of the batch sizes (examples, or tokens if you pass tokens). See
-bench/README.md, "Batch size", for its accuracy on a problem with a known noise scale.
+Single estimates are very noisy (often negative), so both terms are averaged first (over about
+``horizon`` updates, bias-corrected like Adam's; ``horizon=None``: the plain mean) and their
+ratio is taken last. In training the pair comes free: a micro-batch's gradient against the
+accumulated one, or one rank's against the all-reduced one (``TrainingMonitor(noise_scale=...)``
+in :mod:`runcast.integrations.torch`). B_simple is in the batch sizes' unit. Accuracy: see
+bench/README.md, "Batch size".
 
 Example:
     >>> gns = GradientNoiseScale(horizon=None)
