@@ -195,3 +195,33 @@ def test_fit_with_fixed_exponents(app: typer.Typer, table: Path) -> None:
     out = json.loads(res.output)
     assert out["params"]["alpha"] == 0.35
     assert out["params"]["beta"] == pytest.approx(0.37, abs=0.02)
+
+
+def test_fit_from_runs_reports_overfitting_on_repeated_data(
+    app: typer.Typer, db_path: Path
+) -> None:
+    # three sizes, each trained once on fresh data and once for 40 epochs of 5e8 tokens; the
+    # 40-epoch runs' loss turns up by 0.1 (log) after 12 epochs
+    for size in (1e8, 3e8, 1e9):
+        for unique, epochs in ((2e10, 1.0), (5e8, 40.0)):
+            tps = unique * epochs / 10
+            with runcast.init(
+                project="repeat",
+                name=f"m{size:g}-{epochs:g}",
+                db=db_path,
+                config={"n_params": size, "tokens_per_step": tps, "unique_tokens": unique},
+            ) as run:
+                for s in range(1, 11):
+                    d = s * tps
+                    reps = max(d / unique - 1, 0.0)
+                    dprime = min(d, unique) * (1 + 15 * (1 - np.exp(-reps / 15)))
+                    rise = 0.1 * float(np.clip(np.log(d / unique / 12) / np.log(40 / 12), 0, 1))
+                    run.log(
+                        {"loss": float(law_loss(np.array(size), dprime)) * np.exp(rise)}, step=s
+                    )
+    args = ["scale", "fit", "--project", "repeat", "--db", str(db_path), "--boot", "0"]
+    args += ["--fix", "chinchilla"]  # the exponents held: a quicker fit, the same rise
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())  # the console wraps long lines
+    assert "runs of 40 epochs of repeated data ended 6.8% above their lowest loss" in said

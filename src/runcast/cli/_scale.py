@@ -8,6 +8,7 @@ a saved law. Heavy imports happen inside the commands so ``runcast --help`` stay
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -171,6 +172,12 @@ def _print_law(law: ScalingLaw) -> None:
         f"{info['fit_seconds']:.2f} s; rms log residual {info['rms_log_residual']:.2e}"
         + (f"; largest size predicted from the others: {100 * bt:.2f}% off" if bt else "")
     )
+    for epochs, rise in law.overfit.tolist():
+        if rise > 0:
+            console.print(
+                f"runs of {epochs:.3g} epochs of repeated data ended {100 * math.expm1(rise):.1f}% "
+                "above their lowest loss (overfitting); predictions that many epochs in include it"
+            )
 
 
 def predict_cmd(
