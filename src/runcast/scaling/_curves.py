@@ -22,7 +22,7 @@ Example:
     >>> seen = Curve(steps[:4], 1.03 * (1.8 + 480 / 3e9**0.35 + 2000 / (steps[:4] * 2e6)**0.37))
     >>> fc2 = predict_curve(law, 3e9, steps, tokens_per_step=2e6, observed=seen)
     >>> round(float(fc2.final.median), 3), round(fc2.info["early_offset"], 3)
-    (2.274, 0.03)
+    (2.277, 0.03)
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ EPOCH_CHINCHILLA: Mapping[str, float] = MappingProxyType(
     {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 )
 #: the interval inflation, chosen leave-one-family-out (bench/scaling.py)
-DEFAULT_INFLATION = 0.5
+DEFAULT_INFLATION = 0.7
 #: without a backtest (fewer than 3 sizes), the extrapolation spread is this many residual sds
 NO_BACKTEST_FACTOR = 3.0
 
