@@ -3,37 +3,26 @@
 For every segment (checkpoint j to j+1) the pass measures
 
 - the size of its weight update, ``|W[j+1] - W[j]|`` (Proof-of-Learning replays the largest);
-- the memorisation test (Choi et al. 2023): the losses of the segment's last records (what a
-  model overfits most is what it saw last) at the checkpoint right after it against a fresh
-  sample of the held-out tail's, by Mann-Whitney's U (see :mod:`runcast.verify._memo`); the
-  run's p-value combines the segments (Stouffer);
-- signals that choose which segments to replay (none of them fails a proof: only a replay
-  does, so a signal that points at an honest segment costs a replay, never a false alarm):
+- the memorisation test (Choi et al. 2023): the losses of the segment's last records at the
+  checkpoint right after it against a fresh sample of the held-out tail's (Mann-Whitney's U,
+  :mod:`runcast.verify._memo`); the run's p-value combines the segments (Stouffer);
+- signals that choose which segments to replay. None fails a proof, only a replay does, so a
+  signal that points at an honest segment costs a replay, never a false alarm:
 
-  - ``alignment``: the optimizer's first-moment state m at W[j+1] (SGD's momentum, Adam's
-    ``exp_avg``) holds the last step's gradient with a fixed weight (1 for SGD's momentum,
-    ``1 - beta1`` for Adam) and older gradients decayed. Two batches' gradients share the
-    mean gradient and differ by their own noise, so ``s = m . d / |d|^2``, with ``d`` the
-    committed last batch's gradient minus a held-out batch's, is that weight if the last step
-    trained on the committed batch and near 0 if it trained on anything else (substituted
-    data, weights not trained at all); the signal is ``-s``;
-  - ``drop``: each record's loss drop across the segment (before minus after), the segment's
-    records against the held-out sample's: a segment trained on other data (the tail, say)
-    lowers the held-out losses more than its own (minus the U test's z);
-  - ``linear``: consecutive updates of honest minibatch training point in different
-    directions; weights interpolated between two points (a fabricated stretch, Fang et al.
-    2023) give updates that are parallel to rounding: ``-log10(1 - cos(dW[j-1], dW[j]))``,
-    the larger with either neighbour;
-  - ``frozen``: the optimizer's state did not change across the segment while the weights did
-    (no optimizer step was taken).
+  - ``tail``: each record's loss drop across the segment (loss at W[j] minus at W[j+1]) for
+    a fixed sample of the held-out tail against a fixed sample of the training records, the
+    same records at every checkpoint (the verifier draws both). A segment that trained on the
+    tail lowers the tail's losses more than the training records': the robust z of the U
+    test's z plus that of Welch's t;
+  - ``linear``: weights interpolated between two points (a fabricated stretch) give
+    consecutive updates parallel to rounding: ``-log10(1 - |cos(dW[j-1], dW[j])|)``;
+  - ``frozen``: the optimizer's state did not change while the weights did (no step taken).
 
-  ``suspicion`` ranks the segments: a segment flagged as ``frozen`` or ``linear`` beyond
-  ``1 - cos < 1e-4`` first, then by the largest robust z score (median and MAD over the run's
-  segments) of ``alignment``, ``drop`` and the memorisation AUC (low): an attack on a few
-  segments makes them outliers of their own run, whatever the model. On models that neither
-  memorise nor keep the last batch's trace in their optimizer state (the digits MLP in
-  bench/README.md), a segment trained on other data of the same distribution stands out in
-  none of these; only a replay (the verifier's random share) catches it.
+``suspicion`` puts segments flagged ``frozen``, ``linear`` (beyond ``1 - cos < 1e-4``) or with
+non-finite weights first, then ranks by ``tail`` (robust z: median and MAD over the run's
+segments): an attack on a few segments makes them outliers of their own run, whatever the
+model. Why these signals and sample sizes:
+bench/README.md, "Proof of training".
 
 Example:
     >>> round(cosine(np.ones(3), -np.ones(3)), 6)
@@ -70,8 +59,7 @@ class ScanResult:
     suspicion: np.ndarray
     combined_p: float  # evidence that the segments' data was trained on
     reverse_p: float  # evidence that the held-out tail was (it should not have been)
-    gradient_records: int  # records through a forward-backward pass (the verifier's cost)
-    forward_records: int
+    forward_records: int  # records through a forward pass (the verifier's cost)
     signals: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -94,38 +82,15 @@ def state_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(d))
 
 
-def first_moment(model: Any, optimizer: Any) -> np.ndarray | None:
-    """The optimizer's first-moment state in parameter order, or None if it keeps none."""
-    parts = []
-    for p in model.parameters():
-        st = optimizer.state.get(p, {})
-        m = st.get("momentum_buffer", st.get("exp_avg"))
-        if m is None or tuple(m.shape) != tuple(p.shape):
-            return None
-        parts.append(m.detach().double().cpu().numpy().ravel())
+def optimizer_state(optimizer: Any) -> np.ndarray | None:
+    """The optimizer's floating-point state tensors as one vector, or None if it keeps none."""
+    parts = [
+        v.detach().double().cpu().numpy().ravel()
+        for st in optimizer.state.values()
+        for _, v in sorted(st.items())
+        if hasattr(v, "is_floating_point") and v.is_floating_point() and v.dim() > 0
+    ]
     return np.concatenate(parts) if parts else None
-
-
-def difference(task: Any, model: Any, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """The gradient of the mean loss on records ``first`` minus that on ``second`` (one
-    backward pass over both)."""
-    import torch
-
-    model.zero_grad(set_to_none=False)
-    losses = task.loss(model, task.batch(np.concatenate([first, second])))
-    sign = torch.cat(
-        [
-            torch.full((len(first),), 1.0 / len(first)),
-            torch.full((len(second),), -1.0 / len(second)),
-        ]
-    ).to(losses)
-    (losses * sign).sum().backward()
-    return np.concatenate(
-        [
-            (p.grad if p.grad is not None else p.detach() * 0).detach().double().numpy().ravel()
-            for p in model.parameters()
-        ]
-    )
 
 
 def robust_z(x: np.ndarray) -> np.ndarray:
@@ -149,21 +114,17 @@ def scan(
     rng: np.random.Generator,
     memo_records: int,
     memo_tail: int,
-    last_batches: int = 1,
+    drop_records: int,
 ) -> ScanResult:
     """Walk the checkpoints once (``load(j)`` gives checkpoint j as (model, optimizer))."""
     import torch
 
     n_seg = len(steps) - 1
     n_tail = min(memo_tail, len(order.tail))
-    # a held-out batch: the alignment signal's control (only the ranking of segments by the
-    # signal matters, so a control smaller than the last batches biases nothing)
-    probe = order.tail[: order.batch_size]
-    norms, aucs, pvals, align, drop, linear, frozen = (np.zeros(n_seg) for _ in range(7))
+    # the memorisation test: each segment's last records (what a model overfits most is what
+    # it saw last, Choi et al. 2023) against a fresh sample of the tail (independent tests)
     samples = []
     for j in range(n_seg):
-        # the segment's last records (the model overfits most what it saw last, Choi et al.
-        # 2023) and a fresh sample of the tail for each segment (the tests independent)
         recent: list[np.ndarray] = []
         step = steps[j + 1]
         while step > steps[j] and sum(len(b) for b in recent) < memo_records:
@@ -171,18 +132,19 @@ def scan(
             recent.append(order.batch(step))
         seen = np.concatenate(recent)[:memo_records]
         samples.append((seen, rng.choice(order.tail, size=n_tail, replace=False)))
-    grads = forwards = 0
+    # the tail signal: the same records at every checkpoint, so each one's drop is paired
+    fixed_tail = rng.choice(order.tail, size=min(drop_records, len(order.tail)), replace=False)
+    fixed_train = rng.choice(order.train, size=min(drop_records, len(order.train)), replace=False)
+    norms, aucs, pvals, rank_z, mean_z, linear, frozen = (np.zeros(n_seg) for _ in range(7))
+    forwards = 0
     prev_w: np.ndarray = np.zeros(0)
     prev_update: np.ndarray | None = None
-    prev_moment: np.ndarray | None = None
-    before: tuple[np.ndarray, np.ndarray] | None = None
+    prev_opt: np.ndarray | None = None
+    prev_fixed: tuple[np.ndarray, np.ndarray] | None = None
     for k in range(n_seg + 1):
         model, optimizer = load(k)
         w = flat_state(model.state_dict())
-        # losses at W[k]: after segment k-1 and before segment k, in one forward pass
-        sets = ([samples[k - 1][0], samples[k - 1][1]] if k > 0 else []) + (
-            [samples[k][0], samples[k][1]] if k < n_seg else []
-        )
+        sets = [fixed_tail, fixed_train] + (list(samples[k - 1]) if k > 0 else [])
         model.eval()
         with torch.no_grad():
             out = task.loss(model, task.batch(np.concatenate(sets)))
@@ -190,18 +152,21 @@ def scan(
             out.detach().double().cpu().numpy().ravel(), np.cumsum([len(s) for s in sets])[:-1]
         )
         forwards += sum(len(s) for s in sets)
-        moment = first_moment(model, optimizer)
+        opt_state = optimizer_state(optimizer)
         if k > 0:
             j = k - 1
             with np.errstate(invalid="ignore"):  # inf - inf (an attention mask): no change
                 update = np.where(w == prev_w, 0.0, w - prev_w)
             norms[j] = state_distance(w, prev_w)
-            seg_after, tail_after = losses[0], losses[1]
-            aucs[j], z = u_test(seg_after, tail_after)
+            aucs[j], z = u_test(losses[2], losses[3])
             pvals[j] = _sf(z)
-            assert before is not None
-            _, z_drop = u_test(-(before[0] - seg_after), -(before[1] - tail_after))
-            drop[j] = -z_drop
+            assert prev_fixed is not None
+            # the tail's loss drops against the training records': z > 0 when the tail's fell
+            # more, by ranks (the bulk of the records) and by means (the few with high losses,
+            # which training on them lowers most); each z is made robust over the run below
+            d_tail, d_train = prev_fixed[0] - losses[0], prev_fixed[1] - losses[1]
+            rank_z[j] = -u_test(-d_tail, -d_train)[1]
+            mean_z[j] = _welch(d_tail, d_train)
             if prev_update is not None:
                 c = 1.0 - abs(cosine(prev_update, update))
                 score = -math.log10(max(c, 1e-16))
@@ -209,30 +174,22 @@ def scan(
                 linear[j - 1] = max(linear[j - 1], score)
             prev_update = update
             frozen[j] = float(
-                moment is not None
-                and prev_moment is not None
+                opt_state is not None
+                and prev_opt is not None
                 and norms[j] != 0
-                and np.array_equal(moment, prev_moment)
+                and np.array_equal(opt_state, prev_opt)
             )
-            if moment is not None:
-                model.train()
-                lo = max(steps[j], steps[k] - last_batches)
-                last = np.concatenate([order.batch(s) for s in range(lo, steps[k])])
-                d = difference(task, model, last, probe)
-                grads += len(last) + len(probe)
-                dd = float(d @ d)
-                align[j] = -float(moment @ d) / dd if dd > 0 else np.nan
-            else:
-                align[j] = np.nan
-        if k < n_seg:
-            before = (losses[-2], losses[-1])
-        prev_w, prev_moment = w, moment
+        prev_fixed = (losses[0], losses[1])
+        prev_w, prev_opt = w, opt_state
     # weights that became NaN or infinite: first in both rankings (an honest run that
     # diverged replays to the same NaN and fails too: there is nothing to verify after it)
     broken = ~np.isfinite(norms)
     norms = np.where(broken, np.inf, norms)
     flagged = (frozen > 0) | (linear >= -math.log10(PARALLEL)) | broken
-    z = np.maximum.reduce([robust_z(align), robust_z(drop), -robust_z(aucs)])
+    # the tail signal alone ranks: on models that do not memorise (the digits families) the
+    # memorisation AUC is noise that outranks a substituted segment (bench/README.md)
+    tail = robust_z(rank_z) + robust_z(mean_z)
+    z = tail
     # flagged segments first (ordered among themselves by z), then the rest by z
     suspicion = np.where(flagged, 1e6 + z, z)
     return ScanResult(
@@ -242,10 +199,15 @@ def scan(
         suspicion,
         stouffer(pvals.tolist()),
         stouffer((1.0 - pvals).tolist()),
-        grads,
         forwards,
-        {"alignment": align, "drop": drop, "linear": linear, "frozen": frozen},
+        {"tail": tail, "linear": linear, "frozen": frozen},
     )
+
+
+def _welch(a: np.ndarray, b: np.ndarray) -> float:
+    """Welch's t of ``mean(a) - mean(b)`` (0 when neither sample varies)."""
+    se = math.sqrt(float(a.var()) / len(a) + float(b.var()) / len(b))
+    return float(a.mean() - b.mean()) / se if se > 0 else 0.0
 
 
 def _sf(z: float) -> float:

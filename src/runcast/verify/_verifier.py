@@ -10,9 +10,9 @@ The checks, in order (a later one runs only on a proof whose files are intact):
 - ``init``: the first checkpoint is the model the committed seed builds, with a fresh optimizer;
 - ``replay``: a share of the segments, retrained from their first checkpoint on the committed
   batches: a third those with the largest weight updates (Proof-of-Learning, Jia et al. 2021),
-  a third the most suspicious (frozen optimizer state, interpolated weights, an optimizer state
-  that does not hold the committed last batch, held-out losses that fell more than the
-  segment's own: see :mod:`runcast.verify._scan`), the rest drawn at random by the verifier.
+  a third the most suspicious (frozen optimizer state, interpolated weights, held-out losses
+  that fell more than the training records': see :mod:`runcast.verify._scan`), the rest drawn
+  at random by the verifier.
   Each must land on the recorded next checkpoint within the tolerance: a multiple of the
   rounding noise, measured by replaying the deciding segment again in float64, relative to the
   segment's own update (calibrated on honest replays across thread counts and resumed runs,
@@ -67,8 +67,12 @@ class VerifyConfig:
         replay_tolerance_cap: the largest tolerance, however chaotic the model (a loose
             tolerance is what spoofs exploit, Fang et al. 2023).
         init_tolerance: largest absolute weight difference accepted for the initial model.
-        memo_records: records of each segment whose loss change is measured.
-        memo_tail: records of the held-out tail measured at every checkpoint.
+        memo_records: each segment's last records, scored at the checkpoint after it.
+        memo_tail: records of the held-out tail they are compared with (a fresh sample for
+            each segment).
+        drop_records: records of the tail, and as many training records, whose losses are
+            followed across every checkpoint (the ``tail`` signal: a segment that trained on
+            the tail; :mod:`runcast.verify._scan`).
         memo_alpha: the significance level of the memorisation test's combined p-values.
         memo_required: fail a run whose data shows no significant memorisation (for models
             large enough to memorise, as in Choi et al. 2023).
@@ -76,7 +80,7 @@ class VerifyConfig:
     """
 
     replay_share: float = 0.03
-    replay_min: int = 3
+    replay_min: int = 4
     replay_tolerance: float = 1e-3
     noise_factor: float = 10.0
     measure_noise: bool = False
@@ -84,6 +88,7 @@ class VerifyConfig:
     init_tolerance: float = 1e-6
     memo_records: int = 32
     memo_tail: int = 64
+    drop_records: int = 192
     memo_alpha: float = 1e-3
     memo_required: bool = False
     seed: int | None = None
@@ -91,8 +96,8 @@ class VerifyConfig:
     def __post_init__(self) -> None:
         if not 0 < self.replay_share <= 1:
             raise InvalidInputError(f"replay_share must be in (0, 1], got {self.replay_share!r}.")
-        if self.memo_records < 2 or self.memo_tail < 2:
-            raise InvalidInputError("memo_records and memo_tail must be >= 2.")
+        if min(self.memo_records, self.memo_tail, self.drop_records) < 2:
+            raise InvalidInputError("memo_records, memo_tail and drop_records must be >= 2.")
 
 
 def _not_run(names: list[str], why: str) -> list[Check]:
@@ -158,14 +163,21 @@ def verify(
         checks.append(_init(p, task, states, cfg))
         rng = np.random.default_rng(cfg.seed if cfg.seed is not None else secrets.randbits(63))
         steps = [e["step"] for e in p.checkpoints]
-        found = scan(task, states.load, steps, order, rng, cfg.memo_records, cfg.memo_tail)
+        found = scan(
+            task,
+            states.load,
+            steps,
+            order,
+            rng,
+            cfg.memo_records,
+            cfg.memo_tail,
+            cfg.drop_records,
+        )
         checks.append(_replay(p, task, order, states, found, rng, cfg))
-        # the work in training steps: a replayed step is one, a forward-backward pass over
-        # one batch's worth of records one, a forward pass about a third of one
+        # the work in training steps: a replayed step is one, a forward pass over one batch's
+        # worth of records about a third of one (the backward pass costs two forwards)
         work = (
-            checks[-1].numbers["steps_replayed"]
-            + found.gradient_records / p.batch_size
-            + found.forward_records / (3 * p.batch_size)
+            checks[-1].numbers["steps_replayed"] + found.forward_records / (3 * p.batch_size)
         ) / p.steps
         checks.append(_memorisation(p, found, cfg))
     except ProofFormatError as err:
@@ -348,13 +360,16 @@ def _choose(found: ScanResult, rng: np.random.Generator, cfg: VerifyConfig) -> l
     n_seg = len(found.norms)
     q = min(n_seg, max(cfg.replay_min, round(cfg.replay_share * n_seg)))
     chosen: list[int] = []
-    # a third each: the largest updates, the most suspicious, and random ones (the random
-    # third is what catches a forgery no signal sees, with probability q/3 of n_seg per run)
-    for ranking in (
-        np.argsort(-found.norms, kind="stable"),
-        np.argsort(-found.suspicion, kind="stable"),
+    # about a third each: the largest updates, the most suspicious (the second share when q
+    # does not divide by 3: the signals point at a forged segment more often than the
+    # largest update does), and random ones (what catches a forgery no signal sees, with
+    # probability about q/3 of n_seg per run)
+    large = max(1, q // 3)
+    for ranking, k in (
+        (np.argsort(-found.norms, kind="stable"), large),
+        (np.argsort(-found.suspicion, kind="stable"), math.ceil((q - large) / 2)),
     ):
-        chosen += [int(j) for j in ranking if int(j) not in chosen][: math.ceil(q / 3)]
+        chosen += [int(j) for j in ranking if int(j) not in chosen][:k]
     rest = [j for j in range(n_seg) if j not in chosen]
     if rest and len(chosen) < q:
         chosen += [
@@ -466,7 +481,6 @@ def _replay(
         "tolerance": tolerance,
         # a float64 step costs about two float32 steps on a CPU
         "steps_replayed": steps_replayed + 2 * float64_steps,
-        "gradient_records_scan": found.gradient_records,
         "update_norms": found.norms.tolist(),
         "suspicion": found.suspicion.tolist(),
         "signals": {k: v.tolist() for k, v in found.signals.items()},
