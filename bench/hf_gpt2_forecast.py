@@ -22,22 +22,10 @@ import numpy as np
 import torch
 
 import runcast
-from runcast.demo._text import CharData, load_text
+from runcast.demo._text import CharData, CharWindows, load_text
 from runcast.integrations._plan import run_forecast_input
 
 CTX, BATCH, STEPS, CUT = 32, 16, 300, 100
-
-
-class Chars(torch.utils.data.Dataset):  # type: ignore[type-arg]
-    def __init__(self, ids: np.ndarray, n: int, seed: int) -> None:
-        start = np.random.default_rng(seed).integers(0, len(ids) - CTX - 1, size=n)
-        self.x = torch.from_numpy(ids[start[:, None] + np.arange(CTX)[None, :]])
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.x[i], "labels": self.x[i]}
 
 
 def train(seed: int, db: str) -> str:
@@ -61,8 +49,8 @@ def train(seed: int, db: str) -> str:
     Trainer(
         model=model,
         args=args,
-        train_dataset=Chars(data.train, STEPS * BATCH, seed),
-        eval_dataset=Chars(data.val, 64, 1000 + seed),
+        train_dataset=CharWindows(data.train, STEPS * BATCH, CTX, seed),
+        eval_dataset=CharWindows(data.val, 64, CTX, 1000 + seed),
         callbacks=[cb],
     ).train()
     return str(cb.run.id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
@@ -23,22 +22,10 @@ from transformers import (  # noqa: E402
 )
 
 import runcast  # noqa: E402
-from runcast.demo._text import CharData, load_text  # noqa: E402
+from runcast.demo._text import CharData, CharWindows, load_text  # noqa: E402
 from runcast.integrations.hf import RuncastCallback  # noqa: E402
 
 STEPS, CTX = 60, 16
-
-
-class Chars(torch.utils.data.Dataset):  # type: ignore[type-arg]
-    def __init__(self, ids: np.ndarray, n: int, seed: int) -> None:
-        start = np.random.default_rng(seed).integers(0, len(ids) - CTX - 1, size=n)
-        self.x = torch.from_numpy(ids[start[:, None] + np.arange(CTX)[None, :]])
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.x[i], "labels": self.x[i]}
 
 
 class Watch(TrainerCallback):  # type: ignore[misc]
@@ -85,8 +72,8 @@ def test_hf_trainer_end_to_end(tmp_path: Path, e2e: Any) -> None:
     trainer = Trainer(
         model=model,
         args=args,
-        train_dataset=Chars(data.train, STEPS * 8, 0),
-        eval_dataset=Chars(data.val, 32, 1),
+        train_dataset=CharWindows(data.train, STEPS * 8, CTX, 0),
+        eval_dataset=CharWindows(data.val, 32, CTX, 1),
         callbacks=[cb, watch],
     )
     trainer.train()

@@ -83,3 +83,32 @@ class CharData:
         window = start[:, None] + np.arange(context + 1)[None, :]
         block = torch.from_numpy(ids[window])
         return block[:, :-1], block[:, 1:]
+
+
+class CharWindows(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """``n`` random windows of ``context`` character ids, as a causal LM's dataset.
+
+    What a Hugging Face Trainer takes for a character-level GPT-2 (``labels`` are the inputs;
+    the model shifts them): the benches and tests that train one on the demo text share it.
+
+    Example:
+        >>> data = CharData.from_text("hello world, hello runcast " * 4)
+        >>> ds = CharWindows(data.train, n=3, context=8, seed=0)
+        >>> len(ds), tuple(ds[0]["input_ids"].shape)
+        (3, (8,))
+    """
+
+    def __init__(self, ids: npt.NDArray[np.int64], n: int, context: int, seed: int) -> None:
+        if len(ids) <= context + 1:
+            raise InvalidInputError(
+                f"The text has {len(ids)} characters, fewer than context+2 = {context + 2}; use "
+                "a longer text or a shorter context."
+            )
+        start = np.random.default_rng(seed).integers(0, len(ids) - context - 1, size=n)
+        self.x = torch.from_numpy(ids[start[:, None] + np.arange(context)[None, :]])
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.x[i], "labels": self.x[i]}
