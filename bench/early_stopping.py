@@ -4,7 +4,7 @@ Every run of the corpus (bench/corpus: generated families, the sweeps' trials wi
 ``val_loss`` objective and at least 20 reports, each sweep its own family, and the public ``mpl``
 validation curves) is replayed evaluation by evaluation through each rule:
 
-- ``runcast``: :class:`runcast.steer.EarlyStopper` (the validation turn test, plus a
+- ``runcast``: :class:`runcast.steer.EarlyStopper` (the smoothed turn test, plus a
   :class:`runcast.steer.StopRule` on the validation curve when its tolerance is not ``off``);
 - ``patience``: Keras/Lightning ``EarlyStopping`` (``restore_best_weights``): stop after
   ``patience`` evaluations without a new best;
@@ -27,6 +27,7 @@ against the last evaluation of the full run (what training to the end gives), "v
 the best evaluation of the full run (the oracle that stops at the best and keeps it).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/early_stopping.py > /tmp/early.md
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/early_stopping.py --wide > /tmp/wide.md
 """
 
 from __future__ import annotations
@@ -53,10 +54,16 @@ from runcast.steer._prune import default_forecaster
 
 CACHE = Path(__file__).resolve().parent / "_cache" / "early_forecasts.pkl"
 FORECASTS_PER_RUN = 20  # the StopRule is asked about every n_evals/20 evaluations
-TOLS = ("off", 0.003, 0.01)
-# window, z, trend_z, train_z, min_rise, tol
+# window, z, train_z, min_rise, tol. The floors (z >= 2.5: a test at every one of a run's ~40
+# evaluations; train_z >= 2; min_rise 2%: the rise the corpus counts as overfitting) are design
+# choices; --wide adds z 2, train_z 1 and min_rise 0 / 1% to see what they change.
 TURN_GRID = list(
-    itertools.product((3, 5, 8), (2.0, 3.0), (1.0,), (1.0, 2.0, 3.0), (0.0, 0.01), ("off", 0.01))
+    itertools.product((3, 4, 5, 6), (2.5, 3.0, 4.0), (2.0, 3.0), (0.02,), ("off", 0.01))
+)
+WIDE_GRID = list(
+    itertools.product(
+        (3, 4, 5, 6), (2.0, 2.5, 3.0, 4.0), (1.0, 2.0, 3.0), (0.0, 0.01, 0.02), ("off",)
+    )
 )
 PATIENCE_GRID = [1, 2, 3, 5, 8, 10, 15, 20, 30, 50]
 PLATEAU_GRID = list(itertools.product((0.002, 0.005, 0.01, 0.02, 0.05), (1, 2, 3)))
@@ -154,8 +161,11 @@ def forecasts(runs: list[Run]) -> dict[tuple[str, int], Any]:
 
 
 # --- replays: each returns (stop evaluation index or None, kept value) ------------------------
-def replay_runcast(r: Run, cfg: tuple[Any, ...], fc: dict[tuple[str, int], Any]) -> int | None:
-    window, z, trend_z, train_z, min_rise, tol = cfg
+def replay_runcast(
+    r: Run, cfg: tuple[Any, ...], fc: dict[tuple[str, int], Any], why: list[str] | None = None
+) -> int | None:
+    """The evaluation the stopper stops at (None: ran to the end); ``why`` gets its reason."""
+    window, z, train_z, min_rise, tol = cfg
     rule = None
     if tol != "off":
 
@@ -169,7 +179,6 @@ def replay_runcast(r: Run, cfg: tuple[Any, ...], fc: dict[tuple[str, int], Any])
     es = EarlyStopper(
         window=window,
         z=z,
-        trend_z=trend_z,
         train_z=train_z,
         min_rise=min_rise,
         stop_rule=rule,
@@ -177,7 +186,9 @@ def replay_runcast(r: Run, cfg: tuple[Any, ...], fc: dict[tuple[str, int], Any])
         forecast_every=int(fc.get((r.id, -1), 1)),
     )
     for k in range(len(r.val) - 1):  # the last evaluation ends the run anyway
-        if es.evaluate(int(r.steps[k]), float(r.val[k]), train_loss=float(r.train_iv[k])):
+        if d := es.evaluate(int(r.steps[k]), float(r.val[k]), train_loss=float(r.train_iv[k])):
+            if why is not None:
+                why.append(d.reason)
             return k
     return None
 
@@ -300,7 +311,9 @@ def fmt(x: float, pct: bool = True) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--families", nargs="*", help="only these families (a quick look)")
+    ap.add_argument("--wide", action="store_true", help="the turn test's wider grid (no floors)")
     args = ap.parse_args()
+    grid = WIDE_GRID if args.wide else TURN_GRID
     t0 = time.time()
     runs = corpus_runs()
     if args.families:
@@ -309,7 +322,7 @@ def main() -> None:
     t_fc = time.time() - t0
     print(f"replaying {len(runs)} runs", file=sys.stderr)
     methods: dict[str, dict[Any, list[dict[str, float]]]] = {
-        "runcast": {c: [outcome(r, replay_runcast(r, c, fc)) for r in runs] for c in TURN_GRID},
+        "runcast": {c: [outcome(r, replay_runcast(r, c, fc)) for r in runs] for c in grid},
         "patience": {p: [outcome(r, replay_patience(r, p)) for r in runs] for p in PATIENCE_GRID},
     }
     meds = {r.id: block_medians(r) for r in runs if r.train is not None}
@@ -322,7 +335,7 @@ def main() -> None:
     }
     issue_cfg = ("issue", 0.01)
     methods["StopRule"] = {
-        issue_cfg: [outcome(r, replay_runcast(r, (10**6, 0, 0, 0, 0, 0.01), fc)) for r in runs]
+        issue_cfg: [outcome(r, replay_runcast(r, (10**6, 0, 0, 0, 0.01), fc)) for r in runs]
     }
     fams = sorted({r.family for r in runs})
     result: dict[str, dict[str, Any]] = {}
@@ -332,6 +345,7 @@ def main() -> None:
         outs = [table[chosen[r.family]][i] for i, r in enumerate(runs)]
         result[name] = {"chosen": chosen, "outs": outs}
     report(runs, result, time.time() - t0, t_fc)
+    losers(runs, result["runcast"], fc)
 
 
 def report(runs: list[Run], result: dict[str, dict[str, Any]], secs: float, t_fc: float) -> None:
@@ -377,9 +391,9 @@ def report(runs: list[Run], result: dict[str, dict[str, Any]], secs: float, t_fc
                 continue
             s = summary([rc["outs"][i] for i in idx])
             p = summary([pt["outs"][i] for i in idx])
-            w, z, tz, trz, mr, tol = rc["chosen"][fam]
+            w, z, trz, mr, tol = rc["chosen"][fam]
             print(
-                f"| {fam} | {kind} | {s['n']} | window {w}, z {z:g}, trend {tz:g}, "
+                f"| {fam} | {kind} | {s['n']} | window {w}, z {z:g}, "
                 f"train {trz:g}, rise {mr:g}, tol {tol} | {s['stopped']:.0f} | {fmt(s['saved'])} "
                 f"({fmt(s['oracle_saved'])}) | {100 * s['vs_end']:+.2f}% / "
                 f"{100 * s['vs_end_max']:+.2f}% | {100 * s['vs_best']:+.2f}% | "
@@ -392,6 +406,24 @@ def report(runs: list[Run], result: dict[str, dict[str, Any]], secs: float, t_fc
         for k, res in result.items()
     }
     print("\n<!-- chosen settings: " + json.dumps(chosen) + " -->")
+
+
+def losers(runs: list[Run], res: dict[str, Any], fc: dict[tuple[str, int], Any]) -> None:
+    """The improving runs whose kept weights are worse than training to the end, and why the
+    stopper stopped them (the turn test or the forecast rule)."""
+    rows = [(o["vs_end"], r) for r, o in zip(runs, res["outs"], strict=True) if not r.overfits]
+    rows = sorted((x for x in rows if x[0] > 0), key=lambda x: -x[0])
+    print("\n### Improving runs kept worse than the end (runcast)\n")
+    print("| run | family | setting | kept vs end | stopped at | why |")
+    print("|---|---|---|---|---|---|")
+    for loss, r in rows:
+        why: list[str] = []
+        k = replay_runcast(r, res["chosen"][r.family], fc, why)
+        at = f"eval {k} of {len(r.val)} (step {r.steps[k]})" if k is not None else "-"
+        print(
+            f"| {r.id} | {r.family} | {res['chosen'][r.family]} | {100 * loss:+.2f}% | {at} | "
+            f"{why[0][:160] if why else '-'} |"
+        )
 
 
 def goals(runs: list[Run], result: dict[str, dict[str, Any]]) -> None:

@@ -44,7 +44,9 @@ class MLP(L.LightningModule):  # type: ignore[misc]
         return torch.optim.Adam(self.parameters(), lr=3e-3)
 
 
-def _fit(tmp_path: Path, cb: EarlyStopCallback, max_steps: int = 600) -> tuple[Any, MLP]:
+def _fit(
+    tmp_path: Path, cb: EarlyStopCallback, max_steps: int = 600, ckpt_path: Path | None = None
+) -> tuple[Any, MLP]:
     torch.set_num_threads(1)
     x, y, xv, yv = _data()
     train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=24)
@@ -62,7 +64,7 @@ def _fit(tmp_path: Path, cb: EarlyStopCallback, max_steps: int = 600) -> tuple[A
         default_root_dir=str(tmp_path),
     )
     model = MLP()
-    trainer.fit(model, train, val)
+    trainer.fit(model, train, val, ckpt_path=ckpt_path)
     return trainer, model
 
 
@@ -108,3 +110,21 @@ def test_state_travels_in_checkpoints(tmp_path: Path) -> None:
     again.load_state_dict(state)
     assert len(again.stopper.values) == 6  # six validations in 60 steps, every 10
     assert again.best_step == cb.best_step and again.stopper.values == cb.stopper.values
+
+
+def test_a_resumed_fit_restores_a_best_from_before_the_checkpoint(tmp_path: Path) -> None:
+    whole = EarlyStopCallback(EarlyStopper(window=3))
+    _fit(tmp_path / "whole", whole)
+    assert whole.decision is not None and whole.best_step is not None
+    cut = whole.best_step + 10  # interrupted after the best, before the stop
+    assert cut < whole.decision.step
+    first = EarlyStopCallback(EarlyStopper(window=3), restore=False)
+    trainer, _ = _fit(tmp_path / "first", first, max_steps=cut)
+    trainer.save_checkpoint(tmp_path / "cut.ckpt")
+    # a new process: a fresh callback and module, resumed from the checkpoint
+    cb = EarlyStopCallback(EarlyStopper(window=3))
+    _, model = _fit(tmp_path / "resumed", cb, ckpt_path=tmp_path / "cut.ckpt")
+    assert cb.decision is not None and cb.decision.step == whole.decision.step
+    # the best came before the checkpoint; its weights travelled in it and are restored
+    assert cb.best_step == whole.best_step < cut and cb.restored_step == whole.best_step
+    assert _val(model) == pytest.approx(whole.best_value, rel=1e-5)

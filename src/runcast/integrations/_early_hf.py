@@ -41,7 +41,11 @@ from transformers import TrainerCallback  # noqa: E402  (after require: names th
 from transformers.trainer_callback import ExportableState  # noqa: E402
 
 from runcast.errors import RuncastWarning  # noqa: E402
-from runcast.integrations._early_torch import BestWeights, record_best  # noqa: E402
+from runcast.integrations._early_torch import (  # noqa: E402
+    BestOfStopper,
+    BestWeights,
+    record_best,
+)
 
 _log = logging.getLogger("runcast.integrations.hf")
 
@@ -49,7 +53,7 @@ _log = logging.getLogger("runcast.integrations.hf")
 BEST_WEIGHTS_FILE = "runcast_best_weights.pt"
 
 
-class EarlyStopCallback(TrainerCallback, ExportableState):
+class EarlyStopCallback(TrainerCallback, ExportableState, BestOfStopper):
     """Stop a ``Trainer`` when its validation metric turns (or the rest will not pay), and keep
     the best evaluation's weights.
 
@@ -107,14 +111,6 @@ class EarlyStopCallback(TrainerCallback, ExportableState):
         self.resume_state: dict[str, Any] | None = None
         self._output_dir: str | None = None
         self._step = 0
-
-    @property
-    def best_step(self) -> int | None:
-        return self.stopper.best_step
-
-    @property
-    def best_value(self) -> float | None:
-        return self.stopper.best_value
 
     # --- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -5,7 +5,8 @@ device sync per step; the buffer comes to the host once per validation), feeds a
 :class:`runcast.steer.EarlyStopper` after each validation, copies the module's weights to host
 memory at every new best, stops training when the stopper decides (rank 0's decision broadcast
 to every rank) and loads the best weights back at the end of ``fit``. The stopper's state and
-the best step travel in Lightning checkpoints (``state_dict``/``load_state_dict``).
+the kept best weights travel in Lightning checkpoints (``state_dict``/``load_state_dict``), so
+``trainer.fit(..., ckpt_path=...)`` goes on where the rule was.
 
 Example:
     >>> from runcast.steer import EarlyStopper
@@ -26,10 +27,14 @@ from runcast.steer._early import EarlyStopper
 require("lightning", extra="lightning", purpose="for runcast.integrations.lightning")
 from lightning.pytorch import Callback  # noqa: E402  (after require: names the extra)
 
-from runcast.integrations._early_torch import BestWeights, record_best  # noqa: E402
+from runcast.integrations._early_torch import (  # noqa: E402
+    BestOfStopper,
+    BestWeights,
+    record_best,
+)
 
 
-class EarlyStopCallback(Callback):
+class EarlyStopCallback(Callback, BestOfStopper):
     """Stop a Lightning fit when the validation metric turns (or the rest will not pay), and
     keep the best validation's weights.
 
@@ -62,14 +67,6 @@ class EarlyStopCallback(Callback):
         self.decision: Decision | None = None
         self.restored_step: int | None = None
         self._losses: list[Any] = []
-
-    @property
-    def best_step(self) -> int | None:
-        return self.stopper.best_step
-
-    @property
-    def best_value(self) -> float | None:
-        return self.stopper.best_value
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
@@ -112,8 +109,16 @@ class EarlyStopCallback(Callback):
             self.restored_step = self.best.restore(pl_module)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"stopper": self.stopper.state_dict()}
+        """The rule's state and the kept best weights (host tensors): a checkpoint carries them,
+        so a fit resumed from it (``ckpt_path=``) can still restore a best from before."""
+        return {
+            "stopper": self.stopper.state_dict(),
+            "best": self.best.state,
+            "step": self.best.step,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.stopper.load_state_dict(state_dict["stopper"])
         self.decision = self.stopper.decisions[0] if self.stopper.decisions else None
+        # a checkpoint from before the best weights travelled has only the rule's state
+        self.best.state, self.best.step = state_dict.get("best"), state_dict.get("step")

@@ -12,7 +12,7 @@ Example:
     >>> import torch
     >>> from runcast.steer import EarlyStopper
     >>> model = torch.nn.Linear(1, 1)
-    >>> es = EarlyStopping(model, EarlyStopper(window=2, z=0.5, trend_z=0.5, min_evals=3))
+    >>> es = EarlyStopping(model, EarlyStopper(window=2, z=0.5, min_rise=0.0, min_evals=3))
     >>> for step, val in enumerate([3.0, 2.0, 1.5, 1.4, 1.6, 1.9]):
     ...     with torch.no_grad():
     ...         _ = model.weight.fill_(float(step))  # stands in for training
@@ -85,6 +85,33 @@ def _torch() -> Any:
     return require("torch", extra="torch", purpose="for runcast.integrations.torch")
 
 
+class BestOfStopper:
+    """``best_step`` and ``best_value`` read from ``self.stopper`` (an :class:`EarlyStopper`): the
+    one definition the plain-loop helper and the HF and Lightning callbacks share.
+
+    Example:
+        >>> class Holder(BestOfStopper):
+        ...     def __init__(self) -> None:
+        ...         self.stopper = EarlyStopper()
+        >>> h = Holder()
+        >>> _ = h.stopper.evaluate(5, 0.3)
+        >>> h.best_step, h.best_value
+        (5, 0.3)
+    """
+
+    stopper: EarlyStopper
+
+    @property
+    def best_step(self) -> int | None:
+        """The step of the best evaluation so far (the weights to keep)."""
+        return self.stopper.best_step
+
+    @property
+    def best_value(self) -> float | None:
+        """The best evaluation's value."""
+        return self.stopper.best_value
+
+
 class BestWeights:
     """Keep a copy of a module's weights at its best step, and restore them.
 
@@ -125,7 +152,7 @@ class BestWeights:
         return self.step
 
 
-class EarlyStopping:
+class EarlyStopping(BestOfStopper):
     """A plain loop's early stopping: an :class:`EarlyStopper` plus the best weights.
 
     Args:
@@ -160,10 +187,6 @@ class EarlyStopping:
         self.best = BestWeights(device)
         self.decision: Decision | None = None
         self.run, self.metric = run, metric
-
-    @property
-    def best_step(self) -> int | None:
-        return self.stopper.best_step
 
     def train_step(self, step: int, loss: float) -> Decision:
         """Record one step's training loss: pass a float you already have (converting a device

@@ -3,30 +3,23 @@ will not pay, and remember the step with the best validation value (the weights 
 
 Two reasons to stop, checked at every evaluation:
 
-- **turned** (overfitting): the validation metric is rising while the training loss still
-  falls, each judged against its own noise, so neither one bad evaluation nor a noisy plateau
-  stops a run. All of: the median of the last ``window`` evaluations is worse than the median of
-  the ``window`` before it by more than ``z`` standard errors (still rising, not a bump that is
-  already over) and worse than the best by as much and by ``min_rise`` of it; the least-squares
-  slope of those ``2 * window`` evaluations is worse by more than ``trend_z`` standard errors and
-  the last window's own slope still points up (a validation loss can rise and come back down:
-  epoch-wise double descent); and the training loss's median fell from the earlier window to
-  the later one by more than ``train_z`` standard errors (in log units when it is positive: a
-  training loss falls by factors). A training loss that stalls or rises with the validation is
-  a plateau or an instability, not overfitting. The noise is the robust spread of a series'
-  second differences (``1.4826 * MAD / sqrt(6)``), which a smooth trend does not inflate; a
-  window median's standard error is ``sqrt(pi / 2)`` times a mean's.
+- **turned** (overfitting): the validation metric, smoothed by a running median of ``window``
+  evaluations, has risen from its lowest level by more than ``z`` standard errors of the run's
+  own evaluation noise and by ``min_rise`` of that level, it is still rising, and the training
+  loss, smoothed the same way, fell over the same span beyond its noise. Smoothing first means
+  neither one bad evaluation nor one lucky low one decides; a training loss that stalls or
+  rises with the validation is a plateau or an instability, not overfitting.
 - **not worth it**: a :class:`~runcast.steer.StopRule` says the forecast gain over the rest of
   the budget is below its tolerance (a loss law cannot turn upward, so this never catches
   overfitting; the turn test does).
 
 Whoever stops restores the weights of :attr:`EarlyStopper.best_step`. The defaults were chosen
-leave-one-family-out on the corpus of real runs; see bench/README.md, "Early stopping that
-pays". Without a validation set, :class:`~runcast.steer.TrainingPlateau` stops from the training
+leave-one-family-out on the corpus of real runs (bench/README.md, "Early stopping that pays").
+Without a validation set, :class:`~runcast.steer.TrainingPlateau` stops from the training
 dynamics alone.
 
 Example:
-    >>> es = EarlyStopper(window=3, z=1.0, trend_z=1.0)
+    >>> es = EarlyStopper(window=3, z=1.0, min_rise=0.0)
     >>> vals = [1.0, 0.6, 0.5, 0.45, 0.44, 0.46, 0.50, 0.55, 0.61]
     >>> [es.evaluate(10 * i, v, train_loss=1.0 - 0.1 * i).action for i, v in enumerate(vals)][-1]
     'stop'
@@ -77,19 +70,27 @@ def _finite_median(x: np.ndarray) -> float:
     return float(np.median(f)) if f.size else math.nan
 
 
+def _level(x: np.ndarray, w: int) -> float:
+    """The median of the last ``w`` values (NaN until there are ``w``, or when fewer than half
+    of them are finite: a NaN evaluation is no evidence either way)."""
+    if x.size < w:
+        return math.nan
+    last = x[-w:]
+    return _finite_median(last) if np.isfinite(last).sum() >= (w + 1) // 2 else math.nan
+
+
 class EarlyStopper:
     """Decide at each evaluation whether to stop, and track the best validation step.
 
     Args:
         mode: ``"min"`` for a loss, ``"max"`` for an accuracy.
-        window: evaluations per window: the last ``window`` against the ``window`` before (and
-            the fewest evaluations since the best before the turn test may stop).
-        z: how many standard errors of a window median the last window must be worse than the
-            window before, and than the best.
-        trend_z: how many standard errors the slope of the two windows must be worse by.
-        train_z: how many standard errors the training loss must have fallen by between the
-            two windows (0: fallen at all); ignored when no training loss is given.
-        min_rise: the last window must also be worse than the best by this fraction of it.
+        window: evaluations in the running median that smooths the validation metric and the
+            training loss (and the fewest evaluations between the lowest level and a stop).
+        z: how many standard errors the smoothed level must have risen by from its lowest.
+        train_z: how many standard errors the smoothed training loss must have fallen by over
+            the same span (0: fallen at all); ignored when no training loss is given.
+        min_rise: the rise must also be at least this fraction of the lowest level (0.02: a
+            rise of 2%, what the corpus's runs count as overfitting).
         min_evals: never stop before this many evaluations.
         stop_rule: also stop when this forecast rule says the rest is not worth it (needs
             ``until``); None: the turn test only.
@@ -106,22 +107,21 @@ class EarlyStopper:
     State is explicit (``state_dict``/``load_state_dict``) so a resumed run continues exactly.
 
     Example:
-        >>> es = EarlyStopper(window=2, z=0.5, trend_z=0.5, min_evals=3)
+        >>> es = EarlyStopper(window=2, z=0.5, min_rise=0.0, min_evals=3)
         >>> for i, v in enumerate([3.0, 2.0, 1.5, 1.4, 1.6, 1.9]):
         ...     d = es.evaluate(i, v)
-        >>> d.action, es.best_step, round(d.numbers["rise"], 2), round(d.numbers["step_up"], 2)
-        ('stop', 3, 0.35, 0.3)
+        >>> d.action, es.best_step, d.numbers["level_low"], round(d.numbers["rise"], 2)
+        ('stop', 3, 1.45, 0.3)
     """
 
     def __init__(
         self,
         *,
         mode: Literal["min", "max"] = "min",
-        window: int = 8,
-        z: float = 2.0,
-        trend_z: float = 1.0,
+        window: int = 4,
+        z: float = 2.5,
         train_z: float = 2.0,
-        min_rise: float = 0.0,
+        min_rise: float = 0.02,
         min_evals: int = 8,
         stop_rule: StopRule | None = None,
         until: int | None = None,
@@ -136,12 +136,7 @@ class EarlyStopper:
                 f"need window >= 2, min_evals >= 1 and forecast_every >= 1, but got "
                 f"{window=}, {min_evals=}, {forecast_every=}."
             )
-        for name, val in (
-            ("z", z),
-            ("trend_z", trend_z),
-            ("train_z", train_z),
-            ("min_rise", min_rise),
-        ):
+        for name, val in (("z", z), ("train_z", train_z), ("min_rise", min_rise)):
             if not (math.isfinite(val) and val >= 0):
                 raise InvalidInputError(f"{name} must be a finite number >= 0, but got {val}.")
         if stop_rule is not None and until is None:
@@ -150,8 +145,7 @@ class EarlyStopper:
                 "step> (e.g. max_steps - 1), or stop_rule=None."
             )
         self.mode = mode
-        self.window, self.z, self.trend_z, self.min_rise = window, z, trend_z, min_rise
-        self.train_z = train_z
+        self.window, self.z, self.train_z, self.min_rise = window, z, train_z, min_rise
         self.min_evals = min_evals
         self.stop_rule, self.until, self.schedule = stop_rule, until, schedule
         self.forecast_every = forecast_every
@@ -163,6 +157,8 @@ class EarlyStopper:
         self.best_value: float | None = None
         self.best_step: int | None = None
         self._best_index = -1
+        self._levels: list[float] = []  # running medians of sign * value, one per evaluation
+        self._low = -1  # index of the lowest level so far
         self.decisions: list[Decision] = []
 
     @property
@@ -203,6 +199,7 @@ class EarlyStopper:
         self.steps.append(int(step))
         self.values.append(value)
         self.train.append(float(train_loss))
+        self._add_level(len(self.values))
         sign = self._sign()
         if math.isfinite(value) and (
             self.best_value is None or sign * (value - self.best_value) < 0
@@ -216,79 +213,77 @@ class EarlyStopper:
             self.decisions.append(d)
         return d
 
-    def _turned(self, step: int) -> Decision:
-        n = len(self.values)
-        since = n - 1 - self._best_index
-        w = self.window
-        if self.best_value is None or n < max(self.min_evals, 2 * w) or since < w:
-            return Decision(
-                "continue",
-                f"{since} evaluation(s) since the best; the turn test needs {w} (and {2 * w} "
-                "in all)",
-                step=step,
-            )
-        v = np.asarray(self.values)
-        sign, best = self._sign(), self.best_value
-        recent, previous = v[-w:], v[-2 * w : -w]
-        # NaN evaluations are no evidence of a turn (runcast.steer.InstabilityGuard's job)
-        if np.isfinite(recent).sum() < (w + 1) // 2 or np.isfinite(previous).sum() < (w + 1) // 2:
-            return Decision("continue", "too few finite evaluations in the windows", step=step)
-        sigma = eval_noise(v[-_NOISE_EVALS:])
-        # a window median's standard error is ~1.2533 sigma / sqrt(w); two windows' difference
-        # has sqrt(2) times that
-        se = _MEDIAN_SE * sigma * math.sqrt(2.0 / w)
-        now, then = _finite_median(recent), _finite_median(previous)
-        rise = sign * (now - best)  # above the best
-        step_up = sign * (now - then)  # above the window before: still rising, not a bump past
-        last = v[-2 * w :]
-        ok = np.isfinite(last)
-        x = np.arange(last.size, dtype=np.float64)[ok]
-        y = last[ok]
-        sxx = float(np.sum((x - x.mean()) ** 2))
-        slope = sign * float(np.sum((x - x.mean()) * (y - y.mean())) / sxx)
-        t = slope * math.sqrt(sxx) / sigma if sigma > 0 else math.copysign(math.inf, slope)
-        # and still rising now: a bump that has begun to come back down is not a turn (a
-        # validation loss can rise and fall again: epoch-wise double descent)
-        xr, yr = x[x >= w], y[x >= w]
-        recent_slope = sign * float(np.polyfit(xr, yr, 1)[0]) if xr.size >= 2 else math.nan
-        tr = np.asarray(self.train[-_NOISE_EVALS:])
+    def _add_level(self, k: int) -> None:
+        """Append the running median ending at the ``k``-th evaluation."""
+        level = _level(
+            self._sign() * np.asarray(self.values[max(0, k - self.window) : k]), self.window
+        )
+        self._levels.append(level)
+        if math.isfinite(level) and (self._low < 0 or level < self._levels[self._low]):
+            self._low = len(self._levels) - 1
+
+    def _train_series(self) -> tuple[np.ndarray, bool]:
+        """The training loss up to now (log units when all positive: a training loss falls by
+        factors, and its batch noise scales with it), and whether it was logged."""
+        tr = np.asarray(self.train, dtype=np.float64)
         fin = tr[np.isfinite(tr)]
         log_scale = bool(fin.size and float(fin.min()) > 0)
-        if log_scale:
-            # a training loss falls by factors (and its batch noise scales with it): read it in
-            # log units, so a memorising run's 1e-4 -> 5e-5 counts as the fall it is
-            tr = np.log(tr)
-        train_now, train_then = _finite_median(tr[-w:]), _finite_median(tr[-2 * w : -w])
-        train_se = _MEDIAN_SE * eval_noise(tr) * math.sqrt(2.0 / w)
+        return (np.log(tr) if log_scale else tr), log_scale
+
+    def _turned(self, step: int) -> Decision:
+        n, w, low = len(self.values), self.window, self._low
+        if low < 0 or n < max(self.min_evals, 2 * w) or n - 1 - low < w:
+            return Decision(
+                "continue",
+                f"the turn test needs {w} evaluations past the lowest level of the running "
+                f"median (and {max(self.min_evals, 2 * w)} in all)",
+                step=step,
+            )
+        sign = self._sign()
+        v = sign * np.asarray(self.values)
+        now, level_low = self._levels[-1], self._levels[low]
+        if not math.isfinite(now):
+            return Decision("continue", "too few finite evaluations in the window", step=step)
+        # the two medians cover disjoint windows (>= w apart): their difference has sqrt(2)
+        # times a median's standard error, ~1.2533 sigma / sqrt(w) for normal noise
+        sigma = eval_noise(v[-_NOISE_EVALS:])
+        se = _MEDIAN_SE * sigma * math.sqrt(2.0 / w)
+        rise = now - level_low
+        needed = max(self.z * se, self.min_rise * abs(level_low))
+        last = v[-w:]
+        ok = np.isfinite(last)
+        slope = float(np.polyfit(np.arange(w)[ok], last[ok], 1)[0]) if ok.sum() >= 2 else 0.0
+        tr, log_scale = self._train_series()
+        train_now = _level(tr, w)
+        train_then = _level(tr[: low + 1], w)
         train_fall = train_then - train_now  # NaN when there is no training loss
-        has_train = math.isfinite(train_fall)
-        needed = max(self.z * se, self.min_rise * abs(best))
+        has_train = math.isfinite(train_now)
+        train_se = _MEDIAN_SE * eval_noise(tr[-_NOISE_EVALS:]) * math.sqrt(2.0 / w)
+        fall_needed = self.train_z * train_se if math.isfinite(train_se) else 0.0
+        unlog = math.exp if log_scale else float
         numbers = {
-            "best": best,
-            "best_step": float(self.best_step or 0),
-            "evals_since_best": float(since),
+            "best": float(self.best_value) if self.best_value is not None else math.nan,
+            "best_step": float(self.best_step if self.best_step is not None else -1),
+            "level_low": sign * level_low,
+            "level_low_step": float(self.steps[low]),
+            "level_now": sign * now,
             "rise": rise,
-            "step_up": step_up,
-            "noise": sigma,
             "rise_needed": needed,
-            "step_up_needed": self.z * se,
-            "trend_t": t,
-            "trend_z": self.trend_z,
-            "recent_slope": recent_slope,
-            "train_then": math.exp(train_then) if log_scale else float(train_then),
-            "train_now": math.exp(train_now) if log_scale else float(train_now),
+            "noise": sigma,
+            "recent_slope": sign * slope,
+            "train_then": unlog(train_then) if math.isfinite(train_then) else math.nan,
+            "train_now": unlog(train_now) if has_train else math.nan,
             "train_fall": float(train_fall),  # in log units (a relative fall) when all > 0
-            "train_fall_needed": float(self.train_z * train_se) if has_train else math.nan,
+            "train_fall_needed": float(fall_needed) if has_train else math.nan,
         }
         what = (
-            f"median of the last {w} evaluations {rise:+.4g} from the best {best:.6g} (step "
-            f"{self.best_step}) and {step_up:+.4g} from the {w} before (noise {sigma:.3g}, "
-            f"needed {needed:.3g}), trend t={t:.2f}, latest slope {recent_slope:+.3g}"
+            f"median of the last {w} evaluations {sign * now:.6g} is {rise:+.4g} from its lowest "
+            f"{sign * level_low:.6g} (step {self.steps[low]}; noise {sigma:.3g}, needed "
+            f"{needed:.3g}), latest slope {sign * slope:+.3g}"
         )
-        turned = rise > needed and step_up > self.z * se and t > self.trend_z and recent_slope > 0
+        turned = rise > needed and slope > 0
         # overfitting is a validation metric rising while the training loss still falls; a
         # training loss that rises or stalls with it is an instability or a noisy plateau
-        fall_needed = self.train_z * train_se if math.isfinite(train_se) else 0.0
         falls = not has_train or train_fall > fall_needed
         if turned and falls:
             kind = f"training loss fell {train_fall:.4g}" if has_train else "no training loss given"
@@ -324,7 +319,6 @@ class EarlyStopper:
             "mode": self.mode,
             "window": self.window,
             "z": self.z,
-            "trend_z": self.trend_z,
             "train_z": self.train_z,
             "min_rise": self.min_rise,
             "min_evals": self.min_evals,
@@ -354,6 +348,9 @@ class EarlyStopper:
         self.best_value = state["best_value"]
         self.best_step = state["best_step"]
         self._best_index = int(state["best_index"])
+        self._levels, self._low = [], -1  # the running medians follow from the values
+        for k in range(1, len(self.values) + 1):
+            self._add_level(k)
         self.decisions = [
             Decision(d["action"], d["reason"], step=d["step"], numbers=d["numbers"])
             for d in state["decisions"]
