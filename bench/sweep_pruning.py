@@ -513,6 +513,9 @@ def main() -> None:
     ap.add_argument("--thresholds", default="0.002,0.005,0.01,0.02", help="corpus: grid")
     ap.add_argument("--warmup-reports", default="2", help="corpus: runcast's grid")
     ap.add_argument(
+        "--top-ks", default="1", help="corpus: runcast's grid of top_k (the k-th best to beat)"
+    )
+    ap.add_argument(
         "--warmup-fractions",
         default="0",
         help="corpus: runcast's grid of warmup_fraction (no prune before this share of the budget)",
@@ -1006,11 +1009,13 @@ def corpus_main(args: argparse.Namespace) -> None:
         {
             "threshold": float(th),
             "warmup_fraction": float(wf),
+            "top_k": int(k),
             "n_warmup_reports": int(wr),
             "peer_method": pm,
         }
         for th in args.thresholds.split(",")
         for wf in args.warmup_fractions.split(",")
+        for k in args.top_ks.split(",")
         for wr in args.warmup_reports.split(",")
         for pm in args.peer_methods.split(",")
     ]

@@ -268,3 +268,28 @@ def test_pruner_passes_peer_options_to_the_rule() -> None:
     pruner = ForecastPruner(10, peer_options={"mix": 0.0, "noise": 0.5})
     # the same settings reach the rule the scheduler for Ray uses
     assert dict(pruner._rule.peer_options) == {"mix": 0.0, "noise": 0.5}
+
+
+@pytest.mark.parametrize(("top_k", "states"), [(1, "PRUNED"), (2, "COMPLETE")])
+def test_pruner_top_k_keeps_a_trial_that_would_end_second(top_k: int, states: str) -> None:
+    # floors 0.5 and 2.0 complete; 1.0 cannot beat the best (0.5) but beats the 2nd (2.0)
+    floors = [0.5, 2.0, 1.0]
+    pruner = ForecastPruner(
+        total_steps=TOTAL, n_warmup_steps=10, n_min_trials=2, threshold=0.05, top_k=top_k
+    )
+    study = optuna.create_study(pruner=pruner)
+    study.optimize(_objective(floors), n_trials=3)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", states]
+    # the value trial 2 had to beat: the best final, or the 2nd best
+    finals = [t.value for t in study.trials[:2]]
+    assert pruner._rule.reference(finals) == pytest.approx(floors[top_k - 1] + 2.0 / TOTAL)
+
+
+def test_pruner_warmup_fraction_of_the_inferred_budget() -> None:
+    floors = [0.5, 0.45, 3.0]
+    pruner = ForecastPruner(warmup_fraction=0.5, threshold=0.05)  # the budget inferred: 60
+    study = optuna.create_study(pruner=pruner)
+    study.optimize(_objective(floors), n_trials=3)
+    assert study.trials[2].state.name == "PRUNED"
+    assert study.trials[2].last_step == TOTAL // 2  # the first report at half the budget
+    assert pruner._rule.warmup_fraction == 0.5

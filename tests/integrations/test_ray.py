@@ -84,6 +84,10 @@ def test_forecast_scheduler_settings() -> None:
     assert (s.threshold, s._rule.n_min_trials, s._rule.peer_method) == (None, 2, "analog")
     opts = ForecastScheduler(total_steps=10, peer_options={"mix": 0.1})._rule.peer_options
     assert dict(opts) == {"mix": 0.1}  # the same settings as the Optuna pruner's
+    rule = ForecastScheduler(total_steps=10, top_k=3, warmup_fraction=0.2)._rule
+    assert (rule.top_k, rule.warmup_fraction) == (3, 0.2)
+    with pytest.raises(InvalidInputError, match="top_k"):
+        ForecastScheduler(total_steps=10, top_k=0)
     with pytest.raises(InvalidInputError, match="bandwith"):
         ForecastScheduler(total_steps=10, peer_options={"bandwith": 0.3})
     # already set: Ray must not override what the user gave the constructor

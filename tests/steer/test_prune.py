@@ -11,7 +11,7 @@ from runcast.curve import Curve
 from runcast.errors import FitError, InvalidInputError
 from runcast.forecast import Forecast
 from runcast.steer import PruneRule, prune_decision
-from runcast.steer._prune import DEFAULT_WARMUP_FRACTION_NO_SCHEDULE
+from runcast.steer._prune import DEFAULT_TOP_K_NO_SCHEDULE, DEFAULT_WARMUP_FRACTION_NO_SCHEDULE
 
 
 def _fc(lo: float, hi: float, until: int = 100, direction: str = "down") -> Forecast:
@@ -298,3 +298,15 @@ def test_rule_top_k_keeps_a_trial_that_would_end_second() -> None:
     assert d.action == "continue" and d.numbers["best"] == 0.3 and d.numbers["p_beat"] == 1.0
     with pytest.raises(InvalidInputError, match="top_k"):
         PruneRule(top_k=0)
+
+
+def test_rule_top_k_default_depends_on_the_schedule() -> None:
+    from runcast.schedules import Schedule
+
+    sch = Schedule.from_spec({"kind": "constant", "peak": 0.1})
+    rule = PruneRule()
+    assert (rule.top_k_for(sch), rule.top_k_for(None)) == (1, DEFAULT_TOP_K_NO_SCHEDULE)
+    finals = [0.4, 0.1, 0.3, 0.2]
+    assert rule.reference(finals, sch) == 0.1  # with a schedule: the best
+    assert rule.reference(finals) == sorted(finals)[DEFAULT_TOP_K_NO_SCHEDULE - 1]
+    assert PruneRule(top_k=2).reference(finals, sch) == 0.2  # given: it holds for every trial

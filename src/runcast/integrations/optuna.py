@@ -85,7 +85,9 @@ class ForecastPruner(optuna.pruners.BasePruner):
         n_warmup_reports: never prune a trial with fewer reported values (its first value
             says little: trials start near the same loss).
         n_min_trials: never prune before this many trials have completed.
-        top_k: prune only a trial unlikely to beat the ``top_k``-th best completed value.
+        top_k: prune only a trial unlikely to beat the ``top_k``-th best completed value;
+            None (default): 1 with a ``"runcast_schedule"``, a leave-one-sweep-out choice
+            without (:meth:`runcast.steer.PruneRule.top_k_for`).
         interval_steps: decide at most once per this many steps (a forecast costs milliseconds).
         min_points: never forecast a trial from its own curve with fewer reported values.
         use_peers: forecast from the study's other trials, completed and pruned (how similar
@@ -114,7 +116,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         warmup_fraction: float | None = None,
         n_warmup_reports: int = 2,
         n_min_trials: int = 2,
-        top_k: int = 1,
+        top_k: int | None = None,
         interval_steps: int = 1,
         min_points: int = 5,
         use_peers: bool = True,
@@ -202,8 +204,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
         values = [t.value for t in complete if t.value is not None]
         self._rule.mode = "max" if maximize else "min"
-        best = self._rule.reference(values)
         schedule = self._schedule(trial)
+        best = self._rule.reference(values, schedule)
         check_units(schedule, int(total), "the trial's total steps (the steps it reports at)")
         peers, peer_schedules = self._curves(complete)
         stopped, stopped_schedules = self._curves(

@@ -68,7 +68,9 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         grace_reports: never stop a trial with fewer results (its first value says little:
             trials start near the same loss).
         n_min_trials: never stop before this many trials have completed.
-        top_k: stop only a trial unlikely to beat the ``top_k``-th best completed value.
+        top_k: stop only a trial unlikely to beat the ``top_k``-th best completed value;
+            None (default): 1 with a ``"runcast_schedule"``, a leave-one-sweep-out choice
+            without (:meth:`runcast.steer.PruneRule.top_k_for`).
         min_points: never forecast a trial from its own curve with fewer results.
         use_peers: forecast from the other trials' curves (see
             :func:`runcast.steer.analog_forecast`), else from the trial's own curve.
@@ -96,7 +98,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         warmup_fraction: float | None = None,
         grace_reports: int = 2,
         n_min_trials: int = 2,
-        top_k: int = 1,
+        top_k: int | None = None,
         min_points: int = 5,
         use_peers: bool = True,
         peer_method: PeerMethod = DEFAULT_PEER_METHOD,
@@ -149,8 +151,8 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             self._rule.mode = "max" if mode == "max" else "min"
         return True
 
-    def _best(self) -> float | None:
-        return self._rule.reference(list(self._finals.values()))
+    def _best(self, schedule: Schedule | None = None) -> float | None:
+        return self._rule.reference(list(self._finals.values()), schedule)
 
     def _curves(self, ids: Iterable[str]) -> tuple[list[Curve], list[Schedule | None]]:
         from runcast.integrations._history import history_curve
@@ -194,7 +196,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             steps,
             values,
             total_steps=total,
-            best=self._best(),
+            best=self._best(self._schedules[trial.trial_id]),
             n_completed=len(self._finals),
             schedule=self._schedules[trial.trial_id],
             peers=peers,

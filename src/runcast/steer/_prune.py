@@ -58,6 +58,7 @@ DEFAULT_PEER_METHOD: PeerMethod = "analog"
 # a trial's early state says little (a long warm-up looks like a dead run until it ends), and
 # the peers that would show such a trial blooming are the ones an early prune cut short.
 DEFAULT_WARMUP_FRACTION_NO_SCHEDULE = 0.0
+DEFAULT_TOP_K_NO_SCHEDULE = 1
 # analog_forecast's arguments that PruneRule fills in itself (not settable via peer_options)
 _SET_BY_RULE = {"curve", "until", "donors", "direction", "schedule", "donor_schedules", "window"}
 
@@ -189,7 +190,9 @@ class PruneRule:
             forecast that cannot tell trials apart would prune them all once few beat the best).
         n_min_trials: never prune until this many trials have completed.
         top_k: compare with the ``top_k``-th best completed value (:meth:`reference`): prune
-            only a trial unlikely to end among the best ``top_k`` so far (1: the best).
+            only a trial unlikely to end among the best ``top_k`` so far; None (default): 1
+            (the best) for a trial whose LR schedule is given, DEFAULT_TOP_K_NO_SCHEDULE for
+            one without (chosen leave-one-sweep-out, as the thresholds).
         min_points: never forecast a trial from its own curve with fewer points (the peer
             forecast needs one).
         mode: ``"min"`` or ``"max"``.
@@ -219,7 +222,7 @@ class PruneRule:
     warmup_fraction: float | None = None
     warmup_reports: int = 2
     n_min_trials: int = 2
-    top_k: int = 1
+    top_k: int | None = None
     min_points: int = 5
     mode: Mode = "min"
     forecaster: Forecaster | None = None
@@ -249,7 +252,7 @@ class PruneRule:
                 f"warmup_fraction is a share of the budget in [0, 1), but got "
                 f"warmup_fraction={self.warmup_fraction}."
             )
-        if self.top_k < 1:
+        if self.top_k is not None and self.top_k < 1:
             raise InvalidInputError(f"top_k counts trials from 1, but got top_k={self.top_k}.")
         for name in ("warmup_steps", "warmup_reports", "n_min_trials", "min_points"):
             value = getattr(self, name)
@@ -270,20 +273,34 @@ class PruneRule:
             return self.threshold
         return DEFAULT_THRESHOLD if schedule is not None else DEFAULT_THRESHOLD_NO_SCHEDULE
 
-    def reference(self, finals: Sequence[float]) -> float | None:
-        """The value a trial must beat: the ``top_k``-th best of the completed ``finals``
-        (NaN/inf ignored); None while fewer than ``top_k`` are finite (a trial then still
-        makes the top ``top_k``, whatever it ends at).
+    def top_k_for(self, schedule: Schedule | None) -> int:
+        """How many of the best completed trials a trial with (or without) a schedule may join.
+
+        Example:
+            >>> PruneRule(top_k=3).top_k_for(None)
+            3
+        """
+        if self.top_k is not None:
+            return self.top_k
+        return 1 if schedule is not None else DEFAULT_TOP_K_NO_SCHEDULE
+
+    def reference(
+        self, finals: Sequence[float | None], schedule: Schedule | None = None
+    ) -> float | None:
+        """The value a trial must beat: the k-th best of the completed ``finals`` (NaN/inf
+        ignored; k from :meth:`top_k_for`); None while fewer than k are finite (a trial then
+        still makes the top k, whatever it ends at).
 
         Example:
             >>> PruneRule(top_k=2).reference([0.3, 0.1, 0.2]), PruneRule(top_k=4).reference([0.3])
             (0.2, None)
         """
+        k = self.top_k_for(schedule)
         vals = np.asarray([v for v in finals if v is not None], dtype=np.float64)
         vals = np.sort(vals[np.isfinite(vals)])
-        if vals.size < self.top_k:
+        if vals.size < k:
             return None
-        return float(vals[self.top_k - 1] if self.mode == "min" else vals[-self.top_k])
+        return float(vals[k - 1] if self.mode == "min" else vals[-k])
 
     def warmup_fraction_for(self, schedule: Schedule | None) -> float:
         """The share of the budget before which a trial with (or without) a schedule is kept.
