@@ -7,8 +7,8 @@ Optuna (ask, report, ``should_prune()``, tell) with runcast's ``ForecastPruner()
 inferred) and Optuna's Median, Percentile, Patient, SuccessiveHalving and Hyperband pruners at
 their defaults, and through the callbacks of Ray Tune's ``ASHAScheduler`` on a grid of grace
 periods and reduction factors (called as Tune's controller calls them; a stopped trial is
-completed with its last result). runcast's settings (``--thresholds`` x ``--warmup-reports`` x
-``--peer-methods``) are chosen leave-one-sweep-out: for each sweep, the cheapest setting that, on
+completed with its last result). runcast's settings (``--thresholds`` x ``--warmup-fractions``
+x ``--top-ks`` x ``--warmup-reports`` x ``--peer-methods``) are chosen leave-one-sweep-out: for each sweep, the cheapest setting that, on
 the other sweeps, keeps >= 95% of (sweep, order) pairs within 1% of the best and never a higher mean
 regret than MedianPruner on a sweep (else the nearest to that); it is scored on the held-out
 sweep only. Compute: steps trained over the full sweep's; regret: the best completed trial's
@@ -19,43 +19,12 @@ cached in bench/_cache/sweep_pruning_corpus.pkl (keyed by sweep, orders and libr
 
     .venv/bin/python bench/sweep_pruning.py [--orders 8] [--jobs 3] [--specs] [--ray-runcast]
 
-The rest of this docstring is the older single-sweep mode (``--sweep``), kept for the three
-development sweeps.
+``--sweep digits|breast_cancer|wine`` replays one of the three development sweeps (60 MLP
+configurations trained here on scikit-learn data and recorded in bench/_cache) through Optuna
+against Median, Hyperband, a 36-setting SuccessiveHalving grid and a records oracle, then runs
+the pruner live once; its protocol and tables are in bench/README.md (issue 5).
 
-A real sweep on the CPU: 60 configurations (5 learning rates x 4 widths x 3 LR schedules) of a
-2-hidden-layer MLP on scikit-learn's digits (shipped with the package, no download), each
-trained for 1000 steps with its validation loss recorded every 20 steps into a runcast store
-(bench/_cache/sweep_pruning.db; re-runs replay it). Then every pruning policy is replayed on
-the recorded curves, through Optuna's own ask/tell and ``trial.should_prune()``, over several
-random trial orders: runcast's ForecastPruner, Optuna's MedianPruner, SuccessiveHalvingPruner
-(ASHA; a grid over reduction factor, minimum resource and early-stopping rate),
-HyperbandPruner, and "keep the top k after the first epoch". Finally runcast's pruner runs live
-once, training the trials for real.
-
-runcast runs with its defaults of then (threshold 0.05, n_min_trials 2, 2 reports of warm-up,
-peer_method "auto": the analog forecast when a trial's LR schedule is known), and each trial's
-schedule spec in its "runcast_schedule" user attribute. How settings were chosen: the analog
-forecast's kernel constants (bandwidths, mix, no smoothing) and the threshold on other random
-orders (seed 12345) of the digits sweep; the state_spread of analog_forecast (1.0) by the
-geometric mean of the ASHA ratio on the seed-12345 orders of digits and breast_cancer (0: 1.01x,
-0.5: 1.01x, 1: 1.19x, 2: 1.05x). The tables use orders drawn with --seed (default 2026).
-The sweeps: digits; breast_cancer (--sweep breast_cancer; 400 training and 169 validation
-samples, features standardised), held out from the first choices, then used to choose
-state_spread; wine (--sweep wine; 120 / 58 samples), trained after that choice and held out
-from every choice.
-
-The comparison rule (printed): for a runcast setting with mean regret R and compute C, the
-cheapest of the 36 ASHA settings whose mean regret on the same orders is <= R; the goal is
-that it costs >= 1.5 C. With 20 orders that minimum over 36 noisy means favours ASHA settings
-that were lucky on those orders: --lean --orders 100 replays only runcast's defaults, the
-oracle and the ASHA grid, over 100 orders.
-
-Compute: the sum of steps trained. Regret: the final validation loss of the configuration the
-policy picks (the best completed trial) minus the best final loss of the whole sweep, relative
-to the latter.
-
-Run:  .venv/bin/python bench/sweep_pruning.py [--sweep digits|breast_cancer|wine] [--orders 20]
-      [--seed 2026] [--fresh] [--no-live] [--quick] [--lean]
+    .venv/bin/python bench/sweep_pruning.py --sweep digits [--orders 20] [--no-live] [--lean]
 """
 
 from __future__ import annotations
