@@ -9,7 +9,8 @@ the value that did best on the other families is used on it, and the tables repo
 under its own choice. A second rule is reported beside it: the family's own backtest (its
 second-largest size predicted from the smaller ones; the largest is never looked at).
 Families (see bench/_scaling_data.py): misfitting (11 sizes), t5 (4), opt (6), datablations
-(3 sizes, repeated data; c4 and oscar fitted separately). OLMo has one smaller size (1B against
+(3 sizes, repeated data; c4 and oscar fitted separately; a run whose loss turned up is fitted as
+its running minimum, and its rise is the law's overfitting term, compared with and without). OLMo has one smaller size (1B against
 7B): no law on smaller sizes exists there, so it is left out.
 """
 
@@ -391,10 +392,38 @@ def main() -> None:
             f"| {o} | " + " | ".join(f"{cell(are[f][o])} / {cell(back[f][o])}" for f in fams) + " |"
         )
 
+    overfit_effect(fams["datablations"])
     t5_evidence(fams["t5"])
     for rule in ("LOFO, exponents fitted", "own backtest"):
         curves(fams, rules[rule], k_of[rule], args.boot, rule)
     print(f"\nTotal bench time: {time.perf_counter() - t_start:.0f} s.")
+
+
+def overfit_effect(runs: list[sd.Run]) -> None:
+    """Datablations under each option with fitted exponents, with the overfitting term (a turned
+    run as its running minimum plus the rise by epochs) and without it (every loss as logged)."""
+    from runcast.scaling import _points
+
+    print("\n### Datablations with and without the overfitting term (exponents fitted)\n")
+    print(
+        "| drop, delta | with: ARE mean | with: 44-epoch runs | with: the other 14 "
+        "| without: ARE mean | without: 44-epoch runs | without: the other 14 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for opt in (o for o in OPTIONS if o.exps == "free"):
+        cells = []
+        for rise in (_points.TURN_RISE, float("inf")):
+            saved, _points.TURN_RISE = _points.TURN_RISE, rise
+            try:
+                preds = predict_family("datablations", runs, opt, n_boot=0)[0]
+            finally:
+                _points.TURN_RISE = saved
+            cells += [
+                f"{100 * np.mean([p.are() for p in preds]):.2f}%",
+                f"{100 * np.mean([p.are() for p in preds if '44ep' in p.name]):.2f}%",
+                f"{100 * np.mean([p.are() for p in preds if '44ep' not in p.name]):.2f}%",
+            ]
+        print(f"| {opt.drop}, {opt.delta:g} | " + " | ".join(cells) + " |")
 
 
 def t5_evidence(runs: list[sd.Run]) -> None:
