@@ -178,19 +178,19 @@ def _training_step() -> tuple[Callable[[], float], float]:
     return step, per
 
 
-def _server_cpu(pg: TempPostgres) -> float:
-    """CPU seconds used so far by the PostgreSQL server: the postmaster and all its children
-    (the connection's backend, the WAL writer, the checkpointer, autovacuum)."""
+def _backend_cpu(pg: TempPostgres, database: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to ``database`` (the run's
+    writer and store connections: the server's work for this run, not its idle background)."""
     import psutil
+    import psycopg
 
-    main = psutil.Process(int((pg.data / "postmaster.pid").read_text().split()[0]))
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        pids = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))]  # fmt: skip
     total = 0.0
-    for p in [main, *main.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-        except psutil.NoSuchProcess:  # a short-lived worker that just ended
-            continue
-        total += t.user + t.system + t.children_user + t.children_system
+    for pid in pids:
+        t = psutil.Process(pid).cpu_times()
+        total += t.user + t.system
     return total
 
 
@@ -205,14 +205,20 @@ def paired_diff(d: np.ndarray, seed: int = 0, n_boot: int = 4000) -> tuple[float
 
 
 def bench_overhead_random(
-    pg: TempPostgres, sqlite: Path, groups: int, per_block: int = 5, seed: int = 20261206
+    pg: TempPostgres,
+    sqlite: Path,
+    groups: int,
+    per_block: int = 5,
+    seed: int = 20261206,
+    raw: Path | None = None,
 ) -> dict[str, Any]:
     """Logging overhead of 3 metrics per step on a ~1.5 ms training step, in one run with both
     stores' writer threads live, randomised per block of ``per_block`` steps.
 
     Each group of four consecutive blocks runs the four arms (plain; control, the plain loop
-    again, i.e. what the design reads when nothing differs; SQLite; PostgreSQL) in a fresh
-    random order. Every block is timed on the training thread's own CPU clock
+    again; SQLite; PostgreSQL) in a fresh random order. A store's overhead is read against the
+    mean of its group's two unlogged blocks; control - plain checks that the design reads 0
+    when nothing differs. Every block is timed on the training thread's own CPU clock
     (``thread_time_ns``: what the thread computed, whatever else runs on the machine) and on
     the wall clock. The training thread's overhead per step is the mean over groups of
     (logged block - plain block) / ``per_block``, with a bootstrap interval over groups; short
@@ -222,8 +228,9 @@ def bench_overhead_random(
     timer never fires): one commit per second of 1.5 ms steps, what it does in training on a
     free core. Its work lands in whatever block is running, so it is read on the writer
     thread's own CPU clock (``pthread_getcpuclockid``) over the run and divided by the steps
-    that store logged. The PostgreSQL server's CPU (all its processes, psutil) is beside it:
-    on a team's server it is not the training machine's."""
+    that store logged. The CPU of the PostgreSQL backends serving the run (psutil) is beside it:
+    on a team's server it is not the training machine's. ``raw``: an .npz of every block's
+    times (ns), per arm and clock."""
     step, _ = _training_step()
     url = pg.new_database("overhead_random")
     runs = {"sqlite": runcast.init(project="overhead", db=sqlite, flush_every=3600.0),
@@ -267,14 +274,14 @@ def bench_overhead_random(
         wall[arm].clear()
     start = dict(given)
     w_start = {k: time.clock_gettime_ns(c) for k, c in clock.items()}
-    s_start, t_start = _server_cpu(pg), time.perf_counter()
+    s_start, t_start = _backend_cpu(pg, "overhead_random"), time.perf_counter()
     for _ in range(groups):
         for arm in rng.sample(arms, len(arms)):
             block_of(arm)
     for run in runs.values():
         run.flush()  # the points given since the last commit: one more (partial) commit
     w_end = {k: time.clock_gettime_ns(c) for k, c in clock.items()}
-    s_end, seconds = _server_cpu(pg), time.perf_counter() - t_start
+    s_end, seconds = _backend_cpu(pg, "overhead_random"), time.perf_counter() - t_start
     for run in runs.values():
         run.finish()
     logged = {k: given[k] - start[k] for k in runs}
@@ -282,15 +289,23 @@ def bench_overhead_random(
     def per_step(values: list[int]) -> np.ndarray:
         return np.asarray(values, dtype=np.float64) / per_block / 1e3  # us per step
 
+    if raw is not None:
+        np.savez(raw, **{f"{a}_{c}": np.asarray(v[a]) for a in arms
+                         for c, v in (("cpu", cpu), ("wall", wall))})  # fmt: skip
     plain_cpu, plain_wall = per_step(cpu["plain"]), per_step(wall["plain"])
+    # the stores are compared with the mean of the two unlogged blocks of their group (plain and
+    # control); control - plain is the check that the design reads 0 when nothing differs
+    ref_cpu = (plain_cpu + per_step(cpu["control"])) / 2
+    ref_wall = (plain_wall + per_step(wall["control"])) / 2
     out: dict[str, Any] = {
         "groups": groups, "per_block": per_block, "seconds": seconds,
-        "step_us": float(plain_cpu.mean()), "wall_step_us": float(plain_wall.mean()),
+        "step_us": float(ref_cpu.mean()), "wall_step_us": float(ref_wall.mean()),
         "steps_per_arm": groups * per_block, "per_commit": per_commit,
     }  # fmt: skip
     for arm in arms[1:]:
-        out[f"{arm}_cpu"] = paired_diff(per_step(cpu[arm]) - plain_cpu)
-        out[f"{arm}_wall"] = paired_diff(per_step(wall[arm]) - plain_wall)
+        base_cpu, base_wall = (plain_cpu, plain_wall) if arm == "control" else (ref_cpu, ref_wall)
+        out[f"{arm}_cpu"] = paired_diff(per_step(cpu[arm]) - base_cpu)
+        out[f"{arm}_wall"] = paired_diff(per_step(wall[arm]) - base_wall)
         if arm in runs:
             out[f"{arm}_writer_us"] = (w_end[arm] - w_start[arm]) / 1e3 / logged[arm]
     out["server_us"] = 1e6 * (s_end - s_start) / logged["postgresql"]
@@ -513,6 +528,9 @@ def main() -> None:
                         help="rounds of the paired logging-overhead measurement")  # fmt: skip
     parser.add_argument("--groups", type=int, default=3000,
                         help="groups of four 5-step blocks in the randomised overhead measurement")  # fmt: skip
+    parser.add_argument("--raw", default=None, help="write the randomised blocks' times here (.npz)")
+    parser.add_argument("--no-paired", action="store_true",
+                        help="skip the paired one-second-block cross-check (minutes)")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     q, only = args.quick, set(args.only.split(","))
@@ -534,17 +552,19 @@ def main() -> None:
             print(f"| {k['kills']} | {k['checked']} | {k['consistent']} | {k['max_kept_beyond_flush']} |\n")
         if "overhead" in only:
             print("### Logging overhead on a training step (3 metrics per step)\n")
-            r = bench_overhead_random(pg, tmp / "random.db", 300 if q else args.groups)
+            r = bench_overhead_random(pg, tmp / "random.db", 300 if q else args.groups,
+                                      raw=Path(args.raw) if args.raw else None)
             print(f"{r['groups']:,} groups of four {r['per_block']}-step blocks (plain, control, "
                   f"SQLite, PostgreSQL) in random orders, both writers live, each committing once "
                   f"per {r['per_commit']} steps it logged; {r['seconds']:.0f} s. "
                   f"A step: {r['step_us']:.0f} us of the training thread's CPU "
                   f"({r['wall_step_us']:.0f} us of wall time); {r['steps_per_arm']:,} steps an "
-                  "arm. Per step, mean of (logged - plain) over groups "
-                  "logged - plain [95% bootstrap interval], and % of a 1.5 ms step:\n")  # fmt: skip
+                  "arm. Per step, the mean over groups of (a store's block - the mean of the "
+                  "group's two unlogged blocks; control: control - plain) [95% bootstrap "
+                  "interval, groups resampled], and as % of a 1.5 ms step:\n")  # fmt: skip
             print("| arm | training thread CPU (us) | % of 1.5 ms | training thread wall (us) "
                   "| writer thread CPU per logged step (us) | training + writer CPU, % of 1.5 ms "
-                  "| PostgreSQL server CPU per logged step (us) |")  # fmt: skip
+                  "| PostgreSQL backend CPU per logged step (us) |")  # fmt: skip
             print("|---|---|---|---|---|---|---|")
             for arm, label in (("control", "control"), ("sqlite", "SQLite"),
                                ("postgresql", "PostgreSQL")):  # fmt: skip
@@ -557,20 +577,21 @@ def main() -> None:
                       f"| {wm:+.1f} [{wlo:+.1f}, {whi:+.1f}] "
                       f"| {wr:.2f} | {(m + wr) / 15:+.3f}% [{(lo + wr) / 15:+.3f}, "
                       f"{(hi + wr) / 15:+.3f}] | {server} |")  # fmt: skip
-            print("\nCross-check, end to end: paired one-second blocks (the earlier design).\n")
-            o = bench_overhead(pg.new_database("overhead"), tmp / "overhead.db",
-                               6 if q else args.rounds)  # fmt: skip
-            print(f"{o['rounds']} rounds of one {o['block']}-step block per variant in a random "
-                  f"order; a step: {o['step_ms']:.2f} ms of CPU ({o['wall_step_ms']:.2f} ms of "
-                  "wall time on this machine). Overhead: sum(logged - plain) / sum(plain) over "
-                  "the rounds, [95% bootstrap interval, rounds resampled whole]:\n")  # fmt: skip
-            print("| clock | control (noise floor) | SQLite | PostgreSQL |")
-            print("|---|---|---|---|")
-            for c in ("process", "wall"):
-                cells = [o[f"{v}_{c}"] for v in ("control", "sqlite", "postgresql")]
-                print(f"| {c} | " + " | ".join(
-                    f"{m:+.2f}% [{lo:+.2f}, {hi:+.2f}]" for m, lo, hi in cells) + " |")  # fmt: skip
-            print()
+            if not args.no_paired:
+                print("\nCross-check, end to end: paired one-second blocks (the earlier design).\n")
+                o = bench_overhead(pg.new_database("overhead"), tmp / "overhead.db",
+                                   6 if q else args.rounds)  # fmt: skip
+                print(f"{o['rounds']} rounds of one {o['block']}-step block per variant in a random "
+                      f"order; a step: {o['step_ms']:.2f} ms of CPU ({o['wall_step_ms']:.2f} ms of "
+                      "wall time on this machine). Overhead: sum(logged - plain) / sum(plain) over "
+                      "the rounds, [95% bootstrap interval, rounds resampled whole]:\n")  # fmt: skip
+                print("| clock | control (noise floor) | SQLite | PostgreSQL |")
+                print("|---|---|---|---|")
+                for c in ("process", "wall"):
+                    cells = [o[f"{v}_{c}"] for v in ("control", "sqlite", "postgresql")]
+                    print(f"| {c} | " + " | ".join(
+                        f"{m:+.2f}% [{lo:+.2f}, {hi:+.2f}]" for m, lo, hi in cells) + " |")  # fmt: skip
+                print()
             c = bench_log_cost(pg.new_database("cost"), tmp / "cost.db", 5_000 if q else 20_000)
             print("CPU per logged step (3 metrics), against a 1.5 ms step:\n")
             print("| store | training thread: run.log (us) | writer thread (us) | run.log / 1.5 ms | both / 1.5 ms |")
