@@ -239,6 +239,65 @@ def select_multiplier(examples: int, grid: tuple[float, ...]) -> None:
               flush=True)
 
 
+# --- 3d. the CBS tolerance, chosen on other seeds than the ones judged ----------------------------
+def lo_at(losses: list[float], tolerance: float) -> int:
+    """The CBS interval's lower end from one measurement's branch losses (ks 1, 2, 4, ...) at
+    ``tolerance``: measure_cbs's own rule (a batch passes while it ends within the tolerance of
+    the best smaller one; after the first failure, none passes), applied afresh."""
+    best, lo = math.inf, BASE_BATCH
+    for i, loss in enumerate(losses):
+        if loss > best + tolerance:
+            break
+        lo = BASE_BATCH * 2**i
+        best = min(best, loss)
+    return lo
+
+
+def tolerance_study(seeds: tuple[int, ...], steps: int, checkpoints: list[int],
+                    tolerances: tuple[float, ...], out: Path | None) -> None:
+    """The base runs of ``seeds`` with measure_cbs at ``checkpoints`` (ks 1-16), then for each
+    tolerance the warmup that follows the seeds' median lower end, against the fixed small
+    batch on the same examples. Run on seeds 3-5 it chooses the tolerance (the fewest steps
+    whose mean loss stays within the small batch's spread); on 0-2 it judges the choice."""
+    examples = steps * BASE_BATCH
+    ks = (1, 2, 4, 8, 16)
+    runs = [base_run(s, steps, checkpoints, 512, ks) for s in seeds]
+    small = [train_schedule(s, examples, None, BASE_BATCH) for s in seeds]
+    losses = [loss for loss, _ in small]
+    mean_small, top = statistics.mean(losses), max(losses)
+    print(f"### 3d. The CBS tolerance on seeds {seeds} ({examples:,} examples, CBS at steps "
+          f"{checkpoints}, ks {ks}, window 512)\n")
+    print(f"Fixed small ({BASE_BATCH}): {mean_small:.4f}, seeds span [{min(losses):.4f}, "
+          f"{top:.4f}], {small[0][1]:,} steps.\n")
+    print("| tolerance | median lo per checkpoint | final loss per seed | mean | vs fixed small "
+          "| steps | fewer steps | within the spread |")
+    print("|---:|---|---|---:|---:|---:|---:|---|")
+    done: dict[tuple[int, ...], list[tuple[float, int]]] = {}
+    record: dict[str, Any] = {"seeds": seeds, "small": small, "cbs": [r["cbs"] for r in runs],
+                              "tolerances": {}}
+    for tol in tolerances:
+        los = tuple(int(statistics.median(lo_at(r["cbs"][i]["losses"], tol) for r in runs))
+                    for i in range(len(checkpoints)))
+        if los not in done:
+            trajectory = [(c * BASE_BATCH, float(lo)) for c, lo in zip(checkpoints, los,
+                                                                          strict=True)]
+            done[los] = [train_schedule(s, examples, BatchSizeWarmup(BASE_BATCH, 64,
+                                                                     cbs=trajectory), 0)
+                         for s in seeds]
+        rs = done[los]
+        mean = statistics.mean(loss for loss, _ in rs)
+        n = statistics.mean(k for _, k in rs)
+        record["tolerances"][str(tol)] = {"lo": los, "results": rs}
+        print(f"| {tol:g} | {', '.join(map(str, los))} | "
+              f"{', '.join(f'{loss:.4f}' for loss, _ in rs)} | {mean:.4f} | "
+              f"{mean - mean_small:+.4f} | {n:,.0f} | {1 - n / small[0][1]:.0%} | "
+              f"{'yes' if mean <= top else 'no'} |", flush=True)
+    if out is not None:
+        import json
+
+        out.write_text(json.dumps(record, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a smoke run (minutes)")
@@ -248,8 +307,19 @@ def main() -> None:
     parser.add_argument("--select", default=None,
                         help="only choose the noise-scale multiplier on seeds 3-5, over these "
                              "multipliers (e.g. 0.5,0.25,0.125,0.0625); --steps sets the run")
+    parser.add_argument("--tolerances", default=None,
+                        help="only 3d: warmups following the CBS at each of these tolerances "
+                             "(e.g. 0.01,0.005,0.0025); with --seeds, --steps, --checkpoints")
+    parser.add_argument("--seeds", default="3,4,5", help="3d's seeds (3-5 choose, 0-2 judge)")
+    parser.add_argument("--json", default=None, help="3d: write the measurements here")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.tolerances:
+        tolerance_study(tuple(int(s) for s in args.seeds.split(",")), args.steps,
+                        [int(c) for c in args.checkpoints.split(",")],
+                        tuple(float(t) for t in args.tolerances.split(",")),
+                        Path(args.json) if args.json else None)
+        return
     if args.select:
         select_multiplier(args.steps * BASE_BATCH,
                           tuple(float(m) for m in args.select.split(",")))
