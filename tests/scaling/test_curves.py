@@ -73,3 +73,33 @@ def test_bad_input(setup: tuple[ScalingLaw, ScalingData]) -> None:
         predict_curve(law, 3e9, STEPS, 0.0)
     with pytest.raises(InvalidInputError, match="drop_first"):
         CurvePrior(drop_first=1.0)
+
+
+def repeated(n: float, unique: float, epochs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens and losses of a run on ``unique`` tokens for ``epochs`` (R* 15), whose loss turns
+    up past 12 epochs (0.1 in log loss by 40)."""
+    d = np.arange(1, 101) * unique * epochs / 100
+    reps = np.maximum(d / unique - 1, 0)
+    dprime = np.minimum(d, unique) * (1 + 15 * (1 - np.exp(-reps / 15)))
+    rise = 0.1 * np.clip(np.log(d / unique / 12) / np.log(40 / 12), 0, None)
+    return d, (1.8 + 480 / n**0.35 + 2000 / dprime**0.37) * np.exp(rise)
+
+
+def test_reference_runs_that_overfit_do_not_bias_the_drift() -> None:
+    runs = [(n, u, e) for n in (1e8, 3e8, 1e9) for u, e in ((2e10, 1.0), (5e8, 40.0))]
+    curves, tps = [], []
+    for n, u, e in runs:
+        d, y = repeated(n, u, e)
+        curves.append(Curve(np.arange(1, 101), y))
+        tps.append(d[0])
+    sizes, uniq = [r[0] for r in runs], [r[1] for r in runs]
+    data = ScalingData.from_curves(curves, sizes, tps, uniq, drop_first=0.5)
+    fixed = {"alpha": 0.35, "beta": 0.37}  # a quick fit: the drift is what is checked
+    law = fit_scaling(data, form="auto", config=ScalingConfig(n_boot=0, fixed=fixed))
+    ref = ScalingData.from_curves(curves, sizes, tps, uniq, drop_first=0.0)
+    d, y = repeated(3e9, 5e8, 40.0)
+    seen = Curve(np.arange(1, 21), y[:20])
+    fc = predict_curve(law, 3e9, np.arange(1, 101), d[0], observed=seen, unique=5e8, reference=ref)
+    # the turned runs' rise is the law's term, not a drift of every run's offset
+    assert abs(fc.info["drift"]) < 0.005
+    assert float(fc.final.median) == pytest.approx(y[-1], rel=0.01)

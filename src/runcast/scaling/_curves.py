@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,7 +147,10 @@ def _drift(
     if reference is None:
         return 0.0, cfg.drift, 0.0
     changes, starts = [], []
-    pred = law.predict(reference.n, reference.d, unique=reference.unique, draws=1).point
+    # a reference run that overfit is held at its running minimum (ScalingData.from_curves), the
+    # part the form describes: it is compared with the law without its overfitting rise
+    plain = dataclasses.replace(law, overfit=np.empty((0, 2)))
+    pred = plain.predict(reference.n, reference.d, unique=reference.unique, draws=1).point
     resid = np.log(reference.loss) - np.log(pred)
     for g in np.unique(reference.group):
         idx = np.flatnonzero(reference.group == g)
