@@ -14,9 +14,12 @@ Four questions, each answered side by side in one run (single thread, CPU):
 
 ``--select M1,M2,...`` instead runs only 3a: the warmup from the noise scale x each multiplier
 on seeds 3-5 (not the judged 0-2), to choose the multiplier on other seeds than the judged ones.
+``--tolerances T1,T2,... --seeds S`` instead runs only 3d: the warmup following the measured CBS
+at each tolerance (the CBS definition's free constant), on seeds 3-5 to choose it, on 0-2 to judge.
 
 Command: ``OMP_NUM_THREADS=1 .venv/bin/python bench/batch_size.py [--quick] [--steps N
---checkpoints A,B,C --figure PNG] [--select 0.5,0.25,0.125,0.0625]``
+--checkpoints A,B,C --figure PNG] [--select 0.5,0.25,0.125,0.0625] [--tolerances
+0.01,0.005 --seeds 3,4,5 --steps 5000 --checkpoints 250,1000,1500,2000,3000]``
 """
 
 from __future__ import annotations
