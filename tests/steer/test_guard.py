@@ -13,6 +13,7 @@ import torch
 from runcast.errors import InvalidInputError, RuncastWarning
 from runcast.forecast import Forecast
 from runcast.steer import InstabilityGuard, robust_z
+from runcast.steer._guard import z_needed
 
 
 def _warm(g: InstabilityGuard, n: int = 30, loss: float = 2.0, grad: float | None = 1.0) -> None:
@@ -243,8 +244,9 @@ def test_a_classifier_loss_near_zero_is_scored_by_factors() -> None:
     g = InstabilityGuard("skip")
     flagged = [t for t in range(400) if g.check(t, loss=float(loss[t])).action != "continue"]
     assert flagged == []
-    # 100x on this loss alone (no gradient norm to judge it by) scores z ~ 7: under the default
-    # z_threshold (8, chosen on the corpus for no false alarms), caught by max_factor
+    # 100x on this loss alone (no gradient norm to judge it by) scores z ~ 7: under the bar
+    # (z_threshold 6.5 from 100 rises: 9.0, chosen on the corpus for no false alarms), caught
+    # by max_factor
     g = InstabilityGuard("skip")
     for t in range(300):
         g.check(t, loss=float(loss[t]))
@@ -347,3 +349,43 @@ def test_guard_events_are_recorded_in_the_run(tmp_path: Path) -> None:
     assert info.config["runcast_guard_events"] == [
         {"step": 50, "action": "skip", "reason": "loss is nan; skip this step"}
     ]
+
+
+def test_a_loss_that_rises_with_its_gradient_norm_is_a_hard_batch() -> None:
+    # quiet loss and gradient norm, then one batch with both 20x: on its own the loss is a
+    # spike (z ~ 29); given its gradient norm it is explained (the corpus's near-zero
+    # classifiers do this healthily), so only coupled=False calls it
+    rng = np.random.default_rng(3)
+    grad = np.exp(0.1 * rng.standard_normal(120))
+    loss = 0.5 * grad * np.exp(0.02 * rng.standard_normal(120))
+    actions = {}
+    for coupled in (True, False):
+        g = InstabilityGuard("skip", coupled=coupled)
+        for t in range(110):
+            assert g.check(t, loss=float(loss[t]), grad_norm=float(grad[t])).action == "continue"
+        d = g.check(110, loss=float(loss[110]) * 20, grad_norm=float(grad[110]) * 20)
+        actions[coupled] = d.action
+        assert d.numbers["loss_z"] > 20 and d.numbers["loss_factor"] == pytest.approx(20, rel=0.3)
+    assert actions == {True: "continue", False: "skip"}
+
+
+def test_few_steps_seen_raise_the_bar() -> None:
+    # the bar is the Student-t quantile with 0.37 n degrees of freedom at the normal's tail
+    # beyond z_threshold: from 20 rises a MAD may be far too small
+    bars = [z_needed(6.5, n) for n in (3, 20, 50, 100, 1000)]
+    assert bars == sorted(bars, reverse=True)
+    assert bars[1] == pytest.approx(53.0, abs=0.1) and bars[3] == pytest.approx(9.0, abs=0.05)
+    assert z_needed(6.5, 10**7) == pytest.approx(6.5, abs=0.01)
+    assert z_needed(8.0, 100) > z_needed(6.5, 100)  # no overflow past z 8 (the lower tail)
+    # the same 6x rise on the same noise: not a spike after 25 steps, a spike after 100
+    rng = np.random.default_rng(4)
+    loss = 2.0 * np.exp(0.1 * rng.standard_normal(200))
+    decisions = []
+    for n in (25, 100):
+        g = InstabilityGuard("skip")
+        for t in range(n):
+            g.check(t, loss=float(loss[t]))
+        decisions.append(g.check(n, loss=12.0))
+    assert [d.action for d in decisions] == ["continue", "skip"]
+    assert decisions[1].numbers["loss_z"] < 30  # under the bar from 24 rises (~ 36)
+    assert "> 9.0" in decisions[1].reason  # the reason quotes the bar it passed

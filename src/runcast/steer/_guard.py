@@ -1,44 +1,22 @@
 """InstabilityGuard: catch loss and gradient-norm spikes, NaN/inf and forecast divergence.
 
 A spike is a rise over the run's *local level* (the median of the last ``level_window`` good
-steps, so the reference follows a fast early descent or a warm-up) that is large in units of the
-run's own noise. The noise is the spread of the same rises over the last ``window`` good steps:
-``z = (rise - median) / scale``, where ``scale`` is the larger of 1.4826 times the MAD and the
-distance from the median to the rises' 99th percentile (divided by 2.326, the normal's): a run
-whose batches ordinarily move by factors (a classifier near 0 loss, a tiny batch) has a wide
-upper tail, and a rise inside it is no spike. Gradient norms and positive losses are scored on a
-log scale, since they move by factors, and a spike is also at least ``min_factor`` times the
-local level; a loss under ``loss_floor`` of its largest good value is scored at that floor (a
-loss of 1e-7, or 0.0 from an underflow, moves by factors that are no instability).
+steps) that is large in units of the run's own noise (the robust spread of the same rises over
+the last ``window`` good steps). Losses and gradient norms are scored on a log scale, since they
+move by factors. With both values, each is judged *given the other*: a hard batch raises both
+together and is no spike, while a loss x10 whose gradient norm did not move, or a gradient norm
+x100 whose loss did not, is. The bar, ``z_threshold``, is raised while few steps have been seen
+(:func:`z_needed`). A non-finite loss or gradient norm is always an alarm; a spike never enters
+the windows, so a loss that keeps rising keeps alarming. The defaults were chosen
+leave-one-family-out on the corpus's healthy runs with injected spikes (bench/README.md, "The
+guard's false alarms and caught spikes at its defaults", which also says what they miss).
 
-With both the loss and the gradient norm (``coupled``), each is also judged *given the other*:
-a hard batch raises both together (on the corpus, a memorising classifier's batch loss and
-gradient norm jump 1000x together, healthily), so the log loss is regressed on the log gradient
-norm over the window (a robust slope: Gnanadesikan-Kettenring's correlation of MAD-standardised
-rises) and a loss that rises ``coupled_factors[0]`` times above what its gradient norm explains,
-or a gradient norm ``coupled_factors[1]`` times above what its loss explains, by ``z_threshold``
-of that residual's own robust scale, is a spike. The residual's noise is far smaller than either
-stream's (on the corpus, a MAD of 0.04-0.27 in log against up to 2 for the loss alone), so a
-loss x10 or a gradient norm x100 on a step is seen even where the loss alone varies by 30x.
-
-A non-finite loss or gradient norm is always an alarm, and a spike never enters the windows, so
-a loss that keeps rising keeps alarming. A loss that is ever below 0 is scored on its own scale
-from then on (no factors, no coupling). Only upward moves count. The defaults were chosen
-leave-one-family-out on the healthy runs of the corpus with injected spikes (bench/README.md,
-"The guard's false alarms and caught spikes at its defaults").
-
+What to do is the user's choice (``action``): ``"warn"`` (a :class:`~runcast.RuncastWarning`),
+``"skip"`` (skip this optimizer step), ``"lower_lr"`` (multiply the LR, and a scheduler's
+``base_lrs``, by ``lr_factor`` and skip the step) or ``"rollback"`` (restore the last good
+checkpoint, taken every ``checkpoint_every`` good steps, in memory or under ``checkpoint_dir``).
 With ``run=``, every event is recorded in the run: a ``guard_<action>`` point of 1 at its step
-(``guard_warn``, ``guard_skip``, ``guard_lower_lr``, ``guard_rollback``, ``guard_stop``) and its
-reason under ``config["runcast_guard_events"]`` (the first 100).
-
-What to do is the user's choice (``action``):
-
-- ``"warn"``: emit a :class:`~runcast.RuncastWarning` and go on;
-- ``"skip"``: tell the loop to skip this optimizer step (``decision.action == "skip"``);
-- ``"lower_lr"``: multiply every param group's LR (and a scheduler's ``base_lrs``) by
-  ``lr_factor``, and skip this step;
-- ``"rollback"``: restore the model and optimizer state of the last good checkpoint, taken every
-  ``checkpoint_every`` good steps (in memory, or on disk under ``checkpoint_dir``).
+and its reason under ``config["runcast_guard_events"]`` (the first 100).
 
 Example:
     >>> g = InstabilityGuard("skip", min_history=5)
@@ -61,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.special import ndtr, stdtrit
 
 from runcast.errors import InvalidInputError, RuncastWarning
 from runcast.steer._decision import Decision
@@ -75,6 +54,21 @@ EVENTS_KEY = "runcast_guard_events"
 _MAX_RECORDED = 100
 _MAD_SD = 1.4826  # MAD to a normal's standard deviation
 _Q99_SD = 2.3263  # the normal's 99th percentile in standard deviations
+_MAD_EFFICIENCY = 0.37  # a MAD from n values is as precise as a standard deviation from 0.37 n
+
+
+def z_needed(z: float, n: int) -> float:
+    """The robust z a value must pass, its scale estimated from ``n`` values, for the false-alarm
+    rate of ``z`` with a known scale: the Student-t quantile at the normal's tail probability
+    beyond ``z``, with the MAD's ``0.37 n`` degrees of freedom. Few values give a scale that may
+    be far too small, so the bar is higher (z 6.5: 53 from 20 values, 9 from 100).
+
+    Example:
+        >>> [round(z_needed(6.5, n), 1) for n in (20, 100, 10**6)]
+        [53.0, 9.0, 6.5]
+    """
+    # the lower tail: ndtr(z) rounds to 1 for z > 8, ndtr(-z) keeps its digits
+    return float(-stdtrit(max(_MAD_EFFICIENCY * n, 1.0), ndtr(-z)))
 
 
 def robust_z(x: float, history: np.ndarray, resolution: float = 0.0) -> float:
@@ -206,7 +200,8 @@ class InstabilityGuard:
     Args:
         action: ``"warn"``, ``"skip"``, ``"lower_lr"`` or ``"rollback"`` (see the module doc).
         window: how many recent good steps the noise (the spread of rises) is taken over.
-        z_threshold: a rise more than this many robust scales above the usual is a spike.
+        z_threshold: a rise more than this many robust scales above the usual is a spike
+            (more while the window holds few steps: :func:`z_needed`).
         min_history: no spike is called before this many good steps (NaN/inf always is).
         model, optimizer: needed for ``"rollback"`` (and ``optimizer`` for ``"lower_lr"``).
         scheduler: a torch LR scheduler whose ``base_lrs`` ``"lower_lr"`` scales as well
@@ -217,10 +212,10 @@ class InstabilityGuard:
         max_rollbacks: after this many rollbacks the guard asks to stop the run.
         divergence_level: with a forecast, the central interval the loss must stay under.
         divergence_patience: checks in a row above that interval that count as divergence.
-        log_loss: score a positive loss on a log scale (see the module doc); False scores it
-            on its own scale.
-        min_factor: a spike of a gradient norm or a log-scored loss is also at least this
-            many times its local level (1 turns this off).
+        log_loss: score a positive loss on a log scale; False scores it on its own scale (as
+            it is from the first loss below 0 on: no factors, no coupling).
+        min_factor: a spike of a gradient norm or a log-scored loss judged alone (the other
+            value unknown) is also at least this many times its local level (1: off).
         max_factor: a gradient norm or a log-scored loss this many times its local level is a
             spike whatever its z (off by default: on the corpus a near-zero classifier's batch
             loss moves 1000x over its level, healthily).
@@ -228,8 +223,10 @@ class InstabilityGuard:
             scored as that share: a loss at the end of learning (1e-7, or 0.0 from a float
             underflow) moves by factors that are no instability.
         level_window: the local level is the median of this many last good steps.
-        coupled: with both a loss and a gradient norm, also judge each given the other (see
-            the module doc).
+        coupled: with both a loss and a gradient norm, judge each given the other: the log
+            loss is regressed on the log gradient norm over the window (a robust
+            Gnanadesikan-Kettenring slope) and the residual scored, and the other way round.
+            False judges each alone.
         coupled_factors: the least rise, as a factor, of the loss over what its gradient norm
             explains, and of the gradient norm over what its loss explains, that can be a
             spike.
@@ -246,7 +243,7 @@ class InstabilityGuard:
         action: GuardAction = "warn",
         *,
         window: int = 100,
-        z_threshold: float = 8.0,
+        z_threshold: float = 6.5,
         min_history: int = 20,
         model: Any = None,
         optimizer: Any = None,
@@ -366,16 +363,18 @@ class InstabilityGuard:
         logged = name == "log_grad" or self.log_loss
         return max(res, 1e-6 if logged else 1e-6 * max(abs(level), 1e-12))
 
-    def _spike(self, x: float, hist: deque[float], name: str) -> tuple[float, float] | None:
-        """(z, rise over the local level) of ``x``, or None while the history is short."""
+    def _spike(self, x: float, hist: deque[float], name: str) -> tuple[float, float, float] | None:
+        """(z, rise over the local level, the z it must pass) of ``x``, or None while the
+        history is short."""
         rises = self._rises[name]
         if len(hist) < self.min_history or len(rises) < 2:
             return None
         level = _level(hist, self.level_window)
         if name not in self._stats:
             arr = np.fromiter(rises, dtype=np.float64)
-            self._stats[name] = _centre_scale(arr, self._floor(name, level))
-        centre, scale = self._stats[name]
+            centre, scale = _centre_scale(arr, self._floor(name, level))
+            self._stats[name] = (centre, scale, z_needed(self.z_threshold, arr.size))
+        centre, scale, need = self._stats[name]
         with np.errstate(over="ignore", invalid="ignore"):
             rise = float(np.float64(x) - level)
             z = float(np.float64(rise - centre) / scale)
@@ -383,16 +382,16 @@ class InstabilityGuard:
             # a history spanning the whole float range (+-1e308) has an infinite spread: no
             # finite rise is a spike against it
             z = 0.0 if math.isfinite(rise) else math.inf
-        return (z if not math.isnan(z) else math.inf), rise
+        return (z if not math.isnan(z) else math.inf), rise, need
 
-    def _is_spike(self, z: float, rise: float, logged: bool) -> bool:
+    def _is_spike(self, z: float, rise: float, need: float, logged: bool) -> bool:
         if not logged:
-            return z > self.z_threshold
+            return z > need
         # on a log scale a rise is log(x / level): fewer than min_factor times the level is the
         # run's own noise, however quiet the run was before; max_factor times it is a spike
         if rise >= math.log(self.max_factor):
             return True
-        return z > self.z_threshold and rise >= math.log(self.min_factor)
+        return z > need and rise >= math.log(self.min_factor)
 
     def _coupled(self, la: float, lb: float) -> dict[str, float]:
         """The z and factor of the log loss ``la`` given the log gradient norm ``lb`` and of
@@ -413,8 +412,8 @@ class InstabilityGuard:
                 with np.errstate(over="ignore", invalid="ignore"):
                     beta = _gk_slope(own, other)
                     stats += [beta, *_centre_scale(own - beta * other, max(floor, 1e-6))]
-            self._stats["pairs"] = tuple(stats)
-        b_ab, c_ab, s_ab, b_ba, c_ba, s_ba = self._stats["pairs"]
+            self._stats["pairs"] = (*stats, z_needed(self.z_threshold, len(ra)))
+        b_ab, c_ab, s_ab, b_ba, c_ba, s_ba, need = self._stats["pairs"]
         last = list(self._pairs)[-self.level_window :]
         xa = la - _level((p[0] for p in last), self.level_window)
         xb = lb - _level((p[1] for p in last), self.level_window)
@@ -425,6 +424,7 @@ class InstabilityGuard:
         ):
             out[f"{key}_z"] = rise / scale if math.isfinite(rise) else math.inf
             out[f"{key}_factor"] = math.exp(min(rise, 700.0))
+        out["coupled_z_needed"] = need
         return out
 
     def _remember(self, x: float, hist: deque[float], name: str) -> None:
@@ -515,48 +515,51 @@ class InstabilityGuard:
         forecast: Forecast | None,
         numbers: dict[str, float],
     ) -> list[str]:
-        """Score finite values into ``numbers``; the spikes found, as reasons."""
+        """Score finite values into ``numbers``; the spikes found, as reasons.
+
+        With both values, each is judged given the other only: a loss that rises with its
+        gradient norm is a hard batch (on the corpus, near-zero classifiers' batch losses jump
+        100x with their gradient norms, healthily), and so is the gradient norm's rise."""
         problems: list[str] = []
-        if lv is not None:
-            if self.log_loss and lv < 0:
-                self._loss_to_linear()
-            numbers["loss"] = lv
-            scored = self._spike(self._loss_value(lv), self._loss, "loss")
-            if scored is not None:
-                z, rise = scored
-                numbers["loss_z"] = z
-                if self.log_loss:
-                    numbers["loss_factor"] = math.exp(min(rise, 700.0))
-                if self._is_spike(z, rise, self.log_loss):
-                    problems.append(f"loss spike {lv:.6g} ({self._why(z, rise, self.log_loss)})")
+        if lv is not None and self.log_loss and lv < 0:
+            self._loss_to_linear()
         given: dict[str, float] = {}
         if lv is not None and gv is not None and lv > 0 and gv > 0:
             given = self._coupled(math.log(lv), math.log(gv))
-        if gv is not None:
-            lg = math.log(max(gv, 1e-30))
-            numbers["grad_norm"] = gv
-            scored = self._spike(lg, self._log_grad, "log_grad")
-            if scored is not None:
-                z, rise = scored
-                numbers["grad_norm_z"] = z
-                numbers["grad_norm_factor"] = math.exp(min(rise, 700.0))
-                # judged given its loss when both are known: a gradient norm that rises with
-                # its loss is a hard batch, and the loss says whether that is a spike
-                if not given and self._is_spike(z, rise, True):
-                    problems.append(f"grad-norm spike {gv:.6g} ({self._why(z, rise, True)})")
+        for name, v in (("loss", lv), ("grad_norm", gv)):
+            if v is None:
+                continue
+            numbers[name] = v
+            logged = name == "grad_norm" or self.log_loss
+            if name == "loss":
+                scored = self._spike(self._loss_value(v), self._loss, "loss")
+            else:
+                scored = self._spike(math.log(max(v, 1e-30)), self._log_grad, "log_grad")
+            if scored is None:
+                continue
+            z, rise, need = scored
+            numbers[f"{name}_z"] = z
+            if logged:
+                numbers[f"{name}_factor"] = math.exp(min(rise, 700.0))
+            # alone only while the other value is unknown; max_factor acts either way
+            if self._is_spike(z, rise, need if not given else math.inf, logged):
+                what = "loss spike" if name == "loss" else "grad-norm spike"
+                problems.append(f"{what} {v:.6g} ({self._why(z, rise, need, logged)})")
         if given:
             numbers.update(given)
+            need = given["coupled_z_needed"]
             for key, what, value, factor in (
                 ("loss_given_grad", "loss spike", lv, self.coupled_factors[0]),
                 ("grad_given_loss", "grad-norm spike", gv, self.coupled_factors[1]),
             ):
-                z = given.get(f"{key}_z", -math.inf)
-                f = given.get(f"{key}_factor", 0.0)
-                taken = what in " ".join(problems)  # already called on its own
-                if z > self.z_threshold and f >= factor and not taken:
+                z = given[f"{key}_z"]
+                f = given[f"{key}_factor"]
+                taken = what in " ".join(problems)  # already called (max_factor)
+                if z > need and f >= factor and not taken:
                     other = "gradient norm" if key == "loss_given_grad" else "loss"
                     problems.append(
-                        f"{what} {value:.6g} ({f:.3g}x what its {other} explains, robust z {z:.1f})"
+                        f"{what} {value:.6g} ({f:.3g}x what its {other} explains, robust z "
+                        f"{z:.1f} > {need:.1f})"
                     )
         if lv is not None and forecast is not None:
             diverging, upper = self._diverging(step, lv, forecast)
@@ -570,10 +573,11 @@ class InstabilityGuard:
         return problems
 
     @staticmethod
-    def _why(z: float, rise: float, logged: bool) -> str:
+    def _why(z: float, rise: float, need: float, logged: bool) -> str:
+        bar = f"robust z {z:.1f} > {need:.1f}" if math.isfinite(need) else f"robust z {z:.1f}"
         if not logged:
-            return f"robust z {z:.1f}"
-        return f"{math.exp(min(rise, 700.0)):.3g}x its level, robust z {z:.1f}"
+            return bar
+        return f"{math.exp(min(rise, 700.0)):.3g}x its level, {bar}"
 
     def _loss_value(self, loss: float) -> float:
         """The loss as the window holds it: while no loss was negative, the log of the loss or
