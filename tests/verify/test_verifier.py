@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable
@@ -43,10 +44,16 @@ def test_trained_with_other_thread_count_passes(tmp_path: Path, mlp_task: Task) 
     torch.set_num_threads(2)
     folder = train_with_proof(mlp_task, tmp_path, steps=80, batch_size=32, checkpoint_every=20)
     torch.set_num_threads(1)
+    # the replay runs on the recorded 2 threads: the same reduction order, the same bits
     report = verify(folder, mlp_task, config=CFG)
     assert report.passed, str(report)
-    # not bitwise (other reduction orders), but far inside the tolerance
-    assert report.check("replay").numbers["largest_distance"] < 1e-4
+    assert report.check("replay").numbers["threads"] == 2
+    assert report.check("replay").numbers["largest_distance"] == 0
+    assert torch.get_num_threads() == 1  # restored after the replays
+    # a verifier that cannot match it: other reduction orders, far inside the tolerance
+    other = verify(folder, mlp_task, config=dataclasses.replace(CFG, threads=1))
+    assert other.passed, str(other)
+    assert 0 < other.check("replay").numbers["largest_distance"] < 1e-4
 
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -52,6 +52,9 @@ def environment() -> dict[str, str]:
         "numpy": np.__version__,
         "platform": sys.platform,
         "machine": platform.machine(),
+        # the CPU kernels' reduction order follows the thread count: a verifier that replays
+        # with the same count on the same platform lands on the recorded weights exactly
+        "threads": str(torch.get_num_threads()),
     }
 
 

@@ -82,12 +82,14 @@ def state_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(d))
 
 
-def optimizer_state(optimizer: Any) -> np.ndarray | None:
-    """The optimizer's floating-point state tensors as one vector, or None if it keeps none."""
+def optimizer_state(state: dict[str, Any]) -> np.ndarray | None:
+    """An optimizer state dict's floating-point state tensors (not step counts) as one vector,
+    or None if it keeps none."""
+    per_param = state.get("state", {})
     parts = [
         v.detach().double().cpu().numpy().ravel()
-        for st in optimizer.state.values()
-        for _, v in sorted(st.items())
+        for key in sorted(per_param)
+        for _, v in sorted(per_param[key].items())
         if hasattr(v, "is_floating_point") and v.is_floating_point() and v.dim() > 0
     ]
     return np.concatenate(parts) if parts else None
@@ -116,7 +118,8 @@ def scan(
     memo_tail: int,
     drop_records: int,
 ) -> ScanResult:
-    """Walk the checkpoints once (``load(j)`` gives checkpoint j as (model, optimizer))."""
+    """Walk the checkpoints once (``load(j)`` gives checkpoint j as (a model holding its
+    weights, its optimizer state dict))."""
     import torch
 
     n_seg = len(steps) - 1
@@ -142,7 +145,7 @@ def scan(
     prev_opt: np.ndarray | None = None
     prev_fixed: tuple[np.ndarray, np.ndarray] | None = None
     for k in range(n_seg + 1):
-        model, optimizer = load(k)
+        model, opt_dict = load(k)
         w = flat_state(model.state_dict())
         sets = [fixed_tail, fixed_train] + (list(samples[k - 1]) if k > 0 else [])
         model.eval()
@@ -152,7 +155,7 @@ def scan(
             out.detach().double().cpu().numpy().ravel(), np.cumsum([len(s) for s in sets])[:-1]
         )
         forwards += sum(len(s) for s in sets)
-        opt_state = optimizer_state(optimizer)
+        opt_state = optimizer_state(opt_dict)
         if k > 0:
             j = k - 1
             with np.errstate(invalid="ignore"):  # inf - inf (an attention mask): no change

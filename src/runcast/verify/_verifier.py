@@ -76,6 +76,9 @@ class VerifyConfig:
         memo_alpha: the significance level of the memorisation test's combined p-values.
         memo_required: fail a run whose data shows no significant memorisation (for models
             large enough to memorise, as in Choi et al. 2023).
+        threads: the CPU threads a replay runs on; None: the count the training recorded
+            (at most this machine's CPUs), so that on the same platform a replay repeats the
+            training's reduction order and lands on the recorded weights exactly.
         seed: the verifier's own randomness (None: fresh); not the prover's to choose.
     """
 
@@ -91,6 +94,7 @@ class VerifyConfig:
     drop_records: int = 192
     memo_alpha: float = 1e-3
     memo_required: bool = False
+    threads: int | None = None
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -165,7 +169,7 @@ def verify(
         steps = [e["step"] for e in p.checkpoints]
         found = scan(
             task,
-            states.load,
+            states.weights,
             steps,
             order,
             rng,
@@ -275,14 +279,13 @@ def _chain(p: Proof, order: DataOrder) -> Check:
 
 
 class _States:
-    """Checkpoints by index: the raw states (the last two kept) and a model loaded with one."""
+    """Checkpoints by index: the raw states (the last two kept) and models loaded with one."""
 
     def __init__(self, p: Proof, task: Task) -> None:
         self.p = p
         self.task = task
         self._cache: dict[int, dict[str, Any]] = {}
         self._model: Any = None
-        self._optimizer: Any = None
 
     def __len__(self) -> int:
         return len(self.p.checkpoints)
@@ -296,6 +299,8 @@ class _States:
                 state = torch.load(self.p.folder / name, weights_only=True)
                 if not isinstance(state, dict) or not {"model", "optimizer"} <= set(state):
                     raise ValueError("it holds no model and optimizer state")
+                if not isinstance(state["optimizer"], dict):
+                    raise ValueError("its optimizer state is not a state dict")
             except Exception as err:  # a pickle that torch refuses: a bad proof, not a crash
                 raise ProofFormatError(f"checkpoint {name} cannot be read: {err}") from err
             if len(self._cache) >= 2:
@@ -303,15 +308,26 @@ class _States:
             self._cache[i] = state
         return self._cache[i]
 
-    def load(self, i: int, fresh: bool = False) -> tuple[Any, Any]:
-        """A model and optimizer holding checkpoint ``i`` (reused unless ``fresh``)."""
-        if fresh or self._model is None:
-            model = self.task.model()
-            optimizer = self.task.optimizer(model)
-            if fresh:
-                return _fill(model, optimizer, self.get(i), self.p.checkpoints[i]["file"])
-            self._model, self._optimizer = model, optimizer
-        return _fill(self._model, self._optimizer, self.get(i), self.p.checkpoints[i]["file"])
+    def weights(self, i: int) -> tuple[Any, dict[str, Any]]:
+        """A model holding checkpoint ``i``'s weights (one model, reused), and its optimizer
+        state dict (not loaded into an optimizer: the scan only compares it)."""
+        if self._model is None:
+            self._model = self.task.model()
+        state = self.get(i)
+        try:
+            self._model.load_state_dict(state["model"])
+        except Exception as err:  # shapes or names the script's model does not have
+            name = self.p.checkpoints[i]["file"]
+            raise ProofFormatError(
+                f"checkpoint {name} does not fit the script's model: {err}"
+            ) from err
+        return self._model, state["optimizer"]
+
+    def load(self, i: int) -> tuple[Any, Any]:
+        """A fresh model and optimizer holding checkpoint ``i``."""
+        model = self.task.model()
+        optimizer = self.task.optimizer(model)
+        return _fill(model, optimizer, self.get(i), self.p.checkpoints[i]["file"])
 
 
 def _fill(model: Any, optimizer: Any, state: dict[str, Any], name: str) -> tuple[Any, Any]:
@@ -378,6 +394,20 @@ def _choose(found: ScanResult, rng: np.random.Generator, cfg: VerifyConfig) -> l
     return sorted(chosen[:q])
 
 
+def _replay_threads(p: Proof, cfg: VerifyConfig) -> int:
+    """The thread count replays run on: the configured one, else the training's."""
+    import os
+
+    import torch
+
+    if cfg.threads is not None:
+        return max(1, cfg.threads)
+    recorded = str(p.environment.get("threads", ""))
+    if not recorded.isdigit() or int(recorded) < 1:
+        return int(torch.get_num_threads())
+    return min(int(recorded), os.cpu_count() or 1)
+
+
 def _segment(
     p: Proof, task: Task, order: DataOrder, states: _States, j: int, double: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -399,7 +429,7 @@ def _segment(
         optimizer = task.optimizer(model)
         optimizer.load_state_dict(state["optimizer"])  # cast to the parameters' float64
     else:
-        model, optimizer = states.load(j, fresh=True)
+        model, optimizer = states.load(j)
     before = flat_state(model.state_dict())
     default = torch.get_default_dtype()
     if double:
@@ -436,16 +466,23 @@ def _replay(
     rng: np.random.Generator,
     cfg: VerifyConfig,
 ) -> Check:
+    import torch
+
     chosen = _choose(found, rng, cfg)
     distances: dict[int, float] = {}
     replays: dict[int, np.ndarray] = {}
     updates: dict[int, float] = {}
-    for j in chosen:
-        before, got = _segment(p, task, order, states, j)
-        want = flat_state(states.get(j + 1)["model"])
-        update, miss = state_distance(want, before), state_distance(got, want)
-        distances[j] = miss / update if update > 0 else (0.0 if miss == 0 else math.inf)
-        replays[j], updates[j] = got, update
+    threads, ours = _replay_threads(p, cfg), torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for j in chosen:
+            before, got = _segment(p, task, order, states, j)
+            want = flat_state(states.get(j + 1)["model"])
+            update, miss = state_distance(want, before), state_distance(got, want)
+            distances[j] = miss / update if update > 0 else (0.0 if miss == 0 else math.inf)
+            replays[j], updates[j] = got, update
+    finally:
+        torch.set_num_threads(ours)
     # the tolerance is calibrated on this model: the honest replay noise (thread counts,
     # resumed runs, other machines) is rounding amplified by the training dynamics, measured
     # here by replaying again in float64 the segment that decides: the one that landed
@@ -475,6 +512,7 @@ def _replay(
     steps_replayed = sum(p.checkpoints[j + 1]["step"] - p.checkpoints[j]["step"] for j in chosen)
     numbers = {
         "segments": chosen,
+        "threads": threads,
         "distances": {str(k): v for k, v in distances.items()},
         "largest_distance": worst,
         "rounding_noise": noise if noise == noise else None,  # None: not measured

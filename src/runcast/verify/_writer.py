@@ -1,8 +1,9 @@
 """Checkpoint writes off the training thread.
 
 The training thread only copies the weights and the optimizer state (a memory copy, which it
-must make before the next step changes them); serialising, hashing and writing happen in one
-background thread, so a step never waits on the disk. A failed write is raised at the next
+must make before the next step changes them) and keeps each step's batch indices; chaining the
+indices' hashes, serialising, hashing and writing happen in one background thread, so a step
+never waits on the disk or a hash. A failed write is raised at the next
 checkpoint or at ``close()``, never lost.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from runcast.errors import RuncastError
-from runcast.verify._hashing import file_hash
+from runcast.verify._hashing import chain_link, file_hash
 
 PROGRESS = "progress.json"
 
@@ -37,18 +38,20 @@ def write_json(path: Path, obj: Any) -> None:
 class CheckpointWriter:
     """A background thread that saves, hashes and lists checkpoints in ``folder``."""
 
-    def __init__(self, folder: Path, entries: list[dict[str, Any]]) -> None:
+    def __init__(self, folder: Path, entries: list[dict[str, Any]], chain: bytes) -> None:
         self.folder = folder
         self.entries = entries  # appended in the writer thread, in step order
-        self._queue: queue.Queue[tuple[int, dict[str, Any], str] | None] = queue.Queue()
+        self.chain = chain  # the step chain's last link, extended in the writer thread
+        self._queue: queue.Queue[tuple[int, dict[str, Any], int, list[Any]] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="runcast-proof", daemon=True)
         self._thread.start()
 
-    def put(self, step: int, payload: dict[str, Any], chain: str) -> None:
-        """Queue a checkpoint (``payload`` must be a copy the training will not change)."""
+    def put(self, step: int, payload: dict[str, Any], first: int, batches: list[Any]) -> None:
+        """Queue a checkpoint (``payload`` must be a copy the training will not change) after
+        the steps ``first, first + 1, ...`` that trained on ``batches`` (index arrays)."""
         self.raise_error()
-        self._queue.put((step, payload, chain))
+        self._queue.put((step, payload, first, batches))
 
     def raise_error(self) -> None:
         if self._error is not None:
@@ -72,8 +75,11 @@ class CheckpointWriter:
                 return
             if self._error is not None:
                 continue  # after a failure, later checkpoints would leave a gap: skip them
-            step, payload, chain = item
+            step, payload, first, batches = item
             try:
+                for i, idx in enumerate(batches):
+                    self.chain = chain_link(self.chain, first + i, idx)
+                chain = self.chain.hex()
                 buf = io.BytesIO()
                 torch.save(payload, buf)
                 data = buf.getvalue()
