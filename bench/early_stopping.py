@@ -470,7 +470,7 @@ def goals(runs: list[Run], result: dict[str, dict[str, Any]]) -> None:
         (
             "pooled: kept weights closer to the best than patience",
             mine["vs_best"] < base["vs_best"],
-            f"{100 * mine['vs_best']:+.2f}% vs {100 * base['vs_best']:+.2f}%",
+            f"{100 * mine['vs_best']:+.4f}% vs {100 * base['vs_best']:+.4f}%",
         ),
     ]
     print("| goal | met | measured |")
