@@ -38,6 +38,23 @@ def test_resumed_run_is_bitwise_the_uninterrupted_one(tmp_path: Path, mlp_task: 
     assert verify(part, mlp_task).passed
 
 
+def test_crashed_run_resumes_from_the_checkpoint_log(tmp_path: Path, mlp_task: Task) -> None:
+    kw = {"steps": 60, "batch_size": 32, "checkpoint_every": 20, "nonce": bytes(range(32))}
+    part = train_with_proof(mlp_task, tmp_path, stop_after=50, **kw)  # type: ignore[arg-type]
+    # a crash leaves no progress.json: the log appended after every checkpoint remains, its
+    # last line perhaps torn
+    (part / "progress.json").unlink()
+    with (part / "checkpoints.jsonl").open("a") as log:
+        log.write('{"step": 6')
+    rec = ProofRecorder.resume(part, mlp_task.dataset)
+    assert [e["step"] for e in rec.entries] == [0, 20, 40] and rec.next_step == 40
+    # ... and the torn line is gone, so what is appended after it will be read back
+    lines = (part / "checkpoints.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [0, 20, 40]
+    with pytest.raises(Exception, match="did not finish"):
+        load_proof(part)
+
+
 def test_run_is_linked_to_the_store(tmp_path: Path, mlp_task: Task) -> None:
     run = runcast.init(project="proof", name="mlp", db=tmp_path / "runs.db")
     folder = train_with_proof(

@@ -66,7 +66,8 @@ def load_proof(folder: str | Path) -> Proof:
     path = Path(folder)
     file = path / MANIFEST
     if not file.is_file():
-        hint = " (the run did not finish: resume it)" if (path / "progress.json").exists() else ""
+        unfinished = (path / "progress.json").exists() or (path / "checkpoints.jsonl").exists()
+        hint = " (the run did not finish: resume it)" if unfinished else ""
         raise ProofFormatError(f"no proof manifest at {str(file)!r}{hint}.")
     try:
         m = json.loads(file.read_text())

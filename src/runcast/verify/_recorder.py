@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import secrets
 import time
 from collections import deque
@@ -41,7 +42,13 @@ from runcast.errors import InvalidInputError
 from runcast.verify._commit import Commitment, DataOrder, derive_int, environment
 from runcast.verify._hashing import dataset_root
 from runcast.verify._task import Records, code_hash
-from runcast.verify._writer import PROGRESS, CheckpointWriter, write_json
+from runcast.verify._writer import (
+    CHECKPOINT_LOG,
+    PROGRESS,
+    CheckpointWriter,
+    read_checkpoint_log,
+    write_json,
+)
 
 FORMAT = "runcast-proof"
 VERSION = 1
@@ -151,14 +158,15 @@ class ProofRecorder:
         folder = Path(path)
         try:
             saved = json.loads((folder / COMMITMENT).read_text())
+            # progress.json is written when a run stops cleanly; the log after every checkpoint
             progress = (
-                json.loads((folder / PROGRESS).read_text())
-                if (folder / PROGRESS).exists()
-                else {"checkpoints": []}
+                json.loads((folder / PROGRESS).read_text()) if (folder / PROGRESS).exists() else {}
             )
+            logged = read_checkpoint_log(folder)
         except (OSError, ValueError) as err:
             raise InvalidInputError(f"cannot resume the proof in {str(folder)!r}: {err}") from err
-        saved["checkpoints"] = progress["checkpoints"]
+        clean = progress.get("checkpoints", [])
+        saved["checkpoints"] = clean if len(clean) >= len(logged) else logged
         saved["training_seconds"] = progress.get("training_seconds", 0.0)
         p = saved["protocol"]
         rec = cls(
@@ -178,6 +186,10 @@ class ProofRecorder:
                 f"the dataset given to resume {str(folder)!r} is not the one committed to "
                 f"(Merkle root {root.hex()[:12]}... vs {rec.commitment.data_root[:12]}...)."
             )
+        # the log again without a line a crash tore, so the lines appended next are read
+        tmp = folder / (CHECKPOINT_LOG + ".tmp")
+        tmp.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in rec.entries))
+        os.replace(tmp, folder / CHECKPOINT_LOG)
         return rec
 
     # -- what the training loop uses ------------------------------------------------------

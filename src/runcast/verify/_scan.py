@@ -1,28 +1,19 @@
 """One pass over a proof's checkpoints: update sizes, the memorisation test, and suspicion.
 
-For every segment (checkpoint j to j+1) the pass measures
+For every segment (checkpoint j to j+1): its update size ``|W[j+1] - W[j]|``; the
+memorisation test (Choi et al. 2023: the segment's last records against a fresh tail sample at
+the checkpoint after it, :mod:`runcast.verify._memo`; Stouffer over segments); and signals that
+choose which segments to replay (a signal never fails a proof, so pointing at an honest segment
+costs a replay, not a false alarm):
 
-- the size of its weight update, ``|W[j+1] - W[j]|`` (Proof-of-Learning replays the largest);
-- the memorisation test (Choi et al. 2023): the losses of the segment's last records at the
-  checkpoint right after it against a fresh sample of the held-out tail's (Mann-Whitney's U,
-  :mod:`runcast.verify._memo`); the run's p-value combines the segments (Stouffer);
-- signals that choose which segments to replay. None fails a proof, only a replay does, so a
-  signal that points at an honest segment costs a replay, never a false alarm:
+- ``tail``: loss drops across the segment of a fixed sample of the held-out tail against a
+  fixed sample of training records (the verifier draws both): a segment that trained on the
+  tail lowers its losses more. Robust z of the U test's z plus that of Welch's t;
+- ``linear``: interpolated weights give consecutive updates parallel to rounding;
+- ``frozen``: the optimizer's state did not change while the weights did.
 
-  - ``tail``: each record's loss drop across the segment (loss at W[j] minus at W[j+1]) for
-    a fixed sample of the held-out tail against a fixed sample of the training records, the
-    same records at every checkpoint (the verifier draws both). A segment that trained on the
-    tail lowers the tail's losses more than the training records': the robust z of the U
-    test's z plus that of Welch's t;
-  - ``linear``: weights interpolated between two points (a fabricated stretch) give
-    consecutive updates parallel to rounding: ``-log10(1 - |cos(dW[j-1], dW[j])|)``;
-  - ``frozen``: the optimizer's state did not change while the weights did (no step taken).
-
-``suspicion`` puts segments flagged ``frozen``, ``linear`` (beyond ``1 - cos < 1e-4``) or with
-non-finite weights first, then ranks by ``tail`` (robust z: median and MAD over the run's
-segments): an attack on a few segments makes them outliers of their own run, whatever the
-model. Why these signals and sample sizes:
-bench/README.md, "Proof of training".
+``suspicion``: ``frozen``, ``linear`` (``1 - |cos| < 1e-4``) and non-finite segments first,
+then by ``tail`` (robust z over the run's segments). Why: bench/README.md, "Proof of training".
 
 Example:
     >>> round(cosine(np.ones(3), -np.ones(3)), 6)

@@ -21,6 +21,21 @@ from runcast.errors import RuncastError
 from runcast.verify._hashing import chain_link, file_hash
 
 PROGRESS = "progress.json"
+CHECKPOINT_LOG = "checkpoints.jsonl"
+
+
+def read_checkpoint_log(folder: Path) -> list[dict[str, Any]]:
+    """The checkpoints written so far, in order (a line torn by a crash is left out)."""
+    path = folder / CHECKPOINT_LOG
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            break
+    return entries
 
 
 def checkpoint_name(step: int) -> str:
@@ -90,6 +105,9 @@ class CheckpointWriter:
                 self.entries.append(
                     {"step": step, "file": name, "sha256": file_hash([data]), "chain": chain}
                 )
-                write_json(self.folder / PROGRESS, {"checkpoints": self.entries})
+                # one line appended per checkpoint (rewriting the whole list each time would
+                # cost the writer, and the training thread's share of the GIL, O(checkpoints))
+                with (self.folder / CHECKPOINT_LOG).open("a") as log:
+                    log.write(json.dumps(self.entries[-1], sort_keys=True) + "\n")
             except BaseException as err:
                 self._error = err
