@@ -9,10 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from runcast.errors import InvalidInputError  # noqa: E402
 from runcast.forecast.pfn._infer import load_weights  # noqa: E402
 from runcast.forecast.pfn._model import ModelConfig  # noqa: E402
 from runcast.forecast.pfn._prior import sample_batch  # noqa: E402
-from runcast.forecast.pfn.train import bin_borders, main, train  # noqa: E402
+from runcast.forecast.pfn.train import bin_borders, checkpoint_path, main, train  # noqa: E402
 
 TINY = ModelConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, n_bins=32)
 
@@ -81,3 +82,43 @@ def test_command_line_refuses_nothing_to_train(
         main([*args, "--out", str(out)])
     assert exit_info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
     assert not out.exists()
+
+
+class _InterruptError(Exception):
+    pass
+
+
+def _stop_at(step: int) -> object:
+    def log(line: str) -> None:
+        if line.startswith(f"step {step}/"):
+            raise _InterruptError  # what a Ctrl-C or a kill after that step's checkpoint leaves
+    return log
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    kw = {"steps": 6, "batch": 8, "cfg": TINY, "bin_batches": 1, "checkpoint_every": 2,
+          "log_every": 1, "seed": 3}
+    whole = train(out=tmp_path / "a.npz", log=_quiet, **kw)  # type: ignore[arg-type]
+    out = tmp_path / "b.npz"
+    with pytest.raises(_InterruptError):
+        train(out=out, log=_stop_at(4), **kw)  # type: ignore[arg-type]
+    assert checkpoint_path(out).exists()
+    lines: list[str] = []
+    resumed = train(out=out, log=lines.append, resume=True, **kw)  # type: ignore[arg-type]
+    assert lines[0].startswith("resuming from step 4/6")
+    assert resumed.losses == whole.losses  # the losses before the kill, then the same steps
+    a, b = load_weights(tmp_path / "a.npz"), load_weights(out)
+    assert a.params.keys() == b.params.keys()
+    for k, v in a.params.items():
+        np.testing.assert_array_equal(b.params[k], v)  # bit-identical weights
+    assert not checkpoint_path(out).exists()  # a finished run leaves only its weights
+
+
+def test_a_checkpoint_from_other_arguments_is_refused(tmp_path: Path) -> None:
+    kw = {"batch": 8, "cfg": TINY, "bin_batches": 1, "checkpoint_every": 1, "log_every": 1}
+    out = tmp_path / "w.npz"
+    with pytest.raises(_InterruptError):
+        train(steps=4, out=out, log=_stop_at(2), **kw)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="resume with the same arguments"):
+        train(steps=8, out=out, log=_quiet, resume=True, **kw)  # type: ignore[arg-type]
+    assert checkpoint_path(out).exists()  # refused, and the recorded progress is still there

@@ -8,6 +8,11 @@ build and thread count). Needs torch (``pip install runcast[torch]``). The shipp
 ended at a bar NLL of -0.495.
 
     python -m runcast.forecast.pfn.train --steps 2400 --out weights.npz --seed 0
+    python -m runcast.forecast.pfn.train --steps 2400 --out weights.npz --seed 0 --resume
+
+A run writes, beside the weights, a checkpoint (``weights.npz.ckpt``: the model, the optimiser,
+both random generators and the losses so far) every ``checkpoint_every`` steps; ``--resume``
+continues from it after an interruption, to the same weights an uninterrupted run ends with.
 
 Example:
     >>> import tempfile, pathlib
@@ -33,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from runcast._optional import require
+from runcast.errors import InvalidInputError
 from runcast.forecast.pfn._features import FloatArray
 from runcast.forecast.pfn._prior import Z_RANGE, Batch, sample_batch
 
@@ -105,8 +111,10 @@ def train(
     bin_batches: int = 32,
     checkpoint_every: int = 250,
     log: Callable[[str], None] | None = None,
+    resume: bool = False,
+    log_every: int = 50,
 ) -> TrainResult:
-    """Train a PFN from scratch; saves to ``out`` every ``checkpoint_every`` steps and at the end.
+    """Train a PFN; saves to ``out`` every ``checkpoint_every`` steps and at the end.
 
     Args:
         steps: optimiser steps (each on a fresh batch of ``batch`` synthetic curves).
@@ -114,6 +122,9 @@ def train(
         seed: seeds numpy's prior sampler and torch's initialisation.
         lr: peak AdamW learning rate (linear warmup over 5%, cosine decay to 10%).
         cfg: the model sizes (default :class:`ModelConfig`).
+        resume: continue from ``out``'s checkpoint (:func:`checkpoint_path`) when there is one,
+            which must come from a run with the same arguments; without one, start afresh.
+        log_every: steps between progress lines.
     """
     cfg = cfg or ModelConfig()
     log = log or _print_flush
@@ -124,6 +135,15 @@ def train(
     model = PFN(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warm = max(1, steps // 20)
+    # what a checkpoint must agree on to be continued: anything else is another run
+    run_args: dict[str, object] = {"steps": steps, "seed": seed, "batch": batch, "lr": lr,
+                                   "bin_batches": bin_batches, "cfg": cfg.to_dict()}  # fmt: skip
+    ckpt = checkpoint_path(out) if out is not None else None
+    losses: list[float] = []
+    start = 0
+    if resume and ckpt is not None and ckpt.exists():
+        start, losses = _restore(ckpt, run_args, model, opt, rng)
+        log(f"resuming from step {start}/{steps} ({ckpt})")
 
     def lr_at(i: int) -> float:
         if i < warm:
@@ -131,10 +151,9 @@ def train(
         p = (i - warm) / max(1, steps - warm)
         return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * p)))
 
-    losses: list[float] = []
     t0 = time.perf_counter()
     meta: dict[str, object] = {"seed": seed, "batch": batch, "lr": lr}
-    for i in range(steps):
+    for i in range(start, steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(i)
         of, oz, om, qf, qz = _tensors(sample_batch(rng, batch))
@@ -145,13 +164,73 @@ def train(
         opt.step()
         losses.append(float(loss.item()))
         done = i + 1
-        if done % 50 == 0 or done == steps:
-            recent = float(np.mean(losses[-50:]))
-            rate = done / (time.perf_counter() - t0)
-            log(f"step {done}/{steps}  nll {recent:.4f}  lr {lr_at(i):.2e}  {rate:.2f} steps/s")
         if out is not None and (done % checkpoint_every == 0 or done == steps):
             save_weights(out, model, borders, {**meta, "steps": done, "nll": losses[-1]})
+            if ckpt is not None and done < steps:
+                _save_checkpoint(ckpt, run_args, done, model, opt, rng, losses)
+        if done % log_every == 0 or done == steps:
+            recent = float(np.mean(losses[-50:]))
+            rate = (done - start) / (time.perf_counter() - t0)
+            log(f"step {done}/{steps}  nll {recent:.4f}  lr {lr_at(i):.2e}  {rate:.2f} steps/s")
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)  # finished: the weights file is the result
     return TrainResult(model, borders, losses)
+
+
+def checkpoint_path(out: Path) -> Path:
+    """Where a run writing ``out`` keeps its checkpoint (``weights.npz`` -> ``weights.npz.ckpt``).
+
+    Example:
+        >>> checkpoint_path(Path("w/weights.npz")).name
+        'weights.npz.ckpt'
+    """
+    return out.with_name(out.name + ".ckpt")
+
+
+def _save_checkpoint(
+    path: Path,
+    run_args: dict[str, object],
+    done: int,
+    model: PFN,
+    opt: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    losses: list[float],
+) -> None:
+    """Everything the next step depends on, written atomically (a kill leaves the last one)."""
+    state = {
+        "run_args": run_args,
+        "step": done,
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "losses": list(losses),
+    }
+    fd, tmp = tempfile.mkstemp(suffix=".ckpt", dir=path.parent)
+    os.close(fd)
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _restore(
+    path: Path,
+    run_args: dict[str, object],
+    model: PFN,
+    opt: torch.optim.Optimizer,
+    rng: np.random.Generator,
+) -> tuple[int, list[float]]:
+    """Load a checkpoint into the model, optimiser and generators; the step and losses so far."""
+    state = torch.load(path, weights_only=False)
+    if state.get("run_args") != run_args:
+        raise InvalidInputError(
+            f"The checkpoint {path} is from a run with {state.get('run_args')}, not {run_args}: "
+            "resume with the same arguments, or delete the checkpoint to start afresh."
+        )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"]), list(state["losses"])
 
 
 def _print_flush(line: str) -> None:
@@ -178,10 +257,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--batch", type=_positive, default=64, help="curves per step (default 64)")
     p.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint beside --out, if there is one")  # fmt: skip
     a = p.parse_args(argv)
     # one thread by default: training shares the machine, and it keeps runs reproducible
     torch.set_num_threads(a.threads)
-    res = train(steps=a.steps, out=a.out, seed=a.seed, batch=a.batch)
+    res = train(steps=a.steps, out=a.out, seed=a.seed, batch=a.batch, resume=a.resume)
     final = float(np.mean(res.losses[-50:]))
     print(f"final training loss (bar NLL, mean of last 50 steps): {final:.4f}; wrote {a.out}")
 
