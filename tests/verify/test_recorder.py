@@ -10,6 +10,7 @@ import torch
 import runcast
 from runcast.errors import InvalidInputError
 from runcast.verify import ProofRecorder, Task, load_proof, train_with_proof, verify
+from runcast.verify._checkpoint import load_checkpoint
 
 
 def test_proof_folder_layout(honest_proof: Path) -> None:
@@ -19,7 +20,7 @@ def test_proof_folder_layout(honest_proof: Path) -> None:
     assert all(len(e["sha256"]) == 64 and len(e["chain"]) == 64 for e in proof.checkpoints)
     assert proof.checkpoints[0]["chain"] == proof.commitment_digest
     assert (honest_proof / "commitment.json").exists()
-    saved = torch.load(honest_proof / proof.checkpoints[-1]["file"], weights_only=True)
+    saved = load_checkpoint(honest_proof / proof.checkpoints[-1]["file"])
     assert set(saved) == {"model", "optimizer", "step"} and saved["step"] == 120
     assert saved["optimizer"]["state"]  # SGD's momentum buffers are in the checkpoint
 

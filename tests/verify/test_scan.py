@@ -9,6 +9,7 @@ import torch
 from scipy.stats import mannwhitneyu
 
 from runcast.verify import VerifyConfig, train_with_proof, verify
+from runcast.verify._checkpoint import dump_checkpoint, load_checkpoint
 from runcast.verify._memo import segment_auc, u_test
 from runcast.verify._scan import PARALLEL, robust_z
 from runcast.verify.attacks import fabricated_segments
@@ -83,9 +84,9 @@ def test_weights_turned_nan_are_replayed_first(tmp_path: Path) -> None:
     )
     manifest = json.loads((folder / "manifest.json").read_text())
     entry = manifest["checkpoints"][4]
-    state = torch.load(folder / entry["file"], weights_only=True)
+    state = load_checkpoint(folder / entry["file"])
     state["model"]["0.weight"][0, 0] = float("nan")
-    torch.save(state, folder / entry["file"])
+    (folder / entry["file"]).write_bytes(dump_checkpoint(state))
     entry["sha256"] = file_hash([(folder / entry["file"]).read_bytes()])
     (folder / "manifest.json").write_text(json.dumps(manifest))
     report = verify(folder, task, config=VerifyConfig(seed=0, replay_share=0.01))

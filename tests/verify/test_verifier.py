@@ -72,19 +72,19 @@ def _wrong_type(p: Path) -> None:
 
 
 def _flip_byte(p: Path) -> None:
-    f = p / "ckpt-00000040.pt"
+    f = p / "ckpt-00000040.safetensors"
     data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 0xFF
     f.write_bytes(bytes(data))
 
 
 def _delete_checkpoint(p: Path) -> None:
-    (p / "ckpt-00000060.pt").unlink()
+    (p / "ckpt-00000060.safetensors").unlink()
 
 
 def _not_a_checkpoint(p: Path) -> None:
-    # a file torch refuses, with its hash fixed so that only loading it can fail
-    f = p / "ckpt-00000020.pt"
+    # a file the reader refuses, with its hash fixed so that only loading it can fail
+    f = p / "ckpt-00000020.safetensors"
     f.write_bytes(b"this is not a checkpoint")
     m = json.loads((p / "manifest.json").read_text())
     m["checkpoints"][1]["sha256"] = file_hash([f.read_bytes()])

@@ -75,10 +75,10 @@ def load_proof(folder: str | Path) -> Proof:
         raise ProofFormatError(f"{str(file)!r} is not readable JSON: {err}") from err
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise ProofFormatError(f"{str(file)!r} is not a runcast proof manifest.")
-    if m.get("version") != VERSION:
+    if m.get("version") not in (1, VERSION):  # 1: torch-pickle checkpoints, still read
         raise ProofFormatError(
             f"{str(file)!r} is proof format version {m.get('version')!r}; this runcast reads "
-            f"version {VERSION}. Use the runcast version that wrote it."
+            f"versions 1 to {VERSION}. Use the runcast version that wrote it."
         )
     c = _need(m, "commitment", dict, "manifest")
     values: dict[str, Any] = {}

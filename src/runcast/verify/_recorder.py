@@ -21,7 +21,7 @@ Example:
     ...     opt.zero_grad(); ((model(x) - y) ** 2).mean().backward(); opt.step()
     ...     rec.record(step, idx, model, opt)
     >>> sorted(p.name for p in rec.finish().iterdir())[:3]
-    ['ckpt-00000000.pt', 'ckpt-00000003.pt', 'ckpt-00000006.pt']
+    ['checkpoints.jsonl', 'ckpt-00000000.safetensors', 'ckpt-00000003.safetensors']
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from runcast.errors import InvalidInputError
+from runcast.verify._checkpoint import load_checkpoint
 from runcast.verify._commit import Commitment, DataOrder, derive_int, environment
 from runcast.verify._hashing import dataset_root
 from runcast.verify._task import Records, code_hash
@@ -51,7 +52,7 @@ from runcast.verify._writer import (
 )
 
 FORMAT = "runcast-proof"
-VERSION = 1
+VERSION = 2  # 2: safetensors checkpoints (1: torch pickles, still read)
 COMMITMENT = "commitment.json"
 MANIFEST = "manifest.json"
 
@@ -220,11 +221,10 @@ class ProofRecorder:
 
         Returns the first step to train (0 for a new run).
         """
-        import torch
 
         if self.entries:
             last = self.entries[-1]
-            state = torch.load(self.path / last["file"], weights_only=True)
+            state = load_checkpoint(self.path / last["file"])
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
         self._writer = CheckpointWriter(self.path, self.entries, self._chain)

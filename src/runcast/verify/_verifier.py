@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from runcast.errors import InvalidInputError
+from runcast.verify._checkpoint import load_checkpoint
 from runcast.verify._commit import DataOrder, canonical, derive_int
 from runcast.verify._hashing import chain_link, dataset_root, file_hash, sha256
 from runcast.verify._manifest import Proof, ProofFormatError, load_proof
@@ -291,12 +292,11 @@ class _States:
         return len(self.p.checkpoints)
 
     def get(self, i: int) -> dict[str, Any]:
-        import torch
 
         if i not in self._cache:
             name = self.p.checkpoints[i]["file"]
             try:
-                state = torch.load(self.p.folder / name, weights_only=True)
+                state = load_checkpoint(self.p.folder / name)
                 if not isinstance(state, dict) or not {"model", "optimizer"} <= set(state):
                     raise ValueError("it holds no model and optimizer state")
                 if not isinstance(state["optimizer"], dict):

@@ -9,7 +9,6 @@ checkpoint or at ``close()``, never lost.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import queue
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runcast.errors import RuncastError
+from runcast.verify._checkpoint import dump_checkpoint
 from runcast.verify._hashing import chain_link, file_hash
 
 PROGRESS = "progress.json"
@@ -40,7 +40,7 @@ def read_checkpoint_log(folder: Path) -> list[dict[str, Any]]:
 
 def checkpoint_name(step: int) -> str:
     """The file name of the checkpoint taken after ``step`` steps."""
-    return f"ckpt-{step:08d}.pt"
+    return f"ckpt-{step:08d}.safetensors"
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -82,8 +82,6 @@ class CheckpointWriter:
         self.raise_error()
 
     def _work(self) -> None:
-        import torch
-
         while True:
             item = self._queue.get()
             if item is None:
@@ -95,9 +93,7 @@ class CheckpointWriter:
                 for i, idx in enumerate(batches):
                     self.chain = chain_link(self.chain, first + i, idx)
                 chain = self.chain.hex()
-                buf = io.BytesIO()
-                torch.save(payload, buf)
-                data = buf.getvalue()
+                data = dump_checkpoint(payload)
                 name = checkpoint_name(step)
                 tmp = self.folder / (name + ".tmp")
                 tmp.write_bytes(data)

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from runcast.verify._checkpoint import load_checkpoint
 from runcast.verify._hashing import file_hash
 from runcast.verify._recorder import MANIFEST, ProofRecorder
 from runcast.verify._task import Task
@@ -327,7 +328,7 @@ def adversarial_spoof(
         checkpoint_every=checkpoint_every,
     )
     last = json.loads((target_run / MANIFEST).read_text())["checkpoints"][-1]["file"]
-    target = torch.load(target_run / last, weights_only=True)["model"]
+    target = load_checkpoint(target_run / last)["model"]
     short = 2 * min(checkpoint_every, 8)  # the short trajectory the spoof claims
     rec = _recorder(task, folder, short, batch_size, short // 2, nonce)
     model, opt = _start(rec, task)
