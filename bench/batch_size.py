@@ -138,10 +138,10 @@ def branch_trainer(seed: int) -> Any:
     return train
 
 
-def base_run(seed: int, steps: int, checkpoints: list[int], window: int, ks: tuple[int, ...]
-             ) -> dict[str, Any]:
+def base_run(seed: int, steps: int, checkpoints: list[int], window: int, ks: tuple[int, ...],
+             more_windows: tuple[int, ...] = ()) -> dict[str, Any]:
     """The run at BASE_BATCH with the noise scale from 2 micro-batches a step; at each
-    checkpoint, measure_cbs (evaluated on a fixed held-out set)."""
+    checkpoint, measure_cbs (evaluated on a fixed held-out set), once per window."""
     model, opt = make_model(seed)
     gns = GradientNoiseScale(horizon=50)
     mon = TrainingMonitor(model, opt, noise_scale=gns, batch_size=MICRO)
@@ -150,11 +150,11 @@ def base_run(seed: int, steps: int, checkpoints: list[int], window: int, ks: tup
     cbs: list[dict[str, Any]] = []
     train_seconds = 0.0
     for step in range(steps + 1):
-        if step in checkpoints:
+        for w in (window, *more_windows) if step in checkpoints else ():
             res = measure_cbs(model, opt, branch_trainer(10_000 * seed + step),
-                              batch_size=BASE_BATCH, ks=ks, window=window, evaluate=evaluate,
+                              batch_size=BASE_BATCH, ks=ks, window=w, evaluate=evaluate,
                               echo=None)
-            cbs.append({"step": step, "lo": res.lo, "hi": res.hi,
+            cbs.append({"step": step, "lo": res.lo, "hi": res.hi, "window": w,
                         "losses": [round(b.loss, 4) for b in res.branches]})
         if step == steps:
             break
@@ -257,29 +257,31 @@ def lo_at(losses: list[float], tolerance: float) -> int:
 
 
 def tolerance_study(seeds: tuple[int, ...], steps: int, checkpoints: list[int],
-                    tolerances: tuple[float, ...], out: Path | None) -> None:
+                    tolerances: tuple[float, ...], out: Path | None,
+                    windows: tuple[int, ...] = (512,), ks: tuple[int, ...] = (1, 2, 4, 8, 16)
+                    ) -> None:
     """The base runs of ``seeds`` with measure_cbs at ``checkpoints`` (ks 1-16), then for each
     tolerance the warmup that follows the seeds' median lower end, against the fixed small
     batch on the same examples. Run on seeds 3-5 it chooses the tolerance (the fewest steps
     whose mean loss stays within the small batch's spread); on 0-2 it judges the choice."""
     examples = steps * BASE_BATCH
-    ks = (1, 2, 4, 8, 16)
-    runs = [base_run(s, steps, checkpoints, 512, ks) for s in seeds]
+    runs = [base_run(s, steps, checkpoints, windows[0], ks, windows[1:]) for s in seeds]
     small = [train_schedule(s, examples, None, BASE_BATCH) for s in seeds]
     losses = [loss for loss, _ in small]
     mean_small, top = statistics.mean(losses), max(losses)
     print(f"### 3d. The CBS tolerance on seeds {seeds} ({examples:,} examples, CBS at steps "
-          f"{checkpoints}, ks {ks}, window 512)\n")
+          f"{checkpoints}, ks {ks}, windows {windows})\n")
     print(f"Fixed small ({BASE_BATCH}): {mean_small:.4f}, seeds span [{min(losses):.4f}, "
           f"{top:.4f}], {small[0][1]:,} steps.\n")
-    print("| tolerance | median lo per checkpoint | final loss per seed | mean | vs fixed small "
-          "| steps | fewer steps | within the spread |")
-    print("|---:|---|---|---:|---:|---:|---:|---|")
+    print("| window | tolerance | median lo per checkpoint | final loss per seed | mean "
+          "| vs fixed small | steps | fewer steps | within the spread |")
+    print("|---:|---:|---|---|---:|---:|---:|---:|---|")
     done: dict[tuple[int, ...], list[tuple[float, int]]] = {}
     record: dict[str, Any] = {"seeds": seeds, "small": small, "cbs": [r["cbs"] for r in runs],
                               "tolerances": {}}
-    for tol in tolerances:
-        los = tuple(int(statistics.median(lo_at(r["cbs"][i]["losses"], tol) for r in runs))
+    for win, tol in ((w, t) for w in windows for t in tolerances):
+        at = [[c for c in r["cbs"] if c["window"] == win] for r in runs]
+        los = tuple(int(statistics.median(lo_at(a[i]["losses"], tol) for a in at))
                     for i in range(len(checkpoints)))
         if los not in done:
             trajectory = [(c * BASE_BATCH, float(lo)) for c, lo in zip(checkpoints, los,
@@ -290,8 +292,8 @@ def tolerance_study(seeds: tuple[int, ...], steps: int, checkpoints: list[int],
         rs = done[los]
         mean = statistics.mean(loss for loss, _ in rs)
         n = statistics.mean(k for _, k in rs)
-        record["tolerances"][str(tol)] = {"lo": los, "results": rs}
-        print(f"| {tol:g} | {', '.join(map(str, los))} | "
+        record["tolerances"][f"{win} {tol}"] = {"lo": los, "results": rs}
+        print(f"| {win} | {tol:g} | {', '.join(map(str, los))} | "
               f"{', '.join(f'{loss:.4f}' for loss, _ in rs)} | {mean:.4f} | "
               f"{mean - mean_small:+.4f} | {n:,.0f} | {1 - n / small[0][1]:.0%} | "
               f"{'yes' if mean <= top else 'no'} |", flush=True)
@@ -315,13 +317,17 @@ def main() -> None:
                              "(e.g. 0.01,0.005,0.0025); with --seeds, --steps, --checkpoints")
     parser.add_argument("--seeds", default="3,4,5", help="3d's seeds (3-5 choose, 0-2 judge)")
     parser.add_argument("--json", default=None, help="3d: write the measurements here")
+    parser.add_argument("--windows", default="512", help="3d: measure_cbs windows (examples)")
+    parser.add_argument("--ks", default="1,2,4,8,16", help="3d: measure_cbs multipliers")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.tolerances:
         tolerance_study(tuple(int(s) for s in args.seeds.split(",")), args.steps,
                         [int(c) for c in args.checkpoints.split(",")],
                         tuple(float(t) for t in args.tolerances.split(",")),
-                        Path(args.json) if args.json else None)
+                        Path(args.json) if args.json else None,
+                        tuple(int(w) for w in args.windows.split(",")),
+                        tuple(int(k) for k in args.ks.split(",")))
         return
     if args.select:
         select_multiplier(args.steps * BASE_BATCH,
