@@ -16,6 +16,10 @@ from runcast.integrations.optuna import ForecastPruner  # noqa: E402
 
 TOTAL = 60
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# the rule's mechanism on a handful of trials: compare with the best completed trial from the
+# first report (a trial without a schedule is otherwise compared with the k-th best after a
+# share of the budget, the defaults leave-one-sweep-out chose on sweeps of 40 trials)
+ONE_BEST: dict[str, Any] = {"top_k": 1, "warmup_fraction": 0.0}
 
 
 def _objective(floors: list[float], sign: float = 1.0, schedule: bool = False) -> Any:
@@ -41,7 +45,9 @@ def test_pruner_prunes_losers_keeps_winners(direction: str, sign: float) -> None
     floors = [0.5, 2.0, 0.45, 3.0]
     # threshold 0.05: the mechanism on one finished trial (the defaults, chosen on sweeps of 40
     # trials, wait for more evidence when a trial has no schedule)
-    pruner = ForecastPruner(total_steps=TOTAL, n_warmup_steps=10, n_min_trials=1, threshold=0.05)
+    pruner = ForecastPruner(
+        total_steps=TOTAL, n_warmup_steps=10, n_min_trials=1, threshold=0.05, **ONE_BEST
+    )
     study = optuna.create_study(direction=direction, pruner=pruner)
     study.optimize(_objective(floors, sign), n_trials=len(floors))
     states = [t.state.name for t in study.trials]
@@ -79,6 +85,7 @@ def test_pruner_interval_and_custom_forecaster() -> None:
         min_points=1,
         n_min_trials=1,
         forecaster=pessimist,
+        **ONE_BEST,
     )
     study = optuna.create_study(pruner=pruner)
     study.optimize(_objective([0.5, 0.1]), n_trials=2)
@@ -175,7 +182,7 @@ def test_pruner_forecasts_with_the_trials_schedule(attrs: bool) -> None:
 
 def test_pruner_collects_pruned_trials_curves() -> None:
     # two completed trials, then losers; the pruned losers' curves reach the forecast too
-    pruner = ForecastPruner(total_steps=TOTAL, n_warmup_steps=10, threshold=0.05)
+    pruner = ForecastPruner(total_steps=TOTAL, n_warmup_steps=10, threshold=0.05, **ONE_BEST)
     study = optuna.create_study(pruner=pruner)
     study.optimize(_objective([0.5, 0.6, 2.0, 3.0, 2.5]), n_trials=5)
     assert [t.state.name for t in study.trials] == [
@@ -225,7 +232,7 @@ def test_pruner_without_arguments_infers_the_budget_and_keeps_the_forecast() -> 
 def test_pruner_budget_argument_and_trial_attribute_win_over_inference(
     argument: int, attribute: int | None, expect: int
 ) -> None:
-    pruner = ForecastPruner(argument, n_min_trials=1)
+    pruner = ForecastPruner(argument, n_min_trials=1, **ONE_BEST)
     study = optuna.create_study(pruner=pruner)
 
     def objective(trial: Any) -> float:
@@ -287,7 +294,7 @@ def test_pruner_top_k_keeps_a_trial_that_would_end_second(top_k: int, states: st
 
 def test_pruner_warmup_fraction_of_the_inferred_budget() -> None:
     floors = [0.5, 0.45, 3.0]
-    pruner = ForecastPruner(warmup_fraction=0.5, threshold=0.05)  # the budget inferred: 60
+    pruner = ForecastPruner(warmup_fraction=0.5, threshold=0.05, top_k=1)  # the budget: 60
     study = optuna.create_study(pruner=pruner)
     study.optimize(_objective(floors), n_trials=3)
     assert study.trials[2].state.name == "PRUNED"

@@ -22,7 +22,8 @@ WORKER = textwrap.dedent(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage, url, floors = sys.argv[1], sys.argv[2], [float(f) for f in sys.argv[3:]]
     # two finished trials are too few for the cautious defaults: the mechanism is under test
-    pruner = ForecastPruner(total_steps=60, n_warmup_steps=10, n_min_trials=2, threshold=0.05)
+    pruner = ForecastPruner(total_steps=60, n_warmup_steps=10, n_min_trials=2, threshold=0.05,
+                            top_k=1, warmup_fraction=0.0)
     study = optuna.create_study(study_name="sweep", storage=storage, load_if_exists=True,
                                 pruner=pruner)
     todo = iter(floors)

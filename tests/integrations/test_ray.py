@@ -14,6 +14,10 @@ from runcast.errors import InvalidInputError  # noqa: E402
 from runcast.integrations.ray import ForecastScheduler  # noqa: E402
 
 TOTAL = 40
+# the rule's mechanism on a handful of trials: compare with the best completed trial from the
+# first result (a trial without a schedule is otherwise compared with the k-th best after a
+# share of the budget, the defaults leave-one-sweep-out chose on sweeps of 40 trials)
+ONE_BEST: dict[str, Any] = {"top_k": 1, "warmup_fraction": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +35,9 @@ def trainable(config: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_forecast_scheduler_stops_losers(ray_session: None, tmp_path: Any) -> None:
-    sched = ForecastScheduler(total_steps=TOTAL, grace_period=8, n_min_trials=1, threshold=0.05)
+    sched = ForecastScheduler(
+        total_steps=TOTAL, grace_period=8, n_min_trials=1, threshold=0.05, **ONE_BEST
+    )
     tuner = tune.Tuner(
         trainable,
         param_space={
@@ -60,7 +66,7 @@ def test_forecast_scheduler_infers_the_budget(ray_session: None, tmp_path: Any) 
     # HyperbandPruner with max_resource="auto")
     # threshold 0.05: with one finished trial the default (leave-one-sweep-out's, for sweeps
     # of 40 trials) waits for more evidence than this 40-iteration test gives
-    sched = ForecastScheduler(grace_period=8, n_min_trials=1, threshold=0.05)
+    sched = ForecastScheduler(grace_period=8, n_min_trials=1, threshold=0.05, **ONE_BEST)
     tuner = tune.Tuner(
         trainable,
         param_space={"floor": tune.grid_search([0.1, 1.5])},
@@ -109,7 +115,9 @@ def test_a_trial_that_reported_inf_does_not_break_later_decisions(
     # the diverged trial is stopped, and its history (inf as missing) is a donor for the
     # trials after it: before, building its curve raised InvalidCurveError in every later
     # on_trial_result, and those trials errored
-    sched = ForecastScheduler(total_steps=TOTAL, grace_period=4, n_min_trials=1, threshold=0.05)
+    sched = ForecastScheduler(
+        total_steps=TOTAL, grace_period=4, n_min_trials=1, threshold=0.05, **ONE_BEST
+    )
     tuner = tune.Tuner(
         diverging,
         param_space={"floor": tune.grid_search([0.1, -0.05, 1.0, 1.5])},

@@ -48,7 +48,15 @@ def trainable(config: dict[str, Any], url: str) -> None:
 def test_every_trial_of_a_ray_sweep_logs_to_one_postgres_store(
     ray_cluster: None, postgres_url: str, tmp_path: Any
 ) -> None:
-    sched = ForecastScheduler(total_steps=TOTAL, grace_period=6, n_min_trials=1, threshold=0.05)
+    # top_k 1, no warm-up share: the mechanism on 5 trials without schedules
+    sched = ForecastScheduler(
+        total_steps=TOTAL,
+        grace_period=6,
+        n_min_trials=1,
+        threshold=0.05,
+        top_k=1,
+        warmup_fraction=0.0,
+    )
     floors = [0.1, 0.2, 1.5, 2.0, 2.5]
     tuner = tune.Tuner(
         tune.with_parameters(trainable, url=postgres_url),

@@ -289,7 +289,7 @@ def test_rule_reference_is_the_top_kth_completed_value(
 
 def test_rule_top_k_keeps_a_trial_that_would_end_second() -> None:
     fc = _Recorder(0.15, 0.25)  # ends between the best (0.1) and the 2nd best (0.3)
-    one = PruneRule(threshold=0.01, n_min_trials=1, min_points=1, forecaster=fc)
+    one = PruneRule(threshold=0.01, n_min_trials=1, min_points=1, forecaster=fc, top_k=1)
     two = PruneRule(threshold=0.01, n_min_trials=1, min_points=1, forecaster=fc, top_k=2)
     kw: dict[str, Any] = {"total_steps": 100, "n_completed": 2}
     finals = [0.3, 0.1]
