@@ -577,8 +577,9 @@ def main() -> None:
                       f"| {wm:+.1f} [{wlo:+.1f}, {whi:+.1f}] "
                       f"| {wr:.2f} | {(m + wr) / 15:+.3f}% [{(lo + wr) / 15:+.3f}, "
                       f"{(hi + wr) / 15:+.3f}] | {server} |")  # fmt: skip
+            print()
             if not args.no_paired:
-                print("\nCross-check, end to end: paired one-second blocks (the earlier design).\n")
+                print("Cross-check, end to end: paired one-second blocks (the earlier design).\n")
                 o = bench_overhead(pg.new_database("overhead"), tmp / "overhead.db",
                                    6 if q else args.rounds)  # fmt: skip
                 print(f"{o['rounds']} rounds of one {o['block']}-step block per variant in a random "
