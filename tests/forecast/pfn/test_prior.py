@@ -85,3 +85,17 @@ def test_family_curves_mostly_fall() -> None:
     falling = (np.diff(y, axis=1) <= 1e-12).all(axis=1)
     # all but the few "overfitting" draws (5% turn up late) are monotone decreasing
     assert falling.mean() > 0.85
+
+
+def test_the_anneal_gain_range_scales_only_the_cooldown() -> None:
+    # WSD: constant LR, then a linear cooldown to 0 over the last 20%
+    lr = np.ones((16, GRID))
+    lr[:, int(0.8 * GRID) :] = np.linspace(1.0, 0.0, GRID - int(0.8 * GRID))
+    grid = schedule_grid(lr)
+    x = np.linspace(0.05, 1.0, 40)[None].repeat(16, 0)
+    ys = [law_curves(np.random.default_rng(3), grid, x, (a, a)) for a in (0.1, 0.2, 0.4)]
+    small, big = ys[0] - ys[1], ys[1] - ys[2]  # 0.1 and 0.2 of the span times the bonus
+    before = x[0] < 0.79
+    assert np.abs(small[:, before]).max() < 1e-12  # no bonus before the LR drops
+    assert (small[:, -1] > 0).all()  # a larger range, a larger gain at the end
+    np.testing.assert_allclose(big[:, ~before], 2.0 * small[:, ~before], rtol=1e-9, atol=1e-15)

@@ -130,10 +130,18 @@ def _interp_edges(values: FloatArray, x: FloatArray) -> FloatArray:
     return out
 
 
-def law_curves(rng: Rng, grid: FloatArray, x: FloatArray) -> FloatArray:
+#: the range (log-uniform) of a full anneal's gain, in units of the power law's drop from 10% to
+#: 100% of the run: what the shipped weights were trained on
+ANNEAL_AMP = (0.1, 2.0)
+
+
+def law_curves(
+    rng: Rng, grid: FloatArray, x: FloatArray, anneal_amp: tuple[float, float] = ANNEAL_AMP
+) -> FloatArray:
     """Clean values at ``x`` of schedule-aware law curves (multi-power or momentum law).
 
     ``grid`` is :func:`schedule_grid` of the schedules; shapes only (``L0 = 0``, ``A = 1``).
+    ``anneal_amp``: the range of the annealing bonus (:data:`ANNEAL_AMP`).
 
     Example:
         >>> x = np.linspace(0.05, 1.0, 20)[None].repeat(8, 0)
@@ -147,7 +155,7 @@ def law_curves(rng: Rng, grid: FloatArray, x: FloatArray) -> FloatArray:
     s0 = _logu(rng, 1e-3, 0.2, b)[:, None]
     power = (_interp_edges(s1e, x) + s0) ** -alpha
     span = (0.1 + s0) ** -alpha - (1.0 + s0) ** -alpha  # the power law's drop over 10%..100%
-    amp = span * _logu(rng, 0.1, 2.0, b)[:, None]
+    amp = span * _logu(rng, anneal_amp[0], anneal_amp[1], b)[:, None]
     # multi-power law annealing bonus at every edge g: sum over earlier LR drops k of
     # drop_k * (1 - (C * lr_k^-gamma * area(k..g) + 1)^-beta)   (Luo et al. 2025, eq. 5)
     drop = np.zeros_like(lr)
@@ -229,8 +237,11 @@ def _noise(rng: Rng, shape: tuple[int, int], sigma: FloatArray, df: FloatArray) 
     return out
 
 
-def sample_batch(rng: Rng, batch: int = 64, n_query: int = N_QUERY) -> Batch:
-    """Draw ``batch`` forecasting tasks from the prior (see the module docstring)."""
+def sample_batch(
+    rng: Rng, batch: int = 64, n_query: int = N_QUERY, anneal_amp: tuple[float, float] = ANNEAL_AMP
+) -> Batch:
+    """Draw ``batch`` forecasting tasks from the prior (see the module docstring);
+    ``anneal_amp`` is :func:`law_curves`'."""
     lr = sample_schedules(rng, batch)
     real = schedule_grid(lr)
     kind = rng.choice(3, batch, p=[0.6, 0.2, 0.2])  # 0 law+schedule, 1 law hidden, 2 family
@@ -239,7 +250,8 @@ def sample_batch(rng: Rng, batch: int = 64, n_query: int = N_QUERY) -> Batch:
     xq = cut[:, None] + (1.0 - cut)[:, None] * _r(rng, (batch, n_query))
     xq[:, -1] = 1.0  # the final value is the question most asked: always ask it
     xall = np.concatenate([x, xq, 0.5 * cut[:, None]], axis=1)
-    y = np.where((kind == 2)[:, None], family_curves(rng, xall), law_curves(rng, real, xall))
+    fams = family_curves(rng, xall)  # drawn first: the shipped weights' order of draws
+    y = np.where((kind == 2)[:, None], fams, law_curves(rng, real, xall, anneal_amp))
     # noise relative to the clean drop over the second half of the observed window
     drop = np.abs(y[:, -1] - y[:, N_OBS - 1]) + 1e-6 * np.abs(y[:, N_OBS - 1])
     sigma = drop * np.where(_r(rng, batch) < 0.1, 0.0, _logu(rng, 0.003, 0.5, batch))

@@ -40,7 +40,7 @@ import numpy as np
 from runcast._optional import require
 from runcast.errors import InvalidInputError
 from runcast.forecast.pfn._features import FloatArray
-from runcast.forecast.pfn._prior import Z_RANGE, Batch, sample_batch
+from runcast.forecast.pfn._prior import ANNEAL_AMP, Z_RANGE, Batch, sample_batch
 
 require("torch", "torch", "training the PFN forecaster")
 
@@ -60,7 +60,13 @@ class TrainResult:
     losses: list[float]
 
 
-def bin_borders(rng: np.random.Generator, n_bins: int, batches: int, batch: int) -> FloatArray:
+def bin_borders(
+    rng: np.random.Generator,
+    n_bins: int,
+    batches: int,
+    batch: int,
+    anneal_amp: tuple[float, float] = ANNEAL_AMP,
+) -> FloatArray:
     """Equal-mass bin borders of the prior's targets (LC-PFN's choice): fine bins where the
     prior puts its mass, coarse ones in the tails; the outer borders are the clip range.
 
@@ -69,7 +75,9 @@ def bin_borders(rng: np.random.Generator, n_bins: int, batches: int, batch: int)
         >>> b.size, float(b[0]), round(float(b[-1]), 3)
         (5, -7.0, 5.0)
     """
-    z = np.concatenate([sample_batch(rng, batch).q_z.ravel() for _ in range(batches)])
+    z = np.concatenate([
+        sample_batch(rng, batch, anneal_amp=anneal_amp).q_z.ravel() for _ in range(batches)
+    ])  # fmt: skip
     inner = np.quantile(z, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])
     borders = np.concatenate([[Z_RANGE[0]], inner, [Z_RANGE[1]]])
     # ties (clipped mass at the ends) would make zero-width bins; spread them minimally
@@ -113,6 +121,7 @@ def train(
     log: Callable[[str], None] | None = None,
     resume: bool = False,
     log_every: int = 50,
+    anneal_amp: tuple[float, float] = ANNEAL_AMP,
 ) -> TrainResult:
     """Train a PFN; saves to ``out`` every ``checkpoint_every`` steps and at the end.
 
@@ -125,19 +134,21 @@ def train(
         resume: continue from ``out``'s checkpoint (:func:`checkpoint_path`) when there is one,
             which must come from a run with the same arguments; without one, start afresh.
         log_every: steps between progress lines.
+        anneal_amp: the prior's range of a full anneal's gain (``_prior.ANNEAL_AMP``).
     """
     cfg = cfg or ModelConfig()
     log = log or _print_flush
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    borders = bin_borders(rng, cfg.n_bins, bin_batches, batch)
+    borders = bin_borders(rng, cfg.n_bins, bin_batches, batch, anneal_amp)
     tb = torch.as_tensor(borders, dtype=torch.float32)
     model = PFN(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warm = max(1, steps // 20)
     # what a checkpoint must agree on to be continued: anything else is another run
     run_args: dict[str, object] = {"steps": steps, "seed": seed, "batch": batch, "lr": lr,
-                                   "bin_batches": bin_batches, "cfg": cfg.to_dict()}  # fmt: skip
+                                   "bin_batches": bin_batches, "cfg": cfg.to_dict(),
+                                   "anneal_amp": list(anneal_amp)}  # fmt: skip
     ckpt = checkpoint_path(out) if out is not None else None
     losses: list[float] = []
     start = 0
@@ -152,11 +163,12 @@ def train(
         return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * p)))
 
     t0 = time.perf_counter()
-    meta: dict[str, object] = {"seed": seed, "batch": batch, "lr": lr}
+    meta: dict[str, object] = {"seed": seed, "batch": batch, "lr": lr,
+                               "anneal_amp": list(anneal_amp)}  # fmt: skip
     for i in range(start, steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(i)
-        of, oz, om, qf, qz = _tensors(sample_batch(rng, batch))
+        of, oz, om, qf, qz = _tensors(sample_batch(rng, batch, anneal_amp=anneal_amp))
         loss = bar_nll(model(of, oz, om, qf), qz, tb)
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
@@ -257,12 +269,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--batch", type=_positive, default=64, help="curves per step (default 64)")
     p.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--anneal-amp", type=float, nargs=2, default=ANNEAL_AMP, metavar=("LO", "HI"),
+                   help="the prior's range of a full anneal's gain, in units of the power law's "
+                   f"drop over 10-100%% of the run (default {ANNEAL_AMP[0]} {ANNEAL_AMP[1]})")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint beside --out, if there is one")  # fmt: skip
     a = p.parse_args(argv)
     # one thread by default: training shares the machine, and it keeps runs reproducible
     torch.set_num_threads(a.threads)
-    res = train(steps=a.steps, out=a.out, seed=a.seed, batch=a.batch, resume=a.resume)
+    res = train(steps=a.steps, out=a.out, seed=a.seed, batch=a.batch, resume=a.resume,
+                anneal_amp=(a.anneal_amp[0], a.anneal_amp[1]))  # fmt: skip
     final = float(np.mean(res.losses[-50:]))
     print(f"final training loss (bar NLL, mean of last 50 steps): {final:.4f}; wrote {a.out}")
 
