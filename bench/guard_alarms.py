@@ -9,15 +9,21 @@ step with the loss x10, the loss x100, the gradient norm x100 (the goal's three 
 loss and gradient norm both x10 (a hard batch made worse, reported, not a goal): caught when it
 does not answer "continue".
 
-The defaults are chosen leave-one-family-out over a small grid of ``z_threshold`` and
-``min_factor``: for each family, the setting with the fewest runs with a false alarm on the
-*other* families (then the fewest false alarms, then the best worst-kind catch rate), scored on
-the held-out family. The setting chosen the same way on all families is what the class ships;
-the script says whether they agree.
+An alarm within 10 steps of a *real instability* (the loss above its untrained value after it
+had fallen below half of it: the model unlearned everything on that batch, found from the loss
+alone) is counted apart, not as a false alarm. A miss is *inherent* when a healthy step of the
+same run, within 100 steps, dominates the injection (its loss rose over its local level at least
+as much, and its gradient norm no more; see ``inherent``): no detector monotone in those rises
+catches the one without alarming on the other.
+
+``z_threshold`` is chosen leave-one-family-out over a small grid: for each family, the setting
+with the fewest runs with a false alarm on the *other* families (then the fewest false alarms,
+then the best worst-kind catch rate), scored on the held-out family. The setting chosen the same
+way on all families is what the class ships; the script says whether they agree.
 
     .venv/bin/python bench/guard_alarms.py                 # the table in bench/README.md
     .venv/bin/python bench/guard_alarms.py --max-steps 3000 --inject 5 --grid default  # quick
-    .venv/bin/python bench/guard_alarms.py --grid default --before e59a620  # the guard then
+    .venv/bin/python bench/guard_alarms.py --grid default --before 9ec968c  # the guard then
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import load
 from runcast.steer import InstabilityGuard
 
-GRID = [{"z_threshold": z} for z in (6.0, 6.5, 7.0)]
+GRID = [{"z_threshold": z} for z in (6.0, 6.5)]
 REAL_WITHIN = 10  # an alarm this close to a real instability (see real_instability) is no false one
 INJECT = (
     ("loss x10", 10.0, 1.0),
