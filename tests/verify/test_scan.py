@@ -93,3 +93,19 @@ def test_weights_turned_nan_are_replayed_first(tmp_path: Path) -> None:
     replay = report.check("replay").numbers
     assert 3 in replay["segments"]  # the segment that ends on the NaN, among 3 of 6
     assert report.failed == ["replay"]
+
+
+def test_segment_trained_on_the_tail_ranks_first(tmp_path: Path) -> None:
+    # one of 8 segments trained on the held-out tail: on the digits MLP, which does not
+    # memorise, the tail's losses fall more than the training records' only there
+    from runcast.verify.attacks import data_substitution
+
+    task = digits_mlp()
+    folder, _ = data_substitution(
+        task, tmp_path, steps=400, batch_size=32, checkpoint_every=50, nonce=bytes(32)
+    )
+    report = verify(folder, task, config=VerifyConfig(seed=0))
+    replay = report.check("replay").numbers
+    tail = np.array(replay["signals"]["tail"])
+    assert int(np.argmax(tail)) == 4 and tail[4] > 2
+    assert 4 in replay["segments"] and report.failed == ["replay"]

@@ -159,7 +159,7 @@ def scan(
             # more, by ranks (the bulk of the records) and by means (the few with high losses,
             # which training on them lowers most); each z is made robust over the run below
             d_tail, d_train = prev_fixed[0] - losses[0], prev_fixed[1] - losses[1]
-            rank_z[j] = -u_test(-d_tail, -d_train)[1]
+            rank_z[j] = u_test(-d_tail, -d_train)[1]
             mean_z[j] = _welch(d_tail, d_train)
             if prev_update is not None:
                 c = 1.0 - abs(cosine(prev_update, update))
