@@ -46,7 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import load
 from runcast.steer import InstabilityGuard
 
-GRID = [{"z_threshold": z} for z in (6.0, 6.5)]
+GRID: list[dict[str, Any]] = [
+    {"z_threshold": z, "coupled_factors": (3.0, g)}
+    for z, g in ((6.0, 10.0), (6.0, 20.0), (6.5, 20.0))
+]
 REAL_WITHIN = 10  # an alarm this close to a real instability (see real_instability) is no false one
 INJECT = (
     ("loss x10", 10.0, 1.0),
@@ -73,13 +76,19 @@ def guard_at(commit: str) -> Any:
     return module.InstabilityGuard
 
 
-def defaults() -> dict[str, float]:
+def defaults() -> dict[str, Any]:
     sig = inspect.signature(InstabilityGuard)
-    return {k: float(sig.parameters[k].default) for k in GRID[0]}
+    out: dict[str, Any] = {}
+    for k in GRID[0]:
+        v = sig.parameters[k].default if k in sig.parameters else None
+        out[k] = tuple(float(x) for x in v) if isinstance(v, tuple) else float(v)
+    return {k: v for k, v in out.items() if k in sig.parameters}
 
 
-def label(opts: dict[str, float]) -> str:
-    return ", ".join(f"{k.split('_')[0]} {v:g}" for k, v in opts.items())
+def label(opts: dict[str, Any]) -> str:
+    z = f"z {opts['z_threshold']:g}"
+    f = opts.get("coupled_factors")
+    return z if f is None else f"{z}, grad x{f[1]:g}"
 
 
 def real_instability(loss: np.ndarray) -> np.ndarray:

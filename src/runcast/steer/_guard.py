@@ -243,7 +243,7 @@ class InstabilityGuard:
         action: GuardAction = "warn",
         *,
         window: int = 100,
-        z_threshold: float = 6.5,
+        z_threshold: float = 6.0,
         min_history: int = 20,
         model: Any = None,
         optimizer: Any = None,
@@ -260,7 +260,7 @@ class InstabilityGuard:
         loss_floor: float = 1e-3,
         level_window: int = 10,
         coupled: bool = True,
-        coupled_factors: tuple[float, float] = (3.0, 10.0),
+        coupled_factors: tuple[float, float] = (3.0, 20.0),
         run: Any = None,
     ) -> None:
         if action not in _ACTIONS:
