@@ -159,3 +159,12 @@ def test_a_callback_rebuilt_from_its_state_keeps_the_rule_and_says_what_it_lost(
         rebuilt = EarlyStopCallback(**args)
     assert rebuilt.metric == "eval_acc" and rebuilt.stopper.stop_rule is None
     assert rebuilt.stopper.settings() == EarlyStopper(window=4, z=2.5).settings()
+
+
+def test_a_checkpoint_of_an_older_turn_test_still_rebuilds() -> None:
+    # trainer_state.json written before trend_z was retired: the run resumes, with a warning
+    args = json.loads(json.dumps(EarlyStopCallback(EarlyStopper(window=5)).state()["args"]))
+    args["settings"]["trend_z"] = 1.0
+    with pytest.warns(RuncastWarning, match=r"no longer has \(trend_z\)"):
+        rebuilt = EarlyStopCallback(**args)
+    assert rebuilt.stopper.settings() == EarlyStopper(window=5).settings()

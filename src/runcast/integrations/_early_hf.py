@@ -97,7 +97,17 @@ class EarlyStopCallback(TrainerCallback, ExportableState, BestOfStopper):
                     ),
                     stacklevel=2,
                 )
-            stopper = EarlyStopper(**settings)
+            known = EarlyStopper().settings()
+            retired = sorted(set(settings) - set(known))
+            if retired:  # a setting of an older turn test (e.g. its trend_z)
+                warnings.warn(
+                    RuncastWarning(
+                        f"EarlyStopCallback rebuilt from a checkpoint with settings this "
+                        f"version no longer has ({', '.join(retired)}); they are ignored."
+                    ),
+                    stacklevel=2,
+                )
+            stopper = EarlyStopper(**{k: v for k, v in settings.items() if k in known})
         if stopper is None:
             stopper = EarlyStopper()
         self.stopper = stopper
