@@ -16,6 +16,13 @@ the final value, ms per forecast, and the ratio of ``auto``'s error to the best 
     python bench/forecast_lofo.py                    # every family, cached in bench/_cache
     python bench/forecast_lofo.py --per-family 8     # at most 8 runs per family
     python bench/forecast_lofo.py --write-calibration  # ship the model fitted on every family
+    python bench/forecast_lofo.py --pfn-weights W.npz  # judge retrained PFN weights (own cache)
+
+With ``--pfn-weights`` every method that uses the PFN is scored again with those weights, into a
+cache of its own (``_cache/forecast_lofo-<weights' name>.pkl``, started from the main cache's
+records of the other methods); the shipped calibration is not written from it. To ship the
+weights, copy them to ``src/runcast/forecast/pfn/weights.npz`` and run with ``--cache`` that file
+and ``--write-calibration``.
 """
 
 from __future__ import annotations
@@ -103,10 +110,19 @@ def corpus_cases(
     return out
 
 
-def score_all(cases: list[Case], fresh: bool, log: Callable[[str], None]) -> list[Record]:
+#: the methods whose records depend on the PFN's weights
+USES_PFN = ("law+pfn", "pfn+schedule", "pfn+ensemble", "pfn")
+
+
+def score_all(cases: list[Case], fresh: bool, log: Callable[[str], None],
+              cache_path: Path = CACHE) -> list[Record]:  # fmt: skip
     cache: dict[tuple[str, float, str], Record] = {}
-    if CACHE.exists() and not fresh:
-        cache = pickle.loads(CACHE.read_bytes())
+    if cache_path.exists() and not fresh:
+        cache = pickle.loads(cache_path.read_bytes())
+    elif cache_path != CACHE and CACHE.exists() and not fresh:
+        # another PFN's cache starts from the main one's records of the methods without it
+        cache = {k: r for k, r in pickle.loads(CACHE.read_bytes()).items()
+                 if k[2] not in USES_PFN}  # fmt: skip
     recs: list[Record] = []
     t0 = time.time()
     for i, case in enumerate(cases):
@@ -124,8 +140,8 @@ def score_all(cases: list[Case], fresh: bool, log: Callable[[str], None]) -> lis
                 recs.append(cache[key])
         _add_turned(case, [r for r in recs[-len(CUTOFFS) * len(todo):]])
         if (i + 1) % 10 == 0 or i + 1 == len(cases):
-            CACHE.parent.mkdir(exist_ok=True)
-            CACHE.write_bytes(pickle.dumps(cache))
+            cache_path.parent.mkdir(exist_ok=True)
+            cache_path.write_bytes(pickle.dumps(cache))
             log(f"[{i + 1}/{len(cases)}] {case.name} {time.time() - t0:.0f}s")
     return recs
 
@@ -265,7 +281,19 @@ def main() -> None:
                     help="also this many per-step training-loss cases per generated family")
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--write-calibration", action="store_true")
+    ap.add_argument("--pfn-weights", type=Path, default=None,
+                    help="score the PFN's methods with these weights (a cache of their own)")
+    ap.add_argument("--cache", type=Path, default=None, help="the records' cache file")
     args = ap.parse_args()
+    cache_path = args.cache or CACHE
+    if args.pfn_weights is not None:
+        if args.write_calibration:
+            ap.error("--write-calibration ships a calibration for the package's own PFN weights: "
+                     "copy the weights into the package and run with --cache instead")
+        from runcast.forecast.pfn import _infer
+
+        _infer.WEIGHTS = args.pfn_weights.resolve()  # read at the first forecast
+        cache_path = args.cache or CACHE.with_name(f"forecast_lofo-{args.pfn_weights.stem}.pkl")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -274,7 +302,7 @@ def main() -> None:
     cases = corpus_cases(args.per_family, args.family, args.train)
     fams = sorted({c.family for c in cases})
     log(f"{len(cases)} cases in {len(fams)} families")
-    scored = score_all(cases, args.fresh, log)
+    scored = score_all(cases, args.fresh, log, cache_path)
     calibrated = [r for r in scored if r.method not in BASELINES]
     taus, oods = lofo_calibration(calibrated)
     recs = with_fallback(scored)
