@@ -2,7 +2,8 @@
 
 :class:`ForecastPruner` applies :class:`runcast.steer.PruneRule` to a trial's intermediate
 values: after ``n_warmup_steps`` and once ``n_min_trials`` trials have completed, the trial is
-pruned when ``P(its final value beats the best completed value) < threshold``. Every decision is
+pruned when ``P(its final value beats the best completed value) < threshold`` (for a trial
+without a ``"runcast_schedule"``, by default: the 2nd best, ``top_k=2``). Every decision is
 kept, with its reason and numbers, in ``pruner.decisions[trial.number]``.
 
 Where a trial ends is, in this order: the trial's user attribute ``"runcast_total_steps"``,

@@ -3,7 +3,8 @@
 :class:`ForecastScheduler` is a FIFO scheduler that applies :class:`runcast.steer.PruneRule`
 (the same rule as the Optuna pruner) on every result: after ``grace_period`` and once
 ``n_min_trials`` trials have completed, a trial is stopped when ``P(its final value beats the
-best completed value) < threshold``. Decisions are kept in ``scheduler.decisions[trial_id]``.
+best completed value) < threshold`` (the 2nd best for a trial without a schedule, by default).
+Decisions are kept in ``scheduler.decisions[trial_id]``.
 Without ``total_steps`` the budget is inferred as Optuna's ``HyperbandPruner(max_resource=
 "auto")`` does: the last ``time_attr`` any completed trial reported (no trial is stopped before
 one has completed).

@@ -2,7 +2,8 @@
 
 A trial is pruned when its forecast gives it too small a chance of beating the best completed
 trial: ``P(final < best) < threshold`` (``>`` when maximising), once it is past a warm-up and
-enough trials have completed to know what "best" is (a NaN/inf trial is pruned at once). In a
+enough trials have completed to know what "best" is (a NaN/inf trial is pruned at once); a
+trial whose LR schedule is unknown must only have a chance of beating the 2nd best (``top_k``). In a
 sweep the forecast comes by default from the sweep's other trials
 (:func:`~runcast.steer.analog_forecast`: how trials in a similar state, with a similar LR
 schedule, went on from each step; trials stopped early count for the steps they reached), and
@@ -53,12 +54,13 @@ Forecaster = Callable[["Curve", int], "Forecast"]
 DEFAULT_THRESHOLD = 0.01
 DEFAULT_THRESHOLD_NO_SCHEDULE = 0.002
 DEFAULT_PEER_METHOD: PeerMethod = "analog"
-# no prune before this share of the budget for a trial without a known schedule (with one: 0):
-# leave-one-sweep-out's choice on the corpus (bench/README.md, issue 14). Without its schedule
-# a trial's early state says little (a long warm-up looks like a dead run until it ends), and
-# the peers that would show such a trial blooming are the ones an early prune cut short.
+# without a schedule a trial is compared with the 2nd best completed trial, not the best, and
+# no share of the budget is waited for: leave-one-sweep-out's choice on all 16 corpus sweeps
+# from warm-up shares 0/0.1/0.2 x top_k 1/2/3 (bench/README.md, issue 14). Without its schedule
+# a coming cooldown is invisible, and the trial that will end best can look like one that ends
+# second or third; a warm-up share alone fixed only trials still in their LR warm-up.
 DEFAULT_WARMUP_FRACTION_NO_SCHEDULE = 0.0
-DEFAULT_TOP_K_NO_SCHEDULE = 1
+DEFAULT_TOP_K_NO_SCHEDULE = 2
 # analog_forecast's arguments that PruneRule fills in itself (not settable via peer_options)
 _SET_BY_RULE = {"curve", "until", "donors", "direction", "schedule", "donor_schedules", "window"}
 
