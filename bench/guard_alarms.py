@@ -327,18 +327,14 @@ def main() -> None:
             c, d = np.asarray(r[k], bool), np.asarray(r[f"{k} inherent"], bool)
             cells.append(f"{int((~c).sum())} ({int((~c & d).sum())})" if c.size else "—")
         print(f"| {fam} | " + " | ".join(cells) + " |")
-    print("\nAlarms at a real instability (run: steps and the first reason)\n")
-    for fam in fams:
-        for rid, alarms in results[j][fam]["real_where"]:
-            steps = ", ".join(str(t) for t, _ in alarms[:5])
-            print(f"- {rid}: {len(alarms)} at {steps}{' ...' if len(alarms) > 5 else ''}: "
-                  f"{alarms[0][1]}")  # fmt: skip
-    print("\nFalse alarms at the defaults (run: first steps and reason)\n")
-    for fam in fams:
-        for rid, alarms in results[j][fam]["where"]:
-            steps = ", ".join(str(t) for t, _ in alarms[:5])
-            print(f"- {rid}: {len(alarms)} at {steps}{' ...' if len(alarms) > 5 else ''}: "
-                  f"{alarms[0][1]}")  # fmt: skip
+    for title, key in (("Alarms at a real instability", "real_where"),
+                       ("False alarms at the defaults", "where")):  # fmt: skip
+        print(f"\n{title} (run: first steps and reason)\n")
+        for fam in fams:
+            for rid, alarms in results[j][fam][key]:
+                steps = ", ".join(str(t) for t, _ in alarms[:5])
+                print(f"- {rid}: {len(alarms)} at {steps}{' ...' if len(alarms) > 5 else ''}: "
+                      f"{alarms[0][1]}")  # fmt: skip
     print(f"\n{len(data)} runs, {len(grid)} settings, {time.perf_counter() - t0:.0f} s")
 
 
