@@ -67,15 +67,19 @@ class RawForecast:
         at every step is the costliest part of finishing a dense forecast).
         """
         m = np.median(self.paths, axis=0) if median is None else median
-        horizon = np.log(self.prep.out_steps / self.prep.last_step)
-        floor = HORIZON_FLOOR * self.prep.recent_drop * horizon
-        return np.asarray(np.abs(m - self.anchor) + floor, dtype=np.float64)
+        return self._spread(m, self.prep.out_steps)
 
     def spread_end(self) -> float:
         """``h`` at the last forecast step (:meth:`spread_shape`'s last value, one median)."""
-        m = float(np.median(self.paths[:, -1]))
-        horizon = float(np.log(self.prep.out_steps[-1] / self.prep.last_step))
-        return abs(m - self.anchor) + HORIZON_FLOOR * self.prep.recent_drop * horizon
+        m = np.median(self.paths[:, -1:], axis=0)
+        return float(self._spread(m, self.prep.out_steps[-1:])[0])
+
+    def _spread(self, median: FloatArray, steps: npt.NDArray[np.int64]) -> FloatArray:
+        # the distance the median travels from the anchor, floored by a share of the recent drop
+        # per log-step of horizon (a flat forecast still grows uncertain)
+        horizon = np.log(steps / self.prep.last_step)
+        floor = HORIZON_FLOOR * self.prep.recent_drop * horizon
+        return np.asarray(np.abs(median - self.anchor) + floor, dtype=np.float64)
 
     def finish(self, method: str, tau: float, *, noise: bool = True, seed: int = 0) -> Forecast:
         """The calibrated :class:`Forecast` in the curve's own units.
