@@ -73,16 +73,29 @@ class CharData:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``batch`` random windows of ``context`` characters and their next characters."""
         ids = self.train if split == "train" else self.val
-        if len(ids) <= context + 1:
-            raise InvalidInputError(
-                f"The {split} split has {len(ids)} characters, fewer than context+2 = "
-                f"{context + 2}; use a longer text or a shorter context."
-            )
-        start = rng.integers(0, len(ids) - context - 1, size=batch)
-        # one fancy-indexing gather instead of a Python loop over windows
-        window = start[:, None] + np.arange(context + 1)[None, :]
-        block = torch.from_numpy(ids[window])
+        block = torch.from_numpy(windows(ids, batch, context, rng, f"The {split} split"))
         return block[:, :-1], block[:, 1:]
+
+
+def windows(
+    ids: npt.NDArray[np.int64], n: int, context: int, rng: np.random.Generator, what: str
+) -> npt.NDArray[np.int64]:
+    """``n`` random windows of ``context + 1`` ids (a context and the character after it);
+    ``what`` names the text in the error when it is too short.
+
+    Example:
+        >>> windows(np.arange(10), 2, 3, np.random.default_rng(0), "The text").shape
+        (2, 4)
+    """
+    if len(ids) <= context + 1:
+        raise InvalidInputError(
+            f"{what} has {len(ids)} characters, fewer than context+2 = {context + 2}; use a "
+            "longer text or a shorter context."
+        )
+    start = rng.integers(0, len(ids) - context - 1, size=n)
+    # one fancy-indexing gather instead of a Python loop over windows
+    out: npt.NDArray[np.int64] = ids[start[:, None] + np.arange(context + 1)[None, :]]
+    return out
 
 
 class CharWindows(torch.utils.data.Dataset):  # type: ignore[type-arg]
@@ -99,13 +112,8 @@ class CharWindows(torch.utils.data.Dataset):  # type: ignore[type-arg]
     """
 
     def __init__(self, ids: npt.NDArray[np.int64], n: int, context: int, seed: int) -> None:
-        if len(ids) <= context + 1:
-            raise InvalidInputError(
-                f"The text has {len(ids)} characters, fewer than context+2 = {context + 2}; use "
-                "a longer text or a shorter context."
-            )
-        start = np.random.default_rng(seed).integers(0, len(ids) - context - 1, size=n)
-        self.x = torch.from_numpy(ids[start[:, None] + np.arange(context)[None, :]])
+        rng = np.random.default_rng(seed)
+        self.x = torch.from_numpy(windows(ids, n, context, rng, "The text")[:, :-1].copy())
 
     def __len__(self) -> int:
         return len(self.x)
