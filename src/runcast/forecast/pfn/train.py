@@ -163,8 +163,8 @@ def train(
         return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * p)))
 
     t0 = time.perf_counter()
-    meta: dict[str, object] = {"seed": seed, "batch": batch, "lr": lr,
-                               "anneal_amp": list(anneal_amp)}  # fmt: skip
+    # what the weights file records of the run (its config records the model's sizes)
+    meta = {k: run_args[k] for k in ("seed", "batch", "lr", "anneal_amp")}
     for i in range(start, steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(i)
