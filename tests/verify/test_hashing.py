@@ -3,7 +3,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from runcast.verify._hashing import chain_link, dataset_root, merkle_root, record_hash
+from runcast.verify._hashing import (
+    chain_link,
+    dataset_root,
+    merkle_root,
+    record_hash,
+    segment_link,
+)
 
 
 def test_record_hash_sees_dtype_shape_and_bytes() -> None:
@@ -40,3 +46,16 @@ def test_chain_depends_on_step_and_indices() -> None:
     assert chain_link(start, 1, np.array([1, 2, 3])) != link
     assert chain_link(start, 0, np.array([1, 3, 2])) != link
     assert chain_link(start, 0, np.array([1, 2, 3], dtype=np.int32)) == link  # int width free
+
+
+def test_segment_link_depends_on_first_step_order_and_batch_boundaries() -> None:
+    start = b"\x00" * 32
+    batches = [np.array([1, 2, 3]), np.array([4, 5, 6])]
+    link = segment_link(start, 0, batches)
+    assert segment_link(start, 3, batches) != link
+    assert segment_link(start, 0, batches[::-1]) != link
+    assert segment_link(start, 0, [np.array([1, 3, 2]), np.array([4, 5, 6])]) != link
+    # the same indices cut into other batches are another segment
+    assert segment_link(start, 0, [np.array([1, 2]), np.array([3, 4, 5, 6])]) != link
+    assert segment_link(b"\x01" * 32, 0, batches) != link
+    assert segment_link(start, 0, [b.astype(np.int32) for b in batches]) == link

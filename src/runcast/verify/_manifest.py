@@ -25,6 +25,7 @@ class Proof:
     """A parsed proof: the manifest's fields, typed."""
 
     folder: Path
+    version: int
     commitment: Commitment
     commitment_digest: str
     environment: dict[str, str]
@@ -75,7 +76,8 @@ def load_proof(folder: str | Path) -> Proof:
         raise ProofFormatError(f"{str(file)!r} is not readable JSON: {err}") from err
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise ProofFormatError(f"{str(file)!r} is not a runcast proof manifest.")
-    if m.get("version") not in (1, VERSION):  # 1: torch-pickle checkpoints, still read
+    version = m.get("version")
+    if type(version) is not int or not 1 <= version <= VERSION:
         raise ProofFormatError(
             f"{str(file)!r} is proof format version {m.get('version')!r}; this runcast reads "
             f"versions 1 to {VERSION}. Use the runcast version that wrote it."
@@ -115,6 +117,7 @@ def load_proof(folder: str | Path) -> Proof:
     run = m.get("run")
     return Proof(
         folder=path,
+        version=version,
         commitment=Commitment(**values),
         commitment_digest=_hex(_need(m, "commitment_digest", str, "manifest"), "digest"),
         environment={str(k): str(v) for k, v in _need(m, "environment", dict, "manifest").items()},

@@ -2,9 +2,9 @@
 
 Before the first step it commits (see :mod:`runcast.verify._commit`) and writes
 ``commitment.json``; the model is then built under the committed seed and trained on the
-committed order. Every step's batch indices extend a hash chain; every ``checkpoint_every``
-steps the weights and the optimizer state are copied, and a background thread chains the
-batches' hashes and writes the checkpoint with its hash. ``finish()`` writes
+committed order. Every ``checkpoint_every`` steps the weights and the optimizer state are
+copied, and a background thread extends a hash chain with the segment's batch indices and
+writes the checkpoint with its hash. ``finish()`` writes
 ``manifest.json``, which ``runcast verify`` reads.
 
 Example:
@@ -52,7 +52,9 @@ from runcast.verify._writer import (
 )
 
 FORMAT = "runcast-proof"
-VERSION = 2  # 2: safetensors checkpoints (1: torch pickles, still read)
+# 3: one chain link per segment; 2: one per step, safetensors checkpoints; 1: one per step,
+# torch pickles. All three are read; a resumed proof keeps the version it was started in.
+VERSION = 3
 COMMITMENT = "commitment.json"
 MANIFEST = "manifest.json"
 
@@ -131,6 +133,7 @@ class ProofRecorder:
             self.entries: list[dict[str, Any]] = []
             self._chain = self.commitment.digest
             self.holdout = float(holdout)
+            self.version = VERSION
             write_json(self.path / COMMITMENT, self._public())
         else:
             self.commitment = Commitment(**_resume["commitment"])
@@ -142,6 +145,7 @@ class ProofRecorder:
                 else (self.commitment.digest)
             )
             self.holdout = float(_resume["protocol"]["holdout"])
+            self.version = int(_resume.get("version", VERSION))
         self.order = DataOrder(
             self.commitment.seed,
             n_records=self.commitment.n_records,
@@ -227,7 +231,9 @@ class ProofRecorder:
             state = load_checkpoint(self.path / last["file"])
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-        self._writer = CheckpointWriter(self.path, self.entries, self._chain)
+        self._writer = CheckpointWriter(
+            self.path, self.entries, self._chain, per_segment=self.version >= 3
+        )
         if not self.entries:
             self._checkpoint(0, model, optimizer)
         self._t0 = time.perf_counter()
@@ -262,7 +268,7 @@ class ProofRecorder:
                 "recorded once, in order (resume with ProofRecorder.resume after a restart)."
             )
         # the hot path: keep a copy of the indices (the caller may reuse its array); the
-        # writer thread chains their hashes, so the step pays no SHA-256
+        # writer thread hashes the segment's into the chain, so the step pays no SHA-256
         self._pending.append(np.array(indices, dtype=np.int64))
         self._next = step + 1
         if self._next % self.checkpoint_every == 0 or self._next == self.steps:
@@ -320,7 +326,7 @@ class ProofRecorder:
             }
         return {
             "format": FORMAT,
-            "version": VERSION,
+            "version": self.version,
             "commitment": asdict(self.commitment),
             "commitment_digest": self.commitment.digest.hex(),
             "environment": self.environment,

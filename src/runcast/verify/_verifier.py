@@ -38,7 +38,7 @@ import numpy as np
 from runcast.errors import InvalidInputError
 from runcast.verify._checkpoint import load_checkpoint
 from runcast.verify._commit import DataOrder, canonical, derive_int
-from runcast.verify._hashing import chain_link, dataset_root, file_hash, sha256
+from runcast.verify._hashing import chain_link, dataset_root, file_hash, segment_link, sha256
 from runcast.verify._manifest import Proof, ProofFormatError, load_proof
 from runcast.verify._report import Check, VerifyReport
 from runcast.verify._scan import ScanResult, flat_state, scan, state_distance
@@ -267,8 +267,15 @@ def _chain(p: Proof, order: DataOrder) -> Check:
     want = {e["step"]: e["chain"] for e in p.checkpoints}
     if want[0] != link.hex():
         return Check("chain", False, "the chain does not start at the commitment")
+    batches: list[np.ndarray] = []
     for step in range(p.steps):
-        link = chain_link(link, step, order.batch(step))
+        if p.version >= 3:  # one link per segment
+            batches.append(order.batch(step))
+            if step + 1 in want:
+                link = segment_link(link, step + 1 - len(batches), batches)
+                batches = []
+        else:  # formats 1 and 2: one link per step
+            link = chain_link(link, step, order.batch(step))
         if step + 1 in want and want[step + 1] != link.hex():
             return Check(
                 "chain",

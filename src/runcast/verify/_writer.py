@@ -1,9 +1,9 @@
 """Checkpoint writes off the training thread.
 
 The training thread only copies the weights and the optimizer state (a memory copy, which it
-must make before the next step changes them) and keeps each step's batch indices; chaining the
-indices' hashes, serialising, hashing and writing happen in one background thread, so a step
-never waits on the disk or a hash. A failed write is raised at the next
+must make before the next step changes them) and keeps each step's batch indices; hashing the
+segment's indices into the chain, serialising, hashing and writing happen in one background
+thread, so a step never waits on the disk or a hash. A failed write is raised at the next
 checkpoint or at ``close()``, never lost.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from runcast.errors import RuncastError
 from runcast.verify._checkpoint import dump_checkpoint
-from runcast.verify._hashing import chain_link, file_hash
+from runcast.verify._hashing import chain_link, file_hash, segment_link
 
 PROGRESS = "progress.json"
 CHECKPOINT_LOG = "checkpoints.jsonl"
@@ -53,10 +53,14 @@ def write_json(path: Path, obj: Any) -> None:
 class CheckpointWriter:
     """A background thread that saves, hashes and lists checkpoints in ``folder``."""
 
-    def __init__(self, folder: Path, entries: list[dict[str, Any]], chain: bytes) -> None:
+    def __init__(
+        self, folder: Path, entries: list[dict[str, Any]], chain: bytes, per_segment: bool = True
+    ) -> None:
         self.folder = folder
         self.entries = entries  # appended in the writer thread, in step order
-        self.chain = chain  # the step chain's last link, extended in the writer thread
+        self.chain = chain  # the chain's last link, extended in the writer thread
+        # one link per segment (format 3), or per step (a format-2 proof being resumed)
+        self.per_segment = per_segment
         self._queue: queue.Queue[tuple[int, dict[str, Any], int, list[Any]] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="runcast-proof", daemon=True)
@@ -90,8 +94,12 @@ class CheckpointWriter:
                 continue  # after a failure, later checkpoints would leave a gap: skip them
             step, payload, first, batches = item
             try:
-                for i, idx in enumerate(batches):
-                    self.chain = chain_link(self.chain, first + i, idx)
+                if self.per_segment:
+                    if batches:  # the first checkpoint (step 0) follows no steps
+                        self.chain = segment_link(self.chain, first, batches)
+                else:
+                    for i, idx in enumerate(batches):
+                        self.chain = chain_link(self.chain, first + i, idx)
                 chain = self.chain.hex()
                 data = dump_checkpoint(payload)
                 name = checkpoint_name(step)
