@@ -17,6 +17,7 @@ the final value, ms per forecast, and the ratio of ``auto``'s error to the best 
     python bench/forecast_lofo.py --per-family 8     # at most 8 runs per family
     python bench/forecast_lofo.py --write-calibration  # ship the model fitted on every family
     python bench/forecast_lofo.py --pfn-weights W.npz  # judge retrained PFN weights (own cache)
+    python bench/forecast_lofo.py --pfn-folds DIR      # PFN fine-tuned without each family
 
 With ``--pfn-weights`` every method that uses the PFN is scored again with those weights, into a
 cache of its own (``_cache/forecast_lofo-<weights' name>.pkl``, started from the main cache's
@@ -114,8 +115,33 @@ def corpus_cases(
 USES_PFN = ("law+pfn", "pfn+schedule", "pfn+ensemble", "pfn")
 
 
+def use_weights(path: Path) -> None:
+    """Forecast with the PFN weights in ``path`` from now on (the method reads them lazily)."""
+    from runcast.forecast.pfn import _infer
+
+    if path != _infer.WEIGHTS:
+        _infer.WEIGHTS = path
+        _infer.load_weights.cache_clear()
+
+
+def fold_weights(folds_dir: Path) -> Callable[[str], Path]:
+    """The weights that never saw a family: ``folds_dir`` as ``bench/pfn_finetune.py`` wrote it."""
+    folds = json.loads((folds_dir / "folds.json").read_text())
+
+    def of(family: str) -> Path:
+        if family not in folds:
+            raise SystemExit(f"{folds_dir}/folds.json has no fold for family {family!r}")
+        path = (folds_dir / f"fold{folds[family]}.npz").resolve()
+        if not path.exists():
+            raise SystemExit(f"{path} is missing: run bench/pfn_finetune.py --out {folds_dir}")
+        return path
+
+    return of
+
+
 def score_all(cases: list[Case], fresh: bool, log: Callable[[str], None],
-              cache_path: Path = CACHE) -> list[Record]:  # fmt: skip
+              cache_path: Path = CACHE,
+              weights_of: Callable[[str], Path] | None = None) -> list[Record]:  # fmt: skip
     cache: dict[tuple[str, float, str], Record] = {}
     if cache_path.exists() and not fresh:
         cache = pickle.loads(cache_path.read_bytes())
@@ -126,6 +152,8 @@ def score_all(cases: list[Case], fresh: bool, log: Callable[[str], None],
     recs: list[Record] = []
     t0 = time.time()
     for i, case in enumerate(cases):
+        if weights_of is not None:
+            use_weights(weights_of(case.family))
         blind = Case(case.name, case.family, case.curve, None, case.group)
         todo = [(case, m, m if m != "pfn" else "pfn+schedule") for m in ("law", "law+pfn", "pfn")]
         todo += [(blind, m, m) for m in (*BLIND, *BASELINES)]
@@ -284,8 +312,19 @@ def main() -> None:
     ap.add_argument("--pfn-weights", type=Path, default=None,
                     help="score the PFN's methods with these weights (a cache of their own)")
     ap.add_argument("--cache", type=Path, default=None, help="the records' cache file")
+    ap.add_argument("--pfn-folds", type=Path, default=None,
+                    help="score each family's PFN methods with the fold model that never saw it "
+                    "(a directory from bench/pfn_finetune.py; a cache of its own)")
+    ap.add_argument("--score-only", action="store_true", help="score and cache, print nothing")
     args = ap.parse_args()
     cache_path = args.cache or CACHE
+    weights_of = None
+    if args.pfn_folds is not None:
+        if args.write_calibration or args.pfn_weights is not None:
+            ap.error("--pfn-folds judges fold models: it takes neither --write-calibration nor "
+                     "--pfn-weights")
+        weights_of = fold_weights(args.pfn_folds)
+        cache_path = args.cache or CACHE.with_name(f"forecast_lofo-{args.pfn_folds.name}.pkl")
     if args.pfn_weights is not None:
         if args.write_calibration:
             ap.error("--write-calibration ships a calibration for the package's own PFN weights: "
@@ -302,7 +341,9 @@ def main() -> None:
     cases = corpus_cases(args.per_family, args.family, args.train)
     fams = sorted({c.family for c in cases})
     log(f"{len(cases)} cases in {len(fams)} families")
-    scored = score_all(cases, args.fresh, log, cache_path)
+    scored = score_all(cases, args.fresh, log, cache_path, weights_of)
+    if args.score_only:
+        return
     calibrated = [r for r in scored if r.method not in BASELINES]
     taus, oods = lofo_calibration(calibrated)
     recs = with_fallback(scored)

@@ -162,6 +162,55 @@ class PfnQuantiles:
         )
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """An observed curve in the network's input space (what inference and fine-tuning share).
+
+    ``step``/``value``: the points the network sees (binned medians for a dense curve, values
+    flipped to fall for an accuracy); ``obs_z``: ``(1, n)`` squashed normalised values;
+    ``ref``/``scale``: the affine map (``(1,)`` each); ``grid``: the schedule features.
+    """
+
+    step: FloatArray
+    value: FloatArray
+    obs_z: FloatArray
+    ref: FloatArray
+    scale: FloatArray
+    grid: FloatArray
+    sign: float
+    dirn: Direction
+    point_sd: float
+    binned: bool
+
+
+def encode(
+    c: Curve, until: int, schedule: Schedule | None, direction: Direction | None = None
+) -> Encoded:
+    """Map the finite observed curve ``c`` into the network's input space (module docstring).
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.arange(1, 301)
+        >>> e = encode(Curve(s, 2.0 + s**-0.5), 1000, None)
+        >>> e.binned, e.step.size, bool(abs(e.obs_z[0, -1]) < 0.1)
+        (True, 100, True)
+    """
+    step = c.step.astype(np.float64)
+    value = c.value.astype(np.float64)
+    dirn: Direction = direction or _direction(value)
+    sign = -1.0 if dirn == "up" else 1.0
+    point_sd = 0.0
+    binned = step.size > MAX_CONTEXT
+    if binned:
+        step, value, point_sd = _bin(step, sign * value)
+    else:
+        value = sign * value
+    ref, scale = normalise(value[None, :], np.ones((1, step.size), dtype=bool))
+    obs_z = np.clip(squash((value[None, :] - ref[:, None]) / scale[:, None]), -10.0, 10.0)
+    grid = _schedule_grid(schedule, until)
+    return Encoded(step, value, obs_z, ref, scale, grid, sign, dirn, point_sd, binned)
+
+
 def calibration_key(schedule: Schedule | None) -> str:
     """The calibration model's name for the PFN with or without a schedule."""
     return "pfn" if schedule is None else "pfn+schedule"
@@ -195,20 +244,9 @@ def pfn_quantiles(
         if steps is None
         else out_grid(c.last_step, until, steps, 0)
     )
-    step = c.step.astype(np.float64)
-    value = c.value.astype(np.float64)
-    dirn: Direction = direction or _direction(value)
-    sign = -1.0 if dirn == "up" else 1.0
-    point_sd = 0.0
-    binned = step.size > MAX_CONTEXT
-    if binned:
-        step, value, point_sd = _bin(step, sign * value)
-    else:
-        value = sign * value
-    mask = np.ones((1, step.size), dtype=bool)
-    ref, scale = normalise(value[None, :], mask)
-    obs_z = np.clip(squash((value[None, :] - ref[:, None]) / scale[:, None]), -10.0, 10.0)
-    grid = _schedule_grid(schedule, until)
+    enc = encode(c, until, schedule, direction)
+    step, ref, scale, grid, sign, dirn = enc.step, enc.ref, enc.scale, enc.grid, enc.sign, enc.dirn
+    point_sd, binned = enc.point_sd, enc.binned
     qsteps = (
         want.astype(np.float64)
         if want.size <= MAX_QUERIES
@@ -218,8 +256,8 @@ def pfn_quantiles(
     lg = logits(
         w,
         token_features(grid, step[None, :] / until),
-        obs_z,
-        mask,
+        enc.obs_z,
+        np.ones((1, step.size), dtype=bool),
         token_features(grid, qsteps[None, :] / until),
     )
     zq = bar_quantiles(lg[0], w.borders, LEVELS)  # (n_query, n_levels)
@@ -239,6 +277,7 @@ def pfn_quantiles(
     positive = dirn == "down" and bool(np.min(c.value) > 0)
     floor = FLOOR_SHARE * float(np.min(c.value))
     median = yq[:, LEVELS.size // 2]
+    value = enc.value
     if positive:
         # the network extrapolated past what a loss can do: no forecast (as every method)
         refuse_below_zero("pfn", median, want, last_step=c.last_step, n_points=len(c))

@@ -31,7 +31,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from runcast._optional import require
 from runcast.errors import InvalidInputError
 from runcast.forecast.pfn._features import FloatArray
 from runcast.forecast.pfn._prior import ANNEAL_AMP, Z_RANGE, Batch, sample_batch
+from runcast.forecast.pfn._real import RealCurve, real_batch
 
 require("torch", "torch", "training the PFN forecaster")
 
@@ -187,6 +188,92 @@ def train(
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)  # finished: the weights file is the result
     return TrainResult(model, borders, losses)
+
+
+def load_model(path: Path) -> tuple[PFN, FloatArray, dict[str, object]]:
+    """The torch model, bin borders and metadata of a weights file written by :func:`train`."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["config"]))
+        borders = np.asarray(data["borders"], dtype=np.float64)
+        state = {k: torch.as_tensor(data[k]) for k in data.files if k not in ("config", "borders")}
+    sizes = {k: meta[k] for k in ModelConfig().to_dict()}
+    model = PFN(ModelConfig(**sizes))  # type: ignore[arg-type]
+    model.load_state_dict(state)
+    return model, borders, meta
+
+
+def finetune(
+    pool: Sequence[RealCurve],
+    out: Path,
+    base: Path = DEFAULT_OUT,
+    steps: int = 300,
+    batch: int = 64,
+    real_share: float = 0.5,
+    lr: float = 2e-4,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+    log_every: int = 50,
+) -> TrainResult:
+    """Continue training ``base``'s network on tasks cut from real curves (``_real.py``).
+
+    Each step's batch holds ``real_share`` tasks from ``pool`` and the rest from the synthetic
+    prior, so the network learns what real runs do without forgetting what the prior covers.
+    The bins stay the base's. Deterministic given ``seed``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from runcast import Curve
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = train(steps=1, out=tmp / "base.npz", batch=4, cfg=ModelConfig(16, 1, 2, 32, 8),
+        ...           bin_batches=1, log=lambda s: None)
+        >>> s = np.arange(500)
+        >>> pool = [RealCurve(Curve(s, 2.0 + (1.0 + s) ** -0.5), None, "toy")]
+        >>> res = finetune(pool, tmp / "ft.npz", base=tmp / "base.npz", steps=2, batch=4,
+        ...                log=lambda s: None)
+        >>> len(res.losses), (tmp / "ft.npz").exists()
+        (2, True)
+    """
+    if not 0.0 < real_share <= 1.0:
+        raise InvalidInputError(f"real_share must be in (0, 1], but got {real_share}.")
+    log = log or _print_flush
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model, borders, base_meta = load_model(base)
+    tb = torch.as_tensor(borders, dtype=torch.float32)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    n_real = max(1, round(real_share * batch))
+    groups = sorted({rc.group for rc in pool})
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for i in range(steps):
+        for g in opt.param_groups:  # cosine from lr to 10% of it: no warmup from a trained net
+            g["lr"] = lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * i / steps)))
+        parts = [real_batch(rng, pool, n_real)]
+        if n_real < batch:
+            parts.append(sample_batch(rng, batch - n_real, anneal_amp=_amp(base_meta)))
+        of, oz, om, qf, qz = (torch.cat(t) for t in zip(*map(_tensors, parts), strict=True))
+        loss = bar_nll(model(of, oz, om, qf), qz, tb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.item()))
+        if (i + 1) % log_every == 0 or i + 1 == steps:
+            rate = (i + 1) / (time.perf_counter() - t0)
+            log(f"step {i + 1}/{steps}  nll {np.mean(losses[-50:]):.4f}  {rate:.2f} steps/s")
+    keep = ("seed", "batch", "lr", "anneal_amp")
+    meta: dict[str, object] = {k: base_meta[k] for k in keep if k in base_meta}
+    meta["finetuned"] = {"steps": steps, "batch": batch, "real_share": real_share, "lr": lr,
+                         "seed": seed, "groups": groups}  # fmt: skip
+    save_weights(out, model, borders, {**meta, "nll": losses[-1]})
+    return TrainResult(model, borders, losses)
+
+
+def _amp(meta: dict[str, object]) -> tuple[float, float]:
+    amp = meta.get("anneal_amp")
+    if isinstance(amp, list) and len(amp) == 2:
+        return float(amp[0]), float(amp[1])
+    return ANNEAL_AMP
 
 
 def checkpoint_path(out: Path) -> Path:
