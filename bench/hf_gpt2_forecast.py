@@ -8,6 +8,10 @@ does it (the trend, ``noise=False``), with the schedule the callback recorded, a
 without it (the blind forecast, the anchor). The truth is the last logged loss.
 
     .venv/bin/python bench/hf_gpt2_forecast.py --seeds 3
+    .venv/bin/python bench/hf_gpt2_forecast.py --seeds 3 --db /tmp/hf.db --pfn-weights W.npz
+
+``--db`` keeps the trained runs in that store and reuses them on the next call (a run named
+``gpt2-SEED`` there is not trained again); ``--pfn-weights`` forecasts with other PFN weights.
 """
 
 from __future__ import annotations
@@ -59,16 +63,27 @@ def train(seed: int, db: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--db", default=None, help="keep (and reuse) the trained runs in this store")
+    ap.add_argument("--pfn-weights", default=None, help="forecast with these PFN weights")
     args = ap.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
-    db = os.path.join(tempfile.mkdtemp(), "hf.db")
+    if args.pfn_weights:
+        from pathlib import Path
+
+        from runcast.forecast.pfn import _infer
+
+        _infer.WEIGHTS = Path(args.pfn_weights).resolve()
+    db = args.db or os.path.join(tempfile.mkdtemp(), "hf.db")
     print("| seed | forecast | final loss | median at step 300 | error | 80% interval | inside |")
     print("|---|---|---|---|---|---|---|")
     t0 = time.perf_counter()
     hits: dict[str, list[tuple[float, bool]]] = {"recorded schedule": [], "no schedule": []}
     for seed in range(args.seeds):
-        rid = train(seed, db)
+        store = runcast.open_store(db)
+        done = [r.id for r in store.runs("bench") if r.name == f"gpt2-{seed}"]
+        store.close()
+        rid = str(done[-1]) if done else train(seed, db)
         store = runcast.open_store(db)
         curve, until = run_forecast_input(store, rid, "loss", from_step=CUT)
         truth = float(store.curve(rid, "loss").value[-1])
