@@ -46,9 +46,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import load
 from runcast.steer import InstabilityGuard
 
+# the coupled residuals' bar and the growth of their scale with the other value's rise
+# (z_threshold 6 and coupled_factors (3, 20) were chosen the same way in session 9)
 GRID: list[dict[str, Any]] = [
-    {"z_threshold": z, "coupled_factors": (3.0, g)}
-    for z, g in ((6.0, 10.0), (6.0, 20.0), (6.5, 20.0))
+    {"coupled_z": z, "coupled_growth": g}
+    for z, g in ((4.5, 0.2), (4.75, 0.2), (5.0, 0.2), (4.75, 0.1), (4.75, 0.3))
 ]
 REAL_WITHIN = 10  # an alarm this close to a real instability (see real_instability) is no false one
 INJECT = (
@@ -80,15 +82,14 @@ def defaults() -> dict[str, Any]:
     sig = inspect.signature(InstabilityGuard)
     out: dict[str, Any] = {}
     for k in GRID[0]:
-        v = sig.parameters[k].default if k in sig.parameters else None
-        out[k] = tuple(float(x) for x in v) if isinstance(v, tuple) else float(v)
-    return {k: v for k, v in out.items() if k in sig.parameters}
+        if k in sig.parameters:  # a guard from before a setting existed has none
+            v = sig.parameters[k].default
+            out[k] = tuple(float(x) for x in v) if isinstance(v, tuple) else float(v)
+    return out
 
 
 def label(opts: dict[str, Any]) -> str:
-    z = f"z {opts['z_threshold']:g}"
-    f = opts.get("coupled_factors")
-    return z if f is None else f"{z}, grad x{f[1]:g}"
+    return ", ".join(f"{k} {v:g}" for k, v in opts.items())
 
 
 def real_instability(loss: np.ndarray) -> np.ndarray:

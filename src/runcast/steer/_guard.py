@@ -1,22 +1,19 @@
 """InstabilityGuard: catch loss and gradient-norm spikes, NaN/inf and forecast divergence.
 
 A spike is a rise over the run's *local level* (the median of the last ``level_window`` good
-steps) that is large in units of the run's own noise (the robust spread of the same rises over
-the last ``window`` good steps). Losses and gradient norms are scored on a log scale, since they
-move by factors. With both values, each is judged *given the other*: a hard batch raises both
-together and is no spike, while a loss x10 whose gradient norm did not move, or a gradient norm
-x100 whose loss did not, is. The bar, ``z_threshold``, is raised while few steps have been seen
-(:func:`z_needed`). A non-finite loss or gradient norm is always an alarm; a spike never enters
-the windows, so a loss that keeps rising keeps alarming. The defaults were chosen
-leave-one-family-out on the corpus's healthy runs with injected spikes (bench/README.md, "The
-guard's false alarms and caught spikes at its defaults", which also says what they miss).
+steps), on a log scale, that is large in units of the run's own noise (the robust spread of the
+rises over the last ``window`` good steps), past a bar that is higher while few steps were seen
+(:func:`z_needed`). With both values, each is judged *given the other*: a hard batch raises both
+and is no spike, while a loss x10 whose gradient norm did not move, or a gradient norm x100
+whose loss did not, is. NaN/inf is always an alarm; a spike never enters the windows. The
+defaults were chosen leave-one-family-out on the corpus's healthy runs with injected spikes
+(bench/README.md, "The guard's false alarms and caught spikes at its defaults").
 
-What to do is the user's choice (``action``): ``"warn"`` (a :class:`~runcast.RuncastWarning`),
-``"skip"`` (skip this optimizer step), ``"lower_lr"`` (multiply the LR, and a scheduler's
-``base_lrs``, by ``lr_factor`` and skip the step) or ``"rollback"`` (restore the last good
-checkpoint, taken every ``checkpoint_every`` good steps, in memory or under ``checkpoint_dir``).
-With ``run=``, every event is recorded in the run: a ``guard_<action>`` point of 1 at its step
-and its reason under ``config["runcast_guard_events"]`` (the first 100).
+What to do is the ``action``: ``"warn"`` (a :class:`~runcast.RuncastWarning`), ``"skip"`` (skip
+this optimizer step), ``"lower_lr"`` (multiply the LR, and a scheduler's ``base_lrs``, by
+``lr_factor`` and skip the step) or ``"rollback"`` (restore the last good checkpoint, taken
+every ``checkpoint_every`` good steps). With ``run=``, every event is recorded in the run: a
+``guard_<action>`` point at its step and its reason under ``config["runcast_guard_events"]``.
 
 Example:
     >>> g = InstabilityGuard("skip", min_history=5)
@@ -225,11 +222,16 @@ class InstabilityGuard:
         level_window: the local level is the median of this many last good steps.
         coupled: with both a loss and a gradient norm, judge each given the other: the log
             loss is regressed on the log gradient norm over the window (a robust
-            Gnanadesikan-Kettenring slope) and the residual scored, and the other way round.
+            Gnanadesikan-Kettenring slope, held >= 0) and the residual scored, and the other
+            way round.
             False judges each alone.
         coupled_factors: the least rise, as a factor, of the loss over what its gradient norm
             explains, and of the gradient norm over what its loss explains, that can be a
             spike.
+        coupled_z: the bar for those two residuals (more while few steps were seen, as for
+            ``z_threshold``); lower than a value's own, since the other explains hard batches.
+        coupled_growth: a residual's scale grows by this much per unit (log) that the other
+            value rose above its usual rise: a hard batch raises both, by a ratio that varies.
         run: a :class:`runcast.Run` to record every event in (see the module doc).
 
     Example:
@@ -261,6 +263,8 @@ class InstabilityGuard:
         level_window: int = 10,
         coupled: bool = True,
         coupled_factors: tuple[float, float] = (3.0, 20.0),
+        coupled_z: float = 4.75,
+        coupled_growth: float = 0.2,
         run: Any = None,
     ) -> None:
         if action not in _ACTIONS:
@@ -271,8 +275,12 @@ class InstabilityGuard:
             raise InvalidInputError(
                 f"Need 3 <= min_history <= window, but got {min_history=}, {window=}."
             )
-        if not z_threshold > 0:
-            raise InvalidInputError(f"z_threshold must be > 0, but got {z_threshold=}.")
+        if not (z_threshold > 0 and coupled_z > 0):
+            raise InvalidInputError(
+                f"z_threshold and coupled_z must be > 0, but got {z_threshold=}, {coupled_z=}."
+            )
+        if not coupled_growth >= 0:
+            raise InvalidInputError(f"coupled_growth must be >= 0, but got {coupled_growth=}.")
         if not 0 < lr_factor < 1:
             raise InvalidInputError(f"lr_factor must be in (0, 1), but got {lr_factor=}.")
         if not 0 < divergence_level < 1:
@@ -329,6 +337,8 @@ class InstabilityGuard:
         self.level_window = int(level_window)
         self.coupled = bool(coupled)
         self.coupled_factors: tuple[float, float] = (factors[0], factors[1])
+        self.coupled_z = float(coupled_z)
+        self.coupled_growth = float(coupled_growth)
         span = window + self.level_window  # the values behind `window` rises and their levels
         self._loss: deque[float] = deque(maxlen=span)  # the losses as scored
         self._loss_raw: deque[float] = deque(maxlen=span)  # the same losses, as given
@@ -410,17 +420,23 @@ class InstabilityGuard:
                 (b, a, self._resolution["log_grad"]),
             ):
                 with np.errstate(over="ignore", invalid="ignore"):
-                    beta = _gk_slope(own, other)
-                    stats += [beta, *_centre_scale(own - beta * other, max(floor, 1e-6))]
-            self._stats["pairs"] = (*stats, z_needed(self.z_threshold, len(ra)))
-        b_ab, c_ab, s_ab, b_ba, c_ba, s_ba, need = self._stats["pairs"]
+                    # a rise of the other value never makes a spike more likely: a negative
+                    # slope is noise (a loss stuck flat gave -12 and a false alarm), so 0
+                    beta = max(_gk_slope(own, other), 0.0)
+                    centre, scale = _centre_scale(own - beta * other, max(floor, 1e-6))
+                    stats += [beta, centre, scale, _med(other)]
+            self._stats["pairs"] = (*stats, z_needed(self.coupled_z, len(ra)))
+        b_ab, c_ab, s_ab, m_b, b_ba, c_ba, s_ba, m_a, need = self._stats["pairs"]
         last = list(self._pairs)[-self.level_window :]
         xa = la - _level((p[0] for p in last), self.level_window)
         xb = lb - _level((p[1] for p in last), self.level_window)
+        g = self.coupled_growth
         out: dict[str, float] = {}
+        # the residual's scale grows with how far the other value rose above its usual rise
+        # (on the corpus a hard batch's loss/gradient ratio varies; a fall adds no doubt)
         for key, rise, scale in (
-            ("loss_given_grad", xa - b_ab * xb - c_ab, s_ab),
-            ("grad_given_loss", xb - b_ba * xa - c_ba, s_ba),
+            ("loss_given_grad", xa - b_ab * xb - c_ab, math.hypot(s_ab, g * max(xb - m_b, 0))),
+            ("grad_given_loss", xb - b_ba * xa - c_ba, math.hypot(s_ba, g * max(xa - m_a, 0))),
         ):
             out[f"{key}_z"] = rise / scale if math.isfinite(rise) else math.inf
             out[f"{key}_factor"] = math.exp(min(rise, 700.0))
