@@ -491,7 +491,14 @@ def main() -> None:
     )
     ap.add_argument("--peer-methods", default="auto,analog", help="corpus: runcast's grid")
     ap.add_argument(
-        "--ray-runcast", action="store_true", help="corpus: also replay runcast's Ray scheduler"
+        "--lr",
+        action="store_true",
+        help="corpus: no schedules, but each trial's logged LR at each report (runcast_lr)",
+    )
+    ap.add_argument(
+        "--ray-runcast",
+        action="store_true",
+        help="corpus: also replay runcast's grid through Ray Tune's ForecastScheduler (LOSO too)",
     )
     args = ap.parse_args()
     if args.sweep is None:
@@ -697,6 +704,7 @@ class CSweep:
     steps: np.ndarray  # the report steps (0-based; the last is total - 1)
     maximize: bool
     specs: tuple[dict[str, Any] | None, ...]  # each trial's LR schedule spec
+    lrs: np.ndarray  # (trials, reports): each trial's logged LR at its report steps
 
     @property
     def total(self) -> int:
@@ -725,13 +733,22 @@ def load_corpus(only: list[str] | None) -> list[CSweep]:
     for sw in load.sweeps():
         if only and sw.name not in only:
             continue
+        steps = np.asarray(sw.report_steps, dtype=np.int64)
+        lrs = []
+        for t in sw.trials:
+            # the LR the trial logged at each report step (a diverged trial's log stops:
+            # its last LR is held)
+            st, lr = t.arrays("lr")
+            ok = np.isfinite(lr)
+            lrs.append(np.interp(steps, st[ok], lr[ok]))
         out.append(
             CSweep(
                 sw.name,
                 np.asarray(sw.values(), dtype=float),
-                np.asarray(sw.report_steps, dtype=np.int64),
+                steps,
                 sw.direction == "maximize",
                 tuple(t.config.get("schedule") for t in sw.trials),
+                np.asarray(lrs),
             )
         )
     return out
@@ -745,8 +762,9 @@ class CReplay(NamedTuple):
 Make = Callable[["CSweep"], Any]  # a pruner or scheduler for one sweep
 
 
-def creplay_optuna(make: Make, sw: CSweep, order: list[int], specs: bool) -> CReplay:
-    """One trial order of a corpus sweep through Optuna's ask/report/should_prune/tell."""
+def creplay_optuna(make: Make, sw: CSweep, order: list[int], specs: bool | str) -> CReplay:
+    """One trial order of a corpus sweep through Optuna's ask/report/should_prune/tell
+    (``specs``: True gives each trial's schedule, ``"lr"`` its logged LR at each report)."""
     import optuna
 
     study = optuna.create_study(
@@ -757,11 +775,13 @@ def creplay_optuna(make: Make, sw: CSweep, order: list[int], specs: bool) -> CRe
     used = 0
     for i in order:
         trial = study.ask()
-        if specs and sw.specs[i] is not None:
+        if specs is True and sw.specs[i] is not None:
             trial.set_user_attr("runcast_schedule", sw.specs[i])
         last = None
-        for s, v in zip(sw.steps, sw.values[i], strict=True):
+        for s, v, lr in zip(sw.steps, sw.values[i], sw.lrs[i], strict=True):
             last = int(s)
+            if specs == "lr":
+                trial.set_user_attr("runcast_lr", float(lr))
             trial.report(float(v), last)
             if trial.should_prune():
                 break
@@ -790,11 +810,13 @@ class _TrialRef:
         self.config: dict[str, Any] = {}
 
 
-def creplay_ray(make: Make, sw: CSweep, order: list[int], specs: bool) -> CReplay:
+def creplay_ray(make: Make, sw: CSweep, order: list[int], specs: bool | str) -> CReplay:
     """One trial order through a Ray Tune trial scheduler's own callbacks, trial after trial,
     called as Tune's controller calls them (a stopped trial is completed with its last result).
 
-    The time attribute is the report count (``training_iteration``), 1..n_reports."""
+    Each result has the report count (``training_iteration``, 1..n_reports, ASHA's time
+    attribute), the recorded ``step`` (runcast's: the step Optuna's replay reports) and ``lr``
+    when ``specs == "lr"``; ``specs is True`` puts the schedule spec in the trial's config."""
     from ray.tune.schedulers import TrialScheduler
 
     sched = make(sw)
@@ -803,12 +825,18 @@ def creplay_ray(make: Make, sw: CSweep, order: list[int], specs: bool) -> CRepla
     n = sw.steps.size
     for i in order:
         ref = _TrialRef(f"t{i}")
-        if specs and sw.specs[i] is not None:
-            ref.config["runcast_schedule"] = {**sw.specs[i], "total": n}  # in iterations
+        if specs is True and sw.specs[i] is not None:
+            ref.config["runcast_schedule"] = sw.specs[i]  # in steps, runcast's time_attr
         sched.on_trial_add(None, ref)
         stopped_at = None
-        for k, v in enumerate(sw.values[i], start=1):
-            result = {"training_iteration": k, "objective": float(v)}
+        for k, (s, v) in enumerate(zip(sw.steps, sw.values[i], strict=True), start=1):
+            result: dict[str, Any] = {
+                "training_iteration": k,
+                "step": int(s),
+                "objective": float(v),
+            }
+            if specs == "lr":
+                result["lr"] = float(sw.lrs[i, k - 1])
             if k == n:  # ran to the end: Tune completes it with its last result
                 sched.on_trial_complete(None, ref, result)
                 break
@@ -860,6 +888,7 @@ def loso_choice(
 
 
 MEDIAN = "Optuna MedianPruner()"
+RAY_DEFAULT = "runcast ForecastScheduler() (Ray Tune defaults: time_attr='training_iteration')"
 # (policy, sweep, replay, make, specs, orders): filled by corpus_main, run by forked workers
 _TASKS: list[tuple[str, CSweep, Callable[..., CReplay], Make, bool, list[list[int]]]] = []
 
@@ -988,16 +1017,40 @@ def corpus_main(args: argparse.Namespace) -> None:
         for wr in args.warmup_reports.split(",")
         for pm in args.peer_methods.split(",")
     ]
+    mode: bool | str = "lr" if args.lr else bool(args.specs)
     grid = []
+    ray_grid = []
     for kw in settings:
         label = "ForecastPruner(" + ", ".join(f"{k}={v!r}" for k, v in kw.items()) + ")"
         grid.append(label)
-        run(label, creplay_optuna, lambda sw, kw=kw: ForecastPruner(**kw), args.specs)
+        run(label, creplay_optuna, lambda sw, kw=kw: ForecastPruner(**kw), mode)
+        if args.ray_runcast:
+            # the same rule through Ray Tune, counting the recorded steps (time_attr="step"),
+            # as the Optuna pruner counts what trial.report() was given
+            rkw = {k: v for k, v in kw.items() if k != "n_warmup_reports"}
+            rkw["grace_reports"] = kw["n_warmup_reports"]
+            rlabel = (
+                "runcast ForecastScheduler(time_attr='step', " + label[len("ForecastPruner(") :]
+            )
+            ray_grid.append(rlabel)
+            run(
+                rlabel,
+                creplay_ray,
+                lambda sw, rkw=rkw: ForecastScheduler(
+                    metric="objective",
+                    mode="max" if sw.maximize else "min",
+                    time_attr="step",
+                    **rkw,
+                ),
+                mode,
+            )
     if args.ray_runcast:
+        # as a Ray user writes it: the defaults, counting results (training_iteration)
         run(
-            "runcast ForecastScheduler() (Ray Tune)",
+            RAY_DEFAULT,
             creplay_ray,
             lambda sw: ForecastScheduler(metric="objective", mode="max" if sw.maximize else "min"),
+            "lr" if args.lr else False,
         )
     # the baselines' replays are read from the cache when the sweep, the orders and the
     # libraries are the same (runcast's are always replayed: they are what changes)
@@ -1030,6 +1083,11 @@ def corpus_main(args: argparse.Namespace) -> None:
     for h in names:
         res[loso, h] = res[chosen[h], h]
     on_all = loso_choice(grid, names, res)
+    rloso = "runcast ForecastScheduler (Ray Tune), LOSO-chosen setting"
+    if ray_grid:
+        rchosen = {h: loso_choice(ray_grid, [n for n in names if n != h], res) for h in names}
+        for h in names:
+            res[rloso, h] = res[rchosen[h], h]
 
     def fmt(s: dict[str, float]) -> str:
         return f"{s['compute']:.1%} / {s['regret']:.2%}"
@@ -1063,9 +1121,8 @@ def corpus_main(args: argparse.Namespace) -> None:
             f"{fmt(cstats(res[MEDIAN, h]))} | {what}: {ac:.1%} | {ac / ours['compute']:.2f}x |"
         )
 
-    policies = [loso, *grid, *baselines, *asha]
-    if args.ray_runcast:
-        policies.insert(1 + len(grid), "runcast ForecastScheduler() (Ray Tune)")
+    policies = [loso, *grid, *([rloso, *ray_grid, RAY_DEFAULT] if ray_grid else [])]
+    policies += [*baselines, *asha]
     print("\n### Pooled over sweeps (each sweep weighs the same)\n")
     print(
         "| policy | compute | mean regret | worst regret | (sweep, order) pairs within 1% | "
@@ -1078,7 +1135,7 @@ def corpus_main(args: argparse.Namespace) -> None:
         worse = sum(
             per[i]["regret"] > cstats(res[MEDIAN, h])["regret"] + 1e-12 for i, h in enumerate(names)
         )
-        tag = " (in-sample: the same setting on every sweep)" if p in grid else ""
+        tag = " (in-sample: the same setting on every sweep)" if p in grid + ray_grid else ""
         print(
             f"| {p}{tag} | {np.mean([s['compute'] for s in per]):.1%} | "
             f"{np.mean([s['regret'] for s in per]):.2%} | "
@@ -1126,6 +1183,45 @@ def corpus_main(args: argparse.Namespace) -> None:
         f"- the setting chosen on all {len(names)} sweeps (the shipped default's candidate): "
         f"{on_all}."
     )
+    if ray_grid:
+        print("\n### Ray Tune's ForecastScheduler, the same grid, leave-one-sweep-out\n")
+        print(
+            "Each setting replayed through the scheduler's callbacks with `time_attr='step'` "
+            "(the step Optuna's replay reports); chosen on the other sweeps' Ray replays only. "
+            "Same replays: (order, setting) pairs where Ray's compute and regret equal the "
+            "Optuna pruner's.\n"
+        )
+        print(
+            "| sweep | Ray (LOSO) | chosen without it | orders within 1% | Optuna (LOSO) | same |"
+        )
+        print("|---|---|---|---|---|---|")
+        same_all = 0
+        for h in names:
+            same = sum(
+                res[r, h][j] == res[o, h][j]
+                for r, o in zip(ray_grid, grid, strict=True)
+                for j in range(args.orders)
+            )
+            same_all += same
+            rs = cstats(res[rloso, h])
+            print(
+                f"| {h} | {fmt(rs)} | {rchosen[h][len('runcast ForecastScheduler') :]} | "
+                f"{rs['within1']:.0%} | {fmt(cstats(res[loso, h]))} | "
+                f"{same} of {len(grid) * args.orders} |"
+            )
+        rpairs = [r for h in names for r in res[rloso, h]]
+        rwithin = float(np.mean([r.regret <= 0.01 for r in rpairs]))
+        rworse = [
+            h
+            for h in names
+            if cstats(res[rloso, h])["regret"] > cstats(res[MEDIAN, h])["regret"] + 1e-12
+        ]
+        print(
+            f"\n- Ray, held out: {rwithin:.1%} of pairs within 1% (goal >= 95%), compute "
+            f"{np.mean([cstats(res[rloso, h])['compute'] for h in names]):.1%}, sweeps above "
+            f"Median: {len(rworse)} {rworse if rworse else ''}; replays the same as Optuna's: "
+            f"{same_all} of {len(names) * len(grid) * args.orders}."
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,11 @@ the ``total_steps`` argument, else inferred from the study as Optuna's ``Hyperba
 with ``max_resource="auto"``: the last step any completed trial reported (no trial is pruned
 before one has completed). Optionally give a trial's LR schedule as a spec dict in the user
 attribute ``"runcast_schedule"``: trials whose schedules match are then the closest evidence of
-how a trial goes on (a coming cooldown included). Report the same metric the objective returns.
+how a trial goes on (a coming cooldown included). Without a schedule, a trial may set its
+current LR in the user attribute ``"runcast_lr"`` before each report: the pruner keeps the LRs it
+sees, and a trial's future LR is then inferred from the completed trials that logged theirs
+(one in the same phase, e.g. constant so far, may stay constant or decay as a peer did; see
+:meth:`runcast.steer.PruneRule.decide`). Report the same metric the objective returns.
 
 A pruned trial keeps its forecast in the user attribute ``"runcast_forecast"``: a dict with
 the forecast final value (``"final_median"``, its 80% interval ``"final_lo80"`` and
@@ -62,6 +66,7 @@ import optuna  # noqa: E402  (after require: a missing optuna names the extra to
 _log = logging.getLogger("runcast.integrations.optuna")
 TOTAL_ATTR = "runcast_total_steps"
 SCHEDULE_ATTR = "runcast_schedule"
+LR_ATTR = "runcast_lr"
 FORECAST_ATTR = "runcast_forecast"
 # the numbers of a prune decision kept in a pruned trial's FORECAST_ATTR
 _FORECAST_KEYS = ("final_median", "final_lo80", "final_hi80", "p_beat", "best", "final_step")
@@ -147,6 +152,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
         self._last_checked: dict[int, int] = {}
         self._schedules: dict[int, Schedule | None] = {}
         self._finished: dict[int, Curve | None] = {}
+        # each trial's logged LR ("runcast_lr" at each should_prune()): steps, LRs
+        self._lrs: dict[int, tuple[list[int], list[float]]] = {}
         self.decisions: dict[int, Decision] = {}
 
     @property
@@ -189,6 +196,12 @@ class ForecastPruner(optuna.pruners.BasePruner):
         step = trial.last_step
         if step is None:
             return False
+        lr = trial.user_attrs.get(LR_ATTR)
+        if lr is not None:
+            steps, lrs = self._lrs.setdefault(trial.number, ([], []))
+            if not steps or step > steps[-1]:
+                steps.append(int(step))
+                lrs.append(float(lr))
         last = self._last_checked.get(trial.number)
         if last is not None and step < last + self.interval_steps:
             return False
@@ -209,6 +222,10 @@ class ForecastPruner(optuna.pruners.BasePruner):
         best = self._rule.reference(values, schedule)
         check_units(schedule, int(total), "the trial's total steps (the steps it reports at)")
         peers, peer_schedules = self._curves(complete)
+        # one per curve in `peers` (the trials with >= 2 reports), as _curves picks them
+        peer_lrs = [
+            self._lrs.get(t.number) for t in complete if self._finished.get(t.number) is not None
+        ]
         stopped, stopped_schedules = self._curves(
             study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
         )
@@ -224,6 +241,9 @@ class ForecastPruner(optuna.pruners.BasePruner):
             stopped=stopped,
             peer_schedules=peer_schedules,
             stopped_schedules=stopped_schedules,
+            finals=values,
+            lr=self._lrs.get(trial.number),
+            peer_lrs=peer_lrs,
         )
         self.decisions[trial.number] = decision
         if decision.action == "prune":

@@ -11,6 +11,11 @@ one has completed).
 The forecast comes from the sweep's other trials, completed and stopped (see
 :func:`runcast.steer.analog_forecast`); put a trial's LR schedule spec in its config under
 ``"runcast_schedule"`` and trials with the same schedule count as the closest evidence.
+Without a schedule, a result field with the trial's current LR (``lr_attr``, default ``"lr"``)
+lets its future LR be inferred from the completed trials that reported theirs (see
+:meth:`runcast.steer.PruneRule.decide`). ``time_attr`` is the unit of every step the rule counts:
+report the step or epoch the metric was measured at (e.g. ``"step"``) to make decisions the same
+as the Optuna pruner's with ``trial.report(value, step)``.
 
 Example:
     >>> sched = ForecastScheduler(metric="loss", mode="min", total_steps=20, grace_period=5)
@@ -21,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +63,10 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         mode: ``"min"`` or ``"max"`` (or through ``TuneConfig(mode=...)``).
         total_steps: the value of ``time_attr`` at which every trial ends; None (default):
             the last value any completed trial reported.
-        time_attr: the result field that counts steps (default ``training_iteration``).
+        time_attr: the result field that counts steps (default ``training_iteration``: the
+            number of results so far).
+        lr_attr: the result field with the trial's current LR, when it has no
+            ``"runcast_schedule"`` (None: do not look for one).
         threshold: stop when ``P(final beats best completed) < threshold``; None (default):
             0.01 for a trial with a ``"runcast_schedule"``, 0.002 for one without, what
             leave-one-sweep-out chooses on the corpus's real sweeps in each case
@@ -94,6 +103,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         mode: str | None = None,
         total_steps: int | None = None,
         time_attr: str = "training_iteration",
+        lr_attr: str | None = "lr",
         threshold: float | None = None,
         grace_period: int = 0,
         warmup_fraction: float | None = None,
@@ -115,6 +125,8 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         self._mode = mode
         self.total_steps = total_steps
         self.time_attr = time_attr
+        self.lr_attr = lr_attr
+        self._lrs: dict[str, tuple[list[int], list[float]]] = {}
         self._rule = PruneRule(
             threshold=threshold,
             warmup_steps=grace_period,
@@ -130,7 +142,9 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             peer_options=dict(peer_options or {}),
         )
         self._history: dict[str, tuple[list[int], list[float]]] = {}
-        self._stopped: set[str] = set()
+        # in the order trials stopped (a dict, not a set: the analog forecast draws from its
+        # donors in order, and a set's order of strings changes from one process to the next)
+        self._stopped: dict[str, None] = {}
         self._schedules: dict[str, Schedule | None] = {}
         self._finals: dict[str, float] = {}
         self.decisions: dict[str, Decision] = {}
@@ -166,6 +180,12 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
                 schedules.append(self._schedules.get(tid))
         return curves, schedules
 
+    def _record_lr(self, trial_id: str, step: int, result: dict[str, Any]) -> None:
+        if self.lr_attr is not None and result.get(self.lr_attr) is not None:
+            lr_steps, lrs = self._lrs.setdefault(trial_id, ([], []))
+            lr_steps.append(step)
+            lrs.append(float(result[self.lr_attr]))
+
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         """Record the result and decide: ``TrialScheduler.STOP`` or ``CONTINUE``."""
         if self._metric is None or self._mode is None:
@@ -181,6 +201,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         steps, values = self._history.setdefault(trial.trial_id, ([], []))
         steps.append(int(result[self.time_attr]))
         values.append(float(result[self._metric]))
+        self._record_lr(trial.trial_id, steps[-1], result)
         total = self.total_steps
         if total is None:
             # as HyperbandPruner(max_resource="auto"): where completed trials ended
@@ -192,6 +213,10 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             self._schedules[trial.trial_id], total, f"total_steps (in {self.time_attr!r} units)"
         )
         peers, peer_schedules = self._curves(self._finals)
+        # one per curve in `peers` (the trials with >= 2 results), as _curves picks them
+        peer_lrs = [
+            self._lrs.get(t) for t in self._finals if len(self._history.get(t, ([], []))[0]) >= 2
+        ]
         stopped, stopped_schedules = self._curves(self._stopped)
         decision = self._rule.decide(
             steps,
@@ -204,10 +229,13 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             stopped=stopped,
             peer_schedules=peer_schedules,
             stopped_schedules=stopped_schedules,
+            finals=list(self._finals.values()),
+            lr=self._lrs.get(trial.trial_id),
+            peer_lrs=peer_lrs,
         )
         self.decisions[trial.trial_id] = decision
         if decision.action == "prune":
-            self._stopped.add(trial.trial_id)
+            self._stopped[trial.trial_id] = None
             _log.info("runcast stopped trial %s: %s", trial.trial_id, decision)
             return str(TrialScheduler.STOP)
         return str(TrialScheduler.CONTINUE)
@@ -227,9 +255,11 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
                 # a last result Tune gave only here: it is where this trial ended
                 steps.append(int(at))
                 values.append(final)
+                self._record_lr(trial.trial_id, int(at), result)
         elif self._history.get(trial.trial_id):
             final = self._history[trial.trial_id][1][-1]
-        if final is not None:
+        # a trial that ended on NaN/inf failed (as Optuna's FAIL): no final to beat, no budget
+        if final is not None and math.isfinite(final):
             self._finals[trial.trial_id] = final
 
     def debug_string(self) -> str:

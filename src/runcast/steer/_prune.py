@@ -35,6 +35,7 @@ import numpy as np
 
 from runcast.errors import InvalidInputError, RuncastError
 from runcast.steer._decision import Decision
+from runcast.steer._lrtrace import LRTrace, lr_continuations, recorded_schedule
 from runcast.steer._peers import analog_forecast, peer_forecast
 
 if TYPE_CHECKING:
@@ -61,6 +62,10 @@ DEFAULT_PEER_METHOD: PeerMethod = "analog"
 # second or third; a warm-up share alone fixed only trials still in their LR warm-up.
 DEFAULT_WARMUP_FRACTION_NO_SCHEDULE = 0.0
 DEFAULT_TOP_K_NO_SCHEDULE = 2
+# a trial that logged its LR (no schedule given): its future LR is one of the completed peers'
+# (runcast.steer._lrtrace); threshold and top_k chosen leave-one-sweep-out (bench/README.md)
+DEFAULT_THRESHOLD_LOGGED_LR = 0.01
+DEFAULT_TOP_K_LOGGED_LR = 1
 # analog_forecast's arguments that PruneRule fills in itself (not settable via peer_options)
 _SET_BY_RULE = {"curve", "until", "donors", "direction", "schedule", "donor_schedules", "window"}
 
@@ -165,6 +170,19 @@ def default_forecaster(schedule: Schedule | None = None, mode: Mode | None = Non
     return fn
 
 
+def _mixture(parts: Sequence[tuple[Forecast, int]]) -> Forecast:
+    # forecasts under each plausible future LR, weighed by how many peers ran it: each one's
+    # paths repeated that many times (the counts are small whole numbers)
+    if len(parts) == 1:
+        return parts[0][0]
+    from runcast.forecast import Forecast
+
+    first = parts[0][0]
+    samples = np.concatenate([np.repeat(f.samples, n, axis=0) for f, n in parts])
+    info = {**first.info, "lr_futures": [n for _, n in parts]}
+    return Forecast(first.steps, samples, first.direction, first.method, info)
+
+
 def _schedules(given: Sequence[Schedule | None] | None, n: int) -> list[Schedule | None]:
     if given is None:
         return [None] * n
@@ -261,8 +279,9 @@ class PruneRule:
             if value < 0:
                 raise InvalidInputError(f"{name} cannot be negative, but got {name}={value}.")
 
-    def threshold_for(self, schedule: Schedule | None) -> float:
-        """The threshold applied to a trial with (or without) a known LR schedule.
+    def threshold_for(self, schedule: Schedule | None, *, logged: bool = False) -> float:
+        """The threshold applied to a trial with (or without) a known LR schedule; ``logged``:
+        without one, but with futures inferred from its logged LR (:mod:`._lrtrace`).
 
         Example:
             >>> from runcast.schedules import Schedule
@@ -273,21 +292,29 @@ class PruneRule:
         """
         if self.threshold is not None:
             return self.threshold
-        return DEFAULT_THRESHOLD if schedule is not None else DEFAULT_THRESHOLD_NO_SCHEDULE
+        if schedule is not None:
+            return DEFAULT_THRESHOLD
+        return DEFAULT_THRESHOLD_LOGGED_LR if logged else DEFAULT_THRESHOLD_NO_SCHEDULE
 
-    def top_k_for(self, schedule: Schedule | None) -> int:
+    def top_k_for(self, schedule: Schedule | None, *, logged: bool = False) -> int:
         """How many of the best completed trials a trial with (or without) a schedule may join.
 
         Example:
-            >>> PruneRule(top_k=3).top_k_for(None)
-            3
+            >>> PruneRule(top_k=3).top_k_for(None), PruneRule().top_k_for(None)
+            (3, 2)
         """
         if self.top_k is not None:
             return self.top_k
-        return 1 if schedule is not None else DEFAULT_TOP_K_NO_SCHEDULE
+        if schedule is not None:
+            return 1
+        return DEFAULT_TOP_K_LOGGED_LR if logged else DEFAULT_TOP_K_NO_SCHEDULE
 
     def reference(
-        self, finals: Sequence[float | None], schedule: Schedule | None = None
+        self,
+        finals: Sequence[float | None],
+        schedule: Schedule | None = None,
+        *,
+        logged: bool = False,
     ) -> float | None:
         """The value a trial must beat: the k-th best of the completed ``finals`` (NaN/inf
         ignored; k from :meth:`top_k_for`); None while fewer than k are finite (a trial then
@@ -297,14 +324,14 @@ class PruneRule:
             >>> PruneRule(top_k=2).reference([0.3, 0.1, 0.2]), PruneRule(top_k=4).reference([0.3])
             (0.2, None)
         """
-        k = self.top_k_for(schedule)
+        k = self.top_k_for(schedule, logged=logged)
         vals = np.asarray([v for v in finals if v is not None], dtype=np.float64)
         vals = np.sort(vals[np.isfinite(vals)])
         if vals.size < k:
             return None
         return float(vals[k - 1] if self.mode == "min" else vals[-k])
 
-    def warmup_fraction_for(self, schedule: Schedule | None) -> float:
+    def warmup_fraction_for(self, schedule: Schedule | None, *, logged: bool = False) -> float:
         """The share of the budget before which a trial with (or without) a schedule is kept.
 
         Example:
@@ -313,7 +340,8 @@ class PruneRule:
         """
         if self.warmup_fraction is not None:
             return self.warmup_fraction
-        return 0.0 if schedule is not None else DEFAULT_WARMUP_FRACTION_NO_SCHEDULE
+        known = schedule is not None or logged
+        return 0.0 if known else DEFAULT_WARMUP_FRACTION_NO_SCHEDULE
 
     def decide(
         self,
@@ -328,12 +356,20 @@ class PruneRule:
         stopped: Sequence[Curve] | None = None,
         peer_schedules: Sequence[Schedule | None] | None = None,
         stopped_schedules: Sequence[Schedule | None] | None = None,
+        finals: Sequence[float | None] | None = None,
+        lr: LRTrace | None = None,
+        peer_lrs: Sequence[LRTrace | None] | None = None,
     ) -> Decision:
         """Decide for a trial that reported ``values`` at ``steps`` and will end at ``total_steps``.
 
         ``peers`` are the curves of completed trials, ``stopped`` those of trials stopped
         early (the analog forecast uses both; their ``*_schedules``, one per curve, when
-        known). A trial whose
+        known). ``finals``, when given, are the completed trials' final values, and the value
+        to beat is :meth:`reference` of them (instead of ``best``). A trial without a
+        ``schedule`` that logged its LR (``lr``: ``(steps, lrs)``), among completed peers that
+        logged theirs (``peer_lrs``, one per peer), is forecast under each future LR that a
+        completed peer in the same LR phase ran (:func:`~runcast.steer._lrtrace.lr_continuations`),
+        the forecasts weighed by how many peers ran each. A trial whose
         latest value is NaN or infinite has diverged and is pruned at once, even during the
         warm-up and before ``n_min_trials`` have completed (it cannot win). A forecast that
         fails (too few points, a fit error) never prunes.
@@ -382,7 +418,30 @@ class PruneRule:
             )
         if step >= total_steps:
             return Decision("continue", f"the trial reached its last step {total_steps}", step=step)
-        share = self.warmup_fraction_for(schedule)
+        futures: list[tuple[Schedule | None, int]] = [(schedule, 1)]
+        done_lrs = list(peer_lrs or [])
+        if schedule is None and lr is not None and done_lrs and peers:
+            if len(done_lrs) != len(peers):
+                raise InvalidInputError(
+                    f"Need one logged LR (or None) per completed peer, but got {len(done_lrs)} "
+                    f"for {len(peers)} peers."
+                )
+            inferred = lr_continuations(lr, done_lrs, total_steps + 1)
+            if inferred:
+                futures = [(f, n) for f, n in inferred]
+                # the completed peers' own LRs are their schedules (for the analog kernel)
+                peer_schedules = [
+                    (None if tr is None else recorded_schedule(tr, total_steps + 1))
+                    if given is None
+                    else given
+                    for tr, given in zip(
+                        done_lrs, _schedules(peer_schedules, len(peers)), strict=True
+                    )
+                ]
+        logged = schedule is None and futures[0][0] is not None
+        if finals is not None:
+            best = self.reference(finals, schedule, logged=logged)
+        share = self.warmup_fraction_for(schedule, logged=logged)
         if step < share * total_steps:
             return Decision(
                 "continue",
@@ -402,18 +461,25 @@ class PruneRule:
             try:
                 method = self.peer_method
                 if method == "auto":
-                    method = "shift" if schedule is None else "analog"
+                    method = "shift" if schedule is None and not logged else "analog"
                 if method == "analog":
-                    fc = analog_forecast(
-                        curve,
-                        total_steps,
-                        [(c, True) for c in done] + [(c, False) for c in early],
-                        direction=direction,
-                        schedule=schedule,
-                        donor_schedules=donor_schedules,
-                        window=self.peer_window,
-                        **self.peer_options,
-                    )
+                    parts = [
+                        (
+                            analog_forecast(
+                                curve,
+                                total_steps,
+                                [(c, True) for c in done] + [(c, False) for c in early],
+                                direction=direction,
+                                schedule=future,
+                                donor_schedules=donor_schedules,
+                                window=self.peer_window,
+                                **self.peer_options,
+                            ),
+                            n,
+                        )
+                        for future, n in futures
+                    ]
+                    fc = _mixture(parts)
                 else:
                     fc = peer_forecast(
                         curve,
@@ -443,7 +509,7 @@ class PruneRule:
             fc,
             best,
             step=step,
-            threshold=self.threshold_for(schedule),
+            threshold=self.threshold_for(schedule, logged=logged),
             warmup_steps=self.warmup_steps,
             mode=self.mode,
         )
