@@ -1,33 +1,37 @@
-"""Early stopping on the corpus of real runs, judged leave-one-family-out.
+"""Early stopping on the corpus of real runs, judged leave-one-family-out (nested).
 
 Every run of the corpus (bench/corpus: generated families, the sweeps' trials with a
 ``val_loss`` objective and at least 20 reports, each sweep its own family, and the public ``mpl``
 validation curves) is replayed evaluation by evaluation through each rule:
 
-- ``runcast``: :class:`runcast.steer.EarlyStopper` (the smoothed turn test, plus a
-  :class:`runcast.steer.StopRule` on the validation curve when its tolerance is not ``off``);
-- ``patience``: Keras/Lightning ``EarlyStopping`` (``restore_best_weights``): stop after
-  ``patience`` evaluations without a new best;
+- ``runcast``: :class:`runcast.steer.EarlyStopper` (the smoothed turn test and the stall test,
+  with the run's schedule and budget);
+- ``patience``: Keras/Lightning ``EarlyStopping`` (``restore_best_weights``);
 - ``train-only``: :class:`runcast.steer.TrainingPlateau` on the training loss (blocks of 5% of
   the budget), keeping the latest weights (no validation set);
 - ``StopRule`` alone, as the issue measured it (tolerance 1% relative, confidence 0.9).
 
-Every setting of a rule is chosen on the other families (leave one family out): among the
-settings whose runs meet the goals there (improving runs: mean regret against training to the
-end <= 0.3%, max <= 1%; overfitting runs: kept within 0.5% of the best on average; for
-``runcast``, also pooled at least as much compute saved and a kept value at least as close to
-the best as the patience rule chosen on the same families) the one with
-the largest share of the oracle's compute saving on overfitting runs; if none meets them, the
-smallest total shortfall. A run overfits by the manifest's definition (best validation before
-70% of the run and the last evaluation >= 2% above it).
+Selection. A setting is *feasible* on a set of families when, there, improving runs keep weights
+<= 0.3% worse than the end on average and <= 1% on every run, overfitting runs keep weights
+within 0.5% of the best, and (``runcast`` only) pooled, it saves at least the compute of the
+patience rule chosen on the same families with a kept value at least as close to the best. It is
+*robust* when, besides, every setting one grid step more reckless in one threshold (``z``,
+``train_z``, ``min_rise``, ``patience``, ``lr_drop``) is feasible too; a setting on the grid's
+reckless edge has no such neighbour and is not robust. Among the feasible (margin 0) or robust
+(margin 1) settings, the one with the largest share of the oracle's saving on overfitting runs is
+chosen (none: the smallest shortfall). The margin itself is chosen by an inner
+leave-one-family-out on the training families only: the smaller margin whose inner held-out runs
+meet the goals. So nothing about the held-out family, and no floor set with it in view, enters
+its setting. The turn and stall tests are computed once per run and window by the real class
+(thresholds off, its numbers kept); every chosen setting is replayed through the class again and
+must stop at the same evaluation.
 
-Numbers per run: compute saved ``1 - (stop_step + 1) / total``; the kept weights are those of the
-best evaluation up to the stop (the latest for ``train-only``); "vs end" is the kept value
-against the last evaluation of the full run (what training to the end gives), "vs best" against
-the best evaluation of the full run (the oracle that stops at the best and keeps it).
+A run overfits by the manifest's definition (best validation before 70% of the run and the last
+evaluation >= 2% above it). Compute saved ``1 - (stop_step + 1) / total``; the kept weights are
+those of the best evaluation up to the stop (the latest for ``train-only``); "vs end" is the kept
+value against the last evaluation of the full run, "vs best" against its best evaluation.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/early_stopping.py > /tmp/early.md
-    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/early_stopping.py --wide > /tmp/wide.md
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import math
 import pickle
 import sys
 import time
@@ -50,24 +55,28 @@ from corpus import load
 from runcast.curve import Curve
 from runcast.errors import RuncastError
 from runcast.steer import EarlyStopper, PlateauDetector, StopRule, TrainingPlateau
+from runcast.steer._early import _MEDIAN_SE
 from runcast.steer._prune import default_forecaster
 
 CACHE = Path(__file__).resolve().parent / "_cache" / "early_forecasts.pkl"
+RULE_CACHE = Path(__file__).resolve().parent / "_cache" / "early_rule_decisions.pkl"
 FORECASTS_PER_RUN = 20  # the StopRule is asked about every n_evals/20 evaluations
-# window, z, train_z, min_rise, tol. The floors (z >= 2.5: a test at every one of a run's ~40
-# evaluations; train_z >= 2; min_rise 2%: the rise the corpus counts as overfitting) are design
-# choices; --wide adds z 2, train_z 1 and min_rise 0 / 1% to see what they change.
-TURN_GRID = list(
-    itertools.product((3, 4, 5, 6), (2.5, 3.0, 4.0), (2.0, 3.0), (0.02,), ("off", 0.01))
-)
-WIDE_GRID = list(
-    itertools.product(
-        (3, 4, 5, 6), (2.0, 2.5, 3.0, 4.0), (1.0, 2.0, 3.0), (0.0, 0.01, 0.02), ("off",)
-    )
-)
+MIN_EVALS = 8  # EarlyStopper's default
+# The grid, each threshold from its most reckless value up (no floor: the margin rule and the
+# nested selection decide how close to the reckless edge a fold may go).
+WINDOWS = (3, 4, 5, 6)
+ZS = (1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
+TRAIN_ZS = (0.0, 1.0, 2.0, 3.0, 4.0)
+MIN_RISES = (0.0, 0.01, 0.02, 0.03, 0.04)
+PATIENCES: tuple[int | None, ...] = (8, 12, 16, 20, None)  # None: no stall test
+STALLS = (0.2, 0.25, 0.33, 0.5)
+LR_DROPS = (0.1, 0.3, 0.5, 0.7, 0.9)
+RECKLESS_AXES = (1, 2, 3, 4, 5, 6)  # config axes whose lower neighbour is more reckless
+AXES: tuple[tuple[Any, ...], ...] = (WINDOWS, ZS, TRAIN_ZS, MIN_RISES, PATIENCES, STALLS, LR_DROPS)
 PATIENCE_GRID = [1, 2, 3, 5, 8, 10, 15, 20, 30, 50]
 PLATEAU_GRID = list(itertools.product((0.002, 0.005, 0.01, 0.02, 0.05), (1, 2, 3)))
 GOAL_END_MEAN, GOAL_END_MAX, GOAL_BEST_MEAN, GOAL_SHARE = 0.003, 0.01, 0.005, 0.6
+MARGINS = (0, 1, 2)
 
 
 @dataclass
@@ -160,39 +169,6 @@ def forecasts(runs: list[Run]) -> dict[tuple[str, int], Any]:
     return cache
 
 
-# --- replays: each returns (stop evaluation index or None, kept value) ------------------------
-def replay_runcast(
-    r: Run, cfg: tuple[Any, ...], fc: dict[tuple[str, int], Any], why: list[str] | None = None
-) -> int | None:
-    """The evaluation the stopper stops at (None: ran to the end); ``why`` gets its reason."""
-    window, z, train_z, min_rise, tol = cfg
-    rule = None
-    if tol != "off":
-
-        def cached(curve: Curve, until: int) -> Any:
-            f = fc.get((r.id, len(curve)))
-            if f is None:
-                raise RuncastError("no cached forecast")
-            return f
-
-        rule = StopRule(tolerance=float(tol), relative=True, confidence=0.9, forecaster=cached)
-    es = EarlyStopper(
-        window=window,
-        z=z,
-        train_z=train_z,
-        min_rise=min_rise,
-        stop_rule=rule,
-        until=r.total - 1,
-        forecast_every=int(fc.get((r.id, -1), 1)),
-    )
-    for k in range(len(r.val) - 1):  # the last evaluation ends the run anyway
-        if d := es.evaluate(int(r.steps[k]), float(r.val[k]), train_loss=float(r.train_iv[k])):
-            if why is not None:
-                why.append(d.reason)
-            return k
-    return None
-
-
 def replay_patience(r: Run, patience: int) -> int | None:
     p = PlateauDetector(patience=patience)
     for k in range(len(r.val) - 1):
@@ -258,102 +234,387 @@ def summary(outs: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def score(
-    outs: list[tuple[Run, dict[str, float]]], baseline: dict[str, float] | None = None
-) -> tuple[float, float]:
-    """(shortfall against the goals, -share of the oracle's saving): smaller is better.
+def rule_decisions(runs: list[Run]) -> dict[tuple[str, int], str]:
+    """The issue's StopRule (1% relative, confidence 0.9) at every forecast evaluation, kept in
+    a small cache of its own (the forecasts behind it are a large one, made once)."""
+    cache: dict[tuple[str, int], str] = {}
+    if RULE_CACHE.exists():
+        cache = pickle.loads(RULE_CACHE.read_bytes())
+    todo = [r for r in runs if (r.id, -1) not in cache]
+    if not todo:
+        return cache
+    fc = forecasts(todo)
+    for r in todo:
 
-    ``baseline``: the pooled summary of the patience rule chosen on the same runs; the goal
-    "better than patience on compute saved and on the kept value, pooled" then counts too.
-    """
-    imp = summary([o for r, o in outs if not r.overfits])
-    ovf = summary([o for r, o in outs if r.overfits])
-    short = 0.0
-    if imp:
-        short += max(0.0, imp["vs_end"] - GOAL_END_MEAN) + max(
-            0.0, imp["vs_end_max"] - GOAL_END_MAX
-        )
-    if ovf:
-        short += max(0.0, ovf["vs_best"] - GOAL_BEST_MEAN)
-    if baseline:
-        pooled = summary([o for _, o in outs])
-        short += max(0.0, pooled["vs_best"] - baseline["vs_best"])
-        short += max(0.0, baseline["saved"] - pooled["saved"])
-    share = ovf.get("share", 0.0) if ovf else summary([o for _, o in outs])["saved"]
-    return (round(short, 6), -share)
+        def cached(curve: Curve, until: int, r: Run = r) -> Any:
+            f = fc.get((r.id, len(curve)))
+            if f is None:
+                raise RuncastError("no cached forecast")
+            return f
+
+        rule = StopRule(tolerance=0.01, relative=True, confidence=0.9, forecaster=cached)
+        cache[(r.id, -1)] = fc[(r.id, -1)]
+        for n in range(1, len(r.val)):
+            if (r.id, n) in fc:
+                d = rule.decide(Curve(r.steps[:n], r.val[:n]), r.total - 1)
+                cache[(r.id, n)] = d.action
+    RULE_CACHE.write_bytes(pickle.dumps(cache))
+    return cache
 
 
-def lofo(
-    runs: list[Run],
-    table: dict[Any, list[dict[str, float]]],
-    baseline: dict[Any, list[dict[str, float]]] | None = None,
-) -> dict[str, Any]:
-    """For each family, the setting chosen on the others (family -> setting); with
-    ``baseline`` (patience's table), judged against the patience chosen on the same others."""
-    fams = sorted({r.family for r in runs})
-    chosen = {}
-    for fam in fams:
-        train_idx = [i for i, r in enumerate(runs) if r.family != fam]
-        base = None
-        if baseline is not None:
-            p = min(baseline, key=lambda c: score([(runs[i], baseline[c][i]) for i in train_idx]))
-            base = summary([baseline[p][i] for i in train_idx])
-        chosen[fam] = min(
-            table, key=lambda c: score([(runs[i], table[c][i]) for i in train_idx], base)
-        )
-    return chosen
+def replay_stoprule(r: Run, rules: dict[tuple[str, int], Any]) -> int | None:
+    """Where the StopRule alone stops (asked every ``n_evals / 20`` evaluations, as the
+    EarlyStopper's ``forecast_every`` does)."""
+    every = int(rules.get((r.id, -1)) or 1)
+    for k in range(len(r.val) - 1):
+        n = k + 1
+        if n % every == 0 and r.steps[k] < r.total - 1 and rules.get((r.id, n)) == "stop":
+            return k
+    return None
+
+
+# --- the stopper's tests, computed once per run and window by the real class ------------------
+@dataclass
+class Features:
+    """Per evaluation: the turn test's numbers (NaN where it cannot judge yet) and the stall
+    test's count of evaluations since the lowest running median."""
+
+    rise: np.ndarray
+    se: np.ndarray  # the running medians' standard error (z multiplies it)
+    low: np.ndarray  # |lowest running median| (min_rise multiplies it)
+    up: np.ndarray  # the last window's slope points up
+    train_ok: np.ndarray  # train_fall / train_se (inf: no training loss or no noise to judge)
+    since: np.ndarray
+
+
+def features(r: Run, window: int) -> Features:
+    # z and min_rise do not matter here (the numbers are read, not the decision)
+    es = EarlyStopper(window=window, z=1.0, train_z=1.0, min_rise=0.0, patience=None)
+    n = len(r.val) - 1
+    f = Features(*(np.full(n, np.nan) for _ in range(5)), since=np.zeros(n, dtype=int))
+    for k in range(n):
+        d = es.evaluate(int(r.steps[k]), float(r.val[k]), train_loss=float(r.train_iv[k]))
+        f.since[k] = k - es._low if es._low >= 0 else 0
+        if "rise" not in d.numbers:
+            continue
+        nb = d.numbers
+        f.rise[k] = nb["rise"]
+        f.se[k] = _MEDIAN_SE * nb["noise"] * math.sqrt(2.0 / window)
+        f.low[k] = abs(nb["level_low"])
+        f.up[k] = float(nb["recent_slope"] > 0)
+        has_train = math.isfinite(nb["train_now"])
+        se_tr = nb["train_fall_needed"]  # train_z = 1: one standard error (0: not finite)
+        if not has_train:
+            f.train_ok[k] = math.inf
+        elif se_tr > 0:
+            f.train_ok[k] = nb["train_fall"] / se_tr
+        else:  # the class asks for a fall > 0 when the noise is unknown
+            f.train_ok[k] = math.inf if nb["train_fall"] > 0 else -math.inf
+    return f
+
+
+def first(mask: np.ndarray) -> int:
+    """The first True index along the last axis (-1: none)."""
+    hit = mask.any(axis=-1)
+    return np.where(hit, mask.argmax(axis=-1), -1)  # type: ignore[no-any-return]
+
+
+def stop_table(runs: list[Run]) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+    """Every grid setting's stop evaluation per run (-1: ran to the end), shape (configs, runs)."""
+    cfgs = list(itertools.product(*AXES))
+    shape = tuple(len(a) for a in AXES)
+    stops = np.full((*shape, len(runs)), -1, dtype=np.int16)
+    zs, tzs, mrs = np.array(ZS), np.array(TRAIN_ZS), np.array(MIN_RISES)
+    for j, r in enumerate(runs):
+        n = len(r.val) - 1
+        lr = np.asarray(r.schedule.array(r.total), dtype=np.float64)
+        ahead = np.append(np.minimum.accumulate(lr[::-1])[::-1][1:], np.inf)
+        s = r.steps[:n]
+        lr_now = lr[s]
+        lr_ahead = np.where(s < r.total - 1, ahead[s], -np.inf)  # at the budget's end: no test
+        k_ok = np.arange(n) + 1 >= MIN_EVALS
+        for wi, w in enumerate(WINDOWS):
+            f = features(r, w)
+            need = np.maximum(
+                zs[:, None, None] * f.se[None, None, :], mrs[None, :, None] * f.low[None, None, :]
+            )  # (z, min_rise, k)
+            rise_ok = (f.rise[None, None, :] > need) & (np.nan_to_num(f.up) > 0)
+            train_ok = f.train_ok[None, :] > tzs[:, None]  # (train_z, k); NaN compares False
+            turn = first(rise_ok[:, None, :, :] & train_ok[None, :, None, :])  # (z, tz, mr)
+            n_so_far = np.arange(n) + 1
+            for (pi, pat), (si, frac), (di, drop) in itertools.product(
+                enumerate(PATIENCES), enumerate(STALLS), enumerate(LR_DROPS)
+            ):
+                stall = -1
+                if pat is not None:
+                    long = f.since >= np.maximum(pat, frac * n_so_far)
+                    m = k_ok & long & (lr_now > 0) & (lr_ahead >= drop * lr_now)
+                    stall = int(first(m))
+                both = np.where((turn >= 0) & ((stall < 0) | (turn <= stall)), turn, stall)
+                stops[wi, :, :, :, pi, si, di, j] = both
+    stops = stops.reshape(len(cfgs), len(runs))
+    return cfgs, stops
+
+
+def stopper_for(r: Run, cfg: tuple[Any, ...]) -> EarlyStopper:
+    w, z, tz, mr, pat, frac, drop = cfg
+    return EarlyStopper(
+        window=w, z=z, train_z=tz, min_rise=mr, patience=pat, stall=frac, lr_drop=drop,
+        schedule=r.schedule, until=r.total - 1,
+    )  # fmt: skip
+
+
+def replay_runcast(r: Run, cfg: tuple[Any, ...], why: list[str] | None = None) -> int | None:
+    """The evaluation the real stopper stops at (None: ran to the end); ``why`` gets its reason."""
+    es = stopper_for(r, cfg)
+    for k in range(len(r.val) - 1):  # the last evaluation ends the run anyway
+        if d := es.evaluate(int(r.steps[k]), float(r.val[k]), train_loss=float(r.train_iv[k])):
+            if why is not None:
+                why.append(d.reason)
+            return k
+    return None
+
+
+# --- outcomes as arrays, summed per family: any set of families is a sum ----------------------
+STATS = ("n_imp", "end_imp", "end_max_imp", "n_ovf", "best_ovf", "saved_ovf", "oracle_ovf",
+         "saved_all", "best_all")  # fmt: skip
+
+
+def outcome_arrays(runs: list[Run], stops: np.ndarray) -> dict[str, np.ndarray]:
+    """Per setting and run: saved, vs_end, vs_best (stops: (configs, runs), -1 = the end)."""
+    out = {k: np.zeros(stops.shape) for k in ("saved", "vs_end", "vs_best")}
+    for j, r in enumerate(runs):
+        k = stops[:, j]
+        pre = np.minimum.accumulate(r.val)
+        end, best = float(r.val[-1]), float(pre[-1])
+        kept = np.where(k >= 0, pre[np.maximum(k, 0)], best)
+        used = np.where(k >= 0, r.steps[np.maximum(k, 0)] + 1, r.total)
+        out["saved"][:, j] = 1.0 - used / r.total
+        out["vs_end"][:, j] = (kept - end) / abs(end)
+        out["vs_best"][:, j] = (kept - best) / abs(best)
+    return out
+
+
+def family_stats(runs: list[Run], o: dict[str, np.ndarray], fams: list[str]) -> np.ndarray:
+    """(configs, families, STATS): sums (and the max) of the outcomes over each family."""
+    ovf = np.array([r.overfits for r in runs])
+    oracle = np.array([1.0 - (r.steps[r.best_index] + 1) / r.total for r in runs])
+    fam = np.array([fams.index(r.family) for r in runs])
+    st = np.zeros((o["saved"].shape[0], len(fams), len(STATS)))
+    for fi in range(len(fams)):
+        imp, ov = (fam == fi) & ~ovf, (fam == fi) & ovf
+        st[:, fi, 0] = imp.sum()
+        st[:, fi, 1] = o["vs_end"][:, imp].sum(1)
+        st[:, fi, 2] = o["vs_end"][:, imp].max(1) if imp.any() else -np.inf
+        st[:, fi, 3] = ov.sum()
+        st[:, fi, 4] = o["vs_best"][:, ov].sum(1)
+        st[:, fi, 5] = o["saved"][:, ov].sum(1)
+        st[:, fi, 6] = oracle[ov].sum()
+        st[:, fi, 7] = o["saved"][:, fam == fi].sum(1)
+        st[:, fi, 8] = o["vs_best"][:, fam == fi].sum(1)
+    return st
+
+
+def pooled(st: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Goal quantities per setting over the families in ``mask``."""
+    s = st[:, mask].sum(1)
+    mx = st[:, mask, 2].max(1)
+    n_all = s[:, 0] + s[:, 3]
+    return {
+        "end": s[:, 1] / np.maximum(s[:, 0], 1),
+        "end_max": np.where(s[:, 0] > 0, mx, 0.0),
+        "best_ovf": s[:, 4] / np.maximum(s[:, 3], 1),
+        "share": s[:, 5] / np.maximum(s[:, 6], 1e-12),
+        "saved": s[:, 7] / np.maximum(n_all, 1),
+        "best": s[:, 8] / np.maximum(n_all, 1),
+    }
+
+
+def shortfall(p: dict[str, np.ndarray], base: tuple[float, float] | None) -> np.ndarray:
+    short = (
+        np.maximum(0, p["end"] - GOAL_END_MEAN)
+        + np.maximum(0, p["end_max"] - GOAL_END_MAX)
+        + np.maximum(0, p["best_ovf"] - GOAL_BEST_MEAN)
+    )
+    if base is not None:  # at least patience's saving, kept value at least as close to the best
+        short = short + np.maximum(0, p["best"] - base[1]) + np.maximum(0, base[0] - p["saved"])
+    return np.round(short, 9)
+
+
+_FEASIBLE: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def choose(
+    st: np.ndarray, mask: np.ndarray, margin: int = 0, base: tuple[float, float] | None = None,
+    shape: tuple[int, ...] | None = None,
+) -> int:  # fmt: skip
+    """The setting chosen on the families in ``mask`` (index into the grid)."""
+    key = (id(st), mask.tobytes(), base)
+    if key not in _FEASIBLE:  # the margins share one pass over the grid
+        p = pooled(st, mask)
+        _FEASIBLE[key] = (p["share"], shortfall(p, base))
+    share, short = _FEASIBLE[key]
+    p = {"share": share}
+    ok = short == 0
+    if not ok.any():
+        return int(np.lexsort((-p["share"], short))[0])
+    for m in range(margin, -1, -1):  # no setting that far inside: one step less
+        grid_ok = ok.reshape(shape) if shape is not None else ok
+        robust = grid_ok.copy()
+        for ax, step in itertools.product(RECKLESS_AXES if shape else (), range(1, m + 1)):
+            # the settings 1..m steps more reckless on this axis are on the grid and feasible
+            nb = np.zeros_like(grid_ok)
+            src = [slice(None)] * grid_ok.ndim
+            dst = [slice(None)] * grid_ok.ndim
+            src[ax], dst[ax] = slice(0, -step), slice(step, None)
+            nb[tuple(dst)] = grid_ok[tuple(src)]
+            robust &= nb
+        r = robust.ravel()
+        if r.any():
+            return int(np.flatnonzero(r)[np.argmax(p["share"][r])])
+    raise AssertionError("margin 0 is the feasible set, which is not empty")
+
+
+def patience_base(pst: np.ndarray, mask: np.ndarray) -> tuple[int, tuple[float, float]]:
+    c = choose(pst, mask)
+    p = pooled(pst[c : c + 1], mask)
+    return c, (float(p["saved"][0]), float(p["best"][0]))
+
+
+def nested_choice(
+    st: np.ndarray, pst: np.ndarray, train: np.ndarray, shape: tuple[int, ...]
+) -> tuple[int, int, dict[int, float]]:
+    """(setting, margin, inner shortfall per margin) chosen on the families in ``train``: the
+    margin by an inner leave-one-family-out over those families only."""
+    _FEASIBLE.clear()  # one outer fold's masks at a time (memory)
+    inner: dict[int, float] = {}
+    for m in MARGINS:
+        picks = np.zeros((len(train),), dtype=int)
+        for g in np.flatnonzero(train):
+            sub = train.copy()
+            sub[g] = False
+            _, base = patience_base(pst, sub)
+            picks[g] = choose(st, sub, m, base, shape)
+        # the inner held-out outcome: each family under the setting chosen without it
+        held = np.stack([st[picks[g], g] for g in np.flatnonzero(train)])[None]
+        p = pooled(held, np.ones(held.shape[1], dtype=bool))
+        inner[m] = float(shortfall(p, None)[0])
+    margin = next((m for m in MARGINS if inner[m] == 0), min(MARGINS, key=lambda m: inner[m]))
+    _, base = patience_base(pst, train)
+    return choose(st, train, margin, base, shape), margin, inner
+
+
+def arrays_from(outs: list[list[dict[str, float]]]) -> dict[str, np.ndarray]:
+    """Per setting and run outcome dicts (as :func:`outcome` gives) as arrays."""
+    return {
+        k: np.array([[o[k] for o in row] for row in outs]) for k in ("saved", "vs_end", "vs_best")
+    }
 
 
 def fmt(x: float, pct: bool = True) -> str:
     return f"{100 * x:.1f}%" if pct else f"{x:.2f}"
 
 
+def label(cfg: tuple[Any, ...]) -> str:
+    w, z, tz, mr, pat, frac, drop = cfg
+    stall = "off" if pat is None else f"{pat}, stall {frac:g}, lr_drop {drop:g}"
+    return f"window {w}, z {z:g}, train_z {tz:g}, min_rise {mr:g}, patience {stall}"
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--families", nargs="*", help="only these families (a quick look)")
-    ap.add_argument("--wide", action="store_true", help="the turn test's wider grid (no floors)")
     args = ap.parse_args()
-    grid = WIDE_GRID if args.wide else TURN_GRID
     t0 = time.time()
     runs = corpus_runs()
     if args.families:
         runs = [r for r in runs if r.family in args.families]
-    fc = forecasts(runs)
-    t_fc = time.time() - t0
+    rules = rule_decisions(runs)
     print(f"replaying {len(runs)} runs", file=sys.stderr)
-    methods: dict[str, dict[Any, list[dict[str, float]]]] = {
-        "runcast": {c: [outcome(r, replay_runcast(r, c, fc)) for r in runs] for c in grid},
-        "patience": {p: [outcome(r, replay_patience(r, p)) for r in runs] for p in PATIENCE_GRID},
-    }
+    cfgs, stops = stop_table(runs)
+    t_tab = time.time() - t0
+    fams = sorted({r.family for r in runs})
+    shape = tuple(len(a) for a in AXES)
+    o = outcome_arrays(runs, stops)
+    st = family_stats(runs, o, fams)
+    pouts = [[outcome(r, replay_patience(r, p)) for r in runs] for p in PATIENCE_GRID]
+    pst = family_stats(runs, arrays_from(pouts), fams)
     meds = {r.id: block_medians(r) for r in runs if r.train is not None}
-    methods["train-only"] = {
-        c: [
+    touts = [
+        [
             outcome(r, None, stop_step=replay_plateau(r, meds[r.id], c) if r.id in meds else None)
             for r in runs
         ]
         for c in PLATEAU_GRID
+    ]
+    tst = family_stats(runs, arrays_from(touts), fams)
+    souts = [outcome(r, replay_stoprule(r, rules)) for r in runs]
+
+    fam_of = np.array([fams.index(r.family) for r in runs])
+    nested: dict[str, tuple[int, int, dict[int, float]]] = {}
+    plain: dict[str, int] = {}
+    fixed: dict[int, dict[str, int]] = {}  # every fold at one fixed margin, for comparison
+    pchosen: dict[str, int] = {}
+    tchosen: dict[str, int] = {}
+    for fi, fam in enumerate(fams):
+        train = np.arange(len(fams)) != fi
+        nested[fam] = nested_choice(st, pst, train, shape)
+        pc, base = patience_base(pst, train)
+        pchosen[fam] = pc
+        plain[fam] = choose(st, train, 0, base, shape)
+        for m in MARGINS[1:]:
+            fixed.setdefault(m, {})[fam] = choose(st, train, m, base, shape)
+        tchosen[fam] = choose(tst, train)
+        print(
+            f"fold {fam}: margin {nested[fam][1]}, {label(cfgs[nested[fam][0]])}", file=sys.stderr
+        )
+
+    def held(
+        table: list[list[dict[str, float]]] | None, pick: dict[str, int]
+    ) -> list[dict[str, float]]:
+        out = []
+        for j, r in enumerate(runs):
+            c = pick[r.family]
+            if table is not None:
+                out.append(table[c][j])
+            else:
+                k = int(stops[c, j])
+                out.append(outcome(r, None if k < 0 else k))
+        return out
+
+    result = {
+        "runcast": held(None, {f: v[0] for f, v in nested.items()}),
+        "runcast, margin 0": held(None, plain),
+        **{f"runcast, margin {m}": held(None, fixed[m]) for m in MARGINS[1:]},
+        "patience": held(pouts, pchosen),
+        "train-only": held(touts, tchosen),
+        "StopRule": souts,
     }
-    issue_cfg = ("issue", 0.01)
-    methods["StopRule"] = {
-        issue_cfg: [outcome(r, replay_runcast(r, (10**6, 0, 0, 0, 0.01), fc)) for r in runs]
-    }
-    fams = sorted({r.family for r in runs})
-    result: dict[str, dict[str, Any]] = {}
-    for name, table in methods.items():
-        base = methods["patience"] if name == "runcast" else None
-        chosen = lofo(runs, table, base) if len(table) > 1 else {f: issue_cfg for f in fams}
-        outs = [table[chosen[r.family]][i] for i, r in enumerate(runs)]
-        result[name] = {"chosen": chosen, "outs": outs}
-    report(runs, result, time.time() - t0, t_fc)
-    losers(runs, result["runcast"], fc)
+    # the vectorised stops must be the real class's: replay every chosen setting on its family
+    mismatch = []
+    for j, r in enumerate(runs):
+        for pick in ({f: v[0] for f, v in nested.items()}, plain, *fixed.values()):
+            c = pick[r.family]
+            k = replay_runcast(r, cfgs[c])
+            if (-1 if k is None else k) != stops[c, j]:
+                mismatch.append(f"{r.id} {cfgs[c]}: class {k}, table {stops[c, j]}")
+    if mismatch:
+        raise SystemExit(f"{len(mismatch)} replays differ from the table, e.g. {mismatch[:3]}")
+    report(runs, fams, result, cfgs, nested, plain, pchosen, tchosen, time.time() - t0, t_tab)
+    detail(runs, cfgs, {f: v[0] for f, v in nested.items()}, fam_of)
 
 
-def report(runs: list[Run], result: dict[str, dict[str, Any]], secs: float, t_fc: float) -> None:
-    fams = sorted({r.family for r in runs})
+def report(
+    runs: list[Run], fams: list[str], result: dict[str, list[dict[str, float]]],
+    cfgs: list[tuple[Any, ...]], nested: dict[str, tuple[int, int, dict[int, float]]],
+    plain: dict[str, int], pchosen: dict[str, int], tchosen: dict[str, int], secs: float,
+    t_tab: float,
+) -> None:  # fmt: skip
     n_ovf = sum(r.overfits for r in runs)
     print(
-        f"{len(runs)} runs in {len(fams)} families ({n_ovf} overfit); every setting chosen "
-        f"leave-one-family-out; {secs:.0f}s ({t_fc:.0f}s forecasting)\n"
+        f"{len(runs)} runs in {len(fams)} families ({n_ovf} overfit); {len(cfgs)} settings of "
+        f"the stopper; every setting chosen leave-one-family-out (nested); {secs:.0f}s "
+        f"({t_tab:.0f}s for the stop table)\n"
     )
     print("### Pooled\n")
     print(
@@ -361,122 +622,117 @@ def report(runs: list[Run], result: dict[str, dict[str, Any]], secs: float, t_fc
         "oracle | kept vs end (mean / max) | kept vs best |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, res in result.items():
+    for name, outs in result.items():
         for kind, sel in (("overfitting", True), ("improving", False), ("all", None)):
-            o = [
-                x
-                for r, x in zip(runs, res["outs"], strict=True)
-                if sel is None or r.overfits == sel
-            ]
-            s = summary(o)
-            if not s:
-                continue
+            s = summary(
+                [x for r, x in zip(runs, outs, strict=True) if sel is None or r.overfits == sel]
+            )
             print(
                 f"| {name} | {kind} | {s['n']} | {s['stopped']:.0f} | {fmt(s['saved'])} | "
                 f"{fmt(s['oracle_saved'])} | {fmt(s['share'])} | {100 * s['vs_end']:+.2f}% / "
                 f"{100 * s['vs_end_max']:+.2f}% | {100 * s['vs_best']:+.2f}% |"
             )
-    print("\n### Per family (runcast's EarlyStopper; patience baseline beside it)\n")
+    print("\n### Per family (runcast, nested; patience beside it)\n")
     print(
-        "| family | kind | runs | setting (chosen on the others) | stopped | saved "
-        "(oracle) | kept vs end mean / max | kept vs best | patience: p, saved, vs end, "
-        "vs best |"
+        "| family | kind | runs | margin (inner shortfall, % per margin) | setting chosen on the others "
+        "| stopped | saved (oracle) | kept vs end mean / max | kept vs best | patience: p, saved, "
+        "vs end, vs best |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rc, pt = result["runcast"], result["patience"]
     for fam in fams:
+        c, m, inner = nested[fam]
         for kind, sel in (("overfitting", True), ("improving", False)):
             idx = [i for i, r in enumerate(runs) if r.family == fam and r.overfits == sel]
             if not idx:
                 continue
-            s = summary([rc["outs"][i] for i in idx])
-            p = summary([pt["outs"][i] for i in idx])
-            w, z, trz, mr, tol = rc["chosen"][fam]
+            s = summary([rc[i] for i in idx])
+            p = summary([pt[i] for i in idx])
             print(
-                f"| {fam} | {kind} | {s['n']} | window {w}, z {z:g}, "
-                f"train {trz:g}, rise {mr:g}, tol {tol} | {s['stopped']:.0f} | {fmt(s['saved'])} "
+                f"| {fam} | {kind} | {s['n']} | {m} ({' / '.join(f'{100 * v:.2f}' for v in inner.values())}) "
+                f"| {label(cfgs[c])} | {s['stopped']:.0f} | {fmt(s['saved'])} "
                 f"({fmt(s['oracle_saved'])}) | {100 * s['vs_end']:+.2f}% / "
                 f"{100 * s['vs_end_max']:+.2f}% | {100 * s['vs_best']:+.2f}% | "
-                f"{pt['chosen'][fam]}, {fmt(p['saved'])}, {100 * p['vs_end']:+.2f}%, "
+                f"{PATIENCE_GRID[pchosen[fam]]}, {fmt(p['saved'])}, {100 * p['vs_end']:+.2f}%, "
                 f"{100 * p['vs_best']:+.2f}% |"
             )
-    goals(runs, result)
+    for name in result:
+        if name.startswith("runcast"):
+            goals(runs, result[name], result["patience"], name)
     chosen = {
-        k: {f: list(map(str, v)) if isinstance(v, tuple) else v for f, v in res["chosen"].items()}
-        for k, res in result.items()
+        "runcast": {
+            f: [str(x) for x in cfgs[v[0]]] + [f"margin {v[1]}"] for f, v in nested.items()
+        },
+        "runcast, margin 0": {f: [str(x) for x in cfgs[c]] for f, c in plain.items()},
+        "patience": {f: PATIENCE_GRID[c] for f, c in pchosen.items()},
+        "train-only": {f: list(PLATEAU_GRID[c]) for f, c in tchosen.items()},
     }
     print("\n<!-- chosen settings: " + json.dumps(chosen) + " -->")
 
 
-def losers(runs: list[Run], res: dict[str, Any], fc: dict[tuple[str, int], Any]) -> None:
-    """The improving runs whose kept weights are worse than training to the end, and why the
-    stopper stopped them (the turn test or the forecast rule)."""
-    rows = [(o["vs_end"], r) for r, o in zip(runs, res["outs"], strict=True) if not r.overfits]
-    rows = sorted((x for x in rows if x[0] > 0), key=lambda x: -x[0])
-    print("\n### Improving runs kept worse than the end (runcast)\n")
-    print("| run | family | setting | kept vs end | stopped at | why |")
-    print("|---|---|---|---|---|---|")
-    for loss, r in rows:
-        why: list[str] = []
-        k = replay_runcast(r, res["chosen"][r.family], fc, why)
-        at = f"eval {k} of {len(r.val)} (step {r.steps[k]})" if k is not None else "-"
-        print(
-            f"| {r.id} | {r.family} | {res['chosen'][r.family]} | {100 * loss:+.2f}% | {at} | "
-            f"{why[0][:160] if why else '-'} |"
-        )
-
-
-def goals(runs: list[Run], result: dict[str, dict[str, Any]]) -> None:
-    print("\n### Goals (pooled over held-out families)\n")
-    ovf = summary([x for r, x in zip(runs, result["runcast"]["outs"], strict=True) if r.overfits])
-    imp = summary(
-        [x for r, x in zip(runs, result["runcast"]["outs"], strict=True) if not r.overfits]
-    )
-    rows = []
-    if ovf:
-        rows += [
-            (
-                "overfitting: share of the oracle's saving >= 60%",
-                ovf["share"] >= GOAL_SHARE,
-                fmt(ovf["share"]),
-            ),
-            (
-                "overfitting: kept within 0.5% of the best (mean)",
-                ovf["vs_best"] <= GOAL_BEST_MEAN,
-                f"{100 * ovf['vs_best']:+.2f}%",
-            ),
-        ]
-    if imp:
-        rows += [
-            (
-                "improving: <= 0.3% worse than the end (mean)",
-                imp["vs_end"] <= GOAL_END_MEAN,
-                f"{100 * imp['vs_end']:+.2f}%",
-            ),
-            (
-                "improving: never > 1% worse (max)",
-                imp["vs_end_max"] <= GOAL_END_MAX,
-                f"{100 * imp['vs_end_max']:+.2f}%",
-            ),
-        ]
-    mine = summary(result["runcast"]["outs"])
-    base = summary(result["patience"]["outs"])
-    rows += [
-        (
-            "pooled: more compute saved than patience",
-            mine["saved"] > base["saved"],
-            f"{fmt(mine['saved'])} vs {fmt(base['saved'])}",
-        ),
-        (
-            "pooled: kept weights closer to the best than patience",
-            mine["vs_best"] < base["vs_best"],
-            f"{100 * mine['vs_best']:+.4f}% vs {100 * base['vs_best']:+.4f}%",
-        ),
-    ]
+def goals(
+    runs: list[Run], outs: list[dict[str, float]], base_outs: list[dict[str, float]], name: str
+) -> None:
+    print(f"\n### Goals ({name}, pooled over held-out families)\n")
+    ovf = summary([x for r, x in zip(runs, outs, strict=True) if r.overfits])
+    imp = summary([x for r, x in zip(runs, outs, strict=True) if not r.overfits])
+    mine, base = summary(outs), summary(base_outs)
+    rows = [
+        ("overfitting: share of the oracle's saving >= 60%", ovf["share"] >= GOAL_SHARE,
+         fmt(ovf["share"])),
+        ("overfitting: kept within 0.5% of the best (mean)", ovf["vs_best"] <= GOAL_BEST_MEAN,
+         f"{100 * ovf['vs_best']:+.2f}%"),
+        ("improving: <= 0.3% worse than the end (mean)", imp["vs_end"] <= GOAL_END_MEAN,
+         f"{100 * imp['vs_end']:+.2f}%"),
+        ("improving: never > 1% worse (max)", imp["vs_end_max"] <= GOAL_END_MAX,
+         f"{100 * imp['vs_end_max']:+.2f}%"),
+        ("pooled: more compute saved than patience", mine["saved"] > base["saved"],
+         f"{fmt(mine['saved'])} vs {fmt(base['saved'])}"),
+        ("pooled: kept weights closer to the best than patience", mine["vs_best"] < base["vs_best"],
+         f"{100 * mine['vs_best']:+.4f}% vs {100 * base['vs_best']:+.4f}%"),
+    ]  # fmt: skip
     print("| goal | met | measured |")
     print("|---|---|---|")
     for what, ok, val in rows:
         print(f"| {what} | {'yes' if ok else 'NO'} | {val} |")
+
+
+def detail(
+    runs: list[Run], cfgs: list[tuple[Any, ...]], pick: dict[str, int], fam_of: np.ndarray
+) -> None:
+    """Why the held-out stopper stopped (turned / stalled), how late after the best on
+    overfitting runs, and the improving runs it kept worse than the end."""
+    reasons: dict[tuple[bool, str], int] = {}
+    late: list[int] = []
+    losers = []
+    for r in runs:
+        why: list[str] = []
+        k = replay_runcast(r, cfgs[pick[r.family]], why)
+        kind = "ran to the end" if k is None else why[0].split(":")[0]
+        reasons[(r.overfits, kind)] = reasons.get((r.overfits, kind), 0) + 1
+        if k is not None and r.overfits:
+            late.append(k - r.best_index)
+        o = outcome(r, k)
+        if not r.overfits and o["vs_end"] > 0:
+            losers.append((o["vs_end"], r, k, why[0] if why else "-"))
+    print("\n### Why it stopped (held-out settings)\n")
+    print("| kind of run | reason | runs |")
+    print("|---|---|---|")
+    for (ovf, kind), n in sorted(reasons.items()):
+        print(f"| {'overfitting' if ovf else 'improving'} | {kind} | {n} |")
+    if late:
+        print(
+            f"\nOverfitting runs stopped: {len(late)}, a median {np.median(late):.0f} evaluations "
+            f"(mean {np.mean(late):.1f}) after the run's best evaluation."
+        )
+    print("\n### Improving runs kept worse than the end (runcast)\n")
+    print("| run | family | kept vs end | stopped at | why |")
+    print("|---|---|---|---|---|")
+    for loss, r, k, why in sorted(losers, key=lambda x: -x[0]):
+        print(
+            f"| {r.id} | {r.family} | {100 * loss:+.2f}% | eval {k} of {len(r.val)} "
+            f"(step {r.steps[k]}) | {why[:160]} |"
+        )
 
 
 if __name__ == "__main__":

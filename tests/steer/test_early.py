@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from runcast.curve import Curve
 from runcast.errors import InvalidInputError
 from runcast.forecast import Forecast
+from runcast.schedules import Schedule
 from runcast.steer import EarlyStopper, StopRule, eval_noise
 
 
@@ -243,3 +246,76 @@ def test_a_small_rise_that_comes_back_is_not_stopped() -> None:
     train = np.geomspace(1.0, 1e-5, val.size)
     assert _run(EarlyStopper(), val, train) is None
     assert _run(EarlyStopper(min_rise=0.0), val, train) is not None  # noise alone: it stops
+
+
+def _plateau(seed: int, n: int = 60) -> np.ndarray:
+    """A validation loss that falls to a flat, noisy plateau by evaluation ~15."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(n, dtype=float)
+    return 0.5 + np.exp(-i / 3) + rng.normal(0, 0.005, n)
+
+
+def _flat_train() -> np.ndarray:
+    """A training loss that has stopped falling (a noisy plateau): no turn, a stall."""
+    rng = np.random.default_rng(9)
+    return 0.4 + np.exp(-np.arange(60) / 3) + rng.normal(0, 0.01, 60)
+
+
+@pytest.mark.parametrize(("patience", "stall"), [(10, 0.0), (4, 0.3)])
+def test_a_plateau_at_the_lr_it_keeps_is_stopped(patience: int, stall: float) -> None:
+    val = _plateau(0)
+    train = _flat_train()
+    constant = Schedule.from_spec({"kind": "constant", "peak": 1.0})
+    es = EarlyStopper(patience=patience, stall=stall, schedule=constant, until=599)
+    k = _run(es, val, train)
+    d = es.decisions[0]
+    assert k is not None and d.reason.startswith("stalled")
+    # it stops once the lowest running median is patience evaluations old and stall of the
+    # evaluations so far (k + 1), not before
+    since = d.numbers["evals_since_low"]
+    assert since == k - d.numbers["level_low_step"] / 10
+    assert since == max(patience, math.ceil(stall * (k + 1)))
+    assert d.numbers["lr_now"] == d.numbers["lr_min_ahead"] == 1.0
+    # the kept weights are the best evaluation seen, from the plateau
+    assert es.best_value == pytest.approx(float(np.min(val[: k + 1])))
+
+
+def test_a_plateau_before_an_lr_decay_is_not_stopped() -> None:
+    val = _plateau(0)
+    # warmup-stable-decay: the LR falls to 0 over the last 20% of 600 steps
+    wsd = Schedule.from_spec({"kind": "wsd", "peak": 1.0, "total": 600, "decay_fraction": 0.2})
+    es = EarlyStopper(patience=10, schedule=wsd, until=599)
+    train = _flat_train()
+    ds = [
+        es.evaluate(10 * k, float(v), train_loss=float(t))
+        for k, (v, t) in enumerate(zip(val, train, strict=True))
+    ]
+    assert not any(ds)
+    waits = [d for d in ds if "the decay may lower the plateau" in d.reason]
+    assert waits and all(d.numbers["lr_min_ahead"] < 0.3 * d.numbers["lr_now"] for d in waits)
+    # with lr_drop 0 (never wait for a decay) the same run is stopped
+    never_wait = EarlyStopper(patience=10, lr_drop=0.0, schedule=wsd, until=599)
+    assert _run(never_wait, val, train) is not None
+
+
+def test_without_a_schedule_a_stall_is_not_stopped() -> None:
+    es = EarlyStopper(patience=10)
+    train = _flat_train()
+    ds = [
+        es.evaluate(10 * k, float(v), train_loss=float(t))
+        for k, (v, t) in enumerate(zip(_plateau(1), train, strict=True))
+    ]
+    assert not any(ds) and "pass schedule= and until=" in ds[-1].reason
+    # patience=None turns the stall test off, even with a schedule
+    off = EarlyStopper(
+        patience=None, schedule=Schedule.from_spec({"kind": "constant", "peak": 1.0}), until=599
+    )
+    assert _run(off, _plateau(1), train) is None
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"patience": 0}, {"lr_drop": 1.5}, {"lr_drop": -0.1}, {"stall": float("nan")}]
+)
+def test_bad_stall_settings_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidInputError):
+        EarlyStopper(**kwargs)  # type: ignore[arg-type]

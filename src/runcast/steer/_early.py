@@ -1,22 +1,22 @@
-"""Early stopping that pays: stop a run whose validation metric has turned, or whose budget left
-will not pay, and remember the step with the best validation value (the weights to keep).
+"""Early stopping that pays: stop a run whose validation metric has turned, or has stalled at
+the learning rate it will keep, and remember the step with the best validation value.
 
-Two reasons to stop, checked at every evaluation:
+Three reasons to stop, checked at every evaluation:
 
 - **turned** (overfitting): the validation metric, smoothed by a running median of ``window``
   evaluations, has risen from its lowest level by more than ``z`` standard errors of the run's
   own evaluation noise and by ``min_rise`` of that level, it is still rising, and the training
-  loss, smoothed the same way, fell over the same span beyond its noise. Smoothing first means
-  neither one bad evaluation nor one lucky low one decides; a training loss that stalls or
-  rises with the validation is a plateau or an instability, not overfitting.
+  loss, smoothed the same way, fell over the same span beyond ``train_z`` of its noise.
+- **stalled**: the smoothed level has made no new low for ``patience`` evaluations and for
+  ``stall`` of the run's evaluations so far, and the schedule will not lower the learning rate
+  below ``lr_drop`` of today's before ``until`` (a plateau before an LR decay is not final: the
+  decay lowers it). Needs ``schedule`` and ``until``.
 - **not worth it**: a :class:`~runcast.steer.StopRule` says the forecast gain over the rest of
-  the budget is below its tolerance (a loss law cannot turn upward, so this never catches
-  overfitting; the turn test does).
+  the budget is below its tolerance (off by default).
 
 Whoever stops restores the weights of :attr:`EarlyStopper.best_step`. The defaults were chosen
 leave-one-family-out on the corpus of real runs (bench/README.md, "Early stopping that pays").
-Without a validation set, :class:`~runcast.steer.TrainingPlateau` stops from the training
-dynamics alone.
+Without a validation set, :class:`~runcast.steer.TrainingPlateau` stops from the training loss.
 
 Example:
     >>> es = EarlyStopper(window=3, z=1.0, min_rise=0.0)
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from runcast.errors import InvalidInputError
+from runcast.errors import InvalidInputError, RuncastError
 from runcast.steer._decision import Decision
 
 if TYPE_CHECKING:
@@ -89,17 +89,23 @@ class EarlyStopper:
         z: how many standard errors the smoothed level must have risen by from its lowest.
         train_z: how many standard errors the smoothed training loss must have fallen by over
             the same span (0: fallen at all); ignored when no training loss is given.
-        min_rise: the rise must also be at least this fraction of the lowest level (0.02: a
-            rise of 2%, what the corpus's runs count as overfitting).
+        min_rise: the rise must also be at least this fraction of the lowest level (0.03: a
+            rise of 3%).
         min_evals: never stop before this many evaluations.
         stop_rule: also stop when this forecast rule says the rest is not worth it (needs
             ``until``); None: the turn test only.
-        until: the last step of the run's budget (for ``stop_rule``).
-        schedule: the run's LR schedule (lets the forecast see a coming cooldown).
+        until: the last step of the run's budget (for ``stop_rule`` and the stall test).
+        schedule: the run's LR schedule (the forecast and the stall test see a coming decay).
         forecast_every: ask ``stop_rule`` every this many evaluations (a forecast costs tens
             of milliseconds).
         dynamics: a :class:`TrainingPlateau` fed by :meth:`observe_train` (stops without a
             validation set).
+        patience: the stall test's fewest evaluations without a new low of the running median
+            (None, the default: no stall test; it needs ``schedule`` and ``until``).
+        stall: the stall test's span as a fraction of the evaluations so far, when longer than
+            ``patience`` (a run of 100 evaluations stalls over a longer span than one of 20).
+        lr_drop: the stall test waits while the schedule will still take the LR below this
+            fraction of the current one before ``until``.
 
     ``decisions`` keeps every decision that stopped the run (reason and numbers). Pass the
     training loss either per step (:meth:`observe_train`) or summarised per evaluation
@@ -119,15 +125,18 @@ class EarlyStopper:
         *,
         mode: Literal["min", "max"] = "min",
         window: int = 4,
-        z: float = 2.5,
-        train_z: float = 2.0,
-        min_rise: float = 0.02,
+        z: float = 3.0,
+        train_z: float = 3.0,
+        min_rise: float = 0.03,
         min_evals: int = 8,
         stop_rule: StopRule | None = None,
         until: int | None = None,
         schedule: Schedule | None = None,
         forecast_every: int = 1,
         dynamics: TrainingPlateau | None = None,
+        patience: int | None = None,
+        stall: float = 0.33,
+        lr_drop: float = 0.5,
     ) -> None:
         if mode not in ("min", "max"):
             raise InvalidInputError(f"mode must be 'min' or 'max', but got {mode!r}.")
@@ -136,6 +145,11 @@ class EarlyStopper:
                 f"need window >= 2, min_evals >= 1 and forecast_every >= 1, but got "
                 f"{window=}, {min_evals=}, {forecast_every=}."
             )
+        if patience is not None and patience < 1:
+            raise InvalidInputError(f"patience must be >= 1 or None (off), but got {patience=}.")
+        for name, val in (("stall", stall), ("lr_drop", lr_drop)):
+            if not (math.isfinite(val) and 0 <= val <= 1):
+                raise InvalidInputError(f"{name} must be a fraction in [0, 1], but got {val}.")
         for name, val in (("z", z), ("train_z", train_z), ("min_rise", min_rise)):
             if not (math.isfinite(val) and val >= 0):
                 raise InvalidInputError(f"{name} must be a finite number >= 0, but got {val}.")
@@ -150,6 +164,9 @@ class EarlyStopper:
         self.stop_rule, self.until, self.schedule = stop_rule, until, schedule
         self.forecast_every = forecast_every
         self.dynamics = dynamics
+        self.patience, self.stall, self.lr_drop = patience, stall, lr_drop
+        self._lr: np.ndarray | None = None  # the schedule's LR per step, up to until
+        self._lr_min_ahead: np.ndarray | None = None  # its suffix minima
         self.steps: list[int] = []
         self.values: list[float] = []
         self.train: list[float] = []  # training loss per evaluation interval (NaN: none given)
@@ -207,6 +224,8 @@ class EarlyStopper:
             self.best_value, self.best_step = value, int(step)
             self._best_index = len(self.values) - 1
         d = self._turned(step)
+        if not d and self.patience is not None:
+            d = self._stalled(step)
         if not d and self.stop_rule is not None and len(self.values) % self.forecast_every == 0:
             d = self._not_worth_it(step)
         if d:
@@ -294,6 +313,64 @@ class EarlyStopper:
             what += f"; but the training loss did not fall ({train_fall:+.4g})"
         return Decision("continue", f"not turned: {what}", step=step, numbers=numbers)
 
+    def _lr_now_and_ahead(self, step: int) -> tuple[float, float] | None:
+        """The schedule's LR at ``step`` and its lowest over ``(step, until]`` (None: unknown)."""
+        if self.schedule is None or self.until is None or step >= self.until:
+            return None
+        if self._lr is None or self._lr_min_ahead is None:
+            try:
+                self._lr = np.asarray(self.schedule.array(self.until + 1), dtype=np.float64)
+            except RuncastError:  # a recorded schedule shorter than the budget: no evidence
+                return None
+            self._lr_min_ahead = np.minimum.accumulate(self._lr[::-1])[::-1]
+        s = max(int(step), 0)
+        return float(self._lr[s]), float(self._lr_min_ahead[s + 1])
+
+    def _stalled(self, step: int) -> Decision:
+        assert self.patience is not None  # checked by the caller
+        n, low = len(self.values), self._low
+        since = n - 1 - low if low >= 0 else 0
+        if n < self.min_evals or since < max(self.patience, self.stall * n):
+            return Decision(
+                "continue", f"{since} evaluation(s) since the lowest running median", step=step
+            )
+        lrs = self._lr_now_and_ahead(step)
+        if lrs is None:
+            return Decision(
+                "continue",
+                f"stalled {since} evaluations, but with no schedule (or no budget end) an LR "
+                "decay may still lower it: pass schedule= and until=",
+                step=step,
+            )
+        lr_now, lr_ahead = lrs
+        numbers = {
+            "best": float(self.best_value) if self.best_value is not None else math.nan,
+            "best_step": float(self.best_step if self.best_step is not None else -1),
+            "level_low": self._sign() * self._levels[low],
+            "level_low_step": float(self.steps[low]),
+            "evals_since_low": float(since),
+            "lr_now": lr_now,
+            "lr_min_ahead": lr_ahead,
+        }
+        what = (
+            f"no new low of the median of {self.window} evaluations for {since} of {n} "
+            f"evaluations (lowest {numbers['level_low']:.6g} at step {self.steps[low]})"
+        )
+        if lr_now <= 0 or lr_ahead < self.lr_drop * lr_now:
+            return Decision(
+                "continue",
+                f"{what}, but the LR falls from {lr_now:.3g} to {lr_ahead:.3g} before step "
+                f"{self.until} (below {self.lr_drop:g} of it): the decay may lower the plateau",
+                step=step,
+                numbers=numbers,
+            )
+        return Decision(
+            "stop",
+            f"stalled: {what}; the LR stays >= {self.lr_drop:g} of {lr_now:.3g} to the end",
+            step=step,
+            numbers=numbers,
+        )
+
     def _not_worth_it(self, step: int) -> Decision:
         from runcast.curve import Curve
 
@@ -323,6 +400,9 @@ class EarlyStopper:
             "min_rise": self.min_rise,
             "min_evals": self.min_evals,
             "forecast_every": self.forecast_every,
+            "patience": self.patience,
+            "stall": self.stall,
+            "lr_drop": self.lr_drop,
         }
 
     def state_dict(self) -> dict[str, Any]:
