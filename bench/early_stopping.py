@@ -442,6 +442,14 @@ def shortfall(p: dict[str, np.ndarray], base: tuple[float, float] | None) -> np.
 
 
 _FEASIBLE: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+STALL_AXES = (4, 5, 6)  # patience, stall, lr_drop
+
+
+def _stall_off(shape: tuple[int, ...]) -> np.ndarray:
+    """The grid's settings whose stall test is off (patience None)."""
+    off = np.zeros(shape, dtype=bool)
+    off[:, :, :, :, PATIENCES.index(None)] = True
+    return off
 
 
 def choose(
@@ -468,6 +476,8 @@ def choose(
             dst = [slice(None)] * grid_ok.ndim
             src[ax], dst[ax] = slice(0, -step), slice(step, None)
             nb[tuple(dst)] = grid_ok[tuple(src)]
+            if ax in STALL_AXES:  # a stall test that is off has no threshold to keep away from
+                nb |= _stall_off(grid_ok.shape)
             robust &= nb
         r = robust.ravel()
         if r.any():
@@ -602,6 +612,7 @@ def main() -> None:
         raise SystemExit(f"{len(mismatch)} replays differ from the table, e.g. {mismatch[:3]}")
     report(runs, fams, result, cfgs, nested, plain, pchosen, tchosen, time.time() - t0, t_tab)
     detail(runs, cfgs, {f: v[0] for f, v in nested.items()}, fam_of)
+    held_back(runs, cfgs, {f: v[0] for f, v in nested.items()})
 
 
 def report(
@@ -732,6 +743,46 @@ def detail(
         print(
             f"| {r.id} | {r.family} | {100 * loss:+.2f}% | eval {k} of {len(r.val)} "
             f"(step {r.steps[k]}) | {why[:160]} |"
+        )
+
+
+def held_back(runs: list[Run], cfgs: list[tuple[Any, ...]], pick: dict[str, int]) -> None:
+    """Where the turn test stops on overfitting runs against the oracle, per family, and what
+    holds it back: on each run it does not stop, the one condition that, relaxed alone (z to
+    0, min_rise to 0, train_z to 0, or the rising last window), would stop it."""
+    print("\n### Overfitting runs: where the turn test stops, and what holds it back\n")
+    print(
+        "| family | runs | stopped | evals from best to stop (median) | oracle's best at "
+        "(median eval / of) | not stopped: would stop with z 0 / min_rise 0 / train_z 0 / "
+        "no slope test | never rose past its noise and 1% |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for fam in sorted({r.family for r in runs if r.overfits}):
+        rs = [r for r in runs if r.family == fam and r.overfits]
+        w, z, tz, mr, *_ = cfgs[pick[fam]]
+        late, held, never = [], [0, 0, 0, 0], 0
+        for r in rs:
+            f = features(r, w)
+            up = np.nan_to_num(f.up) > 0
+            rel = (
+                (f.rise > np.maximum(z * f.se, mr * f.low)) & up & (f.train_ok > tz),
+                (f.rise > mr * f.low) & up & (f.train_ok > tz),
+                (f.rise > z * f.se) & up & (f.train_ok > tz),
+                (f.rise > np.maximum(z * f.se, mr * f.low)) & up & (f.train_ok > 0),
+                (f.rise > np.maximum(z * f.se, mr * f.low)) & (f.train_ok > tz),
+            )
+            k = int(first(rel[0]))
+            if k >= 0:
+                late.append(k - r.best_index)
+                continue
+            for i in range(4):
+                held[i] += int(first(rel[i + 1])) >= 0
+            never += not bool((f.rise > np.maximum(z * f.se, 0.01 * f.low)).any())
+        lat = f"{np.median(late):.0f}" if late else "-"
+        best = np.median([r.best_index for r in rs])
+        print(
+            f"| {fam} | {len(rs)} | {len(late)} | {lat} | {best:.0f} / {len(rs[0].val)} | "
+            f"{' / '.join(map(str, held))} | {never} |"
         )
 
 

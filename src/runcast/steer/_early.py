@@ -14,9 +14,8 @@ Three reasons to stop, checked at every evaluation:
 - **not worth it**: a :class:`~runcast.steer.StopRule` says the forecast gain over the rest of
   the budget is below its tolerance (off by default).
 
-Whoever stops restores the weights of :attr:`EarlyStopper.best_step`. The defaults were chosen
-leave-one-family-out on the corpus of real runs (bench/README.md, "Early stopping that pays").
-Without a validation set, :class:`~runcast.steer.TrainingPlateau` stops from the training loss.
+Whoever stops restores the weights of :attr:`EarlyStopper.best_step`. Defaults: chosen
+leave-one-family-out on real runs (bench/README.md, "Early stopping that pays").
 
 Example:
     >>> es = EarlyStopper(window=3, z=1.0, min_rise=0.0)
@@ -89,8 +88,8 @@ class EarlyStopper:
         z: how many standard errors the smoothed level must have risen by from its lowest.
         train_z: how many standard errors the smoothed training loss must have fallen by over
             the same span (0: fallen at all); ignored when no training loss is given.
-        min_rise: the rise must also be at least this fraction of the lowest level (0.03: a
-            rise of 3%).
+        min_rise: the rise must also be at least this fraction of the lowest level (0.02: a
+            rise of 2%).
         min_evals: never stop before this many evaluations.
         stop_rule: also stop when this forecast rule says the rest is not worth it (needs
             ``until``); None: the turn test only.
@@ -125,9 +124,9 @@ class EarlyStopper:
         *,
         mode: Literal["min", "max"] = "min",
         window: int = 4,
-        z: float = 3.0,
+        z: float = 5.0,
         train_z: float = 3.0,
-        min_rise: float = 0.03,
+        min_rise: float = 0.02,
         min_evals: int = 8,
         stop_rule: StopRule | None = None,
         until: int | None = None,
@@ -136,7 +135,7 @@ class EarlyStopper:
         dynamics: TrainingPlateau | None = None,
         patience: int | None = None,
         stall: float = 0.33,
-        lr_drop: float = 0.5,
+        lr_drop: float = 0.7,
     ) -> None:
         if mode not in ("min", "max"):
             raise InvalidInputError(f"mode must be 'min' or 'max', but got {mode!r}.")
