@@ -1,27 +1,15 @@
 """Optuna: prune a trial when its forecast says it will not beat the best completed trial.
 
-:class:`ForecastPruner` applies :class:`runcast.steer.PruneRule` to a trial's intermediate
-values: after ``n_warmup_steps`` and once ``n_min_trials`` trials have completed, the trial is
-pruned when ``P(its final value beats the best completed value) < threshold`` (for a trial
-without a ``"runcast_schedule"``, by default: the 2nd best, ``top_k=2``). Every decision is
-kept, with its reason and numbers, in ``pruner.decisions[trial.number]``.
-
-Where a trial ends is, in this order: the trial's user attribute ``"runcast_total_steps"``,
-the ``total_steps`` argument, else inferred from the study as Optuna's ``HyperbandPruner`` does
-with ``max_resource="auto"``: the last step any completed trial reported (no trial is pruned
-before one has completed). Optionally give a trial's LR schedule as a spec dict in the user
-attribute ``"runcast_schedule"``: trials whose schedules match are then the closest evidence of
-how a trial goes on (a coming cooldown included). Without a schedule, a trial may set its
-current LR in the user attribute ``"runcast_lr"`` before each report: the pruner keeps the LRs it
-sees, and a trial's future LR is then inferred from the completed trials that logged theirs
-(one in the same phase, e.g. constant so far, may stay constant or decay as a peer did; see
-:meth:`runcast.steer.PruneRule.decide`). Report the same metric the objective returns.
-
-A pruned trial keeps its forecast in the user attribute ``"runcast_forecast"``: a dict with
-the forecast final value (``"final_median"``, its 80% interval ``"final_lo80"`` and
-``"final_hi80"``), ``"p_beat"`` (the chance it had of beating the best), the ``"best"`` it was
-compared with and the ``"step"`` it was pruned at. A sampler or a person can read the estimate
-instead of throwing the trial away (``study.trials[i].user_attrs["runcast_forecast"]``).
+:class:`ForecastPruner` applies :class:`runcast.steer.PruneRule` to a trial's reports; every
+decision, with its reason and numbers, is kept in ``pruner.decisions[trial.number]``. What a
+trial may tell it through user attributes: ``"runcast_total_steps"`` (its budget; else the
+``total_steps`` argument, else the last step a completed trial reported, as
+``HyperbandPruner(max_resource="auto")``), ``"runcast_schedule"`` (its LR schedule spec: trials
+with matching schedules are the closest evidence, a coming cooldown included) or, without one,
+``"runcast_lr"`` set to its current LR before each report (its future LR is then inferred from
+the completed trials' logged LRs). A pruned trial keeps its forecast in ``"runcast_forecast"``
+(``final_median``, ``final_lo80``, ``final_hi80``, ``p_beat``, ``best``, ``step``), so a sampler or
+a person can use the estimate instead of throwing the trial away.
 
 Example:
     >>> import optuna

@@ -3,15 +3,14 @@
 A trial is pruned when its forecast gives it too small a chance of beating the best completed
 trial: ``P(final < best) < threshold`` (``>`` when maximising), once it is past a warm-up and
 enough trials have completed to know what "best" is (a NaN/inf trial is pruned at once); a
-trial whose LR schedule is unknown must only have a chance of beating the 2nd best (``top_k``). In a
-sweep the forecast comes by default from the sweep's other trials
+trial whose LR schedule is unknown must only have a chance of beating the 2nd best (``top_k``),
+unless it logged its LR: it is then forecast under each future LR its completed peers ran
+(:mod:`runcast.steer._lrtrace`). The forecast comes from the sweep's other trials
 (:func:`~runcast.steer.analog_forecast`: how trials in a similar state, with a similar LR
-schedule, went on from each step; trials stopped early count for the steps they reached), and
-from the trial's own curve (:func:`runcast.forecast`) when no completed trial reported that
-early. Unlike a median or successive-halving rule,
-this compares where the trial is *going* (its forecast final value, with uncertainty) with where
-the best trial *ended*, so slow starters that will win are kept and fast starters that will
-plateau are cut.
+schedule, went on from each step, stopped trials for the steps they reached), else from the
+trial's own curve (:func:`runcast.forecast`). Unlike a median or successive-halving rule, this
+compares where the trial is *going* with where the best trial *ended*, so slow starters that
+will win are kept and fast starters that will plateau are cut.
 
 Example:
     >>> import numpy as np
