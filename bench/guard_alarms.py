@@ -16,14 +16,15 @@ same run, within 100 steps, dominates the injection (its loss rose over its loca
 as much, and its gradient norm no more; see ``inherent``): no detector monotone in those rises
 catches the one without alarming on the other.
 
-``z_threshold`` is chosen leave-one-family-out over a small grid: for each family, the setting
-with the fewest runs with a false alarm on the *other* families (then the fewest false alarms,
-then the best worst-kind catch rate), scored on the held-out family. The setting chosen the same
-way on all families is what the class ships; the script says whether they agree.
+``coupled_z`` and ``coupled_growth`` are chosen leave-one-family-out over a small grid (a
+finer one, offline, in bench/guard_frontier.py): for each family, the setting with the fewest
+runs with a false alarm on the *other* families (then the fewest false alarms, then the best
+worst-kind catch rate), scored on the held-out family. The setting chosen the same way on all
+families is what the class ships; the script says whether they agree.
 
     .venv/bin/python bench/guard_alarms.py                 # the table in bench/README.md
     .venv/bin/python bench/guard_alarms.py --max-steps 3000 --inject 5 --grid default  # quick
-    .venv/bin/python bench/guard_alarms.py --grid default --before 9ec968c  # the guard then
+    .venv/bin/python bench/guard_alarms.py --grid default --before 53f6be3  # the guard then
 """
 
 from __future__ import annotations

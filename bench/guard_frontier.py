@@ -162,6 +162,7 @@ def dominated(a: np.ndarray, b: np.ndarray, j: int, da: float, db: float, span: 
 # Each is (name, settings, alarms): alarms(r, setting) gives, on run r, which good steps from
 # MIN_HISTORY on alarm (healthy) and, per injection kind, which injections are caught.
 Alarms = tuple[np.ndarray, dict[str, np.ndarray]]
+Scores = Alarms  # the same arrays as ratios to the bar
 LN3, LN5, LN20 = math.log(3.0), math.log(5.0), math.log(20.0)
 _NEED: dict[float, np.ndarray] = {}
 
@@ -181,30 +182,43 @@ def _at(r: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return j, inj
 
 
-def coupled(stats: str, scale: str, one_sided: bool) -> Callable[[dict[str, Any], Any], Alarms]:
-    """The guard's coupled test: each rise's residual given the other's, over its scale (that
-    grows by ``growth`` per unit the other rose above its median), against z_needed(z)."""
+def coupled_ratios(stats: str, scale: str, one_sided: bool
+                   ) -> Callable[[dict[str, Any], tuple[float, float]], Scores]:  # fmt: skip
+    """The guard's coupled test as ratios to its bar (a spike over 1): each rise's residual
+    given the other's, over its scale (grown by ``growth`` per unit the other rose above its
+    median rise), over z_needed(z); -inf under the least factors (3x loss, 20x gradient)."""
 
-    def alarms(r: dict[str, Any], setting: tuple[float, float]) -> Alarms:
+    def ratios(r: dict[str, Any], setting: tuple[float, float]) -> Scores:
         growth, z = setting
         j, inj = _at(r)
         st, md = r[stats][j], r["med"][j]
         sa, sb = (st[:, 2], st[:, 5]) if scale == "q99" else (r["mad"][j, 0], r["mad"][j, 1])
         bar = need(z, np.minimum(j - 1, WINDOW))
 
-        def hit(da: float, db: float) -> tuple[np.ndarray, np.ndarray]:
+        def ratio(da: float, db: float) -> tuple[np.ndarray, np.ndarray]:
             xa, xb = r["a"][j] + da, r["b"][j] + db
             ra, rb = xa - st[:, 0] * xb - st[:, 1], xb - st[:, 3] * xa - st[:, 4]
             ea, eb = xb - md[:, 1], xa - md[:, 0]
             if one_sided:
                 ea, eb = np.maximum(ea, 0.0), np.maximum(eb, 0.0)
-            la = (ra / np.hypot(sa, growth * ea) > bar) & (ra >= LN3)
-            lb = (rb / np.hypot(sb, growth * eb) > bar) & (rb >= LN20)
-            return la, lb
+            ua = np.where(ra >= LN3, ra / np.hypot(sa, growth * ea) / bar, -np.inf)
+            ub = np.where(rb >= LN20, rb / np.hypot(sb, growth * eb) / bar, -np.inf)
+            return ua, ub
 
-        la, lb = hit(0.0, 0.0)
-        caught = {k: hit(da, db)[0 if db == 0 else 1][inj] for k, da, db in KINDS}
-        return (la | lb) & ~r["near_real"][j], caught
+        ua, ub = ratio(0.0, 0.0)
+        healthy = np.where(r["near_real"][j], -np.inf, np.maximum(ua, ub))
+        return healthy, {k: ratio(da, db)[0 if db == 0 else 1][inj] for k, da, db in KINDS}
+
+    return ratios
+
+
+def coupled(stats: str, scale: str, one_sided: bool) -> Callable[[dict[str, Any], Any], Alarms]:
+    """:func:`coupled_ratios` held to its bar."""
+    ratios = coupled_ratios(stats, scale, one_sided)
+
+    def alarms(r: dict[str, Any], setting: tuple[float, float]) -> Alarms:
+        healthy, inj = ratios(r, setting)
+        return healthy > 1.0, {k: v > 1.0 for k, v in inj.items()}
 
     return alarms
 
@@ -368,17 +382,21 @@ def main() -> None:
           + " | chosen on all | false alarms (runs) | " + " | ".join(kinds) + " |")  # fmt: skip
     print("|---|---|" + "---|" * len(kinds) + "---|---|" + "---|" * len(kinds))
     chosen: dict[str, tuple[Any, dict[str, dict[str, Any]]]] = {}
+    notes: list[str] = []
     for name, settings, fn in DETECTORS:
         if args.fast and fn.__qualname__.startswith("_slow"):
             continue
         results = [tally(data, fn, s) for s in settings]
-        held = {}
+        held, picks = {}, {}
         for fam in fams:
             others = [f for f in fams if f != fam]
             i = min(range(len(settings)), key=lambda j: objective(results[j], others))
-            held[fam] = results[i][fam]
+            held[fam], picks[fam] = results[i][fam], settings[i]
         h = pooled(held, fams)
         i = min(range(len(settings)), key=lambda j: objective(results[j], fams))
+        folds = [f"{f}: {show(picks[f])}, {held[f]['alarms']} false alarms, loss x10 "
+                 f"{pct(held[f]['loss x10'])}" for f in fams if picks[f] != settings[i]]  # fmt: skip
+        notes.append(f"- {name}: held-out folds choosing otherwise: {'; '.join(folds) or 'none'}")
         a = pooled(results[i], fams)
         chosen[name] = (settings[i], results[i])
         print(f"| {name} | {h['alarms']} ({h['alarm_runs']}) | "
@@ -387,12 +405,34 @@ def main() -> None:
               + " | ".join(pct(a[k]) for k in kinds) + " |")  # fmt: skip
         print(f"  {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
+    print("", *notes, sep="\n")
+    if any(k in data[0] for k in ("local", "env")):
+        with CACHE.open("wb") as f:
+            pickle.dump(data, f)  # the step-by-step detectors' scores, for the next run
+
     print("\nLoss judged alone (no gradient norm; z_threshold, min_factor 5), on the same runs\n")
     print("| z_threshold | false alarms (runs) | loss x10 | loss x100 |\n|---|---|---|---|")
     for z in (4.75, 5.0, 5.5, 6.0):
         a = pooled(tally(data, alone, z), fams)
         print(f"| {z:g} | {a['alarms']} ({a['alarm_runs']}) | {pct(a['loss x10'])} | "
               f"{pct(a['loss x100'])} |")  # fmt: skip
+
+    print("\nThe shipped score with each run's own bar (its largest healthy ratio: per-run "
+          "calibration by an oracle), against the one bar (1) the class ships\n")  # fmt: skip
+    print("| setting | " + " | ".join(f"{k}: one bar / per-run oracle bar" for k in kinds)
+          + " |\n|---|" + "---|" * len(kinds))  # fmt: skip
+    ratios = coupled_ratios("clamp", "q99", True)
+    for setting in ((0.0, 6.0), (0.2, 4.75)):
+        one: dict[str, list[bool]] = {k: [] for k in kinds}
+        own: dict[str, list[bool]] = {k: [] for k in kinds}
+        for r in data:
+            healthy, inj = ratios(r, setting)
+            top = max(float(np.max(healthy, initial=-np.inf)), 0.0)
+            for k in kinds:
+                one[k] += (inj[k] > 1.0).tolist()
+                own[k] += (inj[k] > top).tolist()
+        print(f"| slope >= 0, {show(setting)} | "
+              + " | ".join(f"{pct(one[k])} / {pct(own[k])}" for k in kinds) + " |")  # fmt: skip
 
     sig = inspect.signature(InstabilityGuard).parameters
     shipped = (sig["coupled_growth"].default, sig["coupled_z"].default)
