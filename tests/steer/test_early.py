@@ -221,6 +221,10 @@ def test_settings_rebuild_the_same_rule() -> None:
     again = EarlyStopper(**es.settings())
     assert again.settings() == es.settings()
     assert again.mode == "max" and again.train_z == 1.5
+    # the stall test's settings and the budget's end travel too (the schedule is an object)
+    stall = EarlyStopper(patience=12, stall=0.25, lr_drop=0.5, until=999)
+    assert EarlyStopper(**stall.settings()).settings() == stall.settings()
+    assert stall.settings()["until"] == 999 and stall.settings()["patience"] == 12
 
 
 def test_it_stops_within_a_window_or_two_of_a_clean_turn() -> None:

@@ -399,6 +399,7 @@ class EarlyStopper:
             "min_rise": self.min_rise,
             "min_evals": self.min_evals,
             "forecast_every": self.forecast_every,
+            "until": self.until,
             "patience": self.patience,
             "stall": self.stall,
             "lr_drop": self.lr_drop,
