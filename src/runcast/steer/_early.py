@@ -11,11 +11,10 @@ Three reasons to stop, checked at every evaluation:
   ``stall`` of the run's evaluations so far, and the schedule will not lower the learning rate
   below ``lr_drop`` of today's before ``until`` (a plateau before an LR decay is not final: the
   decay lowers it). Needs ``schedule`` and ``until``.
-- **not worth it**: a :class:`~runcast.steer.StopRule` says the forecast gain over the rest of
-  the budget is below its tolerance (off by default).
+- **not worth it**: a :class:`~runcast.steer.StopRule` (off by default) says the rest won't pay.
 
-Whoever stops restores the weights of :attr:`EarlyStopper.best_step`. Defaults: chosen
-leave-one-family-out on real runs (bench/README.md, "Early stopping that pays").
+Whoever stops restores the weights of :attr:`EarlyStopper.best_step`. The defaults were chosen
+leave-one-family-out (bench/README.md, "Early stopping that pays"); the stall test is off.
 
 Example:
     >>> es = EarlyStopper(window=3, z=1.0, min_rise=0.0)
