@@ -117,41 +117,62 @@ def attack_runs(family: str, steps: int, every: int, draws: int) -> list[dict[st
     return rows
 
 
-def overhead(family: str, steps: int, blocks: int) -> dict[str, float]:
-    """Seconds per step of the same loop with and without the recorder, alternating blocks."""
+FORMATS = (2, 3)  # the chain per step (format 2, as before session 10) and per segment
+
+
+def _recorder(task: Any, steps: int, version: int) -> ProofRecorder:
+    rec = ProofRecorder(tmp(), task.dataset, steps=steps, batch_size=BATCH)
+    rec.version = version  # format 2's writer chains every step; format 3's every segment
+    return rec
+
+
+def overhead(family: str, steps: int, blocks: int) -> dict[str, Any]:
+    """The same training loop without the recorder and with it in each proof format, in
+    blocks of ``steps`` steps whose order rotates; each block's time per step against the
+    recorder-free block of the same round (adjacent in time, so a change in the machine's load
+    cancels), the median over rounds. Wall time, and the training thread's CPU time."""
     task = FAMILIES[family](None)
     order = DataOrder(b"\x01" * 32, n_records=len(task.dataset), batch_size=BATCH, holdout=0.1)
-    base_t, rec_t = [], []
+    variants: list[int | None] = [None, *FORMATS]
+    wall: dict[int | None, list[float]] = {v: [] for v in variants}
+    cpu: dict[int | None, list[float]] = {v: [] for v in variants}
     for b in range(blocks):
-        for with_proof in (False, True) if b % 2 == 0 else (True, False):
+        for v in variants[b % 3 :] + variants[: b % 3]:
             torch.manual_seed(0)
             model = task.model()
             opt = task.optimizer(model)
-            if with_proof:
-                rec = ProofRecorder(tmp(), task.dataset, steps=steps, batch_size=BATCH)
+            if v is not None:
+                rec = _recorder(task, steps, v)
                 rec.start(model, opt)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 for step, idx in rec.batches():
                     task.train_step(model, opt, task.batch(idx), step)
                     rec.record(step, idx, model, opt)
-                rec_t.append((time.perf_counter() - t0) / steps)
+                wall[v].append((time.perf_counter() - t0) / steps)
+                cpu[v].append((time.thread_time() - c0) / steps)
                 rec.finish()
             else:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 for step in range(steps):
                     idx = order.batch(step)
                     task.train_step(model, opt, task.batch(idx), step)
-                base_t.append((time.perf_counter() - t0) / steps)
-    base, rec = float(np.median(base_t)), float(np.median(rec_t))
-    return {"base_ms": 1e3 * base, "rec_ms": 1e3 * rec, "overhead": rec / base - 1}
+                wall[v].append((time.perf_counter() - t0) / steps)
+                cpu[v].append((time.thread_time() - c0) / steps)
+    out: dict[str, Any] = {"base_ms": 1e3 * float(np.median(wall[None]))}
+    for v in FORMATS:
+        out[v] = {
+            "wall": float(np.median(np.array(wall[v]) / np.array(wall[None]))) - 1,
+            "cpu": float(np.median(np.array(cpu[v]) / np.array(cpu[None]))) - 1,
+        }
+    return out
 
 
-def record_cost(family: str, steps: int = 2000) -> dict[str, float]:
+def record_cost(family: str, version: int, steps: int = 2000) -> dict[str, float]:
     """The recorder's own time per step (indices kept, checkpoint copies every 100 steps; the
     writer thread's hashing and writing overlap), measured alone, against one training step:
     wall time, and the training thread's CPU time (steadier on a loaded machine)."""
     task = FAMILIES[family](None)
-    rec = ProofRecorder(tmp(), task.dataset, steps=steps, batch_size=BATCH)
+    rec = _recorder(task, steps, version)
     rec.seed()
     model = task.model()
     opt = task.optimizer(model)
@@ -172,6 +193,42 @@ def record_cost(family: str, steps: int = 2000) -> dict[str, float]:
         "share": per / step_s,
         "cpu_share": cpu / step_cpu,
     }
+
+
+def record_tables(quick: bool, blocks: int, block_steps: int) -> None:
+    """The recorder's cost in proof formats 2 and 3, side by side in one process."""
+    print("## The recorder's own cost per step (alone, 2000 steps, checkpoint every 100)\n")
+    print(
+        "| family | format | recording (us/step) | training step (ms) | share of a step (wall) "
+        "| share (training thread's CPU time) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for fam in FAMILIES:
+        for v in FORMATS:
+            c = record_cost(fam, v)
+            print(
+                f"| {fam} | {v} | {c['record_us']:.1f} | {c['step_ms']:.2f} | "
+                f"{100 * c['share']:.2f}% | {100 * c['cpu_share']:.2f}% |",
+                flush=True,
+            )
+    blocks, block_steps = (3, 300) if quick else (blocks, block_steps)
+    print(
+        f"\n## Recording overhead: the same loop without and with the recorder ({blocks} "
+        f"rounds of {block_steps}-step blocks, order rotated; median of the paired ratios)\n"
+    )
+    print(
+        "| family | step without proof (ms) | format 2: wall | format 2: training thread CPU "
+        "| format 3: wall | format 3: training thread CPU |"
+    )
+    print("|---|---|---|---|---|---|")
+    for fam in FAMILIES:
+        o = overhead(fam, block_steps, blocks)
+        print(
+            f"| {fam} | {o['base_ms']:.3f} | "
+            + " | ".join(f"{100 * o[v][k]:+.2f}%" for v in FORMATS for k in ("wall", "cpu"))
+            + " |",
+            flush=True,
+        )
 
 
 def lofo(
@@ -248,8 +305,9 @@ LONG = [
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer, shorter runs (a smoke test)")
-    ap.add_argument("--record-cost", action="store_true", help="only the recorder's own cost")
-    ap.add_argument("--part", choices=["all", "suite", "long", "rate"], default="all")
+    ap.add_argument("--part", choices=["all", "record", "suite", "long", "rate"], default="all")
+    ap.add_argument("--blocks", type=int, default=12, help="record: rounds of blocks")
+    ap.add_argument("--block-steps", type=int, default=1000, help="record: steps per block")
     ap.add_argument(
         "--family",
         choices=sorted(FAMILIES),
@@ -272,10 +330,12 @@ def main() -> None:
         )
         return
     if args.part in ("all", "suite"):
-        suite(args.quick, args.record_cost, args.family, args.rows)
-    if args.part in ("all", "long") and not args.record_cost:
+        suite(args.quick, args.family, args.rows)
+    if args.part in ("all", "record"):
+        record_tables(args.quick, args.blocks, args.block_steps)
+    if args.part in ("all", "long"):
         long_table(args.quick)
-    if args.part in ("all", "rate") and not args.record_cost:
+    if args.part in ("all", "rate"):
         rate_table(args.quick, args.family)
     print(f"\n(total {time.time() - t_start:.0f} s)")
 
@@ -344,7 +404,7 @@ def rate_table(quick: bool, family: str | None = None) -> None:
         )
 
 
-def suite(quick: bool, record_cost_only: bool, family: str | None, rows: str | None) -> None:
+def suite(quick: bool, family: str | None, rows: str | None) -> None:
     steps, every, plain, draws = (300, 50, 1, 1) if quick else (1500, 100, 3, 2)
     if family is not None:  # one family's runs, for a later --merge
         honest = honest_runs(family, steps, every, plain)
@@ -363,32 +423,6 @@ def suite(quick: bool, record_cost_only: bool, family: str | None, rows: str | N
             )
         tables(honest, attacks, steps, every, draws)
         return
-    print("## The recorder's own cost per step (alone, 2000 steps, checkpoint every 100)\n")
-    print(
-        "| family | recording (us/step) | training step (ms) | share of a step (wall) "
-        "| share (training thread's CPU time) |"
-    )
-    print("|---|---|---|---|---|")
-    for fam in FAMILIES:
-        c = record_cost(fam)
-        print(
-            f"| {fam} | {c['record_us']:.1f} | {c['step_ms']:.2f} | {100 * c['share']:.2f}% | "
-            f"{100 * c['cpu_share']:.2f}% |",
-            flush=True,
-        )
-    if record_cost_only:
-        return
-
-    print("\n## Recording overhead (same loop, alternating blocks, median s/step)\n")
-    print("| family | without proof (ms/step) | with proof (ms/step) | overhead |")
-    print("|---|---|---|---|")
-    for fam in FAMILIES:
-        o = overhead(fam, 200 if quick else 300, 2)
-        print(
-            f"| {fam} | {o['base_ms']:.3f} | {o['rec_ms']:.3f} | {100 * o['overhead']:+.1f}% |",
-            flush=True,
-        )
-
     honest, attacks = [], []
     for fam in FAMILIES:
         honest += honest_runs(fam, steps, every, plain)

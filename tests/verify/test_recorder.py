@@ -112,3 +112,24 @@ def test_checkpoints_are_written_off_the_training_thread(tmp_path: Path) -> None
     finally:
         _writer.file_hash = real  # type: ignore[assignment]
     assert seen == ["runcast-proof"] * 3  # every hash (and write) in the writer thread
+
+
+def test_checkpoint_bytes_are_safetensors_whatever_the_dtype() -> None:
+    import safetensors.torch as st
+
+    from runcast.verify._checkpoint import dump_checkpoint
+
+    for dtype in (torch.float32, torch.bfloat16):  # numpy has no bfloat16: the torch path
+        model = torch.nn.Linear(3, 2).to(dtype)
+        opt = torch.optim.Adam(model.parameters())
+        model(torch.ones(1, 3, dtype=dtype)).sum().backward()
+        opt.step()
+        payload = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": 1}
+        data = dump_checkpoint(payload)
+        back = load_checkpoint(data)
+        assert back["model"]["weight"].dtype == dtype
+        assert torch.equal(back["model"]["weight"], model.weight.detach())
+        moment = opt.state[model.weight]["exp_avg"]
+        assert torch.equal(back["optimizer"]["state"][0]["exp_avg"], moment)
+        # the file safetensors itself reads (either path writes the same format)
+        assert set(st.load(data)) >= {"model.weight", "optim.0.exp_avg", "optim.0.exp_avg_sq"}
