@@ -8,28 +8,30 @@ bundled help text), each at the recorder's default checkpoint interval (100 step
 - the replay tolerance's noise factor calibrated leave-one-family-out (twice the largest
   honest replay distance / measured rounding noise of the other families), each family judged
   with the factor of the others, with and without the tolerance floor;
-- the recording overhead, side by side: the same training loop with and without the recorder,
-  in alternating blocks;
+- the recording overhead (`--part record`): the same training loop without the recorder and
+  with it in proof formats 2 (session 9's recorder) and 3, in rotating blocks;
 - the verification cost at the defaults on 20,000-step runs (200 segments) of each family:
   the whole of verify() in wall time against the recorded training time.
 
-Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/verify.py [--quick] [--part suite|long]
+Run: OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/verify.py [--quick] [--part ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from runcast.verify import VerifyConfig, train_with_proof, verify
+from runcast.verify import VerifyConfig, _checkpoint, train_with_proof, verify
 from runcast.verify._commit import DataOrder
 from runcast.verify._recorder import ProofRecorder
 from runcast.verify.attacks import ATTACKS
@@ -117,7 +119,20 @@ def attack_runs(family: str, steps: int, every: int, draws: int) -> list[dict[st
     return rows
 
 
-FORMATS = (2, 3)  # the chain per step (format 2, as before session 10) and per segment
+# format 2 as session 9 recorded it (a chain link per step, checkpoints serialised through
+# safetensors' torch path) and format 3 (a link per segment, the numpy path: the same bytes)
+FORMATS = (2, 3)
+
+
+@contextlib.contextmanager
+def _as_format(version: int) -> Iterator[None]:
+    real = _checkpoint._numpy_views
+    if version == 2:
+        _checkpoint._numpy_views = lambda tensors: None  # session 9's serialisation
+    try:
+        yield
+    finally:
+        _checkpoint._numpy_views = real
 
 
 def _recorder(task: Any, steps: int, version: int) -> ProofRecorder:
@@ -142,15 +157,16 @@ def overhead(family: str, steps: int, blocks: int) -> dict[str, Any]:
             model = task.model()
             opt = task.optimizer(model)
             if v is not None:
-                rec = _recorder(task, steps, v)
-                rec.start(model, opt)
-                t0, c0 = time.perf_counter(), time.thread_time()
-                for step, idx in rec.batches():
-                    task.train_step(model, opt, task.batch(idx), step)
-                    rec.record(step, idx, model, opt)
-                wall[v].append((time.perf_counter() - t0) / steps)
-                cpu[v].append((time.thread_time() - c0) / steps)
-                rec.finish()
+                with _as_format(v):
+                    rec = _recorder(task, steps, v)
+                    rec.start(model, opt)
+                    t0, c0 = time.perf_counter(), time.thread_time()
+                    for step, idx in rec.batches():
+                        task.train_step(model, opt, task.batch(idx), step)
+                        rec.record(step, idx, model, opt)
+                    wall[v].append((time.perf_counter() - t0) / steps)
+                    cpu[v].append((time.thread_time() - c0) / steps)
+                    rec.finish()
             else:
                 t0, c0 = time.perf_counter(), time.thread_time()
                 for step in range(steps):
@@ -177,12 +193,13 @@ def record_cost(family: str, version: int, steps: int = 2000) -> dict[str, float
     model = task.model()
     opt = task.optimizer(model)
     task.train_step(model, opt, task.batch(rec.order.batch(0)), 0)  # optimizer state exists
-    rec.start(model, opt)
-    t0, c0 = time.perf_counter(), time.thread_time()
-    for step, idx in rec.batches():
-        rec.record(step, idx, model, opt)
-    per, cpu = (time.perf_counter() - t0) / steps, (time.thread_time() - c0) / steps
-    rec.finish()
+    with _as_format(version):
+        rec.start(model, opt)
+        t0, c0 = time.perf_counter(), time.thread_time()
+        for step, idx in rec.batches():
+            rec.record(step, idx, model, opt)
+        per, cpu = (time.perf_counter() - t0) / steps, (time.thread_time() - c0) / steps
+        rec.finish()
     t0, c0 = time.perf_counter(), time.thread_time()
     for s in range(200):
         task.train_step(model, opt, task.batch(rec.order.batch(s)), s)
@@ -195,15 +212,16 @@ def record_cost(family: str, version: int, steps: int = 2000) -> dict[str, float
     }
 
 
-def record_tables(quick: bool, blocks: int, block_steps: int) -> None:
+def record_tables(quick: bool, blocks: int, block_steps: int, family: str | None) -> None:
     """The recorder's cost in proof formats 2 and 3, side by side in one process."""
+    fams = [family] if family else list(FAMILIES)
     print("## The recorder's own cost per step (alone, 2000 steps, checkpoint every 100)\n")
     print(
         "| family | format | recording (us/step) | training step (ms) | share of a step (wall) "
         "| share (training thread's CPU time) |"
     )
     print("|---|---|---|---|---|---|")
-    for fam in FAMILIES:
+    for fam in fams:
         for v in FORMATS:
             c = record_cost(fam, v)
             print(
@@ -221,7 +239,7 @@ def record_tables(quick: bool, blocks: int, block_steps: int) -> None:
         "| format 3: wall | format 3: training thread CPU |"
     )
     print("|---|---|---|---|---|---|")
-    for fam in FAMILIES:
+    for fam in fams:
         o = overhead(fam, block_steps, blocks)
         print(
             f"| {fam} | {o['base_ms']:.3f} | "
@@ -332,7 +350,7 @@ def main() -> None:
     if args.part in ("all", "suite"):
         suite(args.quick, args.family, args.rows)
     if args.part in ("all", "record"):
-        record_tables(args.quick, args.blocks, args.block_steps)
+        record_tables(args.quick, args.blocks, args.block_steps, args.family)
     if args.part in ("all", "long"):
         long_table(args.quick)
     if args.part in ("all", "rate"):
