@@ -51,7 +51,7 @@ from runcast.steer import InstabilityGuard
 # (z_threshold 6 and coupled_factors (3, 20) were chosen the same way in session 9)
 GRID: list[dict[str, Any]] = [
     {"coupled_z": z, "coupled_growth": g}
-    for z, g in ((4.5, 0.2), (4.75, 0.2), (5.0, 0.2), (4.75, 0.1), (4.75, 0.3))
+    for z, g in ((4.5, 0.3), (4.75, 0.3), (5.0, 0.3), (4.75, 0.2), (4.75, 0.5))
 ]
 REAL_WITHIN = 10  # an alarm this close to a real instability (see real_instability) is no false one
 INJECT = (

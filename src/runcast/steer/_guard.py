@@ -264,7 +264,7 @@ class InstabilityGuard:
         coupled: bool = True,
         coupled_factors: tuple[float, float] = (3.0, 20.0),
         coupled_z: float = 4.75,
-        coupled_growth: float = 0.2,
+        coupled_growth: float = 0.3,
         run: Any = None,
     ) -> None:
         if action not in _ACTIONS:
@@ -424,19 +424,21 @@ class InstabilityGuard:
                     # slope is noise (a loss stuck flat gave -12 and a false alarm), so 0
                     beta = max(_gk_slope(own, other), 0.0)
                     centre, scale = _centre_scale(own - beta * other, max(floor, 1e-6))
-                    stats += [beta, centre, scale, _med(other)]
+                    stats += [beta, centre, scale, _med(other), float(np.max(other))]
             self._stats["pairs"] = (*stats, z_needed(self.coupled_z, len(ra)))
-        b_ab, c_ab, s_ab, m_b, b_ba, c_ba, s_ba, m_a, need = self._stats["pairs"]
+        b_ab, c_ab, s_ab, m_b, top_b, b_ba, c_ba, s_ba, m_a, top_a, need = self._stats["pairs"]
         last = list(self._pairs)[-self.level_window :]
         xa = la - _level((p[0] for p in last), self.level_window)
         xb = lb - _level((p[1] for p in last), self.level_window)
-        g = self.coupled_growth
+        # the residual's scale grows with how far the other value rose above its usual rise (a
+        # hard batch's loss/gradient ratio varies; a fall adds no doubt), but only as far as the
+        # window saw it rise: a rise of the other beyond any seen is no evidence of a hard batch
+        ga = self.coupled_growth * min(max(xb - m_b, 0.0), max(top_b - m_b, 0.0))
+        gb = self.coupled_growth * min(max(xa - m_a, 0.0), max(top_a - m_a, 0.0))
         out: dict[str, float] = {}
-        # the residual's scale grows with how far the other value rose above its usual rise
-        # (on the corpus a hard batch's loss/gradient ratio varies; a fall adds no doubt)
         for key, rise, scale in (
-            ("loss_given_grad", xa - b_ab * xb - c_ab, math.hypot(s_ab, g * max(xb - m_b, 0))),
-            ("grad_given_loss", xb - b_ba * xa - c_ba, math.hypot(s_ba, g * max(xa - m_a, 0))),
+            ("loss_given_grad", xa - b_ab * xb - c_ab, math.hypot(s_ab, ga)),
+            ("grad_given_loss", xb - b_ba * xa - c_ba, math.hypot(s_ba, gb)),
         ):
             out[f"{key}_z"] = rise / scale if math.isfinite(rise) else math.inf
             out[f"{key}_factor"] = math.exp(min(rise, 700.0))
