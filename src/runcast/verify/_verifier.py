@@ -13,10 +13,12 @@ The checks, in order (a later one runs only on a proof whose files are intact):
   a third the most suspicious (frozen optimizer state, interpolated weights, held-out losses
   that fell more than the training records': see :mod:`runcast.verify._scan`), the rest drawn
   at random by the verifier.
-  Each must land on the recorded next checkpoint within the tolerance: a multiple of the
-  rounding noise, measured by replaying the deciding segment again in float64, relative to the
-  segment's own update (calibrated on honest replays across thread counts and resumed runs,
-  judged leave-one-family-out: bench/README.md, "Proof of training");
+  Replays run on the training's recorded thread count (on the same platform, usually the
+  same arithmetic: exact). Each must land on the recorded next checkpoint within a tolerance
+  relative to the segment's update: a multiple of the rounding noise (the deciding segment
+  replayed again in float64), within [``replay_tolerance``, ``replay_tolerance_cap``]. A model
+  as chaotic as bench/README.md's transformer scatters further than the cap when a replay
+  cannot repeat the training's arithmetic: there only an exact replay passes;
 - ``memorisation``: the segments' records against the held-out tail right after each segment
   (Choi et al. 2023). It fails when the tail has significantly the lower losses (the held-out
   data was trained on), and, with ``memo_required``, when the segments' data shows no
