@@ -68,7 +68,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
             ``"runcast_total_steps"`` wins); None (default): the last step any completed trial
             reported, as Optuna's ``HyperbandPruner(max_resource="auto")`` infers it.
         threshold: prune when ``P(final beats best completed) < threshold``; None (default):
-            0.01 for a trial with a ``"runcast_schedule"``, 0.002 for one without, what
+            0.01 for a trial with a ``"runcast_schedule"`` or a logged LR, 0.002 for one
+            without either, what
             leave-one-sweep-out chooses on the corpus's real sweeps in each case
             (``bench/sweep_pruning.py``; a higher one saves compute and loses the winner more
             often).
@@ -80,8 +81,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
             says little: trials start near the same loss).
         n_min_trials: never prune before this many trials have completed.
         top_k: prune only a trial unlikely to beat the ``top_k``-th best completed value;
-            None (default): 1 with a ``"runcast_schedule"``, a leave-one-sweep-out choice
-            without (:meth:`runcast.steer.PruneRule.top_k_for`).
+            None (default): 1 with a ``"runcast_schedule"``, 2 without (with or without a
+            logged LR; leave-one-sweep-out's choices, :meth:`runcast.steer.PruneRule.top_k_for`).
         interval_steps: decide at most once per this many steps (a forecast costs milliseconds).
         min_points: never forecast a trial from its own curve with fewer reported values.
         use_peers: forecast from the study's other trials, completed and pruned (how similar

@@ -68,7 +68,8 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         lr_attr: the result field with the trial's current LR, when it has no
             ``"runcast_schedule"`` (None: do not look for one).
         threshold: stop when ``P(final beats best completed) < threshold``; None (default):
-            0.01 for a trial with a ``"runcast_schedule"``, 0.002 for one without, what
+            0.01 for a trial with a ``"runcast_schedule"`` or a logged LR, 0.002 for one
+            without either, what
             leave-one-sweep-out chooses on the corpus's real sweeps in each case
             (``bench/sweep_pruning.py``).
         grace_period: never stop a trial before this many steps (the warm-up).
@@ -79,8 +80,8 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             trials start near the same loss).
         n_min_trials: never stop before this many trials have completed.
         top_k: stop only a trial unlikely to beat the ``top_k``-th best completed value;
-            None (default): 1 with a ``"runcast_schedule"``, a leave-one-sweep-out choice
-            without (:meth:`runcast.steer.PruneRule.top_k_for`).
+            None (default): 1 with a ``"runcast_schedule"``, 2 without (with or without a
+            logged LR; leave-one-sweep-out's choices, :meth:`runcast.steer.PruneRule.top_k_for`).
         min_points: never forecast a trial from its own curve with fewer results.
         use_peers: forecast from the other trials' curves (see
             :func:`runcast.steer.analog_forecast`), else from the trial's own curve.

@@ -62,9 +62,11 @@ DEFAULT_PEER_METHOD: PeerMethod = "analog"
 DEFAULT_WARMUP_FRACTION_NO_SCHEDULE = 0.0
 DEFAULT_TOP_K_NO_SCHEDULE = 2
 # a trial that logged its LR (no schedule given): its future LR is one of the completed peers'
-# (runcast.steer._lrtrace); threshold and top_k chosen leave-one-sweep-out (bench/README.md)
+# (runcast.steer._lrtrace). The threshold is the one with schedules (every fold's choice there);
+# top_k 2 is every fold's choice from 1 / 2 with logged LRs (bench/README.md, issue 14): the
+# inferred future is a guess among the peers' futures, so the 2nd best is the bar, as without
 DEFAULT_THRESHOLD_LOGGED_LR = 0.01
-DEFAULT_TOP_K_LOGGED_LR = 1
+DEFAULT_TOP_K_LOGGED_LR = 2
 # analog_forecast's arguments that PruneRule fills in itself (not settable via peer_options)
 _SET_BY_RULE = {"curve", "until", "donors", "direction", "schedule", "donor_schedules", "window"}
 
@@ -198,8 +200,9 @@ class PruneRule:
 
     Args:
         threshold: prune when ``P(final beats best) < threshold``; None (default): 0.01 for a
-            trial whose LR schedule is given, 0.002 for one without (each chosen
-            leave-one-sweep-out on the corpus's sweeps, ``bench/sweep_pruning.py``).
+            trial whose LR schedule is given or inferred from its logged LR, 0.002 for one
+            without (each chosen leave-one-sweep-out on the corpus's sweeps,
+            ``bench/sweep_pruning.py``).
         warmup_steps: never prune before this step.
         warmup_fraction: never prune before this share of ``total_steps``; None (default): 0
             for a trial whose LR schedule is given, DEFAULT_WARMUP_FRACTION_NO_SCHEDULE for one
