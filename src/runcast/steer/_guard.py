@@ -13,7 +13,8 @@ What to do is the ``action``: ``"warn"`` (a :class:`~runcast.RuncastWarning`), `
 this optimizer step), ``"lower_lr"`` (multiply the LR, and a scheduler's ``base_lrs``, by
 ``lr_factor`` and skip the step) or ``"rollback"`` (restore the last good checkpoint, taken
 every ``checkpoint_every`` good steps). With ``run=``, every event is recorded in the run: a
-``guard_<action>`` point at its step and its reason under ``config["runcast_guard_events"]``.
+``guard_<action>`` point at its step and its reason under ``config["runcast_guard_events"]``
+(the first 100).
 
 Example:
     >>> g = InstabilityGuard("skip", min_history=5)
@@ -231,7 +232,8 @@ class InstabilityGuard:
         coupled_z: the bar for those two residuals (more while few steps were seen, as for
             ``z_threshold``); lower than a value's own, since the other explains hard batches.
         coupled_growth: a residual's scale grows by this much per unit (log) that the other
-            value rose above its usual rise: a hard batch raises both, by a ratio that varies.
+            value rose above its usual rise, up to the largest rise of it in the window: a hard
+            batch raises both, by a ratio that varies.
         run: a :class:`runcast.Run` to record every event in (see the module doc).
 
     Example:
