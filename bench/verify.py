@@ -33,7 +33,7 @@ import torch
 
 from runcast.verify import VerifyConfig, _checkpoint, train_with_proof, verify
 from runcast.verify._commit import DataOrder
-from runcast.verify._recorder import ProofRecorder
+from runcast.verify._recorder import ProofRecorder, _copy_state
 from runcast.verify._writer import CheckpointWriter
 from runcast.verify.attacks import ATTACKS
 from runcast.verify.examples import FAMILIES
@@ -235,6 +235,48 @@ def record_cost(family: str, version: int, steps: int = 2000) -> dict[str, float
     }
 
 
+def budget(family: str, version: int, checkpoints: int = 10, repeats: int = 5) -> dict[str, float]:
+    """The recorder's CPU per step, its two threads apart, each the least of ``repeats`` runs
+    (a fixed workload's least time is its time on an idle core): the training thread's
+    ``record()`` calls and checkpoint copies (the writer's queue stubbed out), and the writer
+    thread's work on ``checkpoints`` real checkpoints while the training thread waits."""
+    task = FAMILIES[family](None)
+    steps = 100 * checkpoints
+    train, write, step = [], [], []
+    for _ in range(repeats):
+        with _as_format(version):
+            rec = _recorder(task, steps, version)
+            rec.seed()
+            model = task.model()
+            opt = task.optimizer(model)
+            task.train_step(model, opt, task.batch(rec.order.batch(0)), 0)
+            rec.start(model, opt)
+            writer = rec._writer
+            assert writer is not None
+            put = writer.put
+            writer.put = lambda *args: None  # type: ignore[method-assign]
+            c0 = time.thread_time()
+            for s, idx in rec.batches():
+                rec.record(s, idx, model, opt)
+            train.append((time.thread_time() - c0) / steps)
+            for k in range(checkpoints):
+                payload = {
+                    "model": {n: v.detach().clone() for n, v in model.state_dict().items()},
+                    "optimizer": _copy_state(opt.state_dict()),
+                    "step": 100 * (k + 1),
+                }
+                batches = [rec.order.batch(s) for s in range(100 * k, 100 * k + 100)]
+                put(100 * (k + 1), payload, 100 * k, batches)
+            writer.close()
+            write.append(WRITER_CPU[-1] / steps)
+        c0 = time.thread_time()
+        for s in range(100):
+            task.train_step(model, opt, task.batch(rec.order.batch(s)), s)
+        step.append((time.thread_time() - c0) / 100)
+    t, w, st = min(train), min(write), min(step)
+    return {"step_us": 1e6 * st, "train_us": 1e6 * t, "writer_us": 1e6 * w, "share": (t + w) / st}
+
+
 def record_tables(quick: bool, blocks: int, block_steps: int, family: str | None) -> None:
     """The recorder's cost in proof formats 2 and 3, side by side in one process."""
     fams = [family] if family else list(FAMILIES)
@@ -250,6 +292,23 @@ def record_tables(quick: bool, blocks: int, block_steps: int, family: str | None
             print(
                 f"| {fam} | {v} | {c['record_us']:.1f} | {c['step_ms']:.2f} | "
                 f"{100 * c['share']:.2f}% | {100 * c['cpu_share']:.2f}% |",
+                flush=True,
+            )
+    print(
+        "\n## The recorder's CPU per step, least of 5 runs (an idle core's cost; the "
+        "writer's CPU is the most its GIL can cost the training thread)\n"
+    )
+    print(
+        "| family | format | training step CPU (us) | recorder on the training thread (us/step) "
+        "| writer thread (us/step) | both, share of a step |"
+    )
+    print("|---|---|---|---|---|---|")
+    for fam in fams:
+        for v in FORMATS:
+            c = budget(fam, v, repeats=2 if quick else 5)
+            print(
+                f"| {fam} | {v} | {c['step_us']:.0f} | {c['train_us']:.2f} | "
+                f"{c['writer_us']:.2f} | {100 * c['share']:.2f}% |",
                 flush=True,
             )
     blocks, block_steps = (3, 300) if quick else (blocks, block_steps)
