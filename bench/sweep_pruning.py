@@ -17,7 +17,12 @@ a mean regret at most runcast's is printed with its compute ratio (none: no prun
 The setting chosen on all sweeps is the shipped default's candidate. The baselines' replays are
 cached in bench/_cache/sweep_pruning_corpus.pkl (keyed by sweep, orders and library versions).
 
-    .venv/bin/python bench/sweep_pruning.py [--orders 8] [--jobs 3] [--specs] [--ray-runcast]
+    .venv/bin/python bench/sweep_pruning.py [--orders 8] [--jobs 3] [--specs | --lr] [--ray-runcast]
+
+``--specs`` gives each trial its schedule, ``--lr`` its logged LR at each report (``runcast_lr``),
+neither: nothing. ``--ray-runcast`` replays runcast's grid through Ray Tune's ForecastScheduler
+too (``time_attr="step"``), chooses its setting leave-one-sweep-out on those replays and counts
+the replays equal to the Optuna pruner's.
 
 ``--sweep digits|breast_cancer|wine`` replays one of the three development sweeps (60 MLP
 configurations trained here on scikit-learn data and recorded in bench/_cache) through Optuna
