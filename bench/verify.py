@@ -579,6 +579,25 @@ def tables(
             f"{a['family']} {a['ranks']}" for a in attacks if a["attack"] == "data_substitution"
         )
     )
+    print(
+        "\nwhat limits the tolerance cap: per family, the attack draws that only the replay "
+        "caught, lowest replay distance first (distance / float64 noise)"
+    )
+    for fam in fams:
+        low = sorted(
+            (dist, noise, a["attack"])
+            for a in attacks
+            if a["family"] == fam
+            for dist, noise, other in a["per_draw"]
+            if not other
+        )[:3]
+        print(
+            f"- {fam}: "
+            + "; ".join(
+                f"{name} {dist:.3g} ({dist / max(noise or 0, 1e-300):.3g})"
+                for dist, noise, name in low
+            )
+        )
     n_caught = sum(a["caught"] for a in attacks)
     n_draws = sum(a["draws"] for a in attacks)
     print(
