@@ -2,7 +2,8 @@
 
 For every segment (checkpoint j to j+1): its update size ``|W[j+1] - W[j]|``; the
 memorisation test (Choi et al. 2023: the segment's last records against a fresh tail sample at
-the checkpoint after it, :mod:`runcast.verify._memo`; Stouffer over segments); and signals that
+the checkpoint after it, :mod:`runcast.verify._memo`; over segments Stouffer's sum for the
+evidence of memorisation, twice the mean p-value for the alarm); and signals that
 choose which segments to replay (a signal never fails a proof, so pointing at an honest segment
 costs a replay, not a false alarm):
 
