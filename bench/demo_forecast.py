@@ -31,9 +31,9 @@ def main() -> None:
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     if args.pfn_weights is not None:
-        from runcast.forecast.pfn import _infer
+        from runcast.forecast.pfn._infer import use_weights
 
-        _infer.WEIGHTS = args.pfn_weights.resolve()
+        use_weights(args.pfn_weights)
     store = runcast.open_store(args.db)
     run = store.runs()[0]
     curve = store.curve(run.id, "loss")

@@ -53,6 +53,7 @@ from runcast.forecast._lofo import (
     record_kind,
 )
 from runcast.forecast._prep import curve_kind, prepare
+from runcast.forecast.pfn._infer import use_weights
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -113,15 +114,6 @@ def corpus_cases(
 
 #: the methods whose records depend on the PFN's weights
 USES_PFN = ("law+pfn", "pfn+schedule", "pfn+ensemble", "pfn")
-
-
-def use_weights(path: Path) -> None:
-    """Forecast with the PFN weights in ``path`` from now on (the method reads them lazily)."""
-    from runcast.forecast.pfn import _infer
-
-    if path != _infer.WEIGHTS:
-        _infer.WEIGHTS = path
-        _infer.load_weights.cache_clear()
 
 
 def fold_weights(folds_dir: Path) -> Callable[[str], Path]:
@@ -329,9 +321,7 @@ def main() -> None:
         if args.write_calibration:
             ap.error("--write-calibration ships a calibration for the package's own PFN weights: "
                      "copy the weights into the package and run with --cache instead")
-        from runcast.forecast.pfn import _infer
-
-        _infer.WEIGHTS = args.pfn_weights.resolve()  # read at the first forecast
+        use_weights(args.pfn_weights)
         cache_path = args.cache or CACHE.with_name(f"forecast_lofo-{args.pfn_weights.stem}.pkl")
 
     def log(msg: str) -> None:

@@ -69,11 +69,9 @@ def main() -> None:
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     if args.pfn_weights:
-        from pathlib import Path
+        from runcast.forecast.pfn._infer import use_weights
 
-        from runcast.forecast.pfn import _infer
-
-        _infer.WEIGHTS = Path(args.pfn_weights).resolve()
+        use_weights(args.pfn_weights)
     db = args.db or os.path.join(tempfile.mkdtemp(), "hf.db")
     print("| seed | forecast | final loss | median at step 300 | error | 80% interval | inside |")
     print("|---|---|---|---|---|---|---|")

@@ -100,3 +100,19 @@ def test_fine_tuning_lowers_the_loss_on_the_real_curves(tmp_path: Path) -> None:
 def test_a_real_share_outside_0_1_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="real_share"):
         finetune([], tmp_path / "x.npz", real_share=0.0)
+
+
+def test_use_weights_switches_the_default_weights_and_back(tmp_path: Path) -> None:
+    from runcast.forecast.pfn import _infer
+
+    shipped = _infer.WEIGHTS
+    small = tmp_path / "small.npz"
+    train(steps=1, out=small, batch=4, cfg=ModelConfig(16, 1, 2, 32, 8), bin_batches=1,
+          log=lambda s: None)  # fmt: skip
+    try:
+        _infer.load_weights()  # the shipped default, now cached
+        _infer.use_weights(small)
+        assert _infer.load_weights().config["d_model"] == 16  # not the cached shipped one
+    finally:
+        _infer.use_weights(shipped)
+    assert _infer.load_weights().config["d_model"] == 96

@@ -78,6 +78,16 @@ def load_weights(path: Path | str | None = None) -> Weights:
     return Weights(params, config, borders)
 
 
+def use_weights(path: Path | str) -> None:
+    """Forecast with the weights file ``path`` from now on, wherever a method is not given
+    ``weights=`` (``forecast()``'s own calls): for benchmarks judging other weights."""
+    p = Path(path).resolve()
+    global WEIGHTS
+    if p != WEIGHTS:
+        WEIGHTS = p
+        load_weights.cache_clear()  # the default's cached entry is keyed by None, not the path
+
+
 def _linear(x: F32, p: dict[str, F32], name: str) -> F32:
     out: F32 = x @ p[f"{name}.weight"].T + p[f"{name}.bias"]
     return out

@@ -50,6 +50,8 @@ import torch  # noqa: E402
 from runcast.forecast.pfn._model import PFN, ModelConfig, bar_nll  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).with_name("weights.npz")
+#: the training arguments a weights file records (its config records the model's sizes)
+META_KEYS = ("seed", "batch", "lr", "anneal_amp")
 
 
 @dataclass
@@ -84,6 +86,20 @@ def bin_borders(
     # ties (clipped mass at the ends) would make zero-width bins; spread them minimally
     out: FloatArray = np.maximum.accumulate(borders + np.arange(borders.size) * 1e-6)
     return out
+
+
+def _optimise(
+    model: PFN, opt: torch.optim.Optimizer, borders: torch.Tensor, batch: tuple[torch.Tensor, ...]
+) -> float:
+    """One optimiser step on ``batch`` (``_tensors``' order), gradients clipped to norm 1; the
+    step's bar NLL."""
+    of, oz, om, qf, qz = batch
+    loss = bar_nll(model(of, oz, om, qf), qz, borders)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return float(loss.item())
 
 
 def _tensors(b: Batch) -> tuple[torch.Tensor, ...]:
@@ -164,18 +180,12 @@ def train(
         return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * p)))
 
     t0 = time.perf_counter()
-    # what the weights file records of the run (its config records the model's sizes)
-    meta = {k: run_args[k] for k in ("seed", "batch", "lr", "anneal_amp")}
+    meta = {k: run_args[k] for k in META_KEYS}
     for i in range(start, steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(i)
-        of, oz, om, qf, qz = _tensors(sample_batch(rng, batch, anneal_amp=anneal_amp))
-        loss = bar_nll(model(of, oz, om, qf), qz, tb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(float(loss.item()))
+        losses.append(_optimise(model, opt, tb, _tensors(sample_batch(rng, batch,
+                                                                     anneal_amp=anneal_amp))))
         done = i + 1
         if out is not None and (done % checkpoint_every == 0 or done == steps):
             save_weights(out, model, borders, {**meta, "steps": done, "nll": losses[-1]})
@@ -243,6 +253,7 @@ def finetune(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     n_real = max(1, round(real_share * batch))
     groups = sorted({rc.group for rc in pool})
+    amp = _amp(base_meta)  # the synthetic half is drawn from the base's own prior
     losses: list[float] = []
     t0 = time.perf_counter()
     for i in range(steps):
@@ -250,19 +261,13 @@ def finetune(
             g["lr"] = lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * i / steps)))
         parts = [real_batch(rng, pool, n_real)]
         if n_real < batch:
-            parts.append(sample_batch(rng, batch - n_real, anneal_amp=_amp(base_meta)))
-        of, oz, om, qf, qz = (torch.cat(t) for t in zip(*map(_tensors, parts), strict=True))
-        loss = bar_nll(model(of, oz, om, qf), qz, tb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(float(loss.item()))
+            parts.append(sample_batch(rng, batch - n_real, anneal_amp=amp))
+        joined = tuple(torch.cat(t) for t in zip(*map(_tensors, parts), strict=True))
+        losses.append(_optimise(model, opt, tb, joined))
         if (i + 1) % log_every == 0 or i + 1 == steps:
             rate = (i + 1) / (time.perf_counter() - t0)
             log(f"step {i + 1}/{steps}  nll {np.mean(losses[-50:]):.4f}  {rate:.2f} steps/s")
-    keep = ("seed", "batch", "lr", "anneal_amp")
-    meta: dict[str, object] = {k: base_meta[k] for k in keep if k in base_meta}
+    meta: dict[str, object] = {k: base_meta[k] for k in META_KEYS if k in base_meta}
     meta["finetuned"] = {"steps": steps, "batch": batch, "real_share": real_share, "lr": lr,
                          "seed": seed, "groups": groups}  # fmt: skip
     save_weights(out, model, borders, {**meta, "nll": losses[-1]})
