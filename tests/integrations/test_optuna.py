@@ -264,6 +264,7 @@ def test_pruner_needs_a_single_objective() -> None:
         ({"interval_steps": 0}, "interval_steps"),
         ({"threshold": 1.5}, "threshold"),
         ({"peer_options": {"bandwith": 0.3}}, "bandwith"),  # a typo fails at once, by name
+        ({"min_gain": -0.1}, "min_gain"),
     ],
 )
 def test_pruner_rejects_bad_settings(kwargs: dict[str, Any], match: str) -> None:
@@ -290,6 +291,23 @@ def test_pruner_top_k_keeps_a_trial_that_would_end_second(top_k: int, states: st
     # the value trial 2 had to beat: the best final, or the 2nd best
     finals = [t.value for t in study.trials[:2]]
     assert pruner._rule.reference(finals) == pytest.approx(floors[top_k - 1] + 2.0 / TOTAL)
+
+
+@pytest.mark.parametrize(("min_gain", "state"), [(0.0, "COMPLETE"), (0.5, "PRUNED")])
+def test_pruner_min_gain_prunes_a_trial_that_cannot_win_by_that_much(
+    min_gain: float, state: str
+) -> None:
+    # the third trial ends about 10% below the best: worth finishing unless the least gain
+    # worth it is half the best
+    pruner = ForecastPruner(
+        total_steps=TOTAL, n_warmup_steps=10, threshold=0.05, min_gain=min_gain, **ONE_BEST
+    )
+    study = optuna.create_study(pruner=pruner)
+    study.optimize(_objective([0.5, 2.0, 0.45]), n_trials=3)
+    assert study.trials[2].state.name == state
+    if state == "PRUNED":  # the bar it could not pass: half the best final
+        bar = study.trials[0].value * (1 - min_gain)
+        assert pruner.decisions[2].numbers["bar"] == pytest.approx(bar)
 
 
 def test_pruner_warmup_fraction_of_the_inferred_budget() -> None:

@@ -94,6 +94,9 @@ def test_forecast_scheduler_settings() -> None:
     assert (rule.top_k, rule.warmup_fraction) == (3, 0.2)
     with pytest.raises(InvalidInputError, match="top_k"):
         ForecastScheduler(total_steps=10, top_k=0)
+    assert ForecastScheduler(total_steps=10, min_gain=0.01)._rule.min_gain == 0.01
+    with pytest.raises(InvalidInputError, match="min_gain"):
+        ForecastScheduler(total_steps=10, min_gain=1.5)
     with pytest.raises(InvalidInputError, match="bandwith"):
         ForecastScheduler(total_steps=10, peer_options={"bandwith": 0.3})
     # already set: Ray must not override what the user gave the constructor

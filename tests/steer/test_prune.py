@@ -56,6 +56,52 @@ def test_prune_decision_rejects_bad_threshold(threshold: float) -> None:
         prune_decision(_fc(0.5, 0.6), 0.5, step=1, threshold=threshold)
 
 
+@pytest.mark.parametrize(
+    ("mode", "lo", "hi", "best"), [("min", 0.5, 0.6, 0.6), ("max", 0.5, 0.6, 0.5)]
+)
+def test_prune_decision_min_gain_moves_the_bar_by_a_share_of_the_best(
+    mode: str, lo: float, hi: float, best: float
+) -> None:
+    f = _fc(lo, hi, direction="down" if mode == "min" else "up")
+    # any margin: every path beats the best; by 10% of it: none can (the range is 0.1 wide)
+    plain = prune_decision(f, best, step=5, mode=mode, threshold=0.05)  # type: ignore[arg-type]
+    assert plain.action == "continue" and plain.numbers["p_beat"] == pytest.approx(1.0, abs=2e-3)
+    d = prune_decision(
+        f,
+        best,
+        step=5,
+        mode=mode,
+        threshold=0.05,
+        min_gain=0.2,  # type: ignore[arg-type]
+    )
+    assert d.action == "prune" and d.numbers["p_beat"] == 0.0
+    assert d.numbers["bar"] == pytest.approx(best * (0.8 if mode == "min" else 1.2))
+    assert "min_gain 0.2" in d.reason
+    # 5% of it: the bar is inside the range (0.57 or 0.525), some paths pass it
+    half = prune_decision(f, best, step=5, mode=mode, min_gain=0.05)  # type: ignore[arg-type]
+    assert half.numbers["p_beat"] == pytest.approx(0.7 if mode == "min" else 0.75, abs=2e-3)
+
+
+@pytest.mark.parametrize("min_gain", [-0.01, 1.0, float("nan")])
+def test_min_gain_outside_0_1_is_refused_by_name(min_gain: float) -> None:
+    with pytest.raises(InvalidInputError, match="min_gain"):
+        prune_decision(_fc(0.5, 0.6), 0.5, step=1, min_gain=min_gain)
+    with pytest.raises(InvalidInputError, match="min_gain"):
+        PruneRule(min_gain=min_gain)
+
+
+def test_rule_min_gain_prunes_a_trial_that_can_only_win_by_a_hair() -> None:
+    fc = _Recorder(0.095, 0.099)  # ends 1-5% below the best completed (0.1)
+    kw: dict[str, Any] = {"total_steps": 100, "n_completed": 2, "best": 0.1}
+    rule = PruneRule(threshold=0.01, n_min_trials=1, min_points=1, forecaster=fc, top_k=1)
+    assert rule.decide([10, 20], [1.0, 0.9], **kw).action == "continue"
+    picky = PruneRule(
+        threshold=0.01, n_min_trials=1, min_points=1, forecaster=fc, top_k=1, min_gain=0.06
+    )
+    d = picky.decide([10, 20], [1.0, 0.9], **kw)
+    assert d.action == "prune" and d.numbers["bar"] == pytest.approx(0.094)
+
+
 class _Recorder:
     """A real forecaster (a fixed distribution) that remembers what it was asked."""
 

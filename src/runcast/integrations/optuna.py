@@ -96,6 +96,9 @@ class ForecastPruner(optuna.pruners.BasePruner):
         peer_options: more keyword arguments of :func:`runcast.steer.analog_forecast` (its
             kernel widths, ``mix``, ``noise``), to change its defaults.
         forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
+        min_gain: the least gain worth finishing a trial for, a fraction of the value to beat
+            (0.005: a trial must have a chance of beating it by 0.5%); None (default): the
+            leave-one-sweep-out choice (:class:`runcast.steer.PruneRule`).
 
     Example:
         >>> ForecastPruner(total_steps=100, threshold=0.02).threshold
@@ -118,6 +121,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         peer_method: PeerMethod = DEFAULT_PEER_METHOD,
         peer_options: Mapping[str, Any] | None = None,
         forecaster: Forecaster | None = None,
+        min_gain: float | None = None,
     ) -> None:
         if total_steps is not None and total_steps < 1:
             raise InvalidInputError(f"total_steps must be >= 1, but got {total_steps=}.")
@@ -137,6 +141,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
             use_peers=use_peers,
             peer_method=peer_method,
             peer_options=dict(peer_options or {}),
+            min_gain=min_gain,
         )
         self._last_checked: dict[int, int] = {}
         self._schedules: dict[int, Schedule | None] = {}

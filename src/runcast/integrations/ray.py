@@ -91,6 +91,9 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         peer_options: more keyword arguments of :func:`runcast.steer.analog_forecast` (its
             kernel widths, ``mix``, ``noise``), to change its defaults.
         forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
+        min_gain: the least gain worth finishing a trial for, a fraction of the value to beat
+            (0.005: a trial must have a chance of beating it by 0.5%); None (default): the
+            leave-one-sweep-out choice (:class:`runcast.steer.PruneRule`).
 
     Example:
         >>> ForecastScheduler(total_steps=10, threshold=0.1).threshold
@@ -116,6 +119,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         peer_method: PeerMethod = DEFAULT_PEER_METHOD,
         peer_options: Mapping[str, Any] | None = None,
         forecaster: Forecaster | None = None,
+        min_gain: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if mode not in (None, "min", "max"):
@@ -141,6 +145,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             use_peers=use_peers,
             peer_method=peer_method,
             peer_options=dict(peer_options or {}),
+            min_gain=min_gain,
         )
         self._history: dict[str, tuple[list[int], list[float]]] = {}
         # in the order trials stopped (a dict, not a set: the analog forecast draws from its

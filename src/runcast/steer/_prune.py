@@ -67,6 +67,8 @@ DEFAULT_TOP_K_NO_SCHEDULE = 2
 # inferred future is a guess among the peers' futures, so the 2nd best is the bar, as without
 DEFAULT_THRESHOLD_LOGGED_LR = 0.01
 DEFAULT_TOP_K_LOGGED_LR = 2
+# the least gain worth finishing a trial for (a fraction of the value to beat)
+DEFAULT_MIN_GAIN = 0.0
 # analog_forecast's arguments that PruneRule fills in itself (not settable via peer_options)
 _SET_BY_RULE = {"curve", "until", "donors", "direction", "schedule", "donor_schedules", "window"}
 
@@ -84,6 +86,14 @@ def _check_threshold(threshold: float | None) -> None:
         )
 
 
+def _check_min_gain(min_gain: float) -> None:
+    if not (0.0 <= min_gain < 1.0):
+        raise InvalidInputError(
+            f"min_gain is a fraction of the value to beat in [0, 1), but got {min_gain=}. "
+            "0.005 prunes a trial unlikely to beat the best by more than 0.5% of it."
+        )
+
+
 def prune_decision(
     forecast: Forecast,
     best: float | None,
@@ -92,6 +102,7 @@ def prune_decision(
     threshold: float = DEFAULT_THRESHOLD,
     warmup_steps: int = 0,
     mode: Mode = "min",
+    min_gain: float = 0.0,
 ) -> Decision:
     """Prune when ``P(trial's final beats best) < threshold``, after ``warmup_steps``.
 
@@ -102,6 +113,8 @@ def prune_decision(
         threshold: prune when the probability of beating ``best`` falls below this.
         warmup_steps: never prune before this step.
         mode: ``"min"`` (a loss: beating means ending below ``best``) or ``"max"``.
+        min_gain: beating means ending better than ``best`` by more than this fraction of it
+            (0.005: a loss must end below ``0.995 * best``); 0: any margin.
 
     Example:
         >>> import numpy as np
@@ -110,9 +123,12 @@ def prune_decision(
         >>> d = prune_decision(f, best=0.95, step=10, threshold=0.3)
         >>> d.action, round(d.numbers["p_beat"], 2)
         ('prune', 0.25)
+        >>> round(prune_decision(f, best=0.95, step=10, min_gain=0.05).numbers["bar"], 4)
+        0.9025
     """
     _check_mode(mode)
     _check_threshold(threshold)
+    _check_min_gain(min_gain)
     if step < warmup_steps:
         return Decision(
             "continue",
@@ -122,12 +138,17 @@ def prune_decision(
         )
     if best is None or not np.isfinite(best):
         return Decision("continue", "no completed trial to compare with yet", step=step)
-    p = forecast.prob_below(best) if mode == "min" else forecast.prob_above(best)
+    # the value the trial must pass: the best, moved by the least gain worth the compute
+    margin = min_gain * abs(float(best))
+    bar = float(best) - margin if mode == "min" else float(best) + margin
+    p = forecast.prob_below(bar) if mode == "min" else forecast.prob_above(bar)
     lo, hi = forecast.final.interval(0.8)
     numbers = {
         "p_beat": p,
         "threshold": threshold,
         "best": float(best),
+        "bar": bar,
+        "min_gain": min_gain,
         "final_median": forecast.final.median,
         "final_lo80": lo,
         "final_hi80": hi,
@@ -135,8 +156,11 @@ def prune_decision(
     }
     side = "below" if mode == "min" else "above"
     by = f" ({forecast.method} forecast)" if forecast.method else ""
+    target = f"best {best:.6g}"
+    if margin:
+        target = f"{bar:.6g} (best {best:.6g}, min_gain {min_gain:g})"
     what = (
-        f"P(final {side} best {best:.6g}) = {p:.3f}; forecast final median "
+        f"P(final {side} {target}) = {p:.3f}; forecast final median "
         f"{forecast.final.median:.6g}, 80% [{lo:.6g}, {hi:.6g}] at step "
         f"{int(forecast.steps[-1])}{by}"
     )
@@ -232,6 +256,9 @@ class PruneRule:
         peer_options: more keyword arguments of :func:`~runcast.steer.analog_forecast`
             (``bandwidth``, ``peak_bandwidth``, ``mix``, ``noise``, ...), to change its
             defaults.
+        min_gain: the least gain worth finishing a trial for, as a fraction of the value to
+            beat: prune when ``P(final beats it by more than min_gain of it) < threshold``;
+            None (default): DEFAULT_MIN_GAIN (chosen leave-one-sweep-out, as the thresholds).
 
     Example:
         >>> rule = PruneRule(n_min_trials=2)
@@ -253,10 +280,13 @@ class PruneRule:
     peer_window: int = 10
     peer_scale_floor: float = 0.1
     peer_options: Mapping[str, Any] = field(default_factory=dict)
+    min_gain: float | None = None
 
     def __post_init__(self) -> None:
         _check_mode(self.mode)
         _check_threshold(self.threshold)
+        if self.min_gain is not None:
+            _check_min_gain(self.min_gain)
         if self.peer_method not in ("auto", "analog", "shift"):
             raise InvalidInputError(
                 f"peer_method must be 'auto', 'analog' or 'shift', but got {self.peer_method!r}."
@@ -514,4 +544,5 @@ class PruneRule:
             threshold=self.threshold_for(schedule, logged=logged),
             warmup_steps=self.warmup_steps,
             mode=self.mode,
+            min_gain=DEFAULT_MIN_GAIN if self.min_gain is None else self.min_gain,
         )
