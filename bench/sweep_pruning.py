@@ -497,6 +497,12 @@ def main() -> None:
     )
     ap.add_argument("--peer-methods", default="auto,analog", help="corpus: runcast's grid")
     ap.add_argument(
+        "--mixes",
+        default="",
+        help="corpus: runcast's grid of the analog forecast's mix (peer_options; empty: its "
+        "default)",
+    )
+    ap.add_argument(
         "--min-gains",
         default="0",
         help="corpus: runcast's grid of min_gain (the least gain over the bar worth finishing for)",
@@ -1066,6 +1072,7 @@ def corpus_main(args: argparse.Namespace) -> None:
             "n_warmup_reports": int(wr),
             "peer_method": pm,
             "min_gain": float(mg),
+            **({} if mix is None else {"peer_options": {"mix": float(mix)}}),
         }
         for th in args.thresholds.split(",")
         for wf in args.warmup_fractions.split(",")
@@ -1073,6 +1080,7 @@ def corpus_main(args: argparse.Namespace) -> None:
         for wr in args.warmup_reports.split(",")
         for pm in args.peer_methods.split(",")
         for mg in args.min_gains.split(",")
+        for mix in (args.mixes.split(",") if args.mixes else [None])
     ]
     mode: bool | str = "lr" if args.lr else bool(args.specs)
     grid = []

@@ -202,7 +202,7 @@ def test_pruner_collects_pruned_trials_curves() -> None:
 
 def test_pruner_without_arguments_infers_the_budget_and_keeps_the_forecast() -> None:
     # written as every Optuna pruner is: no budget; it is where completed trials ended (each
-    # trial's schedule given: its default threshold is then 0.01)
+    # trial's schedule given: its default threshold is then 0.005)
     floors = [0.5, 0.45, 2.0, 3.0, 0.4]
     pruner = ForecastPruner()
     study = optuna.create_study(pruner=pruner)

@@ -68,9 +68,9 @@ class ForecastPruner(optuna.pruners.BasePruner):
             ``"runcast_total_steps"`` wins); None (default): the last step any completed trial
             reported, as Optuna's ``HyperbandPruner(max_resource="auto")`` infers it.
         threshold: prune when ``P(final beats best completed) < threshold``; None (default):
-            0.01 for a trial with a ``"runcast_schedule"`` or a logged LR, 0.002 for one
-            without either, what
-            leave-one-sweep-out chooses on the corpus's real sweeps in each case
+            0.005 for a trial with a ``"runcast_schedule"``, 0.01 with a logged LR, 0.002
+            for one without either, what leave-one-sweep-out chooses on the corpus's real
+            sweeps in each case
             (``bench/sweep_pruning.py``; a higher one saves compute and loses the winner more
             often).
         n_warmup_steps: never prune before this step.
@@ -152,8 +152,9 @@ class ForecastPruner(optuna.pruners.BasePruner):
 
     @property
     def threshold(self) -> float | None:
-        """The probability below which a trial is pruned; None: chosen per trial, 0.01 with a
-        known schedule, else 0.002 (:meth:`runcast.steer.PruneRule.threshold_for`)."""
+        """The probability below which a trial is pruned; None: chosen per trial, 0.005 with
+        a known schedule, 0.01 with a logged LR, else 0.002
+        (:meth:`runcast.steer.PruneRule.threshold_for`)."""
         return self._rule.threshold
 
     def _schedule(self, trial: Any) -> Schedule | None:

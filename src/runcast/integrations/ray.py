@@ -19,7 +19,7 @@ as the Optuna pruner's with ``trial.report(value, step)``.
 
 Example:
     >>> sched = ForecastScheduler(metric="loss", mode="min", total_steps=20, grace_period=5)
-    >>> sched.threshold is None  # per trial: 0.01 with a "runcast_schedule", else 0.002
+    >>> sched.threshold is None  # per trial: 0.005 with a "runcast_schedule", else 0.002
     True
 """
 
@@ -68,9 +68,9 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         lr_attr: the result field with the trial's current LR, when it has no
             ``"runcast_schedule"`` (None: do not look for one).
         threshold: stop when ``P(final beats best completed) < threshold``; None (default):
-            0.01 for a trial with a ``"runcast_schedule"`` or a logged LR, 0.002 for one
-            without either, what
-            leave-one-sweep-out chooses on the corpus's real sweeps in each case
+            0.005 for a trial with a ``"runcast_schedule"``, 0.01 with a logged LR, 0.002
+            for one without either, what leave-one-sweep-out chooses on the corpus's real
+            sweeps in each case
             (``bench/sweep_pruning.py``).
         grace_period: never stop a trial before this many steps (the warm-up).
         warmup_fraction: never stop a trial before this share of the budget; None (default):
@@ -157,8 +157,9 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
 
     @property
     def threshold(self) -> float | None:
-        """The probability below which a trial is stopped; None: chosen per trial, 0.01 with a
-        known schedule, else 0.002 (:meth:`runcast.steer.PruneRule.threshold_for`)."""
+        """The probability below which a trial is stopped; None: chosen per trial, 0.005 with
+        a known schedule, 0.01 with a logged LR, else 0.002
+        (:meth:`runcast.steer.PruneRule.threshold_for`)."""
         return self._rule.threshold
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
