@@ -1,6 +1,6 @@
 """How much of a sweep does runcast's forecast pruner save, and at what regret?
 
-Without ``--sweep`` (issue #14): every sweep of the corpus (bench/corpus, ``load.sweeps()``: 24
+Without ``--sweep`` (issue #14): every sweep of the corpus (bench/corpus, ``load.sweeps()``: 32
 real sweeps of 40 trials, losses and accuracies, budgets in epochs and in steps, with late
 bloomers and divergent trials) is replayed in ``--orders`` random trial orders through real
 Optuna (ask, report, ``should_prune()``, tell) with runcast's ``ForecastPruner()`` (no budget:
@@ -8,13 +8,14 @@ inferred) and Optuna's Median, Percentile, Patient, SuccessiveHalving and Hyperb
 their defaults, and through the callbacks of Ray Tune's ``ASHAScheduler`` on a grid of grace
 periods and reduction factors (called as Tune's controller calls them; a stopped trial is
 completed with its last result). runcast's settings (``--thresholds`` x ``--warmup-fractions``
-x ``--top-ks`` x ``--warmup-reports`` x ``--peer-methods`` x ``--min-gains``) are chosen leave-one-sweep-out: for
-each sweep, the cheapest setting that, on the other sweeps, keeps >= 95% of (sweep, order) pairs
-within 1% of the best, less one standard error over sweeps (see ``loso_choice``), and never a
-higher mean regret than MedianPruner on a sweep (else the nearest to that); it is scored on the
-held-out sweep only. Compute: steps trained over the full sweep's; regret: the best completed
-trial's final value against the sweep's best, relative to it. Per sweep, the cheapest ASHA setting with
-a mean regret at most runcast's is printed with its compute ratio (none: no pruning, 100%).
+x ``--top-ks`` x ``--warmup-reports`` x ``--peer-methods`` x ``--min-gains`` x ``--mixes``) are
+chosen leave-one-sweep-out: for each sweep, the cheapest setting that, on the other sweeps,
+keeps >= 95% of (sweep, order) pairs within 1% of the best, less one standard error over
+sweeps (see ``loso_choice``), and never a higher mean regret than MedianPruner on a sweep (else
+the nearest to that); it is scored on the held-out sweep only. Compute: steps trained over
+the full sweep's; regret: the best completed trial's final value against the sweep's best,
+relative to it. Per sweep, the cheapest ASHA setting with a mean regret at most runcast's is
+printed with its compute ratio (none: no pruning, 100%).
 The setting chosen on all sweeps is the shipped default's candidate. The baselines' replays are
 cached in bench/_cache/sweep_pruning_corpus.pkl (keyed by sweep, orders and library versions).
 

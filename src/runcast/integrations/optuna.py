@@ -97,8 +97,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
             kernel widths, ``mix``, ``noise``), to change its defaults.
         forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
         min_gain: the least gain worth finishing a trial for, a fraction of the value to beat
-            (0.005: a trial must have a chance of beating it by 0.5%); None (default): the
-            leave-one-sweep-out choice (:class:`runcast.steer.PruneRule`).
+            (0.005: a trial must have a chance of beating it by 0.5%); None (default): 0,
+            any gain (:class:`runcast.steer.PruneRule`).
 
     Example:
         >>> ForecastPruner(total_steps=100, threshold=0.02).threshold

@@ -92,8 +92,8 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             kernel widths, ``mix``, ``noise``), to change its defaults.
         forecaster: ``fn(curve, until) -> Forecast`` to use instead of both.
         min_gain: the least gain worth finishing a trial for, a fraction of the value to beat
-            (0.005: a trial must have a chance of beating it by 0.5%); None (default): the
-            leave-one-sweep-out choice (:class:`runcast.steer.PruneRule`).
+            (0.005: a trial must have a chance of beating it by 0.5%); None (default): 0,
+            any gain (:class:`runcast.steer.PruneRule`).
 
     Example:
         >>> ForecastScheduler(total_steps=10, threshold=0.1).threshold

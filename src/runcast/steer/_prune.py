@@ -70,7 +70,9 @@ DEFAULT_TOP_K_NO_SCHEDULE = 2
 # guess among the peers' futures, so the 2nd best is the bar, as without
 DEFAULT_THRESHOLD_LOGGED_LR = 0.01
 DEFAULT_TOP_K_LOGGED_LR = 2
-# the least gain worth finishing a trial for (a fraction of the value to beat)
+# the least gain worth finishing a trial for (a fraction of the value to beat): 0, any gain. It
+# is the user's price of compute, not a fitted choice; on the corpus a positive one saved under
+# 2 points of compute and put sweeps above MedianPruner (bench/README.md, issue 14)
 DEFAULT_MIN_GAIN = 0.0
 # analog_forecast's arguments that PruneRule fills in itself (not settable via peer_options)
 _SET_BY_RULE = {"curve", "until", "donors", "direction", "schedule", "donor_schedules", "window"}
@@ -261,7 +263,7 @@ class PruneRule:
             defaults.
         min_gain: the least gain worth finishing a trial for, as a fraction of the value to
             beat: prune when ``P(final beats it by more than min_gain of it) < threshold``;
-            None (default): DEFAULT_MIN_GAIN (chosen leave-one-sweep-out, as the thresholds).
+            None (default): DEFAULT_MIN_GAIN, 0 (any gain).
 
     Example:
         >>> rule = PruneRule(n_min_trials=2)
