@@ -13,7 +13,6 @@ or ended. A pruner that only spent compute where it pays would train the worse h
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import warnings
 from pathlib import Path
@@ -29,33 +28,10 @@ GROUPS = ((0, 3), (3, 10), (10, 20), (20, 40))  # final ranks (0 = best) of a 40
 
 def trained(sw: sp.CSweep, order: list[int]) -> dict[int, float]:
     """Each trial's share of its budget trained, one Optuna replay of ``order``."""
-    import optuna
-
     from runcast.integrations.optuna import ForecastPruner
 
-    study = optuna.create_study(
-        direction="maximize" if sw.maximize else "minimize", pruner=ForecastPruner()
-    )
-    out = {}
-    for i in order:
-        trial = study.ask()
-        stopped = None
-        for s, v in zip(sw.steps, sw.values[i], strict=True):
-            trial.report(float(v), int(s))
-            if trial.should_prune():
-                stopped = int(s)
-                break
-        if stopped is None:
-            final = float(sw.values[i, -1])
-            if math.isfinite(final):
-                study.tell(trial, final)
-            else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            out[i] = 1.0
-        else:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            out[i] = (stopped + 1) / sw.total
-    return out
+    steps, _ = sp.optuna_trained(lambda sw: ForecastPruner(), sw, order, False)
+    return {i: n / sw.total for i, n in steps.items()}
 
 
 def main() -> None:

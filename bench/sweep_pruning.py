@@ -780,9 +780,12 @@ class CReplay(NamedTuple):
 Make = Callable[["CSweep"], Any]  # a pruner or scheduler for one sweep
 
 
-def creplay_optuna(make: Make, sw: CSweep, order: list[int], specs: bool | str) -> CReplay:
+def optuna_trained(
+    make: Make, sw: CSweep, order: list[int], specs: bool | str
+) -> tuple[dict[int, int], list[float]]:
     """One trial order of a corpus sweep through Optuna's ask/report/should_prune/tell
-    (``specs``: True gives each trial's schedule, ``"lr"`` its logged LR at each report)."""
+    (``specs``: True gives each trial's schedule, ``"lr"`` its logged LR at each report): the
+    steps each trial trained, and the final values of the trials that completed."""
     import optuna
 
     study = optuna.create_study(
@@ -790,7 +793,7 @@ def creplay_optuna(make: Make, sw: CSweep, order: list[int], specs: bool | str) 
         direction="maximize" if sw.maximize else "minimize",
         pruner=make(sw),
     )
-    used = 0
+    steps: dict[int, int] = {}
     for i in order:
         trial = study.ask()
         if specs is True and sw.specs[i] is not None:
@@ -806,18 +809,24 @@ def creplay_optuna(make: Make, sw: CSweep, order: list[int], specs: bool | str) 
         else:
             last = None
         if last is None:
-            used += sw.total
+            steps[i] = sw.total
             final = float(sw.values[i, -1])
             if math.isfinite(final):
                 study.tell(trial, final)
             else:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
-            used += last + 1
+            steps[i] = last + 1
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     done = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return steps, done
+
+
+def creplay_optuna(make: Make, sw: CSweep, order: list[int], specs: bool | str) -> CReplay:
+    """One trial order through Optuna (:func:`optuna_trained`): compute and regret."""
+    steps, done = optuna_trained(make, sw, order, specs)
     final = (max(done) if sw.maximize else min(done)) if done else math.nan
-    return CReplay(used / (len(order) * sw.total), sw.regret(final))
+    return CReplay(sum(steps.values()) / (len(order) * sw.total), sw.regret(final))
 
 
 class _TrialRef:

@@ -22,6 +22,9 @@ sweep_facts = sweeps_common.sweep_facts
 # name: dataset, model, objective metric, direction, budget unit, epochs or steps, report every
 # (steps; for epochs: one epoch), batch, number of trials, space
 _MLP = {"width": [16, 32, 64, 128, 256], "depth": [1, 2, 3], "act": ["relu", "tanh"]}
+_SMALL_MLP = {"width": [64, 128, 256], "depth": [2, 3], "act": ["relu"]}  # for 200 examples
+_CNN = {"c1": [4, 8], "c2": [8, 16]}
+_AUTOENC = {"width": [32, 64, 128], "bottleneck": [4, 8, 16]}
 _ROWS = [
     # name, dataset, model, metric, unit, budget (epochs or steps), report every (steps;
     # epoch budgets report every epoch), batch, space, LR shift, training examples
@@ -46,19 +49,7 @@ _ROWS = [
     ("friedman1_mlp", "friedman1", "mlp", "val_loss", "step", 500, 20, 64, _MLP, 0.3, None),
     ("regression_mlp_r2", "regression", "mlp", "val_r2", "step", 400, 10, 32, _MLP, 0.3, None),
     ("digits_linear", "digits", "linear", "val_loss", "epoch", 12, 0, 64, {}, 1.0, None),
-    (
-        "digits_cnn_acc",
-        "digits",
-        "cnn",
-        "val_acc",
-        "epoch",
-        8,
-        0,
-        128,
-        {"c1": [4, 8], "c2": [8, 16]},
-        1.0,
-        None,
-    ),
+    ("digits_cnn_acc", "digits", "cnn", "val_acc", "epoch", 8, 0, 128, _CNN, 1.0, None),
     (
         "digits_autoenc",
         "digits",
@@ -68,39 +59,15 @@ _ROWS = [
         500,
         20,
         64,
-        {"width": [32, 64, 128], "bottleneck": [4, 8, 16]},
+        _AUTOENC,
         1.0,
         None,
     ),
-    (
-        "digits_small_mlp",
-        "digits",
-        "mlp",
-        "val_loss",
-        "epoch",
-        40,
-        0,
-        32,
-        {"width": [64, 128, 256], "depth": [2, 3], "act": ["relu"]},
-        1.0,
-        200,
-    ),
+    ("digits_small_mlp", "digits", "mlp", "val_loss", "epoch", 40, 0, 32, _SMALL_MLP, 1.0, 200),
     # wider LR ranges (x3): these sweeps were added for divergent trials
     ("iris_mlp_loss", "iris", "mlp", "val_loss", "epoch", 40, 0, 16, _MLP, 3.0, None),
     ("synth_cls_mlp_loss", "synth_cls", "mlp", "val_loss", "epoch", 25, 0, 256, _MLP, 3.0, None),
-    (
-        "digits_small_mlp2",
-        "digits",
-        "mlp",
-        "val_loss",
-        "epoch",
-        40,
-        0,
-        32,
-        {"width": [64, 128, 256], "depth": [2, 3], "act": ["relu"]},
-        3.0,
-        200,
-    ),
+    ("digits_small_mlp2", "digits", "mlp", "val_loss", "epoch", 40, 0, 32, _SMALL_MLP, 3.0, 200),
     # session 11: the wide LR range (x3) on more datasets, models, metrics and budgets. Two of
     # the first three wide sweeps had a winner that gains in a late LR decay (WSD, step decay)
     # from a plateau no completed trial shows; with one such sweep per held-out fold, the
@@ -122,7 +89,7 @@ _ROWS = [
         500,
         20,
         64,
-        {"width": [32, 64, 128], "bottleneck": [4, 8, 16]},
+        _AUTOENC,
         3.0,
         None,
     ),
@@ -134,32 +101,8 @@ _ROWS = [
     ("digits_linear3", "digits", "linear", "val_loss", "epoch", 12, 0, 64, {}, 3.0, None),
     ("synth_cls_mlp_loss1", "synth_cls", "mlp", "val_loss", "epoch", 25, 0, 256, _MLP, 1.0, None),
     ("friedman1_mlp_r2", "friedman1", "mlp", "val_r2", "step", 500, 20, 64, _MLP, 0.3, None),
-    (
-        "digits_cnn_loss3",
-        "digits",
-        "cnn",
-        "val_loss",
-        "epoch",
-        8,
-        0,
-        128,
-        {"c1": [4, 8], "c2": [8, 16]},
-        3.0,
-        None,
-    ),
-    (
-        "digits_small_acc3",
-        "digits",
-        "mlp",
-        "val_acc",
-        "epoch",
-        40,
-        0,
-        32,
-        {"width": [64, 128, 256], "depth": [2, 3], "act": ["relu"]},
-        3.0,
-        200,
-    ),
+    ("digits_cnn_loss3", "digits", "cnn", "val_loss", "epoch", 8, 0, 128, _CNN, 3.0, None),
+    ("digits_small_acc3", "digits", "mlp", "val_acc", "epoch", 40, 0, 32, _SMALL_MLP, 3.0, 200),
 ]
 # the first sweeps built put a slow starter at every 8th trial; later ones at every 5th
 SLOW_EVERY_8 = ("breast_cancer_mlp", "synth_cls_mlp_acc", "diabetes_mlp")
