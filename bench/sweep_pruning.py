@@ -723,6 +723,7 @@ class CSweep:
     maximize: bool
     specs: tuple[dict[str, Any] | None, ...]  # each trial's LR schedule spec
     lrs: np.ndarray  # (trials, reports): each trial's logged LR at its report steps
+    metric: str = "objective"  # the objective's name (val_loss, val_acc, ...)
 
     @property
     def total(self) -> int:
@@ -767,6 +768,7 @@ def load_corpus(only: list[str] | None) -> list[CSweep]:
                 sw.direction == "maximize",
                 tuple(t.config.get("schedule") for t in sw.trials),
                 np.asarray(lrs),
+                sw.metric,
             )
         )
     return out
@@ -861,6 +863,7 @@ def creplay_ray(make: Make, sw: CSweep, order: list[int], specs: bool | str) -> 
                 "training_iteration": k,
                 "step": int(s),
                 "objective": float(v),
+                sw.metric: float(v),  # under its own name too, as a Tune user reports it
             }
             if specs == "lr":
                 result["lr"] = float(sw.lrs[i, k - 1])
@@ -1112,7 +1115,7 @@ def corpus_main(args: argparse.Namespace) -> None:
                 rlabel,
                 creplay_ray,
                 lambda sw, rkw=rkw: ForecastScheduler(
-                    metric="objective",
+                    metric=sw.metric,
                     mode="max" if sw.maximize else "min",
                     time_attr="step",
                     **rkw,
@@ -1124,7 +1127,7 @@ def corpus_main(args: argparse.Namespace) -> None:
         run(
             RAY_DEFAULT,
             creplay_ray,
-            lambda sw: ForecastScheduler(metric="objective", mode="max" if sw.maximize else "min"),
+            lambda sw: ForecastScheduler(metric=sw.metric, mode="max" if sw.maximize else "min"),
             "lr" if args.lr else False,
         )
     # the baselines' replays are read from the cache when the sweep, the orders and the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -318,3 +319,56 @@ def test_pruner_warmup_fraction_of_the_inferred_budget() -> None:
     assert study.trials[2].state.name == "PRUNED"
     assert study.trials[2].last_step == TOTAL // 2  # the first report at half the budget
     assert pruner._rule.warmup_fraction == 0.5
+
+
+def _accuracy(seed: int) -> list[float]:
+    # a validation set of 38: the accuracy moves in steps of 1/38 and reaches 1.0, never past
+    rng = np.random.default_rng(seed)
+    clean = 1 - 0.5 * np.exp(-np.arange(1, 41) / 5)
+    return list(np.minimum(np.round((clean + 0.02 * rng.standard_normal(40)) * 38) / 38, 1.0))
+
+
+@pytest.mark.parametrize(
+    ("bounds", "names", "scale", "pruned"),
+    [
+        ("auto", None, 1.0, True),  # unnamed, maximised, within [0, 1]: a rate
+        ("auto", ["val_acc"], 100.0, True),  # in percent: the name says it is an accuracy
+        ("auto", None, 100.0, False),  # unnamed in [0, 100]: could be anything
+        ((0.0, 1.0), None, 1.0, True),
+        (None, None, 1.0, False),
+    ],
+)
+def test_pruner_bounds_prune_trials_that_can_only_tie_a_perfect_accuracy(
+    bounds: Any, names: list[str] | None, scale: float, pruned: bool
+) -> None:
+    # the first two trials end at 1.0: the rest can tie them, never beat them. Unbounded, the
+    # completed trials' scatter below 1.0 (their evaluation noise) puts forecasts above it
+    pruner = ForecastPruner(bounds=bounds)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    if names:
+        with warnings.catch_warnings():  # set_metric_names is "experimental" in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+
+    def objective(trial: Any) -> float:
+        values = [scale * v for v in _accuracy(trial.number)]
+        for step, value in enumerate(values, start=1):
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return values[-1]
+
+    study.optimize(objective, n_trials=5)
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE"] * 2 + (["PRUNED"] * 3 if pruned else ["COMPLETE"] * 3)
+    assert study.best_value == scale
+    for t in study.trials[2:]:
+        if pruned:
+            assert t.user_attrs["runcast_forecast"]["final_hi80"] <= scale
+
+
+def test_pruner_refuses_bad_bounds_at_once() -> None:
+    with pytest.raises(InvalidInputError, match="bounds"):
+        ForecastPruner(bounds=(1.0, 0.0))
+    with pytest.raises(InvalidInputError, match="'auto'"):
+        ForecastPruner(bounds="infer")  # type: ignore[arg-type]

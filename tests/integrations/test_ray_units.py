@@ -118,3 +118,33 @@ def test_a_trial_that_ended_on_nan_is_no_completed_trial() -> None:
     assert late._finals == {} and "0 completed" in late.debug_string()
     # the logged LRs are kept per trial, in the steps the rule counts
     assert sched._lrs["t1"][0][:3] == [4, 8, 12] and sched._lrs["t1"][1][0] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("metric", "bounds", "stopped"),
+    [("val_acc", "auto", 3), ("score", "auto", 0), ("score", (0.0, 1.0), 3)],
+)
+def test_ray_bounds_stop_trials_that_can_only_tie_a_perfect_accuracy(
+    metric: str, bounds: Any, stopped: int
+) -> None:
+    # as the Optuna pruner: two trials end at an accuracy of 1.0, three more can only tie them.
+    # The metric's name says it cannot pass 1.0 ("score" says nothing: unbounded)
+    sched = ForecastScheduler(metric=metric, mode="max", bounds=bounds)
+    rng = np.random.default_rng(0)
+    clean = 1 - 0.5 * np.exp(-np.arange(1, 41) / 5)
+    for i in range(5):
+        ref = _Trial(f"t{i}")
+        sched.on_trial_add(None, ref)
+        values = np.minimum(np.round((clean + 0.02 * rng.standard_normal(40)) * 38) / 38, 1.0)
+        values[-1] = 1.0
+        for k, v in enumerate(values, start=1):
+            result = {"training_iteration": k, metric: float(v)}
+            if k == values.size:
+                sched.on_trial_complete(None, ref, result)
+            elif sched.on_trial_result(None, ref, result) == TrialScheduler.STOP:
+                sched.on_trial_complete(None, ref, result)
+                break
+    assert len(sched._stopped) == stopped
+    assert all(
+        d.numbers["final_hi80"] <= 1.0 for d in sched.decisions.values() if d.action == "prune"
+    )

@@ -251,3 +251,55 @@ def test_an_analog_forecast_that_leaves_the_float_range_is_refused() -> None:
         warnings.simplefilter("error")
         with pytest.raises(InvalidInputError, match="leaves the float range"):
             analog_forecast(trial, 100, donors, bandwidth=1e-3, mix=0.0)
+
+
+def _ceiling_donors() -> list[tuple[Curve, bool]]:
+    # accuracies that reach 1.0 and scatter below it at the end (a small validation set)
+    rng = np.random.default_rng(5)
+    out = []
+    for _ in range(4):
+        v = np.minimum(1.0 - 0.5 * np.exp(-S / 40) + 0.02 * rng.standard_normal(S.size), 1.0)
+        v[-1] = 1.0
+        out.append((Curve(S, v), True))
+    return out
+
+
+def test_analog_bounds_keep_every_path_within_the_metrics_range() -> None:
+    trial = Curve(S[:8], np.minimum(1.0 - 0.5 * np.exp(-S[:8] / 40) + 0.02, 1.0))
+    free = analog_forecast(trial, int(S[-1]), _ceiling_donors(), direction="up")
+    # unbounded, the evaluation noise carries paths past an accuracy of 1.0
+    assert free.final.prob_above(1.0) > 0.1
+    bounded = analog_forecast(trial, int(S[-1]), _ceiling_donors(), direction="up", bounds=(0, 1))
+    assert bounded.samples.max() == 1.0 and bounded.final.prob_above(1.0) == 0.0
+    # held at the bound, not moved to it: paths that end below it still do
+    assert bounded.final.prob_below(1.0) > 0.05
+
+
+def test_analog_bounds_on_the_log_scale_of_a_loss() -> None:
+    # a perplexity's floor is 1: on the log scale the paths move on, that is a floor at 0
+    done = [(Curve(S, 1.0 + _loss(0.0, 50.0) * k), True) for k in (0.5, 1.0)]
+    trial = Curve(S[:5], 1.0 + _loss(0.0, 50.0)[:5] * 0.2)
+    f = analog_forecast(trial, int(S[-1]), done, mismatch_spread=5.0, bounds=(1.0, np.inf))
+    assert f.samples.min() >= 1.0
+
+
+def test_peer_forecast_bounds() -> None:
+    peers = [c for c, _ in _ceiling_donors()]
+    trial = Curve(S[:8], np.full(8, 0.99))
+    f = peer_forecast(trial, int(S[-1]), peers, direction="up", bounds=(0.0, 1.0))
+    assert f.samples.max() <= 1.0
+
+
+@pytest.mark.parametrize("bad", [(1.0, 0.0), (0.0, float("nan")), "zero to one", (1.0,)])
+def test_bad_bounds_are_refused_by_name(bad: object) -> None:
+    trial = Curve(S[:8], np.full(8, 0.9))
+    with pytest.raises(InvalidInputError, match="bounds"):
+        analog_forecast(
+            trial,
+            int(S[-1]),
+            _ceiling_donors(),
+            direction="up",
+            bounds=bad,  # type: ignore[arg-type]
+        )
+    with pytest.raises(InvalidInputError, match="bounds"):
+        PruneRule(bounds=bad)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import pytest
 from runcast.curve import Curve
 from runcast.errors import FitError, InvalidInputError
 from runcast.forecast import Forecast
-from runcast.steer import PruneRule, prune_decision
+from runcast.steer import PruneRule, metric_bounds, prune_decision
 from runcast.steer._prune import DEFAULT_TOP_K_NO_SCHEDULE, DEFAULT_WARMUP_FRACTION_NO_SCHEDULE
 
 
@@ -356,3 +356,46 @@ def test_rule_top_k_default_depends_on_the_schedule() -> None:
     assert rule.reference(finals, sch) == 0.1  # with a schedule: the best
     assert rule.reference(finals) == sorted(finals)[DEFAULT_TOP_K_NO_SCHEDULE - 1]
     assert PruneRule(top_k=2).reference(finals, sch) == 0.2  # given: it holds for every trial
+
+
+@pytest.mark.parametrize(
+    ("given", "name", "values", "mode", "bounds"),
+    [
+        ("auto", "val_acc", [0.5, 0.9], "max", (0.0, 1.0)),
+        ("auto", "val/accuracy", [50.0, 97.5], "max", (0.0, 100.0)),  # in percent
+        ("auto", "val_r2", [0.2, 0.8], "max", (0.0, 1.0)),
+        ("auto", "val_r2", [-0.4, 0.8], "max", None),  # R² below 0: no floor, so no bounds
+        ("auto", None, [0.5, 1.0], "max", (0.0, 1.0)),  # unnamed, maximised, within [0, 1]
+        ("auto", None, [0.5, 1.5], "max", None),
+        ("auto", "reward", [3.0], "max", None),
+        ("auto", "loss", [2.3, 0.4], "min", (0.0, np.inf)),
+        ((0, 100), None, [], "max", (0.0, 100.0)),
+        (None, "val_acc", [0.5], "max", None),  # None: unbounded, whatever the name says
+    ],
+)
+def test_metric_bounds_reads_the_range_from_the_name_and_values(
+    given: Any, name: str | None, values: list[float], mode: Any, bounds: Any
+) -> None:
+    assert metric_bounds(given, name, values, mode) == bounds
+
+
+def test_metric_bounds_refuses_an_unknown_word() -> None:
+    with pytest.raises(InvalidInputError, match="'auto'"):
+        metric_bounds("infer", None, [0.5], "max")  # type: ignore[arg-type]
+
+
+def test_rule_with_bounds_prunes_a_trial_that_can_only_tie_at_the_ceiling() -> None:
+    # two completed trials reached an accuracy of 1.0; a third at 0.98-1.0 can tie them, never
+    # beat them. Unbounded, the evaluation noise of the donors' last points says it might
+    s = np.arange(1, 41)
+    rng = np.random.default_rng(0)
+    acc = np.minimum(1 - 0.5 * np.exp(-s / 5) + 0.02 * rng.standard_normal((2, 40)), 1.0)
+    acc[:, -1] = 1.0
+    done = [Curve(s, a) for a in acc]
+    trial = acc[0, :20]
+    kw: dict[str, Any] = {"total_steps": 40, "best": 1.0, "n_completed": 2, "peers": done}
+    free = PruneRule(mode="max").decide(s[:20], trial, **kw)
+    bounded = PruneRule(mode="max", bounds=(0.0, 1.0)).decide(s[:20], trial, **kw)
+    assert free.action == "continue" and free.numbers["final_hi80"] > 1.0
+    assert bounded.action == "prune" and bounded.numbers["p_beat"] == 0.0
+    assert bounded.numbers["final_hi80"] <= 1.0

@@ -1,14 +1,14 @@
 """Forecasts that stay within what a metric can be: an accuracy in [0, 1], a loss above 0.
 
 A metric's bounds are read from its name and values (:func:`infer_bounds`): an accuracy, AUC,
-F1, precision or recall lies in [0, 1] (or [0, 100] when logged in percent); a loss, an error or
-a squared error cannot go below 0, a perplexity below 1. A forecast is first made as usual, on
-the metric's own scale, where its intervals were calibrated. Only when its paths leave the
-bounds (a validation accuracy forecast up to 1.008), or the method refuses because its median
-takes a positive loss below 0 (a classifier's training loss heading to 0), is the curve forecast
-again on a scale that respects the bounds, and mapped back: the log of the distance to the floor
-for a one-sided bound, the logit of the position within two. Both maps are monotone, so every
-quantile of the forecast is the map of a quantile on that scale.
+F1, precision, recall or R² (while it stays above 0) lies in [0, 1] (or [0, 100] when logged in
+percent); a loss, an error or a squared error cannot go below 0, a perplexity below 1. A
+forecast is first made as usual, on the metric's own scale, where its intervals were calibrated.
+Only when its paths leave the bounds (a validation accuracy forecast up to 1.008), or the method
+refuses because its median takes a positive loss below 0 (a classifier's training loss heading
+to 0), is the curve forecast again on a scale that respects the bounds, and mapped back: the log
+of the distance to the floor for a one-sided bound, the logit of the position within two. Both
+maps are monotone, so every quantile of the forecast is the map of a quantile on that scale.
 
 ``runcast.forecast(..., bounds=(lo, hi))`` gives the bounds by hand; ``bounds=None`` turns this
 off.
@@ -43,7 +43,7 @@ FloatArray = npt.NDArray[np.float64]
 
 _RATE = re.compile(
     r"(^|[^a-z])(acc|accuracy|auc|auroc|f1|precision|recall|iou|miou|dice|top1|top5|"
-    r"top_1|top_5|exact_match|em|hit|hits|ndcg|mrr|map)([^a-z]|$)"
+    r"top_1|top_5|exact_match|em|hit|hits|ndcg|mrr|map|r2|r_squared)([^a-z]|$)"
 )
 _FLOORED = re.compile(
     r"(^|[^a-z])(loss|nll|xent|ce|cross_entropy|mse|mae|rmse|error|err|bpb|bpc|bits|kl|"

@@ -43,9 +43,11 @@ from runcast.schedules import Schedule
 from runcast.steer._decision import Decision
 from runcast.steer._prune import (
     DEFAULT_PEER_METHOD,
+    BoundsArg,
     Forecaster,
     PeerMethod,
     PruneRule,
+    metric_bounds,
 )
 
 require("optuna", extra="optuna", purpose="for runcast.integrations.optuna")
@@ -99,6 +101,12 @@ class ForecastPruner(optuna.pruners.BasePruner):
         min_gain: the least gain worth finishing a trial for, a fraction of the value to beat
             (0.005: a trial must have a chance of beating it by 0.5%); None (default): 0,
             any gain (:class:`runcast.steer.PruneRule`).
+        bounds: the range the objective can take, ``(lo, hi)``; no forecast passes it, so a
+            trial that can at best tie a completed trial at the bound (an accuracy of 1.0) is
+            pruned. ``"auto"`` (default): read from the study's metric name
+            (``study.set_metric_names(["val_acc"])``) and values: an accuracy-like name gives
+            [0, 1] (or [0, 100] in percent), and so does a maximised objective with no name
+            that stays within [0, 1] (:func:`runcast.steer.metric_bounds`); None: unbounded.
 
     Example:
         >>> ForecastPruner(total_steps=100, threshold=0.02).threshold
@@ -122,6 +130,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         peer_options: Mapping[str, Any] | None = None,
         forecaster: Forecaster | None = None,
         min_gain: float | None = None,
+        bounds: BoundsArg = "auto",
     ) -> None:
         if total_steps is not None and total_steps < 1:
             raise InvalidInputError(f"total_steps must be >= 1, but got {total_steps=}.")
@@ -129,6 +138,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
             raise InvalidInputError(f"interval_steps must be >= 1, but got {interval_steps=}.")
         self.total_steps = total_steps
         self.interval_steps = interval_steps
+        # checked now (a typo must fail here, not at the first report); "auto" per decision
+        self._bounds = bounds if bounds == "auto" else metric_bounds(bounds, None, (), "min")
         self._rule = PruneRule(
             threshold=threshold,
             warmup_steps=n_warmup_steps,
@@ -225,6 +236,13 @@ class ForecastPruner(optuna.pruners.BasePruner):
             study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
         )
         items = sorted(trial.intermediate_values.items())
+        names = study.metric_names
+        self._rule.bounds = metric_bounds(
+            self._bounds,
+            names[0] if names else None,
+            [v for _, v in items] + values,
+            self._rule.mode,
+        )
         decision = self._rule.decide(
             [s for s, _ in items],
             [v for _, v in items],

@@ -37,9 +37,11 @@ from runcast.schedules import Schedule
 from runcast.steer._decision import Decision
 from runcast.steer._prune import (
     DEFAULT_PEER_METHOD,
+    BoundsArg,
     Forecaster,
     PeerMethod,
     PruneRule,
+    metric_bounds,
 )
 
 require("ray.tune", extra="ray", purpose="for runcast.integrations.ray")
@@ -94,6 +96,11 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         min_gain: the least gain worth finishing a trial for, a fraction of the value to beat
             (0.005: a trial must have a chance of beating it by 0.5%); None (default): 0,
             any gain (:class:`runcast.steer.PruneRule`).
+        bounds: the range the metric can take, ``(lo, hi)``; no forecast passes it, so a
+            trial that can at best tie a completed trial at the bound (an accuracy of 1.0) is
+            stopped. ``"auto"`` (default): read from ``metric``'s name and values (an
+            accuracy-like name gives [0, 1], or [0, 100] in percent;
+            :func:`runcast.steer.metric_bounds`); None: unbounded.
 
     Example:
         >>> ForecastScheduler(total_steps=10, threshold=0.1).threshold
@@ -120,6 +127,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         peer_options: Mapping[str, Any] | None = None,
         forecaster: Forecaster | None = None,
         min_gain: float | None = None,
+        bounds: BoundsArg = "auto",
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if mode not in (None, "min", "max"):
@@ -128,6 +136,8 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             raise InvalidInputError(f"total_steps must be >= 1, but got {total_steps=}.")
         self._metric = metric
         self._mode = mode
+        # checked now (a typo must fail here, not at the first result); "auto" per decision
+        self._bounds = bounds if bounds == "auto" else metric_bounds(bounds, None, (), "min")
         self.total_steps = total_steps
         self.time_attr = time_attr
         self.lr_attr = lr_attr
@@ -225,6 +235,9 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             self._lrs.get(t) for t in self._finals if len(self._history.get(t, ([], []))[0]) >= 2
         ]
         stopped, stopped_schedules = self._curves(self._stopped)
+        self._rule.bounds = metric_bounds(
+            self._bounds, self._metric, values + list(self._finals.values()), self._rule.mode
+        )
         decision = self._rule.decide(
             steps,
             values,

@@ -11,7 +11,7 @@ Every rule returns a :class:`Decision` that records what to do and why, with the
 - :func:`prune_decision` / :class:`PruneRule`: the sweep pruning rule shared by the Optuna and
   Ray Tune integrations: ``P(final beats best completed) < threshold``, with the forecast from
   the sweep's other trials (:func:`analog_forecast`, or :func:`peer_forecast`) or the trial's
-  own curve.
+  own curve; :func:`metric_bounds`: the metric's range, which no forecast passes.
 - :class:`InstabilityGuard`: loss and grad-norm spikes (robust z), NaN/inf, forecast divergence;
   warn, skip, lower the LR, or roll back.
 - :class:`TransformerMonitor` and :func:`z_loss`: attention-logit growth and output log Z.
@@ -34,7 +34,7 @@ from runcast.steer._guard import InstabilityGuard, robust_z
 from runcast.steer._noise import GradientNoiseScale
 from runcast.steer._peers import analog_forecast, peer_forecast
 from runcast.steer._plateau import PlateauDetector
-from runcast.steer._prune import PruneRule, default_forecaster, prune_decision
+from runcast.steer._prune import PruneRule, default_forecaster, metric_bounds, prune_decision
 from runcast.steer._stop import StopRule, should_stop
 from runcast.steer._transformer import TransformerMonitor, z_loss
 
@@ -56,6 +56,7 @@ __all__ = [
     "default_forecaster",
     "eval_noise",
     "measure_cbs",
+    "metric_bounds",
     "peer_forecast",
     "prune_decision",
     "robust_z",

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,7 @@ def peer_forecast(
     window: int = 10,
     scale_floor: float = 0.1,
     n_paths: int = 400,
+    bounds: tuple[float, float] | None = None,
 ) -> Forecast:
     """The distribution of ``curve``'s value at ``until``, from completed ``peers``.
 
@@ -73,6 +75,8 @@ def peer_forecast(
             positive loss, else in the metric's units relative to its typical size), so that
             two similar peers never make the forecast overconfident.
         n_paths: the forecast's sample count (normal quantiles, so the result is deterministic).
+        bounds: the range the metric can take, ``(lo, hi)`` (``-inf``/``inf`` for an open
+            side): paths beyond it end on it (an accuracy cannot pass 1.0). None: unbounded.
 
     Raises:
         NotEnoughDataError: no peer has a point at or before the trial's current step.
@@ -131,6 +135,7 @@ def peer_forecast(
     samples = center + sd * z
     if log:
         samples = np.exp(samples)
+    samples = _clip(samples, check_bounds(bounds))
     from runcast.forecast import Forecast
 
     return Forecast(
@@ -167,6 +172,27 @@ def _check_magnitude(curves: Sequence[Curve], what: str) -> None:
             f"A {what} cannot compare values as large as {big:.3g} (beyond {MAX_ABS_VALUE:.0e}); "
             "rescale the metric (e.g. report its log)."
         )
+
+
+def check_bounds(bounds: tuple[float, float] | None) -> tuple[float, float] | None:
+    if bounds is None:
+        return None
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"bounds must be (lo, hi) numbers (-inf/inf for an open side) or None, but got "
+            f"{bounds!r}."
+        ) from None
+    if not lo < hi or math.isnan(lo) or math.isnan(hi):
+        raise InvalidInputError(f"bounds must have lo < hi, but got ({lo}, {hi}).")
+    return lo, hi
+
+
+def _clip(x: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:
+    # a path past what the metric can be ends on the bound: an accuracy forecast to pass 1.0
+    # ties a trial already at 1.0, it does not beat it
+    return x if bounds is None else np.clip(x, bounds[0], bounds[1])
 
 
 def _log_or_raw(log: bool, x: float) -> float:
@@ -227,6 +253,7 @@ def analog_forecast(
     min_donors: int = 1,
     n_paths: int = 400,
     seed: int = 0,
+    bounds: tuple[float, float] | None = None,
 ) -> Forecast:
     """The distribution of ``curve``'s value at ``until``, by chaining what similar trials did.
 
@@ -271,6 +298,11 @@ def analog_forecast(
             is pruned with certainty on the last segment.
         min_donors: the fewest donors a segment needs (else NotEnoughDataError).
         n_paths: sample paths; ``seed``: their random draws (decisions are repeatable).
+        bounds: the range the metric can take, ``(lo, hi)`` (``-inf``/``inf`` for an open
+            side): a path that would pass it stays on it, at every segment and after the
+            final evaluation noise. Without it, a trial already at an accuracy of 1.0 gets
+            paths above 1.0 (the noise, a donor's late gain) and looks as if it could beat
+            another at 1.0. None: unbounded.
 
     Raises:
         NotEnoughDataError: no completed donor reported at or before the trial's step, or a
@@ -318,6 +350,10 @@ def analog_forecast(
     positive = bool(np.all(fin.value > 0)) and all(bool(np.all(p[1] > 0)) for p in prepared)
     log = down and positive
     own_lrs = _lrs(schedule, until)
+    box = check_bounds(bounds)
+    if box is not None and log:
+        # the paths move on the log scale: so do their bounds (a floor at or below 0 is none)
+        box = (float(np.log(box[0])) if box[0] > 0 else -np.inf, float(np.log(box[1])))
 
     def state(st: np.ndarray, va: np.ndarray, a: int) -> tuple[float, float] | None:
         now = _level(st, va, a, window, down)
@@ -384,8 +420,9 @@ def analog_forecast(
         widen = np.hypot(widen, smooth * 1.06 * mv.std() * mv.size**-0.2)
         if np.any(widen > 0):
             step = step + widen * rng.standard_normal(n_paths)
-        pos = pos + step
-        slope = step
+        moved = _clip(pos + step, box)
+        slope = moved - pos
+        pos = moved
     if noise > 0:
         # second differences of the last points cancel a straight trend, so a smooth curve
         # has no noise; sd(e[i+1] - 2 e[i] + e[i-1]) = sqrt(6) sd(e) for independent errors
@@ -397,6 +434,7 @@ def analog_forecast(
         ]
         if scatter:
             pos = pos + noise * float(np.median(scatter)) * rng.standard_normal(n_paths)
+            pos = _clip(pos, box)
     with np.errstate(over="ignore"):
         samples = np.exp(pos) if log else pos
     if not np.all(np.isfinite(samples)):

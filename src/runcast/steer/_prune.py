@@ -35,7 +35,7 @@ import numpy as np
 from runcast.errors import InvalidInputError, RuncastError
 from runcast.steer._decision import Decision
 from runcast.steer._lrtrace import LRTrace, lr_continuations, recorded_schedule
-from runcast.steer._peers import analog_forecast, peer_forecast
+from runcast.steer._peers import analog_forecast, check_bounds, peer_forecast
 
 if TYPE_CHECKING:
     from runcast.curve import Curve
@@ -75,7 +75,16 @@ DEFAULT_TOP_K_LOGGED_LR = 2
 # 2 points of compute and put sweeps above MedianPruner (bench/README.md, issue 14)
 DEFAULT_MIN_GAIN = 0.0
 # analog_forecast's arguments that PruneRule fills in itself (not settable via peer_options)
-_SET_BY_RULE = {"curve", "until", "donors", "direction", "schedule", "donor_schedules", "window"}
+_SET_BY_RULE = {
+    "curve",
+    "until",
+    "donors",
+    "direction",
+    "schedule",
+    "donor_schedules",
+    "window",
+    "bounds",
+}
 
 
 def _check_mode(mode: str) -> None:
@@ -97,6 +106,44 @@ def _check_min_gain(min_gain: float) -> None:
             f"min_gain is a fraction of the value to beat in [0, 1), but got {min_gain=}. "
             "0.005 prunes a trial unlikely to beat the best by more than 0.5% of it."
         )
+
+
+BoundsArg = tuple[float, float] | Literal["auto"] | None
+
+
+def metric_bounds(
+    given: BoundsArg, name: str | None, values: Sequence[float] | np.ndarray, mode: Mode
+) -> tuple[float, float] | None:
+    """The range a sweep's metric can take: ``given`` as it is, or for ``"auto"``, read from
+    the metric's ``name`` and the ``values`` seen so far.
+
+    A name that says accuracy, AUC, F1, ... gives [0, 1] (or [0, 100] in percent), a loss
+    [0, inf) (:func:`runcast.forecast` reads bounds the same way). A metric with no name that
+    is maximised and has stayed within [0, 1] is taken as such a rate too: an accuracy, an
+    AUC, an F1 or an R² never passes 1. Anything else is unbounded (None).
+
+    Example:
+        >>> metric_bounds("auto", "val_acc", [0.5, 0.9], "max")
+        (0.0, 1.0)
+        >>> metric_bounds("auto", None, [0.5, 1.0], "max"), metric_bounds("auto", "reward", [3.0], "max")
+        ((0.0, 1.0), None)
+        >>> metric_bounds((0, 100), None, [], "max")
+        (0.0, 100.0)
+    """  # noqa: E501
+    if isinstance(given, str):
+        if given != "auto":
+            raise InvalidInputError(f"bounds must be 'auto', (lo, hi) or None, but got {given!r}.")
+        v = np.asarray(values, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if name is None and mode == "max":
+            # runcast.forecast takes an unnamed curve for a loss: not one that is maximised
+            return (0.0, 1.0) if v.size and v.min() >= 0.0 and v.max() <= 1.0 else None
+        # here, not at import: runcast.forecast would add ~0.6 s to importing runcast.steer
+        from runcast.forecast._bounds import infer_bounds
+
+        found = infer_bounds(name, v)
+        return None if found is None else (found.lo, found.hi)
+    return check_bounds(given)
 
 
 def prune_decision(
@@ -174,11 +221,16 @@ def prune_decision(
     return Decision("continue", f"{what} >= threshold {threshold:g}", step=step, numbers=numbers)
 
 
-def default_forecaster(schedule: Schedule | None = None, mode: Mode | None = None) -> Forecaster:
+def default_forecaster(
+    schedule: Schedule | None = None,
+    mode: Mode | None = None,
+    bounds: tuple[float, float] | None = None,
+) -> Forecaster:
     """``runcast.forecast(curve, until=until, schedule=schedule)`` as a two-argument callable.
 
     ``mode`` fixes the forecast's direction (``"min"``: a loss, ``"max"``: an accuracy) instead
-    of letting the forecaster guess it from a short, noisy start.
+    of letting the forecaster guess it from a short, noisy start; ``bounds``, the metric's
+    range (None: inferred from the curve, as :func:`runcast.forecast` does).
 
     Example:
         >>> callable(default_forecaster())
@@ -194,7 +246,13 @@ def default_forecaster(schedule: Schedule | None = None, mode: Mode | None = Non
         total = getattr(schedule, "total", None)
         if total is not None and until >= total:
             until = total - 1
-        result: Forecast = forecast(curve, until=until, schedule=schedule, direction=direction)
+        result: Forecast = forecast(
+            curve,
+            until=until,
+            schedule=schedule,
+            direction=direction,
+            bounds="auto" if bounds is None else bounds,
+        )
         return result
 
     return fn
@@ -264,6 +322,11 @@ class PruneRule:
         min_gain: the least gain worth finishing a trial for, as a fraction of the value to
             beat: prune when ``P(final beats it by more than min_gain of it) < threshold``;
             None (default): DEFAULT_MIN_GAIN, 0 (any gain).
+        bounds: the range the metric can take, ``(lo, hi)`` (``-inf``/``inf`` for an open
+            side; :func:`runcast.forecast._bounds.infer_bounds` reads it from a metric's
+            name): no forecast path passes it, so a trial that can at best tie a completed
+            trial at the bound (an accuracy of 1.0) cannot beat it and is pruned. None: the
+            forecasts are unbounded.
 
     Example:
         >>> rule = PruneRule(n_min_trials=2)
@@ -286,10 +349,12 @@ class PruneRule:
     peer_scale_floor: float = 0.1
     peer_options: Mapping[str, Any] = field(default_factory=dict)
     min_gain: float | None = None
+    bounds: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         _check_mode(self.mode)
         _check_threshold(self.threshold)
+        self.bounds = check_bounds(self.bounds)
         if self.min_gain is not None:
             _check_min_gain(self.min_gain)
         if self.peer_method not in ("auto", "analog", "shift"):
@@ -510,6 +575,7 @@ class PruneRule:
                                 schedule=future,
                                 donor_schedules=donor_schedules,
                                 window=self.peer_window,
+                                bounds=self.bounds,
                                 **self.peer_options,
                             ),
                             n,
@@ -525,6 +591,7 @@ class PruneRule:
                         direction=direction,
                         window=self.peer_window,
                         scale_floor=self.peer_scale_floor,
+                        bounds=self.bounds,
                     )
             except RuncastError:
                 # no peer reported this early, or the peers cannot be compared (values past
@@ -537,7 +604,7 @@ class PruneRule:
                     f"{int(ok.sum())} finite point(s) so far; min_points={self.min_points}",
                     step=step,
                 )
-            fn = self.forecaster or default_forecaster(schedule, self.mode)
+            fn = self.forecaster or default_forecaster(schedule, self.mode, self.bounds)
             try:
                 fc = fn(curve, total_steps)
             except RuncastError as err:  # no forecast, no evidence: never prune on a failed fit
