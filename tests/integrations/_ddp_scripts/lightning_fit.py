@@ -132,6 +132,10 @@ def main() -> None:
         default_root_dir=str(out),
     )
     trainer.fit(Regressor(), loader(64, 0), loader(32, 1))
+    # Lightning leaves the process group up; torn down at interpreter exit, a gloo group can
+    # abort the rank ("terminate called without an active exception"), as the HF script did
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
