@@ -7,17 +7,17 @@ Optuna (ask, report, ``should_prune()``, tell) with runcast's ``ForecastPruner()
 inferred) and Optuna's Median, Percentile, Patient, SuccessiveHalving and Hyperband pruners at
 their defaults, and through the callbacks of Ray Tune's ``ASHAScheduler`` on a grid of grace
 periods and reduction factors (called as Tune's controller calls them; a stopped trial is
-completed with its last result). runcast's settings (``--thresholds`` x ``--warmup-fractions``
-x ``--top-ks`` x ``--warmup-reports`` x ``--peer-methods`` x ``--min-gains`` x ``--mixes``) are
-chosen leave-one-sweep-out: for each sweep, the cheapest setting that, on the other sweeps,
-keeps >= 95% of (sweep, order) pairs within 1% of the best, less one standard error over
-sweeps (see ``loso_choice``), and never a higher mean regret than MedianPruner on a sweep (else
-the nearest to that); it is scored on the held-out sweep only. Compute: steps trained over
-the full sweep's; regret: the best completed trial's final value against the sweep's best,
-relative to it. Per sweep, the cheapest ASHA setting with a mean regret at most runcast's is
-printed with its compute ratio (none: no pruning, 100%).
-The setting chosen on all sweeps is the shipped default's candidate. The baselines' replays are
-cached in bench/_cache/sweep_pruning_corpus.pkl (keyed by sweep, orders and library versions).
+completed with its last result). runcast's settings (``--thresholds`` x ``--warmup-fractions`` x
+``--top-ks`` x ``--warmup-reports`` x ``--peer-methods`` x ``--min-gains`` x ``--mixes`` x
+``--peer-options``) are chosen leave-one-sweep-out: for each sweep, the cheapest setting that,
+on the other sweeps, keeps >= 95% of (sweep, order) pairs within 1% of the best, less one
+standard error over sweeps (see ``loso_choice``), and never a higher mean regret than
+MedianPruner on a sweep (else the nearest to that); it is scored on the held-out sweep only.
+Compute: steps trained over the full sweep's; regret: the best completed trial's final value
+against the sweep's best, relative to it. Per sweep, the cheapest ASHA setting with a mean
+regret at most runcast's is printed with its compute ratio (none: no pruning, 100%). The setting
+chosen on all sweeps is the shipped default's candidate. The baselines' replays are cached in
+bench/_cache/sweep_pruning_corpus.pkl (keyed by sweep, orders and library versions).
 
     .venv/bin/python bench/sweep_pruning.py [--orders 8] [--jobs 3] [--specs | --lr] [--ray-runcast]
 
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import re
 import time
@@ -504,6 +505,12 @@ def main() -> None:
         "default)",
     )
     ap.add_argument(
+        "--peer-options",
+        default="",
+        help="corpus: runcast's grid of other analog forecast options, a JSON list of dicts "
+        "(e.g. '[{}, {\"noise\": 0.5}]'; empty: the defaults)",
+    )
+    ap.add_argument(
         "--min-gains",
         default="0",
         help="corpus: runcast's grid of min_gain (the least gain over the bar worth finishing for)",
@@ -783,17 +790,25 @@ Make = Callable[["CSweep"], Any]  # a pruner or scheduler for one sweep
 
 
 def optuna_trained(
-    make: Make, sw: CSweep, order: list[int], specs: bool | str
+    make: Make,
+    sw: CSweep,
+    order: list[int],
+    specs: bool | str,
+    observe: Callable[[int, Any, Any], None] | None = None,
 ) -> tuple[dict[int, int], list[float]]:
     """One trial order of a corpus sweep through Optuna's ask/report/should_prune/tell
     (``specs``: True gives each trial's schedule, ``"lr"`` its logged LR at each report): the
-    steps each trial trained, and the final values of the trials that completed."""
+    steps each trial trained, and the final values of the trials that completed.
+    ``observe(i, trial, pruner)``, when given, is called after each ``should_prune()`` of the
+    sweep's trial ``i`` (Optuna's ``trial``; the pruner's latest decisions are then in
+    ``pruner.decisions``)."""
     import optuna
 
+    pruner = make(sw)
     study = optuna.create_study(
         study_name="corpus-replay",
         direction="maximize" if sw.maximize else "minimize",
-        pruner=make(sw),
+        pruner=pruner,
     )
     steps: dict[int, int] = {}
     for i in order:
@@ -806,7 +821,10 @@ def optuna_trained(
             if specs == "lr":
                 trial.set_user_attr("runcast_lr", float(lr))
             trial.report(float(v), last)
-            if trial.should_prune():
+            prune = trial.should_prune()
+            if observe is not None:
+                observe(i, trial, pruner)
+            if prune:
                 break
         else:
             last = None
@@ -1085,7 +1103,11 @@ def corpus_main(args: argparse.Namespace) -> None:
             "n_warmup_reports": int(wr),
             "peer_method": pm,
             "min_gain": float(mg),
-            **({} if mix is None else {"peer_options": {"mix": float(mix)}}),
+            **(
+                {}
+                if mix is None and not po
+                else {"peer_options": {**({} if mix is None else {"mix": float(mix)}), **po}}
+            ),
         }
         for th in args.thresholds.split(",")
         for wf in args.warmup_fractions.split(",")
@@ -1094,6 +1116,7 @@ def corpus_main(args: argparse.Namespace) -> None:
         for pm in args.peer_methods.split(",")
         for mg in args.min_gains.split(",")
         for mix in (args.mixes.split(",") if args.mixes else [None])
+        for po in (json.loads(args.peer_options) if args.peer_options else [{}])
     ]
     mode: bool | str = "lr" if args.lr else bool(args.specs)
     grid = []
