@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -175,6 +174,16 @@ def _check_magnitude(curves: Sequence[Curve], what: str) -> None:
 
 
 def check_bounds(bounds: tuple[float, float] | None) -> tuple[float, float] | None:
+    """``bounds`` as two floats ``(lo, hi)`` with ``lo < hi``, or None; anything else is refused.
+
+    Example:
+        >>> check_bounds((0, 1))
+        (0.0, 1.0)
+        >>> check_bounds((1, 0))
+        Traceback (most recent call last):
+        ...
+        runcast.errors.InvalidInputError: bounds must have lo < hi, but got (1.0, 0.0).
+    """
     if bounds is None:
         return None
     try:
@@ -184,7 +193,7 @@ def check_bounds(bounds: tuple[float, float] | None) -> tuple[float, float] | No
             f"bounds must be (lo, hi) numbers (-inf/inf for an open side) or None, but got "
             f"{bounds!r}."
         ) from None
-    if not lo < hi or math.isnan(lo) or math.isnan(hi):
+    if not lo < hi:  # also refuses NaN
         raise InvalidInputError(f"bounds must have lo < hi, but got ({lo}, {hi}).")
     return lo, hi
 

@@ -125,11 +125,13 @@ def metric_bounds(
     Example:
         >>> metric_bounds("auto", "val_acc", [0.5, 0.9], "max")
         (0.0, 1.0)
-        >>> metric_bounds("auto", None, [0.5, 1.0], "max"), metric_bounds("auto", "reward", [3.0], "max")
-        ((0.0, 1.0), None)
+        >>> metric_bounds("auto", None, [0.5, 1.0], "max")  # unnamed, maximised, in [0, 1]
+        (0.0, 1.0)
+        >>> metric_bounds("auto", "reward", [3.0], "max") is None
+        True
         >>> metric_bounds((0, 100), None, [], "max")
         (0.0, 100.0)
-    """  # noqa: E501
+    """
     if isinstance(given, str):
         if given != "auto":
             raise InvalidInputError(f"bounds must be 'auto', (lo, hi) or None, but got {given!r}.")
