@@ -10,7 +10,9 @@ unless it logged its LR: it is then forecast under each future LR its completed 
 schedule, went on from each step, stopped trials for the steps they reached), else from the
 trial's own curve (:func:`runcast.forecast`). Unlike a median or successive-halving rule, this
 compares where the trial is *going* with where the best trial *ended*, so slow starters that
-will win are kept and fast starters that will plateau are cut.
+will win are kept and fast starters that will plateau are cut. No forecast passes the range the
+metric can take (``bounds``, :func:`metric_bounds`): a trial that can at best tie a completed
+accuracy of 1.0 cannot win.
 
 Example:
     >>> import numpy as np
@@ -46,33 +48,23 @@ if TYPE_CHECKING:
 Mode = Literal["min", "max"]
 PeerMethod = Literal["auto", "analog", "shift"]
 Forecaster = Callable[["Curve", int], "Forecast"]
-# the thresholds leave-one-sweep-out chooses on the corpus's 32 sweeps (bench/sweep_pruning.py;
-# bench/README.md, issue 14), one for trials whose LR schedule is known and one for trials
-# without: 31 of 32 folds chose 0.005 from 0.005 / 0.01 / 0.02 with schedules (on the first 16
-# sweeps every fold had chosen 0.01; on the 16 added in session 11, 0.01 lost a winner that
-# MedianPruner kept); 0.002 (and the analog forecast) without. Without its schedule a trial's
-# forecast knows less (a coming cooldown is invisible), so the rule waits for stronger
-# evidence: 0.002 of 400 forecast paths is "no path wins".
+# Every default below is chosen leave one sweep out on the corpus's real sweeps
+# (bench/sweep_pruning.py; the choices, per sweep, in bench/README.md, "Steer: sweep pruning on
+# sweeps it has never seen"). The less a trial's forecast knows of its future LR, the stronger
+# the evidence the rule waits for: with its schedule, prune when under 0.5% of the forecast's
+# paths beat the best; with a logged LR (its future one of the completed peers',
+# runcast.steer._lrtrace), 1% of paths beating the 2nd best; with neither (a coming cooldown
+# is invisible, and the trial that will end best can look like one that ends second), no path
+# of 400 reaching the 2nd best.
 DEFAULT_THRESHOLD = 0.005
 DEFAULT_THRESHOLD_NO_SCHEDULE = 0.002
 DEFAULT_PEER_METHOD: PeerMethod = "analog"
-# without a schedule a trial is compared with the 2nd best completed trial, not the best, and
-# no share of the budget is waited for: leave-one-sweep-out's choice on all 16 corpus sweeps
-# from warm-up shares 0/0.1/0.2 x top_k 1/2/3 (bench/README.md, issue 14). Without its schedule
-# a coming cooldown is invisible, and the trial that will end best can look like one that ends
-# second or third; a warm-up share alone fixed only trials still in their LR warm-up.
 DEFAULT_WARMUP_FRACTION_NO_SCHEDULE = 0.0
 DEFAULT_TOP_K_NO_SCHEDULE = 2
-# a trial that logged its LR (no schedule given): its future LR is one of the completed peers'
-# (runcast.steer._lrtrace). The threshold is the one every fold chose with schedules on the
-# first 16 sweeps; top_k 2 is every fold's choice there from 1 / 2 with logged LRs; held out on
-# the 16 sweeps added since, as it is (bench/README.md, issue 14): the inferred future is a
-# guess among the peers' futures, so the 2nd best is the bar, as without
 DEFAULT_THRESHOLD_LOGGED_LR = 0.01
 DEFAULT_TOP_K_LOGGED_LR = 2
-# the least gain worth finishing a trial for (a fraction of the value to beat): 0, any gain. It
-# is the user's price of compute, not a fitted choice; on the corpus a positive one saved under
-# 2 points of compute and put sweeps above MedianPruner (bench/README.md, issue 14)
+# the least gain worth finishing a trial for (a fraction of the value to beat): 0, any gain.
+# It is the user's price of compute, not a fitted choice
 DEFAULT_MIN_GAIN = 0.0
 # analog_forecast's arguments that PruneRule fills in itself (not settable via peer_options)
 _SET_BY_RULE = {
