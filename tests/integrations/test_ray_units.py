@@ -148,3 +148,33 @@ def test_ray_bounds_stop_trials_that_can_only_tie_a_perfect_accuracy(
     assert all(
         d.numbers["final_hi80"] <= 1.0 for d in sched.decisions.values() if d.action == "prune"
     )
+
+
+def test_one_rule_serves_both_integrations_and_is_not_changed() -> None:
+    from runcast.steer import PruneRule
+
+    rule = PruneRule(top_k=3, warmup_steps=4, bounds=(0.0, 1.0))
+    pruner = ForecastPruner(rule=rule)
+    sched = ForecastScheduler(metric="acc", mode="max", rule=rule)
+    for own in (pruner._rule, sched._rule):
+        assert own is not rule and (own.top_k, own.warmup_steps) == (3, 4)
+    assert sched._rule.mode == "max" and rule.mode == "min"  # each sets its own copy
+    assert pruner._bounds == sched._bounds == (0.0, 1.0)  # the rule's range is kept
+    # the same decisions as the settings given one by one
+    assert _optuna(rule=PruneRule(threshold=0.05, top_k=1)) == _optuna(threshold=0.05, top_k=1)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda rule: ForecastPruner(rule=rule, n_warmup_steps=5), r"\['n_warmup_steps'\]"),
+        (lambda rule: ForecastScheduler(rule=rule, grace_reports=3), r"\['grace_reports'\]"),
+        (lambda rule: ForecastPruner(rule={"top_k": 2}), "PruneRule, but got dict"),
+    ],
+)
+def test_a_rule_and_its_settings_together_are_refused_by_name(make: Any, match: str) -> None:
+    from runcast.errors import InvalidInputError
+    from runcast.steer import PruneRule
+
+    with pytest.raises(InvalidInputError, match=match):
+        make(PruneRule(top_k=2))

@@ -48,6 +48,7 @@ from runcast.steer._prune import (
     PeerMethod,
     PruneRule,
     metric_bounds,
+    rule_from,
 )
 
 require("optuna", extra="optuna", purpose="for runcast.integrations.optuna")
@@ -107,6 +108,10 @@ class ForecastPruner(optuna.pruners.BasePruner):
             (``study.set_metric_names(["val_acc"])``) and values: an accuracy-like name gives
             [0, 1] (or [0, 100] in percent), and so does a maximised objective with no name
             that stays within [0, 1] (:func:`runcast.steer.metric_bounds`); None: unbounded.
+        rule: a :class:`runcast.steer.PruneRule` with the settings above (``warmup_steps``
+            for ``n_warmup_steps``, ``warmup_reports`` for ``n_warmup_reports``), instead of
+            passing them here; the same rule object can be given to Ray's
+            :class:`~runcast.integrations.ray.ForecastScheduler`. Not together with them.
 
     Example:
         >>> ForecastPruner(total_steps=100, threshold=0.02).threshold
@@ -131,6 +136,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
         forecaster: Forecaster | None = None,
         min_gain: float | None = None,
         bounds: BoundsArg = "auto",
+        rule: PruneRule | None = None,
     ) -> None:
         if total_steps is not None and total_steps < 1:
             raise InvalidInputError(f"total_steps must be >= 1, but got {total_steps=}.")
@@ -140,20 +146,25 @@ class ForecastPruner(optuna.pruners.BasePruner):
         self.interval_steps = interval_steps
         # checked now (a typo must fail here, not at the first report); "auto" per decision
         self._bounds = bounds if bounds == "auto" else metric_bounds(bounds, None, (), "min")
-        self._rule = PruneRule(
-            threshold=threshold,
-            warmup_steps=n_warmup_steps,
-            warmup_fraction=warmup_fraction,
-            warmup_reports=n_warmup_reports,
-            n_min_trials=n_min_trials,
-            top_k=top_k,
-            min_points=min_points,
-            forecaster=forecaster,
-            use_peers=use_peers,
-            peer_method=peer_method,
-            peer_options=dict(peer_options or {}),
-            min_gain=min_gain,
+        self._rule = rule_from(
+            rule,
+            {
+                "threshold": ("threshold", threshold),
+                "n_warmup_steps": ("warmup_steps", n_warmup_steps),
+                "warmup_fraction": ("warmup_fraction", warmup_fraction),
+                "n_warmup_reports": ("warmup_reports", n_warmup_reports),
+                "n_min_trials": ("n_min_trials", n_min_trials),
+                "top_k": ("top_k", top_k),
+                "min_points": ("min_points", min_points),
+                "forecaster": ("forecaster", forecaster),
+                "use_peers": ("use_peers", use_peers),
+                "peer_method": ("peer_method", peer_method),
+                "peer_options": ("peer_options", dict(peer_options or {})),
+                "min_gain": ("min_gain", min_gain),
+            },
         )
+        if rule is not None and rule.bounds is not None and bounds == "auto":
+            self._bounds = rule.bounds  # the rule's own range, kept
         self._last_checked: dict[int, int] = {}
         self._schedules: dict[int, Schedule | None] = {}
         self._finished: dict[int, Curve | None] = {}

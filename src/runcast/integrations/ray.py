@@ -42,6 +42,7 @@ from runcast.steer._prune import (
     PeerMethod,
     PruneRule,
     metric_bounds,
+    rule_from,
 )
 
 require("ray.tune", extra="ray", purpose="for runcast.integrations.ray")
@@ -101,6 +102,10 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             stopped. ``"auto"`` (default): read from ``metric``'s name and values (an
             accuracy-like name gives [0, 1], or [0, 100] in percent;
             :func:`runcast.steer.metric_bounds`); None: unbounded.
+        rule: a :class:`runcast.steer.PruneRule` with the settings above (``warmup_steps``
+            for ``grace_period``, ``warmup_reports`` for ``grace_reports``), instead of
+            passing them here; the same rule object can be given to Optuna's
+            :class:`~runcast.integrations.optuna.ForecastPruner`. Not together with them.
 
     Example:
         >>> ForecastScheduler(total_steps=10, threshold=0.1).threshold
@@ -128,6 +133,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         forecaster: Forecaster | None = None,
         min_gain: float | None = None,
         bounds: BoundsArg = "auto",
+        rule: PruneRule | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if mode not in (None, "min", "max"):
@@ -142,21 +148,26 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         self.time_attr = time_attr
         self.lr_attr = lr_attr
         self._lrs: dict[str, tuple[list[int], list[float]]] = {}
-        self._rule = PruneRule(
-            threshold=threshold,
-            warmup_steps=grace_period,
-            warmup_fraction=warmup_fraction,
-            warmup_reports=grace_reports,
-            n_min_trials=n_min_trials,
-            top_k=top_k,
-            min_points=min_points,
-            mode="max" if mode == "max" else "min",
-            forecaster=forecaster,
-            use_peers=use_peers,
-            peer_method=peer_method,
-            peer_options=dict(peer_options or {}),
-            min_gain=min_gain,
+        self._rule = rule_from(
+            rule,
+            {
+                "threshold": ("threshold", threshold),
+                "grace_period": ("warmup_steps", grace_period),
+                "warmup_fraction": ("warmup_fraction", warmup_fraction),
+                "grace_reports": ("warmup_reports", grace_reports),
+                "n_min_trials": ("n_min_trials", n_min_trials),
+                "top_k": ("top_k", top_k),
+                "min_points": ("min_points", min_points),
+                "forecaster": ("forecaster", forecaster),
+                "use_peers": ("use_peers", use_peers),
+                "peer_method": ("peer_method", peer_method),
+                "peer_options": ("peer_options", dict(peer_options or {})),
+                "min_gain": ("min_gain", min_gain),
+            },
         )
+        self._rule.mode = "max" if mode == "max" else "min"
+        if rule is not None and rule.bounds is not None and bounds == "auto":
+            self._bounds = rule.bounds  # the rule's own range, kept
         self._history: dict[str, tuple[list[int], list[float]]] = {}
         # in the order trials stopped (a dict, not a set: the analog forecast draws from its
         # donors in order, and a set's order of strings changes from one process to the next)

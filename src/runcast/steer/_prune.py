@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -612,3 +612,31 @@ class PruneRule:
             mode=self.mode,
             min_gain=DEFAULT_MIN_GAIN if self.min_gain is None else self.min_gain,
         )
+
+
+def rule_from(rule: PruneRule | None, settings: Mapping[str, tuple[str, Any]]) -> PruneRule:
+    """The rule an integration applies: a copy of ``rule`` (the integration sets its mode and
+    bounds per study, so one rule can serve several), else one built from ``settings``
+    (``{argument name: (PruneRule field, value)}``). A rule together with a setting away from
+    its default is refused, naming the setting: which one should win is not clear.
+
+    Example:
+        >>> rule_from(None, {"n_warmup_steps": ("warmup_steps", 5)}).warmup_steps
+        5
+        >>> rule_from(PruneRule(top_k=3), {"n_warmup_steps": ("warmup_steps", 0)}).top_k
+        3
+    """
+    if rule is None:
+        return PruneRule(**{name: value for name, value in settings.values()})
+    if not isinstance(rule, PruneRule):
+        raise InvalidInputError(
+            f"rule must be a runcast.steer.PruneRule, but got {type(rule).__name__}."
+        )
+    base = PruneRule()
+    both = sorted(arg for arg, (name, value) in settings.items() if value != getattr(base, name))
+    if both:
+        raise InvalidInputError(
+            f"Got rule= and also {both}: give the settings inside rule=PruneRule(...) or as "
+            "arguments, not both."
+        )
+    return replace(rule)
