@@ -18,6 +18,14 @@ from typer.testing import CliRunner
 import runcast
 from runcast.cli import app
 
+# the command as a user runs it in a terminal: Ctrl+C (SIGINT) stops it. A shell starts a
+# background job with SIGINT ignored, and the child inherits that (a test run started with `&`
+# then timed out waiting for the dashboard to stop), so the child takes Ctrl+C back first
+_CLI = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "import sys; from runcast.cli import main; sys.argv = ['runcast'] + sys.argv[1:]; main()"
+)
+
 
 def test_ui_serves_the_store(db_path: Path, free_port: Callable[[], int]) -> None:
     with runcast.init(project="u", name="served", db=str(db_path)) as run:
@@ -34,7 +42,7 @@ def test_ui_serves_the_store(db_path: Path, free_port: Callable[[], int]) -> Non
         "--port",
         str(port),
     ]
-    code = "import sys; from runcast.cli import main; sys.argv = ['runcast'] + sys.argv[1:]; main()"
+    code = _CLI
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *cmd[3:]],
         stdout=subprocess.PIPE,
@@ -88,7 +96,7 @@ def test_ui_starts_before_the_store_exists(tmp_path: Path, free_port: Callable[[
     # a user opens the dashboard first, then starts training: it refused to start
     db = tmp_path / "later.db"
     port = free_port()
-    code = "import sys; from runcast.cli import main; sys.argv = ['runcast'] + sys.argv[1:]; main()"
+    code = _CLI
     args = ["--db", str(db), "ui", "--no-browser", "--port", str(port)]
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],
