@@ -372,3 +372,9 @@ def test_pruner_refuses_bad_bounds_at_once() -> None:
         ForecastPruner(bounds=(1.0, 0.0))
     with pytest.raises(InvalidInputError, match="'auto'"):
         ForecastPruner(bounds="infer")  # type: ignore[arg-type]
+
+
+def test_pruner_takes_bounds_as_any_pair_of_numbers() -> None:
+    # a numpy array == "auto" is an array, not a bool: it must not reach an `if`
+    assert ForecastPruner(bounds=np.array([0.0, 100.0]))._bounds == (0.0, 100.0)  # type: ignore[arg-type]
+    assert ForecastPruner(bounds=[0, 1])._bounds == (0.0, 1.0)  # type: ignore[arg-type]

@@ -145,7 +145,8 @@ class ForecastPruner(optuna.pruners.BasePruner):
         self.total_steps = total_steps
         self.interval_steps = interval_steps
         # checked now (a typo must fail here, not at the first report); "auto" per decision
-        self._bounds = bounds if bounds == "auto" else metric_bounds(bounds, None, (), "min")
+        auto = isinstance(bounds, str) and bounds == "auto"  # (an array == "auto" is ambiguous)
+        self._bounds: BoundsArg = "auto" if auto else metric_bounds(bounds, None, (), "min")
         self._rule = rule_from(
             rule,
             {
@@ -163,7 +164,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
                 "min_gain": ("min_gain", min_gain),
             },
         )
-        if rule is not None and rule.bounds is not None and bounds == "auto":
+        if rule is not None and rule.bounds is not None and auto:
             self._bounds = rule.bounds  # the rule's own range, kept
         self._last_checked: dict[int, int] = {}
         self._schedules: dict[int, Schedule | None] = {}

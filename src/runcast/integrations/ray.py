@@ -143,7 +143,8 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
         self._metric = metric
         self._mode = mode
         # checked now (a typo must fail here, not at the first result); "auto" per decision
-        self._bounds = bounds if bounds == "auto" else metric_bounds(bounds, None, (), "min")
+        auto = isinstance(bounds, str) and bounds == "auto"  # (an array == "auto" is ambiguous)
+        self._bounds: BoundsArg = "auto" if auto else metric_bounds(bounds, None, (), "min")
         self.total_steps = total_steps
         self.time_attr = time_attr
         self.lr_attr = lr_attr
@@ -166,7 +167,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             },
         )
         self._rule.mode = "max" if mode == "max" else "min"
-        if rule is not None and rule.bounds is not None and bounds == "auto":
+        if rule is not None and rule.bounds is not None and auto:
             self._bounds = rule.bounds  # the rule's own range, kept
         self._history: dict[str, tuple[list[int], list[float]]] = {}
         # in the order trials stopped (a dict, not a set: the analog forecast draws from its
