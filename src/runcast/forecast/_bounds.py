@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from runcast._range import parse_range
 from runcast.curve import Curve
 from runcast.errors import FitError, InvalidInputError, RuncastWarning
 from runcast.forecast._types import Forecast
@@ -95,16 +96,11 @@ def infer_bounds(name: str | None, values: FloatArray) -> Bounds | None:
 
 
 def _as_bounds(given: Any) -> Bounds:
-    try:
-        lo, hi = (float(x) for x in given)
-    except (TypeError, ValueError):
+    lo, hi = parse_range(given)
+    if math.isinf(lo) and math.isinf(hi):
         raise InvalidInputError(
-            f"bounds must be (lo, hi) numbers (use -inf/inf for an open side) or None, but got "
-            f"{given!r:.60}."
-        ) from None
-    if math.isnan(lo) or math.isnan(hi) or not lo < hi or (math.isinf(lo) and math.isinf(hi)):
-        raise InvalidInputError(
-            f"bounds must have lo < hi and at least one finite side, but got ({lo}, {hi})."
+            f"bounds must have at least one finite side, but got ({lo}, {hi}); use "
+            "bounds=None for none."
         )
     return Bounds(lo, hi, "given")
 

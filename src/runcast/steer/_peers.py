@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import ndtri
 
+from runcast._range import check_bounds
 from runcast.errors import InvalidInputError, NotEnoughDataError, ScheduleError
 
 if TYPE_CHECKING:
@@ -171,31 +172,6 @@ def _check_magnitude(curves: Sequence[Curve], what: str) -> None:
             f"A {what} cannot compare values as large as {big:.3g} (beyond {MAX_ABS_VALUE:.0e}); "
             "rescale the metric (e.g. report its log)."
         )
-
-
-def check_bounds(bounds: tuple[float, float] | None) -> tuple[float, float] | None:
-    """``bounds`` as two floats ``(lo, hi)`` with ``lo < hi``, or None; anything else is refused.
-
-    Example:
-        >>> check_bounds((0, 1))
-        (0.0, 1.0)
-        >>> check_bounds((1, 0))
-        Traceback (most recent call last):
-        ...
-        runcast.errors.InvalidInputError: bounds must have lo < hi, but got (1.0, 0.0).
-    """
-    if bounds is None:
-        return None
-    try:
-        lo, hi = (float(b) for b in bounds)
-    except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"bounds must be (lo, hi) numbers (-inf/inf for an open side) or None, but got "
-            f"{bounds!r}."
-        ) from None
-    if not lo < hi:  # also refuses NaN
-        raise InvalidInputError(f"bounds must have lo < hi, but got ({lo}, {hi}).")
-    return lo, hi
 
 
 def _clip(x: np.ndarray, bounds: tuple[float, float] | None) -> np.ndarray:

@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from runcast._range import check_bounds
 from runcast.errors import InvalidInputError, RuncastError
 from runcast.steer._decision import Decision
 from runcast.steer._lrtrace import LRTrace, lr_continuations, recorded_schedule
-from runcast.steer._peers import analog_forecast, check_bounds, peer_forecast
+from runcast.steer._peers import analog_forecast, peer_forecast
 
 if TYPE_CHECKING:
     from runcast.curve import Curve
