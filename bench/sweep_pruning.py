@@ -946,6 +946,12 @@ def loso_choice(
 
 
 MEDIAN = "Optuna MedianPruner()"
+# Ray's ASHA grid of the corpus replays (grace period in reports x reduction factor)
+ASHA_SETTINGS = [
+    f"Ray ASHA grace_period={g}, reduction_factor={eta}"
+    for g in (1, 2, 3, 4, 6, 8)
+    for eta in (2, 3, 4)
+]
 RAY_DEFAULT = "runcast ForecastScheduler() (Ray Tune defaults: time_attr='training_iteration')"
 # (policy, sweep, replay, make, specs, orders): filled by corpus_main, run by forked workers
 _TASKS: list[tuple[str, CSweep, Callable[..., CReplay], Make, bool, list[list[int]]]] = []
@@ -1074,11 +1080,7 @@ def corpus_main(args: argparse.Namespace) -> None:
         run(name, creplay_optuna, make)
     # Ray's ASHA on a grid (one bracket, as ASHAScheduler's default; the grace period in
     # reports): the comparison takes, per sweep, its cheapest setting at runcast's regret
-    asha = [
-        f"Ray ASHA grace_period={g}, reduction_factor={eta}"
-        for g in (1, 2, 3, 4, 6, 8)
-        for eta in (2, 3, 4)
-    ]
+    asha = ASHA_SETTINGS
     for label in asha:
         g, eta = (int(x.split("=")[1]) for x in label.split(", "))
         run(
