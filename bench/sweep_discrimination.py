@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sweep_pruning as sp
 
 HERE = Path(__file__).resolve().parent
+COLD = 10  # a sweep's first trials: fewer completed trials than this to compare with
 THRESHOLDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 FEATURES = (
     "logit p_beat",
@@ -105,8 +106,8 @@ def own_p(
     every: list[sp.CSweep], data: dict[str, list[list[dict[str, Any]]]], tag: str
 ) -> dict[str, np.ndarray]:
     """Per decision, P(beats the bar) by :func:`runcast.forecast` of the trial's own curve
-    alone (NaN where ``p_beat`` >= 0.3, never a decision that stops a trial, or where it fails:
-    :func:`main` takes the larger of the two, ignoring NaN); cached beside the decisions."""
+    alone; NaN where it fails, and where ``p_beat`` >= 0.3 once COLD trials have completed
+    (such a decision stops no trial, and the scores ignore NaN); cached beside the decisions."""
     import runcast
     from runcast.curve import Curve
 
@@ -121,7 +122,7 @@ def own_p(
         for r in (r for rs in data[sw.name] for r in rs):
             v, s = sw.values[r["i"], : r["j"] + 1], sw.steps[: r["j"] + 1]
             ok = np.isfinite(v)
-            if r["p"] >= 0.3 or ok.sum() < 5:
+            if (r["p"] >= 0.3 and len(r["done"]) >= COLD) or ok.sum() < 5:
                 ps.append(np.nan)
                 continue
             try:
@@ -354,13 +355,23 @@ def main() -> None:
             lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)), x, y
         ),
         "gradient boosting on the features (LOSO)": loso(
-            lambda: HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05), x, y
+            lambda: HistGradientBoostingClassifier(
+                max_iter=200, learning_rate=0.05, random_state=0
+            ),
+            x,
+            y,
         ),
     }
     if args.own:
         own = own_p(every, data, tag(args.specs, args.orders))
         scores["the larger of p_beat and the trial's own-curve P(beats the bar)"] = {
             n: np.fmax(p[n], own[n]) for n in p
+        }
+        # the cold start: the own-curve forecast rests on a prior over many runs (the PFN and
+        # the laws), so it might decide where the sweep has few completed trials to borrow from
+        cold = {n: x[n][:, 5] < np.log(COLD) for n in x}
+        scores[f"the smaller of the two while fewer than {COLD} trials have completed"] = {
+            n: np.where(cold[n], np.fmin(p[n], own[n]), p[n]) for n in p
         }
     learned = {k for k in scores if "LOSO" in k}
     for t2 in (0.02, 0.05, 0.1):
