@@ -104,7 +104,7 @@ def decisions(
 
 
 def own_p(
-    every: list[sp.CSweep], data: dict[str, list[list[dict[str, Any]]]], tag: str
+    every: list[sp.CSweep], data: dict[str, list[list[dict[str, Any]]]], name: str
 ) -> dict[str, np.ndarray]:
     """Per decision, P(beats the bar) by :func:`runcast.forecast` of the trial's own curve
     alone; NaN where it fails, and where ``p_beat`` >= 0.3 once COLD trials have completed
@@ -112,7 +112,7 @@ def own_p(
     import runcast
     from runcast.curve import Curve
 
-    path = HERE / "_cache" / f"sweep_decisions_own_{tag}.pkl"
+    path = HERE / "_cache" / f"sweep_decisions_own_{name}.pkl"
     if path.exists():
         with path.open("rb") as f:
             cached: dict[str, np.ndarray] = pickle.load(f)
@@ -427,7 +427,10 @@ def main() -> None:
 
     ally = np.concatenate(list(y.values()))
     mode = "each trial's schedule given" if args.specs else "nothing given"
-    print(f"\n### Offline replays ({mode}; {args.orders} orders per sweep; all 32 sweeps)\n")
+    print(
+        f"\n### Offline replays ({mode}; {args.orders} orders per sweep; {len(every)} sweeps)\n\n"
+        f"The learned scores see: {', '.join(FEATURES)}.\n"
+    )
     print(
         "| score | AUC (ended beyond the bar) | "
         + " | ".join(f"below {t:g}" for t in THRESHOLDS)
