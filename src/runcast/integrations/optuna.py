@@ -47,6 +47,7 @@ from runcast.steer._prune import (
     Forecaster,
     PeerMethod,
     PruneRule,
+    bounds_setting,
     metric_bounds,
     rule_from,
 )
@@ -144,9 +145,6 @@ class ForecastPruner(optuna.pruners.BasePruner):
             raise InvalidInputError(f"interval_steps must be >= 1, but got {interval_steps=}.")
         self.total_steps = total_steps
         self.interval_steps = interval_steps
-        # checked now (a typo must fail here, not at the first report); "auto" per decision
-        auto = isinstance(bounds, str) and bounds == "auto"  # (an array == "auto" is ambiguous)
-        self._bounds: BoundsArg = "auto" if auto else metric_bounds(bounds, None, (), "min")
         self._rule = rule_from(
             rule,
             {
@@ -164,8 +162,7 @@ class ForecastPruner(optuna.pruners.BasePruner):
                 "min_gain": ("min_gain", min_gain),
             },
         )
-        if rule is not None and rule.bounds is not None and auto:
-            self._bounds = rule.bounds  # the rule's own range, kept
+        self._bounds: BoundsArg = bounds_setting(bounds, rule)
         self._last_checked: dict[int, int] = {}
         self._schedules: dict[int, Schedule | None] = {}
         self._finished: dict[int, Curve | None] = {}

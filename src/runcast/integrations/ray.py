@@ -41,6 +41,7 @@ from runcast.steer._prune import (
     Forecaster,
     PeerMethod,
     PruneRule,
+    bounds_setting,
     metric_bounds,
     rule_from,
 )
@@ -142,9 +143,6 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             raise InvalidInputError(f"total_steps must be >= 1, but got {total_steps=}.")
         self._metric = metric
         self._mode = mode
-        # checked now (a typo must fail here, not at the first result); "auto" per decision
-        auto = isinstance(bounds, str) and bounds == "auto"  # (an array == "auto" is ambiguous)
-        self._bounds: BoundsArg = "auto" if auto else metric_bounds(bounds, None, (), "min")
         self.total_steps = total_steps
         self.time_attr = time_attr
         self.lr_attr = lr_attr
@@ -167,8 +165,7 @@ class ForecastScheduler(FIFOScheduler):  # type: ignore[misc]
             },
         )
         self._rule.mode = "max" if mode == "max" else "min"
-        if rule is not None and rule.bounds is not None and auto:
-            self._bounds = rule.bounds  # the rule's own range, kept
+        self._bounds: BoundsArg = bounds_setting(bounds, rule)
         self._history: dict[str, tuple[list[int], list[float]]] = {}
         # in the order trials stopped (a dict, not a set: the analog forecast draws from its
         # donors in order, and a set's order of strings changes from one process to the next)

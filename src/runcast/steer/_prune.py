@@ -141,6 +141,23 @@ def metric_bounds(
     return check_bounds(given)
 
 
+def bounds_setting(bounds: BoundsArg, rule: PruneRule | None) -> BoundsArg:
+    """An integration's ``bounds=`` argument, checked when the integration is built (a typo
+    fails there, not at the first report): ``"auto"`` stays, to be read per decision by
+    :func:`metric_bounds`, unless the given ``rule`` carries its own range, which is kept.
+
+    Example:
+        >>> bounds_setting("auto", None), bounds_setting("auto", PruneRule(bounds=(0, 1)))
+        ('auto', (0.0, 1.0))
+        >>> bounds_setting([0, 100], None)
+        (0.0, 100.0)
+    """
+    # isinstance first: an array == "auto" is ambiguous
+    if isinstance(bounds, str) and bounds == "auto":
+        return rule.bounds if rule is not None and rule.bounds is not None else "auto"
+    return metric_bounds(bounds, None, (), "min")
+
+
 def prune_decision(
     forecast: Forecast,
     best: float | None,
