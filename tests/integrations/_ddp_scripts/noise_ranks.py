@@ -10,6 +10,7 @@ model) and writes OUT/rank<r>.json.
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import sys
 from pathlib import Path
@@ -75,6 +76,12 @@ def worker(rank: int, db: str, out: str, port: str) -> None:
         "training_equal": equal,
     }
     Path(out, f"rank{rank}.json").write_text(json.dumps(report))
+    # Tear the gloo group down here, with both ranks done: DDP's reducer and the monitor's comm
+    # hook hold it (the parameter hooks make a cycle), so left to interpreter exit its threads
+    # abort the rank now and then ("terminate called without an active exception", SIGABRT)
+    dist.barrier()
+    del mon, ddp, gns
+    gc.collect()
     dist.destroy_process_group()
 
 
