@@ -38,6 +38,10 @@ def _rank(rank: int, out: str, port: str, average: bool) -> None:
     opt.eval()
     x_params = [p.detach().clone() for p in model.parameters()]
     torch.save({"y": y_params, "x": x_params, "metrics": opt.metrics()}, f"{out}/rank{rank}.pt")
+    # both ranks done, and DDP's reducer (which holds the gloo group) gone before the group is:
+    # a group torn down at interpreter exit aborts a rank now and then (SIGABRT)
+    dist.barrier()
+    del ddp, opt
     dist.destroy_process_group()
 
 
