@@ -103,7 +103,7 @@ def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
     steps, values = column(rows, "step", path), column(rows, metric, path)
     ok = np.isfinite(steps)
     # float steps go to the Curve as they are: it refuses 1.5 by name, where astype(int) would
-    # have made it step 1 without a word (found by fuzzing the CLI)
+    # make it step 1 without a word
     curve = Curve.from_unsorted(steps[ok], values[ok], name=path.name)
     if schedule is not None:
         return curve.with_schedule(schedule)

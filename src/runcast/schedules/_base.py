@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 # array(total) holds 8 bytes a step: 1e8 steps is 800 MB, past any training run (LLM
 # pretraining is ~1e6 steps); beyond it a clear error, not a MemoryError or the OOM killer
-# (found by fuzzing the CLI: 'cosine:...,total=1e12' asked numpy for 7 TiB)
+# (a total of 1e12 would ask numpy for 7 TiB)
 MAX_STEPS = 10**8
 
 

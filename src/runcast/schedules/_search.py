@@ -83,8 +83,8 @@ class Objective:
             warnings.simplefilter("always")
             out = np.asarray(self.law.predict(schedule, [self.setting.last]), dtype=np.float64)
         val = float(out.ravel()[-1]) if out.size else float("nan")
-        # a loss law extrapolated far enough can predict a loss <= 0 (a huge annealing gain):
-        # found by fuzzing, the planner then chose exactly that schedule as the "best"
+        # a loss law extrapolated far enough can predict a loss <= 0 (a huge annealing gain);
+        # such a schedule is out of the law's range, never the "best" one
         if np.isfinite(val) and val > 0:
             for w in said:  # what the law says of a schedule the search may pick, the user hears
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -124,7 +124,7 @@ def search_wsd(f: Objective, shapes: Sequence[str] = DECAY_SHAPES) -> tuple[floa
         return Schedule.from_spec(spec)
 
     # a warmup that fills all but a sliver of the budget leaves no room for the grid's shortest
-    # decay (5%): decay over what is left (found by fuzzing: an empty grid, an IndexError)
+    # decay (5%): decay over what is left rather than search an empty grid
     fracs = [frac for frac in WSD_FRACTIONS if frac <= max_frac] or [max_frac]
     grid: list[tuple[float, tuple[float, str, float]]] = []
     for shape in shapes:

@@ -95,9 +95,9 @@ def _z(x: float, history: np.ndarray, resolution: float) -> float:
         med = float(np.median(history))
         dev = np.abs(history - med)
         mad = float(np.median(dev))
-        # found by fuzzing: a bfloat16 loss (sd 0.25%: 76% of steps at exactly 2.0, the rest
-        # 2 - 1/128 or 2 + 1/64) had MAD 0, and 18 of 300 steps of plain noise were "spikes"
-        # (z ~ 8000); a value one resolution step up was never let into the history after
+        # a coarse loss (bfloat16: most steps at exactly 2.0, the rest one resolution step
+        # away) has MAD 0: fall back on the mean deviation, and never measure a deviation on a
+        # scale finer than the values' own resolution, or plain noise reads as a spike
         spread = _MAD_SD * mad if mad > 0 else 1.2533 * float(np.mean(dev))
         scale = max(spread, resolution, 1e-6 * max(abs(med), 1e-12))
         z = float(np.float64(x - med) / scale)

@@ -423,7 +423,8 @@ def analog_forecast(
     with np.errstate(over="ignore"):
         samples = np.exp(pos) if log else pos
     if not np.all(np.isfinite(samples)):
-        # found by fuzzing: a trial at 1e-300 among donors at 2 borrowed a rise of e^690
+        # a trial far below its donors' scale (1e-300 among values near 2) borrows a rise
+        # that overflows (e^690): refuse it by name rather than forecast inf
         raise InvalidInputError(
             f"The analog forecast of this trial (last value {float(fin.value[-1]):.3g}) leaves "
             "the float range: its donors move on scales it cannot follow. Compare trials of "

@@ -326,9 +326,9 @@ def law_name(law: Any) -> str:
 
 
 def check_options(*, huber_delta: Any, prior_strength: Any, max_points: Any) -> None:
-    """Refuse fit options a solver cannot use, naming the value (found by fuzzing: a string
-    or a fractional max_points were numpy/scipy TypeErrors; prior_strength=nan a FitError
-    that blamed the curve).
+    """Refuse fit options a solver cannot use, naming the value: left to the solver, a string
+    or a fractional ``max_points`` is a numpy/scipy TypeError and ``prior_strength=nan`` a
+    FitError that blames the curve.
 
     Example:
         >>> check_options(huber_delta=1e-3, prior_strength=-1.0, max_points=256)
