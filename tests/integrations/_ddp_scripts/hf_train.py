@@ -87,8 +87,10 @@ def main() -> None:
     )
     Trainer(model=model, args=args, train_dataset=Tokens(), callbacks=[cb, Report(out, cb)]).train()
     # the Trainer leaves the process group up; gloo's threads torn down at interpreter exit
-    # abort a rank now and then ("terminate called without an active exception", exit -6)
+    # abort a rank now and then ("terminate called without an active exception", exit -6).
+    # Both ranks meet first: a group shut down while the other rank still talks aborts too
     if torch.distributed.is_initialized():
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
