@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 transformers = pytest.importorskip("transformers")
 from transformers import (  # noqa: E402
@@ -22,6 +23,7 @@ from transformers import (  # noqa: E402
 )
 
 import runcast  # noqa: E402
+from runcast.cli import app  # noqa: E402
 from runcast.demo._text import CharData, CharWindows, load_text  # noqa: E402
 from runcast.integrations.hf import RuncastCallback  # noqa: E402
 
@@ -100,3 +102,9 @@ def test_hf_trainer_end_to_end(tmp_path: Path, e2e: Any) -> None:
     assert out["last_observed_step"] == 20 and out["method"] in runcast.forecast.available_methods()
     lo, hi = out["final"]["interval_95"]
     assert 0 < lo <= out["final"]["median"] <= hi  # a loss, forecast above its floor of 0
+    # without --from, the finished run is said to be at its planned end, with a --from to try
+    ended = CliRunner().invoke(app, ["forecast", info.id, "--db", str(db)])
+    assert ended.exit_code == 1
+    assert f"reached its planned end (step {STEPS})" in ended.output
+    tried = e2e.cli_forecast_from(db, info.id, int(ended.output.split("--from ")[2].split(",")[0]))
+    assert tried["last_observed_step"] < STEPS

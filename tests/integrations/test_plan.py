@@ -83,6 +83,15 @@ def test_as_of_cuts_the_curve_and_defaults_to_the_planned_end() -> None:
         as_of(c, None, 300, None)
     with pytest.raises(InvalidInputError, match="planned end is unknown"):
         as_of(c, None, None, None)
+    # a finished run, its planned end defaulted: said as such, with a --from that works
+    ended = planned_schedule({PLAN_KEY: plan_entry(sched.array(), "t")})
+    with pytest.raises(InvalidInputError, match=r"reached its planned end \(step 300\).*--from 60"):
+        as_of(c, ended, None, None)
+    cut, until = as_of(c, ended, None, 60)
+    assert (cut.last_step, until) == (60, 300)
+    longer = Curve(np.arange(0, 401, 10), np.linspace(3, 1, 41), name="loss")
+    with pytest.raises(InvalidInputError, match=r"step 300, and is logged to step 400"):
+        as_of(longer, ended, None, None)
     with pytest.raises(InvalidInputError, match="no points up to step 5"):
         as_of(Curve([10, 20], [1.0, 0.5]), None, 30, 5)
 

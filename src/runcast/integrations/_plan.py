@@ -221,6 +221,7 @@ def as_of(
         (40, 299)
     """
     whole = curve
+    given = until is not None
     if from_step is not None:
         if isinstance(from_step, bool) or not isinstance(from_step, int) or from_step < 0:
             raise InvalidInputError(f"--from must be a step >= 0, but got {from_step!r}.")
@@ -240,6 +241,15 @@ def as_of(
                 "The run's planned end is unknown (no recorded plan, schedule spec or steps-like "
                 "config key): pass --until STEP."
             )
+    if until <= curve.last_step and not given and from_step is None:
+        # the usual case of a finished run: say so, and offer the forecast made along the way
+        early = int(curve.step[0] + 0.2 * (curve.last_step - curve.step[0]))
+        past = "" if until == curve.last_step else f", and is logged to step {curve.last_step}"
+        raise InvalidInputError(
+            f"The run has reached its planned end (step {until}{past}): nothing is left to "
+            f"forecast. Pass --from STEP to see the forecast as of an earlier step (e.g. --from "
+            f"{early}, a fifth of the way), or --until a later step."
+        )
     if until <= curve.last_step:
         raise InvalidInputError(
             f"until={until} must be after the last observed step {curve.last_step}: nothing is "
