@@ -29,6 +29,8 @@ def test_runs_lists_status_value_and_forecast(live: Any) -> None:
     # still falling: the forecast end is below the current value
     assert fc["median"] < run["value"]
     assert done["forecast"]["step"] == 299
+    # made from: the running run's latest step, the finished run's first fifth
+    assert run["forecast"]["made_at"] == 99 and done["forecast"]["made_at"] == int(0.2 * 300)
     # a finished run's value reached is the one the report gives (its trend at the last
     # step); a running run has not reached anything yet
     from runcast import Curve

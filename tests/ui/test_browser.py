@@ -117,6 +117,12 @@ def test_dashboard_lists_runs_draws_and_updates_live(page: Any, live: Any) -> No
             "() => document.getElementById('curves').data[4].x.slice(-1)[0] === 299",
             timeout=60_000,
         )
+        # the finished run's forecast says the step it was made from (a fifth of the way)
+        page.wait_for_function(
+            f"() => /at step 299, made at step 60/.test("
+            f"document.querySelector(\"tr[data-run='{live.done_id}'] .forecast\").textContent)",
+            timeout=60_000,
+        )
         # comparison: tick the finished run; its traces join the same plot
         page.locator(f"tr[data-run='{live.done_id}'] input").check()
         page.wait_for_function(
@@ -240,7 +246,8 @@ def test_run_list_pages_with_previous_and_next(page: Any, db_path: Path) -> None
         # the page stays put across the list's own refresh (every 2 s; the status line says when)
         before = page.locator("#status").inner_text()
         page.wait_for_function(
-            "(t) => document.getElementById('status').textContent !== t", arg=before,
+            "(t) => document.getElementById('status').textContent !== t",
+            arg=before,
             timeout=15_000,
         )
         assert shown() == newest[6:]

@@ -189,7 +189,9 @@ class DashboardData:
                     else self._cached_forecast(info.id, key, last, info.status)
                 )
                 if fc is not None and "final" in fc:
-                    row["forecast"] = fc["final"]
+                    # the step the forecast was made from: a finished run's is a fifth of the
+                    # way in (``cutoff``), so its forecast can be held against what it reached
+                    row["forecast"] = {**fc["final"], "made_at": fc["cutoff_step"]}
                     # a finished run's value reached (its trend at the last step), the number
                     # the report and the demo give; "value" is the last point, labelled so
                     row["reached"] = fc.get("actual_final")

@@ -53,8 +53,11 @@ function renderRuns() {
     tr.dataset.run = r.id;
     const sel = state.selected.includes(r.id);
     if (sel) tr.classList.add("selected");
+    // a run that is not running shows the forecast made part-way (the server's cut-off): say so
+    const made = r.status !== "running" && r.forecast && r.forecast.made_at != null
+      ? `, made at step ${r.forecast.made_at}` : "";
     const fc = r.forecast
-      ? `${fmt(r.forecast.median)} <span class="muted">[${fmt(r.forecast.lo80)}, ${fmt(r.forecast.hi80)}] at step ${r.forecast.step}</span>`
+      ? `${fmt(r.forecast.median)} <span class="muted">[${fmt(r.forecast.lo80)}, ${fmt(r.forecast.hi80)}] at step ${r.forecast.step}${made}</span>`
       : r.forecast_note
         // the reason there is no forecast, on the page (not only in a tooltip)
         ? `<span class="muted note">${escapeHTML(r.forecast_note)}</span>`
