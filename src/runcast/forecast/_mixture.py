@@ -10,10 +10,8 @@ from its prior how curves usually go on, which is what an early forecast needs; 
 ensemble follows the observed shape, which is what a late one needs (a PFN that sees a curve
 bend sharply late in its observed part, as when an LR drop it was not told of begins, can
 extrapolate the bend too far). So the ensemble's share of the paths grows with the observed
-share of the run: none until 30% (:data:`BLIND_RAMP`), half from 50% on, linearly between. The
-share was chosen on ``bench/forecast_cutoff.py`` by nested leave-one-group-out
-cross-validation of the final value's CRPS among seven such rules (the held-out groups picked
-this rule six times in eight).
+share of the run: none until 30% (:data:`BLIND_RAMP`), half from 50% on, linearly between
+(chosen by nested leave-one-group-out cross-validation: ``bench/README.md``, "Session 5").
 
 Example:
     >>> import numpy as np, runcast
