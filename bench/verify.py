@@ -123,6 +123,7 @@ def attack_runs(family: str, steps: int, every: int, draws: int) -> list[dict[st
 # format 2 as session 9 recorded it (a chain link per step, checkpoints serialised through
 # safetensors' torch path) and format 3 (a link per segment, the numpy path: the same bytes)
 FORMATS = (2, 3)
+COPIED = "3, indices copied"
 
 
 WRITER_CPU: list[float] = []  # the writer thread's CPU seconds, one entry per recorder
@@ -157,25 +158,31 @@ def _recorder(task: Any, steps: int, version: int) -> ProofRecorder:
     return rec
 
 
-def overhead(family: str, steps: int, blocks: int) -> dict[str, Any]:
+def overhead(family: str, steps: int, blocks: int) -> dict[Any, Any]:
     """The same training loop without the recorder and with it in each proof format, in
     blocks of ``steps`` steps whose order rotates; each block's time per step against the
     recorder-free block of the same round (adjacent in time, so a change in the machine's load
     cancels), the median over rounds. Wall time, and the training thread's CPU time."""
     task = FAMILIES[family](None)
     order = DataOrder(b"\x01" * 32, n_records=len(task.dataset), batch_size=BATCH, holdout=0.1)
-    variants: list[int | None] = [None, *FORMATS]
-    wall: dict[int | None, list[float]] = {v: [] for v in variants}
-    cpu: dict[int | None, list[float]] = {v: [] for v in variants}
-    writer: dict[int | None, list[float]] = {v: [] for v in variants}
+    # COPIED: format 3 with every batch's indices copied in record(), as before session 14
+    # (the committed order's own batches are now kept as they are)
+    variants: list[int | str | None] = [None, *FORMATS, COPIED]
+    wall: dict[int | str | None, list[float]] = {v: [] for v in variants}
+    cpu: dict[int | str | None, list[float]] = {v: [] for v in variants}
+    writer: dict[int | str | None, list[float]] = {v: [] for v in variants}
     for b in range(blocks):
-        for v in variants[b % 3 :] + variants[: b % 3]:
+        k = b % len(variants)
+        for v in variants[k:] + variants[:k]:
             torch.manual_seed(0)
             model = task.model()
             opt = task.optimizer(model)
             if v is not None:
-                with _as_format(v):
-                    rec = _recorder(task, steps, v)
+                version = 3 if v == COPIED else int(v)
+                with _as_format(version):
+                    rec = _recorder(task, steps, version)
+                    if v == COPIED:
+                        rec.order.owns = lambda indices: False  # type: ignore[method-assign]
                     rec.start(model, opt)
                     t0, c0 = time.perf_counter(), time.thread_time()
                     for step, idx in rec.batches():
@@ -194,7 +201,7 @@ def overhead(family: str, steps: int, blocks: int) -> dict[str, Any]:
                 cpu[v].append((time.thread_time() - c0) / steps)
     out: dict[str, Any] = {"base_ms": 1e3 * float(np.median(wall[None]))}
     base = np.array(cpu[None])
-    for v in FORMATS:
+    for v in (*FORMATS, COPIED):
         out[v] = {
             "wall": float(np.median(np.array(wall[v]) / np.array(wall[None]))) - 1,
             "cpu": float(np.median(np.array(cpu[v]) / base)) - 1,
@@ -323,7 +330,7 @@ def record_tables(quick: bool, blocks: int, block_steps: int, family: str | None
     print("|---|---|---|---|---|---|---|")
     for fam in fams:
         o = overhead(fam, block_steps, blocks)
-        for v in FORMATS:
+        for v in (*FORMATS, COPIED):
             print(
                 f"| {fam} | {o['base_ms']:.3f} | {v} | {100 * o[v]['wall']:+.2f}% | "
                 f"{100 * o[v]['cpu']:+.2f}% | {o[v]['writer_us']:.2f} | "

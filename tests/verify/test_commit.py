@@ -48,3 +48,13 @@ def test_bad_arguments_say_what_is_wrong() -> None:
         DataOrder(b"x" * 32, n_records=10, batch_size=20, holdout=0.1)
     with pytest.raises(InvalidInputError, match="plain JSON"):
         canonical({"f": object()})
+
+
+def test_order_owns_only_the_batches_it_handed_out_this_epoch() -> None:
+    order = DataOrder(b"\x02" * 32, n_records=100, batch_size=10, holdout=0.1)
+    first = order.batch(0)
+    assert order.owns(first)
+    assert not order.owns(first.copy()) and not order.owns(first.tolist())
+    order.batch(9)  # the next epoch: its own permutation, the last one's batches left intact
+    assert not order.owns(first) and order.owns(order.batch(10))
+    assert first.tolist() == order.batch(0).tolist()  # recomputed, the same batch

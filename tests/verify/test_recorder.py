@@ -133,3 +133,24 @@ def test_checkpoint_bytes_are_safetensors_whatever_the_dtype() -> None:
         assert torch.equal(back["optimizer"]["state"][0]["exp_avg"], moment)
         # the file safetensors itself reads (either path writes the same format)
         assert set(st.load(data)) >= {"model.weight", "optim.0.exp_avg", "optim.0.exp_avg_sq"}
+
+
+def test_batches_kept_without_a_copy_record_the_same_proof(tmp_path: Path, mlp_task: Task) -> None:
+    # the yielded batch is kept as is; a list (or the caller's own array) is copied: the chain
+    # and the checkpoints must not tell them apart, across epochs (50 batches each here)
+    manifests = []
+    for name, as_given in (("view", lambda idx: idx), ("list", lambda idx: idx.tolist())):
+        rec = ProofRecorder(
+            tmp_path / name, mlp_task.dataset, steps=120, batch_size=32, checkpoint_every=40,
+            nonce=bytes(range(32)),
+        )  # fmt: skip
+        rec.seed()
+        model = mlp_task.model()
+        opt = mlp_task.optimizer(model)
+        rec.start(model, opt)
+        for step, idx in rec.batches():
+            mlp_task.train_step(model, opt, mlp_task.batch(idx), step)
+            rec.record(step, as_given(idx), model, opt)
+        manifests.append(json.loads((rec.finish() / "manifest.json").read_text()))
+    view, copied = ([(e["chain"], e["sha256"]) for e in m["checkpoints"]] for m in manifests)
+    assert view == copied and len(view) == 4

@@ -140,6 +140,12 @@ class DataOrder:
         self._epoch = -1
         self._perm = self.train
 
+    def owns(self, indices: object) -> bool:
+        """Whether ``indices`` is a batch of the current epoch as :meth:`batch` handed it out
+        (a view of the epoch's permutation, which is never written to and is replaced, not
+        changed, at the next epoch), so a recorder can keep it without a copy."""
+        return type(indices) is np.ndarray and indices.base is self._perm
+
     def _epoch_perm(self, epoch: int) -> np.ndarray:
         if epoch != self._epoch:
             rng = np.random.default_rng(derive_int(self.seed, b"epoch%d" % epoch))
@@ -148,7 +154,8 @@ class DataOrder:
         return self._perm
 
     def batch(self, step: int) -> np.ndarray:
-        """The record indices of the batch trained at ``step`` (0-based)."""
+        """The record indices of the batch trained at ``step`` (0-based): a view of the epoch's
+        permutation, which is never written to (do not write into it either)."""
         epoch, k = divmod(step, self.batches_per_epoch)
         b = self.batch_size
         return self._epoch_perm(epoch)[k * b : (k + 1) * b]

@@ -267,9 +267,12 @@ class ProofRecorder:
                 f"ProofRecorder.record got step {step}, expected {self._next}: every step is "
                 "recorded once, in order (resume with ProofRecorder.resume after a restart)."
             )
-        # the hot path: keep a copy of the indices (the caller may reuse its array); the
-        # writer thread hashes the segment's into the chain, so the step pays no SHA-256
-        self._pending.append(np.array(indices, dtype=np.int64))
+        # the hot path. A batch the committed order handed out is kept as is (nothing writes
+        # into it); anything else is copied, since the caller may reuse its array (right after
+        # a training step that copy costs ~4 us, 1.3% of a 0.3 ms step). The writer thread
+        # hashes the segment's indices into the chain, so the step pays no SHA-256
+        own = self.order.owns(indices)
+        self._pending.append(indices if own else np.array(indices, dtype=np.int64))
         self._next = step + 1
         if self._next % self.checkpoint_every == 0 or self._next == self.steps:
             self._checkpoint(self._next, model, optimizer)
