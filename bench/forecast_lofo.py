@@ -36,6 +36,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +210,36 @@ def with_fallback(recs: list[Record]) -> list[Record]:
     return out
 
 
+@dataclass
+class Judged:
+    """The records as ``forecast()`` answers them, each family's calibration and ``auto``'s
+    choice made without it (:func:`judge`)."""
+
+    recs: list[Record]
+    taus: dict[tuple[str, str, float], float]
+    oods: dict[str, dict[str, float]]
+    with_sched: set[str]  # the runs with a schedule: judged with it
+    known: dict[str, dict[tuple[str, float], str]]  # auto's choice with the schedule, per family
+    blind: dict[str, dict[tuple[str, float], str]]  # and without it
+
+    def tau_of(self, r: Record) -> float:
+        # a law record answered by the PFN fallback is calibrated as the PFN
+        return self.taus.get((r.case, r.calibration_key, r.fraction), 1.0)
+
+
+def judge(scored: list[Record]) -> Judged:
+    """Leave-one-family-out: every record's calibration, and ``auto``'s choice per family."""
+    taus, oods = lofo_calibration([r for r in scored if r.method not in BASELINES])
+    recs = with_fallback(scored)
+    # a run with a schedule is judged with it: the blind methods compete on the same runs
+    with_sched = {r.case for r in recs if r.method in WITH_SCHEDULE}
+    j = Judged(recs, taus, oods, with_sched, {}, {})
+    j.known = lofo_choice([r for r in recs if r.method in KNOWN and r.case in with_sched],
+                          KNOWN, j.tau_of)  # fmt: skip
+    j.blind = lofo_choice([r for r in recs if r.method in BLIND], BLIND, j.tau_of)
+    return j
+
+
 def _fmt(xs: Sequence[float], pct: int = 0) -> str:
     return "/".join(f"{100 * x:.{pct}f}" for x in xs)
 
@@ -335,18 +366,9 @@ def main() -> None:
     if args.score_only:
         return
     calibrated = [r for r in scored if r.method not in BASELINES]
-    taus, oods = lofo_calibration(calibrated)
-    recs = with_fallback(scored)
-
-    def tau_of(r: Record) -> float:
-        # a law record answered by the PFN fallback is calibrated as the PFN
-        return taus.get((r.case, r.calibration_key, r.fraction), 1.0)
-
-    # a run with a schedule is judged with it: the blind methods compete on the same runs
-    with_sched = {r.case for r in recs if r.method in WITH_SCHEDULE}
-    known = lofo_choice([r for r in recs if r.method in KNOWN and r.case in with_sched],
-                        KNOWN, tau_of)  # fmt: skip
-    blind = lofo_choice([r for r in recs if r.method in BLIND], BLIND, tau_of)
+    judged = judge(scored)
+    recs, tau_of, oods = judged.recs, judged.tau_of, judged.oods
+    with_sched, known, blind = judged.with_sched, judged.known, judged.blind
 
     def auto_known(r: Record) -> bool:
         return (r.family in known and r.case in with_sched

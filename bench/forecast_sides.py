@@ -31,19 +31,12 @@ from typing import Any
 import numpy as np
 
 import runcast.forecast._eval as ev
-from runcast.forecast._eval import CUTOFFS, Case, Record, evaluate_case
-from runcast.forecast._lofo import lofo_calibration, lofo_choice, pick, record_kind
+from runcast.forecast._eval import CUTOFFS, Case, evaluate_case
+from runcast.forecast._lofo import pick, record_kind
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from forecast_lofo import (  # noqa: E402
-    BASELINES,
-    KNOWN,
-    WITH_SCHEDULE,
-    corpus_cases,
-    score_all,
-    with_fallback,
-)
+from forecast_lofo import corpus_cases, judge, score_all  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -109,19 +102,11 @@ def main() -> None:
     warnings.simplefilter("ignore")
     cases = corpus_cases(args.per_family, None, args.train)
     by_name = {c.name: c for c in cases}
-    scored = score_all(cases, False, lambda m: print(m, file=sys.stderr))
-    taus, _ = lofo_calibration([r for r in scored if r.method not in BASELINES])
-    recs = with_fallback(scored)
-
-    def tau_of(r: Record) -> float:
-        return taus.get((r.case, r.calibration_key, r.fraction), 1.0)
-
-    with_sched = {r.case for r in recs if r.method in WITH_SCHEDULE}
-    known = lofo_choice([r for r in recs if r.method in KNOWN and r.case in with_sched],
-                        KNOWN, tau_of)  # fmt: skip
+    judged = judge(score_all(cases, False, lambda m: print(m, file=sys.stderr)))
+    known = judged.known
     sides: list[Side] = []
-    for r in recs:
-        if r.case not in with_sched or r.family not in known or r.failed:
+    for r in judged.recs:
+        if r.case not in judged.with_sched or r.family not in known or r.failed:
             continue
         kind = record_kind(r)
         if r.method != pick(known, r.family, r.fraction, kind):
@@ -130,7 +115,7 @@ def main() -> None:
         if r.method in ("pfn", "pfn+ensemble", "ensemble"):  # blind picks forecast blind
             case = Case(case.name, case.family, case.curve, None, case.group)
         method = "pfn" if r.method == "pfn+schedule" else r.method
-        s = side_of(case, r.fraction, method, tau_of(r), kind)
+        s = side_of(case, r.fraction, method, judged.tau_of(r), kind)
         if s is not None:
             sides.append(s)
     head = ("| curves | family | cut-off | n | above q90 | below q10 | above q97.5 | below q2.5 "
