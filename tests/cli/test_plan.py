@@ -199,3 +199,50 @@ def test_plan_says_when_it_assumes_no_warmup(app: typer.Typer, law_file: Path) -
     assert '"warmup": 0' in text
     res = CliRunner().invoke(app, [*args, "--warmup", "100"])
     assert res.exit_code == 0 and "no --warmup" not in res.output
+
+
+def _stored_run(db: Path, config: dict[str, object]) -> str:
+    import runcast
+    from runcast import Schedule
+    from runcast.forecast.laws import MultiPowerLaw
+
+    sched = Schedule.from_string(COSINE)
+    steps = np.arange(2200, 24000, 400)
+    loss = MultiPowerLaw.published("25M").predict(sched, steps)
+    with runcast.init(project="p", name="cos", db=db, config=config) as run:
+        for s, v in zip(steps, loss, strict=True):
+            run.log({"loss": float(v)}, step=int(s))
+    return str(run.id)
+
+
+def test_plan_and_law_fit_take_runs_in_the_store(app: typer.Typer, tmp_path: Path) -> None:
+    from runcast.cli import _law
+
+    db = tmp_path / "r.db"
+    run_id = _stored_run(db, {"schedule": COSINE})
+    base = ["plan", "--db", str(db), "--budget", "24000", "--law", "mpl", "--no-free-form"]
+    # the run's recorded schedule (config['schedule']) comes with it: no --schedule needed
+    res = CliRunner().invoke(app, [*base, run_id, "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["schedule"]["peak"] == 3e-4 and data["gain"] > 0
+    # by name too, and the same run through `runcast law fit`
+    law_app = typer.Typer()
+    _law.register(law_app)
+    fit = CliRunner().invoke(law_app, ["law", "fit", "cos", "--db", str(db), "--law", "mpl"])
+    assert fit.exit_code == 0, fit.output
+    assert "fit on" in " ".join(fit.output.split())
+
+
+def test_a_stored_run_without_a_schedule_asks_for_one(app: typer.Typer, tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    run_id = _stored_run(db, {})  # no plan, no config['schedule'], no lr logged
+    args = ["plan", run_id, "--db", str(db), "--budget", "24000", "--law", "mpl"]
+    res = CliRunner().invoke(app, args)
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "recorded no schedule" in text and "--schedule" in text
+    # given one, it plans
+    res = CliRunner().invoke(app, [*args, "-s", COSINE, "--no-free-form", "--json"])
+    assert res.exit_code == 0, res.output
+    missing = CliRunner().invoke(app, ["plan", "nosuch", "--db", str(db), "--budget", "9"])
+    assert missing.exit_code == 1 and "No run 'nosuch'" in " ".join(missing.output.split())

@@ -77,6 +77,8 @@ def test_random_settings_get_a_real_plan_or_a_clear_error(seed: int) -> None:
         assert np.all(after <= peak * (1 + 1e-9)) and np.all(after >= floor * (1 - 1e-9)), what
         # a loss the law predicts, never the <= 0 of a law extrapolated past sense
         assert np.isfinite(plan.loss) and plan.loss > 0 and plan.baseline_loss > 0, what
-        assert plan.final is not None and np.all(plan.final.samples > 0), what
+        # a distribution of positive losses, or none where the law's draws leave the fit far
+        # behind (a peak LR of 10: the forecast said so, and the point prediction stands)
+        assert plan.final is None or np.all(plan.final.samples > 0), what
     assert plans >= 3  # the fuzz reaches the searches, not only the argument checks
     assert all(len(e) > 30 for e in errors)  # every refusal says what was wrong

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -124,8 +125,53 @@ def read_curve(path: Path, metric: str, schedule: Schedule | None) -> Curve:
     return curve.with_schedule(Schedule.from_array(lr[order]))
 
 
+def read_source(
+    source: str,
+    metric: str,
+    schedule: Schedule | None,
+    db: str | None = None,
+    read_file: Callable[[Path, str, Schedule | None], Curve] | None = None,
+) -> Curve:
+    """A finished run's loss curve with its schedule: from a CSV/JSONL log (``read_file``,
+    default :func:`read_curve`) or from a run in the store (id, name or id prefix), whose
+    schedule is the one it recorded (an integration's plan, ``config["schedule"]``, or an
+    ``lr`` logged at every step) unless ``schedule`` is given."""
+    from runcast.cli._common import db_path
+    from runcast.errors import InvalidInputError
+    from runcast.integrations._plan import planned_schedule
+    from runcast.store import open_store
+
+    path = Path(source)
+    if path.exists() or path.suffix.lower() in LOG_SUFFIXES:
+        # a log (a missing one is said by its reader)
+        return (read_file or read_curve)(path, metric, schedule)
+    with open_store(db_path(db), create=False) as store:
+        info = store.run(source)
+        curve = store.curve(info.id, metric)
+        lr = store.curve(info.id, "lr") if "lr" in store.keys(info.id) else None
+    if schedule is None:
+        schedule = planned_schedule(info.config or {}, lr).schedule
+    if schedule is None:
+        raise InvalidInputError(
+            f"Run {info.id} ({info.name}) recorded no schedule (no plan, no config['schedule'], "
+            "no 'lr' at every step): pass it with --schedule."
+        )
+    schedule.check_covers(curve.last_step + 1, f"run {info.id}")
+    return curve.with_schedule(schedule)
+
+
+#: the suffixes that make an argument a log file's name rather than a run's
+LOG_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".gz", ".tsv", ".txt")
+
+
 def fit_cmd(
-    files: Annotated[list[Path], typer.Argument(help="CSV/JSONL logs with step and loss.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="Finished runs: CSV/JSONL logs with step and loss, or runs in the store (id "
+            "or name)."
+        ),
+    ],
     schedule: Annotated[
         list[str] | None,
         typer.Option(
@@ -141,6 +187,9 @@ def fit_cmd(
     metric: Annotated[str, typer.Option("--metric", "-m", help="The loss column.")] = "loss",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Save the law (JSON).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: Annotated[
+        str | None, typer.Option("--db", help="The run store (for runs given by id or name).")
+    ] = None,
 ) -> None:
     """Fit a loss law to one or more runs (jointly) and print its parameters and fit quality."""
     with friendly_errors():
@@ -155,9 +204,9 @@ def fit_cmd(
             )
         scheds = [parse_schedule(s) for s in specs]
         curves = []
-        for i, path in enumerate(files):
+        for i, source in enumerate(files):
             sched = scheds[i if len(scheds) > 1 else 0] if scheds else None
-            curves.append(read_curve(path, metric, sched))
+            curves.append(read_source(source, metric, sched, db))
         with err_console.status(f"fitting the {law!r} law to {len(curves)} curve(s)"):
             fitted = fit_law(curves, law)
         if out is not None:

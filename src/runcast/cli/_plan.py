@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from runcast.cli._common import console, err_console, friendly_errors, parse_schedule
-from runcast.cli._law import LAW_NAMES, column, read_rows
+from runcast.cli._law import LAW_NAMES, column, read_rows, read_source
 
 if TYPE_CHECKING:
     from runcast.curve import Curve
@@ -61,7 +61,7 @@ def lowest_fitted_lr(curves: list[Curve]) -> float | None:
 
 
 def _load_law(
-    law: str, files: list[Path], given: list[Schedule], metric: str
+    law: str, files: list[str], given: list[Schedule], metric: str, db: str | None
 ) -> tuple[Any, list[Curve]]:
     from runcast.errors import InvalidInputError
     from runcast.forecast.laws import Law, fit_law
@@ -85,7 +85,7 @@ def _load_law(
     scheds: list[Schedule | None] = [*given] or [None]
     if len(scheds) == 1:
         scheds = scheds * len(files)
-    curves = [read_curve(p, metric, s) for p, s in zip(files, scheds, strict=True)]
+    curves = [read_source(f, metric, s, db, read_curve) for f, s in zip(files, scheds, strict=True)]
     with err_console.status(f"fitting the {law!r} law to {len(curves)} curve(s)"):
         return fit_law(curves, law), curves
 
@@ -138,8 +138,11 @@ def _table(plan: Plan, level: float) -> Any:
 
 
 Files = Annotated[
-    list[Path] | None,
-    typer.Argument(help="Finished runs to fit: CSV/JSONL (.gz too) with step, loss[, lr]."),
+    list[str] | None,
+    typer.Argument(
+        help="Finished runs to fit: CSV/JSONL (.gz too) with step, loss[, lr], or runs in the "
+        "store (id or name)."
+    ),
 ]
 Specs = Annotated[
     list[str],
@@ -180,6 +183,9 @@ def plan_command(
         typer.Option(help="Write the plan, with the full schedule, as JSON."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    db: Annotated[
+        str | None, typer.Option("--db", help="The run store (for runs given by id or name).")
+    ] = None,
 ) -> None:
     """Plan the LR schedule with the lowest predicted final loss, and its gain over cosine."""
     with friendly_errors():
@@ -189,7 +195,7 @@ def plan_command(
         if budget < 2:
             raise InvalidInputError("Give the run's length in steps with --budget N (N >= 2).")
         given = [parse_schedule(s) for s in schedule]  # a typo is reported before any fit
-        fitted, curves = _load_law(law, list(files or []), given, metric)
+        fitted, curves = _load_law(law, list(files or []), given, metric, db)
         if peak is None:
             # the given schedules', else the fitted runs' own (an 'lr' column)
             peak = max((s.peak for s in given), default=None)

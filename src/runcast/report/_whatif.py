@@ -124,6 +124,7 @@ def whatif_data(
     import runcast
     from runcast.forecast._bounds import infer_bounds
     from runcast.forecast._prep import detect_direction
+    from runcast.forecast.laws._base import UNPINNED
     from runcast.forecast.laws._fit import POOR_FIT_RESIDUAL
 
     observed = curve.finite().with_schedule(schedule)
@@ -161,14 +162,18 @@ def whatif_data(
         # the line is the law's own prediction (smooth); the interval comes from its forecast,
         # whose paths carry parameter, model and observation noise
         try:
-            lo, hi = law.forecast(sched, step).final.interval(0.8)
+            with warnings.catch_warnings():
+                # an unpinned law's interval is left out below: no need to say so at each line
+                warnings.filterwarnings("ignore", UNPINNED, RuncastWarning)
+                fc = law.forecast(sched, step)
+            lo, hi = fc.final.interval(0.8)
         except FitError:
             if is_actual:
                 raise  # the run's own schedule: no what-if without it
             dropped.append(name)  # one alternative the law cannot follow, not the whole panel
             continue
         loss = np.asarray(law.predict(sched, step), dtype=np.float64)
-        if not lo <= loss[-1] <= hi:
+        if fc.info.get("unpinned") or not lo <= loss[-1] <= hi:
             # an interval that misses the law's own prediction is broken, not uncertain:
             # show none rather than a wrong one
             lo = hi = float("nan")

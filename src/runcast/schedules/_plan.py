@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from runcast.errors import FitError, InvalidInputError, ScheduleError
 from runcast.forecast._types import Distribution
@@ -50,6 +51,8 @@ from runcast.schedules._search import (
     search_wsd,
 )
 
+FloatArray = npt.NDArray[np.float64]
+
 FAMILIES = ("wsd", "cosine")
 
 
@@ -63,7 +66,8 @@ class Plan:
         loss: its predicted final loss (the law's point prediction).
         baseline: the schedule it is compared with (default: cosine to 0.1x peak).
         baseline_loss: the baseline's predicted final loss.
-        final: the distribution of the final loss (None without ``law.forecast``).
+        final: the distribution of the final loss (None without ``law.forecast``, or when its
+            forecast is unpinned: the fitted runs leave the law's parameters loose).
         baseline_final: the same for the baseline.
         gain_samples: paired samples of ``baseline - planned`` final loss (None without it).
         candidates: the best schedule and loss of each family searched.
@@ -152,11 +156,15 @@ def _check(budget: int, peak: float, warmup: int, floor: float) -> Setting:
     return Setting(int(budget), float(peak), int(warmup), float(floor))
 
 
-def _forecast_final(law: Any, schedule: Schedule, step: int, n_paths: int, seed: int) -> Any:
+def _forecast_final(
+    law: Any, schedule: Schedule, step: int, n_paths: int, seed: int
+) -> FloatArray | None:
     try:
         fc = law.forecast(schedule, [step], n_paths=n_paths, seed=seed)
     except TypeError:  # a law whose forecast takes no n_paths/seed
         fc = law.forecast(schedule, [step])
+    if fc.info.get("unpinned"):
+        return None  # its interval means nothing (the law warned): the point prediction stands
     return np.asarray(fc.samples, dtype=np.float64)[:, -1]
 
 
@@ -168,12 +176,13 @@ def paired_gain(
     *,
     n_paths: int = 512,
     seed: int = 0,
-) -> tuple[Distribution, Distribution, Distribution | None]:
+) -> tuple[Distribution | None, Distribution | None, Distribution | None]:
     """Final-loss distributions of two schedules at ``step`` and of ``baseline - schedule``.
 
     The gain pairs the two forecasts path by path (same seed: the same parameter draws), then
     adds the law's ``model_error`` (a relative sd) back as independent between the schedules;
-    None when the forecasts' paths cannot be paired.
+    None when the forecasts' paths cannot be paired. All three are None when either forecast
+    is unpinned (``info["unpinned"]``: the fitted runs leave the law's parameters loose).
 
     Example:
         >>> from runcast.forecast.laws import MultiPowerLaw
@@ -188,6 +197,8 @@ def paired_gain(
     """
     a = _forecast_final(law, schedule, step, n_paths, seed)
     b = _forecast_final(law, baseline, step, n_paths, seed)
+    if a is None or b is None:
+        return None, None, None
     gain = None
     if a.shape == b.shape:
         # the shared part of the model error cancels in b - a; add it back as independent

@@ -194,3 +194,45 @@ def test_a_step_past_any_training_run_is_a_schedule_error() -> None:
     # found by fuzzing: step 1e12 asked numpy for a 7 TiB LR array (MemoryError)
     with pytest.raises(ScheduleError, match=r"past the 1e\+08 steps a law can evaluate"):
         make("mpl").predict(SPEC, [10**12])
+
+
+def _short_noisy_run() -> Any:
+    """One 1,500-step run with 3% per-step noise: too little for a 7-parameter law's Laplace
+    draws to stay near the fit when extrapolated (a demo-sized run)."""
+    import runcast
+    from runcast.forecast.laws import fit_law
+
+    sched = Schedule.from_spec({"kind": "wsd", "peak": 3e-3, "end": 0.0, "warmup": 50,
+                                "total": 1500, "decay_start": 1200})  # fmt: skip
+    s = np.arange(1, 1500)
+    s1 = np.cumsum(sched.array())[s] / 3e-3
+    fall = 0.15 * np.clip((s - 1200) / 300, 0, 1)
+    noise = np.exp(0.03 * np.random.default_rng(0).standard_normal(s.size))
+    loss = (1.0 + 3.0 * (1 + s1 / 50) ** -0.4 - fall) * noise
+    return fit_law(runcast.Curve(s, loss, schedule=sched, name="loss"), "auto")
+
+
+def test_a_forecast_whose_draws_leave_the_fit_says_so() -> None:
+    law = _short_noisy_run()
+    longer = {"kind": "cosine", "peak": 3e-3, "end": 3e-4, "warmup": 50, "total": 3000}
+    with pytest.warns(RuncastWarning, match=r"median of \d+.* where the law predicts 1\.\d+"):
+        fc = law.forecast(longer, [2999])
+    # the draws put the median hundreds of times above the law's own prediction: said, and
+    # marked, so that callers leave the interval out (the point prediction stands)
+    assert fc.info["unpinned"] is True
+    assert fc.final.median > 2 * float(law.predict(longer, [2999])[0])
+    # a plan made with it keeps the law's point predictions and shows no interval
+    from runcast.schedules import plan_schedule
+
+    with pytest.warns(RuncastWarning, match="unpinned"):
+        plan = plan_schedule(law, 3000, 3e-3, warmup=50, free_form=False)
+    assert plan.final is None and plan.gain_samples is None and plan.prob_gain is None
+    assert 1.0 < plan.loss < 2.0
+
+
+def test_a_pinned_forecast_says_nothing() -> None:
+    law = MultiPowerLaw(MPL_25M, cov=np.eye(7) * 1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fc = law.forecast(SPEC, [12000, 23999], n_paths=64)
+    assert fc.info["unpinned"] is False

@@ -111,7 +111,12 @@ def test_random_curves_get_a_sound_law_or_a_clear_error(seed: int) -> None:
                 assert said or bool(np.all(np.isfinite(pred) & (pred > 0))), case
                 # and nothing else (numpy's overflow warnings) reaches the user
                 assert len(said) == len(caught), (case, [str(w.message) for w in caught])
-                f = law.forecast(spec, steps, n_paths=32)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    f = law.forecast(spec, steps, n_paths=32)
+                # a forecast whose draws left the fit says so, and only runcast speaks
+                assert not f.info["unpinned"] or caught, case
+                assert all(issubclass(w.category, RuncastWarning) for w in caught), case
             except RuncastError as err:
                 errors.append(str(err))
                 continue

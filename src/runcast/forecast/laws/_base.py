@@ -82,6 +82,34 @@ def _check_domain(p: Param, value: float) -> None:
         raise InvalidInputError(f"Parameter {p.name} must be in (0, 1), but got {value!r}.")
 
 
+#: what the warning of an unpinned law's forecast says (a filter for callers that handle it)
+UNPINNED = r".*leave its parameters unpinned"
+
+
+def _unpinned(law: Law, schedule: Schedule, steps: IntArray, samples: FloatArray) -> bool:
+    """Whether the forecast's median strays from the law's own prediction by more than a
+    factor of 2 somewhere, and say so: the parameter draws (a local, Laplace approximation)
+    then come from directions the fitted runs left unpinned (one short run and a law of 7
+    parameters), and the forecast's median and interval mean nothing. The point prediction
+    (``law.predict``) stands; the remedy is more, or longer, runs to fit.
+    """
+    point = law._predict_theta(schedule, steps, law.theta)[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.abs(np.log(np.median(samples, axis=0) / point))
+    if not np.any(off > np.log(2.0)):
+        return False
+    j = int(np.nanargmax(np.where(np.isfinite(off), off, np.inf)))
+    warnings.warn(
+        f"The {law.name} law's forecast at step {int(steps[j])} has a median of "
+        f"{float(np.median(samples[:, j])):.4g} where the law predicts {float(point[j]):.4g}: "
+        "the runs it was fitted on leave its parameters unpinned, so this forecast's interval "
+        "is not to be trusted. Fit it on more runs, or longer ones.",
+        RuncastWarning,
+        stacklevel=3,
+    )
+    return True
+
+
 def _refuse_nonpositive(
     name: str, point: FloatArray, steps: IntArray, last_fitted: int | None
 ) -> None:
@@ -420,6 +448,7 @@ class Law:
             "params": dict(self.params),
             "model_error": self.model_error,
             "noise": self.noise,
+            "unpinned": _unpinned(self, sched, st_sorted, samples),
         }
         return Forecast(st_sorted, samples, direction="down", method=f"law:{self.name}", info=info)
 
