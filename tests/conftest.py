@@ -35,6 +35,25 @@ def catalog(shared_data: Path) -> dict[str, Any]:
     return _catalog()
 
 
+@pytest.fixture(scope="session")
+def unpinned_law() -> Any:
+    """runcast's law fitted on one 1,500-step run with 3% per-step noise (a demo-sized run):
+    too little to pin its 7 parameters, so its Laplace draws leave the fit when it forecasts."""
+    import numpy as np
+
+    import runcast
+    from runcast.forecast.laws import fit_law
+
+    sched = runcast.Schedule.from_spec({"kind": "wsd", "peak": 3e-3, "end": 0.0, "warmup": 50,
+                                        "total": 1500, "decay_start": 1200})  # fmt: skip
+    s = np.arange(1, 1500)
+    s1 = np.cumsum(sched.array())[s] / 3e-3
+    fall = 0.15 * np.clip((s - 1200) / 300, 0, 1)
+    noise = np.exp(0.03 * np.random.default_rng(0).standard_normal(s.size))
+    loss = (1.0 + 3.0 * (1 + s1 / 50) ** -0.4 - fall) * noise
+    return fit_law(runcast.Curve(s, loss, schedule=sched, name="loss"), "auto")
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """A store path in a fresh temporary folder."""

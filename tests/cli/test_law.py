@@ -75,6 +75,20 @@ def test_fit_then_predict(app: typer.Typer, tmp_path: Path) -> None:
     assert lo < data["median"][-1] < hi
 
 
+def test_predict_with_an_unpinned_law_gives_its_prediction_and_no_interval(
+    app: typer.Typer, tmp_path: Path, unpinned_law: Law
+) -> None:
+    path = unpinned_law.save(tmp_path / "law.json")
+    spec = "cosine:peak=3e-3,end=3e-4,warmup=50,total=3000"
+    res = CliRunner().invoke(app, ["law", "predict", str(path), "-s", spec])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    point = float(unpinned_law.predict(Schedule.from_string(spec), [2999])[0])
+    # the law's own prediction, said to carry no interval, after the note why
+    assert f"final loss at step 2999: {point:.4f} (no interval)" in text
+    assert "note:" in text and "unpinned" in text
+
+
 def test_fit_from_a_recorded_lr_column(app: typer.Typer, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "run.csv.gz", COSINE, with_lr=True)
     res = CliRunner().invoke(app, ["law", "fit", str(path), "--law", "momentum", "--json"])

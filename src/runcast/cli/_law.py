@@ -293,20 +293,20 @@ def predict_cmd(
         if as_json:
             console.print_json(json.dumps(fc.to_dict()))
             return
+        unpinned = bool(fc.info.get("unpinned"))
+        if unpinned:  # the law warned: its draws mean nothing, its own prediction stands
+            med = fitted.predict(sched, fc.steps)
         table = Table(title=f"{fitted.name} law on {sched.kind}", title_justify="left")
         for name in ("step", "lr", "predicted loss", "80% interval"):
             table.add_column(name, justify="right")
         lrs = sched.array(int(fc.steps[-1]) + 1)
         for j, s in enumerate(fc.steps):
-            table.add_row(
-                str(int(s)), f"{lrs[s]:.3g}", f"{med[j]:.4f}", f"[{lo[j]:.4f}, {hi[j]:.4f}]"
-            )
+            band = "—" if unpinned else f"[{lo[j]:.4f}, {hi[j]:.4f}]"
+            table.add_row(str(int(s)), f"{lrs[s]:.3g}", f"{med[j]:.4f}", band)
         console.print(table)
         f_lo, f_hi = fc.final.interval(0.8)
-        console.print(
-            f"final loss at step {int(fc.steps[-1])}: {fc.final.median:.4f} "
-            f"(80% interval [{f_lo:.4f}, {f_hi:.4f}])"
-        )
+        band = "no interval" if unpinned else f"80% interval [{f_lo:.4f}, {f_hi:.4f}]"
+        console.print(f"final loss at step {int(fc.steps[-1])}: {med[-1]:.4f} ({band})")
 
 
 def register(app: typer.Typer) -> None:

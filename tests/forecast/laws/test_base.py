@@ -196,24 +196,8 @@ def test_a_step_past_any_training_run_is_a_schedule_error() -> None:
         make("mpl").predict(SPEC, [10**12])
 
 
-def _short_noisy_run() -> Any:
-    """One 1,500-step run with 3% per-step noise: too little for a 7-parameter law's Laplace
-    draws to stay near the fit when extrapolated (a demo-sized run)."""
-    import runcast
-    from runcast.forecast.laws import fit_law
-
-    sched = Schedule.from_spec({"kind": "wsd", "peak": 3e-3, "end": 0.0, "warmup": 50,
-                                "total": 1500, "decay_start": 1200})  # fmt: skip
-    s = np.arange(1, 1500)
-    s1 = np.cumsum(sched.array())[s] / 3e-3
-    fall = 0.15 * np.clip((s - 1200) / 300, 0, 1)
-    noise = np.exp(0.03 * np.random.default_rng(0).standard_normal(s.size))
-    loss = (1.0 + 3.0 * (1 + s1 / 50) ** -0.4 - fall) * noise
-    return fit_law(runcast.Curve(s, loss, schedule=sched, name="loss"), "auto")
-
-
-def test_a_forecast_whose_draws_leave_the_fit_says_so() -> None:
-    law = _short_noisy_run()
+def test_a_forecast_whose_draws_leave_the_fit_says_so(unpinned_law: Law) -> None:
+    law = unpinned_law
     longer = {"kind": "cosine", "peak": 3e-3, "end": 3e-4, "warmup": 50, "total": 3000}
     with pytest.warns(RuncastWarning, match=r"median of \d+.* where the law predicts 1\.\d+"):
         fc = law.forecast(longer, [2999])
