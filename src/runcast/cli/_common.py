@@ -38,6 +38,10 @@ class State:
 state = State()
 
 
+#: names that are log files, never runs (a run's name could be anything else)
+LOG_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".gz", ".tsv", ".txt")
+
+
 def db_path(override: str | None = None) -> str:
     """The store path: the sub-command's --db, the global --db, RUNCAST_DB, or ./runcast.db."""
     return override or state.db or os.environ.get("RUNCAST_DB") or str(Path("runcast.db"))
@@ -155,8 +159,8 @@ def parse_schedule(text: str, option: str = "--schedule") -> Schedule:
         data = data["schedule"]  # a catalog-style entry: the spec under "schedule"
     if not isinstance(data, dict):
         raise ScheduleError(
-            f"{where} must be a JSON object like {{\"kind\": \"cosine\", \"peak\": 1e-3, "
-            f"\"total\": 10000}}, but got a {type(data).__name__}."
+            f'{where} must be a JSON object like {{"kind": "cosine", "peak": 1e-3, '
+            f'"total": 10000}}, but got a {type(data).__name__}.'
         )
     return Schedule.from_spec(data)
 

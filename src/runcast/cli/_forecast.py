@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
-from runcast.cli._common import console, db_path, err_console, friendly_errors, parse_schedule
+from runcast.cli._common import (
+    LOG_SUFFIXES,
+    console,
+    db_path,
+    err_console,
+    friendly_errors,
+    parse_schedule,
+)
 from runcast.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -24,10 +31,6 @@ if TYPE_CHECKING:
 
 eval_app = typer.Typer(help="Evaluate runcast on your own runs.", no_args_is_help=True)
 _SOURCES = typer.Argument(..., help="CSV/JSONL logs (.gz too) or run ids.")
-
-
-#: names that are log files, never runs (a run's name could be anything else)
-_LOG_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".gz", ".tsv", ".txt")
 
 
 def load_curve(
@@ -61,7 +64,7 @@ def load_curve(
         if lr is not None and np.isfinite(lr).all() and len(lr) == curve.last_step + 1:
             curve = curve.with_schedule(Schedule.from_array(lr))
         return curve
-    if path.suffix.lower() in _LOG_SUFFIXES or path.is_dir():
+    if path.suffix.lower() in LOG_SUFFIXES or path.is_dir():
         # a log file's name, not a run's: "no store" would be the wrong thing to say
         what = "is a folder, not a log file" if path.is_dir() else "does not exist"
         raise InvalidInputError(

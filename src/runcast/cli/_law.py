@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from runcast.cli._common import console, err_console, friendly_errors, parse_schedule
+from runcast.cli._common import (
+    LOG_SUFFIXES,
+    console,
+    err_console,
+    friendly_errors,
+    parse_schedule,
+)
 
 if TYPE_CHECKING:
     from runcast.curve import Curve
@@ -134,8 +140,8 @@ def read_source(
 ) -> Curve:
     """A finished run's loss curve with its schedule: from a CSV/JSONL log (``read_file``,
     default :func:`read_curve`) or from a run in the store (id, name or id prefix), whose
-    schedule is the one it recorded (an integration's plan, ``config["schedule"]``, or an
-    ``lr`` logged at every step) unless ``schedule`` is given."""
+    schedule is the one it recorded (an integration's plan, ``config["schedule"]``, or its
+    logged ``lr``: ``planned_schedule``) unless ``schedule`` is given."""
     from runcast.cli._common import db_path
     from runcast.errors import InvalidInputError
     from runcast.integrations._plan import planned_schedule
@@ -154,14 +160,10 @@ def read_source(
     if schedule is None:
         raise InvalidInputError(
             f"Run {info.id} ({info.name}) recorded no schedule (no plan, no config['schedule'], "
-            "no 'lr' at every step): pass it with --schedule."
+            "no logged 'lr' to read it from): pass it with --schedule."
         )
     schedule.check_covers(curve.last_step + 1, f"run {info.id}")
     return curve.with_schedule(schedule)
-
-
-#: the suffixes that make an argument a log file's name rather than a run's
-LOG_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".gz", ".tsv", ".txt")
 
 
 def fit_cmd(
