@@ -38,11 +38,12 @@ def _rank(rank: int, out: str, port: str, average: bool) -> None:
     opt.eval()
     x_params = [p.detach().clone() for p in model.parameters()]
     torch.save({"y": y_params, "x": x_params, "metrics": opt.metrics()}, f"{out}/rank{rank}.pt")
-    # both ranks done, and DDP's reducer (which holds the gloo group) gone before the group is:
-    # a group torn down at interpreter exit aborts a rank now and then (SIGABRT)
-    dist.barrier()
-    del ddp, opt
+    dist.barrier()  # both ranks done before the group goes
     dist.destroy_process_group()
+    # the results are on disk: end the rank here. Interpreter teardown with torch's gloo
+    # threads aborts a rank now and then (SIGABRT, "terminate called without an active
+    # exception"), even after a barrier, the group destroyed and DDP freed: torch's, not ours
+    os._exit(0)
 
 
 if __name__ == "__main__":
