@@ -12,6 +12,7 @@ it saw logged, and the decisions its callback holds.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,10 @@ def main() -> None:
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+    # and end here: even then, interpreter teardown with gloo's threads (holding the async
+    # all-reduce work of DDP's hooks) can abort a rank. The run and the reports are written
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

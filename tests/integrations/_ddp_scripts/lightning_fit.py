@@ -14,6 +14,7 @@ the runcast warnings it saw.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -138,6 +139,10 @@ def main() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+    # and end here: even then, interpreter teardown with gloo's threads (holding the async
+    # all-reduce work of DDP's hooks) can abort a rank. The run and the reports are written
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
