@@ -124,6 +124,8 @@ def test_fit_from_runs_writes_html(app: typer.Typer, db_path: Path, tmp_path: Pa
         (["scale", "predict", "{law}", "-n", "abc", "-d", "1e9"], "--n must be numbers"),
         (["scale", "predict", "{law}", "-n", "1e9,2e9,3e9", "-d", "1e9,2e9"], "as many --n"),
         (["scale", "fit", "{table}", "--n-col", "nope"], "no column 'nope'"),
+        # the command's options are named, not the library's arguments (n=, d=)
+        (["scale", "fit", "{table}"], "name them with --n-col, --d-col and --loss-col"),
         (
             [
                 "scale",

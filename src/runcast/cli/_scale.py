@@ -99,7 +99,17 @@ def fit_cmd(
             raise InvalidInputError("Give a table or runs (--run/--project), not both.")
         if table is not None:
             # a table is used as given (--drop-first applies to the checkpoints of runs)
-            data = ScalingData.from_table(table, n_col, d_col, loss_col, unique_col, group_col)
+            try:
+                data = ScalingData.from_table(table, n_col, d_col, loss_col, unique_col, group_col)
+            except InvalidInputError as err:
+                if "has no column" not in str(err):
+                    raise
+                # the library names its arguments (n=, d=, ...): the command has options
+                raise InvalidInputError(
+                    str(err).split("; name the columns")[0]
+                    + f"; name them with --n-col, --d-col and --loss-col (now {n_col!r}, "
+                    f"{d_col!r}, {loss_col!r}), and --unique-col, --group-col."
+                ) from None
         else:
             drop: float | str = drop_first
             if drop_first != "auto":
