@@ -111,6 +111,11 @@ def test_errors_name_the_options_not_python_arguments(tmp_path: Path) -> None:
     assert "from 20 points to step 190" in res.output
     res = runner.invoke(app, ["import", "csv", str(path), "--db", str(tmp_path / "r.db")])
     assert "Pass --step COLUMN." in " ".join(res.output.split())
+    # the law needs a schedule this log does not carry: said with --schedule and --method
+    args = ["forecast", str(path), "--until", "1000", "--step", "it", "--method", "law"]
+    text = " ".join(runner.invoke(app, args).output.split())
+    assert "pass --schedule SPEC" in text and "use --method ensemble" in text
+    assert "schedule=" not in text and "method=" not in text
 
 
 def test_a_gzipped_log_with_another_step_column(tmp_path: Path) -> None:

@@ -85,28 +85,39 @@ def show_note(
     err_console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
-_PASS_ARG = re.compile(r"\b([Pp]ass) (\w+)=(?:'<(\w+)>')?")
-#: the library's arguments that its errors suggest, and the options that set them (each
-#: command that can raise such an error has the option)
-_OPTIONS = {"step": "--step", "delimiter": "--delimiter", "format": "--format", "wall": "--wall"}
+_PASS_ARG = re.compile(r"\b([Pp]ass) (\w+)=(?:'<(\w+)>'|(\.\.\.))?")
+_USE_METHOD = re.compile(r"\b([Uu]se) method='([\w+]+)'")
+#: the library's arguments that its errors suggest, the options that set them (each command
+#: that can raise such an error has the option), and what the option takes
+_OPTIONS = {
+    "step": ("--step", "COLUMN"),
+    "delimiter": ("--delimiter", "CHAR"),
+    "format": ("--format", "FORMAT"),
+    "wall": ("--wall", "COLUMN"),
+    "schedule": ("--schedule", "SPEC"),
+}
 
 
 def as_options(message: str) -> str:
-    """``message`` with the Python arguments it suggests ("pass step='<column>'") named as the
-    command's options ("pass --step COLUMN"): the user typed a command, not a call.
+    """``message`` with the Python arguments it suggests ("pass step='<column>'", "use
+    method='ensemble'") named as the command's options ("pass --step COLUMN", "use --method
+    ensemble"): the user typed a command, not a call.
 
     Example:
         >>> as_options("no step column found. Pass step='<column>'.")
         'no step column found. Pass --step COLUMN.'
+        >>> as_options("Method 'law' needs a schedule: pass schedule=..., or use method='pfn'.")
+        "Method 'law' needs a schedule: pass --schedule SPEC, or use --method pfn."
     """
 
     def sub(m: re.Match[str]) -> str:
         opt = _OPTIONS.get(m.group(2))
         if opt is None:
             return m.group(0)
-        return f"{m.group(1)} {opt}" + (f" {m.group(3).upper()}" if m.group(3) else "")
+        named = m.group(3).upper() if m.group(3) else opt[1] if m.group(4) else ""
+        return f"{m.group(1)} {opt[0]}" + (f" {named}" if named else "")
 
-    return _PASS_ARG.sub(sub, message)
+    return _USE_METHOD.sub(r"\1 --method \2", _PASS_ARG.sub(sub, message))
 
 
 def parse_schedule(text: str, option: str = "--schedule") -> Schedule:
