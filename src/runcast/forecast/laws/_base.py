@@ -86,21 +86,20 @@ def _check_domain(p: Param, value: float) -> None:
 UNPINNED = r".*leave its parameters unpinned"
 
 
-def _unpinned(law: Law, schedule: Schedule, steps: IntArray, samples: FloatArray) -> bool:
+def _unpinned(name: str, point: FloatArray, steps: IntArray, samples: FloatArray) -> bool:
     """Whether the forecast's median strays from the law's own prediction by more than a
     factor of 2 somewhere, and say so: the parameter draws (a local, Laplace approximation)
     then come from directions the fitted runs left unpinned (one short run and a law of 7
     parameters), and the forecast's median and interval mean nothing. The point prediction
     (``law.predict``) stands; the remedy is more, or longer, runs to fit.
     """
-    point = law._predict_theta(schedule, steps, law.theta)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         off = np.abs(np.log(np.median(samples, axis=0) / point))
     if not np.any(off > np.log(2.0)):
         return False
     j = int(np.nanargmax(np.where(np.isfinite(off), off, np.inf)))
     warnings.warn(
-        f"The {law.name} law's forecast at step {int(steps[j])} has a median of "
+        f"The {name} law's forecast at step {int(steps[j])} has a median of "
         f"{float(np.median(samples[:, j])):.4g} where the law predicts {float(point[j]):.4g}: "
         "the runs it was fitted on leave its parameters unpinned, so this forecast's interval "
         "is not to be trusted. Fit it on more runs, or longer ones.",
@@ -423,11 +422,12 @@ class Law:
             raise InvalidInputError("Forecast steps must not repeat; pass unique steps.")
         rng = np.random.default_rng(seed)
         thetas = self._sample_thetas(n_paths, rng)
-        paths = self._predict_theta(sched, st_sorted, thetas)
+        # the point fit beside the draws, in one pass over the schedule's areas
+        both = self._predict_theta(sched, st_sorted, np.vstack([self.theta, thetas]))
+        point, paths = both[0], both[1:]
         if not np.all(np.isfinite(paths)) or np.any(paths <= 0):
             # a sampled parameter vector off the law's valid region: fall back to the point fit
             bad = ~np.all(np.isfinite(paths) & (paths > 0), axis=1)
-            point = self._predict_theta(sched, st_sorted, self.theta)[0]
             _refuse_nonpositive(self.name, point, st_sorted, self.info.get("last_step"))
             paths[bad] = point
         lrs = schedule_lrs(sched, int(st_sorted[-1]))
@@ -448,7 +448,7 @@ class Law:
             "params": dict(self.params),
             "model_error": self.model_error,
             "noise": self.noise,
-            "unpinned": _unpinned(self, sched, st_sorted, samples),
+            "unpinned": _unpinned(self.name, point, st_sorted, samples),
         }
         return Forecast(st_sorted, samples, direction="down", method=f"law:{self.name}", info=info)
 
